@@ -1,0 +1,72 @@
+import type { Micros } from "./money.js";
+
+export type GpuHealth = "ok" | "degraded" | "failed";
+
+export interface Gpu {
+  index: number;
+  uuid: string;
+  /** Canonical model, e.g. "H100-80GB". */
+  model: string;
+  vramMib: number;
+  health: GpuHealth;
+  migEnabled: boolean;
+  utilizationPct: number;
+  memoryUsedMib: number;
+  temperatureC: number;
+  driverVersion: string;
+}
+
+export interface GpuPrice {
+  gpuModel: string;
+  onDemandPerHour: Micros;
+  /** 0 = no interruptible capacity offered. */
+  interruptiblePerHour: Micros;
+}
+
+/** What an agent publishes about itself. */
+export interface Advert {
+  agentId: string;
+  region: string;
+  zone: string;
+  hostname: string;
+  gpus: Gpu[];
+  cpuCores: number;
+  memoryMib: number;
+  labels: Record<string, string>;
+  fabricDomain: string;
+  prices: GpuPrice[];
+  simulated: boolean;
+  sequence: number;
+  sentAtMs: number;
+  ttlSeconds: number;
+  version: string;
+  bootId: string;
+  provider: string;
+  residency: string;
+  reliability: number;
+}
+
+export interface Heartbeat {
+  agentId: string;
+  region: string;
+  bootId: string;
+  sequence: number;
+  sentAtMs: number;
+  gpus: Gpu[];
+  runningTaskIds: string[];
+  freeGpus: number;
+}
+
+export type AgentStatus = "ready" | "draining" | "lost";
+
+/** Residency zone of a region: its first dash-separated token ("eu-west" → "eu"). */
+export function residencyOfRegion(region: string): string {
+  return region.split("-")[0] ?? region;
+}
+
+export function priceFor(prices: GpuPrice[], model: string, interruptible: boolean): Micros | undefined {
+  const p = prices.find((x) => x.gpuModel === model);
+  if (!p) return undefined;
+  if (interruptible) return p.interruptiblePerHour > 0 ? p.interruptiblePerHour : undefined;
+  return p.onDemandPerHour;
+}

@@ -1,0 +1,6 @@
+export * from "./agent.js";
+export * from "./errors.js";
+export * from "./gpu.js";
+export * from "./job.js";
+export * from "./money.js";
+export * from "./validation.js";

@@ -1,0 +1,205 @@
+import type { Micros } from "./money.js";
+
+export type JobKind = "training" | "inference" | "batch";
+export const JOB_KINDS: readonly JobKind[] = ["training", "inference", "batch"];
+
+export type JobState =
+  | "pending"
+  | "placed"
+  | "running"
+  | "succeeded"
+  | "failed"
+  | "cancelled"
+  | "preempted"
+  | "rescheduling";
+
+export type TaskState =
+  | "pending"
+  | "assigned"
+  | "starting"
+  | "running"
+  | "succeeded"
+  | "failed"
+  | "cancelled"
+  | "rejected"
+  | "lost"
+  | "preempted";
+
+export const FINAL_JOB_STATES: ReadonlySet<JobState> = new Set(["succeeded", "failed", "cancelled"]);
+/** A task in one of these states no longer holds GPUs. */
+export const FINAL_TASK_STATES: ReadonlySet<TaskState> = new Set([
+  "succeeded",
+  "failed",
+  "cancelled",
+  "rejected",
+  "lost",
+  "preempted",
+]);
+
+export function isFinalJobState(state: JobState): boolean {
+  return FINAL_JOB_STATES.has(state);
+}
+export function isFinalTaskState(state: TaskState): boolean {
+  return FINAL_TASK_STATES.has(state);
+}
+
+export interface TaskTemplate {
+  /** argv; the first element is the program. */
+  command: string[];
+  env: Record<string, string>;
+  workingDir: string;
+  /** Seconds between SIGTERM and SIGKILL on cancel. */
+  killGraceSeconds: number;
+}
+
+/** What a tenant asks for. Empty lists and zeros mean "no constraint". */
+export interface JobSpec {
+  name: string;
+  kind: JobKind;
+  replicas: number;
+  gpusPerReplica: number;
+  gpuModels: string[];
+  minVramMib: number;
+  regions: string[];
+  excludeRegions: string[];
+  dataRegion: string;
+  residency: string;
+  maxPricePerGpuHour: Micros;
+  budget: Micros;
+  priority: number;
+  interruptible: boolean;
+  expectedDurationSeconds: number;
+  demandByRegion: Record<string, number>;
+  allowFabricSpanning: boolean;
+  nodeSelector: Record<string, string>;
+  template: TaskTemplate;
+  deadlineUnixMs: number;
+}
+
+export interface Task {
+  id: string;
+  replica: number;
+  state: TaskState;
+  agentId: string;
+  region: string;
+  gpuIndices: number[];
+  gpuUuids: string[];
+  gpuModel: string;
+  /** Locked at placement. */
+  pricePerGpuHour: Micros;
+  /** Fencing epoch of the allocation this task runs under. */
+  epoch: number;
+  exitCode: number;
+  signal: string;
+  placedAtMs: number;
+  startedAtMs: number;
+  finishedAtMs: number;
+  message: string;
+  interruptible: boolean;
+}
+
+export interface Job {
+  id: string;
+  tenant: string;
+  requestId: string;
+  spec: JobSpec;
+  state: JobState;
+  reason: string;
+  tasks: Task[];
+  createdAtMs: number;
+  updatedAtMs: number;
+  finishedAtMs: number;
+  cancelRequested: boolean;
+  spent: Micros;
+  reserved: Micros;
+}
+
+export const DEFAULT_KILL_GRACE_SECONDS = 10;
+
+/** A spec with every field at its "no constraint" default; callers override what they need. */
+export function defaultJobSpec(overrides: Partial<JobSpec> = {}): JobSpec {
+  return {
+    name: "",
+    kind: "batch",
+    replicas: 1,
+    gpusPerReplica: 1,
+    gpuModels: [],
+    minVramMib: 0,
+    regions: [],
+    excludeRegions: [],
+    dataRegion: "",
+    residency: "",
+    maxPricePerGpuHour: 0,
+    budget: 0,
+    priority: 0,
+    interruptible: false,
+    expectedDurationSeconds: 0,
+    demandByRegion: {},
+    allowFabricSpanning: false,
+    nodeSelector: {},
+    template: { command: [], env: {}, workingDir: "", killGraceSeconds: DEFAULT_KILL_GRACE_SECONDS },
+    deadlineUnixMs: 0,
+    ...overrides,
+  };
+}
+
+export function newTask(jobId: string, replica: number): Task {
+  return {
+    id: taskIdFor(jobId, replica),
+    replica,
+    state: "pending",
+    agentId: "",
+    region: "",
+    gpuIndices: [],
+    gpuUuids: [],
+    gpuModel: "",
+    pricePerGpuHour: 0,
+    epoch: 0,
+    exitCode: 0,
+    signal: "",
+    placedAtMs: 0,
+    startedAtMs: 0,
+    finishedAtMs: 0,
+    message: "",
+    interruptible: false,
+  };
+}
+
+/** Task ids are `<jobId>-<replica>`: one NATS token, so `capa.v1.task.<taskId>.*` stays well-formed. */
+export function taskIdFor(jobId: string, replica: number): string {
+  return `${jobId}-${replica}`;
+}
+
+export function jobIdOfTask(taskId: string): string {
+  const dash = taskId.lastIndexOf("-");
+  return dash < 0 ? taskId : taskId.slice(0, dash);
+}
+
+/**
+ * Folds task states into the job state.
+ * - Any failed task fails the job (for training a gang member failing fails the gang; for batch and inference
+ *   the tenant asked for all replicas, so one failure is a failed job too).
+ * - Cancel requested and every task final → cancelled.
+ * - All tasks succeeded → succeeded.
+ * - Any task running → running; else any placed/assigned/starting → placed; else pending.
+ * - A lost or preempted task while the job is not final → rescheduling (the scheduler re-places it).
+ */
+export function foldJobState(job: Pick<Job, "tasks" | "cancelRequested" | "state">): JobState {
+  if (isFinalJobState(job.state)) return job.state;
+  const tasks = job.tasks;
+  const allFinal = tasks.every((t) => isFinalTaskState(t.state) || t.state === "pending");
+  if (job.cancelRequested) return allFinal ? "cancelled" : job.state;
+  if (tasks.some((t) => t.state === "failed")) return "failed";
+  if (tasks.length > 0 && tasks.every((t) => t.state === "succeeded")) return "succeeded";
+  if (tasks.some((t) => t.state === "lost" || t.state === "preempted" || t.state === "rejected")) {
+    return "rescheduling";
+  }
+  if (tasks.some((t) => t.state === "running" || t.state === "succeeded")) return "running";
+  if (tasks.some((t) => t.state === "assigned" || t.state === "starting")) return "placed";
+  return "pending";
+}
+
+/** GPUs the whole job needs. */
+export function totalGpus(spec: Pick<JobSpec, "replicas" | "gpusPerReplica">): number {
+  return spec.replicas * spec.gpusPerReplica;
+}

@@ -1,0 +1,137 @@
+import type { FieldViolation } from "./errors.js";
+import { ValidationError } from "./errors.js";
+import { JOB_KINDS, type JobSpec } from "./job.js";
+
+/** Bounds on everything a tenant can send: nothing unbounded reaches the store. */
+export const LIMITS = {
+  maxNameLength: 128,
+  maxReplicas: 1024,
+  maxGpusPerReplica: 64,
+  maxVramMib: 1 << 22,
+  maxListItems: 64,
+  maxShortString: 128,
+  maxCommandArgs: 256,
+  maxCommandArgLength: 8192,
+  maxEnvEntries: 128,
+  maxEnvValueLength: 8192,
+  maxWorkingDirLength: 1024,
+  maxKillGraceSeconds: 3600,
+  maxExpectedDurationSeconds: 365 * 24 * 3600,
+  maxRequestIdLength: 128,
+  maxTenantLength: 64,
+  maxPricePerGpuHour: 1_000 * 1_000_000,
+  maxBudget: 100_000_000 * 1_000_000,
+  maxPriority: 1000,
+} as const;
+
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const TENANT_PATTERN = /^[a-z0-9][a-z0-9_-]*$/;
+
+class Collector {
+  readonly violations: FieldViolation[] = [];
+  add(field: string, message: string): void {
+    this.violations.push({ field, message });
+  }
+  intRange(field: string, value: number, min: number, max: number): void {
+    if (!Number.isInteger(value) || value < min || value > max)
+      this.add(field, `must be an integer in ${min}..${max}, got ${value}`);
+  }
+  string(field: string, value: string, max: number, pattern?: RegExp): void {
+    if (value.length > max) this.add(field, `must be at most ${max} characters, got ${value.length}`);
+    else if (pattern && value !== "" && !pattern.test(value))
+      this.add(field, `has invalid characters: ${JSON.stringify(value.slice(0, 40))}`);
+  }
+  list(field: string, values: string[], maxItem: number, pattern?: RegExp): void {
+    if (values.length > LIMITS.maxListItems) {
+      this.add(field, `must have at most ${LIMITS.maxListItems} items, got ${values.length}`);
+      return;
+    }
+    values.forEach((v, i) => {
+      if (v === "") this.add(`${field}[${i}]`, "must not be empty");
+      else this.string(`${field}[${i}]`, v, maxItem, pattern);
+    });
+  }
+  map(field: string, entries: Record<string, string | number>, keyPattern: RegExp, maxValue: number): void {
+    const keys = Object.keys(entries);
+    if (keys.length > LIMITS.maxEnvEntries) {
+      this.add(field, `must have at most ${LIMITS.maxEnvEntries} entries, got ${keys.length}`);
+      return;
+    }
+    for (const key of keys) {
+      if (!keyPattern.test(key) || key.length > LIMITS.maxShortString)
+        this.add(`${field}[${key.slice(0, 40)}]`, "invalid key");
+      const value = entries[key];
+      if (typeof value === "string" && value.length > maxValue)
+        this.add(`${field}[${key}]`, `value must be at most ${maxValue} characters`);
+      if (typeof value === "number" && (!Number.isInteger(value) || value < 0 || value > 1_000_000_000))
+        this.add(`${field}[${key}]`, "must be a non-negative integer");
+    }
+  }
+}
+
+const TOKEN = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
+
+/**
+ * Validates a job spec; `prefix` is the path of the spec in the request (e.g. `spec`). Paths use the wire
+ * (snake_case) names so a client can find the field it sent.
+ */
+export function jobSpecViolations(spec: JobSpec, prefix = "spec"): FieldViolation[] {
+  const c = new Collector();
+  const p = (f: string) => (prefix ? `${prefix}.${f}` : f);
+  c.string(p("name"), spec.name, LIMITS.maxNameLength, NAME_PATTERN);
+  if (!JOB_KINDS.includes(spec.kind)) c.add(p("kind"), `must be one of ${JOB_KINDS.join(", ")}`);
+  c.intRange(p("replicas"), spec.replicas, 1, LIMITS.maxReplicas);
+  c.intRange(p("gpus_per_replica"), spec.gpusPerReplica, 0, LIMITS.maxGpusPerReplica);
+  c.list(p("gpu_models"), spec.gpuModels, LIMITS.maxShortString, TOKEN);
+  c.intRange(p("min_vram_mib"), spec.minVramMib, 0, LIMITS.maxVramMib);
+  c.list(p("regions"), spec.regions, LIMITS.maxShortString, TOKEN);
+  c.list(p("exclude_regions"), spec.excludeRegions, LIMITS.maxShortString, TOKEN);
+  c.string(p("data_region"), spec.dataRegion, LIMITS.maxShortString, TOKEN);
+  c.string(p("residency"), spec.residency, LIMITS.maxShortString, TOKEN);
+  c.intRange(p("max_price_micros_per_gpu_hour"), spec.maxPricePerGpuHour, 0, LIMITS.maxPricePerGpuHour);
+  c.intRange(p("budget_micros"), spec.budget, 0, LIMITS.maxBudget);
+  c.intRange(p("priority"), spec.priority, -LIMITS.maxPriority, LIMITS.maxPriority);
+  c.intRange(p("expected_duration_seconds"), spec.expectedDurationSeconds, 0, LIMITS.maxExpectedDurationSeconds);
+  c.map(p("demand_by_region"), spec.demandByRegion, TOKEN, 0);
+  c.map(p("node_selector"), spec.nodeSelector, TOKEN, LIMITS.maxShortString);
+  if (spec.deadlineUnixMs < 0 || !Number.isSafeInteger(spec.deadlineUnixMs))
+    c.add(p("deadline_unix_ms"), "must be a non-negative integer");
+  if (spec.kind === "inference" && spec.replicas > 0) {
+    const demanded = Object.keys(spec.demandByRegion).length;
+    if (demanded > spec.replicas)
+      c.add(p("demand_by_region"), `names ${demanded} regions but only ${spec.replicas} replicas`);
+  }
+  const t = spec.template;
+  const tp = (f: string) => p(`template.${f}`);
+  if (t.command.length === 0 || t.command[0] === "") c.add(tp("command"), "must not be empty");
+  else if (t.command.length > LIMITS.maxCommandArgs)
+    c.add(tp("command"), `must have at most ${LIMITS.maxCommandArgs} arguments`);
+  else
+    t.command.forEach((arg, i) => {
+      if (arg.length > LIMITS.maxCommandArgLength)
+        c.add(`${tp("command")}[${i}]`, `must be at most ${LIMITS.maxCommandArgLength} characters`);
+      if (arg.includes("\0")) c.add(`${tp("command")}[${i}]`, "must not contain NUL");
+    });
+  c.map(tp("env"), t.env, ENV_NAME_PATTERN, LIMITS.maxEnvValueLength);
+  c.string(tp("working_dir"), t.workingDir, LIMITS.maxWorkingDirLength);
+  c.intRange(tp("kill_grace_seconds"), t.killGraceSeconds, 0, LIMITS.maxKillGraceSeconds);
+  return c.violations;
+}
+
+export function requestIdViolations(requestId: string, field = "request_id"): FieldViolation[] {
+  const c = new Collector();
+  c.string(field, requestId, LIMITS.maxRequestIdLength, TOKEN);
+  return c.violations;
+}
+
+export function tenantViolations(tenant: string, field = "tenant"): FieldViolation[] {
+  const c = new Collector();
+  if (tenant === "") c.add(field, "must not be empty");
+  else c.string(field, tenant, LIMITS.maxTenantLength, TENANT_PATTERN);
+  return c.violations;
+}
+
+export function throwIfViolations(violations: FieldViolation[]): void {
+  if (violations.length > 0) throw new ValidationError(violations);
+}

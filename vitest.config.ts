@@ -1,0 +1,33 @@
+import { defineConfig } from "vitest/config";
+
+// One config for the whole repository. Workspace packages resolve to their TypeScript sources through the
+// "capa-source" export condition, so tests never run stale builds. Integration tests start real nats-servers
+// and processes: they get longer timeouts and run in forks, a few at a time on a 2-core machine.
+export default defineConfig({
+  resolve: { conditions: ["capa-source"] },
+  ssr: { resolve: { conditions: ["capa-source"] } },
+  test: {
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "unit",
+          include: ["packages/*/src/**/*.test.ts", "agents/src/**/*.test.ts", "scheduler/src/**/*.test.ts"],
+          exclude: ["**/dist/**", "**/node_modules/**"],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "integration",
+          include: ["test/src/**/*.test.ts"],
+          exclude: ["**/dist/**", "**/node_modules/**"],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          pool: "forks",
+          maxWorkers: 2,
+        },
+      },
+    ],
+  },
+});
