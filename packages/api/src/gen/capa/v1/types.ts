@@ -473,16 +473,16 @@ export const JobSpec: MessageFns<JobSpec> = {
       writer.uint32(16).int32(message.kind);
     }
     if (message.replicas !== 0) {
-      writer.uint32(24).uint32(message.replicas);
+      writer.uint32(24).int32(message.replicas);
     }
     if (message.gpusPerReplica !== 0) {
-      writer.uint32(32).uint32(message.gpusPerReplica);
+      writer.uint32(32).int32(message.gpusPerReplica);
     }
     for (const v of message.gpuModels) {
       writer.uint32(42).string(v!);
     }
     if (message.minVramMib !== 0) {
-      writer.uint32(48).uint32(message.minVramMib);
+      writer.uint32(48).int32(message.minVramMib);
     }
     for (const v of message.regions) {
       writer.uint32(58).string(v!);
@@ -509,7 +509,7 @@ export const JobSpec: MessageFns<JobSpec> = {
       writer.uint32(112).bool(message.interruptible);
     }
     if (message.expectedDurationSeconds !== 0) {
-      writer.uint32(120).uint32(message.expectedDurationSeconds);
+      writer.uint32(120).int32(message.expectedDurationSeconds);
     }
     globalThis.Object.entries(message.demandByRegion).forEach(([key, value]: [string, number]) => {
       JobSpec_DemandByRegionEntry.encode({ key: key as any, value }, writer.uint32(130).fork()).join();
@@ -563,7 +563,7 @@ export const JobSpec: MessageFns<JobSpec> = {
               break;
             }
 
-            message.replicas = reader.uint32();
+            message.replicas = reader.int32();
             continue;
           }
           case 4: {
@@ -571,7 +571,7 @@ export const JobSpec: MessageFns<JobSpec> = {
               break;
             }
 
-            message.gpusPerReplica = reader.uint32();
+            message.gpusPerReplica = reader.int32();
             continue;
           }
           case 5: {
@@ -587,7 +587,7 @@ export const JobSpec: MessageFns<JobSpec> = {
               break;
             }
 
-            message.minVramMib = reader.uint32();
+            message.minVramMib = reader.int32();
             continue;
           }
           case 7: {
@@ -659,7 +659,7 @@ export const JobSpec: MessageFns<JobSpec> = {
               break;
             }
 
-            message.expectedDurationSeconds = reader.uint32();
+            message.expectedDurationSeconds = reader.int32();
             continue;
           }
           case 16: {
@@ -971,7 +971,7 @@ export const JobSpec_DemandByRegionEntry: MessageFns<JobSpec_DemandByRegionEntry
       writer.uint32(10).string(message.key);
     }
     if (message.value !== 0) {
-      writer.uint32(16).uint32(message.value);
+      writer.uint32(16).int32(message.value);
     }
     return writer;
   },
@@ -1002,7 +1002,7 @@ export const JobSpec_DemandByRegionEntry: MessageFns<JobSpec_DemandByRegionEntry
               break;
             }
 
-            message.value = reader.uint32();
+            message.value = reader.int32();
             continue;
           }
         }
@@ -1147,7 +1147,7 @@ export const TaskTemplate: MessageFns<TaskTemplate> = {
       writer.uint32(26).string(message.workingDir);
     }
     if (message.killGraceSeconds !== 0) {
-      writer.uint32(32).uint32(message.killGraceSeconds);
+      writer.uint32(32).int32(message.killGraceSeconds);
     }
     return writer;
   },
@@ -1197,7 +1197,7 @@ export const TaskTemplate: MessageFns<TaskTemplate> = {
               break;
             }
 
-            message.killGraceSeconds = reader.uint32();
+            message.killGraceSeconds = reader.int32();
             continue;
           }
         }
