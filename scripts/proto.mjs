@@ -28,6 +28,7 @@ const template = JSON.stringify({
         "useDate=false",
         "useExactTypes=false",
         "outputTypeRegistry=false",
+        "exportCommonSymbols=false",
       ],
     },
   ],

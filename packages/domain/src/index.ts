@@ -1,4 +1,5 @@
 export * from "./agent.js";
+export * from "./assignment.js";
 export * from "./errors.js";
 export * from "./gpu.js";
 export * from "./job.js";

@@ -18,10 +18,6 @@ import {
   TaskTemplate,
 } from "./types.js";
 
-export const protobufPackage = "capa.v1";
-
-export const protobufFileName = "capa/v1/bus.proto";
-
 /** capa.v1.agent.<region>.<agentId>.advert: on start, on change, every advert period. */
 export interface AgentAdvert {
   agentId: string;
@@ -1965,7 +1961,7 @@ function floatToJson(value: number | null | undefined): number | string | null |
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
+type DeepPartial<T> = T extends Builtin ? T
   : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
@@ -1990,7 +1986,7 @@ function isSet(value: any): boolean {
   return value !== null && value !== undefined;
 }
 
-export interface MessageFns<T> {
+interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
   fromJSON(object: any): T;

@@ -34,10 +34,6 @@ import {
   logStreamToJSON,
 } from "./types.js";
 
-export const protobufPackage = "capa.v1";
-
-export const protobufFileName = "capa/v1/jobs.proto";
-
 export interface SubmitJobRequest {
   /** Client-chosen idempotency key; a retry with the same key returns the same job. */
   requestId: string;
@@ -3015,7 +3011,7 @@ function base64FromBytes(arr: Uint8Array): string {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
+type DeepPartial<T> = T extends Builtin ? T
   : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
@@ -3040,7 +3036,7 @@ function isSet(value: any): boolean {
   return value !== null && value !== undefined;
 }
 
-export interface MessageFns<T> {
+interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
   fromJSON(object: any): T;

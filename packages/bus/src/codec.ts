@@ -1,0 +1,342 @@
+/**
+ * Converts between generated protobuf types (@capa/api) and domain types (@capa/domain). This is the only
+ * place besides the gRPC edge that sees generated code; everything inward works on domain types.
+ */
+import * as pb from "@capa/api";
+import type {
+  Advert,
+  AgentAssignments,
+  Gpu,
+  GpuHealth,
+  GpuPrice,
+  Heartbeat,
+  Job,
+  JobKind,
+  JobSpec,
+  JobState,
+  LogChunk,
+  LogStreamName,
+  Task,
+  TaskAssignment,
+  TaskState,
+  TaskStatusReport,
+  TaskTemplate,
+  UsageReport,
+} from "@capa/domain";
+
+// ---- enums -------------------------------------------------------------------------------------------
+
+const JOB_KIND_TO_PB: Record<JobKind, pb.JobKind> = {
+  training: pb.JobKind.JOB_KIND_TRAINING,
+  inference: pb.JobKind.JOB_KIND_INFERENCE,
+  batch: pb.JobKind.JOB_KIND_BATCH,
+};
+const JOB_STATE_TO_PB: Record<JobState, pb.JobState> = {
+  pending: pb.JobState.JOB_STATE_PENDING,
+  placed: pb.JobState.JOB_STATE_PLACED,
+  running: pb.JobState.JOB_STATE_RUNNING,
+  succeeded: pb.JobState.JOB_STATE_SUCCEEDED,
+  failed: pb.JobState.JOB_STATE_FAILED,
+  cancelled: pb.JobState.JOB_STATE_CANCELLED,
+  preempted: pb.JobState.JOB_STATE_PREEMPTED,
+  rescheduling: pb.JobState.JOB_STATE_RESCHEDULING,
+};
+const TASK_STATE_TO_PB: Record<TaskState, pb.TaskState> = {
+  pending: pb.TaskState.TASK_STATE_PENDING,
+  assigned: pb.TaskState.TASK_STATE_ASSIGNED,
+  starting: pb.TaskState.TASK_STATE_STARTING,
+  running: pb.TaskState.TASK_STATE_RUNNING,
+  succeeded: pb.TaskState.TASK_STATE_SUCCEEDED,
+  failed: pb.TaskState.TASK_STATE_FAILED,
+  cancelled: pb.TaskState.TASK_STATE_CANCELLED,
+  rejected: pb.TaskState.TASK_STATE_REJECTED,
+  lost: pb.TaskState.TASK_STATE_LOST,
+  preempted: pb.TaskState.TASK_STATE_PREEMPTED,
+};
+const LOG_STREAM_TO_PB: Record<LogStreamName, pb.LogStream> = {
+  stdout: pb.LogStream.LOG_STREAM_STDOUT,
+  stderr: pb.LogStream.LOG_STREAM_STDERR,
+  system: pb.LogStream.LOG_STREAM_SYSTEM,
+};
+
+function invert<K extends string, V extends number>(map: Record<K, V>): Map<number, K> {
+  return new Map(Object.entries(map).map(([k, v]) => [v as number, k as K]));
+}
+const JOB_KIND_FROM_PB = invert(JOB_KIND_TO_PB);
+const JOB_STATE_FROM_PB = invert(JOB_STATE_TO_PB);
+const TASK_STATE_FROM_PB = invert(TASK_STATE_TO_PB);
+const LOG_STREAM_FROM_PB = invert(LOG_STREAM_TO_PB);
+
+export const jobKindToPb = (k: JobKind): pb.JobKind => JOB_KIND_TO_PB[k];
+/** Undefined for UNSPECIFIED or unknown values: the caller reports the field. */
+export const jobKindFromPb = (k: pb.JobKind): JobKind | undefined => JOB_KIND_FROM_PB.get(k);
+export const jobStateToPb = (s: JobState): pb.JobState => JOB_STATE_TO_PB[s];
+export const jobStateFromPb = (s: pb.JobState): JobState | undefined => JOB_STATE_FROM_PB.get(s);
+export const taskStateToPb = (s: TaskState): pb.TaskState => TASK_STATE_TO_PB[s];
+export const taskStateFromPb = (s: pb.TaskState): TaskState | undefined => TASK_STATE_FROM_PB.get(s);
+export const logStreamToPb = (s: LogStreamName): pb.LogStream => LOG_STREAM_TO_PB[s];
+export const logStreamFromPb = (s: pb.LogStream): LogStreamName => LOG_STREAM_FROM_PB.get(s) ?? "system";
+
+// ---- job spec / job / task ----------------------------------------------------------------------------
+
+export function templateToPb(t: TaskTemplate): pb.TaskTemplate {
+  return { command: [...t.command], env: { ...t.env }, workingDir: t.workingDir, killGraceSeconds: t.killGraceSeconds };
+}
+export function templateFromPb(t: pb.TaskTemplate | undefined): TaskTemplate {
+  return {
+    command: [...(t?.command ?? [])],
+    env: { ...(t?.env ?? {}) },
+    workingDir: t?.workingDir ?? "",
+    killGraceSeconds: t?.killGraceSeconds ?? 0,
+  };
+}
+
+export function jobSpecToPb(s: JobSpec): pb.JobSpec {
+  return {
+    name: s.name,
+    kind: jobKindToPb(s.kind),
+    replicas: s.replicas,
+    gpusPerReplica: s.gpusPerReplica,
+    gpuModels: [...s.gpuModels],
+    minVramMib: s.minVramMib,
+    regions: [...s.regions],
+    excludeRegions: [...s.excludeRegions],
+    dataRegion: s.dataRegion,
+    residency: s.residency,
+    maxPriceMicrosPerGpuHour: s.maxPricePerGpuHour,
+    budgetMicros: s.budget,
+    priority: s.priority,
+    interruptible: s.interruptible,
+    expectedDurationSeconds: s.expectedDurationSeconds,
+    demandByRegion: { ...s.demandByRegion },
+    allowFabricSpanning: s.allowFabricSpanning,
+    nodeSelector: { ...s.nodeSelector },
+    template: templateToPb(s.template),
+    deadlineUnixMs: s.deadlineUnixMs,
+  };
+}
+
+/**
+ * Converts a wire spec. An unknown kind becomes `undefined` in `kind` so validation can name the field;
+ * everything else is copied as sent (validation bounds it).
+ */
+export function jobSpecFromPb(s: pb.JobSpec | undefined): Omit<JobSpec, "kind"> & { kind: JobKind | undefined } {
+  const spec = s ?? pb.JobSpec.fromPartial({});
+  return {
+    name: spec.name,
+    kind: jobKindFromPb(spec.kind),
+    replicas: spec.replicas,
+    gpusPerReplica: spec.gpusPerReplica,
+    gpuModels: [...spec.gpuModels],
+    minVramMib: spec.minVramMib,
+    regions: [...spec.regions],
+    excludeRegions: [...spec.excludeRegions],
+    dataRegion: spec.dataRegion,
+    residency: spec.residency,
+    maxPricePerGpuHour: spec.maxPriceMicrosPerGpuHour,
+    budget: spec.budgetMicros,
+    priority: spec.priority,
+    interruptible: spec.interruptible,
+    expectedDurationSeconds: spec.expectedDurationSeconds,
+    demandByRegion: { ...spec.demandByRegion },
+    allowFabricSpanning: spec.allowFabricSpanning,
+    nodeSelector: { ...spec.nodeSelector },
+    template: templateFromPb(spec.template),
+    deadlineUnixMs: spec.deadlineUnixMs,
+  };
+}
+
+export function taskToPb(t: Task): pb.Task {
+  return {
+    id: t.id,
+    replica: t.replica,
+    state: taskStateToPb(t.state),
+    agentId: t.agentId,
+    region: t.region,
+    gpuIndices: [...t.gpuIndices],
+    gpuUuids: [...t.gpuUuids],
+    gpuModel: t.gpuModel,
+    priceMicrosPerGpuHour: t.pricePerGpuHour,
+    epoch: t.epoch,
+    exitCode: t.exitCode,
+    signal: t.signal,
+    placedAtMs: t.placedAtMs,
+    startedAtMs: t.startedAtMs,
+    finishedAtMs: t.finishedAtMs,
+    message: t.message,
+    interruptible: t.interruptible,
+  };
+}
+export function taskFromPb(t: pb.Task): Task {
+  return {
+    id: t.id,
+    replica: t.replica,
+    state: taskStateFromPb(t.state) ?? "pending",
+    agentId: t.agentId,
+    region: t.region,
+    gpuIndices: [...t.gpuIndices],
+    gpuUuids: [...t.gpuUuids],
+    gpuModel: t.gpuModel,
+    pricePerGpuHour: t.priceMicrosPerGpuHour,
+    epoch: t.epoch,
+    exitCode: t.exitCode,
+    signal: t.signal,
+    placedAtMs: t.placedAtMs,
+    startedAtMs: t.startedAtMs,
+    finishedAtMs: t.finishedAtMs,
+    message: t.message,
+    interruptible: t.interruptible,
+  };
+}
+
+export function jobToPb(j: Job): pb.Job {
+  return {
+    id: j.id,
+    tenant: j.tenant,
+    requestId: j.requestId,
+    spec: jobSpecToPb(j.spec),
+    state: jobStateToPb(j.state),
+    reason: j.reason,
+    tasks: j.tasks.map(taskToPb),
+    createdAtMs: j.createdAtMs,
+    updatedAtMs: j.updatedAtMs,
+    finishedAtMs: j.finishedAtMs,
+    cancelRequested: j.cancelRequested,
+    spentMicros: j.spent,
+    reservedMicros: j.reserved,
+  };
+}
+export function jobFromPb(j: pb.Job): Job {
+  const spec = jobSpecFromPb(j.spec);
+  return {
+    id: j.id,
+    tenant: j.tenant,
+    requestId: j.requestId,
+    spec: { ...spec, kind: spec.kind ?? "batch" },
+    state: jobStateFromPb(j.state) ?? "pending",
+    reason: j.reason,
+    tasks: j.tasks.map(taskFromPb),
+    createdAtMs: j.createdAtMs,
+    updatedAtMs: j.updatedAtMs,
+    finishedAtMs: j.finishedAtMs,
+    cancelRequested: j.cancelRequested,
+    spent: j.spentMicros,
+    reserved: j.reservedMicros,
+  };
+}
+
+// ---- agents -------------------------------------------------------------------------------------------
+
+const HEALTH: ReadonlySet<string> = new Set(["ok", "degraded", "failed"]);
+
+export function gpuToPb(g: Gpu): pb.Gpu {
+  return { ...g };
+}
+export function gpuFromPb(g: pb.Gpu): Gpu {
+  return { ...g, health: (HEALTH.has(g.health) ? g.health : "failed") as GpuHealth };
+}
+export function priceToPb(p: GpuPrice): pb.GpuPrice {
+  return {
+    gpuModel: p.gpuModel,
+    onDemandMicrosPerHour: p.onDemandPerHour,
+    interruptibleMicrosPerHour: p.interruptiblePerHour,
+  };
+}
+export function priceFromPb(p: pb.GpuPrice): GpuPrice {
+  return {
+    gpuModel: p.gpuModel,
+    onDemandPerHour: p.onDemandMicrosPerHour,
+    interruptiblePerHour: p.interruptibleMicrosPerHour,
+  };
+}
+
+export function advertToPb(a: Advert): pb.AgentAdvert {
+  return { ...a, gpus: a.gpus.map(gpuToPb), prices: a.prices.map(priceToPb), labels: { ...a.labels } };
+}
+export function advertFromPb(a: pb.AgentAdvert): Advert {
+  return { ...a, gpus: a.gpus.map(gpuFromPb), prices: a.prices.map(priceFromPb), labels: { ...a.labels } };
+}
+export function heartbeatToPb(h: Heartbeat): pb.AgentHeartbeat {
+  return { ...h, gpus: h.gpus.map(gpuToPb), runningTaskIds: [...h.runningTaskIds] };
+}
+export function heartbeatFromPb(h: pb.AgentHeartbeat): Heartbeat {
+  return { ...h, gpus: h.gpus.map(gpuFromPb), runningTaskIds: [...h.runningTaskIds] };
+}
+
+// ---- assignments, status, logs, usage ---------------------------------------------------------------------
+
+export function assignmentToPb(t: TaskAssignment): pb.TaskAssignment {
+  return {
+    taskId: t.taskId,
+    jobId: t.jobId,
+    replica: t.replica,
+    gpuIndices: [...t.gpuIndices],
+    template: templateToPb(t.template),
+    epoch: t.epoch,
+    priceMicrosPerGpuHour: t.pricePerGpuHour,
+    tenant: t.tenant,
+    assignedAtMs: t.assignedAtMs,
+    stop: t.stop,
+    stopReason: t.stopReason,
+  };
+}
+export function assignmentFromPb(t: pb.TaskAssignment): TaskAssignment {
+  return {
+    taskId: t.taskId,
+    jobId: t.jobId,
+    replica: t.replica,
+    gpuIndices: [...t.gpuIndices],
+    template: templateFromPb(t.template),
+    epoch: t.epoch,
+    pricePerGpuHour: t.priceMicrosPerGpuHour,
+    tenant: t.tenant,
+    assignedAtMs: t.assignedAtMs,
+    stop: t.stop,
+    stopReason: t.stopReason,
+  };
+}
+
+export function statusToPb(s: TaskStatusReport): pb.TaskStatus {
+  return { ...s, state: taskStateToPb(s.state) };
+}
+export function statusFromPb(s: pb.TaskStatus): TaskStatusReport {
+  return { ...s, state: taskStateFromPb(s.state) ?? "failed" };
+}
+
+// ---- byte codecs: what actually travels ---------------------------------------------------------------
+
+export const encode = {
+  advert: (a: Advert) => pb.AgentAdvert.encode(advertToPb(a)).finish(),
+  heartbeat: (h: Heartbeat) => pb.AgentHeartbeat.encode(heartbeatToPb(h)).finish(),
+  assignments: (a: AgentAssignments) =>
+    pb.AgentAssignments.encode({
+      agentId: a.agentId,
+      tasks: a.tasks.map(assignmentToPb),
+      updatedAtMs: a.updatedAtMs,
+    }).finish(),
+  status: (s: TaskStatusReport) => pb.TaskStatus.encode(statusToPb(s)).finish(),
+  log: (l: LogChunk) =>
+    pb.LogChunk.encode({
+      ...l,
+      data: Buffer.from(l.data.buffer, l.data.byteOffset, l.data.byteLength),
+      stream: logStreamToPb(l.stream),
+    }).finish(),
+  usage: (u: UsageReport) => pb.UsageReport.encode({ ...u }).finish(),
+  job: (j: Job) => pb.Job.encode(jobToPb(j)).finish(),
+};
+
+export const decode = {
+  advert: (b: Uint8Array) => advertFromPb(pb.AgentAdvert.decode(b)),
+  heartbeat: (b: Uint8Array) => heartbeatFromPb(pb.AgentHeartbeat.decode(b)),
+  assignments: (b: Uint8Array): AgentAssignments => {
+    const m = pb.AgentAssignments.decode(b);
+    return { agentId: m.agentId, tasks: m.tasks.map(assignmentFromPb), updatedAtMs: m.updatedAtMs };
+  },
+  status: (b: Uint8Array) => statusFromPb(pb.TaskStatus.decode(b)),
+  log: (b: Uint8Array): LogChunk => {
+    const m = pb.LogChunk.decode(b);
+    return { ...m, stream: logStreamFromPb(m.stream) };
+  },
+  usage: (b: Uint8Array): UsageReport => ({ ...pb.UsageReport.decode(b) }),
+  job: (b: Uint8Array) => jobFromPb(pb.Job.decode(b)),
+};

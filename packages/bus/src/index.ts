@@ -1,0 +1,5 @@
+export * from "./codec.js";
+export * from "./connection.js";
+export * from "./kv.js";
+export * from "./store.js";
+export * from "./subjects.js";

@@ -1,0 +1,111 @@
+/**
+ * Typed access to a KV bucket with compare-and-set. Every state change in capa goes through `update` with
+ * the revision it read, so two writers never silently overwrite each other.
+ */
+
+import { ConflictError } from "@capa/domain";
+import type { KV } from "@nats-io/kv";
+
+export interface Versioned<T> {
+  key: string;
+  value: T;
+  /** KV revision; pass it back to `update` for CAS. */
+  revision: number;
+}
+
+export interface Codec<T> {
+  encode(value: T): Uint8Array;
+  decode(bytes: Uint8Array): T;
+}
+
+function isWrongLastSequence(err: unknown): boolean {
+  const text = String((err as Error)?.message ?? err);
+  return /wrong last sequence|key exists|10071/i.test(text);
+}
+
+export class TypedKv<T> {
+  constructor(
+    readonly kv: KV,
+    private readonly codec: Codec<T>,
+  ) {}
+
+  async get(key: string): Promise<Versioned<T> | undefined> {
+    const entry = await this.kv.get(key);
+    if (!entry || entry.operation !== "PUT" || entry.length === 0) return undefined;
+    return { key, value: this.codec.decode(entry.value), revision: entry.revision };
+  }
+
+  /** Creates the key; ConflictError when it exists. */
+  async create(key: string, value: T): Promise<number> {
+    try {
+      return await this.kv.create(key, this.codec.encode(value));
+    } catch (err) {
+      if (isWrongLastSequence(err)) throw new ConflictError(`key ${key} already exists`, { cause: err });
+      throw err;
+    }
+  }
+
+  /** CAS update; ConflictError when the key changed since `revision`. */
+  async update(key: string, value: T, revision: number): Promise<number> {
+    try {
+      return await this.kv.update(key, this.codec.encode(value), revision);
+    } catch (err) {
+      if (isWrongLastSequence(err))
+        throw new ConflictError(`key ${key} changed since revision ${revision}`, { cause: err });
+      throw err;
+    }
+  }
+
+  /** Create when absent (revision 0), else CAS update. */
+  async write(key: string, value: T, revision: number): Promise<number> {
+    return revision === 0 ? this.create(key, value) : this.update(key, value, revision);
+  }
+
+  /**
+   * Read-modify-write with CAS, retried on conflict. `change` returns the new value, or undefined to leave the
+   * key unchanged. Returns the stored entry (new or unchanged).
+   */
+  async mutate(
+    key: string,
+    change: (current: T | undefined) => T | undefined,
+    maxAttempts = 20,
+  ): Promise<Versioned<T> | undefined> {
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      const current = await this.get(key);
+      const next = change(current?.value);
+      if (next === undefined) return current;
+      try {
+        const revision = await this.write(key, next, current?.revision ?? 0);
+        return { key, value: next, revision };
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+      }
+    }
+    throw new ConflictError(`gave up on ${key} after ${maxAttempts} conflicting writes`);
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.kv.delete(key);
+  }
+
+  async keys(): Promise<string[]> {
+    const out: string[] = [];
+    for await (const key of await this.kv.keys()) out.push(key);
+    return out;
+  }
+
+  /** Every live entry. */
+  async list(): Promise<Versioned<T>[]> {
+    const out: Versioned<T>[] = [];
+    for (const key of await this.keys()) {
+      const entry = await this.get(key);
+      if (entry) out.push(entry);
+    }
+    return out;
+  }
+}
+
+export const jsonCodec = <T>(): Codec<T> => ({
+  encode: (value) => new TextEncoder().encode(JSON.stringify(value)),
+  decode: (bytes) => JSON.parse(new TextDecoder().decode(bytes)) as T,
+});

@@ -1,0 +1,49 @@
+/**
+ * Every NATS subject, bucket and stream name capa uses, in one file. The subject tree mirrors the
+ * security model: an agent publishes only under its own `agent.<region>.<agentId>` and `task.<taskId>`.
+ */
+export const SUBJECT_ROOT = "capa.v1";
+
+export const BUCKETS = {
+  jobs: "capa_jobs",
+  agents: "capa_agents",
+  allocs: "capa_allocs",
+  leader: "capa_leader",
+  policy: "capa_policy",
+  requests: "capa_requests",
+} as const;
+
+export const STREAMS = {
+  /** Task status, logs and usage from agents. */
+  tasks: "CAPA_TASKS",
+} as const;
+
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+
+/** Ids and regions become subject tokens: no dots, spaces or wildcards. */
+export function assertToken(value: string, what: string): string {
+  if (!TOKEN.test(value)) throw new Error(`${what} must match ${TOKEN}, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+export const subjects = {
+  advert: (region: string, agentId: string) =>
+    `${SUBJECT_ROOT}.agent.${assertToken(region, "region")}.${assertToken(agentId, "agent id")}.advert`,
+  heartbeat: (region: string, agentId: string) =>
+    `${SUBJECT_ROOT}.agent.${assertToken(region, "region")}.${assertToken(agentId, "agent id")}.heartbeat`,
+  allAdverts: `${SUBJECT_ROOT}.agent.*.*.advert`,
+  allHeartbeats: `${SUBJECT_ROOT}.agent.*.*.heartbeat`,
+  taskStatus: (taskId: string) => `${SUBJECT_ROOT}.task.${assertToken(taskId, "task id")}.status`,
+  taskLogs: (taskId: string) => `${SUBJECT_ROOT}.task.${assertToken(taskId, "task id")}.logs`,
+  taskUsage: (taskId: string) => `${SUBJECT_ROOT}.task.${assertToken(taskId, "task id")}.usage`,
+  allTaskStatus: `${SUBJECT_ROOT}.task.*.status`,
+  allTaskUsage: `${SUBJECT_ROOT}.task.*.usage`,
+  allTasks: `${SUBJECT_ROOT}.task.>`,
+} as const;
+
+/** Parses `capa.v1.task.<taskId>.<kind>`; undefined for anything else. */
+export function parseTaskSubject(subject: string): { taskId: string; kind: string } | undefined {
+  const parts = subject.split(".");
+  if (parts.length !== 5 || parts[0] !== "capa" || parts[1] !== "v1" || parts[2] !== "task") return undefined;
+  return { taskId: parts[3]!, kind: parts[4]! };
+}

@@ -1,0 +1,65 @@
+import type { TaskState, TaskTemplate } from "./job.js";
+import type { Micros } from "./money.js";
+
+/** One task the scheduler wants an agent to run (or, with `stop`, to stop). */
+export interface TaskAssignment {
+  taskId: string;
+  jobId: string;
+  replica: number;
+  gpuIndices: number[];
+  template: TaskTemplate;
+  /** Fencing epoch: the agent reports it back; the scheduler ignores reports for older epochs. */
+  epoch: number;
+  pricePerGpuHour: Micros;
+  tenant: string;
+  assignedAtMs: number;
+  stop: boolean;
+  stopReason: string;
+}
+
+/** An agent's whole desired state (value of KV `capa_allocs/<agentId>`). */
+export interface AgentAssignments {
+  agentId: string;
+  tasks: TaskAssignment[];
+  updatedAtMs: number;
+}
+
+/** What an agent reports about one task. */
+export interface TaskStatusReport {
+  taskId: string;
+  jobId: string;
+  agentId: string;
+  epoch: number;
+  state: TaskState;
+  exitCode: number;
+  signal: string;
+  startedAtMs: number;
+  finishedAtMs: number;
+  message: string;
+  sentAtMs: number;
+  bootId: string;
+}
+
+export type LogStreamName = "stdout" | "stderr" | "system";
+
+export interface LogChunk {
+  taskId: string;
+  jobId: string;
+  stream: LogStreamName;
+  data: Uint8Array;
+  seq: number;
+  atMs: number;
+}
+
+export interface UsageReport {
+  taskId: string;
+  jobId: string;
+  agentId: string;
+  epoch: number;
+  startedAtMs: number;
+  untilMs: number;
+  gpus: number;
+  gpuMilliseconds: number;
+  final: boolean;
+  sequence: number;
+}

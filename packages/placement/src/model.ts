@@ -1,0 +1,115 @@
+/**
+ * The placement engine's public model. The scheduler keeps one `ClusterState` up to date incrementally
+ * (adverts, allocations, releases) and asks the engine for a plan per job; the CLI's explain/simulate and
+ * the benchmarks use the same types. Pure data: no I/O, no clock, no randomness here.
+ */
+import type { GpuPrice, JobSpec, Micros } from "@capa/domain";
+
+export interface GpuView {
+  index: number;
+  model: string;
+  vramMib: number;
+  /** Unhealthy GPUs are never placed on. */
+  healthy: boolean;
+}
+
+/** One agent (machine) as the engine sees it. */
+export interface AgentView {
+  id: string;
+  region: string;
+  zone: string;
+  provider: string;
+  /** NVLink / fabric domain; gangs prefer one. */
+  fabricDomain: string;
+  residency: string;
+  labels: Record<string, string>;
+  /** 0..1, from the agent's history (1 = never lost a task). */
+  reliability: number;
+  gpus: GpuView[];
+  prices: GpuPrice[];
+  /** When the scheduler last heard from the agent (advert or heartbeat), on the injected clock. */
+  lastSeenMs: number;
+  draining: boolean;
+  simulated: boolean;
+}
+
+/** A running (or assigned) task holding GPUs. */
+export interface AllocationView {
+  taskId: string;
+  jobId: string;
+  agentId: string;
+  gpuIndices: number[];
+  priority: number;
+  interruptible: boolean;
+  pricePerGpuHour: Micros;
+  startedAtMs: number;
+  /** Last checkpoint the task reported; 0 = none (all work since start would be lost). */
+  lastCheckpointMs: number;
+}
+
+export interface PlacementRequest {
+  jobId: string;
+  spec: JobSpec;
+  /** Replica indices still to place (all of them for a new job; a subset when re-placing lost tasks). */
+  replicas: number[];
+}
+
+export interface PlaceOptions {
+  nowMs: number;
+  seed: number;
+  /** Active profile name or a full profile; defaults to the engine's active profile. */
+  profile?: string;
+  /** Adverts older than this are stale (filter "stale-advert"). */
+  maxAdvertAgeMs?: number;
+}
+
+export interface Placement {
+  replica: number;
+  agentId: string;
+  region: string;
+  gpuModel: string;
+  gpuIndices: number[];
+  pricePerGpuHour: Micros;
+  interruptible: boolean;
+  score: number;
+  /** Per-scorer normalised score (0-100) before weighting. */
+  scores: Record<string, number>;
+}
+
+export interface Preemption {
+  taskId: string;
+  jobId: string;
+  agentId: string;
+  gpuIndices: number[];
+  reason: string;
+}
+
+export type PlanOutcome = "placed" | "preempting" | "pending" | "unplaceable";
+
+export interface Explanation {
+  jobId: string;
+  outcome: PlanOutcome;
+  profile: string;
+  candidatesConsidered: number;
+  /** Rejections counted by named reason, e.g. { "insufficient-gpus": 12, "over-max-price": 3 }. */
+  rejections: Record<string, number>;
+  chosen: Placement[];
+  runnerUp: Placement[];
+  /** For an unplaceable job: the cheapest relaxation that would place it, in words. */
+  relaxation: string;
+  preemptedTaskIds: string[];
+  summary: string[];
+  decidedAtMs: number;
+  seed: number;
+  estimatedCost: Micros;
+}
+
+export interface Plan {
+  jobId: string;
+  outcome: PlanOutcome;
+  /** All or nothing for gangs: empty unless every requested replica is placed. */
+  placements: Placement[];
+  /** Allocations to stop first (outcome "preempting"). */
+  preemptions: Preemption[];
+  explanation: Explanation;
+}

@@ -1,0 +1,3 @@
+export * from "./fake-nvidia-smi.js";
+export * from "./nats-server.js";
+export * from "./wait.js";
