@@ -37,8 +37,13 @@ const MIB_PER_GB = 1024;
 
 /** Canonical name for a family and a memory size in MiB (rounded to the marketed GB). */
 export function canonicalGpuModel(family: string, vramMib: number): string {
-  const gb = marketedGb(vramMib);
-  return `${family.toUpperCase()}-${gb}GB`;
+  const upper = family.toUpperCase();
+  // Usable memory is a little below the marketed size (an "80GB" H100 reports 81559 MiB, an L4 23034 MiB):
+  // prefer the family's known size when the reading is within reach of it.
+  const known = KNOWN_GPUS[upper];
+  const gb = vramMib / MIB_PER_GB;
+  const size = known !== undefined && gb >= known * 0.85 && gb <= known * 1.05 ? known : marketedGb(vramMib);
+  return `${upper}-${size}GB`;
 }
 
 /** nvidia-smi reports usable MiB (e.g. 81559 for an 80 GB card); round to the marketed size. */

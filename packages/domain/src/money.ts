@@ -18,7 +18,7 @@ export class MoneyError extends Error {
 
 /** Parses "1.89", "$1.89", "0.000001" or a number of dollars into micros. */
 export function parseUsd(input: string | number): Micros {
-  const text = (typeof input === "number" ? String(input) : input).trim().replace(/^\$/, "");
+  const text = (typeof input === "number" ? String(input) : input).trim().replace(/^(-?)\$/, "$1");
   const match = /^(-?)(\d+)(?:\.(\d{0,6}))?$/.exec(text);
   if (!match) throw new MoneyError(`not a dollar amount with at most 6 decimals: ${JSON.stringify(input)}`);
   const [, sign, whole, fraction = ""] = match;
