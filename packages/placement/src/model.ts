@@ -45,6 +45,8 @@ export interface AllocationView {
   startedAtMs: number;
   /** Last checkpoint the task reported; 0 = none (all work since start would be lost). */
   lastCheckpointMs: number;
+  /** Part of a gang: preempting one task stops every task of the job, so all of them count as victims. */
+  gang?: boolean;
 }
 
 export interface PlacementRequest {
@@ -52,6 +54,8 @@ export interface PlacementRequest {
   spec: JobSpec;
   /** Replica indices still to place (all of them for a new job; a subset when re-placing lost tasks). */
   replicas: number[];
+  /** GB each replica reads from `spec.dataRegion` (egress cost); defaults to the profile's `defaultDataGb`. */
+  dataGb?: number;
 }
 
 export interface PlaceOptions {

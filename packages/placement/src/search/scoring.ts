@@ -1,0 +1,121 @@
+/** Shared by the searches: prefilter buckets, score candidates, compare them deterministically. */
+import { replicaCost } from "../context.js";
+import { BUCKET_FILTERS, CANDIDATE_FILTERS, PRICE_FILTERS } from "../filters/registry.js";
+import type { Candidate, RequestContext } from "../pipeline.js";
+import { reject } from "../pipeline.js";
+import { REASON } from "../reasons.js";
+import { seededHash } from "../rng.js";
+import type { ClusterState } from "../state/cluster-state.js";
+import type { Bucket, Offer } from "../state/offer-index.js";
+
+export interface Scored {
+  candidate: Candidate;
+  /** Weighted score, 0–100. */
+  score: number;
+  /** Per-scorer scores before weighting. */
+  scores: Record<string, number>;
+  /** Seeded tie-break key. */
+  tie: number;
+}
+
+const EPSILON = 1e-9;
+
+/** a better than b: higher score; equal scores break on the seeded key, then the agent id (total order). */
+export function better(a: Scored, b: Scored | undefined): boolean {
+  if (!b) return true;
+  if (a.score > b.score + EPSILON) return true;
+  if (a.score < b.score - EPSILON) return false;
+  if (a.tie !== b.tie) return a.tie > b.tie;
+  return a.candidate.agent.id < b.candidate.agent.id;
+}
+
+export function scoreCandidate(ctx: RequestContext, candidate: Candidate, peers: readonly Candidate[]): Scored {
+  const scores: Record<string, number> = {};
+  let sum = 0;
+  for (const { scorer, weight } of ctx.profile.weighted) {
+    const s = scorer.score(ctx, candidate, peers);
+    scores[scorer.name] = s;
+    sum += weight * s;
+  }
+  return {
+    candidate,
+    score: sum / ctx.profile.totalWeight,
+    scores,
+    tie: seededHash(ctx.options.seed, `${candidate.agent.id}/${candidate.model}`),
+  };
+}
+
+/** Highest weighted score any candidate of the bucket at this price could reach. */
+export function levelBound(ctx: RequestContext, bucket: Bucket, price: number): number {
+  let sum = 0;
+  for (const { scorer, weight } of ctx.profile.weighted) {
+    sum += weight * (scorer.bound ? scorer.bound(ctx, bucket, price) : 100);
+  }
+  return sum / ctx.profile.totalWeight;
+}
+
+export function priceCeiling(ctx: RequestContext): number {
+  let ceiling = Number.POSITIVE_INFINITY;
+  for (const f of PRICE_FILTERS) ceiling = Math.min(ceiling, f.maxPrice!(ctx));
+  return ceiling;
+}
+
+/**
+ * Prefilter: the buckets of the request's price mode that pass every bucket filter (rejections counted with
+ * the bucket's size), in key order. Also sets the context's cost scale from their cheapest and dearest prices.
+ */
+export function prefilter(state: ClusterState, ctx: RequestContext, ceiling: number): Bucket[] {
+  const passed: Bucket[] = [];
+  let min = Number.POSITIVE_INFINITY;
+  let max = Number.NEGATIVE_INFINITY;
+  buckets: for (const bucket of state.indexes[ctx.mode].allBuckets()) {
+    for (const f of BUCKET_FILTERS) {
+      if (!f.bucket!(ctx, bucket)) {
+        reject(ctx, f.reason, bucket.size);
+        continue buckets;
+      }
+    }
+    passed.push(bucket);
+    if (bucket.minPrice <= ceiling) {
+      min = Math.min(min, replicaCost(ctx, bucket.minPrice, bucket.region));
+      max = Math.max(max, replicaCost(ctx, Math.min(bucket.maxPrice, ceiling), bucket.region));
+    }
+  }
+  ctx.costRange = Number.isFinite(min) ? { min, max } : { min: 0, max: 0 };
+  return passed;
+}
+
+/** Counts the offers of a bucket's levels from `from` on as over the price ceiling. */
+export function rejectDearLevels(ctx: RequestContext, bucket: Bucket, from: number): void {
+  let n = 0;
+  for (let i = from; i < bucket.levels.length; i++) n += bucket.levels[i]!.size;
+  reject(ctx, REASON.overMaxPrice, n);
+}
+
+/** Builds the candidate for an offer at a level, or undefined (counted) if a candidate filter rejects it. */
+export function evaluate(
+  ctx: RequestContext,
+  offer: Offer,
+  freeBefore: number,
+  skip: ReadonlySet<string> | undefined,
+): Candidate | undefined {
+  const priced = offer.priceIn(ctx.mode)!;
+  const candidate: Candidate = {
+    offer,
+    agent: offer.agent,
+    model: offer.model,
+    region: offer.agent.region,
+    pricePerGpuHour: priced.price,
+    interruptible: priced.interruptible,
+    freeBefore,
+    cost: replicaCost(ctx, priced.price, offer.agent.region),
+  };
+  if (skip?.has(offer.agentId)) return undefined;
+  for (const f of CANDIDATE_FILTERS) {
+    if (!f.candidate!(ctx, candidate)) {
+      reject(ctx, f.reason);
+      return undefined;
+    }
+  }
+  return candidate;
+}

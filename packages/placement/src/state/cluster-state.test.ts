@@ -1,0 +1,66 @@
+import { describe, expect, it } from "vitest";
+import { OverCommitError } from "../errors.js";
+import { agent, allocation, stateOf } from "../test-fixtures.js";
+import { ClusterState } from "./cluster-state.js";
+
+describe("ClusterState", () => {
+  it("tracks free GPUs through allocations and releases", () => {
+    const state = stateOf([agent("a", { gpus: "4xH100-80GB", unhealthy: [3] })]);
+    expect(state.freeGpuIndices("a")).toEqual([0, 1, 2]);
+    state.addAllocation(allocation("t-0", "a", [1]));
+    expect(state.freeGpuIndices("a")).toEqual([0, 2]);
+    expect(state.allocation("t-0")?.agentId).toBe("a");
+    state.removeAllocation("t-0");
+    state.removeAllocation("t-0");
+    expect(state.freeGpuIndices("a")).toEqual([0, 1, 2]);
+  });
+
+  it("throws OverCommitError for a taken or unknown GPU and changes nothing", () => {
+    const state = stateOf([agent("a", { gpus: "2xH100-80GB" })], [allocation("t-0", "a", [0])]);
+    expect(() => state.addAllocation(allocation("u-0", "a", [1, 0]))).toThrow(OverCommitError);
+    expect(() => state.addAllocation(allocation("u-0", "a", [7]))).toThrow(OverCommitError);
+    expect(() => state.addAllocation(allocation("u-0", "zz", [0]))).toThrow(OverCommitError);
+    expect(() => state.addAllocation(allocation("u-0", "a", [1, 1]))).toThrow(OverCommitError);
+    expect(state.freeGpuIndices("a")).toEqual([1]);
+    expect(state.allocation("u-0")).toBeUndefined();
+  });
+
+  it("re-adding a task id replaces its allocation", () => {
+    const state = stateOf([agent("a", { gpus: "2xH100-80GB" })], [allocation("t-0", "a", [0])]);
+    state.addAllocation(allocation("t-0", "a", [1]));
+    expect(state.freeGpuIndices("a")).toEqual([0]);
+  });
+
+  it("keeps allocations across an agent update and drops them with the agent", () => {
+    const state = stateOf([agent("a", { gpus: "2xH100-80GB" })], [allocation("t-0", "a", [0])]);
+    state.upsertAgent(agent("a", { gpus: "2xH100-80GB", draining: true }));
+    expect(state.freeGpuIndices("a")).toEqual([1]);
+    expect(state.agent("a")?.draining).toBe(true);
+    state.removeAgent("a");
+    expect(state.agent("a")).toBeUndefined();
+    expect([...state.allocations()]).toEqual([]);
+  });
+
+  it("keeps the offer index in step: buckets by model and region, free counts per offer", () => {
+    const state = new ClusterState();
+    state.upsertAgent(agent("a", { gpus: "8xH100-80GB", region: "eu-west" }));
+    state.upsertAgent(agent("b", { gpus: "4xA100-80GB", region: "eu-west" }));
+    state.addAllocation(allocation("t-0", "a", [0, 1, 2]));
+    const bucket = state.indexes["on-demand"].buckets.get("H100-80GB|eu-west|eu")!;
+    expect(bucket.freeSum).toBe(5);
+    expect(bucket.levels[0]!.byFree[5]!.map((o) => o.agentId)).toEqual(["a"]);
+    state.removeAgent("a");
+    expect(state.indexes["on-demand"].buckets.has("H100-80GB|eu-west|eu")).toBe(false);
+    expect(state.indexes["on-demand"].byModel.get("A100-80GB")).toHaveLength(1);
+  });
+
+  it("offers a model only where the agent prices it, and interruptible capacity only when priced > 0", () => {
+    const state = stateOf([
+      agent("a", { gpus: "2xH100-80GB", prices: {} }),
+      agent("b", { gpus: "2xH100-80GB", prices: { "H100-80GB": ["2.00", "0.80"] } }),
+    ]);
+    expect(state.offerOf("a", "H100-80GB")).toBeUndefined();
+    expect(state.offerOf("b", "H100-80GB")?.priceIn("interruptible")).toEqual({ price: 800_000, interruptible: true });
+    expect(state.offerOf("b", "H100-80GB")?.priceIn("on-demand")).toEqual({ price: 2_000_000, interruptible: false });
+  });
+});
