@@ -1,0 +1,361 @@
+/**
+ * The agent: wires discovery, advertiser, assignment watch, reconciler and task runners together. All decisions
+ * are in reconciler.ts; this file only keeps the state those decisions read (desired, running, finished) and
+ * applies their results. Reconcile runs on every assignment change, on every task exit and on every heartbeat tick,
+ * so anything missed once is corrected on the next pass.
+ */
+import { randomUUID } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { BUCKETS, connectBus, type NatsConnection } from "@capa/bus";
+import { type Advert, type Gpu, residencyOfRegion, type TaskAssignment, type TaskStatusReport } from "@capa/domain";
+import { jetstream } from "@nats-io/jetstream";
+import { type Logger, pino } from "pino";
+import type { AdvertBody } from "./advertiser.js";
+import { Advertiser } from "./advertiser.js";
+import { AssignmentsWatcher } from "./assignments-watcher.js";
+import { AGENT_VERSION, type AgentConfig, type ResolvedAgentConfig, resolveAgentConfig } from "./config.js";
+import { discoverGpus, discoverInventory, type GpuInventory } from "./gpu/discover.js";
+import { type HostFacts, readHostFacts } from "./host.js";
+import { Outbox } from "./outbox.js";
+import { type ReconcileAction, reconcile } from "./reconciler.js";
+import { Reporter } from "./reporter.js";
+import { killOrphanGroup, TaskRecords } from "./task-records.js";
+import { DEFAULT_KILL_GRACE_SECONDS, RunningTask } from "./task-runner.js";
+
+export interface AgentHandle {
+  readonly agentId: string;
+  /** The last advert published. */
+  advert(): Advert;
+  /** Stops advertising, stops every task (SIGTERM → SIGKILL), flushes logs and reports, closes the connection. */
+  stop(): Promise<void>;
+}
+
+export const SIMULATED_LABEL = "capa.io/simulated";
+/** How long stop() waits for queued reports to be acknowledged before closing anyway. */
+const SHUTDOWN_FLUSH_MS = 5_000;
+
+interface Finished {
+  report: TaskStatusReport;
+  sentAtMs: number;
+}
+
+export async function startAgent(config: AgentConfig): Promise<AgentHandle> {
+  const logger = config.logger ?? pino({ name: "capa-agent" });
+  const host = await readHostFacts();
+  const cfg = resolveAgentConfig(config, host.hostname);
+  const inventory = await discoverInventory({
+    simulateGpus: cfg.simulateGpus,
+    agentId: cfg.agentId,
+    nvidiaSmi: cfg.nvidiaSmi,
+  });
+  mkdirSync(cfg.workDir, { recursive: true });
+  const nc = await connectBus({ servers: cfg.nats, name: `capa-agent-${cfg.agentId}`, ...cfg.natsAuth });
+  const agent = new Agent(cfg, host, inventory, nc, logger.child({ agentId: cfg.agentId }));
+  try {
+    await agent.start();
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
+  return { agentId: cfg.agentId, advert: () => agent.advertiser.current(), stop: () => agent.stop() };
+}
+
+class Agent {
+  readonly advertiser: Advertiser;
+  private readonly bootId = randomUUID();
+  private readonly outbox: Outbox;
+  private readonly reporter: Reporter;
+  private readonly records: TaskRecords;
+  private readonly watcher: AssignmentsWatcher;
+  private desired: TaskAssignment[] = [];
+  private readonly running = new Map<string, RunningTask>();
+  private readonly finished = new Map<string, Finished>();
+  private gpus: Gpu[];
+  private tickTimer: NodeJS.Timeout | undefined;
+  private refreshing = false;
+  private lastResyncMs = 0;
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    private readonly cfg: ResolvedAgentConfig,
+    private readonly host: HostFacts,
+    private readonly inventory: GpuInventory,
+    private readonly nc: NatsConnection,
+    private readonly logger: Logger,
+  ) {
+    this.gpus = inventory.gpus;
+    const js = jetstream(nc);
+    this.outbox = new Outbox(js, { logger });
+    this.reporter = new Reporter(this.outbox, { agentId: cfg.agentId, bootId: this.bootId });
+    this.records = new TaskRecords(cfg.workDir);
+    this.advertiser = new Advertiser(
+      { publisher: nc, region: cfg.region, agentId: cfg.agentId, advertIntervalMs: cfg.advertIntervalMs, logger },
+      () => this.advertBody(),
+    );
+    this.watcher = new AssignmentsWatcher(js, cfg.agentId, (value) => this.onAssignments(value), logger);
+  }
+
+  async start(): Promise<void> {
+    this.recoverRecords();
+    this.advertiser.start();
+    this.advertiser.heartbeat(this.heartbeatBody());
+    await this.watcher.start();
+    this.tickTimer = setInterval(() => void this.tick(), this.cfg.heartbeatIntervalMs);
+    void this.followConnection();
+    this.logger.info(
+      { region: this.cfg.region, gpus: this.gpus.length, source: this.inventory.source, bucket: BUCKETS.allocs },
+      "agent started",
+    );
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  // ---- state → messages ---------------------------------------------------------------------------------------
+
+  private advertBody(): AdvertBody {
+    const cfg = this.cfg;
+    const host = this.host;
+    const labels = { ...cfg.labels };
+    if (this.inventory.simulated) labels[SIMULATED_LABEL] = "true";
+    return {
+      agentId: cfg.agentId,
+      region: cfg.region,
+      zone: cfg.zone,
+      hostname: host.hostname,
+      gpus: this.gpuTelemetry(),
+      cpuCores: host.cpuCores,
+      memoryMib: host.memoryMib,
+      labels,
+      fabricDomain: cfg.fabricDomain,
+      prices: cfg.prices,
+      simulated: this.inventory.simulated,
+      ttlSeconds: cfg.advertTtlSeconds,
+      version: AGENT_VERSION,
+      bootId: this.bootId,
+      provider: cfg.provider,
+      residency: residencyOfRegion(cfg.region),
+      reliability: cfg.reliability,
+    };
+  }
+
+  private busyGpus(): Set<number> {
+    const busy = new Set<number>();
+    for (const t of this.running.values()) for (const i of t.assignment.gpuIndices) busy.add(i);
+    return busy;
+  }
+
+  /** Real GPUs report what nvidia-smi measured; simulated ones look fully used while a task holds them. */
+  private gpuTelemetry(): Gpu[] {
+    if (!this.inventory.simulated) return this.gpus.map((g) => ({ ...g }));
+    const busy = this.busyGpus();
+    return this.gpus.map((g) => ({ ...g, utilizationPct: busy.has(g.index) ? 100 : 0 }));
+  }
+
+  private heartbeatBody() {
+    const busy = this.busyGpus();
+    return {
+      agentId: this.cfg.agentId,
+      region: this.cfg.region,
+      bootId: this.bootId,
+      gpus: this.gpuTelemetry(),
+      runningTaskIds: [...this.running.keys()],
+      freeGpus: this.gpus.filter((g) => g.health !== "failed" && !busy.has(g.index)).length,
+    };
+  }
+
+  // ---- loops --------------------------------------------------------------------------------------------------
+
+  private async tick(): Promise<void> {
+    if (this.stopping) return;
+    await this.refreshGpus();
+    if (this.stopping) return;
+    this.advertiser.heartbeat(this.heartbeatBody());
+    this.advertiser.publishIfChanged();
+    const now = Date.now();
+    if (now - this.lastResyncMs >= this.cfg.advertIntervalMs) {
+      this.lastResyncMs = now;
+      void this.watcher.resync();
+    }
+    this.reconcile();
+  }
+
+  /** nvidia-smi again for telemetry and health; a failure keeps the last view (and is logged). */
+  private async refreshGpus(): Promise<void> {
+    if (this.inventory.source !== "nvidia-smi" || this.refreshing) return;
+    this.refreshing = true;
+    try {
+      this.gpus = await discoverGpus(this.cfg.nvidiaSmi);
+    } catch (err) {
+      this.logger.warn({ err }, "GPU refresh failed; keeping the last known GPUs");
+    } finally {
+      this.refreshing = false;
+    }
+  }
+
+  /** After a reconnect the scheduler may have expired us: advertise at once and re-read the desired state. */
+  private async followConnection(): Promise<void> {
+    for await (const status of this.nc.status()) {
+      if (this.stopping) return;
+      if (status.type === "disconnect") this.logger.warn("disconnected from NATS");
+      if (status.type === "reconnect") {
+        this.logger.info("reconnected to NATS");
+        this.advertiser.publishAdvert();
+        void this.watcher.resync();
+      }
+    }
+  }
+
+  // ---- desired vs running ------------------------------------------------------------------------------------------
+
+  private onAssignments(value: { agentId: string; tasks: TaskAssignment[] } | undefined): void {
+    if (value?.agentId && value.agentId !== this.cfg.agentId) {
+      this.logger.error({ for: value.agentId }, "assignments addressed to another agent; ignored");
+      return;
+    }
+    this.desired = value?.tasks ?? [];
+    this.reconcile();
+  }
+
+  private reconcile(): void {
+    if (this.stopping) return;
+    const actions = reconcile({
+      desired: this.desired,
+      running: [...this.running.values()].map((t) => t.view()),
+      finished: [...this.finished.values()].map((f) => ({ ...f.report })),
+      gpus: this.gpus,
+    });
+    for (const action of actions) this.apply(action);
+  }
+
+  private apply(action: ReconcileAction): void {
+    const now = Date.now();
+    switch (action.type) {
+      case "start":
+        this.startTask(action.assignment);
+        break;
+      case "stop":
+        this.logger.info({ taskId: action.taskId, reason: action.reason }, "stopping task");
+        this.running.get(action.taskId)?.stop(action.reason);
+        break;
+      case "reject":
+      case "cancel-unstarted": {
+        const a = action.assignment;
+        const state = action.type === "reject" ? "rejected" : "cancelled";
+        this.logger.warn({ taskId: a.taskId, state, message: action.message }, "task not started");
+        const report = this.reporter.status(a, state, { finishedAtMs: now, message: action.message });
+        this.remember(report);
+        break;
+      }
+      case "republish": {
+        const f = this.finished.get(action.taskId);
+        // Skip while the first copy is still queued (NATS down): re-sending would only grow the queue.
+        if (!f || now - f.sentAtMs < this.cfg.republishIntervalMs || this.outbox.busy(action.taskId)) break;
+        f.sentAtMs = now;
+        this.reporter.send(f.report);
+        break;
+      }
+      case "forget":
+        this.finished.delete(action.taskId);
+        this.records.remove(action.taskId);
+        break;
+      case "wait":
+        this.logger.debug({ taskId: action.taskId, reason: action.reason }, "task waits");
+        break;
+    }
+  }
+
+  private startTask(a: TaskAssignment): void {
+    this.logger.info({ taskId: a.taskId, epoch: a.epoch, gpus: a.gpuIndices, command: a.template.command }, "start");
+    const task = new RunningTask(a, {
+      agentId: this.cfg.agentId,
+      bootId: this.bootId,
+      workDir: this.cfg.workDir,
+      inheritEnv: this.cfg.inheritEnv,
+      usageIntervalMs: this.cfg.usageIntervalMs,
+      reporter: this.reporter,
+      records: this.records,
+      logger: this.logger,
+    });
+    this.running.set(a.taskId, task);
+    this.finished.delete(a.taskId);
+    void task.done.then((report) => {
+      this.running.delete(a.taskId);
+      this.finished.set(a.taskId, { report, sentAtMs: Date.now() });
+      // Freed GPUs may let a waiting task start.
+      this.reconcile();
+    });
+  }
+
+  /** Keeps a final report in memory and on disk, so the task is never started again while it is listed. */
+  private remember(report: TaskStatusReport): void {
+    this.finished.set(report.taskId, { report, sentAtMs: Date.now() });
+    try {
+      this.records.save({
+        taskId: report.taskId,
+        jobId: report.jobId,
+        epoch: report.epoch,
+        bootId: this.bootId,
+        gpuIndices: [],
+        final: report,
+      });
+    } catch (err) {
+      this.logger.error({ err, taskId: report.taskId }, "cannot save task record");
+    }
+  }
+
+  /**
+   * Records left by a previous life of this agent: finished tasks are remembered (and re-published while listed);
+   * tasks that were running when it died are killed if still alive and reported lost, for the scheduler to re-place.
+   */
+  private recoverRecords(): void {
+    const { records, unreadable } = this.records.loadAll();
+    if (unreadable.length > 0) this.logger.warn({ files: unreadable }, "unreadable task records ignored");
+    for (const record of records) {
+      if (record.final) {
+        this.finished.set(record.taskId, { report: record.final, sentAtMs: 0 });
+        continue;
+      }
+      const killed = killOrphanGroup(record);
+      const report = this.reporter.status(record, "lost", {
+        startedAtMs: record.startedAtMs ?? 0,
+        finishedAtMs: Date.now(),
+        message: `agent restarted while the task ran (previous boot ${record.bootId})`,
+      });
+      this.logger.warn(
+        { taskId: record.taskId, epoch: record.epoch, killed },
+        "task from a previous boot reported lost",
+      );
+      this.remember(report);
+    }
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.advertiser.stop();
+    await this.watcher.stop();
+    const tasks = [...this.running.values()];
+    for (const t of tasks) t.stop("agent shutting down", "preempted");
+    const graceMs =
+      Math.max(0, ...tasks.map((t) => t.assignment.template.killGraceSeconds || DEFAULT_KILL_GRACE_SECONDS)) * 1000;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        for (const t of tasks) t.kill();
+        resolve();
+      }, graceMs + 2_000);
+    });
+    const allDone = Promise.all(tasks.map((t) => t.done));
+    await Promise.race([allDone, deadline]);
+    clearTimeout(timer);
+    // After a SIGKILL the final reports follow within moments; give them a bounded chance to be queued.
+    await Promise.race([allDone, new Promise((r) => setTimeout(r, 2_000).unref())]);
+    const flushed = await this.outbox.drain(SHUTDOWN_FLUSH_MS);
+    if (!flushed) this.logger.warn("some task reports were not acknowledged before shutdown");
+    this.outbox.close();
+    await this.nc.close();
+    this.logger.info("agent stopped");
+  }
+}

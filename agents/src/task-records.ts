@@ -1,0 +1,88 @@
+/**
+ * What the agent must remember across its own restarts, one small JSON file per task under `<workDir>/state`:
+ * - a task's final status, so a restarted agent re-publishes it instead of running the task a second time while the
+ *   desired state still lists it;
+ * - the process group of a task that was running, so a restarted agent can kill what its previous life left behind
+ *   (tasks run detached and survive an agent crash) and report the task "lost" for the scheduler to re-place.
+ */
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { TaskStatusReport } from "@capa/domain";
+
+export interface TaskRecord {
+  taskId: string;
+  jobId: string;
+  epoch: number;
+  bootId: string;
+  gpuIndices: number[];
+  pid?: number;
+  /** Kernel start time of `pid` (/proc/<pid>/stat field 22): tells our process from a later one reusing the pid. */
+  pidStartTicks?: string;
+  startedAtMs?: number;
+  final?: TaskStatusReport;
+}
+
+export class TaskRecords {
+  readonly dir: string;
+
+  constructor(workDir: string) {
+    this.dir = join(workDir, "state");
+    mkdirSync(this.dir, { recursive: true });
+  }
+
+  /** Atomic replace (write + rename): a crash never leaves half a record. */
+  save(record: TaskRecord): void {
+    const path = join(this.dir, `${record.taskId}.json`);
+    const tmp = `${path}.tmp`;
+    writeFileSync(tmp, JSON.stringify(record));
+    renameSync(tmp, path);
+  }
+
+  remove(taskId: string): void {
+    rmSync(join(this.dir, `${taskId}.json`), { force: true });
+  }
+
+  /** Every readable record; unreadable files are returned by name so the caller can log them. */
+  loadAll(): { records: TaskRecord[]; unreadable: string[] } {
+    const records: TaskRecord[] = [];
+    const unreadable: string[] = [];
+    for (const name of readdirSync(this.dir)) {
+      if (!name.endsWith(".json")) continue;
+      try {
+        const record = JSON.parse(readFileSync(join(this.dir, name), "utf8")) as TaskRecord;
+        if (typeof record.taskId !== "string" || typeof record.epoch !== "number") throw new Error("not a record");
+        records.push(record);
+      } catch {
+        unreadable.push(name);
+      }
+    }
+    return { records, unreadable };
+  }
+}
+
+/** Field 22 of /proc/<pid>/stat; undefined where there is no /proc (macOS) or no such process. */
+export function processStartTicks(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) may contain spaces and parentheses: count fields after its closing ')'.
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return rest[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Kills the process group a previous agent life started, if that exact process is still alive. Without a start
+ * time to compare (no /proc) it does nothing rather than risk killing an unrelated group that reused the pid.
+ */
+export function killOrphanGroup(record: TaskRecord): boolean {
+  if (record.pid === undefined || record.pidStartTicks === undefined) return false;
+  if (processStartTicks(record.pid) !== record.pidStartTicks) return false;
+  try {
+    process.kill(-record.pid, "SIGKILL");
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * One task from start to final report: prepares its environment and working dir, runs it (executor), ships its
+ * output (log shipper), reports starting → running → final state and usage (reporter), and keeps its on-disk
+ * record current (task records). Ordering matters and is kept by the per-task outbox lane: the log tail and the
+ * final usage report are queued before the final status, so a scheduler that sees the final status already has
+ * everything else.
+ */
+import { mkdirSync } from "node:fs";
+import { isAbsolute, join, resolve } from "node:path";
+import type { TaskAssignment, TaskState, TaskStatusReport } from "@capa/domain";
+import type { Logger } from "pino";
+import { type ExecExit, TaskProcess } from "./executor.js";
+import { LogShipper } from "./log-shipper.js";
+import type { RunningTaskView } from "./reconciler.js";
+import { type Reporter, usageReport } from "./reporter.js";
+import { processStartTicks, type TaskRecord, type TaskRecords } from "./task-records.js";
+
+export interface TaskRunnerDeps {
+  agentId: string;
+  bootId: string;
+  workDir: string;
+  inheritEnv: readonly string[];
+  usageIntervalMs: number;
+  reporter: Reporter;
+  records: TaskRecords;
+  logger: Logger;
+  baseEnv?: NodeJS.ProcessEnv;
+}
+
+/** Used when the template says 0. */
+export const DEFAULT_KILL_GRACE_SECONDS = 10;
+
+/**
+ * The task's whole environment. The agent's own variables are passed through only by name (its NATS credentials
+ * must not leak to tenant code), then the template's, then capa's, which the template cannot override: a task must
+ * not widen its own CUDA_VISIBLE_DEVICES. CUDA_DEVICE_ORDER=PCI_BUS_ID makes CUDA number GPUs as nvidia-smi does;
+ * its default (fastest first) would make index 1 mean a different physical GPU on mixed machines.
+ */
+export function taskEnv(
+  a: TaskAssignment,
+  inherit: readonly string[],
+  base: NodeJS.ProcessEnv = process.env,
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of inherit) {
+    const value = base[name];
+    if (value !== undefined) env[name] = value;
+  }
+  Object.assign(env, a.template.env);
+  env.CUDA_VISIBLE_DEVICES = a.gpuIndices.join(",");
+  env.CUDA_DEVICE_ORDER = "PCI_BUS_ID";
+  env.CAPA_TASK_ID = a.taskId;
+  env.CAPA_JOB_ID = a.jobId;
+  env.CAPA_REPLICA = String(a.replica);
+  env.CAPA_EPOCH = String(a.epoch);
+  return env;
+}
+
+/** Template dir if absolute; relative ones and the default live under `<workDir>/tasks/<taskId>`. */
+export function taskWorkingDir(a: TaskAssignment, workDir: string): string {
+  const taskDir = join(workDir, "tasks", a.taskId);
+  if (!a.template.workingDir) return taskDir;
+  return isAbsolute(a.template.workingDir) ? a.template.workingDir : resolve(taskDir, a.template.workingDir);
+}
+
+export class RunningTask {
+  stopping = false;
+  startedAtMs = 0;
+  /** Resolves with the final report once it is queued (after the log tail and the final usage report). */
+  readonly done: Promise<TaskStatusReport>;
+  private stopReason = "";
+  private stopState: TaskState = "cancelled";
+  private proc: TaskProcess | undefined;
+  private usageSeq = 0;
+  private usageTimer: NodeJS.Timeout | undefined;
+  private readonly shipper: LogShipper;
+
+  constructor(
+    readonly assignment: TaskAssignment,
+    private readonly deps: TaskRunnerDeps,
+  ) {
+    const a = assignment;
+    this.shipper = new LogShipper({
+      taskId: a.taskId,
+      jobId: a.jobId,
+      publish: (chunk) => deps.reporter.log(a.epoch, chunk),
+    });
+    this.done = this.run();
+  }
+
+  view(): RunningTaskView {
+    const a = this.assignment;
+    return { taskId: a.taskId, epoch: a.epoch, gpuIndices: a.gpuIndices, stopping: this.stopping };
+  }
+
+  /** SIGTERM now, SIGKILL after the template's grace; the final state is `state` (cancelled, or preempted). */
+  stop(reason: string, state: TaskState = "cancelled"): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.stopReason = reason;
+    this.stopState = state;
+    this.proc?.cancel();
+  }
+
+  /** SIGKILL without grace (shutdown deadline passed). */
+  kill(): void {
+    this.proc?.kill();
+  }
+
+  private async run(): Promise<TaskStatusReport> {
+    const { deps } = this;
+    const a = this.assignment;
+    const log = deps.logger.child({ taskId: a.taskId, epoch: a.epoch });
+    deps.reporter.status(a, "starting");
+    this.saveRecord({});
+    let exit: ExecExit;
+    try {
+      const cwd = taskWorkingDir(a, deps.workDir);
+      mkdirSync(cwd, { recursive: true });
+      const grace = a.template.killGraceSeconds > 0 ? a.template.killGraceSeconds : DEFAULT_KILL_GRACE_SECONDS;
+      this.proc = TaskProcess.start(
+        { command: a.template.command, env: taskEnv(a, deps.inheritEnv, deps.baseEnv), cwd, killGraceMs: grace * 1000 },
+        {
+          onSpawn: (pid) => this.onSpawn(pid),
+          onOutput: (stream, data) => this.shipper.write(stream, data),
+        },
+      );
+      // A stop that arrived while the task was being prepared.
+      if (this.stopping) this.proc.cancel();
+      exit = await this.proc.exited;
+    } catch (err) {
+      exit = { exitCode: 127, signal: "", cancelled: false, spawnError: err as Error };
+    }
+    if (this.usageTimer) clearInterval(this.usageTimer);
+    return this.finish(exit, log);
+  }
+
+  private onSpawn(pid: number): void {
+    const { deps } = this;
+    const a = this.assignment;
+    this.startedAtMs = Date.now();
+    this.saveRecord({ pid, pidStartTicks: processStartTicks(pid), startedAtMs: this.startedAtMs });
+    deps.reporter.status(a, "running", { startedAtMs: this.startedAtMs });
+    this.usageTimer = setInterval(() => this.reportUsage(false), deps.usageIntervalMs);
+  }
+
+  /** A full disk must not take the task down with it: the record only matters if the agent restarts. */
+  private saveRecord(extra: Partial<TaskRecord>): void {
+    const a = this.assignment;
+    try {
+      this.deps.records.save({
+        taskId: a.taskId,
+        jobId: a.jobId,
+        epoch: a.epoch,
+        bootId: this.deps.bootId,
+        gpuIndices: [...a.gpuIndices],
+        ...extra,
+      });
+    } catch (err) {
+      this.deps.logger.error({ err, taskId: a.taskId }, "cannot save task record");
+    }
+  }
+
+  private reportUsage(final: boolean): void {
+    const a = this.assignment;
+    const ref = { ...a, agentId: this.deps.agentId, gpus: a.gpuIndices.length, startedAtMs: this.startedAtMs };
+    this.deps.reporter.usage(usageReport(ref, Date.now(), ++this.usageSeq, final));
+  }
+
+  private finish(exit: ExecExit, log: Logger): TaskStatusReport {
+    const { deps } = this;
+    const a = this.assignment;
+    const finishedAtMs = Date.now();
+    if (exit.spawnError) {
+      this.shipper.write(
+        "system",
+        Buffer.from(`[capa] cannot start ${a.template.command[0]}: ${exit.spawnError.message}\n`),
+      );
+    }
+    this.shipper.close();
+    if (this.startedAtMs > 0) this.reportUsage(true);
+    let state: TaskState;
+    let message: string;
+    if (exit.spawnError) {
+      state = "failed";
+      message = `cannot start ${a.template.command[0]}: ${exit.spawnError.message}`;
+    } else if (exit.cancelled) {
+      state = this.stopState;
+      message = this.stopReason;
+    } else if (exit.exitCode === 0 && !exit.signal) {
+      state = "succeeded";
+      message = "";
+    } else {
+      state = "failed";
+      message = exit.signal ? `killed by ${exit.signal}` : `exited with code ${exit.exitCode}`;
+    }
+    const report = deps.reporter.status(a, state, {
+      exitCode: exit.exitCode,
+      signal: exit.signal,
+      startedAtMs: this.startedAtMs,
+      finishedAtMs,
+      message,
+    });
+    this.saveRecord({ startedAtMs: this.startedAtMs, final: report });
+    log.info({ state, exitCode: exit.exitCode, signal: exit.signal, logChunks: this.shipper.chunks }, "task finished");
+    return report;
+  }
+}
