@@ -1,0 +1,282 @@
+/**
+ * Tenant budgets as pure state transitions. One `TenantBudget` document per tenant holds its limits, this
+ * month's settled spend and the reservations of its admitted, unfinished jobs.
+ *
+ * Invariant (per tenant, when a monthly cap is set): settled + Σ reservations ≤ monthlyCap, and (with an hourly
+ * cap) Σ reservation hourly rates ≤ hourlyCap. `reserve` and `extend` refuse what would break it; `release`
+ * and `settle` only lower the left side, provided a job never settles above its reservation. The scheduler
+ * guarantees that by stopping a job when its spend reaches its reservation (`jobBudgetStatus`) unless an
+ * `extend` succeeds first. An overrun (metering granularity) is still recorded, because the ledger is the truth,
+ * and reported in the outcome. Lowering a cap below current use is allowed: it only refuses new reservations.
+ *
+ * Durability: the scheduler keeps each document in a KV key per tenant and applies operations with CAS
+ * (`TypedKv.mutate(key, (cur) => applyBudgetOp(cur, tenant, op, now).changed ? ... : undefined)`); concurrent
+ * admissions then serialize through the KV revision, and each retry re-evaluates against the latest state.
+ */
+import { assertMicros, type Micros, ValidationError } from "@capa/domain";
+import {
+  CorruptBudgetStateError,
+  HourlyRateExceededError,
+  JobBudgetExceededError,
+  MonthlyBudgetExceededError,
+  UnknownReservationError,
+} from "./errors.js";
+
+export interface TenantLimits {
+  /** Most the tenant's admitted jobs may cost per hour together; 0 = no cap. */
+  hourlyCap: Micros;
+  /** Most the tenant may spend (settled + reserved) per calendar month, UTC; 0 = no cap. */
+  monthlyCap: Micros;
+  updatedAtMs: number;
+}
+
+export interface Reservation {
+  jobId: string;
+  amount: Micros;
+  /** The job's spending rate, counted against the hourly cap. */
+  hourly: Micros;
+  reservedAtMs: number;
+}
+
+export interface TenantBudget {
+  tenant: string;
+  limits: TenantLimits;
+  /** "YYYY-MM" (UTC) that `settled` belongs to. */
+  month: string;
+  settled: Micros;
+  /** Sorted by jobId, so equal states encode to equal bytes. */
+  reservations: Reservation[];
+}
+
+export type BudgetOp =
+  | { kind: "reserve"; jobId: string; amount: Micros; hourly: Micros; jobBudget?: Micros }
+  | { kind: "extend"; jobId: string; amount: Micros }
+  | { kind: "release"; jobId: string }
+  | { kind: "settle"; jobId: string; actual: Micros }
+  | { kind: "set-limits"; hourlyCap: Micros; monthlyCap: Micros };
+
+export interface BudgetOutcome {
+  /** False when the operation was a no-op (a retried reserve, a release or settle of an unknown job). */
+  changed: boolean;
+  state: TenantBudget;
+  /** settle only: how far the actual spend went past the reservation (0 normally). */
+  overrun: Micros;
+}
+
+export interface BudgetSummary {
+  month: string;
+  settled: Micros;
+  reserved: Micros;
+  /** monthlyCap − settled − reserved, never negative; undefined when there is no monthly cap. */
+  available: Micros | undefined;
+  hourlyCommitted: Micros;
+  limits: TenantLimits;
+}
+
+export const NO_LIMITS: TenantLimits = { hourlyCap: 0, monthlyCap: 0, updatedAtMs: 0 };
+
+/** Calendar month (UTC) of an instant, "YYYY-MM". Pure: derived from the injected clock value. */
+export function monthOf(ms: number): string {
+  const d = new Date(ms);
+  return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, "0")}`;
+}
+
+export function emptyBudget(tenant: string, nowMs: number): TenantBudget {
+  return { tenant, limits: NO_LIMITS, month: monthOf(nowMs), settled: 0, reservations: [] };
+}
+
+export function summarize(state: TenantBudget, nowMs: number): BudgetSummary {
+  const rolled = rollMonth(state, nowMs);
+  const reserved = sum(rolled.reservations.map((r) => r.amount));
+  const cap = rolled.limits.monthlyCap;
+  return {
+    month: rolled.month,
+    settled: rolled.settled,
+    reserved,
+    available: cap > 0 ? Math.max(0, cap - rolled.settled - reserved) : undefined,
+    hourlyCommitted: sum(rolled.reservations.map((r) => r.hourly)),
+    limits: rolled.limits,
+  };
+}
+
+function sum(values: readonly number[]): number {
+  return values.reduce((a, b) => a + b, 0);
+}
+
+/** A new month starts with nothing settled; reservations carry over. The clock never rolls a month back. */
+function rollMonth(state: TenantBudget, nowMs: number): TenantBudget {
+  const month = monthOf(nowMs);
+  return month > state.month ? { ...state, month, settled: 0 } : state;
+}
+
+function checkAmount(value: number, field: string): void {
+  try {
+    assertMicros(value, field);
+  } catch (cause) {
+    throw new ValidationError([{ field, message: (cause as Error).message }]);
+  }
+  if (value < 0) throw new ValidationError([{ field, message: `must not be negative, got ${value}` }]);
+}
+
+function withoutJob(state: TenantBudget, jobId: string): Reservation[] {
+  return state.reservations.filter((r) => r.jobId !== jobId);
+}
+
+function insertSorted(list: Reservation[], reservation: Reservation): Reservation[] {
+  return [...list, reservation].sort((a, b) => (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0));
+}
+
+/** Refuses an amount and rate that, next to `others`, would break a cap. */
+function checkCaps(state: TenantBudget, others: Reservation[], jobId: string, amount: Micros, hourly: Micros): void {
+  const { monthlyCap, hourlyCap } = state.limits;
+  const used = state.settled + sum(others.map((r) => r.amount));
+  if (monthlyCap > 0 && used + amount > monthlyCap) {
+    const available = Math.max(0, monthlyCap - used);
+    throw new MonthlyBudgetExceededError({
+      tenant: state.tenant,
+      jobId,
+      requested: amount,
+      available,
+      limit: monthlyCap,
+    });
+  }
+  const committed = sum(others.map((r) => r.hourly));
+  if (hourlyCap > 0 && committed + hourly > hourlyCap) {
+    const available = Math.max(0, hourlyCap - committed);
+    throw new HourlyRateExceededError({ tenant: state.tenant, jobId, requested: hourly, available, limit: hourlyCap });
+  }
+}
+
+/**
+ * Applies one operation to a tenant's budget. Pure and deterministic; throws a BudgetExceededError subclass
+ * when a reservation would break a limit, UnknownReservationError when extending a job that holds none.
+ */
+export function applyBudgetOp(
+  current: TenantBudget | undefined,
+  tenant: string,
+  op: BudgetOp,
+  nowMs: number,
+): BudgetOutcome {
+  const state = rollMonth(current ?? emptyBudget(tenant, nowMs), nowMs);
+  // A no-op needs no write: a month roll-over alone is re-derived from the clock on every read.
+  const same = (): BudgetOutcome => ({ changed: false, state, overrun: 0 });
+  switch (op.kind) {
+    case "reserve": {
+      checkAmount(op.amount, "amount");
+      checkAmount(op.hourly, "hourly");
+      const existing = state.reservations.find((r) => r.jobId === op.jobId);
+      // A retried admission (same job, same numbers) is a no-op, so a client retry never double-reserves.
+      if (existing && existing.amount === op.amount && existing.hourly === op.hourly) return same();
+      const jobBudget = op.jobBudget ?? 0;
+      if (jobBudget > 0 && op.amount > jobBudget) {
+        throw new JobBudgetExceededError({
+          tenant,
+          jobId: op.jobId,
+          requested: op.amount,
+          available: jobBudget,
+          limit: jobBudget,
+        });
+      }
+      const others = withoutJob(state, op.jobId);
+      checkCaps(state, others, op.jobId, op.amount, op.hourly);
+      const reservation = { jobId: op.jobId, amount: op.amount, hourly: op.hourly, reservedAtMs: nowMs };
+      return { changed: true, state: { ...state, reservations: insertSorted(others, reservation) }, overrun: 0 };
+    }
+    case "extend": {
+      checkAmount(op.amount, "amount");
+      const existing = state.reservations.find((r) => r.jobId === op.jobId);
+      if (!existing) throw new UnknownReservationError(`tenant ${tenant} holds no reservation for job ${op.jobId}`);
+      if (op.amount === 0) return same();
+      const others = withoutJob(state, op.jobId);
+      checkCaps(state, others, op.jobId, existing.amount + op.amount, existing.hourly);
+      const grown = { ...existing, amount: existing.amount + op.amount };
+      return { changed: true, state: { ...state, reservations: insertSorted(others, grown) }, overrun: 0 };
+    }
+    case "release": {
+      if (!state.reservations.some((r) => r.jobId === op.jobId)) return same();
+      return { changed: true, state: { ...state, reservations: withoutJob(state, op.jobId) }, overrun: 0 };
+    }
+    case "settle": {
+      checkAmount(op.actual, "actual");
+      const existing = state.reservations.find((r) => r.jobId === op.jobId);
+      // Settling twice (a replay after a restart) finds no reservation the second time: a no-op, not a charge.
+      if (!existing) return same();
+      return {
+        changed: true,
+        state: { ...state, settled: state.settled + op.actual, reservations: withoutJob(state, op.jobId) },
+        overrun: Math.max(0, op.actual - existing.amount),
+      };
+    }
+    case "set-limits": {
+      checkAmount(op.hourlyCap, "hourly_cap_micros");
+      checkAmount(op.monthlyCap, "monthly_cap_micros");
+      const limits = { hourlyCap: op.hourlyCap, monthlyCap: op.monthlyCap, updatedAtMs: nowMs };
+      return { changed: true, state: { ...state, limits }, overrun: 0 };
+    }
+  }
+}
+
+/** The reserve step alone, as the scheduler's admission calls it. */
+export function applyReservation(
+  current: TenantBudget | undefined,
+  tenant: string,
+  jobId: string,
+  expected: { total: Micros; hourly: Micros },
+  nowMs: number,
+  jobBudget = 0,
+): BudgetOutcome {
+  return applyBudgetOp(
+    current,
+    tenant,
+    { kind: "reserve", jobId, amount: expected.total, hourly: expected.hourly, jobBudget },
+    nowMs,
+  );
+}
+
+/**
+ * What admission reserves for a job, from its quote: the expected total when the spec has an expected
+ * duration; else the job's own budget (it can never spend more); else one hour at the expected rate, which
+ * the scheduler extends hour by hour while the job runs.
+ */
+export function admissionReservation(
+  spec: { expectedDurationSeconds: number; budget: Micros },
+  expected: { total: Micros; hourly: Micros },
+): { total: Micros; hourly: Micros } {
+  if (spec.expectedDurationSeconds > 0) return expected;
+  if (spec.budget > 0) return { total: spec.budget, hourly: expected.hourly };
+  return { total: expected.hourly, hourly: expected.hourly };
+}
+
+const BUDGET_FORMAT = 1;
+
+export function encodeTenantBudget(state: TenantBudget): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ v: BUDGET_FORMAT, ...state }));
+}
+
+export function decodeTenantBudget(bytes: Uint8Array): TenantBudget {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (cause) {
+    throw new CorruptBudgetStateError("tenant budget is not JSON", { cause });
+  }
+  const doc = raw as Partial<TenantBudget> & { v?: number };
+  const isInt = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  const ok =
+    doc?.v === BUDGET_FORMAT &&
+    typeof doc.tenant === "string" &&
+    typeof doc.month === "string" &&
+    isInt(doc.settled) &&
+    isInt(doc.limits?.hourlyCap) &&
+    isInt(doc.limits?.monthlyCap) &&
+    Array.isArray(doc.reservations) &&
+    doc.reservations.every((r) => typeof r?.jobId === "string" && isInt(r.amount) && isInt(r.hourly));
+  if (!ok) throw new CorruptBudgetStateError(`tenant budget document has an unexpected shape (format ${doc?.v})`);
+  return {
+    tenant: doc.tenant!,
+    limits: { ...doc.limits! },
+    month: doc.month!,
+    settled: doc.settled!,
+    reservations: doc.reservations!.map((r) => ({ ...r })),
+  };
+}
