@@ -1,0 +1,21 @@
+import { jobSpecToPb } from "@capa/bus";
+import { Command } from "commander";
+import { jsonOption, print, printJson, withScheduler } from "../context.js";
+import { renderQuote } from "../render.js";
+import { addSpecOptions, type SpecFlags, specFromFlags } from "../spec.js";
+
+export function quoteCommand(): Command {
+  const cmd = new Command("quote")
+    .description("price and start-time estimate for a spec, without submitting it")
+    .argument("[command...]", "the command, after -- (default: true)");
+  addSpecOptions(cmd);
+  jsonOption(cmd).action(async (command: string[], flags: SpecFlags & { json?: boolean }, self: Command) => {
+    const spec = specFromFlags(flags, command.length > 0 ? command : ["true"]);
+    await withScheduler(self, async (client) => {
+      const answer = await client.quote({ tenant: client.options.tenant, spec: jobSpecToPb(spec) });
+      if (flags.json) printJson(answer);
+      else print(renderQuote(answer));
+    });
+  });
+  return cmd;
+}

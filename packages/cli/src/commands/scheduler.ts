@@ -1,0 +1,54 @@
+import { startScheduler } from "@capa/scheduler";
+import { Command } from "commander";
+import { CliError } from "../errors.js";
+import { stdoutLogger } from "../local/logger.js";
+import { stopWithin, waitForShutdownSignal } from "../local/signals.js";
+import { parseDurationFlag, parseInteger } from "../spec.js";
+
+interface SchedulerFlags {
+  natsUrl?: string;
+  grpcAddress: string;
+  id?: string;
+  agentTimeout?: number;
+  leaseTtl?: number;
+  metricsPort?: number;
+  metricsHost?: string;
+  logLevel: string;
+}
+
+export function schedulerCommand(): Command {
+  return new Command("scheduler")
+    .description("run the scheduler service (gRPC API + planner) against a NATS server with JetStream")
+    .option("--nats-url <url>", "NATS URL(s), comma-separated (env CAPA_NATS_URL; default nats://127.0.0.1:4222)")
+    .option("--grpc-address <host:port>", "gRPC listen address (port 0 = a free port)", "127.0.0.1:50051")
+    .option("--id <scheduler-id>", "identity in the leader lease and logs (default: hostname-pid-random)")
+    .option(
+      "--agent-timeout <duration>",
+      "an agent silent this long is lost (default: its advert TTL)",
+      parseDurationFlag,
+    )
+    .option("--lease-ttl <duration>", "leader lease length (default 10s)", parseDurationFlag)
+    .option("--metrics-port <port>", "serve Prometheus metrics on this port (off by default)", parseInteger)
+    .option("--metrics-host <host>", "metrics listen host (default 127.0.0.1)")
+    .option("--log-level <level>", "trace, debug, info, warn, error", process.env.CAPA_LOG_LEVEL ?? "info")
+    .action(async (flags: SchedulerFlags) => {
+      let handle: Awaited<ReturnType<typeof startScheduler>>;
+      try {
+        handle = await startScheduler({
+          natsUrl: flags.natsUrl ?? process.env.CAPA_NATS_URL ?? "nats://127.0.0.1:4222",
+          grpcAddress: flags.grpcAddress,
+          ...(flags.id ? { schedulerId: flags.id } : {}),
+          ...(flags.agentTimeout ? { agentTimeoutMs: flags.agentTimeout * 1000 } : {}),
+          ...(flags.leaseTtl ? { leaseTtlMs: flags.leaseTtl * 1000 } : {}),
+          ...(flags.metricsPort !== undefined ? { metricsPort: flags.metricsPort } : {}),
+          ...(flags.metricsHost ? { metricsHost: flags.metricsHost } : {}),
+          logger: stdoutLogger("capa-scheduler", flags.logLevel),
+        });
+      } catch (err) {
+        throw new CliError(`scheduler failed to start: ${(err as Error).message}`);
+      }
+      process.stderr.write(`capa scheduler: serving gRPC on ${handle.grpcAddress}\n`);
+      await waitForShutdownSignal();
+      if (!(await stopWithin(() => handle.stop(), 30_000))) throw new CliError("scheduler did not stop within 30 s");
+    });
+}

@@ -1,0 +1,169 @@
+/**
+ * The CLI's only door to the scheduler: client options from flags and environment, a promise-based facade
+ * over the generated JobService/OperatorService clients, and the mapping from gRPC status to one-line
+ * reasons a person can act on.
+ */
+import * as api from "@capa/api";
+import {
+  type CallOptions,
+  type ClientReadableStream,
+  credentials,
+  Metadata,
+  type ServiceError,
+  status,
+} from "@grpc/grpc-js";
+import { CliError, oneLine } from "./errors.js";
+
+export const DEFAULT_GRPC_ADDR = "127.0.0.1:50051";
+export const DEFAULT_TENANT = "default";
+const UNARY_TIMEOUT_MS = 30_000;
+
+export interface ClientOptions {
+  address: string;
+  tenant: string;
+  /** Sent as `authorization: Bearer <token>` on every call. */
+  token?: string;
+}
+
+/** Flags win over the environment, the environment over defaults. */
+export function clientOptions(
+  flags: { addr?: string; tenant?: string },
+  env: NodeJS.ProcessEnv = process.env,
+): ClientOptions {
+  const token = env.CAPA_TOKEN?.trim();
+  return {
+    address: flags.addr || env.CAPA_GRPC_ADDR || DEFAULT_GRPC_ADDR,
+    tenant: flags.tenant || env.CAPA_TENANT || DEFAULT_TENANT,
+    ...(token ? { token } : {}),
+  };
+}
+
+/** Why a call failed, in one line, naming what to do where there is something to do. */
+export function describeGrpcError(
+  err: { code?: number; details?: string; message?: string },
+  context: { method: string; address: string },
+): string {
+  const details = oneLine(err.details || err.message || "");
+  const unreachable = `cannot reach the scheduler at ${context.address} (CAPA_GRPC_ADDR)`;
+  switch (err.code) {
+    case status.INVALID_ARGUMENT:
+      return `invalid argument: ${details}`;
+    case status.NOT_FOUND:
+      return `not found: ${details}`;
+    case status.ALREADY_EXISTS:
+      return `already exists: ${details}`;
+    case status.FAILED_PRECONDITION:
+      return `failed precondition: ${details}`;
+    case status.RESOURCE_EXHAUSTED:
+      return `resource exhausted: ${details}`;
+    case status.ABORTED:
+      return `aborted (conflict, retry): ${details}`;
+    case status.UNAUTHENTICATED:
+      return `unauthenticated: ${details} (set CAPA_TOKEN)`;
+    case status.PERMISSION_DENIED:
+      return `permission denied: ${details}`;
+    case status.UNIMPLEMENTED:
+      return `the scheduler at ${context.address} does not implement ${context.method}`;
+    case status.DEADLINE_EXCEEDED:
+      return `the scheduler at ${context.address} did not answer ${context.method} in time`;
+    case status.UNAVAILABLE:
+      // grpc-js reports a refused or unresolvable connection as UNAVAILABLE too; a reachable server that
+      // answers UNAVAILABLE (its store is down) says so in its own words, which are worth showing.
+      return isConnectFailure(details) ? unreachable : `scheduler unavailable (retry): ${details}`;
+    default:
+      return `${context.method} failed: ${details || "unknown error"}`;
+  }
+}
+
+function isConnectFailure(details: string): boolean {
+  return (
+    details === "" ||
+    /No connection established|ECONNREFUSED|ECONNRESET|ENOTFOUND|EHOSTUNREACH|Name resolution|getaddrinfo|failed to connect|Connection dropped/i.test(
+      details,
+    )
+  );
+}
+
+type Callback<Res> = (err: ServiceError | null, res: Res) => void;
+type Unary<Req, Res> = (req: Req, md: Metadata, options: Partial<CallOptions>, cb: Callback<Res>) => unknown;
+type ServerStream<Req, Res> = (req: Req, md: Metadata) => ClientReadableStream<Res>;
+
+/** A connection to one scheduler; every method rejects with a CliError carrying a one-line reason. */
+export class SchedulerClient {
+  private readonly jobs: api.JobServiceClient;
+  private readonly operator: api.OperatorServiceClient;
+
+  constructor(readonly options: ClientOptions) {
+    const creds = credentials.createInsecure();
+    this.jobs = new api.JobServiceClient(options.address, creds);
+    this.operator = new api.OperatorServiceClient(options.address, creds);
+  }
+
+  submitJob = (req: api.SubmitJobRequest) => this.unary("SubmitJob", this.jobs.submitJob.bind(this.jobs), req);
+  getJob = (req: api.GetJobRequest) => this.unary("GetJob", this.jobs.getJob.bind(this.jobs), req);
+  listJobs = (req: api.ListJobsRequest) => this.unary("ListJobs", this.jobs.listJobs.bind(this.jobs), req);
+  cancelJob = (req: api.CancelJobRequest) => this.unary("CancelJob", this.jobs.cancelJob.bind(this.jobs), req);
+  quote = (req: api.QuoteRequest) => this.unary("Quote", this.jobs.quote.bind(this.jobs), req);
+  listOffers = (req: api.ListOffersRequest) => this.unary("ListOffers", this.jobs.listOffers.bind(this.jobs), req);
+  watchJob = (req: api.WatchJobRequest) => this.stream("WatchJob", this.jobs.watchJob.bind(this.jobs), req);
+  streamLogs = (req: api.StreamLogsRequest) => this.stream("StreamLogs", this.jobs.streamLogs.bind(this.jobs), req);
+
+  listAgents = (req: api.ListAgentsRequest) =>
+    this.unary("ListAgents", this.operator.listAgents.bind(this.operator), req);
+  drainAgent = (req: api.DrainAgentRequest) =>
+    this.unary("DrainAgent", this.operator.drainAgent.bind(this.operator), req);
+  getPolicy = (req: api.GetPolicyRequest) => this.unary("GetPolicy", this.operator.getPolicy.bind(this.operator), req);
+  setPolicy = (req: api.SetPolicyRequest) => this.unary("SetPolicy", this.operator.setPolicy.bind(this.operator), req);
+  explainJob = (req: api.ExplainJobRequest) =>
+    this.unary("ExplainJob", this.operator.explainJob.bind(this.operator), req);
+  simulate = (req: api.SimulateRequest) => this.unary("Simulate", this.operator.simulate.bind(this.operator), req);
+
+  close(): void {
+    this.jobs.close();
+    this.operator.close();
+  }
+
+  private metadata(): Metadata {
+    const md = new Metadata();
+    if (this.options.token) md.set("authorization", `Bearer ${this.options.token}`);
+    return md;
+  }
+
+  private fail(method: string, err: unknown): GrpcCallError {
+    const e = err as ServiceError;
+    return new GrpcCallError(describeGrpcError(e, { method, address: this.options.address }), e.code);
+  }
+
+  private unary<Req, Res>(method: string, fn: Unary<Req, Res>, req: Req): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      fn(req, this.metadata(), { deadline: Date.now() + UNARY_TIMEOUT_MS }, (err, res) =>
+        err ? reject(this.fail(method, err)) : resolve(res),
+      );
+    });
+  }
+
+  /** A server stream as an async iterable; ends when the server ends it, throws a GrpcCallError on failure. */
+  private async *stream<Req, Res>(method: string, fn: ServerStream<Req, Res>, req: Req): AsyncGenerator<Res> {
+    const call = fn(req, this.metadata());
+    try {
+      for await (const message of call) yield message as Res;
+    } catch (err) {
+      throw this.fail(method, err);
+    } finally {
+      call.cancel();
+    }
+  }
+}
+
+/** A failed call: the message is the one-line reason, `code` the gRPC status (for fallbacks like UNIMPLEMENTED). */
+export class GrpcCallError extends CliError {
+  override name = "GrpcCallError";
+  constructor(
+    message: string,
+    readonly code: number | undefined,
+  ) {
+    super(message);
+  }
+}
+
+export { status as grpcStatus };

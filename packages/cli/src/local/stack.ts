@@ -1,0 +1,132 @@
+/**
+ * `capa up`: a whole capa on one machine. A real nats-server with JetStream under `<stateDir>/nats`, one
+ * scheduler and simulated agents in several regions, all in this process except nats-server, which is a
+ * child. `stop()` undoes everything it started, in reverse order.
+ */
+import { mkdirSync, rmSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { startAgent } from "@capa/agent";
+import { loadCatalog } from "@capa/catalog";
+import { startScheduler } from "@capa/scheduler";
+import { type NatsServerHandle, startNatsServer } from "@capa/testkit";
+import type { Logger } from "pino";
+import { type LocalAgent, planLocalAgents } from "./fleet.js";
+
+export interface LocalStackOptions {
+  stateDir: string;
+  /** 0 = a free port. */
+  natsPort: number;
+  grpcHost: string;
+  /** 0 = a free port. */
+  grpcPort: number;
+  regions: string[];
+  agentsPerRegion: number;
+  /** Simulated GPUs of each agent, e.g. "4xH100-80GB,2xA100-80GB". */
+  gpus: string;
+  /** Price catalog directory; default: @capa/catalog's (CAPA_PRICES_DIR or ../shared/data/prices). */
+  pricesDir?: string;
+  /** Remove the previous JetStream store (jobs, agents) first. */
+  fresh: boolean;
+  logger: Logger;
+  /** Progress lines for people (stderr in `capa up`). */
+  say: (line: string) => void;
+}
+
+export interface LocalStack {
+  natsUrl: string;
+  natsPid: number | undefined;
+  grpcAddress: string;
+  stateDir: string;
+  pricesSource: string;
+  agents: LocalAgent[];
+  stop(): Promise<void>;
+}
+
+const ADVERT_INTERVAL_MS = 5_000;
+const HEARTBEAT_INTERVAL_MS = 1_000;
+
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const stateDir = resolve(options.stateDir);
+  const natsStore = join(stateDir, "nats");
+  if (options.fresh) rmSync(natsStore, { recursive: true, force: true });
+  mkdirSync(natsStore, { recursive: true });
+
+  const catalog = loadCatalog(options.pricesDir);
+  const plan = planLocalAgents(catalog.entries, { ...options, stateDir });
+  options.say(
+    `prices: ${catalog.source === "built-in" ? "built-in defaults (no catalog directory found)" : catalog.source}`,
+  );
+  if (plan.unpriced.length > 0) options.say(`warning: no catalog prices for ${plan.unpriced.join(", ")}`);
+
+  // Everything started so far, stopped in reverse order on failure or on stop().
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse().splice(0)) {
+      try {
+        await stop();
+      } catch (err) {
+        options.logger.warn({ err }, "stopping a capa up component failed");
+      }
+    }
+  };
+  try {
+    const nats = await startNatsServer({
+      storeDir: natsStore,
+      ...(options.natsPort > 0 ? { port: options.natsPort } : {}),
+    });
+    stops.push(() => nats.stop());
+    killOnExit(nats);
+    options.say(`nats-server ${nats.url} (JetStream store ${natsStore})`);
+
+    const scheduler = await startScheduler({
+      natsUrl: nats.url,
+      grpcAddress: `${options.grpcHost}:${options.grpcPort}`,
+      // A stable id lets a restarted `capa up` take its own leader lease back at once.
+      schedulerId: "capa-up",
+      logger: options.logger.child({ component: "scheduler" }),
+    });
+    stops.push(() => scheduler.stop());
+    options.say(`scheduler gRPC ${scheduler.grpcAddress}`);
+
+    for (const agent of plan.agents) {
+      mkdirSync(agent.workDir, { recursive: true });
+      const handle = await startAgent({
+        nats: nats.url,
+        agentId: agent.agentId,
+        region: agent.region,
+        zone: agent.zone,
+        labels: { "capa.io/stack": "capa-up" },
+        provider: agent.provider,
+        fabricDomain: `${agent.agentId}-nvlink`,
+        prices: agent.prices,
+        simulateGpus: agent.gpus,
+        workDir: agent.workDir,
+        advertIntervalMs: ADVERT_INTERVAL_MS,
+        heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
+        logger: options.logger.child({ component: "agent", agentId: agent.agentId }),
+      });
+      stops.push(() => handle.stop());
+      options.say(`agent ${agent.agentId} (${agent.region}, ${agent.gpus}, ${agent.provider} prices)`);
+    }
+
+    return {
+      natsUrl: nats.url,
+      natsPid: nats.process.pid,
+      grpcAddress: scheduler.grpcAddress,
+      stateDir,
+      pricesSource: catalog.source,
+      agents: plan.agents,
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+/** If this process dies without stop() (an uncaught error), its nats-server must not outlive it. */
+function killOnExit(nats: NatsServerHandle): void {
+  process.once("exit", () => {
+    if (nats.process.exitCode === null && nats.process.signalCode === null) nats.process.kill("SIGKILL");
+  });
+}

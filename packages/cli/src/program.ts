@@ -1,0 +1,48 @@
+/** The `capa` command tree: only wiring; each verb lives in commands/<verb>.ts. */
+import { Command } from "commander";
+import { agentCommand } from "./commands/agent.js";
+import { agentsCommand } from "./commands/agents.js";
+import { cancelCommand } from "./commands/cancel.js";
+import { drainCommand } from "./commands/drain.js";
+import { explainCommand } from "./commands/explain.js";
+import { jobsCommand } from "./commands/jobs.js";
+import { logsCommand } from "./commands/logs.js";
+import { offersCommand } from "./commands/offers.js";
+import { policyCommand } from "./commands/policy.js";
+import { quoteCommand } from "./commands/quote.js";
+import { schedulerCommand } from "./commands/scheduler.js";
+import { simulateCommand } from "./commands/simulate.js";
+import { statusCommand } from "./commands/status.js";
+import { submitCommand } from "./commands/submit.js";
+import { upCommand } from "./commands/up.js";
+
+export const CLI_VERSION = "0.1.0";
+
+export function buildProgram(): Command {
+  const program = new Command("capa")
+    .description("capa: a distributed GPU scheduler and marketplace broker")
+    .version(CLI_VERSION)
+    .option("--addr <host:port>", "scheduler gRPC address (env CAPA_GRPC_ADDR; default 127.0.0.1:50051)")
+    .option("--tenant <tenant>", 'tenant for submit/jobs/quote (env CAPA_TENANT; default "default")')
+    .showHelpAfterError("(run capa <command> --help for usage)");
+  for (const command of [
+    upCommand(),
+    schedulerCommand(),
+    agentCommand(),
+    submitCommand(),
+    jobsCommand(),
+    statusCommand(),
+    logsCommand(),
+    cancelCommand(),
+    agentsCommand(),
+    offersCommand(),
+    quoteCommand(),
+    explainCommand(),
+    policyCommand(),
+    simulateCommand(),
+    drainCommand(),
+  ]) {
+    program.addCommand(command);
+  }
+  return program;
+}

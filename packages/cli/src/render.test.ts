@@ -1,0 +1,168 @@
+import * as api from "@capa/api";
+import { describe, expect, it } from "vitest";
+import {
+  jobJson,
+  logLineJson,
+  renderAgentOffersTable,
+  renderAgentsTable,
+  renderExplanation,
+  renderJobDetail,
+  renderJobsTable,
+  renderOffersTable,
+} from "./render.js";
+
+const NOW = 1_700_000_100_000;
+
+function job(): api.Job {
+  return api.Job.fromPartial({
+    id: "j-abc",
+    tenant: "default",
+    state: api.JobState.JOB_STATE_SUCCEEDED,
+    createdAtMs: NOW - 100_000,
+    finishedAtMs: NOW - 40_000,
+    spentMicros: 1_250,
+    spec: {
+      name: "hello",
+      kind: api.JobKind.JOB_KIND_BATCH,
+      replicas: 1,
+      gpusPerReplica: 1,
+      template: { command: ["sh", "-c", "echo hi"] },
+    },
+    tasks: [
+      {
+        id: "j-abc-0",
+        state: api.TaskState.TASK_STATE_SUCCEEDED,
+        agentId: "sim-eu-west-1",
+        region: "eu-west",
+        gpuModel: "H100-80GB",
+        gpuIndices: [2],
+        priceMicrosPerGpuHour: 2_390_000,
+        startedAtMs: NOW - 90_000,
+        exitCode: 0,
+      },
+    ],
+  });
+}
+
+describe("jobs", () => {
+  it("renders the job list with state, placement region and locked price", () => {
+    expect(renderJobsTable([job()], NOW).split("\n")).toEqual([
+      "ID     NAME   KIND   STATE      GPUS  REGION   $/GPU-H  CREATED",
+      "j-abc  hello  batch  SUCCEEDED  1x1   eu-west  $2.39    1m40s ago",
+    ]);
+    expect(renderJobsTable([], NOW)).toBe("no jobs");
+  });
+
+  it("renders one job with its tasks: agent, GPUs, price and exit code", () => {
+    const out = renderJobDetail(job(), NOW);
+    expect(out).toMatch(/^state:\s+SUCCEEDED$/m);
+    expect(out).toMatch(/^command:\s+sh -c echo hi$/m);
+    expect(out).toMatch(/^finished:\s+40s ago \(ran 50s\)$/m);
+    expect(out).toMatch(/^spent:\s+\$0\.00125$/m);
+    expect(out).toMatch(/j-abc-0\s+SUCCEEDED\s+sim-eu-west-1\s+eu-west\s+H100-80GB\s+2\s+\$2\.39\s+0/);
+  });
+
+  it("gives scripts lower-case states and integer micros", () => {
+    const view = jobJson(job());
+    expect(view.state).toBe("succeeded");
+    expect(view.tasks[0]).toMatchObject({ state: "succeeded", pricePerGpuHour: 2_390_000 });
+    expect(view.spec.kind).toBe("batch");
+  });
+
+  it("decodes log bytes as text", () => {
+    const line = api.LogLine.fromPartial({
+      jobId: "j-abc",
+      taskId: "j-abc-0",
+      stream: api.LogStream.LOG_STREAM_STDOUT,
+      data: Buffer.from("hi\n"),
+      seq: 1,
+    });
+    expect(logLineJson(line)).toEqual({
+      jobId: "j-abc",
+      taskId: "j-abc-0",
+      stream: "stdout",
+      text: "hi\n",
+      seq: 1,
+      atMs: 0,
+    });
+  });
+});
+
+const agent = api.AgentInfo.fromPartial({
+  agentId: "sim-us-east-1",
+  region: "us-east",
+  zone: "us-east-a",
+  status: "ready",
+  simulated: true,
+  lastSeenMs: NOW - 2_000,
+  gpus: [0, 1, 2, 3].map((index) => ({ index, model: "H100-80GB" })).concat([{ index: 4, model: "A100-80GB" }]),
+  freeGpuIndices: [1, 2, 3, 4],
+  prices: [
+    { gpuModel: "H100-80GB", onDemandMicrosPerHour: 2_490_000, interruptibleMicrosPerHour: 1_763_200 },
+    { gpuModel: "A100-80GB", onDemandMicrosPerHour: 1_790_000 },
+  ],
+  taskIds: ["j-1-0"],
+});
+
+describe("agents and offers", () => {
+  it("summarises an agent's GPUs by model with free counts and prices", () => {
+    const out = renderAgentsTable([agent], NOW);
+    expect(out).toContain("4xH100-80GB (3 free), 1xA100-80GB (1 free)");
+    expect(out).toContain("H100-80GB $2.49 / $1.7632 spot, A100-80GB $1.79");
+    expect(out).toContain("2s ago (sim)");
+  });
+
+  it("falls back to one row per agent and model", () => {
+    expect(renderAgentOffersTable([agent]).split("\n")).toEqual([
+      "AGENT          REGION   MODEL      FREE  $/GPU-H  SPOT $/GPU-H",
+      "sim-us-east-1  us-east  H100-80GB   3/4    $2.49       $1.7632",
+      "sim-us-east-1  us-east  A100-80GB   1/1    $1.79             -",
+    ]);
+  });
+
+  it("renders the aggregated order book", () => {
+    const offer = api.Offer.fromPartial({
+      region: "eu-west",
+      gpuModel: "H100-80GB",
+      vramMib: 81_920,
+      agents: 2,
+      totalGpus: 8,
+      freeGpus: 7,
+      minMicrosPerGpuHour: 2_390_000,
+      medianMicrosPerGpuHour: 3_406_968,
+      freshestAdvertAgeMs: 1_500,
+    });
+    const out = renderOffersTable([offer]);
+    expect(out).toMatch(/eu-west\s+H100-80GB\s+80GiB\s+2\s+7\/8\s+\$2\.39\s+\$3\.406968\s+on-demand\s+2s/);
+  });
+});
+
+describe("explanations", () => {
+  it("shows outcome, rejections by count and the chosen placement with its score breakdown", () => {
+    const out = renderExplanation(
+      api.Explanation.fromPartial({
+        outcome: "placed",
+        profile: "balanced",
+        candidatesConsidered: 4,
+        rejections: { "insufficient-gpus": 1, "over-max-price": 2 },
+        summary: ["placed replica 0 on sim-eu-west-1"],
+        chosen: [
+          {
+            replica: 0,
+            agentId: "sim-eu-west-1",
+            region: "eu-west",
+            gpuModel: "H100-80GB",
+            gpuIndices: [0],
+            priceMicrosPerGpuHour: 2_390_000,
+            score: 87.25,
+            scores: { cost: 100, latency: 50 },
+          },
+        ],
+      }),
+    );
+    expect(out).toContain("outcome:     placed");
+    expect(out).toContain("  placed replica 0 on sim-eu-west-1");
+    expect(out.indexOf("over-max-price")).toBeLessThan(out.indexOf("insufficient-gpus"));
+    expect(out).toMatch(/0\s+sim-eu-west-1\s+eu-west\s+H100-80GB\s+0\s+\$2\.39\s+87\.3\s+cost=100 latency=50/);
+  });
+});
