@@ -54,3 +54,173 @@ describe("PlacementEngine.place", () => {
     expect(tooBig.placements).toEqual([]);
   });
 });
+
+describe("preemption", () => {
+  const full = (id: string) => agent(id, { gpus: "2xH100-80GB" });
+
+  it("evicts the allocation that loses the least work (checkpoint age × GPUs × price)", () => {
+    const state = stateOf(
+      [full("a"), full("b")],
+      [
+        // Checkpointed a minute ago: cheap to preempt.
+        allocation("fresh-0", "a", [0, 1], { interruptible: true, lastCheckpointMs: NOW - 60_000 }),
+        // Never checkpointed, running for an hour: expensive.
+        allocation("old-0", "b", [0, 1], { interruptible: true, lastCheckpointMs: 0 }),
+      ],
+    );
+    const plan = engine.place(state, request("j", { gpusPerReplica: 2 }), opts);
+    expect(plan.outcome).toBe("preempting");
+    expect(plan.preemptions.map((p) => p.taskId)).toEqual(["fresh-0"]);
+    expect(plan.placements[0]).toMatchObject({ agentId: "a", gpuIndices: [0, 1] });
+    expect(plan.explanation.preemptedTaskIds).toEqual(["fresh-0"]);
+  });
+
+  it("prefers one cheap victim over two, and only evicts as many as it needs", () => {
+    const state = stateOf(
+      [agent("a", { gpus: "4xH100-80GB" })],
+      [
+        allocation("x-0", "a", [0], { priority: 1, lastCheckpointMs: NOW - 600_000 }),
+        allocation("y-0", "a", [1], { priority: 1, lastCheckpointMs: NOW - 60_000 }),
+        allocation("z-0", "a", [2, 3], { priority: 1, lastCheckpointMs: NOW - 1_800_000 }),
+      ],
+    );
+    const plan = engine.place(state, request("j", { gpusPerReplica: 1, priority: 5 }), opts);
+    expect(plan.outcome).toBe("preempting");
+    expect(plan.preemptions.map((p) => p.taskId)).toEqual(["y-0"]);
+    expect(plan.placements[0]!.gpuIndices).toEqual([1]);
+  });
+
+  it("never evicts equal-priority on-demand work, nor anything for an interruptible job of equal priority", () => {
+    const state = stateOf([full("a")], [allocation("x-0", "a", [0, 1], { interruptible: true })]);
+    expect(engine.place(state, request("j", { gpusPerReplica: 2, interruptible: true }), opts).outcome).toBe("pending");
+    const onDemand = stateOf([full("a")], [allocation("x-0", "a", [0, 1])]);
+    expect(engine.place(onDemand, request("j", { gpusPerReplica: 2 }), opts).outcome).toBe("pending");
+  });
+
+  it("takes a whole gang down with any of its tasks and lists every task", () => {
+    const state = stateOf(
+      [full("a"), full("b")],
+      [
+        allocation("g-0", "a", [0, 1], { jobId: "g", priority: 0, gang: true, lastCheckpointMs: NOW - 60_000 }),
+        allocation("g-1", "b", [0, 1], { jobId: "g", priority: 0, gang: true, lastCheckpointMs: NOW - 60_000 }),
+      ],
+    );
+    const plan = engine.place(state, request("j", { gpusPerReplica: 2, priority: 3 }), opts);
+    expect(plan.outcome).toBe("preempting");
+    expect(plan.preemptions.map((p) => p.taskId).sort()).toEqual(["g-0", "g-1"]);
+  });
+
+  it("preempts for a gang in the domain that loses least", () => {
+    const agents = [
+      agent("a1", { gpus: "2xH100-80GB", fabricDomain: "f1" }),
+      agent("a2", { gpus: "2xH100-80GB", fabricDomain: "f1" }),
+      agent("b1", { gpus: "2xH100-80GB", fabricDomain: "f2" }),
+      agent("b2", { gpus: "2xH100-80GB", fabricDomain: "f2" }),
+    ];
+    const state = stateOf(agents, [
+      allocation("p-0", "a1", [0, 1], { interruptible: true, lastCheckpointMs: 0 }),
+      allocation("q-0", "b1", [0, 1], { interruptible: true, lastCheckpointMs: NOW - 1000 }),
+      allocation("r-0", "a2", [0], { interruptible: true, lastCheckpointMs: NOW - 1000 }),
+    ]);
+    const plan = engine.place(state, request("g", { kind: "training", replicas: 2, gpusPerReplica: 2 }), opts);
+    expect(plan.outcome).toBe("preempting");
+    expect(plan.preemptions.map((p) => p.taskId)).toEqual(["q-0"]);
+    expect(plan.placements.map((p) => p.agentId).sort()).toEqual(["b1", "b2"]);
+  });
+
+  it("a profile without preemption leaves the job pending", () => {
+    const e = new PlacementEngine({ profiles: [{ name: "gentle", weights: { cost: 1 }, preemption: false }] });
+    const state = stateOf([full("a")], [allocation("x-0", "a", [0, 1], { interruptible: true })]);
+    expect(e.place(state, request("j", { gpusPerReplica: 2 }), { ...opts, profile: "gentle" }).outcome).toBe("pending");
+  });
+});
+
+describe("inference", () => {
+  it("spreads replicas over demand regions in proportion, one per region at least, over distinct providers", () => {
+    const agents = ["aws", "gcp", "lambda"].flatMap((provider) =>
+      ["us-east", "eu-west", "ap-northeast"].map((region) =>
+        agent(`${provider}-${region}`, { provider, region, gpus: "8xL4-24GB" }),
+      ),
+    );
+    const state = stateOf(agents);
+    const spec = {
+      kind: "inference" as const,
+      replicas: 6,
+      demandByRegion: { "us-east": 4, "eu-west": 2, "ap-northeast": 0.5 },
+    };
+    const plan = engine.place(state, request("svc", spec), opts);
+    expect(plan.outcome).toBe("placed");
+    const byRegion: Record<string, number> = {};
+    for (const p of plan.placements) byRegion[p.region] = (byRegion[p.region] ?? 0) + 1;
+    expect(byRegion).toEqual({ "us-east": 3, "eu-west": 2, "ap-northeast": 1 });
+    const usEast = plan.placements.filter((p) => p.region === "us-east").map((p) => p.agentId);
+    expect(new Set(usEast).size).toBe(3);
+  });
+
+  it("sends a replica to the nearest feasible region when its demand region has no capacity", () => {
+    const state = stateOf([
+      agent("eu", { region: "eu-central", gpus: "1xL4-24GB" }),
+      agent("ap", { region: "ap-northeast", gpus: "1xL4-24GB" }),
+    ]);
+    const spec = { kind: "inference" as const, replicas: 1, demandByRegion: { "eu-west": 1 } };
+    const plan = engine.place(state, request("svc", spec), { ...opts, profile: "low-latency" });
+    expect(plan.placements[0]!.agentId).toBe("eu");
+  });
+});
+
+describe("explanations and relaxations", () => {
+  it("names the chosen placement, the runner-up and rejections by reason", () => {
+    const state = stateOf([
+      agent("a", { prices: { "H100-80GB": ["2.00"] } }),
+      agent("b", { prices: { "H100-80GB": ["2.50"] } }),
+      agent("c", { region: "eu-west" }),
+    ]);
+    const plan = engine.place(state, request("j", { regions: ["us-east"] }), opts);
+    const e = plan.explanation;
+    expect(e.chosen[0]!.agentId).toBe("a");
+    expect(e.runnerUp[0]!.agentId).toBe("b");
+    expect(e.rejections).toEqual({ "region-not-allowed": 1 });
+    expect(e.chosen[0]!.scores).toHaveProperty("cost", 100);
+    expect(e.summary.join("\n")).toContain("replica 0 → a (H100-80GB ×1, us-east) at $2.00/GPU-h");
+    expect(e.estimatedCost).toBe(2_000_000);
+  });
+
+  it("suggests the cheapest single relaxation for an unplaceable job", () => {
+    const state = stateOf([
+      agent("x", { region: "eu-west", gpus: "8xA100-80GB", prices: { "A100-80GB": ["1.89"] } }),
+      agent("y", { region: "eu-west", gpus: "8xH200-141GB", prices: { "H200-141GB": ["3.50"] } }),
+      agent("z", { region: "eu-west", gpus: "8xH100-80GB", prices: { "H100-80GB": ["2.40"] } }),
+    ]);
+    const plan = engine.place(state, request("j", { gpuModels: ["H100-80GB"], maxPricePerGpuHour: 2_000_000 }), opts);
+    expect(plan.outcome).toBe("unplaceable");
+    expect(plan.explanation.relaxation).toBe("allow A100-80GB: $1.89/GPU-h in eu-west");
+    expect(plan.explanation.rejections).toEqual({ "gpu-model-not-accepted": 2, "over-max-price": 1 });
+  });
+
+  it("never suggests dropping residency", () => {
+    const state = stateOf([agent("x", { region: "us-east" })]);
+    const plan = engine.place(state, request("j", { residency: "eu" }), opts);
+    expect(plan.outcome).toBe("unplaceable");
+    expect(plan.explanation.relaxation).toBe("");
+  });
+
+  it("is deterministic for the same seed and breaks ties by the seed", () => {
+    const agents = Array.from({ length: 20 }, (_, i) => agent(`a${String(i).padStart(2, "0")}`));
+    const chosen = new Set<string>();
+    for (let seed = 0; seed < 20; seed++) {
+      const one = engine.place(stateOf(agents), request("j"), { nowMs: NOW, seed });
+      const two = engine.place(stateOf([...agents].reverse()), request("j"), { nowMs: NOW, seed });
+      expect(two).toEqual(one);
+      chosen.add(one.placements[0]!.agentId);
+    }
+    expect(chosen.size).toBeGreaterThan(3);
+  });
+});
+
+describe("CPU-only tasks", () => {
+  it("go to any agent passing the location filters, with no GPUs and no GPU price", () => {
+    const state = stateOf([agent("a", { region: "us-east" }), agent("b", { region: "eu-west" })]);
+    const plan = engine.place(state, request("c", { gpusPerReplica: 0, regions: ["eu-west"] }), opts);
+    expect(plan.placements).toEqual([expect.objectContaining({ agentId: "b", gpuIndices: [], pricePerGpuHour: 0 })]);
+  });
+});

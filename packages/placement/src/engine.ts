@@ -6,13 +6,26 @@ import { defaultJobSpec, type JobSpec } from "@capa/domain";
 import { buildContext, exactReplicaCost } from "./context.js";
 import { UnknownProfileError } from "./errors.js";
 import { describePlan } from "./explain.js";
-import type { Explanation, Placement, PlacementRequest, PlaceOptions, Plan, PlanOutcome, Preemption } from "./model.js";
+import type {
+  AllocationView,
+  Explanation,
+  Placement,
+  PlacementRequest,
+  PlaceOptions,
+  Plan,
+  PlanOutcome,
+  Preemption,
+} from "./model.js";
 import type { Candidate, RequestContext } from "./pipeline.js";
 import { BUILTIN_PROFILES, type Profile, type ResolvedProfile, resolveProfile, validateProfile } from "./profile.js";
+import { RELAXATIONS } from "./relax.js";
 import { mulberry32, seededHash } from "./rng.js";
 import { searchCpuReplica } from "./search/cpu.js";
 import { searchGang } from "./search/gang.js";
+import { apportion } from "./search/inference.js";
 import { PlanOverlay } from "./search/overlay.js";
+import { searchPreemptingReplica } from "./search/preempt.js";
+import { searchPreemptingGang } from "./search/preempt-gang.js";
 import { type ReplicaSearch, searchReplica } from "./search/replica.js";
 import type { Scored } from "./search/scoring.js";
 import type { ClusterState } from "./state/cluster-state.js";
@@ -30,8 +43,11 @@ export interface Choice extends Scored {
   gpuIndices: number[];
 }
 
+type Capacity = "free" | "total" | "preempt";
+
 /** The outcome of one search attempt, before it becomes a plan. */
 export interface Attempt {
+  ok: boolean;
   chosen: Choice[];
   runnerUp: Scored[];
   considered: number;
@@ -76,61 +92,130 @@ export class PlacementEngine {
     const ctx = buildContext(request, spec, options, profile, this.tables);
     if (request.replicas.length === 0) return this.plan(ctx, "placed", emptyAttempt(), "");
 
-    const attempt = this.attempt(state, ctx, "free");
-    if (attempt) return this.plan(ctx, "placed", attempt, "");
+    const placed = this.attempt(state, ctx, "free");
+    if (placed.ok) return this.plan(ctx, "placed", placed, "");
 
-    // Nothing fits now. Would it fit on this fleet if it were empty? Decides pending vs unplaceable.
-    const failed = this.lastFailure ?? emptyAttempt();
-    const everCtx = buildContext(request, spec, options, profile, this.tables);
-    const ever = this.attempt(state, everCtx, "total");
-    const outcome: PlanOutcome = ever ? "pending" : "unplaceable";
-    return this.plan(ctx, outcome, failed, "");
+    // Nothing fits now. Would it fit on this fleet if nothing else ran? That decides pending vs unplaceable.
+    const ever = this.attempt(state, buildContext(request, spec, options, profile, this.tables), "total");
+    if (ever.ok && profile.preemption) {
+      const preempting = this.attempt(state, buildContext(request, spec, options, profile, this.tables), "preempt");
+      if (preempting.ok) {
+        return this.plan(ctx, "preempting", { ...preempting, rejections: placed.rejections }, "");
+      }
+    }
+    const outcome: PlanOutcome = ever.ok ? "pending" : "unplaceable";
+    const relaxation = options.relaxations === false ? "" : this.relaxation(state, request, spec, options, profile);
+    return this.plan(ctx, outcome, placed, relaxation);
   }
 
-  private lastFailure: Attempt | undefined;
-
-  /** One try at placing every requested replica; undefined (with `lastFailure` set) if any replica fails. */
-  attempt(state: ClusterState, ctx: RequestContext, capacity: "free" | "total"): Attempt | undefined {
+  /**
+   * One try at placing every requested replica. "free": on free GPUs now; "total": as if nothing else ran (is
+   * it placeable at all?); "preempt": evicting tasks that yield to this job where free GPUs do not suffice.
+   * `ok` is false, with the failing search's rejections, if any replica cannot be placed (all or nothing).
+   */
+  attempt(state: ClusterState, ctx: RequestContext, capacity: Capacity): Attempt {
     const { request, spec } = ctx;
     const overlay = new PlanOverlay(state);
-    const rng = mulberry32(seededHash(ctx.options.seed, request.jobId));
     const replicas = request.replicas;
     if (spec.kind === "training" && replicas.length > 1 && spec.gpusPerReplica > 0) {
-      const gang = searchGang(state, ctx, overlay, replicas.length, { capacity });
-      if (!gang.best) {
-        this.lastFailure = { ...emptyAttempt(), considered: gang.considered, rejections: ctx.rejections };
-        return undefined;
-      }
-      return {
-        chosen: gang.best.members.map((m) => ({ ...m, gpuIndices: claim(overlay, m, capacity, spec.gpusPerReplica) })),
-        runnerUp: gang.runnerUp?.members ?? [],
-        considered: gang.considered,
-        rejections: ctx.rejections,
-        preemptions: [],
-      };
+      return this.attemptGang(state, ctx, overlay, capacity);
     }
-
+    const rng = mulberry32(seededHash(ctx.options.seed, request.jobId));
+    const targets = spec.kind === "inference" ? apportion(ctx.latencyTargets, replicas.length) : [];
     const chosen: Choice[] = [];
     const runnerUp: Scored[] = [];
+    const preemptions: Preemption[] = [];
     let considered = 0;
     let firstRejections: Record<string, number> | undefined;
     for (let i = 0; i < replicas.length; i++) {
-      const replicaCtx: RequestContext = { ...ctx, rejections: {} };
+      const target = targets[i];
+      const replicaCtx: RequestContext = {
+        ...ctx,
+        rejections: {},
+        onlyRegion: target,
+        latencyTargets: target !== undefined ? [{ region: target, weight: 1 }] : ctx.latencyTargets,
+      };
       const peers = chosen.map((s) => s.candidate);
-      const search: ReplicaSearch =
+      const searchOnce = (c: RequestContext): ReplicaSearch =>
         spec.gpusPerReplica === 0
-          ? searchCpuReplica(state, replicaCtx, peers, new Set())
-          : searchReplica(state, replicaCtx, overlay, peers, rng, { capacity });
+          ? searchCpuReplica(state, c, peers)
+          : searchReplica(state, c, overlay, peers, rng, { capacity: capacity === "total" ? "total" : "free" });
+      let search = searchOnce(replicaCtx);
+      // A demand region that cannot host its share: the replica goes elsewhere, as close to it as scoring finds.
+      if (!search.best && target !== undefined) search = searchOnce({ ...replicaCtx, onlyRegion: undefined });
       considered += search.considered;
       firstRejections ??= replicaCtx.rejections;
-      if (!search.best) {
-        this.lastFailure = { ...emptyAttempt(), considered, rejections: replicaCtx.rejections };
-        return undefined;
+      let best: Scored | undefined = search.best;
+      if (!best && capacity === "preempt" && spec.gpusPerReplica > 0) {
+        const preempting = searchPreemptingReplica(state, { ...replicaCtx, onlyRegion: undefined }, overlay, peers);
+        considered += preempting.considered;
+        if (preempting.best) {
+          for (const unit of preempting.best.victims) {
+            for (const a of unit.allocations) {
+              overlay.evict(a);
+              preemptions.push(toPreemption(a, ctx));
+            }
+          }
+          best = preempting.best;
+        }
       }
-      chosen.push({ ...search.best, gpuIndices: claim(overlay, search.best, capacity, spec.gpusPerReplica) });
+      if (!best) return { ...emptyAttempt(), ok: false, considered, rejections: replicaCtx.rejections };
+      chosen.push({ ...best, gpuIndices: claim(overlay, best, capacity, spec.gpusPerReplica) });
       if (search.runnerUp) runnerUp.push(search.runnerUp);
     }
-    return { chosen, runnerUp, considered, rejections: firstRejections ?? {}, preemptions: [] };
+    return { ok: true, chosen, runnerUp, considered, rejections: firstRejections ?? {}, preemptions };
+  }
+
+  private attemptGang(state: ClusterState, ctx: RequestContext, overlay: PlanOverlay, capacity: Capacity): Attempt {
+    const replicas = ctx.request.replicas.length;
+    const gpus = ctx.spec.gpusPerReplica;
+    if (capacity === "preempt") {
+      const { best, considered } = searchPreemptingGang(state, ctx, overlay, replicas);
+      if (!best) return { ...emptyAttempt(), ok: false, considered, rejections: ctx.rejections };
+      const preemptions: Preemption[] = [];
+      for (const unit of best.victims) {
+        for (const a of unit.allocations) {
+          overlay.evict(a);
+          preemptions.push(toPreemption(a, ctx));
+        }
+      }
+      const chosen = best.members.map((m) => ({ ...m, gpuIndices: claim(overlay, m, capacity, gpus) }));
+      return { ok: true, chosen, runnerUp: [], considered, rejections: ctx.rejections, preemptions };
+    }
+    const gang = searchGang(state, ctx, overlay, replicas, { capacity });
+    if (!gang.best) return { ...emptyAttempt(), ok: false, considered: gang.considered, rejections: ctx.rejections };
+    return {
+      ok: true,
+      chosen: gang.best.members.map((m) => ({ ...m, gpuIndices: claim(overlay, m, capacity, gpus) })),
+      runnerUp: gang.runnerUp?.members ?? [],
+      considered: gang.considered,
+      rejections: ctx.rejections,
+      preemptions: [],
+    };
+  }
+
+  /** The cheapest single relaxation that places the job now (or, failing that, once capacity frees up). */
+  private relaxation(
+    state: ClusterState,
+    request: PlacementRequest,
+    spec: JobSpec,
+    options: PlaceOptions,
+    profile: ResolvedProfile,
+  ): string {
+    for (const capacity of ["free", "total"] as const) {
+      let best: { text: string; cost: number } | undefined;
+      for (const r of RELAXATIONS) {
+        if (!r.applies(spec)) continue;
+        const relaxed = r.relax(spec);
+        const ctx = buildContext({ ...request, spec: relaxed }, relaxed, options, profile, this.tables);
+        const attempt = this.attempt(state, ctx, capacity);
+        if (!attempt.ok) continue;
+        const cost = totalCost(ctx, attempt.chosen);
+        if (!best || cost < best.cost) best = { text: r.describe(spec, toPlacements(ctx, attempt.chosen)), cost };
+      }
+      if (best) return capacity === "free" ? best.text : `${best.text} (once capacity frees up)`;
+    }
+    return "";
   }
 
   private plan(ctx: RequestContext, outcome: PlanOutcome, attempt: Attempt, relaxation: string): Plan {
@@ -170,7 +255,7 @@ export class PlacementEngine {
 }
 
 /** Takes the replica's GPUs on the overlay: concrete indices when placing now, a count when checking "ever". */
-function claim(overlay: PlanOverlay, s: Scored, capacity: "free" | "total", gpus: number): number[] {
+function claim(overlay: PlanOverlay, s: Scored, capacity: Capacity, gpus: number): number[] {
   if (gpus === 0) return [];
   if (capacity === "total") {
     overlay.reserve(s.candidate.offer, gpus);
@@ -201,7 +286,19 @@ function round2(x: number): number {
 }
 
 function emptyAttempt(): Attempt {
-  return { chosen: [], runnerUp: [], considered: 0, rejections: {}, preemptions: [] };
+  return { ok: true, chosen: [], runnerUp: [], considered: 0, rejections: {}, preemptions: [] };
+}
+
+function totalCost(ctx: RequestContext, chosen: readonly Scored[]): number {
+  return chosen.reduce((sum, s) => sum + exactReplicaCost(ctx, s.candidate.pricePerGpuHour, s.candidate.region), 0);
+}
+
+function toPreemption(a: AllocationView, ctx: RequestContext): Preemption {
+  const why =
+    a.priority < ctx.spec.priority
+      ? `priority ${a.priority} < ${ctx.spec.priority} of job ${ctx.request.jobId}`
+      : `interruptible, reclaimed for non-interruptible job ${ctx.request.jobId}`;
+  return { taskId: a.taskId, jobId: a.jobId, agentId: a.agentId, gpuIndices: [...a.gpuIndices], reason: why };
 }
 
 function toProfile(p: ResolvedProfile): Profile {

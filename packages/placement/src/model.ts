@@ -65,6 +65,8 @@ export interface PlaceOptions {
   profile?: string;
   /** Adverts older than this are stale (filter "stale-advert"). */
   maxAdvertAgeMs?: number;
+  /** Search for the cheapest relaxation of an unplaceable/pending job (default true; simulations may skip it). */
+  relaxations?: boolean;
 }
 
 export interface Placement {

@@ -5,19 +5,13 @@
 import { BUCKET_FILTERS, CANDIDATE_FILTERS } from "../filters/registry.js";
 import type { Candidate, RequestContext } from "../pipeline.js";
 import { reject } from "../pipeline.js";
-import { REASON } from "../reasons.js";
 import type { ClusterState } from "../state/cluster-state.js";
 import { fabricKeyOf } from "../state/cluster-state.js";
 import { Offer } from "../state/offer-index.js";
 import type { ReplicaSearch } from "./replica.js";
 import { better, type Scored, scoreCandidate } from "./scoring.js";
 
-export function searchCpuReplica(
-  state: ClusterState,
-  ctx: RequestContext,
-  peers: readonly Candidate[],
-  skipAgents: ReadonlySet<string>,
-): ReplicaSearch {
+export function searchCpuReplica(state: ClusterState, ctx: RequestContext, peers: readonly Candidate[]): ReplicaSearch {
   let best: Scored | undefined;
   let runnerUp: Scored | undefined;
   let considered = 0;
@@ -32,10 +26,6 @@ export function searchCpuReplica(
         reject(ctx, f.reason);
         continue agents;
       }
-    }
-    if (skipAgents.has(agent.id)) {
-      reject(ctx, REASON.insufficientGpus);
-      continue;
     }
     const offer = new Offer(agent, "", [], 0, 0, undefined, fabricKeyOf(agent));
     const candidate: Candidate = {

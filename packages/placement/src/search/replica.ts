@@ -2,7 +2,8 @@
  * Search for one replica: a best-first walk over (bucket, price level) pairs ordered by the highest score any
  * of their candidates could reach. Within a level, offers are visited by free-GPU count from the replica's need
  * upwards (best fit first), from a seeded rotation point. The walk stops when the next level's bound cannot
- * beat the best candidate found (exact) or after `maxCandidates` feasible candidates (Nomad-style limit).
+ * beat the runner-up found (so best and runner-up are exact) or after `maxCandidates` feasible candidates
+ * (Nomad-style limit).
  */
 import type { Candidate, RequestContext } from "../pipeline.js";
 import { reject } from "../pipeline.js";
@@ -65,7 +66,8 @@ export function searchReplica(
   let feasible = 0;
 
   while (heap.size > 0 && feasible < limit) {
-    if (best && heap.peekKey() < best.score) break;
+    // Stop once no unvisited level can beat the runner-up (and so the best): both are then exact.
+    if (runnerUp && heap.peekKey() < runnerUp.score) break;
     const { bucket, level: at } = heap.pop()!;
     const level = bucket.levels[at]!;
     const next = at + 1;

@@ -1,0 +1,145 @@
+import type { JobSpec } from "@capa/domain";
+import { describe, expect, it } from "vitest";
+import { buildContext, replicaCost } from "../context.js";
+import type { Candidate, RequestContext } from "../pipeline.js";
+import { BUILTIN_PROFILES, resolveProfile } from "../profile.js";
+import { DEFAULT_TABLES } from "../tables.js";
+import { type AgentOptions, agent, NOW, request, stateOf } from "../test-fixtures.js";
+import { binpackScorer } from "./binpack.js";
+import { costScorer } from "./cost.js";
+import { latencyScorer } from "./latency.js";
+import { localityScorer } from "./locality.js";
+import { SCORERS } from "./registry.js";
+import { reliabilityScorer } from "./reliability.js";
+import { spreadScorer } from "./spread.js";
+
+function contextFor(spec: Partial<JobSpec>): RequestContext {
+  const req = request("job", spec);
+  return buildContext(req, req.spec, { nowMs: NOW, seed: 1 }, resolveProfile(BUILTIN_PROFILES[1]!), DEFAULT_TABLES);
+}
+
+function candidate(ctx: RequestContext, id: string, o: AgentOptions, freeBefore?: number): Candidate {
+  const a = agent(id, o);
+  const offer = stateOf([a]).offerOf(id, a.gpus[0]!.model)!;
+  const priced = offer.priceIn(ctx.mode)!;
+  return {
+    offer,
+    agent: a,
+    model: offer.model,
+    region: a.region,
+    pricePerGpuHour: priced.price,
+    interruptible: priced.interruptible,
+    freeBefore: freeBefore ?? offer.free,
+    cost: replicaCost(ctx, priced.price, a.region),
+  };
+}
+
+describe("cost scorer", () => {
+  const ctx = contextFor({ dataRegion: "us-east" });
+  ctx.costRange = { min: replicaCost(ctx, 1_000_000, "us-east"), max: replicaCost(ctx, 3_000_000, "us-east") };
+  it.each([
+    ["cheapest end of the scale", "1.00", "us-east", 100],
+    ["dearest end of the scale", "3.00", "us-east", 0],
+    ["middle of the scale", "2.00", "us-east", 50],
+  ])("%s", (_n, price, region, expected) => {
+    const c = candidate(ctx, "a", { region, prices: { "H100-80GB": [price] } });
+    expect(costScorer.score(ctx, c, [])).toBeCloseTo(expected, 6);
+  });
+  it("charges egress from the data region: the same price scores lower across an ocean", () => {
+    const home = candidate(ctx, "a", { region: "us-east", prices: { "H100-80GB": ["2.00"] } });
+    const away = candidate(ctx, "b", { region: "eu-west", prices: { "H100-80GB": ["2.00"] } });
+    expect(costScorer.score(ctx, away, [])).toBeLessThan(costScorer.score(ctx, home, []));
+  });
+});
+
+describe("latency scorer", () => {
+  it.each([
+    ["in the demand region", { "eu-west": 1 }, "eu-west", 99.6],
+    ["next door", { "eu-west": 1 }, "eu-central", 94],
+    ["across the Atlantic", { "eu-west": 1 }, "us-east", 70],
+    ["no demand: neutral", {}, "ap-northeast", 100],
+    ["weighted by demand", { "eu-west": 3, "us-east": 1 }, "eu-west", 100 * (1 - (3 * 1 + 75) / 4 / 250)],
+  ])("%s", (_n, demandByRegion, region, expected) => {
+    const ctx = contextFor({ demandByRegion });
+    expect(latencyScorer.score(ctx, candidate(ctx, "a", { region }), [])).toBeCloseTo(expected, 6);
+  });
+});
+
+describe("reliability scorer", () => {
+  it.each([
+    [1, 100],
+    [0.9, 90],
+    [0, 0],
+    [1.5, 100],
+  ])("reliability %s scores %s", (reliability, expected) => {
+    const ctx = contextFor({});
+    expect(reliabilityScorer.score(ctx, candidate(ctx, "a", { reliability }), [])).toBeCloseTo(expected, 6);
+  });
+});
+
+describe("binpack scorer", () => {
+  it.each([
+    ["fills the agent", 1, 1, 100],
+    ["leaves half free", 1, 5, 50],
+    ["empty 8-GPU agent, 1 GPU", 1, 8, 12.5],
+    ["two GPUs on an empty agent", 2, 8, 25],
+  ])("%s", (_n, gpusPerReplica, freeBefore, expected) => {
+    const ctx = contextFor({ gpusPerReplica });
+    expect(binpackScorer.score(ctx, candidate(ctx, "a", { gpus: "8xH100-80GB" }, freeBefore), [])).toBeCloseTo(
+      expected,
+      6,
+    );
+  });
+});
+
+describe("spread scorer", () => {
+  const ctx = contextFor({ kind: "inference", replicas: 3 });
+  const peerA = candidate(ctx, "p1", { provider: "aws" });
+  const peerB = candidate(ctx, "p2", { provider: "gcp" });
+  it.each([
+    ["no peers", "x", "aws", [], 100],
+    ["new provider", "x", "lambda", [peerA, peerB], 100],
+    ["same provider as one of two peers", "x", "aws", [peerA, peerB], 75],
+    ["same agent and provider as the only peer", "p1", "aws", [peerA], 0],
+  ])("%s", (_n, id, provider, peers, expected) => {
+    expect(spreadScorer.score(ctx, candidate(ctx, id, { provider }), peers)).toBeCloseTo(expected, 6);
+  });
+  it("is neutral for gangs", () => {
+    const gang = contextFor({ kind: "training", replicas: 2 });
+    expect(spreadScorer.score(gang, candidate(gang, "p1", { provider: "aws" }), [peerA])).toBe(100);
+  });
+});
+
+describe("locality scorer", () => {
+  const ctx = contextFor({ kind: "training", replicas: 4 });
+  const inDomain = (id: string, fabricDomain: string) => candidate(ctx, id, { fabricDomain });
+  it.each([
+    ["whole gang in one domain", [inDomain("b", "f1"), inDomain("c", "f1")], 100],
+    ["half the gang in the domain", [inDomain("b", "f1"), inDomain("c", "f2"), inDomain("d", "f2")], 50],
+    ["alone in its domain", [inDomain("b", "f2")], 50],
+  ])("%s", (_n, peers, expected) => {
+    expect(localityScorer.score(ctx, inDomain("a", "f1"), peers)).toBeCloseTo(expected, 6);
+  });
+  it("is neutral outside gangs", () => {
+    const batch = contextFor({ kind: "batch" });
+    expect(localityScorer.score(batch, candidate(batch, "a", { fabricDomain: "f1" }), [])).toBe(100);
+  });
+});
+
+describe("scorer registry", () => {
+  it("names are unique kebab-case and bounds never undercut scores", () => {
+    const names = SCORERS.map((s) => s.name);
+    expect(new Set(names).size).toBe(names.length);
+    const ctx = contextFor({ demandByRegion: { "eu-west": 1 }, dataRegion: "eu-west" });
+    ctx.costRange = { min: 0, max: replicaCost(ctx, 5_000_000, "ap-northeast") };
+    const c = candidate(ctx, "a", { region: "us-east", prices: { "H100-80GB": ["2.50"] } });
+    const bucket = c.offer.slots["on-demand"]!.bucket;
+    for (const s of SCORERS) {
+      expect(s.name).toMatch(/^[a-z]+(-[a-z]+)*$/);
+      const score = s.score(ctx, c, []);
+      expect(score).toBeGreaterThanOrEqual(0);
+      expect(score).toBeLessThanOrEqual(100);
+      if (s.bound) expect(s.bound(ctx, bucket, c.pricePerGpuHour)).toBeGreaterThanOrEqual(score - 1e-9);
+    }
+  });
+});
