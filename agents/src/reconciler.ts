@@ -94,7 +94,7 @@ export function reconcile(input: ReconcileInput): ReconcileAction[] {
   for (const d of desired) {
     const running = runningById.get(d.taskId);
     if (running) {
-      if (running.epoch !== d.epoch && !d.stop) {
+      if (running.epoch < d.epoch && !d.stop) {
         actions.push({ type: "wait", taskId: d.taskId, reason: `epoch ${running.epoch} is still stopping` });
       }
       continue;

@@ -1,0 +1,92 @@
+import { readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { waitFor } from "@capa/testkit";
+import { describe, expect, it } from "vitest";
+import { type ExecSpec, TaskProcess } from "./executor.js";
+
+/** Alive and not a zombie (an orphan may wait a moment for its reaper). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+function run(command: string[], extra: Partial<ExecSpec> = {}) {
+  let out = "";
+  let err = "";
+  let spawned = 0;
+  const proc = TaskProcess.start(
+    { command, env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, cwd: tmpdir(), killGraceMs: 10_000, ...extra },
+    {
+      onSpawn: (pid) => {
+        spawned = pid;
+      },
+      onOutput: (stream, data) => {
+        if (stream === "stdout") out += data.toString();
+        else err += data.toString();
+      },
+    },
+  );
+  return { proc, out: () => out, err: () => err, spawned: () => spawned };
+}
+
+describe("TaskProcess", () => {
+  it("runs argv without a shell, with exactly the given environment and cwd", async () => {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell syntax, expanded by sh, not JavaScript
+    const t = run(["/bin/sh", "-c", 'echo "$0|$ONLY|${HOME:-nohome}|$(pwd)"', "$NOT_EXPANDED"], {
+      env: { ONLY: "yes" },
+      cwd: "/",
+    });
+    const exit = await t.proc.exited;
+    expect(exit).toEqual({ exitCode: 0, signal: "", cancelled: false });
+    expect(t.out()).toBe("$NOT_EXPANDED|yes|nohome|/\n");
+    expect(t.spawned()).toBe(t.proc.pid);
+  });
+
+  it("reports a non-zero exit code and captures stderr", async () => {
+    const t = run(["sh", "-c", "echo oops >&2; exit 3"]);
+    expect(await t.proc.exited).toEqual({ exitCode: 3, signal: "", cancelled: false });
+    expect(t.err()).toBe("oops\n");
+  });
+
+  it("cancel sends SIGTERM to the whole process group", async () => {
+    const t = run(["sh", "-c", "sleep 300 & echo $!; wait"]);
+    const child = await waitFor(() => Number(t.out().trim()) || undefined, { what: "background pid" });
+    expect(isAlive(child)).toBe(true);
+    t.proc.cancel();
+    const exit = await t.proc.exited;
+    expect(exit).toMatchObject({ cancelled: true, signal: "SIGTERM", exitCode: 143 });
+    await waitFor(() => !isAlive(child), { what: "grandchild gone" });
+  });
+
+  it("escalates to SIGKILL after the grace period when SIGTERM is ignored", async () => {
+    const t = run(["sh", "-c", "trap '' TERM; echo ready; sleep 300"], { killGraceMs: 200 });
+    await waitFor(() => t.out().includes("ready"), { what: "trap installed" });
+    t.proc.cancel();
+    expect(await t.proc.exited).toMatchObject({ cancelled: true, signal: "SIGKILL", exitCode: 137 });
+  });
+
+  it("kills what the task left running in its group after it exits", async () => {
+    const t = run(["sh", "-c", "sleep 300 >/dev/null & echo $!"]);
+    expect(await t.proc.exited).toMatchObject({ exitCode: 0, cancelled: false });
+    const leftover = Number(t.out().trim());
+    expect(leftover).toBeGreaterThan(0);
+    await waitFor(() => !isAlive(leftover), { what: "leftover gone" });
+  });
+
+  it("reports a program that cannot be started", async () => {
+    const t = run(["/nonexistent/program"]);
+    const exit = await t.proc.exited;
+    expect(exit).toMatchObject({ exitCode: 127, cancelled: false });
+    expect(exit.spawnError?.message).toMatch(/ENOENT/);
+    expect(t.spawned()).toBe(0);
+  });
+});

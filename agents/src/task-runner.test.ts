@@ -1,0 +1,60 @@
+import type { TaskAssignment } from "@capa/domain";
+import { describe, expect, it } from "vitest";
+import { taskEnv, taskWorkingDir } from "./task-runner.js";
+
+const assignment = (extra: Partial<TaskAssignment> = {}): TaskAssignment => ({
+  taskId: "j1-2",
+  jobId: "j1",
+  replica: 2,
+  gpuIndices: [3, 1],
+  template: {
+    command: ["train"],
+    env: { LR: "0.1", CUDA_VISIBLE_DEVICES: "0,1,2,3,4,5,6,7" },
+    workingDir: "",
+    killGraceSeconds: 0,
+  },
+  epoch: 7,
+  pricePerGpuHour: 0,
+  tenant: "t",
+  assignedAtMs: 0,
+  stop: false,
+  stopReason: "",
+  ...extra,
+});
+
+describe("taskEnv", () => {
+  it("passes only allow-listed agent variables, then the template, then capa's own (not overridable)", () => {
+    const env = taskEnv(assignment(), ["PATH", "HOME"], {
+      PATH: "/bin",
+      HOME: "/home/agent",
+      CAPA_NATS_URL: "nats://secret",
+      NATS_TOKEN: "s3cret",
+    });
+    expect(env).toEqual({
+      PATH: "/bin",
+      HOME: "/home/agent",
+      LR: "0.1",
+      CUDA_VISIBLE_DEVICES: "3,1",
+      CUDA_DEVICE_ORDER: "PCI_BUS_ID",
+      CAPA_TASK_ID: "j1-2",
+      CAPA_JOB_ID: "j1",
+      CAPA_REPLICA: "2",
+      CAPA_EPOCH: "7",
+    });
+  });
+
+  it("sets an empty CUDA_VISIBLE_DEVICES for a task without GPUs (hides every GPU)", () => {
+    expect(taskEnv(assignment({ gpuIndices: [] }), [], {}).CUDA_VISIBLE_DEVICES).toBe("");
+  });
+});
+
+describe("taskWorkingDir", () => {
+  const tpl = (workingDir: string) => ({ ...assignment().template, workingDir });
+  it("defaults to a per-task dir under the work dir", () => {
+    expect(taskWorkingDir(assignment(), "/var/capa")).toBe("/var/capa/tasks/j1-2");
+  });
+  it("keeps an absolute template dir and resolves a relative one inside the task dir", () => {
+    expect(taskWorkingDir(assignment({ template: tpl("/data/run") }), "/var/capa")).toBe("/data/run");
+    expect(taskWorkingDir(assignment({ template: tpl("out") }), "/var/capa")).toBe("/var/capa/tasks/j1-2/out");
+  });
+});
