@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Shared setup for scripts/demo.sh and .ci/run on a Debian/Ubuntu machine with Node >= 20: checks Node,
+# installs nats-server from the distribution when it is missing, and installs the npm dependencies.
+# Source it from the repository root; it defines functions and runs nothing by itself.
+
+capa_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+capa_require_node() {
+  if ! command -v node >/dev/null 2>&1; then
+    echo "node is not installed: capa needs Node.js >= 20.12 (e.g. from https://nodejs.org or NodeSource)" >&2
+    exit 1
+  fi
+  local version
+  version=$(node -p 'process.versions.node')
+  if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=12)?0:1)'; then
+    echo "node $version is too old: capa needs Node.js >= 20.12" >&2
+    exit 1
+  fi
+}
+
+# Runs a command as root: directly when we are root, through sudo otherwise.
+capa_as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+capa_require_nats_server() {
+  if command -v nats-server >/dev/null 2>&1 || [ -n "${CAPA_NATS_SERVER:-}" ]; then return; fi
+  capa_log "installing nats-server (apt-get)"
+  capa_as_root apt-get update -q
+  DEBIAN_FRONTEND=noninteractive capa_as_root apt-get install -y -q nats-server
+}
+
+# $1 = "always" runs npm ci unconditionally (CI: a fresh clone); otherwise only when node_modules is missing.
+capa_install_dependencies() {
+  if [ "${1:-}" = "always" ] || [ ! -d node_modules ]; then
+    capa_log "installing npm dependencies (npm ci)"
+    npm ci --no-audit --no-fund
+  fi
+}

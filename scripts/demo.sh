@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# `npm run demo`: bootstrap (dependencies, nats-server, build), start `capa up` in the background, then a
+# scripted tour: the fleet and its prices, a 1-GPU batch job and a 2-replica training gang, where they were
+# placed and at what price, their logs and final states. `capa up` is stopped at the end, whatever happens.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=bootstrap.sh
+source scripts/bootstrap.sh
+
+capa_require_node
+capa_require_nats_server
+capa_install_dependencies
+capa_log "building (npm run build)"
+npm run build --silent
+
+STATE_DIR=.capa/demo
+mkdir -p "$STATE_DIR"
+capa() { node packages/cli/bin/capa.js "$@"; }
+# Reads one field of the JSON document on stdin, e.g. `json_field job.id`.
+json_field() {
+  node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{let v=JSON.parse(s);for(const k of process.argv[1].split("."))v=v?.[k];console.log(v??"")})' "$1"
+}
+step() {
+  printf '\n\033[1m$ capa %s\033[0m\n' "$*"
+  capa "$@" || printf '(capa %s exited %s)\n' "$1" "$?"
+}
+
+capa_log "starting capa up (state in $STATE_DIR, log in $STATE_DIR/capa.log)"
+capa up --json --fresh --state-dir "$STATE_DIR" --grpc-port 0 >"$STATE_DIR/up.json" 2>"$STATE_DIR/up.err" &
+UP_PID=$!
+stop_capa_up() {
+  if kill -0 "$UP_PID" 2>/dev/null; then
+    capa_log "stopping capa up"
+    kill -INT "$UP_PID" 2>/dev/null || true
+    wait "$UP_PID" 2>/dev/null || true
+  fi
+}
+trap stop_capa_up EXIT
+
+for _ in $(seq 1 240); do
+  if [ -s "$STATE_DIR/up.json" ]; then break; fi
+  if ! kill -0 "$UP_PID" 2>/dev/null; then
+    echo "capa up failed:" >&2
+    cat "$STATE_DIR/up.err" >&2
+    exit 1
+  fi
+  sleep 0.5
+done
+if [ ! -s "$STATE_DIR/up.json" ]; then
+  echo "capa up did not become ready in 120 s:" >&2
+  cat "$STATE_DIR/up.err" >&2
+  exit 1
+fi
+sed 's/^/  /' "$STATE_DIR/up.err"
+CAPA_GRPC_ADDR=$(json_field grpcAddress <"$STATE_DIR/up.json")
+CAPA_NATS_URL=$(json_field natsUrl <"$STATE_DIR/up.json")
+export CAPA_GRPC_ADDR CAPA_NATS_URL
+capa_log "capa is up: export CAPA_GRPC_ADDR=$CAPA_GRPC_ADDR CAPA_NATS_URL=$CAPA_NATS_URL"
+
+step agents
+step offers
+
+# Waits until a job is final (or 120 s pass) and prints its final state.
+wait_final() {
+  local state=""
+  for _ in $(seq 1 240); do
+    state=$(capa status "$1" --json | json_field state)
+    case "$state" in succeeded | failed | cancelled) break ;; esac
+    sleep 0.5
+  done
+  echo "$1: $state"
+}
+# Waits until every task of a job has an agent, so `capa status` shows the placement and price.
+wait_placed() {
+  for _ in $(seq 1 120); do
+    local placed
+    placed=$(capa status "$1" --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.tasks.length>0&&j.tasks.every(t=>t.agentId!=="")?"yes":"no")})')
+    if [ "$placed" = yes ]; then return; fi
+    sleep 0.5
+  done
+}
+
+printf '\n\033[1m$ capa submit --name hello --gpus 1 --max-price 3.00 -- sh -c ...\033[0m\n'
+HELLO=$(capa submit --json --name hello --gpus 1 --max-price 3.00 -- \
+  sh -c 'echo "hello from GPU $CUDA_VISIBLE_DEVICES"; sleep 2' | json_field job.id)
+echo "submitted job $HELLO"
+
+printf '\n\033[1m$ capa submit --name train --kind training --replicas 2 --gpus 2 --gpu-model H100-80GB --duration 1h -- sh -c ...\033[0m\n'
+TRAIN=$(capa submit --json --name train --kind training --replicas 2 --gpus 2 --gpu-model H100-80GB --duration 1h -- \
+  sh -c 'echo "worker on GPUs $CUDA_VISIBLE_DEVICES"; sleep 3; echo "worker done"' | json_field job.id)
+echo "submitted job $TRAIN"
+
+wait_placed "$HELLO"
+wait_placed "$TRAIN"
+step status "$HELLO"
+step status "$TRAIN"
+step explain "$TRAIN"
+
+printf '\n\033[1mwaiting for both jobs to finish\033[0m\n'
+wait_final "$HELLO"
+wait_final "$TRAIN"
+
+step logs "$HELLO"
+step logs "$TRAIN"
+step jobs
+step agents
+
+printf '\nThe demo is over; capa up stops now. Run it yourself: node packages/cli/bin/capa.js up\n'

@@ -1,0 +1,110 @@
+/**
+ * Runs the built `capa` command as a child process, the way people and scripts do. Tests of the CLI go
+ * through here so they exercise the real entry point (bin/capa.js → dist/main.js), argument parsing, exit
+ * codes and the one-line error contract.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+export const CAPA_BIN = join(REPO_ROOT, "packages/cli/bin/capa.js");
+const CAPA_MAIN = join(REPO_ROOT, "packages/cli/dist/main.js");
+
+/** The CLI runs from its build output; fail loudly (never skip) when it is missing. */
+export function assertCliBuilt(): void {
+  if (!existsSync(CAPA_MAIN)) {
+    throw new Error(`${CAPA_MAIN} is missing: run npm run build (npm test builds first)`);
+  }
+}
+
+export interface CapaResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CapaOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+}
+
+/** Runs `capa ARGS` to completion; never throws for a non-zero exit (tests assert on it). */
+export function runCapa(args: string[], options: CapaOptions = {}): Promise<CapaResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [CAPA_BIN, ...args], {
+      cwd: options.cwd ?? REPO_ROOT,
+      env: { ...process.env, ...options.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`capa ${args.join(" ")} did not finish within ${options.timeoutMs ?? 60_000} ms:\n${stderr}`));
+    }, options.timeoutMs ?? 60_000);
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolvePromise({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** Parses the one JSON document a `--json` command prints, with the command's stderr in the error. */
+export function parseJsonOutput<T>(result: CapaResult, what: string): T {
+  if (result.code !== 0) throw new Error(`${what} exited ${result.code}: ${result.stderr.trim()}`);
+  try {
+    return JSON.parse(result.stdout) as T;
+  } catch {
+    throw new Error(`${what} printed no JSON document: ${result.stdout.slice(0, 500)}`);
+  }
+}
+
+/** Starts a long-running `capa` verb; its stdout and stderr are collected as they arrive. */
+export function startCapa(
+  args: string[],
+  options: CapaOptions = {},
+): { child: ChildProcess; output: () => { stdout: string; stderr: string } } {
+  const child = spawn(process.execPath, [CAPA_BIN, ...args], {
+    cwd: options.cwd ?? REPO_ROOT,
+    env: { ...process.env, ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  return { child, output: () => ({ stdout, stderr }) };
+}
+
+/** Resolves with the exit code once the child has exited (at once if it already has). */
+export function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  }
+  return new Promise((resolvePromise) => child.once("exit", (code, signal) => resolvePromise({ code, signal })));
+}
+
+/** True while a process with this pid exists (signal 0 probes without signalling). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
