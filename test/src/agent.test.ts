@@ -1,0 +1,234 @@
+/**
+ * The agent against a real nats-server: adverts and heartbeats, running assigned tasks as processes, status / logs /
+ * usage in the CAPA_TASKS stream, cancel by desired state, and refusal of impossible assignments.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type AgentHandle, startAgent } from "@capa/agent";
+import { connectBus, decode, encode, ensureStore, STREAMS, type Store, subjects, TypedKv } from "@capa/bus";
+import type { AgentAssignments, LogChunk, TaskAssignment, TaskStatusReport, UsageReport } from "@capa/domain";
+import { type NatsServerHandle, startNatsServer, waitFor } from "@capa/testkit";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const AGENT_ID = "agent-it-1";
+const REGION = "eu-west";
+
+/** Every status, log and usage message of one task, in stream order, collected by an ordered consumer. */
+async function taskEvents(store: Store, taskId: string) {
+  const consumer = await store.js.consumers.get(STREAMS.tasks, { filter_subjects: `capa.v1.task.${taskId}.>` });
+  const messages = await consumer.consume();
+  const events: { kind: string; data: Uint8Array }[] = [];
+  void (async () => {
+    for await (const m of messages) events.push({ kind: m.subject.split(".").at(-1)!, data: m.data });
+  })();
+  const of = (kind: string) => events.filter((e) => e.kind === kind);
+  return {
+    stop: () => messages.stop(),
+    kinds: () => events.map((e) => e.kind),
+    statuses: (): TaskStatusReport[] => of("status").map((e) => decode.status(e.data)),
+    logs: (): LogChunk[] => of("logs").map((e) => decode.log(e.data)),
+    usage: (): UsageReport[] => of("usage").map((e) => decode.usage(e.data)),
+    text: (stream?: string) =>
+      of("logs")
+        .map((e) => decode.log(e.data))
+        .filter((c) => !stream || c.stream === stream)
+        .sort((a, b) => a.seq - b.seq)
+        .map((c) => Buffer.from(c.data).toString())
+        .join(""),
+    final: () => events.map((e) => (e.kind === "status" ? decode.status(e.data) : undefined)).find(isFinal),
+  };
+}
+const FINAL = new Set(["succeeded", "failed", "cancelled", "rejected", "lost", "preempted"]);
+const isFinal = (s: TaskStatusReport | undefined) => s !== undefined && FINAL.has(s.state);
+
+function assignment(taskId: string, gpuIndices: number[], command: string[], extra: Partial<TaskAssignment> = {}) {
+  return {
+    taskId,
+    jobId: `job-${taskId}`,
+    replica: 0,
+    gpuIndices,
+    template: { command, env: { GREETING: "hello" }, workingDir: "", killGraceSeconds: 2 },
+    epoch: 1,
+    pricePerGpuHour: 2_490_000,
+    tenant: "acme",
+    assignedAtMs: Date.now(),
+    stop: false,
+    stopReason: "",
+    ...extra,
+  } satisfies TaskAssignment;
+}
+
+/** The next message on a subject. */
+async function next(nc: NatsConnection, subject: string): Promise<Uint8Array> {
+  for await (const m of nc.subscribe(subject, { max: 1 })) return m.data;
+  throw new Error(`subscription to ${subject} ended without a message`);
+}
+
+/** Alive and not a zombie. */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+describe("agent on a real nats-server", () => {
+  let server: NatsServerHandle;
+  let nc: NatsConnection;
+  let store: Store;
+  let agent: AgentHandle;
+  let allocs: TypedKv<AgentAssignments>;
+  let workDir: string;
+
+  /** Replaces (or adds) tasks in the agent's desired state, as the scheduler's plan applier would (CAS). */
+  async function assign(...tasks: TaskAssignment[]): Promise<void> {
+    await allocs.mutate(AGENT_ID, (current) => {
+      const others = (current?.tasks ?? []).filter((t) => !tasks.some((n) => n.taskId === t.taskId));
+      return { agentId: AGENT_ID, tasks: [...others, ...tasks], updatedAtMs: Date.now() };
+    });
+  }
+
+  beforeAll(async () => {
+    server = await startNatsServer();
+    nc = await connectBus({ servers: server.url, name: "agent-test" });
+    store = await ensureStore(nc);
+    allocs = new TypedKv(store.allocs, { encode: encode.assignments, decode: decode.assignments });
+    workDir = mkdtempSync(join(tmpdir(), "capa-agent-it-"));
+    agent = await startAgent({
+      nats: server.url,
+      agentId: AGENT_ID,
+      region: REGION,
+      labels: { tier: "gold" },
+      prices: [{ gpuModel: "H100-80GB", onDemandPerHour: 2_490_000, interruptiblePerHour: 1_200_000 }],
+      simulateGpus: "4xH100-80GB",
+      workDir,
+      advertIntervalMs: 500,
+      heartbeatIntervalMs: 200,
+      advertTtlSeconds: 5,
+      usageIntervalMs: 300,
+      logger: pino({ level: "silent" }),
+    });
+  });
+  afterAll(async () => {
+    await agent?.stop();
+    await nc?.close();
+    await server?.stop();
+    if (workDir) rmSync(workDir, { recursive: true, force: true });
+  });
+
+  it("publishes a simulated advert and heartbeats", async () => {
+    const [advertData, heartbeatData] = await Promise.all([
+      next(nc, subjects.advert(REGION, AGENT_ID)),
+      next(nc, subjects.heartbeat(REGION, AGENT_ID)),
+    ]);
+    const advert = decode.advert(advertData);
+    expect(advert).toMatchObject({
+      agentId: AGENT_ID,
+      region: REGION,
+      zone: `${REGION}-a`,
+      residency: "eu",
+      simulated: true,
+      ttlSeconds: 5,
+      labels: { tier: "gold", "capa.io/simulated": "true" },
+      prices: [{ gpuModel: "H100-80GB", onDemandPerHour: 2_490_000, interruptiblePerHour: 1_200_000 }],
+    });
+    expect(advert.gpus.map((g) => [g.index, g.uuid, g.model])).toEqual(
+      [0, 1, 2, 3].map((i) => [i, `GPU-sim-${AGENT_ID}-${i}`, "H100-80GB"]),
+    );
+    expect(advert.cpuCores).toBeGreaterThan(0);
+    expect(advert.memoryMib).toBeGreaterThan(0);
+    expect(advert.sequence).toBeGreaterThan(0);
+    expect(agent.advert().bootId).toBe(advert.bootId);
+    const heartbeat = decode.heartbeat(heartbeatData);
+    expect(heartbeat).toMatchObject({ agentId: AGENT_ID, bootId: advert.bootId, freeGpus: 4, runningTaskIds: [] });
+  });
+
+  it("runs an assigned task on its GPUs and reports running then succeeded, with logs and usage", async () => {
+    const events = await taskEvents(store, "t-hello");
+    await assign(assignment("t-hello", [1, 3], ["sh", "-c", 'echo "$GREETING"; echo "$CUDA_VISIBLE_DEVICES"; pwd']));
+    const final = await waitFor(events.final, { what: "final status" });
+    expect(final).toMatchObject({ state: "succeeded", exitCode: 0, agentId: AGENT_ID, epoch: 1, jobId: "job-t-hello" });
+    expect(events.statuses().map((s) => s.state)).toEqual(["starting", "running", "succeeded"]);
+    expect(final.startedAtMs).toBeGreaterThan(0);
+    expect(final.finishedAtMs).toBeGreaterThanOrEqual(final.startedAtMs);
+    expect(events.text("stdout")).toBe(`hello\n1,3\n${join(workDir, "tasks", "t-hello")}\n`);
+    expect(events.logs().map((c) => c.seq)).toEqual(events.logs().map((_, i) => i + 1));
+    // The tail of the logs and the final usage are in the stream before the final status.
+    expect(events.kinds().at(-1)).toBe("status");
+    const usage = events.usage().at(-1)!;
+    expect(usage).toMatchObject({ final: true, gpus: 2, epoch: 1, startedAtMs: final.startedAtMs });
+    expect(usage.gpuMilliseconds).toBe(2 * (usage.untilMs - usage.startedAtMs));
+    events.stop();
+  });
+
+  it("reports a failing command as failed with its exit code and keeps its stderr", async () => {
+    const events = await taskEvents(store, "t-fail");
+    await assign(assignment("t-fail", [0], ["sh", "-c", "echo broken >&2; exit 7"]));
+    const final = await waitFor(events.final, { what: "final status" });
+    expect(final).toMatchObject({ state: "failed", exitCode: 7, message: "exited with code 7" });
+    expect(events.text("stderr")).toBe("broken\n");
+    events.stop();
+  });
+
+  it("cancels a running task when the desired state says stop, killing its whole process tree", async () => {
+    const events = await taskEvents(store, "t-sleep");
+    const sleeper = assignment("t-sleep", [0, 2], ["sh", "-c", 'sleep 300 & echo "pids=$$,$!"; wait']);
+    await assign(sleeper);
+    const pids = await waitFor(() => /pids=(\d+),(\d+)/.exec(events.text())?.slice(1).map(Number), {
+      what: "task pids in the logs",
+    });
+    expect(pids.every(isAlive)).toBe(true);
+    expect(events.statuses().map((s) => s.state)).toEqual(["starting", "running"]);
+    const heartbeat = await waitFor(
+      async () => {
+        const hb = decode.heartbeat(await next(nc, subjects.heartbeat(REGION, AGENT_ID)));
+        return hb.runningTaskIds.includes("t-sleep") && hb;
+      },
+      { what: "heartbeat listing the task" },
+    );
+    expect(heartbeat.freeGpus).toBe(2);
+
+    await assign({ ...sleeper, stop: true, stopReason: "cancelled by tenant" });
+    const final = await waitFor(events.final, { what: "final status" });
+    expect(final).toMatchObject({ state: "cancelled", signal: "SIGTERM", message: "cancelled by tenant" });
+    await waitFor(() => !pids.some(isAlive), { what: "task processes gone" });
+    events.stop();
+  });
+
+  it("rejects assignments beyond its free GPUs or naming GPUs it does not have", async () => {
+    const hog = await taskEvents(store, "t-hog");
+    const tooMany = await taskEvents(store, "t-too-many");
+    const missing = await taskEvents(store, "t-missing");
+    const hogTask = assignment("t-hog", [0, 1, 2], ["sleep", "300"]);
+    await assign(hogTask);
+    await waitFor(() => hog.statuses().some((s) => s.state === "running"), { what: "hog running" });
+
+    await assign(assignment("t-too-many", [3, 2], ["true"]), assignment("t-missing", [9], ["true"]));
+    expect(await waitFor(tooMany.final, { what: "rejection" })).toMatchObject({
+      state: "rejected",
+      message: "needs 2 GPUs but only 1 are free",
+    });
+    expect(await waitFor(missing.final, { what: "rejection" })).toMatchObject({
+      state: "rejected",
+      message: "GPU index 9 does not exist on this agent (it has 0,1,2,3)",
+    });
+    expect(tooMany.statuses().map((s) => s.state)).toEqual(["rejected"]);
+
+    // Removing it from the desired state stops it too.
+    await allocs.mutate(AGENT_ID, (current) => ({
+      ...current!,
+      tasks: current!.tasks.filter((t) => t.taskId !== "t-hog"),
+    }));
+    expect(await waitFor(hog.final, { what: "hog stopped" })).toMatchObject({
+      state: "cancelled",
+      message: "no longer assigned to this agent",
+    });
+    for (const e of [hog, tooMany, missing]) e.stop();
+  });
+});
