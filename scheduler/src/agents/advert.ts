@@ -1,0 +1,76 @@
+/** Pure helpers over adverts: validation, the change fingerprint, and the engine's view of an agent. */
+import { type Advert, type Heartbeat, residencyOfRegion } from "@capa/domain";
+import type { AgentView } from "../planner/engine.js";
+import type { AgentRecord } from "../store/records.js";
+
+const TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
+const MAX_GPUS = 64;
+
+/** Why an advert is refused, or undefined when it is acceptable. `subjectAgentId` is the id in the subject. */
+export function advertProblem(advert: Advert, subjectAgentId?: string): string | undefined {
+  if (!TOKEN.test(advert.agentId)) return "agent_id is not a token";
+  if (!TOKEN.test(advert.region)) return "region is not a token";
+  if (subjectAgentId !== undefined && subjectAgentId !== advert.agentId) return "agent_id differs from the subject";
+  if (advert.gpus.length > MAX_GPUS) return `more than ${MAX_GPUS} GPUs`;
+  const indices = new Set(advert.gpus.map((g) => g.index));
+  if (indices.size !== advert.gpus.length) return "duplicate GPU indices";
+  if (advert.prices.some((p) => !Number.isSafeInteger(p.onDemandPerHour) || p.onDemandPerHour < 0))
+    return "invalid price";
+  return undefined;
+}
+
+export function heartbeatProblem(hb: Heartbeat, subjectAgentId?: string): string | undefined {
+  if (!TOKEN.test(hb.agentId)) return "agent_id is not a token";
+  if (subjectAgentId !== undefined && subjectAgentId !== hb.agentId) return "agent_id differs from the subject";
+  return undefined;
+}
+
+/** What makes an advert "changed" for persistence: everything but sequence, send time and GPU telemetry. */
+export function advertFingerprint(a: Advert): string {
+  return JSON.stringify({
+    ...a,
+    sequence: 0,
+    sentAtMs: 0,
+    gpus: a.gpus.map((g) => ({
+      index: g.index,
+      uuid: g.uuid,
+      model: g.model,
+      vramMib: g.vramMib,
+      health: g.health,
+      migEnabled: g.migEnabled,
+      driverVersion: g.driverVersion,
+    })),
+    labels: Object.fromEntries(Object.entries(a.labels).sort(([x], [y]) => (x < y ? -1 : 1))),
+  });
+}
+
+export function agentView(record: AgentRecord, lastSeenMs: number): AgentView {
+  const a = record.advert;
+  return {
+    id: a.agentId,
+    region: a.region,
+    zone: a.zone,
+    provider: a.provider,
+    fabricDomain: a.fabricDomain,
+    residency: a.residency || residencyOfRegion(a.region),
+    labels: { ...a.labels },
+    reliability: a.reliability > 0 ? a.reliability : 1,
+    gpus: a.gpus.map((g) => ({ index: g.index, model: g.model, vramMib: g.vramMib, healthy: g.health === "ok" })),
+    prices: a.prices.map((p) => ({ ...p })),
+    lastSeenMs,
+    draining: record.draining,
+    simulated: a.simulated,
+  };
+}
+
+export type AgentStatusName = "ready" | "draining" | "lost";
+
+export function agentStatus(record: Pick<AgentRecord, "lost" | "draining">): AgentStatusName {
+  return record.lost ? "lost" : record.draining ? "draining" : "ready";
+}
+
+/** How long this agent may stay silent: the configured override, else its advertised TTL, else 30 s. */
+export function agentTimeoutMs(advert: Advert, overrideMs: number | undefined, defaultMs = 30_000): number {
+  if (overrideMs !== undefined) return overrideMs;
+  return advert.ttlSeconds > 0 ? advert.ttlSeconds * 1000 : defaultMs;
+}

@@ -1,0 +1,90 @@
+/**
+ * Agent loss (leader only): an agent silent past its timeout is marked lost (persisted); each of its tasks that
+ * is not final becomes `lost` in its job (→ rescheduling), and its assignments are removed, so a returning
+ * agent stops them and the GPUs are free in the cluster state. Affected jobs are re-evaluated.
+ */
+import { isFinalTaskState } from "@capa/domain";
+import type { Logger } from "pino";
+import { settle } from "../jobs/settle.js";
+import type { SchedulerMetrics } from "../metrics.js";
+import type { AllocRepo } from "../store/alloc-repo.js";
+import type { JobRepo } from "../store/job-repo.js";
+import type { AgentRegistry } from "./registry.js";
+
+export interface LivenessDeps {
+  registry: AgentRegistry;
+  jobs: JobRepo;
+  allocs: AllocRepo;
+  metrics: SchedulerMetrics;
+  logger: Logger;
+  now: () => number;
+  evaluate: (jobId: string, reason: string) => void;
+}
+
+export class AgentLiveness {
+  private timer: NodeJS.Timeout | undefined;
+  private busy = false;
+
+  constructor(
+    private readonly d: LivenessDeps,
+    private readonly intervalMs: number,
+  ) {}
+
+  start(): void {
+    this.timer ??= setInterval(() => void this.tick(), this.intervalMs);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  async tick(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      for (const id of this.d.registry.expired()) await this.lose(id);
+      for (const id of this.d.registry.dirty()) await this.d.registry.persist(id);
+    } catch (err) {
+      this.d.logger.warn({ err }, "agent liveness pass failed; retrying next tick");
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  async lose(agentId: string): Promise<void> {
+    const entry = this.d.registry.get(agentId);
+    if (!entry) return;
+    const silentMs = this.d.now() - entry.lastSeenMs;
+    if (!entry.record.lost) {
+      this.d.logger.warn({ agentId, silentMs }, "agent lost");
+      this.d.metrics.agentsLost.inc();
+    }
+    this.d.registry.markLost(agentId);
+    await this.d.registry.persist(agentId);
+    const listed = this.d.allocs.get(agentId)?.value.tasks ?? [];
+    const message = `agent ${agentId} lost (silent for ${Math.round(silentMs / 1000)} s)`;
+    const jobIds = [...new Set(listed.map((t) => t.jobId))];
+    for (const jobId of jobIds) {
+      await this.d.jobs.mutate(jobId, (job) => {
+        let changed = false;
+        for (const t of job.tasks) {
+          const listing = listed.find((l) => l.taskId === t.id);
+          if (!listing || t.agentId !== agentId || t.epoch !== listing.epoch || isFinalTaskState(t.state)) continue;
+          t.state = "lost";
+          t.message = message;
+          t.finishedAtMs = this.d.now();
+          changed = true;
+        }
+        return changed ? settle(job, this.d.now()) : undefined;
+      });
+    }
+    if (listed.length > 0) {
+      await this.d.allocs.mutate(agentId, (tasks) => {
+        const next = tasks.filter((t) => !listed.some((l) => l.taskId === t.taskId && l.epoch === t.epoch));
+        return next.length === tasks.length ? undefined : next;
+      });
+    }
+    for (const jobId of jobIds) this.d.evaluate(jobId, message);
+  }
+}

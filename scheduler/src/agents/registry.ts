@@ -1,0 +1,211 @@
+/**
+ * The agents this scheduler knows. Records (advert, draining, lost) live in KV `capa_agents` and are written
+ * only when they change; when each agent was last heard from is kept in memory only (heartbeats never touch
+ * KV). After a restart every known agent gets a fresh timeout window to be heard from again.
+ * The registry keeps the engine's ClusterState agent entries in step: lost agents are removed from it.
+ */
+import type { TypedKv } from "@capa/bus";
+import type { Advert, Heartbeat } from "@capa/domain";
+import { NotFoundError } from "@capa/domain";
+import type { ClusterStateApi } from "../planner/engine.js";
+import type { AgentRecord } from "../store/records.js";
+import type { WatchedEntry } from "../store/watch.js";
+import { advertFingerprint, agentTimeoutMs, agentView } from "./advert.js";
+
+export interface AgentEntry {
+  record: AgentRecord;
+  /** KV revision of the stored record (0 = never stored). */
+  revision: number;
+  /** Fingerprint of the stored advert + flags; differs from the live one when a write is due. */
+  storedFingerprint: string;
+  lastSeenMs: number;
+  /** When the cluster view's lastSeen was last refreshed (heartbeats refresh it at most every few seconds). */
+  viewSeenMs: number;
+}
+
+export interface AdvertOutcome {
+  /** New agent, or a lost agent back. */
+  joined: boolean;
+  /** Capacity-relevant content changed (GPUs, prices, labels, ...). */
+  changed: boolean;
+}
+
+export class AgentRegistry {
+  private readonly entries = new Map<string, AgentEntry>();
+
+  constructor(
+    private readonly kv: TypedKv<AgentRecord>,
+    private readonly cluster: ClusterStateApi,
+    private readonly now: () => number,
+    private readonly timeoutOverrideMs: number | undefined,
+  ) {}
+
+  async load(): Promise<void> {
+    const now = this.now();
+    for (const { value, revision } of await this.kv.list()) {
+      const entry: AgentEntry = {
+        record: value,
+        revision,
+        storedFingerprint: fingerprint(value),
+        lastSeenMs: now,
+        viewSeenMs: now,
+      };
+      this.entries.set(value.advert.agentId, entry);
+      if (!value.lost) this.cluster.upsertAgent(agentView(value, now));
+    }
+  }
+
+  get(id: string): AgentEntry | undefined {
+    return this.entries.get(id);
+  }
+
+  list(): AgentEntry[] {
+    return [...this.entries.values()];
+  }
+
+  isPlaceable(id: string): boolean {
+    const e = this.entries.get(id);
+    return e !== undefined && !e.record.lost && !e.record.draining;
+  }
+
+  onAdvert(advert: Advert): AdvertOutcome {
+    const now = this.now();
+    const existing = this.entries.get(advert.agentId);
+    if (
+      existing &&
+      existing.record.advert.bootId === advert.bootId &&
+      advert.sequence < existing.record.advert.sequence
+    )
+      return { joined: false, changed: false }; // reordered, older advert
+    const joined = !existing || existing.record.lost;
+    const changed = joined || advertFingerprint(existing.record.advert) !== advertFingerprint(advert);
+    const record: AgentRecord = {
+      advert,
+      draining: existing?.record.draining ?? false,
+      lost: false,
+      updatedAtMs: changed ? now : (existing?.record.updatedAtMs ?? now),
+    };
+    const entry: AgentEntry = existing ?? {
+      record,
+      revision: 0,
+      storedFingerprint: "",
+      lastSeenMs: now,
+      viewSeenMs: now,
+    };
+    entry.record = record;
+    entry.lastSeenMs = now;
+    this.entries.set(advert.agentId, entry);
+    if (changed || now - entry.viewSeenMs > 1000) {
+      entry.viewSeenMs = now;
+      this.cluster.upsertAgent(agentView(record, now));
+    }
+    return { joined, changed };
+  }
+
+  /** Returns true when the heartbeat brought a lost agent back (same boot: it kept its advert). */
+  onHeartbeat(hb: Heartbeat): boolean {
+    const entry = this.entries.get(hb.agentId);
+    if (!entry) return false; // unknown until it adverts
+    const now = this.now();
+    entry.lastSeenMs = now;
+    if (entry.record.lost) {
+      if (entry.record.advert.bootId !== hb.bootId) return false; // a new boot must advert first
+      entry.record = { ...entry.record, lost: false, updatedAtMs: now };
+      entry.viewSeenMs = now;
+      this.cluster.upsertAgent(agentView(entry.record, now));
+      return true;
+    }
+    if (now - entry.viewSeenMs > Math.min(5000, this.timeoutFor(entry) / 4)) {
+      entry.viewSeenMs = now;
+      this.cluster.upsertAgent(agentView(entry.record, now));
+    }
+    return false;
+  }
+
+  timeoutFor(entry: AgentEntry): number {
+    return agentTimeoutMs(entry.record.advert, this.timeoutOverrideMs);
+  }
+
+  /** Agents silent past their timeout and not yet marked lost. */
+  expired(): string[] {
+    const now = this.now();
+    return this.list()
+      .filter((e) => !e.record.lost && now - e.lastSeenMs > this.timeoutFor(e))
+      .map((e) => e.record.advert.agentId);
+  }
+
+  markLost(id: string): void {
+    const entry = this.entries.get(id);
+    if (!entry || entry.record.lost) return;
+    entry.record = { ...entry.record, lost: true, updatedAtMs: this.now() };
+    this.cluster.removeAgent(id);
+  }
+
+  /** Persisted drain flag (any replica may call it): CAS on the stored record, then memory and cluster view. */
+  async setDraining(id: string, draining: boolean): Promise<AgentEntry> {
+    const entry = this.entries.get(id);
+    if (!entry) throw new NotFoundError(`agent ${id} not found`);
+    const stored = await this.kv.mutate(id, (current) => {
+      const base = current ?? entry.record;
+      return base.draining === draining ? undefined : { ...base, draining, updatedAtMs: this.now() };
+    });
+    if (stored) this.adopt(entry, stored.value, stored.revision);
+    entry.record = { ...entry.record, draining };
+    if (!entry.record.lost) this.cluster.upsertAgent(agentView(entry.record, entry.lastSeenMs));
+    return entry;
+  }
+
+  /** Ids whose in-memory record differs from KV. */
+  dirty(): string[] {
+    return this.list()
+      .filter((e) => fingerprint(e.record) !== e.storedFingerprint)
+      .map((e) => e.record.advert.agentId);
+  }
+
+  /** Writes the in-memory record with CAS (leader only); the drain flag set by others in KV wins. */
+  async persist(id: string): Promise<void> {
+    const entry = this.entries.get(id);
+    if (!entry) return;
+    const stored = await this.kv.mutate(id, (current) => {
+      const next = { ...entry.record, draining: current?.draining ?? entry.record.draining };
+      return current && fingerprint(current) === fingerprint(next) ? undefined : next;
+    });
+    if (stored) this.adopt(entry, stored.value, stored.revision);
+  }
+
+  /** A record written by another replica (drain, lost) or by this one. */
+  observeWatched(e: WatchedEntry, decodeRecord: (bytes: Uint8Array) => AgentRecord): void {
+    if (e.deleted) return;
+    const value = decodeRecord(e.value);
+    const entry = this.entries.get(value.advert.agentId);
+    if (!entry) {
+      const now = this.now();
+      this.entries.set(value.advert.agentId, {
+        record: value,
+        revision: e.revision,
+        storedFingerprint: fingerprint(value),
+        lastSeenMs: now,
+        viewSeenMs: now,
+      });
+      if (!value.lost) this.cluster.upsertAgent(agentView(value, now));
+      return;
+    }
+    if (e.revision <= entry.revision) return;
+    const drainChanged = entry.record.draining !== value.draining;
+    this.adopt(entry, value, e.revision);
+    if (drainChanged) {
+      entry.record = { ...entry.record, draining: value.draining };
+      if (!entry.record.lost) this.cluster.upsertAgent(agentView(entry.record, entry.lastSeenMs));
+    }
+  }
+
+  private adopt(entry: AgentEntry, stored: AgentRecord, revision: number): void {
+    if (revision <= entry.revision) return;
+    entry.revision = revision;
+    entry.storedFingerprint = fingerprint(stored);
+  }
+}
+
+function fingerprint(r: AgentRecord): string {
+  return `${advertFingerprint(r.advert)}|${r.draining}|${r.lost}`;
+}

@@ -1,0 +1,84 @@
+/** What `startScheduler` accepts, and the defaults it fills in. */
+import { hostname } from "node:os";
+import { type Logger, pino } from "pino";
+
+export interface SchedulerConfig {
+  /** NATS server URL(s); comma-separated accepted. */
+  natsUrl: string;
+  /** gRPC listen address "host:port"; port 0 picks a free port. Default "127.0.0.1:50051". */
+  grpcAddress?: string;
+  /** Identity in the leader lease and logs. Default `<hostname>-<pid>-<random>`. */
+  schedulerId?: string;
+  /**
+   * An agent silent this long is lost. Default: the agent's advertised `ttl_seconds` (30 s when it sends 0).
+   * Tests set it low.
+   */
+  agentTimeoutMs?: number;
+  /** How often agent liveness is checked. Default min(1000, timeout/4). */
+  livenessIntervalMs?: number;
+  /** Leader lease length; renewed every third of it. Default 10 000 ms. */
+  leaseTtlMs?: number;
+  /** Serve Prometheus metrics on http://metricsHost:metricsPort/metrics (port 0 = free). Off when undefined. */
+  metricsPort?: number;
+  metricsHost?: string;
+  /** Directory holding `capa/v1/*.proto` for server reflection. Default: the repository's `proto/`. */
+  protoDir?: string;
+  /** After a job is final, how long StreamLogs(follow) waits for late log chunks before it ends. Default 500 ms. */
+  logDrainGraceMs?: number;
+  /** Delay before re-planning after a commit conflict or a rejected assignment. Default 250 ms. */
+  retryDelayMs?: number;
+  /** JetStream replicas for the buckets this scheduler creates (1 on a single server). */
+  replicas?: number;
+  logger?: Logger;
+  /** Injected clock (tests). Default Date.now. */
+  now?: () => number;
+}
+
+export interface ResolvedConfig {
+  natsUrl: string;
+  grpcAddress: string;
+  schedulerId: string;
+  agentTimeoutMs: number | undefined;
+  livenessIntervalMs: number;
+  leaseTtlMs: number;
+  metricsPort: number | undefined;
+  metricsHost: string;
+  protoDir: string | undefined;
+  logDrainGraceMs: number;
+  retryDelayMs: number;
+  replicas: number;
+  logger: Logger;
+  now: () => number;
+}
+
+export const DEFAULT_GRPC_ADDRESS = "127.0.0.1:50051";
+export const DEFAULT_AGENT_TTL_MS = 30_000;
+
+export function resolveConfig(config: SchedulerConfig): ResolvedConfig {
+  if (!config.natsUrl) throw new Error("natsUrl is required");
+  const agentTimeoutMs = positive(config.agentTimeoutMs, "agentTimeoutMs");
+  return {
+    natsUrl: config.natsUrl,
+    grpcAddress: config.grpcAddress ?? DEFAULT_GRPC_ADDRESS,
+    schedulerId: config.schedulerId ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+    agentTimeoutMs,
+    livenessIntervalMs:
+      positive(config.livenessIntervalMs, "livenessIntervalMs") ??
+      Math.max(50, Math.min(1000, Math.floor((agentTimeoutMs ?? DEFAULT_AGENT_TTL_MS) / 4))),
+    leaseTtlMs: positive(config.leaseTtlMs, "leaseTtlMs") ?? 10_000,
+    metricsPort: config.metricsPort,
+    metricsHost: config.metricsHost ?? "127.0.0.1",
+    protoDir: config.protoDir,
+    logDrainGraceMs: config.logDrainGraceMs ?? 500,
+    retryDelayMs: config.retryDelayMs ?? 250,
+    replicas: config.replicas ?? 1,
+    logger: config.logger ?? pino({ name: "capa-scheduler", level: process.env.CAPA_LOG_LEVEL ?? "info" }),
+    now: config.now ?? Date.now,
+  };
+}
+
+function positive(value: number | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number of ms, got ${value}`);
+  return value;
+}

@@ -1,0 +1,47 @@
+/**
+ * Maps errors to gRPC statuses at the edge: CapaError codes map one to one; store and transport failures are
+ * UNAVAILABLE (retry); anything else is INTERNAL with a generic message (details go to the log, not the client).
+ */
+
+import { CapaError, type ErrorCode } from "@capa/domain";
+import { type ServerErrorResponse, status } from "@grpc/grpc-js";
+
+const CODES: Record<ErrorCode, status> = {
+  INVALID_ARGUMENT: status.INVALID_ARGUMENT,
+  NOT_FOUND: status.NOT_FOUND,
+  ALREADY_EXISTS: status.ALREADY_EXISTS,
+  FAILED_PRECONDITION: status.FAILED_PRECONDITION,
+  RESOURCE_EXHAUSTED: status.RESOURCE_EXHAUSTED,
+  ABORTED: status.ABORTED,
+  UNAVAILABLE: status.UNAVAILABLE,
+  UNAUTHENTICATED: status.UNAUTHENTICATED,
+  PERMISSION_DENIED: status.PERMISSION_DENIED,
+  INTERNAL: status.INTERNAL,
+};
+
+/** NATS client failures that mean "the store is not reachable right now". */
+const UNAVAILABLE_PATTERN = /timeout|timed out|no responders|connection closed|disconnect|reconnect|closed/i;
+
+export interface MappedError {
+  code: status;
+  details: string;
+  /** True when the error is unexpected and worth logging at error level. */
+  internal: boolean;
+}
+
+export function mapError(err: unknown): MappedError {
+  if (err instanceof CapaError) return { code: CODES[err.code], details: err.message, internal: false };
+  const message = (err as Error)?.message ?? String(err);
+  const name = (err as Error)?.name ?? "";
+  if (
+    /^(TimeoutError|NoRespondersError|ClosedConnectionError|RequestError|ConnectionError)$/.test(name) ||
+    UNAVAILABLE_PATTERN.test(message)
+  )
+    return { code: status.UNAVAILABLE, details: "the scheduler's store is unavailable; retry", internal: true };
+  return { code: status.INTERNAL, details: "internal error", internal: true };
+}
+
+export function toServiceError(err: unknown): Partial<ServerErrorResponse> & { code: status; details: string } {
+  const mapped = mapError(err);
+  return { code: mapped.code, details: mapped.details, message: mapped.details };
+}

@@ -1,0 +1,129 @@
+/** JobService over gRPC: converts protobuf ↔ domain, validates at the edge, maps errors; no logic of its own. */
+import type * as pb from "@capa/api";
+import { jobSpecFromPb, jobStateToPb, jobToPb, logStreamToPb } from "@capa/bus";
+import { isFinalJobState, type Job, throwIfViolations, ValidationError } from "@capa/domain";
+import type { ServerWritableStream } from "@grpc/grpc-js";
+import { type JobService, jobIdViolations } from "../jobs/job-service.js";
+import { type LogReader, MAX_FOLLOWED_TASKS } from "../jobs/logs.js";
+import type { JobEntry, JobRepo } from "../store/job-repo.js";
+import { statesFromPb } from "./convert.js";
+import type { MarketHandlers } from "./market.js";
+import { type EdgeContext, failStream, unary, writeWithBackpressure } from "./unary.js";
+
+export interface JobHandlerDeps extends EdgeContext {
+  jobs: JobService;
+  repo: JobRepo;
+  logs: LogReader;
+  market: MarketHandlers;
+}
+
+export function jobHandlers(d: JobHandlerDeps): pb.JobServiceServer {
+  return {
+    submitJob: unary(d, "SubmitJob", async (req: pb.SubmitJobRequest) => {
+      const result = await d.jobs.submit({
+        requestId: req.requestId,
+        tenant: req.tenant,
+        spec: req.spec ? jobSpecFromPb(req.spec) : undefined,
+      });
+      return { job: jobToPb(result.job), deduplicated: result.deduplicated };
+    }),
+    getJob: unary(d, "GetJob", async (req: pb.GetJobRequest) => ({ job: jobToPb(await d.jobs.get(req.jobId)) })),
+    listJobs: unary(d, "ListJobs", (req: pb.ListJobsRequest) => {
+      const { states, violations } = statesFromPb(req.states);
+      throwIfViolations(violations);
+      return { jobs: d.jobs.list({ tenant: req.tenant, states, limit: req.limit }).map(jobToPb) };
+    }),
+    cancelJob: unary(d, "CancelJob", async (req: pb.CancelJobRequest) => ({
+      job: jobToPb(await d.jobs.cancel(req.jobId, req.reason)),
+    })),
+    watchJob: (call) => void watchJob(d, call),
+    streamLogs: (call) => void streamLogs(d, call),
+    quote: d.market.quote,
+    listOffers: d.market.listOffers,
+  };
+}
+
+/** Job state, reason and each task's state: an event is sent whenever this changes. */
+function signature(job: Job): string {
+  return `${job.state}|${job.reason}|${job.tasks.map((t) => `${t.id}:${t.state}:${t.epoch}`).join(",")}`;
+}
+
+async function watchJob(d: JobHandlerDeps, call: ServerWritableStream<pb.WatchJobRequest, pb.JobEvent>): Promise<void> {
+  const jobId = call.request.jobId;
+  let unsubscribe = () => {};
+  try {
+    throwIfViolations(jobIdViolations(jobId));
+    let lastRevision = 0;
+    let lastSignature = "";
+    let ended = false;
+    const send = (entry: JobEntry) => {
+      if (ended || entry.revision <= lastRevision) return;
+      lastRevision = entry.revision;
+      const sig = signature(entry.job);
+      if (sig === lastSignature) return;
+      lastSignature = sig;
+      call.write({
+        jobId,
+        state: jobStateToPb(entry.job.state),
+        job: jobToPb(entry.job),
+        message: entry.job.reason,
+        atMs: entry.job.updatedAtMs,
+      });
+      if (isFinalJobState(entry.job.state)) {
+        ended = true;
+        unsubscribe();
+        call.end();
+      }
+    };
+    // Subscribe before reading, so no change between the read and the subscription is missed.
+    unsubscribe = d.repo.subscribe(jobId, (entry) => send(entry));
+    call.on("cancelled", () => unsubscribe());
+    send(await d.repo.require(jobId));
+    d.metrics.rpcs.inc({ method: "WatchJob", code: "OK" });
+  } catch (err) {
+    unsubscribe();
+    failStream(d, "WatchJob", call, err);
+  }
+}
+
+async function streamLogs(
+  d: JobHandlerDeps,
+  call: ServerWritableStream<pb.StreamLogsRequest, pb.LogLine>,
+): Promise<void> {
+  const { jobId, taskId, follow } = call.request;
+  const abort = new AbortController();
+  call.on("cancelled", () => abort.abort());
+  try {
+    throwIfViolations(jobIdViolations(jobId));
+    const { job } = await d.repo.require(jobId);
+    if (taskId !== "" && !job.tasks.some((t) => t.id === taskId))
+      throw new ValidationError([{ field: "task_id", message: `is not a task of job ${jobId}` }]);
+    const taskIds = taskId !== "" ? [taskId] : job.tasks.map((t) => t.id);
+    if (taskIds.length > MAX_FOLLOWED_TASKS)
+      throw new ValidationError([
+        { field: "task_id", message: `is required for jobs with more than ${MAX_FOLLOWED_TASKS} tasks` },
+      ]);
+    await d.logs.stream(
+      { jobId, taskIds, follow },
+      {
+        get closed() {
+          return call.cancelled;
+        },
+        write: (chunk) =>
+          writeWithBackpressure(call, {
+            jobId,
+            taskId: chunk.taskId,
+            stream: logStreamToPb(chunk.stream),
+            data: Buffer.from(chunk.data),
+            seq: chunk.seq,
+            atMs: chunk.atMs,
+          }),
+      },
+      abort.signal,
+    );
+    d.metrics.rpcs.inc({ method: "StreamLogs", code: "OK" });
+    if (!call.cancelled) call.end();
+  } catch (err) {
+    failStream(d, "StreamLogs", call, err);
+  }
+}

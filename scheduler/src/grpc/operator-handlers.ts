@@ -1,0 +1,63 @@
+/** OperatorService over gRPC: converts, validates at the edge, maps errors. */
+import type * as pb from "@capa/api";
+import { jobSpecFromPb } from "@capa/bus";
+import { NotFoundError, throwIfViolations } from "@capa/domain";
+import type { Fleet } from "../agents/fleet.js";
+import { jobIdViolations } from "../jobs/job-service.js";
+import type { ClusterStateApi, PlacementEngineApi } from "../planner/engine.js";
+import type { ExplanationStore } from "../planner/explanations.js";
+import { simulate } from "../planner/simulate.js";
+import type { PolicyService } from "../policy/policy-service.js";
+import type { JobRepo } from "../store/job-repo.js";
+import { agentInfoToPb, explanationToPb, policyToPb } from "./convert.js";
+import { type EdgeContext, unary } from "./unary.js";
+
+export interface OperatorHandlerDeps extends EdgeContext {
+  fleet: Fleet;
+  policy: PolicyService;
+  explanations: ExplanationStore;
+  repo: JobRepo;
+  engine: PlacementEngineApi;
+  cluster: ClusterStateApi;
+  now: () => number;
+  onPolicyChanged: () => void;
+}
+
+export function operatorHandlers(d: OperatorHandlerDeps): pb.OperatorServiceServer {
+  return {
+    listAgents: unary(d, "ListAgents", (req: pb.ListAgentsRequest) => ({
+      agents: d.fleet.list(req.region).map(agentInfoToPb),
+    })),
+    drainAgent: unary(d, "DrainAgent", async (req: pb.DrainAgentRequest) => ({
+      agent: agentInfoToPb(await d.fleet.drain(req.agentId, req.drain)),
+    })),
+    getPolicy: unary(d, "GetPolicy", () => ({ policy: policyToPb(d.policy.get()) })),
+    setPolicy: unary(d, "SetPolicy", async (req: pb.SetPolicyRequest) => {
+      const view = await d.policy.set({
+        profile: req.profile,
+        profileDocument: req.profileDocument,
+        weights: { ...req.weights },
+        actor: req.actor,
+      });
+      d.onPolicyChanged();
+      return { policy: policyToPb(view) };
+    }),
+    explainJob: unary(d, "ExplainJob", async (req: pb.ExplainJobRequest) => {
+      throwIfViolations(jobIdViolations(req.jobId));
+      await d.repo.require(req.jobId);
+      const explanation = await d.explanations.get(req.jobId);
+      if (!explanation) throw new NotFoundError(`no placement decision recorded for job ${req.jobId} yet`);
+      return { explanation: explanationToPb(explanation) };
+    }),
+    simulate: unary(d, "Simulate", (req: pb.SimulateRequest) => ({
+      explanation: explanationToPb(
+        simulate(
+          d.engine,
+          d.cluster,
+          { spec: req.spec ? jobSpecFromPb(req.spec) : undefined, profile: req.profile, seed: req.seed },
+          d.now(),
+        ),
+      ),
+    })),
+  };
+}

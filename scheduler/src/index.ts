@@ -1,0 +1,5 @@
+/** @capa/scheduler: the scheduling service. The CLI and tests start it with `startScheduler`. */
+export type { SchedulerConfig } from "./config.js";
+export { DEFAULT_GRPC_ADDRESS } from "./config.js";
+export type { MarketHandlers } from "./grpc/market.js";
+export { type SchedulerExtensions, type SchedulerHandle, startScheduler } from "./scheduler.js";

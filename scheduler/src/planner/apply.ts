@@ -1,0 +1,165 @@
+/**
+ * The plan applier: re-verifies a plan against the stored assignments and commits it with CAS.
+ * 1. Per agent (sorted by id): read `capa_allocs/<agent>`, check the agent may take work and every planned GPU
+ *    exists, is healthy and is not listed for any task (stopping ones included), then CAS-write the new list.
+ * 2. Any refusal or error rolls back the agents already written (the plan is all or nothing, gangs included)
+ *    and the caller re-plans.
+ * 3. Then the job is CAS-written with each task assigned (agent, GPUs, model, locked price, epoch).
+ * The caller holds the job's lock, so status reports for the new epoch wait for the job commit.
+ */
+import type { Job, TaskAssignment } from "@capa/domain";
+import type { Logger } from "pino";
+import type { AgentRegistry } from "../agents/registry.js";
+import { NEEDS_PLACEMENT, settle } from "../jobs/settle.js";
+import { type AllocRepo, CommitRefused } from "../store/alloc-repo.js";
+import type { JobEntry, JobRepo } from "../store/job-repo.js";
+import type { Placement, Plan } from "./engine.js";
+import type { AllocRef, StopRef } from "./reconcile.js";
+
+export type CommitResult = { ok: true; entry: JobEntry } | { ok: false; reason: string };
+
+export class PlanApplier {
+  constructor(
+    private readonly allocs: AllocRepo,
+    private readonly jobs: JobRepo,
+    private readonly agents: AgentRegistry,
+    private readonly now: () => number,
+    private readonly logger: Logger,
+  ) {}
+
+  async commit(entry: JobEntry, plan: Plan, epoch: number): Promise<CommitResult> {
+    const job = entry.job;
+    const byAgent = new Map<string, Placement[]>();
+    for (const p of plan.placements) byAgent.set(p.agentId, [...(byAgent.get(p.agentId) ?? []), p]);
+    const written: string[] = [];
+    const nowMs = this.now();
+    try {
+      for (const agentId of [...byAgent.keys()].sort()) {
+        const placements = byAgent.get(agentId)!;
+        await this.allocs.mutate(agentId, (tasks) => {
+          this.verify(agentId, placements, tasks);
+          const ids = new Set(placements.map((p) => taskIdOf(job, p.replica)));
+          const kept = tasks.filter((t) => !ids.has(t.taskId));
+          return [...kept, ...placements.map((p) => assignmentFor(job, p, epoch, nowMs))];
+        });
+        written.push(agentId);
+      }
+    } catch (err) {
+      await this.rollback(job, written, epoch);
+      if (err instanceof CommitRefused) return { ok: false, reason: err.message };
+      throw err;
+    }
+    try {
+      const committed = await this.jobs.mutateLocked(job.id, (current) =>
+        assignTasks(current, plan.placements, epoch, nowMs, this.agents),
+      );
+      if (!committed) throw new Error(`job ${job.id} disappeared`);
+      return { ok: true, entry: committed };
+    } catch (err) {
+      await this.rollback(job, written, epoch);
+      throw err;
+    }
+  }
+
+  /** Marks listed assignments `stop` (only the named epoch) and removes stale or finished ones. */
+  async changeListings(stops: StopRef[], removals: AllocRef[]): Promise<boolean> {
+    const agents = new Set([...stops.map((s) => s.agentId), ...removals.map((r) => r.agentId)]);
+    let freed = false;
+    for (const agentId of agents) {
+      const stopHere = stops.filter((s) => s.agentId === agentId);
+      const removeHere = removals.filter((r) => r.agentId === agentId);
+      await this.allocs.mutate(agentId, (tasks) => {
+        let changed = false;
+        const next: TaskAssignment[] = [];
+        for (const t of tasks) {
+          if (removeHere.some((r) => r.taskId === t.taskId && r.epoch === t.epoch)) {
+            changed = true;
+            freed = true;
+            continue;
+          }
+          const stop = stopHere.find((s) => s.taskId === t.taskId && s.epoch === t.epoch);
+          if (stop && !t.stop) {
+            next.push({ ...t, stop: true, stopReason: stop.reason });
+            changed = true;
+          } else next.push(t);
+        }
+        return changed ? next : undefined;
+      });
+    }
+    return freed;
+  }
+
+  private verify(agentId: string, placements: Placement[], listed: TaskAssignment[]): void {
+    if (!this.agents.isPlaceable(agentId)) throw new CommitRefused(`agent ${agentId} is not taking work`);
+    const advert = this.agents.get(agentId)!.record.advert;
+    const taken = new Set(listed.flatMap((t) => t.gpuIndices));
+    const planned = new Set<number>();
+    for (const p of placements)
+      for (const index of p.gpuIndices) {
+        const gpu = advert.gpus.find((g) => g.index === index);
+        if (!gpu || gpu.health !== "ok") throw new CommitRefused(`GPU ${index} on ${agentId} is missing or unhealthy`);
+        if (taken.has(index) || planned.has(index)) throw new CommitRefused(`GPU ${index} on ${agentId} is taken`);
+        planned.add(index);
+      }
+  }
+
+  private async rollback(job: Job, agentIds: string[], epoch: number): Promise<void> {
+    for (const agentId of agentIds) {
+      try {
+        await this.allocs.mutate(agentId, (tasks) => {
+          const next = tasks.filter((t) => !(t.jobId === job.id && t.epoch === epoch));
+          return next.length === tasks.length ? undefined : next;
+        });
+      } catch (err) {
+        // The recovery pass removes listings the job does not reference.
+        this.logger.error({ err, agentId, jobId: job.id }, "rollback of an assignment failed");
+      }
+    }
+  }
+}
+
+function taskIdOf(job: Job, replica: number): string {
+  return job.tasks.find((t) => t.replica === replica)!.id;
+}
+
+function assignmentFor(job: Job, p: Placement, epoch: number, nowMs: number): TaskAssignment {
+  return {
+    taskId: taskIdOf(job, p.replica),
+    jobId: job.id,
+    replica: p.replica,
+    gpuIndices: [...p.gpuIndices],
+    template: structuredClone(job.spec.template),
+    epoch,
+    pricePerGpuHour: p.pricePerGpuHour,
+    tenant: job.tenant,
+    assignedAtMs: nowMs,
+    stop: false,
+    stopReason: "",
+  };
+}
+
+function assignTasks(job: Job, placements: Placement[], epoch: number, nowMs: number, agents: AgentRegistry): Job {
+  for (const p of placements) {
+    const t = job.tasks.find((x) => x.replica === p.replica);
+    if (!t || !NEEDS_PLACEMENT.has(t.state)) continue; // settled meanwhile; the stale listing is removed later
+    const gpus = agents.get(p.agentId)?.record.advert.gpus ?? [];
+    Object.assign(t, {
+      state: "assigned",
+      agentId: p.agentId,
+      region: p.region,
+      gpuIndices: [...p.gpuIndices],
+      gpuUuids: p.gpuIndices.map((i) => gpus.find((g) => g.index === i)?.uuid ?? ""),
+      gpuModel: p.gpuModel,
+      pricePerGpuHour: p.pricePerGpuHour,
+      epoch,
+      exitCode: 0,
+      signal: "",
+      placedAtMs: nowMs,
+      startedAtMs: 0,
+      finishedAtMs: 0,
+      message: "",
+      interruptible: p.interruptible,
+    });
+  }
+  return settle(job, nowMs);
+}

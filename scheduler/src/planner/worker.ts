@@ -1,0 +1,159 @@
+/**
+ * The planner worker (leader only): takes one evaluation at a time and runs reconcile → place → apply for that
+ * job under the job's lock. Commit conflicts and failures are retried with a delay; the periodic sweep and the
+ * "capacity freed" trigger re-enqueue every waiting job, oldest (within priority) first.
+ */
+import { ConflictError, isFinalJobState, type Job } from "@capa/domain";
+import type { Logger } from "pino";
+import type { AgentRegistry } from "../agents/registry.js";
+import { NEEDS_PLACEMENT } from "../jobs/settle.js";
+import type { SchedulerMetrics } from "../metrics.js";
+import type { AllocRepo } from "../store/alloc-repo.js";
+import type { JobEntry, JobRepo } from "../store/job-repo.js";
+import { seedFor } from "../util/ids.js";
+import type { PlanApplier } from "./apply.js";
+import type { ClusterStateApi, PlacementEngineApi } from "./engine.js";
+import type { EpochSource } from "./epochs.js";
+import type { EvalQueue, Evaluation } from "./eval-queue.js";
+import type { ExplanationStore } from "./explanations.js";
+import { reconcile } from "./reconcile.js";
+
+export interface PlannerDeps {
+  jobs: JobRepo;
+  allocs: AllocRepo;
+  agents: AgentRegistry;
+  cluster: ClusterStateApi;
+  engine: PlacementEngineApi;
+  applier: PlanApplier;
+  queue: EvalQueue;
+  epochs: EpochSource;
+  explanations: ExplanationStore;
+  metrics: SchedulerMetrics;
+  logger: Logger;
+  now: () => number;
+  retryDelayMs: number;
+}
+
+const MAX_RETRY_DELAY_MS = 10_000;
+
+export class PlannerWorker {
+  private running = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(private readonly d: PlannerDeps) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.d.queue.wake();
+    await this.loop;
+  }
+
+  /** Enqueues every job that waits for GPUs, by priority then age. */
+  enqueueWaiting(reason: string): void {
+    const waiting = this.d.jobs
+      .list()
+      .map((e) => e.job)
+      .filter(
+        (j) => !isFinalJobState(j.state) && !j.cancelRequested && j.tasks.some((t) => NEEDS_PLACEMENT.has(t.state)),
+      )
+      .sort((a, b) => b.spec.priority - a.spec.priority || a.createdAtMs - b.createdAtMs);
+    for (const j of waiting) this.d.queue.enqueue(j.id, reason);
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      const evaluation = this.d.queue.take();
+      this.d.metrics.evalQueueDepth.set(this.d.queue.depth);
+      if (!evaluation) {
+        await this.d.queue.wait();
+        continue;
+      }
+      try {
+        await this.evaluate(evaluation);
+      } catch (err) {
+        if (err instanceof ConflictError) await this.d.jobs.refresh(evaluation.jobId).catch(() => undefined);
+        const delay = Math.min(MAX_RETRY_DELAY_MS, this.d.retryDelayMs * 2 ** Math.min(evaluation.attempt, 6));
+        this.d.logger.warn({ err, jobId: evaluation.jobId, delay }, "evaluation failed; retrying");
+        if (this.running) this.d.queue.enqueue(evaluation.jobId, "retry", delay, evaluation.attempt + 1);
+      }
+    }
+  }
+
+  /** One evaluation: exposed for recovery, which runs it with `adopt` before status processing starts. */
+  evaluate(evaluation: Evaluation, adopt = false): Promise<void> {
+    const { jobs } = this.d;
+    return jobs.withLock(evaluation.jobId, async () => {
+      let entry = await jobs.fetch(evaluation.jobId);
+      if (!entry) return;
+      const nowMs = this.d.now();
+      const r = reconcile(entry.job, (taskId) => this.d.allocs.listings(taskId), {
+        nowMs,
+        adopt,
+        agentRegion: (id) => this.d.agents.get(id)?.record.advert.region ?? "",
+      });
+      if (r.job) entry = await jobs.write(entry, r.job);
+      if (r.stops.length > 0 || r.removals.length > 0) {
+        const freed = await this.d.applier.changeListings(r.stops, r.removals);
+        if (freed) this.enqueueWaiting("capacity freed");
+      }
+      if (r.place.length > 0) await this.place(entry, r.place, evaluation);
+    });
+  }
+
+  private async place(entry: JobEntry, replicas: number[], evaluation: Evaluation): Promise<void> {
+    const { job } = entry;
+    const started = performance.now();
+    const plan = this.d.engine.place(
+      this.d.cluster,
+      { jobId: job.id, spec: job.spec, replicas },
+      { nowMs: this.d.now(), seed: seedFor(job.id) },
+    );
+    this.d.metrics.planSeconds.observe((performance.now() - started) / 1000);
+    this.d.metrics.plans.inc({ outcome: plan.outcome });
+    await this.d.explanations.record(plan.explanation);
+    if (plan.preemptions.length > 0) {
+      await this.d.applier.changeListings(
+        plan.preemptions.map((p) => ({
+          agentId: p.agentId,
+          taskId: p.taskId,
+          epoch: this.d.allocs.listings(p.taskId).find((l) => l.agentId === p.agentId)?.assignment.epoch ?? -1,
+          reason: `preempted for job ${job.id}: ${p.reason}`,
+        })),
+        [],
+      );
+    }
+    if (plan.placements.length > 0) {
+      const result = await this.d.applier.commit(entry, plan, this.d.epochs.next(entry.revision));
+      if (!result.ok) {
+        this.d.metrics.commitConflicts.inc();
+        this.d.logger.info({ jobId: job.id, reason: result.reason }, "plan refused at commit; re-planning");
+        this.d.queue.enqueue(job.id, "commit conflict", this.d.retryDelayMs, evaluation.attempt + 1);
+        return;
+      }
+      if (result.entry.job.tasks.some((t) => NEEDS_PLACEMENT.has(t.state))) {
+        await this.noteWaiting(result.entry, plan.explanation.summary);
+      }
+      return;
+    }
+    await this.noteWaiting(entry, plan.explanation.summary, plan.outcome);
+  }
+
+  /** Records why the job still waits (only when the reason text changes, so waiting jobs do not churn KV). */
+  private async noteWaiting(entry: JobEntry, summary: string[], outcome = "pending"): Promise<void> {
+    const reason = waitingReason(entry.job, summary, outcome);
+    if (entry.job.reason === reason) return;
+    await this.d.jobs.write(entry, { ...entry.job, reason });
+  }
+}
+
+function waitingReason(job: Job, summary: string[], outcome: string): string {
+  const waiting = job.tasks.filter((t) => NEEDS_PLACEMENT.has(t.state)).length;
+  const why = summary.filter(Boolean).join("; ") || outcome;
+  return `waiting for capacity (${waiting} of ${job.tasks.length} tasks, ${outcome}): ${why}`.slice(0, 1024);
+}

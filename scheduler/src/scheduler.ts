@@ -1,0 +1,264 @@
+/**
+ * Wiring only: builds the store, state, planner, consumers and gRPC server, and hands back a handle.
+ * Every replica loads state from KV, follows adverts/heartbeats and KV changes, and serves reads; the one
+ * holding the leader lease also plans, applies, folds task status and detects lost agents.
+ */
+import { connectBus, ensureStore, jsonCodec } from "@capa/bus";
+import { isFinalJobState } from "@capa/domain";
+import { Fleet } from "./agents/fleet.js";
+import { listenToAgents } from "./agents/listener.js";
+import { AgentLiveness } from "./agents/liveness.js";
+import { AgentRegistry } from "./agents/registry.js";
+import { resolveConfig, type SchedulerConfig } from "./config.js";
+import { jobHandlers } from "./grpc/job-handlers.js";
+import { type MarketHandlers, unimplementedMarket } from "./grpc/market.js";
+import { operatorHandlers } from "./grpc/operator-handlers.js";
+import { SERVICE_NAMES, startGrpcServer } from "./grpc/server.js";
+import { JobService } from "./jobs/job-service.js";
+import { LogReader } from "./jobs/logs.js";
+import { Leadership } from "./leader/leadership.js";
+import { LeaseKeeper } from "./leader/lease-keeper.js";
+import { SchedulerMetrics } from "./metrics.js";
+import { PlanApplier } from "./planner/apply.js";
+import { clusterSync } from "./planner/cluster-sync.js";
+import { createPlacement } from "./planner/engine.js";
+import { EpochSource } from "./planner/epochs.js";
+import { EvalQueue } from "./planner/eval-queue.js";
+import { ExplanationStore } from "./planner/explanations.js";
+import { PlannerWorker } from "./planner/worker.js";
+import { PolicyService } from "./policy/policy-service.js";
+import { AllocRepo } from "./store/alloc-repo.js";
+import { buckets } from "./store/buckets.js";
+import { JobRepo } from "./store/job-repo.js";
+import type { AgentRecord } from "./store/records.js";
+import { watchBucket } from "./store/watch.js";
+import { StatusConsumer } from "./tasks/status-consumer.js";
+
+export interface SchedulerHandle {
+  /** The bound gRPC address, "host:port". */
+  grpcAddress: string;
+  /** "host:port" of the metrics endpoint when `metricsPort` was set. */
+  metricsAddress?: string;
+  schedulerId: string;
+  /** Whether this replica currently holds the leader lease. */
+  isLeader(): boolean;
+  stop(): Promise<void>;
+}
+
+export interface SchedulerExtensions {
+  /** Quote/ListOffers handlers (the marketplace module); UNIMPLEMENTED by default. */
+  market?: MarketHandlers;
+}
+
+export async function startScheduler(config: SchedulerConfig, ext: SchedulerExtensions = {}): Promise<SchedulerHandle> {
+  const cfg = resolveConfig(config);
+  const { logger, now } = cfg;
+  const log = logger.child({ scheduler: cfg.schedulerId });
+  const nc = await connectBus({ servers: cfg.natsUrl, name: `capa-scheduler-${cfg.schedulerId}` });
+  const cleanups: (() => Promise<void> | void)[] = [() => nc.close()];
+  try {
+    const store = await ensureStore(nc, { replicas: cfg.replicas });
+    const b = buckets(store);
+    const metrics = new SchedulerMetrics();
+    const { cluster, engine } = createPlacement();
+    const jobs = new JobRepo(b.jobs, now);
+    const allocs = new AllocRepo(b.allocs, now);
+    const registry = new AgentRegistry(b.agents, cluster, now, cfg.agentTimeoutMs);
+    const queue = new EvalQueue(now);
+    const epochs = new EpochSource();
+    const explanations = new ExplanationStore(b.explanations, log);
+    const policy = new PolicyService(engine, b.policy, b.profiles, now, log);
+    const applier = new PlanApplier(allocs, jobs, registry, now, log);
+    const worker = new PlannerWorker({
+      jobs,
+      allocs,
+      agents: registry,
+      cluster,
+      engine,
+      applier,
+      queue,
+      epochs,
+      explanations,
+      metrics,
+      logger: log,
+      now,
+      retryDelayMs: cfg.retryDelayMs,
+    });
+    const lease = { leader: false };
+    const evaluate = (jobId: string, reason: string, backoff = false) => {
+      if (lease.leader) queue.enqueue(jobId, reason, backoff ? cfg.retryDelayMs : 0);
+    };
+    const capacityChanged = (reason: string) => {
+      if (lease.leader) worker.enqueueWaiting(reason);
+    };
+
+    // State from KV, then keep it current: the cluster state follows the assignments.
+    allocs.onChange(
+      clusterSync(
+        cluster,
+        (jobId) => {
+          const spec = jobs.get(jobId)?.job.spec;
+          return spec && { priority: spec.priority, interruptible: spec.interruptible };
+        },
+        log,
+        () => metrics.overCommits.inc(),
+      ),
+    );
+    await policy.load();
+    await registry.load();
+    await jobs.load();
+    await allocs.load();
+    const agentCodec = jsonCodec<AgentRecord>();
+    const watches = await Promise.all([
+      watchBucket(store.jobs, "*", (e) => jobs.observeWatched(e), log),
+      watchBucket(store.allocs, ">", (e) => allocs.observeWatched(e), log),
+      watchBucket(store.agents, ">", (e) => registry.observeWatched(e, agentCodec.decode), log),
+      watchBucket(store.policy, ">", (e) => policy.observeWatched(e), log),
+    ]);
+    cleanups.push(() => {
+      for (const w of watches) w.stop();
+    });
+    // Jobs written by another replica (submit, cancel) need the leader's attention.
+    jobs.onChange((entry, previous) => {
+      if (!previous || (entry.job.cancelRequested && !previous.job.cancelRequested))
+        if (!isFinalJobState(entry.job.state) || entry.job.cancelRequested) evaluate(entry.job.id, "job changed");
+    });
+
+    const listener = listenToAgents(
+      nc,
+      registry,
+      {
+        onAdvert: (agentId, outcome) => {
+          if (!outcome.changed || !lease.leader) return;
+          registry.persist(agentId).catch((err) => log.warn({ err, agentId }, "could not persist an advert"));
+          capacityChanged(outcome.joined ? `agent ${agentId} joined` : `agent ${agentId} changed`);
+        },
+        onRevived: (agentId) => {
+          if (!lease.leader) return;
+          registry.persist(agentId).catch((err) => log.warn({ err, agentId }, "could not persist an agent"));
+          capacityChanged(`agent ${agentId} is back`);
+        },
+      },
+      log,
+    );
+    cleanups.push(() => listener.stop());
+
+    const statuses = new StatusConsumer({
+      store,
+      jobs,
+      allocs,
+      applier,
+      metrics,
+      logger: log,
+      now,
+      evaluate,
+      capacityFreed: () => capacityChanged("capacity freed"),
+    });
+    const liveness = new AgentLiveness(
+      { registry, jobs, allocs, metrics, logger: log, now, evaluate },
+      cfg.livenessIntervalMs,
+    );
+    const leadership = new Leadership({
+      jobs,
+      allocs,
+      registry,
+      applier,
+      epochs,
+      queue,
+      worker,
+      liveness,
+      statuses,
+      logger: log,
+      sweepIntervalMs: 5_000,
+    });
+
+    const jobService = new JobService(jobs, b.requests, now, evaluate, () => metrics.jobsSubmitted.inc());
+    const fleet = new Fleet(registry, allocs, cluster, now, () => capacityChanged("agent undrained"));
+    const grpc = await startGrpcServer({
+      address: cfg.grpcAddress,
+      protoDir: cfg.protoDir,
+      logger: log,
+      jobService: jobHandlers({
+        logger: log,
+        metrics,
+        jobs: jobService,
+        repo: jobs,
+        logs: new LogReader(store, jobs, cfg.logDrainGraceMs),
+        market: ext.market ?? unimplementedMarket,
+      }),
+      operatorService: operatorHandlers({
+        logger: log,
+        metrics,
+        fleet,
+        policy,
+        explanations,
+        repo: jobs,
+        engine,
+        cluster,
+        now,
+        onPolicyChanged: () => capacityChanged("policy changed"),
+      }),
+    });
+    cleanups.push(() => grpc.stop(1000));
+
+    const keeper = new LeaseKeeper(
+      b.leader,
+      cfg.schedulerId,
+      cfg.leaseTtlMs,
+      now,
+      {
+        elected: async () => {
+          lease.leader = true;
+          metrics.leader.set(1);
+          leadership.start().catch(() => undefined);
+        },
+        demoted: async () => {
+          lease.leader = false;
+          metrics.leader.set(0);
+          await leadership.stop();
+        },
+      },
+      log,
+    );
+    await keeper.start();
+    cleanups.push(() => keeper.stop());
+
+    let metricsServer: { address: string; close(): Promise<void> } | undefined;
+    if (cfg.metricsPort !== undefined) {
+      metricsServer = await metrics.serve(cfg.metricsHost, cfg.metricsPort);
+      cleanups.push(() => metricsServer?.close());
+    }
+
+    for (const name of ["", ...SERVICE_NAMES]) grpc.health.setStatus(name, "SERVING");
+    log.info({ grpc: grpc.address, leader: lease.leader }, "scheduler started");
+
+    let stopped: Promise<void> | undefined;
+    return {
+      grpcAddress: grpc.address,
+      ...(metricsServer ? { metricsAddress: metricsServer.address } : {}),
+      schedulerId: cfg.schedulerId,
+      isLeader: () => lease.leader && leadership.isActive,
+      stop: () => {
+        stopped ??= (async () => {
+          for (const name of ["", ...SERVICE_NAMES]) grpc.health.setStatus(name, "NOT_SERVING");
+          await runCleanups(cleanups, log);
+          log.info("scheduler stopped");
+        })();
+        return stopped;
+      },
+    };
+  } catch (err) {
+    await runCleanups(cleanups, log);
+    throw err;
+  }
+}
+
+async function runCleanups(cleanups: (() => Promise<void> | void)[], log: { warn: (o: object, m: string) => void }) {
+  for (const cleanup of cleanups.reverse()) {
+    try {
+      await cleanup();
+    } catch (err) {
+      log.warn({ err }, "cleanup step failed");
+    }
+  }
+}

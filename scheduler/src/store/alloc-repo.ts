@@ -1,0 +1,119 @@
+/**
+ * Assignments: KV `capa_allocs/<agentId>` holds each agent's whole desired state. Every change is a CAS
+ * read-modify-write against the stored value (never against a cache), serialised per agent in this process.
+ * Listeners see (before, after) for every new revision, from own writes and from the KV watch alike; the
+ * scheduler keeps the placement engine's ClusterState in step from them.
+ */
+import { decode, type TypedKv } from "@capa/bus";
+import { type AgentAssignments, ConflictError, type TaskAssignment } from "@capa/domain";
+import { KeyedMutex } from "../util/keyed-mutex.js";
+import type { WatchedEntry } from "./watch.js";
+
+export interface AllocEntry {
+  value: AgentAssignments;
+  revision: number;
+}
+
+export type AllocListener = (agentId: string, before: TaskAssignment[], after: TaskAssignment[]) => void;
+
+/** Thrown by a `change` callback to abort a commit (e.g. the GPUs are no longer free). */
+export class CommitRefused extends Error {
+  override name = "CommitRefused";
+}
+
+export class AllocRepo {
+  private readonly cache = new Map<string, AllocEntry>();
+  /** taskId → agent ids listing it. */
+  private readonly byTask = new Map<string, Set<string>>();
+  private readonly listeners = new Set<AllocListener>();
+  private readonly locks = new KeyedMutex();
+
+  constructor(
+    readonly kv: TypedKv<AgentAssignments>,
+    private readonly now: () => number,
+  ) {}
+
+  async load(): Promise<void> {
+    for (const entry of await this.kv.list()) this.observe(entry.key, { value: entry.value, revision: entry.revision });
+  }
+
+  get(agentId: string): AllocEntry | undefined {
+    return this.cache.get(agentId);
+  }
+
+  entries(): [string, AllocEntry][] {
+    return [...this.cache.entries()];
+  }
+
+  /** Where a task is listed (normally once; more only while a stale listing awaits removal). */
+  listings(taskId: string): { agentId: string; assignment: TaskAssignment }[] {
+    const out: { agentId: string; assignment: TaskAssignment }[] = [];
+    for (const agentId of this.byTask.get(taskId) ?? []) {
+      const assignment = this.cache.get(agentId)?.value.tasks.find((t) => t.taskId === taskId);
+      if (assignment) out.push({ agentId, assignment });
+    }
+    return out;
+  }
+
+  /** Every listed assignment, with its agent. */
+  *all(): Iterable<{ agentId: string; assignment: TaskAssignment }> {
+    for (const [agentId, e] of this.cache) for (const assignment of e.value.tasks) yield { agentId, assignment };
+  }
+
+  /**
+   * CAS read-modify-write of one agent's assignments. `change` gets the stored task list (a copy) and returns
+   * the new one, or undefined for no change; it may throw CommitRefused. Retries on conflict.
+   */
+  mutate(agentId: string, change: (tasks: TaskAssignment[]) => TaskAssignment[] | undefined): Promise<AllocEntry> {
+    return this.locks.run(agentId, async () => {
+      for (let attempt = 0; ; attempt++) {
+        const stored = await this.kv.get(agentId);
+        if (stored) this.observe(agentId, { value: stored.value, revision: stored.revision });
+        const before = stored?.value.tasks ?? [];
+        const next = change(structuredClone(before));
+        if (next === undefined) return this.cache.get(agentId) ?? { value: empty(agentId, 0), revision: 0 };
+        const value: AgentAssignments = { agentId, tasks: next, updatedAtMs: this.now() };
+        try {
+          const revision = await this.kv.write(agentId, value, stored?.revision ?? 0);
+          const entry = { value, revision };
+          this.observe(agentId, entry);
+          return entry;
+        } catch (err) {
+          if (!(err instanceof ConflictError) || attempt >= 10) throw err;
+        }
+      }
+    });
+  }
+
+  observe(agentId: string, entry: AllocEntry): void {
+    const previous = this.cache.get(agentId);
+    if (previous && previous.revision >= entry.revision) return;
+    this.cache.set(agentId, entry);
+    const before = previous?.value.tasks ?? [];
+    for (const t of before) this.byTask.get(t.taskId)?.delete(agentId);
+    for (const t of entry.value.tasks) {
+      let set = this.byTask.get(t.taskId);
+      if (!set) {
+        set = new Set();
+        this.byTask.set(t.taskId, set);
+      }
+      set.add(agentId);
+    }
+    for (const t of before) if (this.byTask.get(t.taskId)?.size === 0) this.byTask.delete(t.taskId);
+    for (const listener of this.listeners) listener(agentId, before, entry.value.tasks);
+  }
+
+  observeWatched(e: WatchedEntry): void {
+    if (e.deleted) this.observe(e.key, { value: empty(e.key, 0), revision: e.revision });
+    else this.observe(e.key, { value: decode.assignments(e.value), revision: e.revision });
+  }
+
+  onChange(listener: AllocListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
+
+function empty(agentId: string, updatedAtMs: number): AgentAssignments {
+  return { agentId, tasks: [], updatedAtMs };
+}

@@ -1,0 +1,42 @@
+/**
+ * Pure: folds one agent status report into a job. Fencing: a report counts only when it names the agent and
+ * the epoch of the task's current allocation; anything else is stale. Task states only move forward, so
+ * redelivered or reordered reports change nothing.
+ */
+import { isFinalJobState, isFinalTaskState, type Job, type TaskStatusReport } from "@capa/domain";
+import { advances, settle } from "../jobs/settle.js";
+
+export type FoldVerdict = "applied" | "unchanged" | "stale" | "unknown-task";
+
+export interface FoldResult {
+  verdict: FoldVerdict;
+  /** The new job when `verdict` is "applied". */
+  job?: Job;
+  /** The report is final: the assignment it names (agent + epoch), if still listed, can be removed. */
+  final: boolean;
+}
+
+export function foldStatus(job: Job, report: TaskStatusReport, nowMs: number): FoldResult {
+  const task = job.tasks.find((t) => t.id === report.taskId);
+  const final = isFinalTaskState(report.state);
+  if (!task) return { verdict: "unknown-task", final };
+  if (report.epoch !== task.epoch || report.agentId !== task.agentId || task.epoch === 0)
+    return { verdict: "stale", final };
+  if (isFinalTaskState(task.state)) return { verdict: "unchanged", final };
+  // A task stopped without the tenant cancelling (gang restart, preemption, agent shutdown) must run again.
+  let state = report.state;
+  if (state === "cancelled" && !job.cancelRequested && !isFinalJobState(job.state)) state = "preempted";
+  if (!advances(task.state, state)) return { verdict: "unchanged", final };
+  const next = structuredClone(job);
+  const t = next.tasks.find((x) => x.id === report.taskId)!;
+  t.state = state;
+  if (report.startedAtMs > 0) t.startedAtMs = report.startedAtMs;
+  if (final) {
+    t.exitCode = report.exitCode;
+    t.signal = report.signal;
+    t.finishedAtMs = report.finishedAtMs > 0 ? report.finishedAtMs : nowMs;
+  }
+  if (report.message) t.message = report.message.slice(0, 1024);
+  settle(next, nowMs);
+  return { verdict: "applied", job: next, final };
+}

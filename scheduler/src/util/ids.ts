@@ -1,0 +1,52 @@
+/** Identifiers the scheduler mints: token-safe (one NATS subject token, one KV key token). */
+import { createHash, randomBytes } from "node:crypto";
+
+const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
+
+/** `j` + 16 random base32 characters (80 bits). */
+export function newJobId(): string {
+  const bytes = randomBytes(16);
+  let out = "j";
+  for (let i = 0; i < 16; i++) out += BASE32[bytes[i]! & 31];
+  return out;
+}
+
+const JOB_ID = /^j[a-z2-7]{16}$/;
+
+export function isJobId(value: string): boolean {
+  return JOB_ID.test(value);
+}
+
+/**
+ * KV key of a submission's idempotency record: tenant + a hash of the request id, so any request id (up to its
+ * length limit, any allowed characters) maps to a valid, fixed-size key, and tenants never collide.
+ */
+export function requestKey(tenant: string, requestId: string): string {
+  const digest = createHash("sha256").update(tenant).update("\0").update(requestId).digest("hex").slice(0, 40);
+  return `${tenant}.${digest}`;
+}
+
+/** Stable 32-bit seed per job (FNV-1a), so re-planning the same job is deterministic. */
+export function seedFor(jobId: string, attempt = 0): number {
+  let h = 0x811c9dc5;
+  const text = attempt === 0 ? jobId : `${jobId}#${attempt}`;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/** Hash of a spec's canonical JSON: detects a request id reused for a different submission. */
+export function specDigest(value: unknown): string {
+  return createHash("sha256").update(stableJson(value)).digest("hex").slice(0, 32);
+}
+
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}

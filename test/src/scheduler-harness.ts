@@ -1,0 +1,153 @@
+/**
+ * Test harness for the scheduler suites: a real nats-server, a scheduler on a free gRPC port, generated gRPC
+ * clients over a real channel, and helpers (promisified calls, watch/log collectors, spec builders).
+ */
+import * as pb from "@capa/api";
+import { connectBus, ensureStore, type NatsConnection, type Store } from "@capa/bus";
+import { type SchedulerConfig, type SchedulerHandle, startScheduler } from "@capa/scheduler";
+import { type NatsServerHandle, startNatsServer } from "@capa/testkit";
+import { credentials, type ServiceError } from "@grpc/grpc-js";
+import { pino } from "pino";
+
+export const silent = pino({ level: process.env.CAPA_TEST_LOG ?? "silent" });
+
+export interface Harness {
+  nats: NatsServerHandle;
+  nc: NatsConnection;
+  store: Store;
+  scheduler: SchedulerHandle;
+  jobs: pb.JobServiceClient;
+  operator: pb.OperatorServiceClient;
+  /** Stops the scheduler and starts a new one on the same NATS (new gRPC port, new clients). */
+  restartScheduler(overrides?: Partial<SchedulerConfig>): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startHarness(overrides: Partial<SchedulerConfig> = {}): Promise<Harness> {
+  const nats = await startNatsServer();
+  const nc = await connectBus({ servers: nats.url, name: "scheduler-test" });
+  const store = await ensureStore(nc);
+  const config = (extra: Partial<SchedulerConfig>): SchedulerConfig => ({
+    natsUrl: nats.url,
+    grpcAddress: "127.0.0.1:0",
+    logger: silent,
+    leaseTtlMs: 3_000,
+    logDrainGraceMs: 200,
+    retryDelayMs: 100,
+    ...overrides,
+    ...extra,
+  });
+  const h: Harness = {
+    nats,
+    nc,
+    store,
+    scheduler: await startScheduler(config({})),
+    jobs: undefined as unknown as pb.JobServiceClient,
+    operator: undefined as unknown as pb.OperatorServiceClient,
+    async restartScheduler(extra = {}) {
+      h.jobs.close();
+      h.operator.close();
+      await h.scheduler.stop();
+      h.scheduler = await startScheduler(config(extra));
+      connectClients();
+    },
+    async stop() {
+      h.jobs?.close();
+      h.operator?.close();
+      await h.scheduler?.stop();
+      await nc.close();
+      await nats.stop();
+    },
+  };
+  const connectClients = () => {
+    h.jobs = new pb.JobServiceClient(h.scheduler.grpcAddress, credentials.createInsecure());
+    h.operator = new pb.OperatorServiceClient(h.scheduler.grpcAddress, credentials.createInsecure());
+  };
+  connectClients();
+  return h;
+}
+
+/** Promisifies one unary call: `rpc((cb) => client.getJob(req, cb))`. */
+export function rpc<T>(invoke: (cb: (err: ServiceError | null, res: T) => void) => unknown): Promise<T> {
+  return new Promise((resolve, reject) => {
+    invoke((err, res) => (err ? reject(err) : resolve(res)));
+  });
+}
+
+/** The gRPC error a call fails with (fails the test if it succeeds). */
+export async function rpcError<T>(
+  invoke: (cb: (err: ServiceError | null, res: T) => void) => unknown,
+): Promise<ServiceError> {
+  try {
+    await rpc(invoke);
+  } catch (err) {
+    return err as ServiceError;
+  }
+  throw new Error("expected the call to fail");
+}
+
+export function spec(overrides: Partial<pb.JobSpec> = {}, command: string[] = ["true"]): pb.JobSpec {
+  return pb.JobSpec.fromPartial({
+    kind: pb.JobKind.JOB_KIND_BATCH,
+    replicas: 1,
+    gpusPerReplica: 1,
+    template: { command, env: {}, workingDir: "", killGraceSeconds: 2 },
+    ...overrides,
+  });
+}
+
+export function submit(
+  h: Harness,
+  jobSpec: pb.JobSpec,
+  extra: Partial<pb.SubmitJobRequest> = {},
+): Promise<pb.SubmitJobResponse> {
+  return rpc((cb) => h.jobs.submitJob({ requestId: "", tenant: "acme", spec: jobSpec, ...extra }, cb));
+}
+
+export async function getJob(h: Harness, jobId: string): Promise<pb.Job> {
+  return (await rpc<pb.GetJobResponse>((cb) => h.jobs.getJob({ jobId }, cb))).job!;
+}
+
+/** Collects a WatchJob stream; `done` resolves when the server ends it. */
+export function watch(h: Harness, jobId: string) {
+  const events: pb.JobEvent[] = [];
+  const stream = h.jobs.watchJob({ jobId });
+  const done = new Promise<void>((resolve, reject) => {
+    stream.on("data", (e: pb.JobEvent) => events.push(e));
+    stream.on("end", () => resolve());
+    stream.on("error", reject);
+  });
+  return {
+    events,
+    done,
+    /** Distinct consecutive job states, as names ("PENDING", ...). */
+    states: () =>
+      events
+        .map((e) => pb.jobStateToJSON(e.state).replace("JOB_STATE_", ""))
+        .filter((s, i, all) => i === 0 || all[i - 1] !== s),
+    cancel: () => stream.cancel(),
+  };
+}
+
+/** Collects a StreamLogs stream as text per task. */
+export function logs(h: Harness, jobId: string, follow: boolean, taskId = "") {
+  const lines: pb.LogLine[] = [];
+  const stream = h.jobs.streamLogs({ jobId, follow, taskId });
+  const done = new Promise<void>((resolve, reject) => {
+    stream.on("data", (l: pb.LogLine) => lines.push(l));
+    stream.on("end", () => resolve());
+    stream.on("error", reject);
+  });
+  const text = (stream?: pb.LogStream) =>
+    lines
+      .filter((l) => stream === undefined || l.stream === stream)
+      .map((l) => Buffer.from(l.data).toString())
+      .join("");
+  return { lines, done, text, cancel: () => stream.cancel() };
+}
+
+export function stateName(state: pb.JobState): string {
+  return pb.jobStateToJSON(state).replace("JOB_STATE_", "");
+}
+
+export const H100_PRICE = { gpuModel: "H100-80GB", onDemandPerHour: 2_490_000, interruptiblePerHour: 1_200_000 };
