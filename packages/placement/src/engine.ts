@@ -97,14 +97,18 @@ export class PlacementEngine {
 
     // Nothing fits now. Would it fit on this fleet if nothing else ran? That decides pending vs unplaceable.
     const ever = this.attempt(state, buildContext(request, spec, options, profile, this.tables), "total");
-    if (ever.ok && profile.preemption) {
+    if (ever.ok && profile.preemption && state.hasAllocationsYieldingTo(spec.priority, spec.interruptible)) {
       const preempting = this.attempt(state, buildContext(request, spec, options, profile, this.tables), "preempt");
       if (preempting.ok) {
         return this.plan(ctx, "preempting", { ...preempting, rejections: placed.rejections }, "");
       }
     }
     const outcome: PlanOutcome = ever.ok ? "pending" : "unplaceable";
-    const relaxation = options.relaxations === false ? "" : this.relaxation(state, request, spec, options, profile);
+    // A pending job places once capacity frees up; only an unplaceable one needs a change from its tenant.
+    const relaxation =
+      outcome === "unplaceable" && options.relaxations !== false
+        ? this.relaxation(state, request, spec, options, profile)
+        : "";
     return this.plan(ctx, outcome, placed, relaxation);
   }
 

@@ -3,6 +3,7 @@
  * No I/O, no clock, no randomness of its own: the caller passes `nowMs` and `seed`.
  */
 
+export { type BoundJob, transportationBound } from "./bound.js";
 export { type EngineOptions, PlacementEngine } from "./engine.js";
 export { OverCommitError, ProfileError, UnknownProfileError } from "./errors.js";
 export { FILTERS } from "./filters/registry.js";

@@ -65,7 +65,7 @@ export interface PlaceOptions {
   profile?: string;
   /** Adverts older than this are stale (filter "stale-advert"). */
   maxAdvertAgeMs?: number;
-  /** Search for the cheapest relaxation of an unplaceable/pending job (default true; simulations may skip it). */
+  /** Search for the cheapest relaxation of an unplaceable job (default true; simulations may skip it). */
   relaxations?: boolean;
 }
 

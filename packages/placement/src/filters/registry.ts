@@ -19,6 +19,7 @@ import { vramFilter } from "./vram.js";
 export const FILTERS: readonly Filter[] = [
   // Bucket level: one check rejects every agent of a (model, region, residency).
   gpuModelFilter,
+  vramFilter,
   residencyFilter,
   regionAllowedFilter,
   regionExcludedFilter,
@@ -26,11 +27,10 @@ export const FILTERS: readonly Filter[] = [
   maxPriceFilter,
   // Fabric domain level (gangs).
   fabricFilter,
-  // Candidate level: health and operator state first, then fit.
+  // Candidate level: health and operator state first, then fit (vram also runs here, for mixed buckets).
   drainingFilter,
   freshnessFilter,
   labelsFilter,
-  vramFilter,
   capacityFilter,
 ];
 

@@ -48,8 +48,15 @@ export function searchReplica(
   const ceiling = priceCeiling(ctx);
   const buckets = prefilter(state, ctx, ceiling);
   const heap = new MaxHeap<{ bucket: Bucket; level: number }>();
+  const need = ctx.gpusPerReplica;
+  const total = options.capacity === "total";
   for (const bucket of buckets) {
     if (bucket.levels.length === 0) continue;
+    // Not enough free GPUs in the whole bucket for one replica: no need to visit it.
+    if (!total && overlay.isEmpty() && bucket.freeSum < need) {
+      reject(ctx, REASON.insufficientGpus, bucket.size);
+      continue;
+    }
     if (bucket.levels[0]!.price > ceiling) {
       rejectDearLevels(ctx, bucket, 0);
       continue;
@@ -57,8 +64,6 @@ export function searchReplica(
     heap.push(levelBound(ctx, bucket, bucket.levels[0]!.price), { bucket, level: 0 });
   }
 
-  const need = ctx.gpusPerReplica;
-  const total = options.capacity === "total";
   const limit = total ? 1 : ctx.profile.maxCandidates;
   let best: Scored | undefined;
   let runnerUp: Scored | undefined;

@@ -37,6 +37,8 @@ export class ClusterState {
     interruptible: new OfferIndex("interruptible"),
   };
   private sortedAgents: AgentView[] | undefined;
+  /** Allocations by priority (all, interruptible): lets the engine skip a preemption search that cannot succeed. */
+  private readonly byPriority = new Map<number, { all: number; interruptible: number }>();
 
   /** Adds an agent or replaces it (GPU set, prices, draining, lastSeen may all change). Keeps its allocations. */
   upsertAgent(agent: AgentView): void {
@@ -107,6 +109,7 @@ export class ClusterState {
     this.allocs.set(a.taskId, a);
     addTo(this.allocsByAgent, a.agentId, a.taskId);
     addTo(this.allocsByJob, a.jobId, a.taskId);
+    this.countPriority(a, 1);
     this.refreshFree(record, a.gpuIndices);
   }
 
@@ -176,6 +179,26 @@ export class ClusterState {
     return this.records.get(agentId)?.taken.get(gpuIndex);
   }
 
+  /**
+   * @internal Whether any allocation could yield to a job of this priority: a lower priority, or interruptible
+   * at the same or lower priority when the job is not interruptible.
+   */
+  hasAllocationsYieldingTo(priority: number, interruptible: boolean): boolean {
+    for (const [p, n] of this.byPriority) {
+      if (p < priority && n.all > 0) return true;
+      if (!interruptible && p <= priority && n.interruptible > 0) return true;
+    }
+    return false;
+  }
+
+  private countPriority(a: AllocationView, delta: number): void {
+    const n = this.byPriority.get(a.priority) ?? { all: 0, interruptible: 0 };
+    n.all += delta;
+    if (a.interruptible) n.interruptible += delta;
+    if (n.all === 0) this.byPriority.delete(a.priority);
+    else this.byPriority.set(a.priority, n);
+  }
+
   get agentCount(): number {
     return this.records.size;
   }
@@ -205,6 +228,7 @@ export class ClusterState {
     const a = this.allocs.get(taskId);
     if (!a) return;
     this.allocs.delete(taskId);
+    this.countPriority(a, -1);
     removeFrom(this.allocsByAgent, a.agentId, taskId);
     removeFrom(this.allocsByJob, a.jobId, taskId);
   }

@@ -97,6 +97,8 @@ export interface BucketKey {
   readonly model: string;
   readonly region: string;
   readonly residency: string;
+  /** Largest VRAM among the bucket's offers; undefined when not known (CPU-only search). */
+  readonly maxVramMib?: number;
 }
 
 export class Bucket implements BucketKey {
@@ -107,6 +109,8 @@ export class Bucket implements BucketKey {
   private domainOrder: DomainGroup[] | undefined;
   size = 0;
   freeSum = 0;
+  /** Largest per-offer VRAM in the bucket: a job needing more skips the bucket unvisited. */
+  maxVramMib = 0;
 
   constructor(
     readonly mode: PriceMode,
@@ -155,6 +159,7 @@ export class Bucket implements BucketKey {
     this.domainOrder = undefined;
     this.size++;
     this.freeSum += offer.free;
+    this.maxVramMib = Math.max(this.maxVramMib, offer.minVramMib);
   }
 
   remove(offer: Offer): void {
@@ -172,6 +177,11 @@ export class Bucket implements BucketKey {
     delete offer.slots[this.mode];
     this.size--;
     this.freeSum -= offer.free;
+    if (offer.minVramMib >= this.maxVramMib) {
+      this.maxVramMib = 0;
+      for (const d of this.domains.values())
+        for (const o of d.offers) this.maxVramMib = Math.max(this.maxVramMib, o.minVramMib);
+    }
   }
 
   /** Moves an offer to its new free count; call with the count it had before the change. */
