@@ -1,0 +1,215 @@
+import { ValidationError } from "@capa/domain";
+import { describe, expect, it } from "vitest";
+import {
+  admissionReservation,
+  applyBudgetOp,
+  applyReservation,
+  decodeTenantBudget,
+  encodeTenantBudget,
+  monthOf,
+} from "./budget.js";
+import { BudgetBook } from "./budget-book.js";
+import {
+  BudgetExceededError,
+  CorruptBudgetStateError,
+  HourlyRateExceededError,
+  JobBudgetExceededError,
+  MonthlyBudgetExceededError,
+  UnknownReservationError,
+} from "./errors.js";
+import { usd } from "./testing/fixtures.js";
+
+const JAN = Date.UTC(2025, 0, 15);
+const FEB = Date.UTC(2025, 1, 1);
+
+function book(monthly: string, hourly = "0") {
+  const b = new BudgetBook();
+  b.setLimits("acme", { monthlyCap: usd(monthly), hourlyCap: usd(hourly) }, JAN);
+  return b;
+}
+
+describe("BudgetBook reservations", () => {
+  it("refuses a reservation past the monthly cap with the numbers", () => {
+    const b = book("100");
+    b.reserve("acme", "j1", { total: usd("70"), hourly: usd("7") }, JAN);
+    let error: unknown;
+    try {
+      b.reserve("acme", "j2", { total: usd("40"), hourly: usd("4") }, JAN);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(MonthlyBudgetExceededError);
+    expect(error).toBeInstanceOf(BudgetExceededError);
+    expect(error).toMatchObject({
+      code: "FAILED_PRECONDITION",
+      limitKind: "monthly",
+      tenant: "acme",
+      jobId: "j2",
+      requested: usd("40"),
+      available: usd("30"),
+      limit: usd("100"),
+    });
+    expect((error as Error).message).toBe(
+      "monthly budget exceeded for tenant acme, job j2: requested $40.00, available $30.00 of $100.00",
+    );
+    expect(b.summary("acme", JAN)).toMatchObject({ reserved: usd("70"), available: usd("30") });
+  });
+
+  it("admits exactly up to the cap", () => {
+    const b = book("100");
+    b.reserve("acme", "j1", { total: usd("60"), hourly: 0 }, JAN);
+    b.reserve("acme", "j2", { total: usd("40"), hourly: 0 }, JAN);
+    expect(b.summary("acme", JAN).available).toBe(0);
+  });
+
+  it("refuses a job whose hourly rate would pass the tenant's $/hour cap", () => {
+    const b = book("0", "10");
+    b.reserve("acme", "j1", { total: usd("1"), hourly: usd("6") }, JAN);
+    expect(() => b.reserve("acme", "j2", { total: usd("1"), hourly: usd("5") }, JAN)).toThrow(HourlyRateExceededError);
+    expect(() => b.reserve("acme", "j2", { total: usd("1"), hourly: usd("5") }, JAN)).toThrow(
+      /requested \$5.00, available \$4.00 of \$10.00/,
+    );
+  });
+
+  it("refuses a job whose expected cost is above its own budget", () => {
+    const b = new BudgetBook();
+    expect(() => b.reserve("acme", "j1", { total: usd("12"), hourly: usd("1") }, JAN, usd("10"))).toThrow(
+      JobBudgetExceededError,
+    );
+  });
+
+  it("treats a retried reservation with the same numbers as a no-op", () => {
+    const b = book("100");
+    expect(b.reserve("acme", "j1", { total: usd("60"), hourly: 0 }, JAN).changed).toBe(true);
+    expect(b.reserve("acme", "j1", { total: usd("60"), hourly: 0 }, JAN).changed).toBe(false);
+    expect(b.summary("acme", JAN).reserved).toBe(usd("60"));
+  });
+
+  it("re-reserving a job replaces its reservation instead of adding to it", () => {
+    const b = book("100");
+    b.reserve("acme", "j1", { total: usd("60"), hourly: 0 }, JAN);
+    b.reserve("acme", "j1", { total: usd("90"), hourly: 0 }, JAN);
+    expect(b.summary("acme", JAN).reserved).toBe(usd("90"));
+  });
+
+  it("release frees the reservation; releasing again changes nothing", () => {
+    const b = book("100");
+    b.reserve("acme", "j1", { total: usd("60"), hourly: usd("2") }, JAN);
+    expect(b.release("acme", "j1", JAN).changed).toBe(true);
+    expect(b.release("acme", "j1", JAN).changed).toBe(false);
+    expect(b.summary("acme", JAN)).toMatchObject({ reserved: 0, hourlyCommitted: 0, available: usd("100") });
+  });
+
+  it("settle replaces the reservation by the actual spend, once", () => {
+    const b = book("100");
+    b.reserve("acme", "j1", { total: usd("60"), hourly: 0 }, JAN);
+    expect(b.settle("acme", "j1", usd("45.5"), JAN)).toMatchObject({ changed: true, overrun: 0 });
+    expect(b.settle("acme", "j1", usd("45.5"), JAN).changed).toBe(false);
+    expect(b.summary("acme", JAN)).toMatchObject({ settled: usd("45.5"), reserved: 0, available: usd("54.5") });
+  });
+
+  it("records an overrun past the reservation, because the ledger is the truth", () => {
+    const b = book("100");
+    b.reserve("acme", "j1", { total: usd("10"), hourly: 0 }, JAN);
+    expect(b.settle("acme", "j1", usd("10.25"), JAN).overrun).toBe(usd("0.25"));
+    expect(b.summary("acme", JAN).settled).toBe(usd("10.25"));
+  });
+
+  it("extend grows a running job's reservation within the cap, and refuses past it", () => {
+    const b = book("100");
+    b.reserve("acme", "j1", { total: usd("50"), hourly: 0 }, JAN);
+    b.extend("acme", "j1", usd("30"), JAN);
+    expect(() => b.extend("acme", "j1", usd("30"), JAN)).toThrow(MonthlyBudgetExceededError);
+    expect(b.summary("acme", JAN).reserved).toBe(usd("80"));
+    expect(() => b.extend("acme", "nope", 1, JAN)).toThrow(UnknownReservationError);
+  });
+
+  it("starts a new month with nothing settled but keeps open reservations", () => {
+    const b = book("100");
+    b.reserve("acme", "j1", { total: usd("30"), hourly: 0 }, JAN);
+    b.reserve("acme", "j2", { total: usd("50"), hourly: 0 }, JAN);
+    b.settle("acme", "j2", usd("50"), JAN);
+    expect(b.summary("acme", FEB)).toMatchObject({
+      month: "2025-02",
+      settled: 0,
+      reserved: usd("30"),
+      available: usd("70"),
+    });
+    expect(b.reserve("acme", "j3", { total: usd("70"), hourly: 0 }, FEB).state.month).toBe("2025-02");
+  });
+
+  it("lowering a cap below current use refuses new reservations but keeps existing ones", () => {
+    const b = book("100");
+    b.reserve("acme", "j1", { total: usd("80"), hourly: 0 }, JAN);
+    b.setLimits("acme", { monthlyCap: usd("50"), hourlyCap: 0 }, JAN);
+    expect(() => b.reserve("acme", "j2", { total: 1, hourly: 0 }, JAN)).toThrow(/available \$0.00 of \$50.00/);
+    expect(b.summary("acme", JAN).reserved).toBe(usd("80"));
+  });
+
+  it("rejects negative or fractional amounts as invalid arguments", () => {
+    const b = new BudgetBook();
+    expect(() => b.reserve("acme", "j1", { total: -1, hourly: 0 }, JAN)).toThrow(ValidationError);
+    expect(() => b.reserve("acme", "j1", { total: 1.5, hourly: 0 }, JAN)).toThrow(/amount/);
+  });
+
+  it("has no limits and no reservations for an unknown tenant", () => {
+    expect(new BudgetBook().summary("ghost", JAN)).toEqual({
+      month: "2025-01",
+      settled: 0,
+      reserved: 0,
+      available: undefined,
+      hourlyCommitted: 0,
+      limits: { hourlyCap: 0, monthlyCap: 0, updatedAtMs: 0 },
+    });
+  });
+});
+
+describe("pure transitions and their encoding", () => {
+  it("never mutates the state it is given", () => {
+    const first = applyReservation(undefined, "acme", "j1", { total: 5, hourly: 1 }, JAN).state;
+    const frozen = structuredClone(first);
+    applyBudgetOp(first, "acme", { kind: "settle", jobId: "j1", actual: 5 }, JAN);
+    expect(first).toEqual(frozen);
+  });
+
+  it("round-trips through the KV encoding, and equal states encode to equal bytes", () => {
+    const a = applyReservation(undefined, "acme", "b", { total: 5, hourly: 1 }, JAN).state;
+    const ab = applyReservation(a, "acme", "a", { total: 7, hourly: 2 }, JAN).state;
+    const b = applyReservation(undefined, "acme", "a", { total: 7, hourly: 2 }, JAN).state;
+    const ba = applyReservation(b, "acme", "b", { total: 5, hourly: 1 }, JAN).state;
+    expect(decodeTenantBudget(encodeTenantBudget(ab))).toEqual(ab);
+    expect(encodeTenantBudget(ab)).toEqual(encodeTenantBudget(ba));
+  });
+
+  it("refuses to decode a document of another shape instead of guessing", () => {
+    expect(() => decodeTenantBudget(new TextEncoder().encode("{}"))).toThrow(CorruptBudgetStateError);
+    expect(() => decodeTenantBudget(new TextEncoder().encode("not json"))).toThrow(CorruptBudgetStateError);
+  });
+
+  it("names months in UTC", () => {
+    expect(monthOf(Date.UTC(2024, 11, 31, 23, 59))).toBe("2024-12");
+    expect(monthOf(Date.UTC(2025, 0, 1, 0, 0))).toBe("2025-01");
+  });
+});
+
+describe("admissionReservation", () => {
+  it.each([
+    [
+      "expected duration known: the expected total",
+      { expectedDurationSeconds: 60, budget: 900 },
+      { total: 50, hourly: 3000 },
+    ],
+    [
+      "no duration, a job budget: the budget",
+      { expectedDurationSeconds: 0, budget: 900 },
+      { total: 900, hourly: 3000 },
+    ],
+    [
+      "neither: one hour at the expected rate",
+      { expectedDurationSeconds: 0, budget: 0 },
+      { total: 3000, hourly: 3000 },
+    ],
+  ])("%s", (_name, spec, expected) => {
+    expect(admissionReservation(spec, { total: 50, hourly: 3000 })).toEqual(expected);
+  });
+});

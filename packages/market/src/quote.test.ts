@@ -1,0 +1,190 @@
+import { defaultJobSpec, type JobSpec } from "@capa/domain";
+import { describe, expect, it } from "vitest";
+import type { OfferSource } from "./offers.js";
+import { expectedCostOf, quote } from "./quote.js";
+import { price, source, usd } from "./testing/fixtures.js";
+
+const NOW = 1_000_000;
+const spec = (overrides: Partial<JobSpec>) => defaultJobSpec({ expectedDurationSeconds: 3600, ...overrides });
+const EMPTY_QUEUE = { running: [] };
+
+const FLEET: OfferSource[] = [
+  source("cheap", "eu-west", "H100-80GB", [price("H100-80GB", "2.49", "1.20")], { count: 4, busy: 2 }),
+  source("mid", "eu-west", "H100-80GB", [price("H100-80GB", "2.99")], { count: 4 }),
+  source("dear", "us-east", "H100-80GB", [price("H100-80GB", "3.50")], { count: 8 }),
+  source("a100", "us-east", "A100-40GB", [price("A100-40GB", "1.10", "0.60")], { count: 2 }),
+];
+
+describe("quote: infeasible specs say why", () => {
+  it("names the cheapest offer when maxPrice is below every offer", () => {
+    const q = quote(spec({ gpuModels: ["H100-80GB"], maxPricePerGpuHour: usd("1.00") }), FLEET, EMPTY_QUEUE, NOW);
+    expect(q).toMatchObject({
+      feasibleOffers: 0,
+      reasonCode: "over-max-price",
+      reason: "no offer at or below $1.00/GPU-h; cheapest is H100-80GB at $2.49/GPU-h in eu-west",
+      estimatedStartMs: undefined,
+      startBasis: "infeasible",
+      estimatedHourly: 0,
+      cheapest: { agentId: "cheap", region: "eu-west", gpuModel: "H100-80GB", pricePerGpuHour: usd("2.49") },
+    });
+  });
+
+  it("says no offer matches when no agent has the model", () => {
+    const q = quote(spec({ gpuModels: ["B200-180GB"] }), FLEET, EMPTY_QUEUE, NOW);
+    expect(q.reasonCode).toBe("no-matching-offer");
+    expect(q.reason).toMatch(/no offer matches/);
+  });
+
+  it("counts an agent with too few GPUs for one replica as no offer", () => {
+    const q = quote(spec({ gpuModels: ["A100-40GB"], gpusPerReplica: 4 }), FLEET, EMPTY_QUEUE, NOW);
+    expect(q.reasonCode).toBe("no-matching-offer");
+  });
+
+  it("reports insufficient capacity with the numbers when the whole job cannot fit", () => {
+    const q = quote(spec({ gpuModels: ["H100-80GB"], gpusPerReplica: 4, replicas: 5 }), FLEET, EMPTY_QUEUE, NOW);
+    expect(q.reasonCode).toBe("insufficient-capacity");
+    expect(q.reason).toBe("feasible offers hold at most 4 of 5 replica(s) of 4 GPU(s)");
+    expect(q.feasibleOffers).toBe(3);
+  });
+
+  it("honours regions, exclusions, residency and node selectors", () => {
+    const labelled = [{ ...FLEET[2]!, labels: { tier: "gold" } }, FLEET[0]!];
+    expect(
+      quote(spec({ regions: ["us-east"], gpuModels: ["H100-80GB"] }), FLEET, EMPTY_QUEUE, NOW).feasibleOffers,
+    ).toBe(1);
+    expect(
+      quote(spec({ excludeRegions: ["eu-west"], gpuModels: ["H100-80GB"] }), FLEET, EMPTY_QUEUE, NOW).feasibleOffers,
+    ).toBe(1);
+    expect(quote(spec({ residency: "eu" }), FLEET, EMPTY_QUEUE, NOW).feasibleOffers).toBe(2);
+    expect(quote(spec({ nodeSelector: { tier: "gold" } }), labelled, EMPTY_QUEUE, NOW).chosen[0]?.agentId).toBe("dear");
+  });
+});
+
+describe("quote: price", () => {
+  it("prices the cheapest free GPUs: hourly = price × GPUs, total = hourly × expected duration", () => {
+    const q = quote(spec({ gpuModels: ["H100-80GB"], gpusPerReplica: 2 }), FLEET, EMPTY_QUEUE, NOW);
+    expect(q).toMatchObject({
+      feasibleOffers: 3,
+      estimatedHourly: usd("4.98"),
+      estimatedTotal: usd("4.98"),
+      estimatedStartMs: NOW,
+      startBasis: "free-now",
+      reasonCode: "none",
+      reason: "",
+    });
+    expect(q.chosen).toEqual([
+      {
+        agentId: "cheap",
+        region: "eu-west",
+        gpuModel: "H100-80GB",
+        pricePerGpuHour: usd("2.49"),
+        interruptible: false,
+        replicas: 1,
+      },
+    ]);
+  });
+
+  it("fills replicas cheapest first across agents", () => {
+    // cheap has 2 free GPUs (1 replica of 2), mid 4 (2 replicas): 2.49×2 + 2.99×2×2
+    const q = quote(spec({ gpuModels: ["H100-80GB"], gpusPerReplica: 2, replicas: 3 }), FLEET, EMPTY_QUEUE, NOW);
+    expect(q.chosen.map((c) => [c.agentId, c.replicas])).toEqual([
+      ["cheap", 1],
+      ["mid", 2],
+    ]);
+    expect(q.estimatedHourly).toBe(usd("4.98") + usd("11.96"));
+  });
+
+  it("rounds the total half-up per replica, as the ledger charges each task", () => {
+    // 1 micro/GPU-h for half an hour is 0.5 micro → 1 per replica; three replicas → 3 (not round(1.5) = 2)
+    const tiny = [
+      source("t", "eu-west", "L4-24GB", [{ gpuModel: "L4-24GB", onDemandPerHour: 1, interruptiblePerHour: 0 }]),
+    ];
+    const q = quote(spec({ replicas: 3, expectedDurationSeconds: 1800 }), tiny, EMPTY_QUEUE, NOW);
+    expect(q.estimatedHourly).toBe(3);
+    expect(q.estimatedTotal).toBe(3);
+  });
+
+  it("has no total without an expected duration, but still an hourly rate", () => {
+    const q = quote(spec({ gpuModels: ["A100-40GB"], expectedDurationSeconds: 0 }), FLEET, EMPTY_QUEUE, NOW);
+    expect(expectedCostOf(q)).toEqual({ hourly: usd("1.10"), total: 0 });
+  });
+
+  it("prices an interruptible job at the cheaper interruptible price where offered", () => {
+    const q = quote(spec({ gpuModels: ["A100-40GB"], interruptible: true }), FLEET, EMPTY_QUEUE, NOW);
+    expect(q.estimatedHourly).toBe(usd("0.60"));
+    expect(q.chosen[0]?.interruptible).toBe(true);
+  });
+
+  it("lists cheapest and median price per (region, model) over feasible offers", () => {
+    const q = quote(spec({ gpuModels: ["H100-80GB"] }), FLEET, EMPTY_QUEUE, NOW);
+    expect(q.regions).toEqual([
+      {
+        region: "eu-west",
+        gpuModel: "H100-80GB",
+        offers: 2,
+        freeGpus: 6,
+        cheapestPricePerGpuHour: usd("2.49"),
+        medianPricePerGpuHour: usd("2.49"),
+      },
+      {
+        region: "us-east",
+        gpuModel: "H100-80GB",
+        offers: 1,
+        freeGpus: 8,
+        cheapestPricePerGpuHour: usd("3.50"),
+        medianPricePerGpuHour: usd("3.50"),
+      },
+    ]);
+  });
+
+  it("follows a provider's price change: a new quote uses the new price", () => {
+    const raised = FLEET.map((s) => (s.agentId === "a100" ? { ...s, prices: [price("A100-40GB", "1.35")] } : s));
+    const before = quote(spec({ gpuModels: ["A100-40GB"] }), FLEET, EMPTY_QUEUE, NOW);
+    const after = quote(spec({ gpuModels: ["A100-40GB"] }), raised, EMPTY_QUEUE, NOW);
+    expect([before.estimatedHourly, after.estimatedHourly]).toEqual([usd("1.10"), usd("1.35")]);
+  });
+});
+
+describe("quote: estimated start", () => {
+  const busy = [
+    source("x", "eu-west", "H100-80GB", [price("H100-80GB", "2.00")], { count: 4, busy: 4 }),
+    source("y", "eu-west", "H100-80GB", [price("H100-80GB", "2.20")], { count: 4, busy: 3 }),
+  ];
+
+  it("is the earliest expected end after which enough GPUs are free", () => {
+    const running = [
+      { agentId: "x", gpuIndices: [0, 1], expectedEndMs: NOW + 60_000 },
+      { agentId: "x", gpuIndices: [2, 3], expectedEndMs: NOW + 30_000 },
+      { agentId: "y", gpuIndices: [0, 1, 2], expectedEndMs: NOW + 10_000 },
+    ];
+    // 4 GPUs on one agent: y frees 3 at +10 s (then it has 4), so +10 s
+    const q = quote(spec({ gpusPerReplica: 4 }), busy, { running }, NOW);
+    expect(q).toMatchObject({ estimatedStartMs: NOW + 10_000, startBasis: "expected-ends" });
+    // two replicas of 4: the second needs x entirely free, at +60 s
+    expect(quote(spec({ gpusPerReplica: 4, replicas: 2 }), busy, { running }, NOW).estimatedStartMs).toBe(NOW + 60_000);
+  });
+
+  it("counts an allocation past its expected end as ending now", () => {
+    const running = [{ agentId: "y", gpuIndices: [0, 1, 2], expectedEndMs: NOW - 5_000 }];
+    expect(quote(spec({ gpusPerReplica: 4 }), busy, { running }, NOW).estimatedStartMs).toBe(NOW);
+  });
+
+  it("is unknown when the capacity is held by allocations without an expected end", () => {
+    const running = [{ agentId: "y", gpuIndices: [0, 1, 2], expectedEndMs: 0 }];
+    const q = quote(spec({ gpusPerReplica: 4 }), busy, { running }, NOW);
+    expect(q).toMatchObject({ estimatedStartMs: undefined, startBasis: "unknown", reasonCode: "none" });
+    expect(q.estimatedHourly).toBe(usd("8.00"));
+  });
+
+  it("ignores allocations on agents the job cannot use", () => {
+    const running = [{ agentId: "elsewhere", gpuIndices: [0, 1, 2, 3], expectedEndMs: NOW + 1 }];
+    expect(quote(spec({ gpusPerReplica: 4 }), busy, { running }, NOW).startBasis).toBe("unknown");
+  });
+});
+
+describe("quote: CPU-only jobs", () => {
+  it("cost nothing and start now when an agent matches", () => {
+    const q = quote(spec({ gpusPerReplica: 0 }), FLEET, EMPTY_QUEUE, NOW);
+    expect(q).toMatchObject({ feasibleOffers: 4, estimatedHourly: 0, estimatedStartMs: NOW });
+  });
+});
