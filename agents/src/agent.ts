@@ -9,6 +9,7 @@ import { mkdirSync } from "node:fs";
 import { BUCKETS, connectBus, type NatsConnection } from "@capa/bus";
 import { type Advert, type Gpu, residencyOfRegion, type TaskAssignment, type TaskStatusReport } from "@capa/domain";
 import { jetstream } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { type Logger, pino } from "pino";
 import type { AdvertBody } from "./advertiser.js";
 import { Advertiser } from "./advertiser.js";
@@ -92,7 +93,12 @@ class Agent {
       { publisher: nc, region: cfg.region, agentId: cfg.agentId, advertIntervalMs: cfg.advertIntervalMs, logger },
       () => this.advertBody(),
     );
-    this.watcher = new AssignmentsWatcher(js, cfg.agentId, (value) => this.onAssignments(value), logger);
+    this.watcher = new AssignmentsWatcher(
+      () => new Kvm(js).open(BUCKETS.allocs),
+      cfg.agentId,
+      (value) => this.onAssignments(value),
+      logger,
+    );
   }
 
   async start(): Promise<void> {

@@ -4,26 +4,28 @@
  * then opens a new one with backoff. A new watch starts with the key's latest value, which is all a level-triggered
  * reconcile needs, so nothing is lost between the two. `resync()` re-reads the key as a belt-and-braces check.
  */
-import { BUCKETS, decode } from "@capa/bus";
+import { decode } from "@capa/bus";
 import type { AgentAssignments } from "@capa/domain";
-import type { JetStreamClient } from "@nats-io/jetstream";
-import { type KV, Kvm } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
+
+/** The part of a KV bucket the watcher uses. */
+export type AssignmentsKv = Pick<KV, "watch" | "get">;
 
 export type AssignmentsListener = (value: AgentAssignments | undefined, revision: number) => void;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 export class AssignmentsWatcher {
-  private kv: KV | undefined;
+  private kv: AssignmentsKv | undefined;
   private stopped = false;
   private revision = 0;
   private iterator: { stop(): void } | undefined;
   private loop: Promise<void> | undefined;
   private firstWatch: (() => void) | undefined;
+  private wake: (() => void) | undefined;
 
   constructor(
-    private readonly js: JetStreamClient,
+    /** Opens (binds) the bucket; retried with the watch until it succeeds. */
+    private readonly openKv: () => Promise<AssignmentsKv>,
     private readonly key: string,
     private readonly onValue: AssignmentsListener,
     private readonly logger: Logger,
@@ -35,7 +37,12 @@ export class AssignmentsWatcher {
       this.firstWatch = resolve;
     });
     this.loop = this.run();
-    await Promise.race([opened, sleep(firstWatchTimeoutMs)]);
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise((resolve) => {
+      timer = setTimeout(resolve, firstWatchTimeoutMs);
+    });
+    await Promise.race([opened, limit]);
+    clearTimeout(timer);
   }
 
   /** Re-reads the key; delivers it when it is newer than what the watch delivered. */
@@ -53,6 +60,7 @@ export class AssignmentsWatcher {
   async stop(): Promise<void> {
     this.stopped = true;
     this.iterator?.stop();
+    this.wake?.();
     await this.loop;
   }
 
@@ -60,7 +68,7 @@ export class AssignmentsWatcher {
     let backoff = 100;
     while (!this.stopped) {
       try {
-        this.kv ??= await new Kvm(this.js).open(BUCKETS.allocs);
+        this.kv ??= await this.openKv();
         const iterator = await this.kv.watch({ key: this.key });
         this.iterator = iterator;
         this.firstWatch?.();
@@ -75,9 +83,20 @@ export class AssignmentsWatcher {
         this.logger.warn({ err, backoffMs: backoff }, "cannot watch assignments; retrying");
       }
       if (this.stopped) break;
-      await sleep(backoff);
+      await this.pause(backoff);
       backoff = Math.min(backoff * 2, 5_000);
     }
+  }
+
+  /** A backoff that stop() cuts short. */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   }
 
   private deliver(bytes: Uint8Array | undefined, revision: number): void {
