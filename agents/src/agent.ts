@@ -34,6 +34,7 @@ export interface AgentHandle {
 export const SIMULATED_LABEL = "capa.io/simulated";
 /** How long stop() waits for queued reports to be acknowledged before closing anyway. */
 const SHUTDOWN_FLUSH_MS = 5_000;
+const TOKEN = /^[A-Za-z0-9_-]+$/;
 
 interface Finished {
   report: TaskStatusReport;
@@ -69,6 +70,8 @@ class Agent {
   private readonly records: TaskRecords;
   private readonly watcher: AssignmentsWatcher;
   private desired: TaskAssignment[] = [];
+  /** Until the desired state has been read once, reconciling could forget finished tasks it still lists. */
+  private desiredKnown = false;
   private readonly running = new Map<string, RunningTask>();
   private readonly finished = new Map<string, Finished>();
   private gpus: Gpu[];
@@ -108,6 +111,9 @@ class Agent {
     await this.watcher.start();
     this.tickTimer = setInterval(() => void this.tick(), this.cfg.heartbeatIntervalMs);
     void this.followConnection();
+    const priced = new Set(this.cfg.prices.map((p) => p.gpuModel));
+    const unpriced = [...new Set(this.gpus.map((g) => g.model))].filter((m) => !priced.has(m));
+    if (unpriced.length > 0) this.logger.warn({ models: unpriced }, "GPU models without a price (--price)");
     this.logger.info(
       { region: this.cfg.region, gpus: this.gpus.length, source: this.inventory.source, bucket: BUCKETS.allocs },
       "agent started",
@@ -175,6 +181,14 @@ class Agent {
   // ---- loops --------------------------------------------------------------------------------------------------
 
   private async tick(): Promise<void> {
+    try {
+      await this.tickOnce();
+    } catch (err) {
+      this.logger.error({ err }, "agent tick failed");
+    }
+  }
+
+  private async tickOnce(): Promise<void> {
     if (this.stopping) return;
     await this.refreshGpus();
     if (this.stopping) return;
@@ -221,19 +235,30 @@ class Agent {
       this.logger.error({ for: value.agentId }, "assignments addressed to another agent; ignored");
       return;
     }
-    this.desired = value?.tasks ?? [];
+    const tasks = value?.tasks ?? [];
+    // Ids become subject tokens; one bad id must not stop the agent from serving the rest.
+    const bad = tasks.filter((t) => !TOKEN.test(t.taskId));
+    if (bad.length > 0) this.logger.error({ taskIds: bad.map((t) => t.taskId) }, "invalid task ids ignored");
+    this.desired = bad.length > 0 ? tasks.filter((t) => TOKEN.test(t.taskId)) : tasks;
+    this.desiredKnown = true;
     this.reconcile();
   }
 
   private reconcile(): void {
-    if (this.stopping) return;
+    if (this.stopping || !this.desiredKnown) return;
     const actions = reconcile({
       desired: this.desired,
       running: [...this.running.values()].map((t) => t.view()),
       finished: [...this.finished.values()].map((f) => ({ ...f.report })),
       gpus: this.gpus,
     });
-    for (const action of actions) this.apply(action);
+    for (const action of actions) {
+      try {
+        this.apply(action);
+      } catch (err) {
+        this.logger.error({ err, action: action.type }, "reconcile action failed; retried on the next pass");
+      }
+    }
   }
 
   private apply(action: ReconcileAction): void {

@@ -33,8 +33,10 @@ function watchOf(entries: FakeEntry[], stayOpen: boolean) {
   };
 }
 
-function fakeKv(watches: ReturnType<typeof watchOf>[], latest?: FakeEntry) {
+/** `gets` answers successive get() calls (the last one repeats); null = no such key. */
+function fakeKv(watches: ReturnType<typeof watchOf>[], gets: (FakeEntry | null)[] = [null]) {
   let calls = 0;
+  let getCalls = 0;
   const kv = {
     async watch() {
       const w = watches[calls++];
@@ -42,7 +44,7 @@ function fakeKv(watches: ReturnType<typeof watchOf>[], latest?: FakeEntry) {
       return w;
     },
     async get() {
-      return latest ?? null;
+      return gets[Math.min(getCalls++, gets.length - 1)] ?? null;
     },
   };
   return { kv: kv as unknown as AssignmentsKv, calls: () => calls };
@@ -64,8 +66,9 @@ describe("AssignmentsWatcher", () => {
       logger,
     );
     await watcher.start();
-    await waitFor(() => seen.length === 3, { what: "three deliveries" });
-    expect(seen).toEqual([1, 3, undefined]);
+    await waitFor(() => seen.length === 4, { what: "four deliveries" });
+    // No key at start: "nothing assigned" is delivered before any watch entry.
+    expect(seen).toEqual([undefined, 1, 3, undefined]);
     expect(fake.calls()).toBe(2);
     await watcher.stop();
   });
@@ -73,7 +76,7 @@ describe("AssignmentsWatcher", () => {
   it("retries opening the bucket until it exists", async () => {
     let attempts = 0;
     const seen: number[] = [];
-    const fake = fakeKv([watchOf([put(1)], true)]);
+    const fake = fakeKv([watchOf([put(1)], true)], [put(1)]);
     const watcher = new AssignmentsWatcher(
       async () => {
         if (++attempts < 3) throw new Error("stream not found");
@@ -89,18 +92,19 @@ describe("AssignmentsWatcher", () => {
     await watcher.stop();
   });
 
-  it("resync delivers a newer value the watch missed, never an older one", async () => {
+  it("reads the current value before watching, and only ever moves forward", async () => {
     const seen: number[] = [];
-    const watch = watchOf([put(5)], true);
-    const newer = fakeKv([watch], put(7));
+    // get at start: rev 5; the watch replays 5 then (late) 4; a resync finds 7, then the watch reaches 6 and 7.
+    const watch = watchOf([put(5), put(4)], true);
+    const fake = fakeKv([watch], [put(5), put(7)]);
     const watcher = new AssignmentsWatcher(
-      async () => newer.kv,
+      async () => fake.kv,
       "a1",
       (v) => v && seen.push(v.updatedAtMs),
       logger,
     );
     await watcher.start();
-    await waitFor(() => seen.length === 1, { what: "watched value" });
+    expect(seen).toEqual([5]);
     await watcher.resync();
     expect(seen).toEqual([5, 7]);
     await watcher.resync();

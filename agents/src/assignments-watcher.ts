@@ -20,7 +20,9 @@ export class AssignmentsWatcher {
   private revision = 0;
   private iterator: { stop(): void } | undefined;
   private loop: Promise<void> | undefined;
-  private firstWatch: (() => void) | undefined;
+  private firstValue: (() => void) | undefined;
+  /** A value (or the key's absence) has been delivered. */
+  private known = false;
   private wake: (() => void) | undefined;
 
   constructor(
@@ -31,17 +33,21 @@ export class AssignmentsWatcher {
     private readonly logger: Logger,
   ) {}
 
-  /** Starts watching; resolves once the first watch is open (or keeps retrying in the background). */
-  async start(firstWatchTimeoutMs = 5_000): Promise<void> {
-    const opened = new Promise<void>((resolve) => {
-      this.firstWatch = resolve;
+  /**
+   * Reads the current value (delivering it, or `undefined` when there is no key yet), then watches. Resolves once
+   * that first value is delivered, so the caller never acts on a desired state it has not read; if NATS is not
+   * reachable it keeps retrying in the background and resolves after `firstValueTimeoutMs`.
+   */
+  async start(firstValueTimeoutMs = 5_000): Promise<void> {
+    const known = new Promise<void>((resolve) => {
+      this.firstValue = resolve;
     });
     this.loop = this.run();
     let timer: NodeJS.Timeout | undefined;
     const limit = new Promise((resolve) => {
-      timer = setTimeout(resolve, firstWatchTimeoutMs);
+      timer = setTimeout(resolve, firstValueTimeoutMs);
     });
-    await Promise.race([opened, limit]);
+    await Promise.race([known, limit]);
     clearTimeout(timer);
   }
 
@@ -49,9 +55,7 @@ export class AssignmentsWatcher {
   async resync(): Promise<void> {
     if (!this.kv || this.stopped) return;
     try {
-      const entry = await this.kv.get(this.key);
-      if (!entry || entry.revision <= this.revision) return;
-      this.deliver(entry.operation === "PUT" ? entry.value : undefined, entry.revision);
+      this.deliverEntry(await this.kv.get(this.key));
     } catch (err) {
       this.logger.debug({ err }, "assignment resync failed");
     }
@@ -69,14 +73,17 @@ export class AssignmentsWatcher {
     while (!this.stopped) {
       try {
         this.kv ??= await this.openKv();
+        if (!this.known) {
+          // The watch says nothing about a key that does not exist: a get tells "no assignments" from "not read yet".
+          const entry = await this.kv.get(this.key);
+          if (entry) this.deliverEntry(entry);
+          else this.deliver(undefined, 0);
+        }
         const iterator = await this.kv.watch({ key: this.key });
         this.iterator = iterator;
-        this.firstWatch?.();
         backoff = 100;
         if (this.stopped) iterator.stop();
-        for await (const entry of iterator) {
-          this.deliver(entry.operation === "PUT" ? entry.value : undefined, entry.revision);
-        }
+        for await (const entry of iterator) this.deliverEntry(entry);
         if (!this.stopped) this.logger.warn("assignment watch ended; watching again");
       } catch (err) {
         if (this.stopped) break;
@@ -99,9 +106,19 @@ export class AssignmentsWatcher {
     });
   }
 
+  /**
+   * Only ever forwards: a re-opened watch replays the current value, and a resync may have delivered a revision the
+   * watch reaches later. Going back to an older desired state could re-run a task the scheduler already removed.
+   */
+  private deliverEntry(entry: { revision: number; operation: string; value: Uint8Array } | null): void {
+    if (!entry || entry.revision <= this.revision) return;
+    this.deliver(entry.operation === "PUT" ? entry.value : undefined, entry.revision);
+  }
+
   private deliver(bytes: Uint8Array | undefined, revision: number): void {
-    // A re-opened watch replays the current value; delivering it again is harmless for a level-triggered reconcile.
     this.revision = revision;
+    this.known = true;
+    this.firstValue?.();
     if (bytes === undefined || bytes.length === 0) {
       this.onValue(undefined, revision);
       return;

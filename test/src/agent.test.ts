@@ -112,6 +112,7 @@ describe("agent on a real nats-server", () => {
       heartbeatIntervalMs: 200,
       advertTtlSeconds: 5,
       usageIntervalMs: 300,
+      republishIntervalMs: 300,
       logger: pino({ level: "silent" }),
     });
   });
@@ -167,6 +168,12 @@ describe("agent on a real nats-server", () => {
     events.stop();
   });
 
+  it("re-publishes a final state while the desired state still lists the task", async () => {
+    // Core subscribers see every publish, including the copies the stream dedupes by msgID.
+    const again = decode.status(await next(nc, subjects.taskStatus("t-hello")));
+    expect(again).toMatchObject({ taskId: "t-hello", state: "succeeded", epoch: 1 });
+  });
+
   it("reports a failing command as failed with its exit code and keeps its stderr", async () => {
     const events = await taskEvents(store, "t-fail");
     await assign(assignment("t-fail", [0], ["sh", "-c", "echo broken >&2; exit 7"]));
@@ -193,6 +200,9 @@ describe("agent on a real nats-server", () => {
       { what: "heartbeat listing the task" },
     );
     expect(heartbeat.freeGpus).toBe(2);
+    const running = await waitFor(() => events.usage().find((u) => !u.final), { what: "periodic usage report" });
+    expect(running).toMatchObject({ gpus: 2, sequence: 1 });
+    expect(running.gpuMilliseconds).toBe(2 * (running.untilMs - running.startedAtMs));
 
     await assign({ ...sleeper, stop: true, stopReason: "cancelled by tenant" });
     const final = await waitFor(events.final, { what: "final status" });
