@@ -6,3 +6,4 @@ export * from "./ledger.js";
 export * from "./receipts.js";
 export * from "./stream-io.js";
 export * from "./subjects.js";
+export * from "./usage.js";

@@ -98,9 +98,19 @@ const FETCH_EXPIRES_MS = 2_000;
  * round trip, not a timeout.
  */
 export async function readAll(js: JetStreamClient, jsm: JetStreamManager, filter: string): Promise<Uint8Array[]> {
+  return readStream(js, jsm, LEDGER_STREAM, filter);
+}
+
+/** `readAll` on any stream (the usage reports live in CAPA_TASKS). */
+export async function readStream(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  stream: string,
+  filter: string,
+): Promise<Uint8Array[]> {
   let name: string | undefined;
   try {
-    const info = await jsm.consumers.add(LEDGER_STREAM, {
+    const info = await jsm.consumers.add(stream, {
       filter_subject: filter,
       ack_policy: AckPolicy.None,
       deliver_policy: DeliverPolicy.All,
@@ -110,7 +120,7 @@ export async function readAll(js: JetStreamClient, jsm: JetStreamManager, filter
     name = info.name;
     let pending = info.num_pending;
     const out: Uint8Array[] = [];
-    const consumer = await js.consumers.get(LEDGER_STREAM, name);
+    const consumer = await js.consumers.get(stream, name);
     while (pending > 0) {
       const batch = await consumer.fetch({ max_messages: Math.min(pending, FETCH_BATCH), expires: FETCH_EXPIRES_MS });
       let received = 0;
@@ -123,8 +133,10 @@ export async function readAll(js: JetStreamClient, jsm: JetStreamManager, filter
     }
     return out;
   } catch (err) {
-    throw new LedgerUnavailableError(`ledger read of ${filter} failed: ${(err as Error).message}`, { cause: err });
+    throw new LedgerUnavailableError(`read of ${filter} from ${stream} failed: ${(err as Error).message}`, {
+      cause: err,
+    });
   } finally {
-    if (name) await jsm.consumers.delete(LEDGER_STREAM, name).catch(() => undefined);
+    if (name) await jsm.consumers.delete(stream, name).catch(() => undefined);
   }
 }

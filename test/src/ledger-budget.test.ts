@@ -1,0 +1,78 @@
+import { connectBus } from "@capa/bus";
+import { parseUsd } from "@capa/domain";
+import { type BudgetStore, budgetKey, openBudgetStore } from "@capa/ledger";
+import { BudgetExceededError, HourlyRateExceededError, MonthlyBudgetExceededError } from "@capa/market";
+import { type NatsServerHandle, startNatsServer } from "@capa/testkit";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const NOW = Date.UTC(2025, 8, 10);
+
+describe("tenant budgets in JetStream KV with CAS", () => {
+  let server: NatsServerHandle;
+  let connections: NatsConnection[];
+  let stores: BudgetStore[];
+
+  beforeAll(async () => {
+    server = await startNatsServer();
+    // three "schedulers", each with its own connection, admitting for the same tenants
+    connections = await Promise.all(
+      [1, 2, 3].map((i) => connectBus({ servers: server.url, name: `budget-test-${i}` })),
+    );
+    stores = await Promise.all(connections.map((nc) => openBudgetStore(nc)));
+  });
+  afterAll(async () => {
+    await Promise.all((connections ?? []).map((nc) => nc.close()));
+    await server?.stop();
+  });
+
+  it("refuses the excess of concurrent submissions whose expected costs exceed the balance", async () => {
+    await stores[0]!.setLimits("acme", { monthlyCap: parseUsd("100"), hourlyCap: 0 }, NOW);
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) =>
+        stores[i % stores.length]!.reserve("acme", `job-${i}`, { total: parseUsd("30"), hourly: 0 }, NOW),
+      ),
+    );
+    const accepted = outcomes.filter((o) => o.status === "fulfilled");
+    const refused = outcomes.flatMap((o) => (o.status === "rejected" ? [o.reason] : []));
+    expect(accepted).toHaveLength(3);
+    expect(refused).toHaveLength(7);
+    for (const err of refused) {
+      expect(err).toBeInstanceOf(MonthlyBudgetExceededError);
+      expect(err).toMatchObject({ code: "FAILED_PRECONDITION", requested: parseUsd("30"), available: parseUsd("10") });
+    }
+    expect(await stores[1]!.summary("acme", NOW)).toMatchObject({
+      reserved: parseUsd("90"),
+      available: parseUsd("10"),
+    });
+  });
+
+  it("settles and releases durably, so a reservation frees room for the next job", async () => {
+    await stores[0]!.setLimits("initech", { monthlyCap: parseUsd("50"), hourlyCap: parseUsd("5") }, NOW);
+    await stores[0]!.reserve("initech", "a", { total: parseUsd("40"), hourly: parseUsd("4") }, NOW);
+    await expect(
+      stores[1]!.reserve("initech", "b", { total: parseUsd("5"), hourly: parseUsd("2") }, NOW),
+    ).rejects.toBeInstanceOf(HourlyRateExceededError);
+    await stores[2]!.settle("initech", "a", parseUsd("12.5"), NOW);
+    await stores[2]!.settle("initech", "a", parseUsd("12.5"), NOW); // a replay: no second charge
+    await stores[1]!.reserve("initech", "b", { total: parseUsd("37.5"), hourly: parseUsd("2") }, NOW);
+    await expect(stores[0]!.reserve("initech", "c", { total: 1, hourly: 0 }, NOW)).rejects.toBeInstanceOf(
+      BudgetExceededError,
+    );
+    await stores[0]!.release("initech", "b", NOW);
+    expect(await stores[2]!.summary("initech", NOW)).toMatchObject({
+      settled: parseUsd("12.5"),
+      reserved: 0,
+      available: parseUsd("37.5"),
+      hourlyCommitted: 0,
+    });
+  });
+
+  it("keeps tenants whose names are not KV keys apart", async () => {
+    expect(budgetKey("acme")).toBe("acme");
+    expect(budgetKey("bob@example.com")).not.toBe(budgetKey("bob@example"));
+    await stores[0]!.setLimits("bob@example.com", { monthlyCap: 7, hourlyCap: 0 }, NOW);
+    expect((await stores[1]!.get("bob@example.com", NOW)).limits.monthlyCap).toBe(7);
+    expect((await stores[1]!.get("bob@example", NOW)).limits.monthlyCap).toBe(0);
+  });
+});
