@@ -35,6 +35,8 @@ export const SIMULATED_LABEL = "capa.io/simulated";
 /** How long stop() waits for queued reports to be acknowledged before closing anyway. */
 const SHUTDOWN_FLUSH_MS = 5_000;
 const TOKEN = /^[A-Za-z0-9_-]+$/;
+/** Consecutive nvidia-smi failures before the GPUs are advertised degraded. */
+const DEGRADE_AFTER_FAILURES = 3;
 
 interface Finished {
   report: TaskStatusReport;
@@ -77,6 +79,7 @@ class Agent {
   private gpus: Gpu[];
   private tickTimer: NodeJS.Timeout | undefined;
   private refreshing = false;
+  private refreshFailures = 0;
   private lastResyncMs = 0;
   private stopping: Promise<void> | undefined;
 
@@ -202,14 +205,23 @@ class Agent {
     this.reconcile();
   }
 
-  /** nvidia-smi again for telemetry and health; a failure keeps the last view (and is logged). */
+  /**
+   * nvidia-smi again for telemetry and health. A failure keeps the last view, but repeated failures mark every GPU
+   * degraded: a driver that stops answering is how a GPU falling off the bus often shows, and the scheduler should
+   * stop placing work here until nvidia-smi answers again.
+   */
   private async refreshGpus(): Promise<void> {
     if (this.inventory.source !== "nvidia-smi" || this.refreshing) return;
     this.refreshing = true;
     try {
       this.gpus = await discoverGpus(this.cfg.nvidiaSmi);
+      this.refreshFailures = 0;
     } catch (err) {
-      this.logger.warn({ err }, "GPU refresh failed; keeping the last known GPUs");
+      this.refreshFailures++;
+      this.logger.warn({ err, failures: this.refreshFailures }, "GPU refresh failed; keeping the last known GPUs");
+      if (this.refreshFailures >= DEGRADE_AFTER_FAILURES) {
+        this.gpus = this.gpus.map((g) => (g.health === "ok" ? { ...g, health: "degraded" } : g));
+      }
     } finally {
       this.refreshing = false;
     }

@@ -2,13 +2,13 @@
  * The agent against a real nats-server: adverts and heartbeats, running assigned tasks as processes, status / logs /
  * usage in the CAPA_TASKS stream, cancel by desired state, and refusal of impossible assignments.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type AgentHandle, startAgent } from "@capa/agent";
 import { connectBus, decode, encode, ensureStore, STREAMS, type Store, subjects, TypedKv } from "@capa/bus";
 import type { AgentAssignments, LogChunk, TaskAssignment, TaskStatusReport, UsageReport } from "@capa/domain";
-import { type NatsServerHandle, startNatsServer, waitFor } from "@capa/testkit";
+import { type NatsServerHandle, startNatsServer, waitFor, writeFakeNvidiaSmi } from "@capa/testkit";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -183,6 +183,17 @@ describe("agent on a real nats-server", () => {
     events.stop();
   });
 
+  it("reports a program that cannot be started as failed, with the reason in its logs", async () => {
+    const events = await taskEvents(store, "t-missing-bin");
+    await assign(assignment("t-missing-bin", [], ["/nonexistent/bin/train"]));
+    const final = await waitFor(events.final, { what: "final status" });
+    expect(final).toMatchObject({ state: "failed", exitCode: 127, startedAtMs: 0 });
+    expect(final.message).toMatch(/^cannot start \/nonexistent\/bin\/train: .*ENOENT/);
+    expect(events.statuses().map((s) => s.state)).toEqual(["starting", "failed"]);
+    expect(events.text("system")).toMatch(/cannot start \/nonexistent\/bin\/train/);
+    events.stop();
+  });
+
   it("cancels a running task when the desired state says stop, killing its whole process tree", async () => {
     const events = await taskEvents(store, "t-sleep");
     const sleeper = assignment("t-sleep", [0, 2], ["sh", "-c", 'sleep 300 & echo "pids=$$,$!"; wait']);
@@ -240,5 +251,49 @@ describe("agent on a real nats-server", () => {
       message: "no longer assigned to this agent",
     });
     for (const e of [hog, tooMany, missing]) e.stop();
+  });
+
+  it("advertises GPUs found by nvidia-smi, and marks them degraded while nvidia-smi keeps failing", async () => {
+    const smi = writeFakeNvidiaSmi(
+      [
+        "0, GPU-1d4c6e8f-2b7a-4c39-9e51-7f0a3b8d2c64, NVIDIA H100 80GB HBM3, 81559, 0, 0, 29, Disabled, 535.129.03, 00000000:18:00.0",
+        "1, GPU-9f2e7a13-6c0d-4b8e-a5f4-21c9d7e3b058, NVIDIA H100 80GB HBM3, 81559, 0, 0, 27, Disabled, 535.129.03, 00000000:2A:00.0",
+        "",
+      ].join("\n"),
+    );
+    const real = await startAgent({
+      nats: server.url,
+      agentId: "agent-it-smi",
+      region: REGION,
+      workDir: join(workDir, "smi"),
+      advertIntervalMs: 500,
+      heartbeatIntervalMs: 100,
+      nvidiaSmi: { env: { ...process.env, PATH: `${smi.dir}:${process.env.PATH ?? ""}` } },
+      logger: pino({ level: "silent" }),
+    });
+    try {
+      const advert = decode.advert(await next(nc, subjects.advert(REGION, "agent-it-smi")));
+      expect(advert.simulated).toBe(false);
+      expect(advert.labels["capa.io/simulated"]).toBeUndefined();
+      expect(advert.gpus.map((g) => [g.index, g.uuid, g.model, g.vramMib, g.health])).toEqual([
+        [0, "GPU-1d4c6e8f-2b7a-4c39-9e51-7f0a3b8d2c64", "H100-80GB", 81559, "ok"],
+        [1, "GPU-9f2e7a13-6c0d-4b8e-a5f4-21c9d7e3b058", "H100-80GB", 81559, "ok"],
+      ]);
+      // The driver stops answering.
+      writeFileSync(
+        smi.path,
+        "#!/bin/sh\necho 'Unable to determine the device handle for GPU0000:18:00.0' >&2\nexit 15\n",
+      );
+      const degraded = await waitFor(
+        async () => {
+          const a = decode.advert(await next(nc, subjects.advert(REGION, "agent-it-smi")));
+          return a.gpus.every((g) => g.health === "degraded") && a;
+        },
+        { what: "degraded advert" },
+      );
+      expect(degraded.gpus).toHaveLength(2);
+    } finally {
+      await real.stop();
+    }
   });
 });
