@@ -19,8 +19,9 @@ import { discoverGpus, discoverInventory, type GpuInventory } from "./gpu/discov
 import { type HostFacts, readHostFacts } from "./host.js";
 import { Outbox } from "./outbox.js";
 import { type ReconcileAction, reconcile } from "./reconciler.js";
+import { recoverTaskRecords } from "./recovery.js";
 import { Reporter } from "./reporter.js";
-import { killOrphanGroup, TaskRecords } from "./task-records.js";
+import { TaskRecords } from "./task-records.js";
 import { DEFAULT_KILL_GRACE_SECONDS, RunningTask } from "./task-runner.js";
 
 export interface AgentHandle {
@@ -108,7 +109,9 @@ class Agent {
   }
 
   async start(): Promise<void> {
-    this.recoverRecords();
+    for (const report of recoverTaskRecords(this.records, this.reporter, this.logger)) {
+      this.finished.set(report.taskId, { report, sentAtMs: 0 });
+    }
     this.advertiser.start();
     this.advertiser.heartbeat(this.heartbeatBody());
     await this.watcher.start();
@@ -346,32 +349,6 @@ class Agent {
       });
     } catch (err) {
       this.logger.error({ err, taskId: report.taskId }, "cannot save task record");
-    }
-  }
-
-  /**
-   * Records left by a previous life of this agent: finished tasks are remembered (and re-published while listed);
-   * tasks that were running when it died are killed if still alive and reported lost, for the scheduler to re-place.
-   */
-  private recoverRecords(): void {
-    const { records, unreadable } = this.records.loadAll();
-    if (unreadable.length > 0) this.logger.warn({ files: unreadable }, "unreadable task records ignored");
-    for (const record of records) {
-      if (record.final) {
-        this.finished.set(record.taskId, { report: record.final, sentAtMs: 0 });
-        continue;
-      }
-      const killed = killOrphanGroup(record);
-      const report = this.reporter.status(record, "lost", {
-        startedAtMs: record.startedAtMs ?? 0,
-        finishedAtMs: Date.now(),
-        message: `agent restarted while the task ran (previous boot ${record.bootId})`,
-      });
-      this.logger.warn(
-        { taskId: record.taskId, epoch: record.epoch, killed },
-        "task from a previous boot reported lost",
-      );
-      this.remember(report);
     }
   }
 
