@@ -12,6 +12,8 @@ export default defineConfig({
         extends: true,
         test: {
           name: "unit",
+          // Unit tests first; integration tests (real servers and processes) after, with their own worker limit.
+          sequence: { groupOrder: 0 },
           include: ["packages/*/src/**/*.test.ts", "agents/src/**/*.test.ts", "scheduler/src/**/*.test.ts"],
           exclude: ["**/dist/**", "**/node_modules/**"],
         },
@@ -20,6 +22,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: "integration",
+          sequence: { groupOrder: 1 },
           include: ["test/src/**/*.test.ts"],
           exclude: ["**/dist/**", "**/node_modules/**"],
           testTimeout: 60_000,
