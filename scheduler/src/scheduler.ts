@@ -20,7 +20,7 @@ import { Leadership } from "./leader/leadership.js";
 import { LeaseKeeper } from "./leader/lease-keeper.js";
 import { SchedulerMetrics } from "./metrics.js";
 import { PlanApplier } from "./planner/apply.js";
-import { clusterSync } from "./planner/cluster-sync.js";
+import { clusterSync, resyncAgent } from "./planner/cluster-sync.js";
 import { createPlacement } from "./planner/engine.js";
 import { EpochSource } from "./planner/epochs.js";
 import { EvalQueue } from "./planner/eval-queue.js";
@@ -93,17 +93,16 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
     };
 
     // State from KV, then keep it current: the cluster state follows the assignments.
-    allocs.onChange(
-      clusterSync(
-        cluster,
-        (jobId) => {
-          const spec = jobs.get(jobId)?.job.spec;
-          return spec && { priority: spec.priority, interruptible: spec.interruptible };
-        },
-        log,
-        () => metrics.overCommits.inc(),
-      ),
+    const sync = clusterSync(
+      cluster,
+      (jobId) => {
+        const spec = jobs.get(jobId)?.job.spec;
+        return spec && { priority: spec.priority, interruptible: spec.interruptible };
+      },
+      log,
+      () => metrics.overCommits.inc(),
     );
+    allocs.onChange(sync);
     await policy.load();
     await registry.load();
     await jobs.load();
@@ -129,11 +128,13 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       registry,
       {
         onAdvert: (agentId, outcome) => {
+          if (outcome.joined) resyncAgent(cluster, agentId, allocs.get(agentId)?.value.tasks ?? [], sync);
           if (!outcome.changed || !lease.leader) return;
           registry.persist(agentId).catch((err) => log.warn({ err, agentId }, "could not persist an advert"));
           capacityChanged(outcome.joined ? `agent ${agentId} joined` : `agent ${agentId} changed`);
         },
         onRevived: (agentId) => {
+          resyncAgent(cluster, agentId, allocs.get(agentId)?.value.tasks ?? [], sync);
           if (!lease.leader) return;
           registry.persist(agentId).catch((err) => log.warn({ err, agentId }, "could not persist an agent"));
           capacityChanged(`agent ${agentId} is back`);

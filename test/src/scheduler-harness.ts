@@ -3,7 +3,8 @@
  * clients over a real channel, and helpers (promisified calls, watch/log collectors, spec builders).
  */
 import * as pb from "@capa/api";
-import { connectBus, ensureStore, type NatsConnection, type Store } from "@capa/bus";
+import { connectBus, decode, encode, ensureStore, type NatsConnection, type Store, subjects, TypedKv } from "@capa/bus";
+import type { Advert, AgentAssignments, TaskAssignment, TaskStatusReport } from "@capa/domain";
 import { type SchedulerConfig, type SchedulerHandle, startScheduler } from "@capa/scheduler";
 import { type NatsServerHandle, startNatsServer } from "@capa/testkit";
 import { credentials, type ServiceError } from "@grpc/grpc-js";
@@ -151,3 +152,129 @@ export function stateName(state: pb.JobState): string {
 }
 
 export const H100_PRICE = { gpuModel: "H100-80GB", onDemandPerHour: 2_490_000, interruptiblePerHour: 1_200_000 };
+
+/**
+ * A test-only agent speaking the bus protocol: publishes adverts and heartbeats, reads its assignments from
+ * `capa_allocs/<id>`, and reports statuses and logs for them. It runs nothing; tests drive every report, and
+ * `silence()` makes it vanish without a word (agent loss).
+ */
+export class FakeAgent {
+  private timer: NodeJS.Timeout | undefined;
+  private sequence = 0;
+  readonly bootId = `boot-${Math.random().toString(36).slice(2)}`;
+  private readonly allocs: TypedKv<AgentAssignments>;
+
+  constructor(
+    private readonly h: Harness,
+    readonly agentId: string,
+    readonly region = "eu-west",
+    readonly gpuCount = 4,
+  ) {
+    this.allocs = new TypedKv(h.store.allocs, { encode: encode.assignments, decode: decode.assignments });
+  }
+
+  advert(): Advert {
+    return {
+      agentId: this.agentId,
+      region: this.region,
+      zone: `${this.region}-a`,
+      hostname: this.agentId,
+      gpus: Array.from({ length: this.gpuCount }, (_, index) => ({
+        index,
+        uuid: `GPU-${this.agentId}-${index}`,
+        model: "H100-80GB",
+        vramMib: 81920,
+        health: "ok" as const,
+        migEnabled: false,
+        utilizationPct: 0,
+        memoryUsedMib: 0,
+        temperatureC: 40,
+        driverVersion: "550",
+      })),
+      cpuCores: 32,
+      memoryMib: 256_000,
+      labels: {},
+      fabricDomain: "",
+      prices: [H100_PRICE],
+      simulated: true,
+      sequence: ++this.sequence,
+      sentAtMs: Date.now(),
+      ttlSeconds: 30,
+      version: "fake",
+      bootId: this.bootId,
+      provider: "fake",
+      residency: "eu",
+      reliability: 1,
+    };
+  }
+
+  start(periodMs = 100): this {
+    const beat = () => {
+      this.h.nc.publish(subjects.advert(this.region, this.agentId), encode.advert(this.advert()));
+      this.h.nc.publish(
+        subjects.heartbeat(this.region, this.agentId),
+        encode.heartbeat({
+          agentId: this.agentId,
+          region: this.region,
+          bootId: this.bootId,
+          sequence: this.sequence,
+          sentAtMs: Date.now(),
+          gpus: [],
+          runningTaskIds: [],
+          freeGpus: this.gpuCount,
+        }),
+      );
+    };
+    beat();
+    this.timer = setInterval(beat, periodMs);
+    return this;
+  }
+
+  silence(): void {
+    clearInterval(this.timer);
+  }
+
+  async assignments(): Promise<TaskAssignment[]> {
+    return (await this.allocs.get(this.agentId))?.value.tasks ?? [];
+  }
+
+  async report(
+    a: TaskAssignment,
+    state: TaskStatusReport["state"],
+    extra: Partial<TaskStatusReport> = {},
+  ): Promise<void> {
+    const js = this.h.store.js;
+    const status: TaskStatusReport = {
+      taskId: a.taskId,
+      jobId: a.jobId,
+      agentId: this.agentId,
+      epoch: a.epoch,
+      state,
+      exitCode: 0,
+      signal: "",
+      startedAtMs: Date.now(),
+      finishedAtMs: FINAL.has(state) ? Date.now() : 0,
+      message: "",
+      sentAtMs: Date.now(),
+      bootId: this.bootId,
+      ...extra,
+    };
+    await js.publish(subjects.taskStatus(a.taskId), encode.status(status));
+  }
+
+  async log(a: TaskAssignment, text: string, seq: number): Promise<void> {
+    await this.h.store.js.publish(
+      subjects.taskLogs(a.taskId),
+      encode.log({
+        taskId: a.taskId,
+        jobId: a.jobId,
+        stream: "stdout",
+        data: Buffer.from(text),
+        seq,
+        atMs: Date.now(),
+      }),
+    );
+  }
+}
+
+const FINAL = new Set(["succeeded", "failed", "cancelled", "rejected", "lost", "preempted"]);

@@ -22,16 +22,22 @@ export function listenToAgents(
   const adverts = nc.subscribe(subjects.allAdverts, {
     callback: (err, msg) => {
       if (err) return;
+      let advert: ReturnType<typeof decode.advert>;
       try {
-        const advert = decode.advert(msg.data);
-        const problem = advertProblem(advert, agentOf(msg.subject));
-        if (problem) {
-          logger.warn({ subject: msg.subject, problem }, "dropping advert");
-          return;
-        }
-        hooks.onAdvert(advert.agentId, registry.onAdvert(advert));
+        advert = decode.advert(msg.data);
       } catch (e) {
         logger.warn({ err: e, subject: msg.subject }, "dropping undecodable advert");
+        return;
+      }
+      const problem = advertProblem(advert, agentOf(msg.subject));
+      if (problem) {
+        logger.warn({ subject: msg.subject, problem }, "dropping advert");
+        return;
+      }
+      try {
+        hooks.onAdvert(advert.agentId, registry.onAdvert(advert));
+      } catch (e) {
+        logger.error({ err: e, agentId: advert.agentId }, "advert handling failed");
       }
     },
   });

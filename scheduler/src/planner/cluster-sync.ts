@@ -13,6 +13,20 @@ export interface JobFacts {
   interruptible: boolean;
 }
 
+/**
+ * Adds an agent's listed assignments the cluster state does not hold yet (the listing was seen before the
+ * agent's advert: after a restart, or an agent that was unknown). Call after the agent is upserted.
+ */
+export function resyncAgent(
+  cluster: ClusterStateApi,
+  agentId: string,
+  listed: TaskAssignment[],
+  listener: AllocListener,
+): void {
+  const missing = listed.filter((t) => cluster.allocation(t.taskId)?.agentId !== agentId);
+  if (missing.length > 0) listener(agentId, [], missing);
+}
+
 export function clusterSync(
   cluster: ClusterStateApi,
   jobFacts: (jobId: string) => JobFacts | undefined,
@@ -34,6 +48,7 @@ export function clusterSync(
     for (const task of after) {
       const old = beforeById.get(task.taskId);
       if (old && same(old, task) && cluster.allocation(task.taskId)) continue;
+      if (!cluster.agent(agentId)) continue; // added by resyncAgent once the agent is known
       const existing = cluster.allocation(task.taskId);
       if (existing) cluster.removeAllocation(task.taskId);
       const facts = jobFacts(task.jobId);

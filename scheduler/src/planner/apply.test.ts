@@ -1,0 +1,230 @@
+import type { TypedKv, Versioned } from "@capa/bus";
+import { type Advert, type AgentAssignments, ConflictError, defaultJobSpec, type Job, newTask } from "@capa/domain";
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import { AgentRegistry } from "../agents/registry.js";
+import { AllocRepo } from "../store/alloc-repo.js";
+import { JobRepo } from "../store/job-repo.js";
+import type { AgentRecord } from "../store/records.js";
+import { PlanApplier } from "./apply.js";
+import { clusterSync } from "./cluster-sync.js";
+import { createPlacement, type Placement, type Plan } from "./engine.js";
+
+/** An in-memory stand-in for a KV bucket with the same CAS rules (revision per write, conflict on mismatch). */
+class MemoryKv<T> {
+  private readonly data = new Map<string, { value: T; revision: number }>();
+  private seq = 0;
+  async get(key: string): Promise<Versioned<T> | undefined> {
+    const e = this.data.get(key);
+    return e && { key, value: structuredClone(e.value), revision: e.revision };
+  }
+  async create(key: string, value: T): Promise<number> {
+    if (this.data.has(key)) throw new ConflictError(`key ${key} already exists`);
+    return this.put(key, value);
+  }
+  async update(key: string, value: T, revision: number): Promise<number> {
+    if (this.data.get(key)?.revision !== revision) throw new ConflictError(`key ${key} changed`);
+    return this.put(key, value);
+  }
+  async write(key: string, value: T, revision: number): Promise<number> {
+    return revision === 0 ? this.create(key, value) : this.update(key, value, revision);
+  }
+  async keys(): Promise<string[]> {
+    return [...this.data.keys()];
+  }
+  async list(): Promise<Versioned<T>[]> {
+    return [...this.data.entries()].map(([key, e]) => ({ key, value: structuredClone(e.value), revision: e.revision }));
+  }
+  async mutate(key: string, change: (current: T | undefined) => T | undefined): Promise<Versioned<T> | undefined> {
+    const current = await this.get(key);
+    const next = change(current?.value);
+    if (next === undefined) return current;
+    return { key, value: next, revision: await this.write(key, next, current?.revision ?? 0) };
+  }
+  /** A write behind the scheduler's back (another process). */
+  put(key: string, value: T): number {
+    this.seq++;
+    this.data.set(key, { value: structuredClone(value), revision: this.seq });
+    return this.seq;
+  }
+}
+
+const asKv = <T>(m: MemoryKv<T>) => m as unknown as TypedKv<T>;
+
+function advert(agentId: string): Advert {
+  return {
+    agentId,
+    region: "eu-west",
+    zone: "eu-west-a",
+    hostname: agentId,
+    gpus: [0, 1, 2, 3].map((index) => ({
+      index,
+      uuid: `GPU-${agentId}-${index}`,
+      model: "H100-80GB",
+      vramMib: 81920,
+      health: "ok" as const,
+      migEnabled: false,
+      utilizationPct: 0,
+      memoryUsedMib: 0,
+      temperatureC: 0,
+      driverVersion: "",
+    })),
+    cpuCores: 8,
+    memoryMib: 1000,
+    labels: {},
+    fabricDomain: "",
+    prices: [{ gpuModel: "H100-80GB", onDemandPerHour: 2_000_000, interruptiblePerHour: 0 }],
+    simulated: true,
+    sequence: 1,
+    sentAtMs: 0,
+    ttlSeconds: 30,
+    version: "t",
+    bootId: "b",
+    provider: "p",
+    residency: "eu",
+    reliability: 1,
+  };
+}
+
+function placement(replica: number, agentId: string, gpuIndices: number[]): Placement {
+  return {
+    replica,
+    agentId,
+    region: "eu-west",
+    gpuModel: "H100-80GB",
+    gpuIndices,
+    pricePerGpuHour: 2_000_000,
+    interruptible: false,
+    score: 1,
+    scores: {},
+  };
+}
+
+function plan(jobId: string, placements: Placement[]): Plan {
+  return {
+    jobId,
+    outcome: "placed",
+    placements,
+    preemptions: [],
+    explanation: {
+      jobId,
+      outcome: "placed",
+      profile: "cheapest",
+      candidatesConsidered: 0,
+      rejections: {},
+      chosen: placements,
+      runnerUp: [],
+      relaxation: "",
+      preemptedTaskIds: [],
+      summary: [],
+      decidedAtMs: 0,
+      seed: 1,
+      estimatedCost: 0,
+    },
+  };
+}
+
+async function setup() {
+  const now = () => 1000;
+  const log = pino({ level: "silent" });
+  const { cluster } = createPlacement();
+  const allocKv = new MemoryKv<AgentAssignments>();
+  const jobKv = new MemoryKv<Job>();
+  const allocs = new AllocRepo(asKv(allocKv), now);
+  const jobs = new JobRepo(asKv(jobKv), now);
+  const registry = new AgentRegistry(asKv(new MemoryKv<AgentRecord>()), cluster, now, undefined);
+  allocs.onChange(clusterSync(cluster, () => ({ priority: 0, interruptible: false }), log));
+  registry.onAdvert(advert("a1"));
+  registry.onAdvert(advert("a2"));
+  const spec = defaultJobSpec({ kind: "training", replicas: 2, gpusPerReplica: 4 });
+  const { revision } = await jobs.create({
+    id: "jgang",
+    tenant: "acme",
+    requestId: "",
+    spec,
+    state: "pending",
+    reason: "",
+    tasks: [newTask("jgang", 0), newTask("jgang", 1)],
+    createdAtMs: 1,
+    updatedAtMs: 1,
+    finishedAtMs: 0,
+    cancelRequested: false,
+    spent: 0,
+    reserved: 0,
+  });
+  const applier = new PlanApplier(allocs, jobs, registry, now, log);
+  const gang = plan("jgang", [placement(0, "a1", [0, 1, 2, 3]), placement(1, "a2", [0, 1, 2, 3])]);
+  return { cluster, allocKv, allocs, jobs, registry, applier, gang, revision, jobKv };
+}
+
+describe("plan applier", () => {
+  it("commits every assignment with one epoch, then the job, and the cluster state follows", async () => {
+    const s = await setup();
+    const result = await s.applier.commit(s.jobs.get("jgang")!, s.gang, 42);
+    expect(result.ok).toBe(true);
+    const job = s.jobs.get("jgang")!.job;
+    expect(job.state).toBe("placed");
+    expect(job.tasks.map((t) => [t.state, t.agentId, t.epoch, t.gpuModel])).toEqual([
+      ["assigned", "a1", 42, "H100-80GB"],
+      ["assigned", "a2", 42, "H100-80GB"],
+    ]);
+    expect(job.tasks[0]!.gpuUuids).toEqual(["GPU-a1-0", "GPU-a1-1", "GPU-a1-2", "GPU-a1-3"]);
+    expect((await s.allocKv.get("a1"))?.value.tasks.map((t) => [t.taskId, t.epoch, t.stop])).toEqual([
+      ["jgang-0", 42, false],
+    ]);
+    expect(s.cluster.freeGpuIndices("a1")).toEqual([]);
+    expect(s.cluster.freeGpuIndices("a2")).toEqual([]);
+  });
+
+  it("rolls a gang back when one agent's GPUs were taken meanwhile, and never over-commits", async () => {
+    const s = await setup();
+    // Another writer took GPU 2 on a2 after the plan was made.
+    s.allocKv.put("a2", {
+      agentId: "a2",
+      updatedAtMs: 0,
+      tasks: [
+        {
+          taskId: "jother-0",
+          jobId: "jother",
+          replica: 0,
+          gpuIndices: [2],
+          template: { command: ["x"], env: {}, workingDir: "", killGraceSeconds: 1 },
+          epoch: 7,
+          pricePerGpuHour: 1,
+          tenant: "t",
+          assignedAtMs: 0,
+          stop: false,
+          stopReason: "",
+        },
+      ],
+    });
+    const result = await s.applier.commit(s.jobs.get("jgang")!, s.gang, 43);
+    expect(result).toEqual({ ok: false, reason: "GPU 2 on a2 is taken" });
+    expect((await s.allocKv.get("a1"))?.value.tasks).toEqual([]);
+    expect((await s.allocKv.get("a2"))?.value.tasks.map((t) => t.taskId)).toEqual(["jother-0"]);
+    expect(s.jobs.get("jgang")!.job.state).toBe("pending");
+    expect(s.cluster.freeGpuIndices("a1")).toEqual([0, 1, 2, 3]);
+    expect(s.cluster.freeGpuIndices("a2")).toEqual([0, 1, 3]);
+  });
+
+  it("refuses a draining agent", async () => {
+    const s = await setup();
+    await s.registry.setDraining("a2", true);
+    const result = await s.applier.commit(s.jobs.get("jgang")!, s.gang, 44);
+    expect(result).toEqual({ ok: false, reason: "agent a2 is not taking work" });
+    expect((await s.allocKv.get("a1"))?.value.tasks ?? []).toEqual([]);
+  });
+
+  it("stops and removes listings only for the named epoch", async () => {
+    const s = await setup();
+    await s.applier.commit(s.jobs.get("jgang")!, s.gang, 45);
+    await s.applier.changeListings([{ agentId: "a1", taskId: "jgang-0", epoch: 44, reason: "old" }], []);
+    expect((await s.allocKv.get("a1"))?.value.tasks[0]?.stop).toBe(false);
+    await s.applier.changeListings([{ agentId: "a1", taskId: "jgang-0", epoch: 45, reason: "cancelled" }], []);
+    expect((await s.allocKv.get("a1"))?.value.tasks[0]).toMatchObject({ stop: true, stopReason: "cancelled" });
+    expect(s.cluster.freeGpuIndices("a1")).toEqual([]); // a stopping task holds its GPUs until it is final
+    const freed = await s.applier.changeListings([], [{ agentId: "a1", taskId: "jgang-0", epoch: 45 }]);
+    expect(freed).toBe(true);
+    expect(s.cluster.freeGpuIndices("a1")).toEqual([0, 1, 2, 3]);
+  });
+});

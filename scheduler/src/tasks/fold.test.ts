@@ -1,0 +1,101 @@
+import { defaultJobSpec, type Job, newTask, type TaskStatusReport } from "@capa/domain";
+import { describe, expect, it } from "vitest";
+import { foldStatus } from "./fold.js";
+
+function job(replicas = 1, overrides: Partial<Job> = {}): Job {
+  const tasks = Array.from({ length: replicas }, (_, i) => ({
+    ...newTask("jx", i),
+    state: "assigned" as const,
+    agentId: "a1",
+    epoch: 5,
+  }));
+  return {
+    id: "jx",
+    tenant: "acme",
+    requestId: "",
+    spec: defaultJobSpec({ replicas }),
+    state: "placed",
+    reason: "",
+    tasks,
+    createdAtMs: 1,
+    updatedAtMs: 1,
+    finishedAtMs: 0,
+    cancelRequested: false,
+    spent: 0,
+    reserved: 0,
+    ...overrides,
+  };
+}
+
+function report(state: TaskStatusReport["state"], extra: Partial<TaskStatusReport> = {}): TaskStatusReport {
+  return {
+    taskId: "jx-0",
+    jobId: "jx",
+    agentId: "a1",
+    epoch: 5,
+    state,
+    exitCode: 0,
+    signal: "",
+    startedAtMs: 100,
+    finishedAtMs: 0,
+    message: "",
+    sentAtMs: 100,
+    bootId: "b",
+    ...extra,
+  };
+}
+
+describe("foldStatus", () => {
+  it("moves a task forward and folds the job state", () => {
+    const r = foldStatus(job(), report("running"), 200);
+    expect(r).toMatchObject({ verdict: "applied", final: false });
+    expect(r.job?.state).toBe("running");
+    expect(r.job?.tasks[0]?.startedAtMs).toBe(100);
+  });
+
+  it("ignores a report for another epoch or agent (fencing)", () => {
+    expect(foldStatus(job(), report("running", { epoch: 4 }), 200).verdict).toBe("stale");
+    expect(foldStatus(job(), report("running", { agentId: "a2" }), 200).verdict).toBe("stale");
+    expect(foldStatus(job(), report("succeeded", { epoch: 4 }), 200)).toMatchObject({ verdict: "stale", final: true });
+  });
+
+  it("never moves a task backwards (redelivery, reordering)", () => {
+    const running = foldStatus(job(), report("running"), 200).job!;
+    expect(foldStatus(running, report("starting"), 300).verdict).toBe("unchanged");
+  });
+
+  it("records the exit code of a failed task and fails the job with a reason", () => {
+    const r = foldStatus(job(), report("failed", { exitCode: 3, finishedAtMs: 900 }), 1000);
+    expect(r.job).toMatchObject({ state: "failed", finishedAtMs: 1000, reason: "task jx-0 exited with code 3" });
+    expect(r.job?.tasks[0]).toMatchObject({ state: "failed", exitCode: 3, finishedAtMs: 900 });
+    expect(r.final).toBe(true);
+  });
+
+  it("succeeds the job only when every task succeeded", () => {
+    const two = job(2);
+    const one = foldStatus(two, report("succeeded"), 500).job!;
+    expect(one.state).toBe("running"); // domain rule: a succeeded task counts as progress
+    const both = foldStatus(one, report("succeeded", { taskId: "jx-1" }), 600).job!;
+    expect(both.state).toBe("succeeded");
+  });
+
+  it("treats a cancel the tenant did not ask for as a preemption to re-place", () => {
+    const r = foldStatus(job(), report("cancelled"), 500);
+    expect(r.job?.tasks[0]?.state).toBe("preempted");
+    expect(r.job?.state).toBe("rescheduling");
+  });
+
+  it("cancels the job when the tenant asked and every task stopped", () => {
+    const r = foldStatus(job(1, { cancelRequested: true }), report("cancelled"), 500);
+    expect(r.job?.state).toBe("cancelled");
+  });
+
+  it("keeps a final task final, but still reports a final report as final for cleanup", () => {
+    const done = foldStatus(job(), report("succeeded"), 500).job!;
+    expect(foldStatus(done, report("succeeded"), 600)).toEqual({ verdict: "unchanged", final: true });
+  });
+
+  it("reports unknown tasks", () => {
+    expect(foldStatus(job(), report("running", { taskId: "jx-9" }), 1).verdict).toBe("unknown-task");
+  });
+});
