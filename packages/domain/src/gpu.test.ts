@@ -12,6 +12,9 @@ describe("normalizeGpuName", () => {
     ["NVIDIA L4", 23034, "L4-24GB"],
     ["NVIDIA H200", 143771, "H200-141GB"],
     ["NVIDIA A10G", 23028, "A10G-24GB"],
+    ["NVIDIA L40S", 46068, "L40S-48GB"],
+    ["NVIDIA RTX A6000", 49140, "A6000-48GB"],
+    ["NVIDIA RTX 6000 Ada Generation", 49140, "RTX6000ADA-48GB"],
   ])("%s (%d MiB) → %s", (name, mib, model) => {
     expect(normalizeGpuName(name, mib)).toBe(model);
   });

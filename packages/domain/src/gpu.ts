@@ -68,6 +68,8 @@ export function normalizeGpuName(name: string, vramMib: number): string {
     .toUpperCase()
     .replace(/^NVIDIA\s+/, "")
     .replace(/^(TESLA|GEFORCE|QUADRO)\s+/, "")
+    .replace(/^RTX\s+(A\d{4})\b/, "$1")
+    .replace(/\bRTX\s+(\d+)\s+ADA\b.*$/, "RTX$1ADA")
     .replace(/\bRTX\s+(\d)/, "RTX$1")
     .replace(/\s+(PCIE|SXM\d?|NVL|HBM\d?E?|GDDR\d?X?)\b.*$/, "")
     .trim();

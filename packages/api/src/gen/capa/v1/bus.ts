@@ -112,7 +112,7 @@ export interface LogChunk {
   jobId: string;
   stream: LogStream;
   data: Buffer;
-  /** Per task and stream, from 1. */
+  /** Per task, from 1, across stdout and stderr: one total order of the task's output. */
   seq: number;
   atMs: number;
 }
