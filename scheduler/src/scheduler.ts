@@ -211,7 +211,13 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
         elected: async () => {
           lease.leader = true;
           metrics.leader.set(1);
-          leadership.start().catch(() => undefined);
+          // Recovery runs beside the lease renewals; a failed start (store hiccup) is retried while still leader.
+          const begin = (): void => {
+            leadership.start().catch(() => {
+              if (lease.leader) setTimeout(begin, 1_000).unref();
+            });
+          };
+          begin();
         },
         demoted: async () => {
           lease.leader = false;

@@ -36,42 +36,61 @@ export class StatusConsumer {
   private messages: Messages | undefined;
   private loop: Promise<void> | undefined;
 
+  private active = false;
+  private readonly config = {
+    durable_name: STATUS_CONSUMER,
+    filter_subject: subjects.allTaskStatus,
+    ack_policy: "explicit",
+    deliver_policy: "all",
+    ack_wait: 30_000_000_000,
+    max_ack_pending: 1000,
+    max_deliver: -1,
+  } as const;
+
   constructor(private readonly d: StatusDeps) {}
 
+  /** Creates the durable consumer (idempotent) and starts consuming; it resumes where the last leader stopped. */
   async start(): Promise<void> {
-    const { jsm, js } = this.d.store;
-    const config = {
-      durable_name: STATUS_CONSUMER,
-      filter_subject: subjects.allTaskStatus,
-      ack_policy: "explicit",
-      deliver_policy: "all",
-      ack_wait: 30_000_000_000,
-      max_ack_pending: 1000,
-      max_deliver: -1,
-    } as const;
     try {
-      await jsm.consumers.add(STREAMS.tasks, config);
+      await this.d.store.jsm.consumers.add(STREAMS.tasks, this.config);
     } catch (err) {
       // Exists with another config (an older version): keep it, it still delivers from where it stopped.
       this.d.logger.warn({ err }, "status consumer exists with a different config; using it as is");
     }
-    const consumer = await js.consumers.get(STREAMS.tasks, STATUS_CONSUMER);
-    const messages = await consumer.consume({ max_messages: 100 });
-    this.messages = messages;
-    this.loop = (async () => {
-      for await (const m of messages) {
-        try {
-          await this.handle(m.subject, m.data);
-          m.ack();
-        } catch (err) {
-          this.d.logger.warn({ err, subject: m.subject }, "task status not applied; will be redelivered");
-          m.nak(500);
+    this.active = true;
+    this.loop = this.run();
+  }
+
+  /** Consumes until stopped; if the subscription ends on its own (server restart, consumer gone), starts over. */
+  private async run(): Promise<void> {
+    const { js, jsm } = this.d.store;
+    while (this.active) {
+      try {
+        await jsm.consumers
+          .info(STREAMS.tasks, STATUS_CONSUMER)
+          .catch(() => jsm.consumers.add(STREAMS.tasks, this.config));
+        const consumer = await js.consumers.get(STREAMS.tasks, STATUS_CONSUMER);
+        const messages = await consumer.consume({ max_messages: 100 });
+        this.messages = messages;
+        if (!this.active) messages.stop();
+        for await (const m of messages) {
+          try {
+            await this.handle(m.subject, m.data);
+            m.ack();
+          } catch (err) {
+            this.d.logger.warn({ err, subject: m.subject }, "task status not applied; will be redelivered");
+            m.nak(500);
+          }
         }
+      } catch (err) {
+        this.d.logger.warn({ err }, "status consumer failed; restarting it");
       }
-    })();
+      if (this.active) await new Promise((r) => setTimeout(r, 1000));
+    }
   }
 
   async stop(): Promise<void> {
+    this.active = false;
     this.messages?.stop();
     await this.loop?.catch(() => undefined);
   }
