@@ -71,11 +71,15 @@ describe("scheduler end to end with a real agent", () => {
   });
 
   it("runs a 2-GPU job: PENDING → PLACED → RUNNING → SUCCEEDED, logs show its two GPUs", async () => {
+    // Hold placement (drain) until the watch is open, so its first event is surely the PENDING job.
+    await rpc((cb) => h.operator.drainAgent({ agentId: AGENT_ID, drain: true }, cb));
     const { job } = await submit(
       h,
       spec({ gpusPerReplica: 2, name: "hello" }, ["sh", "-c", "echo hello; echo $CUDA_VISIBLE_DEVICES"]),
     );
     const watcher = watch(h, job!.id);
+    await waitFor(() => watcher.events.length > 0, { what: "the first watch event" });
+    await rpc((cb) => h.operator.drainAgent({ agentId: AGENT_ID, drain: false }, cb));
     await watcher.done;
     expect(watcher.states()).toEqual(["PENDING", "PLACED", "RUNNING", "SUCCEEDED"]);
     const done = await getJob(h, job!.id);
@@ -166,16 +170,17 @@ describe("scheduler end to end with a real agent", () => {
     } finally {
       writeFileSync(gate, "");
     }
+    // Following from the new scheduler: the stream ends by itself once the job is final and the tail is read.
+    const followed = logs(h, first.job!.id, true);
     await watch(h, first.job!.id).done;
+    await followed.done;
+    expect(followed.text(pb.LogStream.LOG_STREAM_STDOUT)).toBe("finished\n");
     const done = await getJob(h, first.job!.id);
     expect(stateName(done.state)).toBe("SUCCEEDED");
     const listed = await rpc<pb.ListJobsResponse>((cb) =>
       h.jobs.listJobs({ tenant: request.tenant, states: [], limit: 0 }, cb),
     );
     expect(listed.jobs.map((j) => j.id)).toEqual([first.job!.id]);
-    const out = logs(h, first.job!.id, false);
-    await out.done;
-    expect(out.text()).toContain("finished");
     expect(existsSync(gate)).toBe(true);
   });
 });

@@ -43,8 +43,11 @@ describe("agent loss", () => {
     const a = new FakeAgent(h, "lossy-a").start();
     agents.push(a);
     await waitFor(async () => (await agentStatus(h, "lossy-a")) === "ready", { what: "agent a ready" });
+    await rpc((cb) => h.operator.drainAgent({ agentId: "lossy-a", drain: true }, cb)); // hold until watched
     const { job } = await submit(h, spec({ gpusPerReplica: 2 }, ["sleep", "1000"]));
     const watcher = watch(h, job!.id);
+    await waitFor(() => watcher.events.length > 0, { what: "the first watch event" });
+    await rpc((cb) => h.operator.drainAgent({ agentId: "lossy-a", drain: false }, cb));
     const [first] = await waitFor(async () => (await a.assignments()).length === 1 && a.assignments(), {
       what: "assignment on a",
     });
@@ -216,6 +219,38 @@ describe("restart before placement and recovery", () => {
     await agent.report(a!, "succeeded");
     await waitFor(async () => stateName((await getJob(h, job!.id)).state) === "SUCCEEDED", {
       what: "adopted job done",
+    });
+  });
+});
+
+describe("NATS restart", () => {
+  let h: Harness;
+  const agents: FakeAgent[] = [];
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => {
+    for (const a of agents) a.silence();
+    await h?.stop();
+  });
+
+  it("keeps scheduling after the NATS server restarts: state is durable, the consumer resumes", async () => {
+    const agent = new FakeAgent(h, "nats-a").start();
+    agents.push(agent);
+    const { job } = await submit(h, spec({}, ["true"]), { requestId: "across-nats-restart" });
+    const [a] = await waitFor(async () => (await agent.assignments()).length === 1 && agent.assignments(), {
+      what: "placed",
+    });
+    await h.nats.restart();
+    await waitFor(async () => await agent.report(a!, "succeeded").then(() => true), { what: "report after restart" });
+    await waitFor(async () => stateName((await getJob(h, job!.id)).state) === "SUCCEEDED", {
+      what: "status folded after the restart",
+      timeoutMs: 30_000,
+    });
+    const second = await submit(h, spec({}, ["true"]));
+    await waitFor(async () => (await agent.assignments()).some((t) => t.jobId === second.job!.id), {
+      what: "new work placed after the restart",
+      timeoutMs: 30_000,
     });
   });
 });
