@@ -103,10 +103,11 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       () => metrics.overCommits.inc(),
     );
     allocs.onChange(sync);
+    const skip = (key: string, err: unknown) => log.error({ err, key }, "skipping an undecodable KV entry");
     await policy.load();
-    await registry.load();
-    await jobs.load();
-    await allocs.load();
+    await registry.load(skip);
+    await jobs.load(skip);
+    await allocs.load(skip);
     const agentCodec = jsonCodec<AgentRecord>();
     const watches = await Promise.all([
       watchBucket(store.jobs, "*", (e) => jobs.observeWatched(e), log),

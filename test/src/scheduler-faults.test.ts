@@ -254,3 +254,25 @@ describe("NATS restart", () => {
     });
   });
 });
+
+describe("garbage in the store", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => h?.stop());
+
+  it("starts anyway, skipping entries it cannot decode, and keeps serving", async () => {
+    const { job } = await submit(h, spec({ gpusPerReplica: 64 }, ["true"]));
+    const junk = new TextEncoder().encode("\xff\xff not protobuf nor json {");
+    await h.store.jobs.put("jgarbage0000000000", junk);
+    await h.store.allocs.put("junk-agent", junk);
+    await h.store.agents.put("junk-agent", junk);
+    await h.store.policy.put("active", junk);
+    await h.restartScheduler();
+    expect((await getJob(h, job!.id)).id).toBe(job!.id);
+    const policy = await rpc<pb.GetPolicyResponse>((cb) => h.operator.getPolicy({}, cb));
+    expect(policy.policy?.profile).toBe("cheapest");
+    expect(await agentStatus(h, "junk-agent")).toBeUndefined();
+  });
+});

@@ -4,13 +4,14 @@
  * KV). After a restart every known agent gets a fresh timeout window to be heard from again.
  * The registry keeps the engine's ClusterState agent entries in step: lost agents are removed from it.
  */
-import type { TypedKv } from "@capa/bus";
+import { jsonCodec, type TypedKv } from "@capa/bus";
 import type { Advert, Heartbeat } from "@capa/domain";
 import { NotFoundError } from "@capa/domain";
 import type { ClusterStateApi } from "../planner/engine.js";
+import { readAll } from "../store/read-all.js";
 import type { AgentRecord } from "../store/records.js";
 import type { WatchedEntry } from "../store/watch.js";
-import { advertFingerprint, agentTimeoutMs, agentView } from "./advert.js";
+import { advertFingerprint, advertProblem, agentTimeoutMs, agentView } from "./advert.js";
 
 export interface AgentEntry {
   record: AgentRecord;
@@ -40,9 +41,14 @@ export class AgentRegistry {
     private readonly timeoutOverrideMs: number | undefined,
   ) {}
 
-  async load(): Promise<void> {
+  async load(onBad: (key: string, err: unknown) => void): Promise<void> {
     const now = this.now();
-    for (const { value, revision } of await this.kv.list()) {
+    const valid = (r: AgentRecord) => r?.advert && advertProblem(r.advert) === undefined;
+    for (const { key, value, revision } of await readAll(this.kv.kv, jsonCodec<AgentRecord>(), () => true, onBad)) {
+      if (!valid(value)) {
+        onBad(key, new Error("not an agent record"));
+        continue;
+      }
       const entry: AgentEntry = {
         record: value,
         revision,

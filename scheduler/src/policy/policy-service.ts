@@ -3,11 +3,12 @@
  * revision) with CAS; custom profile documents in `capa_policy/profile.<name>`. Every replica applies stored
  * changes to its engine (at start and through the KV watch). Input is validated by the engine's own parser.
  */
-import type { TypedKv } from "@capa/bus";
+import { jsonCodec, type TypedKv } from "@capa/bus";
 import { ConflictError, type FieldViolation, ValidationError } from "@capa/domain";
 import type { Logger } from "pino";
 import { type PlacementEngineApi, type ProfileLike, parseProfile } from "../planner/engine.js";
 import { POLICY_KEY, PROFILE_PREFIX } from "../store/buckets.js";
+import { readAll } from "../store/read-all.js";
 import type { PolicyRecord, ProfileDocument } from "../store/records.js";
 import type { WatchedEntry } from "../store/watch.js";
 
@@ -48,12 +49,15 @@ export class PolicyService {
   }
 
   async load(): Promise<void> {
-    for (const key of await this.profilesKv.keys()) {
-      if (!key.startsWith(PROFILE_PREFIX)) continue;
-      const doc = await this.profilesKv.get(key);
-      if (doc) this.adoptDocument(doc.value);
-    }
-    const active = await this.policyKv.get(POLICY_KEY);
+    const bad = (key: string, err: unknown) => this.logger.warn({ err, key }, "skipping an unreadable policy entry");
+    for (const doc of await readAll(
+      this.profilesKv.kv,
+      jsonCodec<ProfileDocument>(),
+      (k) => k.startsWith(PROFILE_PREFIX),
+      bad,
+    ))
+      this.adoptDocument(doc.value);
+    const [active] = await readAll(this.policyKv.kv, jsonCodec<PolicyRecord>(), (k) => k === POLICY_KEY, bad);
     if (active) this.adoptActive(active.value, active.revision);
   }
 
@@ -151,12 +155,19 @@ export class PolicyService {
       this.logger.warn({ profile: record.profile }, "stored active profile is unknown; keeping the current one");
       return;
     }
-    // Overrides apply to the profile as defined, never on top of earlier overrides.
-    for (const [name, p] of this.bases) if (name !== record.profile) this.engine.upsertProfile(structuredClone(p));
-    this.engine.upsertProfile(withWeights(base, record.weights));
-    this.engine.setActiveProfile(record.profile);
-    this.record = record;
-    this.revision = revision;
+    try {
+      // Overrides apply to the profile as defined, never on top of earlier overrides.
+      for (const [name, p] of this.bases) if (name !== record.profile) this.engine.upsertProfile(structuredClone(p));
+      this.engine.upsertProfile(withWeights(base, record.weights ?? {}));
+      this.engine.setActiveProfile(record.profile);
+      this.record = record;
+      this.revision = revision;
+    } catch (err) {
+      this.logger.warn(
+        { err, profile: record.profile },
+        "stored policy refused by the engine; keeping the current one",
+      );
+    }
   }
 }
 

@@ -4,9 +4,10 @@
  * Listeners see (before, after) for every new revision, from own writes and from the KV watch alike; the
  * scheduler keeps the placement engine's ClusterState in step from them.
  */
-import { decode, type TypedKv } from "@capa/bus";
+import { decode, encode, type TypedKv } from "@capa/bus";
 import { type AgentAssignments, ConflictError, type TaskAssignment } from "@capa/domain";
 import { KeyedMutex } from "../util/keyed-mutex.js";
+import { readAll } from "./read-all.js";
 import type { WatchedEntry } from "./watch.js";
 
 export interface AllocEntry {
@@ -33,8 +34,10 @@ export class AllocRepo {
     private readonly now: () => number,
   ) {}
 
-  async load(): Promise<void> {
-    for (const entry of await this.kv.list()) this.observe(entry.key, { value: entry.value, revision: entry.revision });
+  async load(onBad: (key: string, err: unknown) => void): Promise<void> {
+    const codec = { encode: encode.assignments, decode: decode.assignments };
+    for (const e of await readAll(this.kv.kv, codec, () => true, onBad))
+      this.observe(e.key, { value: e.value, revision: e.revision });
   }
 
   get(agentId: string): AllocEntry | undefined {

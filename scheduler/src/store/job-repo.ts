@@ -3,10 +3,11 @@
  * changes per job. Every change is a CAS write on the revision last seen; a conflict re-reads and re-applies.
  * Changes by this process and by others (via the KV watch) reach the same listeners, in revision order.
  */
-import { decode, type TypedKv } from "@capa/bus";
+import { decode, encode, type TypedKv } from "@capa/bus";
 import { ConflictError, type Job, NotFoundError } from "@capa/domain";
 import { KeyedMutex } from "../util/keyed-mutex.js";
 import { EXPLAIN_PREFIX } from "./buckets.js";
+import { readAll } from "./read-all.js";
 import type { WatchedEntry } from "./watch.js";
 
 export interface JobEntry {
@@ -27,12 +28,10 @@ export class JobRepo {
     private readonly now: () => number,
   ) {}
 
-  async load(): Promise<number> {
-    for (const key of await this.kv.keys()) {
-      if (key.startsWith(EXPLAIN_PREFIX)) continue;
-      const entry = await this.kv.get(key);
-      if (entry) this.observe({ job: entry.value, revision: entry.revision });
-    }
+  async load(onBad: (key: string, err: unknown) => void): Promise<number> {
+    const codec = { encode: encode.job, decode: decode.job };
+    for (const e of await readAll(this.kv.kv, codec, (k) => !k.startsWith(EXPLAIN_PREFIX), onBad))
+      this.observe({ job: e.value, revision: e.revision });
     return this.cache.size;
   }
 
