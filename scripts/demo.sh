@@ -26,13 +26,18 @@ step() {
 }
 
 capa_log "starting capa up (state in $STATE_DIR, log in $STATE_DIR/capa.log)"
-capa up --json --fresh --state-dir "$STATE_DIR" --grpc-port 0 >"$STATE_DIR/up.json" 2>"$STATE_DIR/up.err" &
+# node itself in the background (not the capa function, whose subshell would get the signal instead).
+node packages/cli/bin/capa.js up --json --fresh --state-dir "$STATE_DIR" --grpc-port 0 \
+  >"$STATE_DIR/up.json" 2>"$STATE_DIR/up.err" &
 UP_PID=$!
 stop_capa_up() {
   if kill -0 "$UP_PID" 2>/dev/null; then
-    capa_log "stopping capa up"
+    capa_log "stopping capa up (SIGINT)"
     kill -INT "$UP_PID" 2>/dev/null || true
+    for _ in $(seq 1 60); do kill -0 "$UP_PID" 2>/dev/null || break; sleep 0.5; done
+    kill -TERM "$UP_PID" 2>/dev/null || true
     wait "$UP_PID" 2>/dev/null || true
+    tail -n 1 "$STATE_DIR/up.err" >&2
   fi
 }
 trap stop_capa_up EXIT

@@ -2,6 +2,12 @@
 import { CliError, oneLine } from "./errors.js";
 import { buildProgram } from "./program.js";
 
+// `capa logs -f | head` closes our stdout early: that is the reader being done, not a failure.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(0);
+  throw err;
+});
+
 try {
   await buildProgram().parseAsync(process.argv);
   // Long-running verbs end here after a clean stop; open handles (a gRPC channel, a timer) must not keep us up.

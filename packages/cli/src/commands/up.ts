@@ -1,4 +1,4 @@
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { Command } from "commander";
 import { print, printJsonLine } from "../context.js";
 import { CliError } from "../errors.js";
@@ -41,7 +41,7 @@ export function upCommand(): Command {
     .option("--json", "print one JSON line {natsUrl, grpcAddress, agents, ...} once ready; progress goes to stderr")
     .action(async (flags: UpFlags) => {
       if (flags.agentsPerRegion < 1) throw new CliError("--agents-per-region must be at least 1");
-      const logFile = join(flags.stateDir, "capa.log");
+      const logFile = join(resolve(flags.stateDir), "capa.log");
       const say = (line: string) => process.stderr.write(`capa up: ${line}\n`);
       let stack: LocalStack;
       try {
