@@ -59,7 +59,7 @@ export function upCommand(): Command {
           say,
         });
       } catch (err) {
-        throw new CliError(`capa up failed: ${(err as Error).message} (details in ${logFile})`);
+        throw new CliError(`up failed: ${(err as Error).message} (details in ${logFile})`);
       }
       const shutdown = waitForShutdownSignal();
       await waitUntilAgentsAreSeen(stack, say);
