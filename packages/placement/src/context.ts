@@ -37,7 +37,8 @@ export function buildContext(
     excludedRegions: new Set(spec.excludeRegions),
     latencyTargets: demand,
     onlyRegion: undefined,
-    costRange: { min: 0, max: 0 },
+    cheapestCost: 0,
+    egressByRegion: new Map(),
     rejections: {},
   };
 }
@@ -54,7 +55,12 @@ export function replicaCost(ctx: RequestContext, pricePerGpuHour: number, region
 function egressCost(ctx: RequestContext, region: string): number {
   const from = ctx.spec.dataRegion;
   if (from === "" || ctx.dataGb === 0) return 0;
-  return Math.round(ctx.dataGb * ctx.tables.egressMicrosPerGb(from, region));
+  let cost = ctx.egressByRegion.get(region);
+  if (cost === undefined) {
+    cost = Math.round(ctx.dataGb * ctx.tables.egressMicrosPerGb(from, region));
+    ctx.egressByRegion.set(region, cost);
+  }
+  return cost;
 }
 
 /** Exact integer micros for one replica: rounding rules of @capa/domain's money helpers. */

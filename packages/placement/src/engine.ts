@@ -313,11 +313,15 @@ function toProfile(p: ResolvedProfile): Profile {
     maxCandidates: p.maxCandidates,
     defaultDurationSeconds: p.defaultDurationSeconds,
     defaultDataGb: p.defaultDataGb,
+    costScaleMicros: p.costScaleMicros,
     preemption: p.preemption,
   };
 }
 
 /** Fills fields a caller may have left out (specs decoded from older messages), so filters can rely on them. */
 function normaliseSpec(spec: JobSpec): JobSpec {
-  return { ...defaultJobSpec(), ...spec };
+  for (const key of SPEC_KEYS) if (spec[key] === undefined) return { ...defaultJobSpec(), ...spec };
+  return spec;
 }
+
+const SPEC_KEYS = Object.keys(defaultJobSpec()) as Array<keyof JobSpec>;

@@ -45,8 +45,10 @@ export interface RequestContext {
   latencyTargets: ReadonlyArray<{ region: string; weight: number }>;
   /** Inference: the one region this replica must go to (its share of the demand). */
   onlyRegion: string | undefined;
-  /** Cheapest and dearest replica cost among the buckets that passed the prefilter: the cost scorer's scale. */
-  costRange: { min: number; max: number };
+  /** Cheapest replica cost among the buckets that passed the prefilter: the cost scorer's reference. */
+  cheapestCost: number;
+  /** Egress cost per destination region, memoised for this decision. */
+  readonly egressByRegion: Map<string, number>;
   /** Rejections by reason, for the explanation. */
   readonly rejections: Record<string, number>;
 }

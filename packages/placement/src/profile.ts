@@ -22,6 +22,11 @@ export interface Profile {
   defaultDurationSeconds?: number;
   /** Data each replica reads from the job's data region, for egress cost, when the request gives none. Default 50. */
   defaultDataGb?: number;
+  /**
+   * Money (micros) that halves the cost score: an offer costing this much more than the cheapest scores 50.
+   * Smaller = more cost-driven. Default $1 per replica for its expected duration.
+   */
+  costScaleMicros?: number;
   /** Whether jobs may preempt lower-priority / interruptible allocations when nothing fits. Default true. */
   preemption?: boolean;
 }
@@ -47,6 +52,7 @@ const profileSchema = z
       .max(365 * 24 * 3600)
       .optional(),
     defaultDataGb: z.number().finite().min(0).max(1_000_000).optional(),
+    costScaleMicros: z.number().int().min(1).max(1_000_000_000_000).optional(),
     preemption: z.boolean().optional(),
   })
   .strict();
@@ -98,6 +104,7 @@ export function resolveProfile(profile: Profile): ResolvedProfile {
     maxCandidates: profile.maxCandidates ?? 32,
     defaultDurationSeconds: profile.defaultDurationSeconds ?? 3600,
     defaultDataGb: profile.defaultDataGb ?? 50,
+    costScaleMicros: profile.costScaleMicros ?? 1_000_000,
     preemption: profile.preemption ?? true,
     weighted,
     totalWeight: weighted.reduce((sum, w) => sum + w.weight, 0),
@@ -113,7 +120,7 @@ export const BUILTIN_PROFILES: Profile[] = [
   {
     name: "balanced",
     description: "Cost first, with latency, reliability and packing in the mix.",
-    weights: { cost: 50, latency: 15, reliability: 15, binpack: 10, spread: 5, locality: 5 },
+    weights: { cost: 50, latency: 15, reliability: 15, binpack: 10, headroom: 5, spread: 5, locality: 5 },
   },
   {
     name: "low-latency",
@@ -123,6 +130,6 @@ export const BUILTIN_PROFILES: Profile[] = [
   {
     name: "resilient",
     description: "Reliable agents and replicas spread over providers; cost third.",
-    weights: { reliability: 45, spread: 30, cost: 20, locality: 5 },
+    weights: { reliability: 45, spread: 30, cost: 20, headroom: 10, locality: 5 },
   },
 ];

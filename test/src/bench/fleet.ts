@@ -18,7 +18,10 @@ export function makeFleet(size: number, data: DataSet, rng: () => number): Agent
     bySize.set(o.gpuCount, providers);
     providers.set(o.provider, [...(providers.get(o.provider) ?? []), o]);
   }
-  const sizes = [...data.gpuCountMix.entries()].filter(([n]) => bySize.has(n));
+  // The mix counts machines; an 8-GPU draw adds a whole block, so its weight is divided by the block size.
+  const sizes = [...data.gpuCountMix.entries()]
+    .filter(([n]) => bySize.has(n))
+    .map(([n, w]) => [n, n >= 8 ? w / BLOCK : w] as const);
   const mixTotal = sizes.reduce((s, [, w]) => s + w, 0);
   const drawSize = () => {
     let x = rng() * mixTotal;

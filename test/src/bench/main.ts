@@ -1,43 +1,126 @@
 /**
- * `npm run bench` — placement engine benchmark. Prints a table; with `--json` also one JSON object as the last
- * line. Figures, not timed tests: nothing here passes or fails on speed.
- *   --json            also print the JSON result
- *   --sizes 1000,10000,50000   fleet sizes for the throughput runs
- *   --quick           fewer decisions and cost instances (a smoke run)
- * Environment: CAPA_DATA_DIR (default ../shared/data beside the repository).
+ * `npm run bench` — the placement engine's benchmark: figures, not timed tests (nothing passes or fails on
+ * speed). Prints a table; with `--json` also one JSON object as the last line:
+ *   {"runs":[{"agents","placementsPerSec","p50DecisionMicros","p99DecisionMicros","gangPlacementsPerSec",…}],
+ *    "cost":{"instances","costToLpBound","costVsBaseline":{"firstFit","random","spread","cheapestSingleRegion"}}}
+ * Flags: --json; --quick (a smoke run: fewer decisions, two small cost instances); --sizes 1000,10000,50000;
+ *        --cost-instances N, --cost-agents N, --cost-jobs N (cost instances: count, fleet size, arrivals each).
+ * Environment: CAPA_DATA_DIR (default ../shared/data beside the repository; a built-in catalog without it).
+ * Everything runs in this process, single-threaded: the throughput figures are for one core.
  */
+import { availableParallelism, cpus } from "node:os";
 import { PlacementEngine } from "@capa/placement";
+import { runCost } from "./cost.js";
 import { loadData } from "./data.js";
 import { runThroughput, type ThroughputRun } from "./throughput.js";
 
-function arg(name: string): string | undefined {
+function flag(name: string): string | undefined {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
+function table(header: string[], rows: Array<Array<string | number>>): string {
+  const cells = [header, ...rows.map((r) => r.map(String))];
+  const widths = header.map((_, c) => Math.max(...cells.map((r) => r[c]!.length)));
+  return cells
+    .map((r) => r.map((v, c) => (c === 0 ? v.padEnd(widths[c]!) : v.padStart(widths[c]!))).join("  "))
+    .join("\n");
+}
+
+const pct = (ratio: number) => `${Math.round((1 - ratio) * 1000) / 10}%`;
+
 async function main(): Promise<void> {
   const json = process.argv.includes("--json");
   const quick = process.argv.includes("--quick");
-  const sizes = (arg("--sizes") ?? "1000,10000,50000").split(",").map(Number);
+  const sizes = (flag("--sizes") ?? "1000,10000,50000").split(",").map(Number);
+  const costInstances = Number(flag("--cost-instances") ?? (quick ? 2 : 6));
+  const costAgents = Number(flag("--cost-agents") ?? (quick ? 80 : 150));
+  const costJobs = Number(flag("--cost-jobs") ?? (quick ? 500 : 1000));
+
+  const started = process.hrtime.bigint();
   const data = loadData();
-  console.log(`data: ${data.source} — ${data.offers.length} priced instance offers, ${data.pods.length} trace pods`);
+  console.log(
+    `capa placement benchmark — node ${process.version}, ${cpus()[0]?.model ?? "cpu"} ×${availableParallelism()} (measured single-threaded)`,
+  );
+  console.log(
+    `data: ${data.source}: ${data.offers.length} priced instance offers, ${data.pods.length} trace pods, ${data.serviceSizes.length} inference services`,
+  );
   const skipped = Object.entries(data.skipped)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(" ");
-  if (skipped) console.log(`catalog rows skipped: ${skipped}`);
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ");
+  if (skipped) console.log(`catalog rows set aside: ${skipped}`);
 
   const engine = new PlacementEngine({ activeProfile: "cheapest" });
   const runs: ThroughputRun[] = [];
   for (const size of sizes) {
-    const decisions = quick ? 2000 : size >= 50_000 ? 10_000 : 20_000;
-    const gangDecisions = quick ? 200 : 2000;
-    runs.push(runThroughput(engine, size, data, 42 + size, decisions, gangDecisions));
-    const r = runs[runs.length - 1]!;
-    console.log(
-      `${String(r.agents).padStart(6)} agents  ${String(r.placementsPerSec).padStart(7)}/s  p50 ${r.p50DecisionMicros}µs  p99 ${r.p99DecisionMicros}µs  gangs ${r.gangPlacementsPerSec}/s (p99 ${r.gangP99DecisionMicros}µs)  placed ${r.singlePlacedShare} / gangs ${r.gangPlacedShare}  build ${r.buildMillis}ms`,
-    );
+    const decisions = quick ? 3000 : size >= 50_000 ? 15_000 : 20_000;
+    runs.push(runThroughput(engine, size, data, 42 + size, decisions, quick ? 300 : 2000));
   }
-  if (json) console.log(JSON.stringify({ runs }));
+  console.log("\nDecision throughput, one core, profile cheapest (single-GPU jobs from the trace; gangs 8 × 8 GPUs)");
+  console.log(
+    table(
+      [
+        "agents",
+        "placements/s",
+        "p50 µs",
+        "p99 µs",
+        "placed",
+        "gangs/s",
+        "gang p99 µs",
+        "gangs placed",
+        "index build ms",
+      ],
+      runs.map((r) => [
+        r.agents,
+        r.placementsPerSec,
+        r.p50DecisionMicros,
+        r.p99DecisionMicros,
+        r.singlePlacedShare,
+        r.gangPlacementsPerSec,
+        r.gangP99DecisionMicros,
+        r.gangPlacedShare,
+        r.buildMillis,
+      ]),
+    ),
+  );
+
+  const cost = await runCost(data, costInstances, costAgents, costJobs, 7);
+  console.log(
+    `\nCost: ${cost.instances} instances × ${cost.agentsPerInstance} agents, ${cost.jobs} arrivals in all (online, 60% offered load)`,
+  );
+  console.log(
+    table(
+      ["placer", "jobs placed", "our cost ÷ theirs", "we are cheaper by"],
+      [
+        ["ours (cheapest)", cost.placed.ours, "", ""],
+        ...Object.entries(cost.costVsBaseline).map(([name, ratio]) => [
+          name,
+          cost.placed[name as keyof typeof cost.placed],
+          ratio,
+          pct(ratio),
+        ]),
+      ],
+    ),
+  );
+  console.log(
+    `our cost ÷ LP lower bound (HiGHS): ${cost.costToLpBound}  — largest LP ${cost.lpSize.columns} columns × ${cost.lpSize.rows} rows, ${cost.lpSize.nonzeros} nonzeros; ${cost.lpSeconds}s solving`,
+  );
+  console.log(`cheapestSingleRegion fell back outside its home region ${cost.cheapestSingleRegionFallbacks} times`);
+  console.log(`total ${Math.round(Number(process.hrtime.bigint() - started) / 1e8) / 10}s`);
+
+  if (json) {
+    const result = {
+      runs: runs.map((r) => ({
+        agents: r.agents,
+        placementsPerSec: r.placementsPerSec,
+        p50DecisionMicros: r.p50DecisionMicros,
+        p99DecisionMicros: r.p99DecisionMicros,
+        gangPlacementsPerSec: r.gangPlacementsPerSec,
+      })),
+      cost: { instances: cost.instances, costToLpBound: cost.costToLpBound, costVsBaseline: cost.costVsBaseline },
+    };
+    console.log(JSON.stringify(result));
+  }
 }
 
 main().catch((error) => {

@@ -55,7 +55,7 @@ export function gpuPods(data: DataSet): PodRecord[] {
   return data.pods.filter((p) => p.gpus > 0);
 }
 
-/** A training gang: `replicas` × `gpus`, one region and fabric domain, on 80 GB parts, duration of an 8-GPU pod. */
+/** A training gang: `replicas` × `gpus`, one region and fabric domain, half on 80 GB parts and half on ≥ 24 GB, for the duration of an 8-GPU trace pod. */
 export function gangJob(w: Workload, jobId: string, data: DataSet, replicas: number, gpus: number): PlacementRequest {
   const big = data.pods.filter((p) => p.gpus >= 8);
   const pod = big.length > 0 ? pick(w, big) : { durationSeconds: 36_000, gpus: 8, bestEffort: false };
@@ -64,7 +64,7 @@ export function gangJob(w: Workload, jobId: string, data: DataSet, replicas: num
     kind: "training",
     replicas,
     gpusPerReplica: gpus,
-    minVramMib: 80 * 1024,
+    minVramMib: (w.rng() < 0.5 ? 80 : 24) * 1024,
     expectedDurationSeconds: Math.max(600, pod.durationSeconds),
     dataRegion: w.rng() < 0.5 ? pick(w, w.regions) : "",
   });

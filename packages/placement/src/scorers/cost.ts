@@ -2,17 +2,21 @@ import { replicaCost } from "../context.js";
 import type { Scorer } from "../pipeline.js";
 
 /**
- * Cost of the replica for its expected duration, egress from the data region included, on the scale of the
- * cheapest (100) to the dearest (0) offer that passed the prefilter. The scale comes from the index, not from
- * the candidates visited, so a score means the same whatever the search happened to look at.
+ * Cost of the replica for its expected duration, egress from the data region included, in money rather than
+ * rank: 100 for the cheapest offer that passed the prefilter, 50 for one costing the profile's `costScaleMicros`
+ * more, falling smoothly towards 0 beyond. Absolute, because a dollar saved on a day-long job matters as much
+ * as a dollar on a minute-long one: a short job's few cents rarely outweigh other concerns (headroom, packing),
+ * a long job's hundreds of dollars always do. The reference comes from the index, not from the candidates
+ * visited, so a score means the same whatever the search happened to look at.
  */
-function scoreOf(min: number, max: number, cost: number): number {
-  if (max <= min) return 100;
-  return Math.max(0, Math.min(100, (100 * (max - cost)) / (max - min)));
+function scoreOf(min: number, scale: number, cost: number): number {
+  const extra = Math.max(0, cost - min);
+  return (100 * scale) / (scale + extra);
 }
 
 export const costScorer: Scorer = {
   name: "cost",
-  score: (ctx, c) => scoreOf(ctx.costRange.min, ctx.costRange.max, c.cost),
-  bound: (ctx, bucket, price) => scoreOf(ctx.costRange.min, ctx.costRange.max, replicaCost(ctx, price, bucket.region)),
+  score: (ctx, c) => scoreOf(ctx.cheapestCost, ctx.profile.costScaleMicros, c.cost),
+  bound: (ctx, bucket, price) =>
+    scoreOf(ctx.cheapestCost, ctx.profile.costScaleMicros, replicaCost(ctx, price, bucket.region)),
 };

@@ -6,6 +6,7 @@
 import type { Scorer } from "../pipeline.js";
 import { binpackScorer } from "./binpack.js";
 import { costScorer } from "./cost.js";
+import { headroomScorer } from "./headroom.js";
 import { latencyScorer } from "./latency.js";
 import { localityScorer } from "./locality.js";
 import { reliabilityScorer } from "./reliability.js";
@@ -14,6 +15,7 @@ import { spreadScorer } from "./spread.js";
 export const SCORERS: readonly Scorer[] = [
   costScorer,
   latencyScorer,
+  headroomScorer,
   reliabilityScorer,
   binpackScorer,
   spreadScorer,

@@ -7,6 +7,7 @@ import { DEFAULT_TABLES } from "../tables.js";
 import { type AgentOptions, agent, NOW, request, stateOf } from "../test-fixtures.js";
 import { binpackScorer } from "./binpack.js";
 import { costScorer } from "./cost.js";
+import { headroomScorer } from "./headroom.js";
 import { latencyScorer } from "./latency.js";
 import { localityScorer } from "./locality.js";
 import { SCORERS } from "./registry.js";
@@ -35,12 +36,14 @@ function candidate(ctx: RequestContext, id: string, o: AgentOptions, freeBefore?
 }
 
 describe("cost scorer", () => {
+  // One GPU for the default hour: $1.00/GPU-h costs $1.00; the profile's cost scale is $1.
   const ctx = contextFor({ dataRegion: "us-east" });
-  ctx.costRange = { min: replicaCost(ctx, 1_000_000, "us-east"), max: replicaCost(ctx, 3_000_000, "us-east") };
+  ctx.cheapestCost = replicaCost(ctx, 1_000_000, "us-east");
   it.each([
-    ["cheapest end of the scale", "1.00", "us-east", 100],
-    ["dearest end of the scale", "3.00", "us-east", 0],
-    ["middle of the scale", "2.00", "us-east", 50],
+    ["the cheapest offer", "1.00", "us-east", 100],
+    ["one scale ($1) dearer", "2.00", "us-east", 50],
+    ["two scales dearer", "3.00", "us-east", 100 / 3],
+    ["cheaper than the reference (never above 100)", "0.50", "us-east", 100],
   ])("%s", (_n, price, region, expected) => {
     const c = candidate(ctx, "a", { region, prices: { "H100-80GB": [price] } });
     expect(costScorer.score(ctx, c, [])).toBeCloseTo(expected, 6);
@@ -62,6 +65,46 @@ describe("latency scorer", () => {
   ])("%s", (_n, demandByRegion, region, expected) => {
     const ctx = contextFor({ demandByRegion });
     expect(latencyScorer.score(ctx, candidate(ctx, "a", { region }), [])).toBeCloseTo(expected, 6);
+  });
+});
+
+describe("headroom scorer", () => {
+  // One 8-GPU agent alone in its (model, region) bucket; `busy` of its GPUs taken.
+  it.each([
+    ["empty bucket", 0, 1, 100],
+    ["a quarter left after the replica", 5, 1, 100],
+    ["one eighth left after the replica", 6, 1, 50],
+    ["the last GPU", 7, 1, 0],
+    ["two GPUs leaving half", 2, 2, 100],
+  ])("%s", (_n, busy, gpusPerReplica, expected) => {
+    const ctx = contextFor({ gpusPerReplica });
+    const a = agent("a", { gpus: "8xH100-80GB" });
+    const state = stateOf([a]);
+    if (busy > 0) {
+      state.addAllocation({
+        taskId: "x-0",
+        jobId: "x",
+        agentId: "a",
+        gpuIndices: Array.from({ length: busy }, (_, i) => i),
+        priority: 0,
+        interruptible: false,
+        pricePerGpuHour: 0,
+        startedAtMs: NOW,
+        lastCheckpointMs: 0,
+      });
+    }
+    const offer = state.offerOf("a", "H100-80GB")!;
+    const c: Candidate = {
+      offer,
+      agent: a,
+      model: offer.model,
+      region: a.region,
+      pricePerGpuHour: 2_000_000,
+      interruptible: false,
+      freeBefore: offer.free,
+      cost: 0,
+    };
+    expect(headroomScorer.score(ctx, c, [])).toBeCloseTo(expected, 6);
   });
 });
 
@@ -131,7 +174,7 @@ describe("scorer registry", () => {
     const names = SCORERS.map((s) => s.name);
     expect(new Set(names).size).toBe(names.length);
     const ctx = contextFor({ demandByRegion: { "eu-west": 1 }, dataRegion: "eu-west" });
-    ctx.costRange = { min: 0, max: replicaCost(ctx, 5_000_000, "ap-northeast") };
+    ctx.cheapestCost = replicaCost(ctx, 1_000_000, "us-east");
     const c = candidate(ctx, "a", { region: "us-east", prices: { "H100-80GB": ["2.50"] } });
     const bucket = c.offer.slots["on-demand"]!.bucket;
     for (const s of SCORERS) {

@@ -62,26 +62,34 @@ export function priceCeiling(ctx: RequestContext): number {
 
 /**
  * Prefilter: the buckets of the request's price mode that pass every bucket filter (rejections counted with
- * the bucket's size), in key order. Also sets the context's cost scale from their cheapest and dearest prices.
+ * the bucket's size), in a deterministic order. A job naming its GPU models starts from those models' buckets
+ * (the index by model) and has the other models' offers counted as rejected without visiting them. Also sets
+ * the context's cost reference: the cheapest replica cost any passing bucket offers.
  */
 export function prefilter(state: ClusterState, ctx: RequestContext, ceiling: number): Bucket[] {
+  const index = state.indexes[ctx.mode];
+  let buckets: readonly Bucket[];
+  if (ctx.acceptedModels) {
+    const models = [...ctx.acceptedModels].sort();
+    buckets = models.flatMap((m) => index.byModel.get(m) ?? []);
+    const accepted = models.reduce((n, m) => n + (index.offersByModel.get(m) ?? 0), 0);
+    reject(ctx, REASON.gpuModelNotAccepted, index.offerCount - accepted);
+  } else {
+    buckets = index.allBuckets();
+  }
   const passed: Bucket[] = [];
   let min = Number.POSITIVE_INFINITY;
-  let max = Number.NEGATIVE_INFINITY;
-  buckets: for (const bucket of state.indexes[ctx.mode].allBuckets()) {
+  next: for (const bucket of buckets) {
     for (const f of BUCKET_FILTERS) {
       if (!f.bucket!(ctx, bucket)) {
         reject(ctx, f.reason, bucket.size);
-        continue buckets;
+        continue next;
       }
     }
     passed.push(bucket);
-    if (bucket.minPrice <= ceiling) {
-      min = Math.min(min, replicaCost(ctx, bucket.minPrice, bucket.region));
-      max = Math.max(max, replicaCost(ctx, Math.min(bucket.maxPrice, ceiling), bucket.region));
-    }
+    if (bucket.minPrice <= ceiling) min = Math.min(min, replicaCost(ctx, bucket.minPrice, bucket.region));
   }
-  ctx.costRange = Number.isFinite(min) ? { min, max } : { min: 0, max: 0 };
+  ctx.cheapestCost = Number.isFinite(min) ? min : 0;
   return passed;
 }
 

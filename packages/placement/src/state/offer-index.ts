@@ -89,7 +89,23 @@ export class DomainGroup {
   readonly offers: Offer[] = [];
   freeSum = 0;
   minPrice = Number.POSITIVE_INFINITY;
+  /** byFree[n] = how many offers have exactly n free GPUs: counts replica slots without visiting offers. */
+  private readonly byFree: number[] = [];
   constructor(readonly key: string) {}
+
+  count(free: number, delta: number): void {
+    for (let n = this.byFree.length; n <= free; n++) this.byFree[n] = 0;
+    this.byFree[free]! += delta;
+    this.freeSum += free * delta;
+  }
+
+  /** Replicas of `need` GPUs the domain's free GPUs could host (before per-candidate filters). */
+  slots(need: number): number {
+    if (need <= 0) return Number.POSITIVE_INFINITY;
+    let slots = 0;
+    for (let f = need; f < this.byFree.length; f++) slots += this.byFree[f]! * Math.floor(f / need);
+    return slots;
+  }
 }
 
 /** What identifies a bucket: bucket filters decide on this alone. */
@@ -111,6 +127,8 @@ export class Bucket implements BucketKey {
   freeSum = 0;
   /** Largest per-offer VRAM in the bucket: a job needing more skips the bucket unvisited. */
   maxVramMib = 0;
+  /** Healthy GPUs of all offers in the bucket, free or not. */
+  capacity = 0;
 
   constructor(
     readonly mode: PriceMode,
@@ -154,11 +172,12 @@ export class Bucket implements BucketKey {
       this.domains.set(offer.domainKey, domain);
     }
     insertSorted(domain.offers, offer);
-    domain.freeSum += offer.free;
+    domain.count(offer.free, 1);
     domain.minPrice = Math.min(domain.minPrice, price);
     this.domainOrder = undefined;
     this.size++;
     this.freeSum += offer.free;
+    this.capacity += offer.healthyIndices.length;
     this.maxVramMib = Math.max(this.maxVramMib, offer.minVramMib);
   }
 
@@ -169,7 +188,7 @@ export class Bucket implements BucketKey {
     if (slot.level.size === 0) this.levels.splice(this.levels.indexOf(slot.level), 1);
     const domain = this.domains.get(offer.domainKey);
     if (domain && removeSorted(domain.offers, offer)) {
-      domain.freeSum -= offer.free;
+      domain.count(offer.free, -1);
       if (domain.offers.length === 0) this.domains.delete(offer.domainKey);
       else domain.minPrice = Math.min(...domain.offers.map((o) => o.priceIn(this.mode)?.price ?? Infinity));
     }
@@ -177,6 +196,7 @@ export class Bucket implements BucketKey {
     delete offer.slots[this.mode];
     this.size--;
     this.freeSum -= offer.free;
+    this.capacity -= offer.healthyIndices.length;
     if (offer.minVramMib >= this.maxVramMib) {
       this.maxVramMib = 0;
       for (const d of this.domains.values())
@@ -192,7 +212,10 @@ export class Bucket implements BucketKey {
     slot.level.add(offer);
     const delta = offer.free - oldFree;
     const domain = this.domains.get(offer.domainKey);
-    if (domain) domain.freeSum += delta;
+    if (domain) {
+      domain.count(oldFree, -1);
+      domain.count(offer.free, 1);
+    }
     this.freeSum += delta;
   }
 }
@@ -208,6 +231,9 @@ export class OfferIndex {
   readonly byModel = new Map<string, Bucket[]>();
 
   private ordered: Bucket[] | undefined;
+  /** Offers in the index, in total and per model: rejections by model are counted without visiting buckets. */
+  offerCount = 0;
+  readonly offersByModel = new Map<string, number>();
 
   constructor(readonly mode: PriceMode) {}
 
@@ -233,6 +259,8 @@ export class OfferIndex {
       this.byModel.set(offer.model, list);
     }
     bucket.add(offer, priced.price);
+    this.offerCount++;
+    this.offersByModel.set(offer.model, (this.offersByModel.get(offer.model) ?? 0) + 1);
   }
 
   remove(offer: Offer): void {
@@ -240,6 +268,10 @@ export class OfferIndex {
     if (!slot) return;
     const { bucket } = slot;
     bucket.remove(offer);
+    this.offerCount--;
+    const left = (this.offersByModel.get(offer.model) ?? 1) - 1;
+    if (left === 0) this.offersByModel.delete(offer.model);
+    else this.offersByModel.set(offer.model, left);
     if (bucket.size === 0) {
       this.buckets.delete(bucket.key);
       this.ordered = undefined;
