@@ -7,7 +7,14 @@
 import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { BUCKETS, connectBus, type NatsConnection } from "@capa/bus";
-import { type Advert, type Gpu, residencyOfRegion, type TaskAssignment, type TaskStatusReport } from "@capa/domain";
+import {
+  type Advert,
+  type Gpu,
+  type GpuPrice,
+  residencyOfRegion,
+  type TaskAssignment,
+  type TaskStatusReport,
+} from "@capa/domain";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { type Logger, pino } from "pino";
@@ -15,9 +22,11 @@ import type { AdvertBody } from "./advertiser.js";
 import { Advertiser } from "./advertiser.js";
 import { AssignmentsWatcher } from "./assignments-watcher.js";
 import { AGENT_VERSION, type AgentConfig, type ResolvedAgentConfig, resolveAgentConfig } from "./config.js";
+import { AgentConfigError } from "./errors.js";
 import { discoverGpus, discoverInventory, type GpuInventory } from "./gpu/discover.js";
 import { type HostFacts, readHostFacts } from "./host.js";
 import { Outbox } from "./outbox.js";
+import { servePriceControl } from "./price-control.js";
 import { type ReconcileAction, reconcile } from "./reconciler.js";
 import { recoverTaskRecords } from "./recovery.js";
 import { Reporter } from "./reporter.js";
@@ -28,6 +37,10 @@ export interface AgentHandle {
   readonly agentId: string;
   /** The last advert published. */
   advert(): Advert;
+  /** The prices now advertised. */
+  prices(): GpuPrice[];
+  /** Changes the prices at runtime and re-advertises at once when they differ (running tasks keep theirs). */
+  setPrices(prices: GpuPrice[]): void;
   /** Stops advertising, stops every task (SIGTERM → SIGKILL), flushes logs and reports, closes the connection. */
   stop(): Promise<void>;
 }
@@ -62,7 +75,13 @@ export async function startAgent(config: AgentConfig): Promise<AgentHandle> {
     await nc.close();
     throw err;
   }
-  return { agentId: cfg.agentId, advert: () => agent.advertiser.current(), stop: () => agent.stop() };
+  return {
+    agentId: cfg.agentId,
+    advert: () => agent.advertiser.current(),
+    prices: () => agent.prices(),
+    setPrices: (prices) => agent.setPrices(prices),
+    stop: () => agent.stop(),
+  };
 }
 
 class Agent {
@@ -83,6 +102,7 @@ class Agent {
   private refreshFailures = 0;
   private lastResyncMs = 0;
   private stopping: Promise<void> | undefined;
+  private priceControl: { stop(): void } | undefined;
 
   constructor(
     private readonly cfg: ResolvedAgentConfig,
@@ -113,6 +133,7 @@ class Agent {
       this.finished.set(report.taskId, { report, sentAtMs: 0 });
     }
     this.advertiser.start();
+    this.priceControl = servePriceControl(this.nc, this.cfg.region, this.cfg.agentId, this, this.logger);
     this.advertiser.heartbeat(this.heartbeatBody());
     await this.watcher.start();
     this.tickTimer = setInterval(() => void this.tick(), this.cfg.heartbeatIntervalMs);
@@ -129,6 +150,24 @@ class Agent {
   stop(): Promise<void> {
     this.stopping ??= this.shutdown();
     return this.stopping;
+  }
+
+  prices(): GpuPrice[] {
+    return this.cfg.prices.map((p) => ({ ...p }));
+  }
+
+  /** New prices apply to later placements only; the scheduler locked running allocations' prices at placement. */
+  setPrices(prices: GpuPrice[]): void {
+    const models = new Set(prices.map((p) => p.gpuModel));
+    if (models.size !== prices.length) throw new AgentConfigError("prices: a model is priced twice");
+    if (
+      prices.some(
+        (p) => !Number.isSafeInteger(p.onDemandPerHour) || p.onDemandPerHour < 0 || p.interruptiblePerHour < 0,
+      )
+    )
+      throw new AgentConfigError("prices: must be non-negative integer micros");
+    this.cfg.prices = prices.map((p) => ({ ...p }));
+    if (!this.stopping) this.advertiser.publishAdvert();
   }
 
   // ---- state → messages ---------------------------------------------------------------------------------------
@@ -354,6 +393,7 @@ class Agent {
 
   private async shutdown(): Promise<void> {
     if (this.tickTimer) clearInterval(this.tickTimer);
+    this.priceControl?.stop();
     this.advertiser.stop();
     await this.watcher.stop();
     const tasks = [...this.running.values()];

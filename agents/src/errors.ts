@@ -50,3 +50,8 @@ export class AgentConfigError extends Error {
 export class HostInfoError extends Error {
   override name = "HostInfoError";
 }
+
+/** A runtime price change was refused (bad price list) or the agent could not be reached. */
+export class AgentPriceError extends Error {
+  override name = "AgentPriceError";
+}

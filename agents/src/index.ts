@@ -30,5 +30,13 @@ export {
   type SmiGpuRow,
   smiRowToGpu,
 } from "./gpu/nvidia-smi.js";
+export {
+  applyPriceChange,
+  type PriceChangeReply,
+  type PriceChangeRequest,
+  parsePriceChangeList,
+  servePriceControl,
+  setAgentPrices,
+} from "./price-control.js";
 export { type ReconcileAction, type ReconcileInput, reconcile } from "./reconciler.js";
 export { statusMsgId, usageMsgId } from "./reporter.js";

@@ -1,5 +1,6 @@
 /** What `startScheduler` accepts, and the defaults it fills in. */
-import { hostname } from "node:os";
+import { homedir, hostname } from "node:os";
+import { join } from "node:path";
 import { type Logger, pino } from "pino";
 
 export interface SchedulerConfig {
@@ -29,6 +30,18 @@ export interface SchedulerConfig {
   retryDelayMs?: number;
   /** JetStream replicas for the buckets this scheduler creates (1 on a single server). */
   replicas?: number;
+  /** Platform fee in basis points of each charge (1000 = 10 %), rounded down. Default 1000. */
+  feeBasisPoints?: number;
+  /** Where the scheduler keeps files: the receipt signing key. Default `$CAPA_DATA_DIR` or `~/.capa/scheduler`. */
+  dataDir?: string;
+  /**
+   * Ed25519 receipt signing key (PKCS#8 PEM), created on first start (mode 0600, public key at `<path>.pub`).
+   * Replicas must share one key, or receipts verify only against the key of the replica that signed them.
+   * Default `<dataDir>/receipt-signing-key.pem`.
+   */
+  receiptKeyPath?: string;
+  /** How often running jobs with a budget are re-checked between usage reports. Default 5 000 ms. */
+  budgetCheckIntervalMs?: number;
   logger?: Logger;
   /** Injected clock (tests). Default Date.now. */
   now?: () => number;
@@ -47,6 +60,9 @@ export interface ResolvedConfig {
   logDrainGraceMs: number;
   retryDelayMs: number;
   replicas: number;
+  feeBasisPoints: number;
+  receiptKeyPath: string;
+  budgetCheckIntervalMs: number;
   logger: Logger;
   now: () => number;
 }
@@ -72,6 +88,14 @@ export function resolveConfig(config: SchedulerConfig): ResolvedConfig {
     logDrainGraceMs: config.logDrainGraceMs ?? 500,
     retryDelayMs: config.retryDelayMs ?? 250,
     replicas: config.replicas ?? 1,
+    feeBasisPoints: feeBasisPoints(config.feeBasisPoints),
+    receiptKeyPath:
+      config.receiptKeyPath ??
+      join(
+        config.dataDir ?? process.env.CAPA_DATA_DIR ?? join(homedir(), ".capa", "scheduler"),
+        "receipt-signing-key.pem",
+      ),
+    budgetCheckIntervalMs: positive(config.budgetCheckIntervalMs, "budgetCheckIntervalMs") ?? 5_000,
     logger: config.logger ?? pino({ name: "capa-scheduler", level: process.env.CAPA_LOG_LEVEL ?? "info" }),
     now: config.now ?? Date.now,
   };
@@ -80,5 +104,12 @@ export function resolveConfig(config: SchedulerConfig): ResolvedConfig {
 function positive(value: number | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
   if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number of ms, got ${value}`);
+  return value;
+}
+
+function feeBasisPoints(value: number | undefined): number {
+  if (value === undefined) return 1_000;
+  if (!Number.isInteger(value) || value < 0 || value > 10_000)
+    throw new Error(`feeBasisPoints must be an integer in 0..10000, got ${value}`);
   return value;
 }

@@ -59,6 +59,24 @@ export class SchedulerMetrics {
     labelNames: ["method", "code"] as const,
     registers: [this.registry],
   });
+  readonly usageReports = new Counter({
+    name: "capa_usage_reports_total",
+    help: "Agent usage reports by verdict (accepted, or the rejection reason)",
+    labelNames: ["verdict"] as const,
+    registers: [this.registry],
+  });
+  readonly settlements = new Counter({
+    name: "capa_settlements_total",
+    help: "Allocation settlements by outcome (settled, already-settled)",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
+  readonly budgetEvents = new Counter({
+    name: "capa_budget_events_total",
+    help: "Running-job budget events (warn-80, stop)",
+    labelNames: ["kind"] as const,
+    registers: [this.registry],
+  });
 
   /** Serves GET /metrics; resolves with the bound address. */
   async serve(host: string, port: number): Promise<{ address: string; close(): Promise<void> }> {

@@ -10,14 +10,16 @@ import { listenToAgents } from "./agents/listener.js";
 import { AgentLiveness } from "./agents/liveness.js";
 import { AgentRegistry } from "./agents/registry.js";
 import { resolveConfig, type SchedulerConfig } from "./config.js";
+import { billingHandlers } from "./grpc/billing-handlers.js";
 import { jobHandlers } from "./grpc/job-handlers.js";
-import { type MarketHandlers, unimplementedMarket } from "./grpc/market.js";
+import { type MarketHandlers, marketHandlers } from "./grpc/market.js";
 import { operatorHandlers } from "./grpc/operator-handlers.js";
 import { SERVICE_NAMES, startGrpcServer } from "./grpc/server.js";
 import { JobService } from "./jobs/job-service.js";
 import { LogReader } from "./jobs/logs.js";
 import { Leadership } from "./leader/leadership.js";
 import { LeaseKeeper } from "./leader/lease-keeper.js";
+import { openMarket } from "./market/market.js";
 import { SchedulerMetrics } from "./metrics.js";
 import { PlanApplier } from "./planner/apply.js";
 import { clusterSync, resyncAgent } from "./planner/cluster-sync.js";
@@ -46,7 +48,7 @@ export interface SchedulerHandle {
 }
 
 export interface SchedulerExtensions {
-  /** Quote/ListOffers handlers (the marketplace module); UNIMPLEMENTED by default. */
+  /** Replaces the Quote/ListOffers handlers (tests); by default they read the live order book. */
   market?: MarketHandlers;
 }
 
@@ -67,6 +69,21 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
     const queue = new EvalQueue(now);
     const epochs = new EpochSource();
     const explanations = new ExplanationStore(b.explanations, log);
+    const market = await openMarket({
+      nc,
+      store,
+      feeBasisPoints: cfg.feeBasisPoints,
+      receiptKeyPath: cfg.receiptKeyPath,
+      budgetCheckIntervalMs: cfg.budgetCheckIntervalMs,
+      replicas: cfg.replicas,
+      cluster,
+      jobs,
+      providerOf: (agentId) => registry.get(agentId)?.record.advert.provider ?? "",
+      cancel: (jobId, reason) => jobService.cancel(jobId, reason),
+      metrics,
+      logger: log,
+      now,
+    });
     const policy = new PolicyService(engine, b.policy, b.profiles, now, log);
     const applier = new PlanApplier(allocs, jobs, registry, now, log);
     const worker = new PlannerWorker({
@@ -83,6 +100,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       logger: log,
       now,
       retryDelayMs: cfg.retryDelayMs,
+      marketReason: (job) => market.marketReason(job),
     });
     const lease = { leader: false };
     const evaluate = (jobId: string, reason: string, backoff = false) => {
@@ -172,9 +190,17 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       statuses,
       logger: log,
       sweepIntervalMs: 5_000,
+      extras: market.leaderParts,
     });
 
-    const jobService = new JobService(jobs, b.requests, now, evaluate, () => metrics.jobsSubmitted.inc());
+    const jobService = new JobService(
+      jobs,
+      b.requests,
+      now,
+      evaluate,
+      () => metrics.jobsSubmitted.inc(),
+      market.admission,
+    );
     const fleet = new Fleet(registry, allocs, cluster, now, () => capacityChanged("agent undrained"));
     const grpc = await startGrpcServer({
       address: cfg.grpcAddress,
@@ -186,7 +212,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
         jobs: jobService,
         repo: jobs,
         logs: new LogReader(store, jobs, cfg.logDrainGraceMs),
-        market: ext.market ?? unimplementedMarket,
+        market: ext.market ?? marketHandlers({ logger: log, metrics, cluster, engine, jobs, fleet, now }),
       }),
       operatorService: operatorHandlers({
         logger: log,
@@ -199,6 +225,14 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
         cluster,
         now,
         onPolicyChanged: () => capacityChanged("policy changed"),
+      }),
+      billingService: billingHandlers({
+        logger: log,
+        metrics,
+        ledger: market.ledger,
+        budgets: market.budgets,
+        jobs,
+        now,
       }),
     });
     cleanups.push(() => grpc.stop(1000));

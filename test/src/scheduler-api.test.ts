@@ -171,10 +171,24 @@ describe("scheduler API: validation", () => {
     expect(err.code).toBe(status.NOT_FOUND);
   });
 
-  it("answers UNIMPLEMENTED for the marketplace calls until that module is wired", async () => {
-    expect((await rpcError((cb) => h.jobs.quote({ tenant: "acme", spec: spec() }, cb))).code).toBe(
-      status.UNIMPLEMENTED,
+  it("validates Quote and ListOffers: INVALID_ARGUMENT naming the field", async () => {
+    const missing = await rpcError((cb) => h.jobs.quote({ tenant: "acme", spec: undefined }, cb));
+    expect([missing.code, missing.details]).toEqual([status.INVALID_ARGUMENT, expect.stringContaining("spec")]);
+    const bad = await rpcError((cb) => h.jobs.quote({ tenant: "acme", spec: spec({ replicas: 0 }) }, cb));
+    expect([bad.code, bad.details]).toEqual([status.INVALID_ARGUMENT, expect.stringContaining("spec.replicas")]);
+    const sort = await rpcError((cb) => h.jobs.listOffers(pb.ListOffersRequest.fromPartial({ sortBy: "cost" }), cb));
+    expect([sort.code, sort.details]).toEqual([status.INVALID_ARGUMENT, expect.stringContaining("sort_by")]);
+    const receipt = await rpcError((cb) => h.billing.getReceipt({ receiptId: "nope" }, cb));
+    expect([receipt.code, receipt.details]).toEqual([status.INVALID_ARGUMENT, expect.stringContaining("receipt_id")]);
+    const unknown = await rpcError((cb) => h.billing.getReceipt({ receiptId: "rcpt:jnope-0:1" }, cb));
+    expect(unknown.code).toBe(status.NOT_FOUND);
+    const limits = await rpcError((cb) =>
+      h.billing.setTenantLimits(
+        { limits: { tenant: "", hourlyCapMicros: -1, monthlyCapMicros: 0, updatedAtUnixMs: 0 }, actor: "" },
+        cb,
+      ),
     );
+    expect([limits.code, limits.details]).toEqual([status.INVALID_ARGUMENT, expect.stringContaining("limits.tenant")]);
   });
 });
 

@@ -111,6 +111,7 @@ describe("leader lease and restarts", () => {
       grpcAddress: "127.0.0.1:0",
       logger: silent,
       leaseTtlMs: 1_000,
+      dataDir: h.dataDir,
     });
     expect(follower.isLeader()).toBe(false);
     const followerJobs = new pb.JobServiceClient(follower.grpcAddress, credentials.createInsecure());

@@ -2,6 +2,9 @@
  * Test harness for the scheduler suites: a real nats-server, a scheduler on a free gRPC port, generated gRPC
  * clients over a real channel, and helpers (promisified calls, watch/log collectors, spec builders).
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import * as pb from "@capa/api";
 import { connectBus, decode, encode, ensureStore, type NatsConnection, type Store, subjects, TypedKv } from "@capa/bus";
 import type { Advert, AgentAssignments, TaskAssignment, TaskStatusReport } from "@capa/domain";
@@ -19,6 +22,9 @@ export interface Harness {
   scheduler: SchedulerHandle;
   jobs: pb.JobServiceClient;
   operator: pb.OperatorServiceClient;
+  billing: pb.BillingServiceClient;
+  /** The scheduler's data dir (receipt signing key), a temp dir removed at stop. */
+  dataDir: string;
   /** Stops the scheduler and starts a new one on the same NATS (new gRPC port, new clients). */
   restartScheduler(overrides?: Partial<SchedulerConfig>): Promise<void>;
   stop(): Promise<void>;
@@ -28,8 +34,10 @@ export async function startHarness(overrides: Partial<SchedulerConfig> = {}): Pr
   const nats = await startNatsServer();
   const nc = await connectBus({ servers: nats.url, name: "scheduler-test" });
   const store = await ensureStore(nc);
+  const dataDir = mkdtempSync(join(tmpdir(), "capa-scheduler-data-"));
   const config = (extra: Partial<SchedulerConfig>): SchedulerConfig => ({
     natsUrl: nats.url,
+    dataDir,
     grpcAddress: "127.0.0.1:0",
     logger: silent,
     leaseTtlMs: 3_000,
@@ -45,9 +53,12 @@ export async function startHarness(overrides: Partial<SchedulerConfig> = {}): Pr
     scheduler: await startScheduler(config({})),
     jobs: undefined as unknown as pb.JobServiceClient,
     operator: undefined as unknown as pb.OperatorServiceClient,
+    billing: undefined as unknown as pb.BillingServiceClient,
+    dataDir,
     async restartScheduler(extra = {}) {
       h.jobs.close();
       h.operator.close();
+      h.billing.close();
       await h.scheduler.stop();
       h.scheduler = await startScheduler(config(extra));
       connectClients();
@@ -55,14 +66,17 @@ export async function startHarness(overrides: Partial<SchedulerConfig> = {}): Pr
     async stop() {
       h.jobs?.close();
       h.operator?.close();
+      h.billing?.close();
       await h.scheduler?.stop();
       await nc.close();
       await nats.stop();
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
   const connectClients = () => {
     h.jobs = new pb.JobServiceClient(h.scheduler.grpcAddress, credentials.createInsecure());
     h.operator = new pb.OperatorServiceClient(h.scheduler.grpcAddress, credentials.createInsecure());
+    h.billing = new pb.BillingServiceClient(h.scheduler.grpcAddress, credentials.createInsecure());
   };
   connectClients();
   return h;

@@ -31,6 +31,9 @@ export const subjects = {
     `${SUBJECT_ROOT}.agent.${assertToken(region, "region")}.${assertToken(agentId, "agent id")}.advert`,
   heartbeat: (region: string, agentId: string) =>
     `${SUBJECT_ROOT}.agent.${assertToken(region, "region")}.${assertToken(agentId, "agent id")}.heartbeat`,
+  /** Request-reply: change the agent's prices at runtime (JSON `{prices, replace?}` → `{ok, prices | error}`). */
+  agentPriceControl: (region: string, agentId: string) =>
+    `${SUBJECT_ROOT}.agent.${assertToken(region, "region")}.${assertToken(agentId, "agent id")}.control.price`,
   allAdverts: `${SUBJECT_ROOT}.agent.*.*.advert`,
   allHeartbeats: `${SUBJECT_ROOT}.agent.*.*.heartbeat`,
   taskStatus: (taskId: string) => `${SUBJECT_ROOT}.task.${assertToken(taskId, "task id")}.status`,

@@ -22,4 +22,10 @@ export function findProtoDir(override?: string): string | undefined {
   return undefined;
 }
 
-export const PROTO_FILES = ["capa/v1/types.proto", "capa/v1/bus.proto", "capa/v1/jobs.proto", "capa/v1/operator.proto"];
+export const PROTO_FILES = [
+  "capa/v1/types.proto",
+  "capa/v1/bus.proto",
+  "capa/v1/jobs.proto",
+  "capa/v1/operator.proto",
+  "capa/v1/billing.proto",
+];

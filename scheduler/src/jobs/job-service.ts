@@ -20,6 +20,7 @@ import {
   tenantViolations,
   throwIfViolations,
 } from "@capa/domain";
+import type { AdmissionApi } from "../market/admission.js";
 import type { JobEntry, JobRepo } from "../store/job-repo.js";
 import type { RequestRecord } from "../store/records.js";
 import { newJobId, requestKey, specDigest } from "../util/ids.js";
@@ -61,6 +62,8 @@ export class JobService {
     private readonly now: () => number,
     private readonly evaluate: (jobId: string, reason: string) => void,
     private readonly onSubmitted: () => void = () => {},
+    /** Budget admission: reserves the job's expected cost before the job is written. */
+    private readonly admission?: AdmissionApi,
   ) {}
 
   async submit(input: SubmitInput): Promise<SubmitResult> {
@@ -170,7 +173,17 @@ export class JobService {
       spent: 0,
       reserved: 0,
     };
-    const entry = await this.jobs.create(job);
+    // Reserve first (refused → FAILED_PRECONDITION, nothing written); undo it if the job cannot be written,
+    // unless a concurrent retry wrote the same job, which then owns the reservation.
+    if (this.admission) job.reserved = await this.admission.reserve(input.tenant, id, spec);
+    let entry: JobEntry;
+    try {
+      entry = await this.jobs.create(job);
+    } catch (err) {
+      if (this.admission && !(await this.jobs.fetch(id).catch(() => undefined)))
+        await this.admission.release(input.tenant, id).catch(() => undefined);
+      throw err;
+    }
     this.onSubmitted();
     this.evaluate(id, "submitted");
     return entry;

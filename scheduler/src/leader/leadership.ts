@@ -3,7 +3,8 @@
  * 1. recovery — epochs are seeded from KV; every job that is not final or still has listings is reconciled with
  *    adoption on (a crash between an assignment commit and its job commit is adopted, stale listings removed);
  * 2. the durable status consumer resumes where the previous leader stopped;
- * 3. the planner worker, agent liveness, and a periodic sweep of waiting jobs run.
+ * 3. the planner worker, agent liveness, and a periodic sweep of waiting jobs run;
+ * 4. extra parts (the market's settlement, usage consumer and budget watch) start after recovery.
  */
 import { isFinalJobState } from "@capa/domain";
 import type { Logger } from "pino";
@@ -29,6 +30,13 @@ export interface LeadershipDeps {
   statuses: StatusConsumer;
   logger: Logger;
   sweepIntervalMs: number;
+  /** More leader-only work (the market: settlement, usage, budget watch), started after recovery, stopped first. */
+  extras?: LeaderPart[];
+}
+
+export interface LeaderPart {
+  start(): Promise<void> | void;
+  stop(): Promise<void>;
 }
 
 export class Leadership {
@@ -60,6 +68,7 @@ export class Leadership {
     clearInterval(this.sweep);
     this.sweep = undefined;
     this.d.liveness.stop();
+    for (const part of [...(this.d.extras ?? [])].reverse()) await part.stop();
     await this.d.statuses.stop();
     await this.d.worker.stop();
     this.d.queue.clear();
@@ -95,6 +104,7 @@ export class Leadership {
     if (!this.active) return;
     this.d.logger.info({ recovered }, "leader recovery done");
     await this.d.statuses.start();
+    for (const part of this.d.extras ?? []) await part.start();
     worker.start();
     worker.enqueueWaiting("leader elected");
     this.d.liveness.start();

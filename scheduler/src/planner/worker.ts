@@ -32,6 +32,8 @@ export interface PlannerDeps {
   logger: Logger;
   now: () => number;
   retryDelayMs: number;
+  /** Why the market cannot serve the job (e.g. every offer is above its max price, naming the cheapest), if so. */
+  marketReason?: (job: Job) => string | undefined;
 }
 
 const MAX_RETRY_DELAY_MS = 10_000;
@@ -146,7 +148,8 @@ export class PlannerWorker {
 
   /** Records why the job still waits (only when the reason text changes, so waiting jobs do not churn KV). */
   private async noteWaiting(entry: JobEntry, summary: string[], outcome = "pending"): Promise<void> {
-    const reason = waitingReason(entry.job, summary, outcome);
+    const market = this.d.marketReason?.(entry.job);
+    const reason = waitingReason(entry.job, market ? [market, ...summary] : summary, outcome);
     if (entry.job.reason === reason) return;
     await this.d.jobs.write(entry, { ...entry.job, reason });
   }

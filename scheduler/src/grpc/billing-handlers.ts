@@ -1,0 +1,137 @@
+/**
+ * BillingService over gRPC: invoices, provider earnings, signed receipts, the signing key, tenant limits. Every
+ * amount is read from the ledger stream (@capa/ledger); these handlers only validate and convert.
+ * Errors: bad input → INVALID_ARGUMENT (field path), unknown receipt → NOT_FOUND, ledger down → UNAVAILABLE.
+ */
+import type * as pb from "@capa/api";
+import { type FieldViolation, NotFoundError, tenantViolations, throwIfViolations, ValidationError } from "@capa/domain";
+import {
+  type BudgetStore,
+  earningsToPb,
+  InvalidReceiptIdError,
+  invoiceToPb,
+  type Ledger,
+  receiptToPb,
+  tenantBudgetToPb,
+  tenantLimitsToPb,
+} from "@capa/ledger";
+import { tokenViolations } from "../agents/fleet.js";
+import { jobIdViolations } from "../jobs/job-service.js";
+import type { JobRepo } from "../store/job-repo.js";
+import { type EdgeContext, unary } from "./unary.js";
+
+export interface BillingDeps extends EdgeContext {
+  ledger: Ledger;
+  budgets: BudgetStore;
+  jobs: JobRepo;
+  now: () => number;
+}
+
+export const DEFAULT_RECEIPTS_LIMIT = 100;
+export const MAX_RECEIPTS_LIMIT = 1000;
+const MAX_ACTOR_LENGTH = 128;
+
+/** [from, to) with to = 0 meaning "up to now" (inclusive of this millisecond). */
+function period(fromMs: number, toMs: number, nowMs: number, violations: FieldViolation[]) {
+  if (!Number.isSafeInteger(fromMs) || fromMs < 0)
+    violations.push({ field: "from_unix_ms", message: "must be a non-negative integer" });
+  if (!Number.isSafeInteger(toMs) || toMs < 0)
+    violations.push({ field: "to_unix_ms", message: "must be a non-negative integer (0 = up to now)" });
+  const to = toMs > 0 ? toMs : nowMs + 1;
+  if (toMs > 0 && toMs <= fromMs) violations.push({ field: "to_unix_ms", message: "must be after from_unix_ms" });
+  return { from: fromMs, to };
+}
+
+function capViolations(value: number, field: string): FieldViolation[] {
+  return Number.isSafeInteger(value) && value >= 0 ? [] : [{ field, message: "must be a non-negative integer" }];
+}
+
+export function billingHandlers(d: BillingDeps): pb.BillingServiceServer {
+  return {
+    getInvoice: unary(d, "GetInvoice", async (req: pb.GetInvoiceRequest) => {
+      const violations = tenantViolations(req.tenant);
+      if (req.jobId !== "") violations.push(...jobIdViolations(req.jobId));
+      const { from, to } = period(req.fromUnixMs, req.toUnixMs, d.now(), violations);
+      throwIfViolations(violations);
+      return invoiceToPb(await d.ledger.invoice(req.tenant, from, to, req.jobId));
+    }),
+    getEarnings: unary(d, "GetEarnings", async (req: pb.GetEarningsRequest) => {
+      const violations = [
+        ...tokenViolations(req.agentId, "agent_id", false),
+        ...(req.provider.length > 128 ? [{ field: "provider", message: "must be at most 128 characters" }] : []),
+      ];
+      if (req.agentId === "" && req.provider === "")
+        violations.push({ field: "agent_id", message: "agent_id or provider is required" });
+      const { from, to } = period(req.fromUnixMs, req.toUnixMs, d.now(), violations);
+      throwIfViolations(violations);
+      const who = {
+        ...(req.agentId ? { agentId: req.agentId } : {}),
+        ...(req.provider ? { provider: req.provider } : {}),
+      };
+      return earningsToPb(await d.ledger.earnings(who, from, to));
+    }),
+    getReceipt: unary(d, "GetReceipt", async (req: pb.GetReceiptRequest) => {
+      if (req.receiptId === "" || req.receiptId.length > 256)
+        throw new ValidationError([{ field: "receipt_id", message: "must be a receipt id (rcpt:<taskId>:<epoch>)" }]);
+      let receipt: Awaited<ReturnType<Ledger["getReceipt"]>>;
+      try {
+        receipt = await d.ledger.getReceipt(req.receiptId);
+      } catch (err) {
+        if (err instanceof InvalidReceiptIdError)
+          throw new ValidationError([{ field: "receipt_id", message: err.message }]);
+        throw err;
+      }
+      if (!receipt) throw new NotFoundError(`receipt ${req.receiptId} not found`);
+      return { receipt: receiptToPb(receipt) };
+    }),
+    listReceipts: unary(d, "ListReceipts", async (req: pb.ListReceiptsRequest) => {
+      const violations: FieldViolation[] = [];
+      if (req.tenant !== "") violations.push(...tenantViolations(req.tenant));
+      violations.push(...tokenViolations(req.agentId, "agent_id", false));
+      if (req.jobId !== "") violations.push(...jobIdViolations(req.jobId));
+      if (req.tenant === "" && req.agentId === "" && req.jobId === "")
+        violations.push({ field: "tenant", message: "tenant, agent_id or job_id is required" });
+      if (req.limit > MAX_RECEIPTS_LIMIT)
+        violations.push({ field: "limit", message: `must be at most ${MAX_RECEIPTS_LIMIT}` });
+      const { from } = period(req.fromUnixMs, req.toUnixMs, d.now(), violations);
+      throwIfViolations(violations);
+      // A job alone: narrow the read to its tenant's receipts when the job is known.
+      const tenant = req.tenant || (req.jobId && !req.agentId ? (d.jobs.get(req.jobId)?.job.tenant ?? "") : "");
+      const receipts = await d.ledger.listReceipts({
+        ...(tenant ? { tenant } : {}),
+        ...(req.agentId ? { agentId: req.agentId } : {}),
+        ...(req.jobId ? { jobId: req.jobId } : {}),
+        fromMs: from,
+        toMs: req.toUnixMs,
+        limit: req.limit || DEFAULT_RECEIPTS_LIMIT,
+      });
+      return { receipts: receipts.map(receiptToPb) };
+    }),
+    getSigningKey: unary(d, "GetSigningKey", () => d.ledger.signingKeyInfo()),
+    setTenantLimits: unary(d, "SetTenantLimits", async (req: pb.SetTenantLimitsRequest) => {
+      const limits = req.limits;
+      const violations: FieldViolation[] = [];
+      if (!limits) violations.push({ field: "limits", message: "is required" });
+      else {
+        violations.push(...tenantViolations(limits.tenant, "limits.tenant"));
+        violations.push(...capViolations(limits.hourlyCapMicros, "limits.hourly_cap_micros"));
+        violations.push(...capViolations(limits.monthlyCapMicros, "limits.monthly_cap_micros"));
+      }
+      if (req.actor.length > MAX_ACTOR_LENGTH)
+        violations.push({ field: "actor", message: `must be at most ${MAX_ACTOR_LENGTH} characters` });
+      throwIfViolations(violations);
+      const tenant = limits!.tenant;
+      const outcome = await d.budgets.setLimits(
+        tenant,
+        { hourlyCap: limits!.hourlyCapMicros, monthlyCap: limits!.monthlyCapMicros },
+        d.now(),
+      );
+      d.logger.info({ tenant, actor: req.actor, limits: outcome.state.limits }, "tenant limits set");
+      return { limits: tenantLimitsToPb(tenant, outcome.state.limits) };
+    }),
+    getTenantLimits: unary(d, "GetTenantLimits", async (req: pb.GetTenantLimitsRequest) => {
+      throwIfViolations(tenantViolations(req.tenant));
+      return tenantBudgetToPb(req.tenant, await d.budgets.summary(req.tenant, d.now()));
+    }),
+  };
+}

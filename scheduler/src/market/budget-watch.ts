@@ -1,0 +1,147 @@
+/**
+ * The running-job budget watch (leader only). A job's spend = its settled allocations (ledger) + its running
+ * allocations so far (locked price × GPUs × time since the scheduler saw them start). Checked on every accepted
+ * usage report and by a per-job timer armed for the moment the spend reaches the next threshold
+ * (`msUntilBudgetReached`), so a stop does not wait for the next usage sample:
+ *
+ * - job budget (`spec.budget`): at 80 % one warning (the job's reason, so WatchJob sends one event); at 100 %
+ *   the job is cancelled with reason `budget-exhausted` (its allocations are settled with that end reason);
+ * - tenant budget: when the spend reaches what admission reserved, the reservation is extended by the overrun
+ *   plus one hour at the job's running rate; a refused extension (monthly or hourly cap) stops the job the same
+ *   way. So settled + reserved never passes the tenant's cap by more than one check's worth of metering.
+ */
+import { formatUsd, isFinalJobState, type Job, type Micros } from "@capa/domain";
+import type { BudgetStore } from "@capa/ledger";
+import { BudgetExceededError, jobBudgetStatus, msUntilBudgetReached, UnknownReservationError } from "@capa/market";
+import type { Logger } from "pino";
+import type { SchedulerMetrics } from "../metrics.js";
+import type { JobRepo } from "../store/job-repo.js";
+import { BUDGET_EXHAUSTED, runningCost, runningHourly } from "./allocations.js";
+import type { Settler } from "./settler.js";
+
+export interface BudgetWatchDeps {
+  jobs: JobRepo;
+  budgets: BudgetStore;
+  settler: Settler;
+  /** Cancels the job (JobService.cancel): its running tasks are stopped by the leader's next evaluation. */
+  cancel: (jobId: string, reason: string) => Promise<unknown>;
+  metrics: SchedulerMetrics;
+  logger: Logger;
+  now: () => number;
+  /** Longest wait between two checks of a running job. */
+  maxCheckIntervalMs: number;
+}
+
+export const BUDGET_WARNING = "budget warning";
+
+export class BudgetWatch {
+  private active = false;
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly checking = new Map<string, Promise<void>>();
+
+  constructor(private readonly d: BudgetWatchDeps) {}
+
+  start(): void {
+    this.active = true;
+    for (const { job } of this.d.jobs.list()) if (!isFinalJobState(job.state)) this.check(job.id);
+  }
+
+  async stop(): Promise<void> {
+    this.active = false;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    await Promise.allSettled([...this.checking.values()]);
+  }
+
+  /** Checks one job now (at most one check per job at a time; a second request while one runs is dropped). */
+  check(jobId: string, persistSpend = false): Promise<void> {
+    const running = this.checking.get(jobId);
+    if (running) return running;
+    const work = this.checkOnce(jobId, persistSpend)
+      .catch((err) => this.d.logger.warn({ err, jobId }, "budget check failed"))
+      .finally(() => this.checking.delete(jobId));
+    this.checking.set(jobId, work);
+    return work;
+  }
+
+  private arm(jobId: string, delayMs: number): void {
+    clearTimeout(this.timers.get(jobId));
+    if (!this.active) return;
+    const timer = setTimeout(
+      () => {
+        this.timers.delete(jobId);
+        void this.check(jobId);
+      },
+      Math.max(10, Math.min(delayMs, this.d.maxCheckIntervalMs)),
+    );
+    timer.unref();
+    this.timers.set(jobId, timer);
+  }
+
+  private async checkOnce(jobId: string, persistSpend: boolean): Promise<void> {
+    const entry = this.d.jobs.get(jobId);
+    if (!this.active || !entry) return;
+    const { job } = entry;
+    if (isFinalJobState(job.state) || job.cancelRequested) {
+      clearTimeout(this.timers.get(jobId));
+      this.timers.delete(jobId);
+      return;
+    }
+    const nowMs = this.d.now();
+    const hourly = runningHourly(job);
+    const running = job.tasks.reduce((n, t) => n + runningCost(t, nowMs), 0);
+    const spent = (await this.d.settler.settledSpend(job)) + running;
+    const budget = job.spec.budget;
+
+    if (jobBudgetStatus(spent, budget) === "stop") {
+      await this.stopJob(job, `spent ${formatUsd(spent)} of the job's budget ${formatUsd(budget)}`);
+      return;
+    }
+    let reserved = job.reserved;
+    if (hourly > 0 && spent >= reserved) {
+      const amount = spent - reserved + hourly;
+      try {
+        await this.d.budgets.extend(job.tenant, jobId, amount, nowMs);
+        reserved += amount;
+      } catch (err) {
+        if (err instanceof BudgetExceededError) {
+          await this.stopJob(job, `reservation could not be extended: ${err.message}`);
+          return;
+        }
+        if (!(err instanceof UnknownReservationError)) throw err;
+        reserved = Number.MAX_SAFE_INTEGER; // no reservation to extend (settled meanwhile): nothing to guard
+      }
+    }
+    const warn = jobBudgetStatus(spent, budget) === "warn-80" && !job.reason.startsWith(BUDGET_WARNING);
+    if (warn || reserved !== job.reserved || (persistSpend && spent !== job.spent)) {
+      await this.d.jobs.mutate(jobId, (j) => {
+        if (isFinalJobState(j.state) || j.cancelRequested) return undefined;
+        const next = { ...j, spent };
+        if (reserved !== j.reserved && reserved !== Number.MAX_SAFE_INTEGER) next.reserved = reserved;
+        if (warn && !j.reason.startsWith(BUDGET_WARNING)) {
+          next.reason = `${BUDGET_WARNING}: spent ${formatUsd(spent)} of ${formatUsd(budget)} (80 %)`;
+          this.d.metrics.budgetEvents.inc({ kind: "warn-80" });
+        }
+        return next;
+      });
+    }
+    const untilBudget = msUntilBudgetReached(spent, budget, hourly);
+    const untilReserved = reserved === Number.MAX_SAFE_INTEGER ? undefined : msUntil(spent, reserved, hourly);
+    const untilWarn = budget > 0 ? msUntilBudgetReached(spent, Math.ceil((budget * 4) / 5), hourly) : undefined;
+    const next = Math.min(
+      ...[untilBudget, untilReserved, untilWarn].filter((v): v is number => v !== undefined && v > 0),
+      this.d.maxCheckIntervalMs,
+    );
+    if (hourly > 0) this.arm(jobId, next + 1);
+  }
+
+  private async stopJob(job: Job, why: string): Promise<void> {
+    this.d.metrics.budgetEvents.inc({ kind: "stop" });
+    this.d.logger.info({ jobId: job.id, tenant: job.tenant, why }, "stopping a job: budget exhausted");
+    await this.d.cancel(job.id, `${BUDGET_EXHAUSTED}: ${why}`.slice(0, 512));
+  }
+}
+
+function msUntil(spent: Micros, limit: Micros, hourly: Micros): number | undefined {
+  return msUntilBudgetReached(spent, limit, hourly);
+}

@@ -1,0 +1,116 @@
+/**
+ * The marketplace inside the scheduler, wired in one place: the ledger (JetStream, exactly-once settlement,
+ * Ed25519 receipts), tenant budgets (KV, CAS), admission, settlement, the usage consumer and the budget watch.
+ * Every replica opens the ledger and budgets (reads, admission, BillingService); only the leader runs the parts
+ * in `leaderParts`.
+ */
+import type { NatsConnection, Store } from "@capa/bus";
+import type { Job } from "@capa/domain";
+import { type BudgetStore, type Ledger, loadOrCreateSigningKey, openBudgetStore, openLedger } from "@capa/ledger";
+import { quote } from "@capa/market";
+import type { Logger } from "pino";
+import type { LeaderPart } from "../leader/leadership.js";
+import type { SchedulerMetrics } from "../metrics.js";
+import type { ClusterStateApi } from "../planner/engine.js";
+import type { JobRepo } from "../store/job-repo.js";
+import { Admission } from "./admission.js";
+import { BudgetWatch } from "./budget-watch.js";
+import { Settler } from "./settler.js";
+import { offerSources } from "./sources.js";
+import { UsageConsumer } from "./usage-consumer.js";
+
+export interface MarketOptions {
+  nc: NatsConnection;
+  store: Store;
+  feeBasisPoints: number;
+  receiptKeyPath: string;
+  budgetCheckIntervalMs: number;
+  replicas: number;
+  cluster: ClusterStateApi;
+  jobs: JobRepo;
+  providerOf: (agentId: string) => string;
+  cancel: (jobId: string, reason: string) => Promise<unknown>;
+  metrics: SchedulerMetrics;
+  logger: Logger;
+  now: () => number;
+}
+
+export interface Market {
+  ledger: Ledger;
+  budgets: BudgetStore;
+  admission: Admission;
+  leaderParts: LeaderPart[];
+  /** The quote's reason when every offer is above the job's max price (it names the cheapest offer). */
+  marketReason(job: Job): string | undefined;
+}
+
+export async function openMarket(o: MarketOptions): Promise<Market> {
+  const signingKey = loadOrCreateSigningKey(o.receiptKeyPath);
+  const ledger = await openLedger(o.nc, {
+    feeBasisPoints: o.feeBasisPoints,
+    signingKey,
+    now: o.now,
+    replicas: o.replicas,
+  });
+  const budgets = await openBudgetStore(o.nc, { replicas: o.replicas });
+  const logger = o.logger.child({ component: "market" });
+  const settler = new Settler({
+    ledger,
+    budgets,
+    jobs: o.jobs,
+    store: o.store,
+    providerOf: o.providerOf,
+    metrics: o.metrics,
+    logger,
+    now: o.now,
+  });
+  const watch = new BudgetWatch({
+    jobs: o.jobs,
+    budgets,
+    settler,
+    cancel: o.cancel,
+    metrics: o.metrics,
+    logger,
+    now: o.now,
+    maxCheckIntervalMs: o.budgetCheckIntervalMs,
+  });
+  const usage = new UsageConsumer({ store: o.store, jobs: o.jobs, watch, metrics: o.metrics, logger, now: o.now });
+  let leading = false;
+  o.jobs.onChange((entry, previous) => {
+    if (!leading) return;
+    settler.observe(entry);
+    // A task started (or the job was re-placed): arm the job's budget timers.
+    const startedNow = entry.job.tasks.some(
+      (t, i) => t.startedAtMs > 0 && previous?.job.tasks[i]?.startedAtMs !== t.startedAtMs,
+    );
+    if (startedNow) void watch.check(entry.job.id);
+  });
+  logger.info({ keyId: signingKey.keyId, feeBasisPoints: o.feeBasisPoints }, "ledger open");
+  return {
+    ledger,
+    budgets,
+    admission: new Admission(budgets, o.cluster, o.jobs, o.now),
+    leaderParts: [
+      {
+        start: () => {
+          leading = true;
+          settler.start();
+        },
+        stop: async () => {
+          leading = false;
+          await settler.stop();
+        },
+      },
+      usage,
+      {
+        start: () => watch.start(),
+        stop: () => watch.stop(),
+      },
+    ],
+    marketReason(job) {
+      if (job.spec.maxPricePerGpuHour <= 0) return undefined;
+      const q = quote(job.spec, offerSources(o.cluster), { running: [] }, o.now());
+      return q.reasonCode === "over-max-price" ? q.reason : undefined;
+    },
+  };
+}

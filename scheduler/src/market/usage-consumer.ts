@@ -1,0 +1,111 @@
+/**
+ * Usage reports from agents (`capa.v1.task.<taskId>.usage` on CAPA_TASKS) through one durable pull consumer,
+ * leader only. Each report is checked against the task's current allocation (`checkUsageReport`: unknown
+ * allocation, stale or future epoch, wrong agent or job, GPU count, outside the observed window) and counted by
+ * verdict in `capa_usage_reports_total{verdict}`; an accepted one triggers the job's budget check. Billing never
+ * depends on this consumer: settlement reads the task's reports back from the stream when the allocation ends.
+ */
+import { decode, parseTaskSubject, STREAMS, type Store, subjects } from "@capa/bus";
+import { jobIdOfTask, type UsageReport } from "@capa/domain";
+import { checkUsageReport } from "@capa/market";
+import type { Logger } from "pino";
+import type { SchedulerMetrics } from "../metrics.js";
+import type { JobRepo } from "../store/job-repo.js";
+import { meteredAllocationOf } from "./allocations.js";
+import type { BudgetWatch } from "./budget-watch.js";
+
+export const USAGE_CONSUMER = "capa-scheduler-usage";
+
+export interface UsageDeps {
+  store: Store;
+  jobs: JobRepo;
+  watch: BudgetWatch;
+  metrics: SchedulerMetrics;
+  logger: Logger;
+  now: () => number;
+}
+
+type Messages = Awaited<ReturnType<Awaited<ReturnType<Store["js"]["consumers"]["get"]>>["consume"]>>;
+
+export class UsageConsumer {
+  private messages: Messages | undefined;
+  private loop: Promise<void> | undefined;
+  private active = false;
+  private readonly config = {
+    durable_name: USAGE_CONSUMER,
+    filter_subject: subjects.allTaskUsage,
+    ack_policy: "explicit",
+    // Created once; from then on it resumes where it stopped. History before it existed needs no budget check.
+    deliver_policy: "new",
+    ack_wait: 30_000_000_000,
+    max_ack_pending: 1000,
+    max_deliver: -1,
+  } as const;
+
+  constructor(private readonly d: UsageDeps) {}
+
+  async start(): Promise<void> {
+    try {
+      await this.d.store.jsm.consumers.add(STREAMS.tasks, this.config);
+    } catch (err) {
+      this.d.logger.warn({ err }, "usage consumer exists with a different config; using it as is");
+    }
+    this.active = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.active = false;
+    this.messages?.stop();
+    await this.loop?.catch(() => undefined);
+  }
+
+  private async run(): Promise<void> {
+    const { js, jsm } = this.d.store;
+    while (this.active) {
+      try {
+        await jsm.consumers
+          .info(STREAMS.tasks, USAGE_CONSUMER)
+          .catch(() => jsm.consumers.add(STREAMS.tasks, this.config));
+        const consumer = await js.consumers.get(STREAMS.tasks, USAGE_CONSUMER);
+        const messages = await consumer.consume({ max_messages: 100 });
+        this.messages = messages;
+        if (!this.active) messages.stop();
+        for await (const m of messages) {
+          this.handle(m.subject, m.data);
+          m.ack();
+        }
+      } catch (err) {
+        this.d.logger.warn({ err }, "usage consumer failed; restarting it");
+      }
+      if (this.active) await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+
+  /** Checks one report and returns its verdict ("accepted" or the rejection). */
+  handle(subject: string, data: Uint8Array): string {
+    const parsed = parseTaskSubject(subject);
+    let report: UsageReport;
+    try {
+      report = decode.usage(data);
+    } catch {
+      return this.count("malformed", subject);
+    }
+    if (!parsed || parsed.taskId !== report.taskId) return this.count("malformed", subject);
+    const job = this.d.jobs.get(jobIdOfTask(report.taskId))?.job;
+    const task = job?.tasks.find((t) => t.id === report.taskId);
+    const allocation = job && task ? meteredAllocationOf(job, task) : undefined;
+    const rejection = checkUsageReport(report, allocation, this.d.now());
+    if (rejection) {
+      this.d.logger.debug({ taskId: report.taskId, epoch: report.epoch, rejection }, "usage report rejected");
+      return this.count(rejection, subject);
+    }
+    void this.d.watch.check(job!.id, true);
+    return this.count("accepted", subject);
+  }
+
+  private count(verdict: string, _subject: string): string {
+    this.d.metrics.usageReports.inc({ verdict });
+    return verdict;
+  }
+}
