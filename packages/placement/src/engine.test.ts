@@ -157,6 +157,17 @@ describe("inference", () => {
     expect(new Set(usEast).size).toBe(3);
   });
 
+  it("uses a new provider for each replica where one exists, even when another is cheaper", () => {
+    const state = stateOf([
+      agent("cheap", { provider: "lambda", gpus: "8xL4-24GB", prices: { "L4-24GB": ["0.40"] } }),
+      agent("mid", { provider: "gcp", gpus: "8xL4-24GB", prices: { "L4-24GB": ["0.70"] } }),
+      agent("dear", { provider: "aws", gpus: "8xL4-24GB", prices: { "L4-24GB": ["0.80"] } }),
+    ]);
+    const spec = { kind: "inference" as const, replicas: 4, demandByRegion: { "us-east": 1 } };
+    const plan = engine.place(state, request("svc", spec), opts);
+    expect(plan.placements.map((p) => p.agentId)).toEqual(["cheap", "mid", "dear", "cheap"]);
+  });
+
   it("sends a replica to the nearest feasible region when its demand region has no capacity", () => {
     const state = stateOf([
       agent("eu", { region: "eu-central", gpus: "1xL4-24GB" }),
@@ -214,6 +225,30 @@ describe("explanations and relaxations", () => {
       chosen.add(one.placements[0]!.agentId);
     }
     expect(chosen.size).toBeGreaterThan(3);
+  });
+});
+
+describe("all or nothing", () => {
+  it("a batch job whose replicas do not all fit gets no placements (the scheduler re-asks for what is left)", () => {
+    const state = stateOf([agent("a", { gpus: "4xH100-80GB" })], [allocation("x-0", "a", [0, 1])]);
+    const plan = engine.place(state, request("b", { kind: "batch", replicas: 3, gpusPerReplica: 1 }), opts);
+    expect(plan.outcome).toBe("pending");
+    expect(plan.placements).toEqual([]);
+    const rest = engine.place(state, { ...request("b", { replicas: 3 }), replicas: [1, 2] }, opts);
+    expect(rest.placements.map((p) => p.replica)).toEqual([1, 2]);
+  });
+
+  it("accepts a full profile in the options instead of a name", () => {
+    const state = stateOf([
+      agent("cheap", { reliability: 0.5, prices: { "H100-80GB": ["1.00"] } }),
+      agent("solid", { reliability: 1, prices: { "H100-80GB": ["3.00"] } }),
+    ]);
+    const plan = engine.place(state, request("j"), {
+      ...opts,
+      profile: { name: "adhoc", weights: { reliability: 1 } },
+    });
+    expect(plan.placements[0]!.agentId).toBe("solid");
+    expect(plan.explanation.profile).toBe("adhoc");
   });
 });
 

@@ -1,6 +1,7 @@
 /**
  * PlacementEngine: request → context → search (replica by replica, or the whole gang) → plan + explanation.
- * Never mutates the ClusterState it is given; the scheduler applies the plan itself.
+ * Never mutates the ClusterState it is given; the scheduler applies the plan itself. Every kind of job is all
+ * or nothing per plan (batch included: the scheduler re-asks for the replicas still missing). See README.md.
  */
 import { defaultJobSpec, type JobSpec } from "@capa/domain";
 import { buildContext, exactReplicaCost } from "./context.js";
@@ -140,11 +141,20 @@ export class PlacementEngine {
         latencyTargets: target !== undefined ? [{ region: target, weight: 1 }] : ctx.latencyTargets,
       };
       const peers = chosen.map((s) => s.candidate);
-      const searchOnce = (c: RequestContext): ReplicaSearch =>
+      const mode = capacity === "total" ? "total" : "free";
+      const searchOnce = (c: RequestContext, avoidProviders?: ReadonlySet<string>): ReplicaSearch =>
         spec.gpusPerReplica === 0
           ? searchCpuReplica(state, c, peers)
-          : searchReplica(state, c, overlay, peers, rng, { capacity: capacity === "total" ? "total" : "free" });
-      let search = searchOnce(replicaCtx);
+          : searchReplica(state, c, overlay, peers, rng, { capacity: mode, avoidProviders });
+      let search: ReplicaSearch | undefined;
+      // Inference replicas go to providers the service does not use yet where they can (availability: one
+      // provider's outage must not take the whole service down), whatever the profile's weights.
+      if (spec.kind === "inference" && peers.length > 0 && capacity !== "total") {
+        const used = new Set(peers.map((p) => p.agent.provider));
+        const spread = searchOnce({ ...replicaCtx, rejections: {} }, used);
+        if (spread.best) search = spread;
+      }
+      search ??= searchOnce(replicaCtx);
       // A demand region that cannot host its share: the replica goes elsewhere, as close to it as scoring finds.
       if (!search.best && target !== undefined) search = searchOnce({ ...replicaCtx, onlyRegion: undefined });
       considered += search.considered;
@@ -251,10 +261,11 @@ export class PlacementEngine {
     return { jobId: ctx.request.jobId, outcome, placements, preemptions: attempt.preemptions, explanation };
   }
 
-  private resolve(name: string | undefined): ResolvedProfile {
-    const profile = this.byName.get(name ?? this.active);
-    if (!profile) throw new UnknownProfileError(name ?? this.active);
-    return profile;
+  private resolve(profile: string | Profile | undefined): ResolvedProfile {
+    if (profile !== undefined && typeof profile !== "string") return resolveProfile(validateProfile(profile));
+    const resolved = this.byName.get(profile ?? this.active);
+    if (!resolved) throw new UnknownProfileError(profile ?? this.active);
+    return resolved;
   }
 }
 

@@ -4,6 +4,7 @@
  * the benchmarks use the same types. Pure data: no I/O, no clock, no randomness here.
  */
 import type { GpuPrice, JobSpec, Micros } from "@capa/domain";
+import type { Profile } from "./profile.js";
 
 export interface GpuView {
   index: number;
@@ -61,8 +62,8 @@ export interface PlacementRequest {
 export interface PlaceOptions {
   nowMs: number;
   seed: number;
-  /** Active profile name or a full profile; defaults to the engine's active profile. */
-  profile?: string;
+  /** A profile name the engine knows, or a full profile (validated per call); defaults to the active one. */
+  profile?: string | Profile;
   /** Adverts older than this are stale (filter "stale-advert"). */
   maxAdvertAgeMs?: number;
   /** Search for the cheapest relaxation of an unplaceable job (default true; simulations may skip it). */

@@ -33,8 +33,8 @@ export interface ReplicaSearch {
 export interface ReplicaSearchOptions {
   /** "total": ignore allocations (is the job placeable at all on this fleet?); stops at the first feasible. */
   capacity: "free" | "total";
-  /** Agents this replica must not use. */
-  skipAgents?: ReadonlySet<string>;
+  /** Providers to stay away from on this pass (inference spreading over providers); not counted as rejections. */
+  avoidProviders?: ReadonlySet<string>;
 }
 
 export function searchReplica(
@@ -94,7 +94,7 @@ export function searchReplica(
         const offer = list[(start + k) % n]!;
         considered++;
         const free = total ? overlay.totalFreeOf(offer) : overlay.freeOf(offer);
-        const candidate = evaluate(ctx, offer, free, options.skipAgents);
+        const candidate = evaluate(ctx, offer, free, options.avoidProviders);
         if (!candidate) continue;
         feasible++;
         const scored = scoreCandidate(ctx, candidate, peers);

@@ -105,8 +105,10 @@ export function evaluate(
   ctx: RequestContext,
   offer: Offer,
   freeBefore: number,
-  skip: ReadonlySet<string> | undefined,
+  avoidProviders: ReadonlySet<string> | undefined,
 ): Candidate | undefined {
+  // A preference, not a constraint: the caller searches again without it, so it is not a counted rejection.
+  if (avoidProviders?.has(offer.agent.provider)) return undefined;
   const priced = offer.priceIn(ctx.mode)!;
   const candidate: Candidate = {
     offer,
@@ -118,7 +120,6 @@ export function evaluate(
     freeBefore,
     cost: replicaCost(ctx, priced.price, offer.agent.region),
   };
-  if (skip?.has(offer.agentId)) return undefined;
   for (const f of CANDIDATE_FILTERS) {
     if (!f.candidate!(ctx, candidate)) {
       reject(ctx, f.reason);
