@@ -1,6 +1,6 @@
 /**
- * Cost quality, on instances small enough for an exact LP. A fleet of a hundred agents at real catalog prices;
- * jobs from the traces arrive one by one (Poisson, at an offered load of about 60% of the GPUs) and hold their
+ * Cost quality, on instances small enough for an exact LP. A fleet of 150 agents at real catalog prices; jobs
+ * from the traces arrive one by one (Poisson, at an offered load of 60% of the GPUs by default) and hold their
  * GPUs for their trace duration (capped at a day), then leave. A job that cannot be placed on arrival is
  * turned away (no queue), for every placer alike. The engine (profile "cheapest", no preemption) and the four
  * baselines each run the same arrivals on their own copy of the fleet.
@@ -28,13 +28,15 @@ import { gangJob, gpuPods, podJob, type Workload } from "./workload.js";
 
 /** The engine's default assumption for data read per replica (profile defaultDataGb). */
 const DATA_GB = 50;
-const OFFERED_LOAD = 0.6;
 const MAX_DURATION_S = 24 * 3600;
 
 export interface CostResult {
   instances: number;
   costToLpBound: number;
   costVsBaseline: Record<BaselineName, number>;
+  /** costVsBaseline over jobs without placement constraints only. */
+  costVsBaselineUnconstrained: Record<BaselineName, number>;
+  load: number;
   agentsPerInstance: number;
   jobs: number;
   placed: Record<"ours" | BaselineName, number>;
@@ -58,7 +60,7 @@ interface Arrival {
   end: number;
 }
 
-function arrivals(w: Workload, data: DataSet, agents: readonly AgentView[], count: number): Arrival[] {
+function arrivals(w: Workload, data: DataSet, agents: readonly AgentView[], count: number, load: number): Arrival[] {
   const capacity = agents.reduce((n, a) => n + a.gpus.length, 0);
   const pods = gpuPods(data);
   const reqs: PlacementRequest[] = [];
@@ -71,9 +73,9 @@ function arrivals(w: Workload, data: DataSet, agents: readonly AgentView[], coun
     req.spec.expectedDurationSeconds = Math.min(req.spec.expectedDurationSeconds, MAX_DURATION_S);
     reqs.push(req);
   }
-  // Little's law: arrival rate such that the expected busy GPUs are OFFERED_LOAD of the fleet.
+  // Little's law: arrival rate such that the expected busy GPUs are `load` of the fleet.
   const work = reqs.reduce((s, r) => s + r.spec.replicas * r.spec.gpusPerReplica * r.spec.expectedDurationSeconds, 0);
-  const rate = (OFFERED_LOAD * capacity * reqs.length) / work;
+  const rate = (load * capacity * reqs.length) / work;
   let t = 0;
   return reqs.map((req) => {
     t += -Math.log(1 - w.rng()) / rate;
@@ -106,25 +108,22 @@ function simulate(
   return costs;
 }
 
-export async function runCost(
-  data: DataSet,
-  instances: number,
-  agentsPerInstance: number,
-  jobsPerInstance: number,
-  seed: number,
-): Promise<CostResult> {
+export interface CostOptions {
+  instances: number;
+  agentsPerInstance: number;
+  jobsPerInstance: number;
+  seed: number;
+  /** Offered load: expected busy share of the fleet's GPUs. */
+  load: number;
+  /** Solve the LP bound (the slow part). */
+  lp: boolean;
+}
+
+export async function runCost(data: DataSet, o: CostOptions): Promise<CostResult> {
+  const { instances, agentsPerInstance, jobsPerInstance, seed } = o;
   const engine = new PlacementEngine();
-  const cheapest = BUILTIN_PROFILES.find((p) => p.name === (process.env.BENCH_PROFILE ?? "cheapest"))!;
-  engine.upsertProfile({
-    ...cheapest,
-    weights: {
-      ...cheapest.weights,
-      ...(process.env.BENCH_HEADROOM ? { headroom: Number(process.env.BENCH_HEADROOM) } : {}),
-    },
-    ...(process.env.BENCH_SCALE ? { costScaleMicros: Number(process.env.BENCH_SCALE) } : {}),
-    name: "bench-cost",
-    preemption: false,
-  });
+  const cheapest = BUILTIN_PROFILES.find((p) => p.name === "cheapest")!;
+  engine.upsertProfile({ ...cheapest, name: "bench-cost", preemption: false });
   let ours = 0;
   let lp = 0;
   const lpSize = { columns: 0, rows: 0, nonzeros: 0 };
@@ -133,6 +132,9 @@ export async function runCost(
   let fallbacks = 0;
   const oursCommon: Record<string, number> = {};
   const baseCommon: Record<string, number> = {};
+  // The same over jobs without placement constraints (no model list, memory floor, regions, residency, cap).
+  const oursFree: Record<string, number> = {};
+  const baseFree: Record<string, number> = {};
   const placed: Record<string, number> = { ours: 0 };
   for (let k = 0; k < instances; k++) {
     const rng = mulberry32(seed + k);
@@ -142,7 +144,7 @@ export async function runCost(
       models: [...new Set(agents.flatMap((a) => a.gpus.map((g) => g.model)))].sort(),
       rng,
     };
-    const jobs = arrivals(w, data, agents, jobsPerInstance);
+    const jobs = arrivals(w, data, agents, jobsPerInstance, o.load);
     totalJobs += jobs.length;
 
     const ourCost = simulate(agents, jobs, (state, req, i) => {
@@ -176,24 +178,26 @@ export async function runCost(
     // maximal (an arrival followed by a departure): those dominate every other instant, so the bound is exact
     // for the interval structure, not a sample.
     const placedJobs = jobs.filter((j) => ourCost.has(j.req.jobId));
-    const instants = maximalInstants(placedJobs);
-    const lpStart = process.hrtime.bigint();
-    const bound = await lpBound(
-      placedJobs.map((j) => ({
-        spec: j.req.spec,
-        replicas: j.req.replicas.length,
-        activeAt: activeIndices(instants, j.at, j.end),
-        costOn: (agent, model, price) =>
-          feasibleFor(j.req.spec, agent, model, price) ? replicaCost(j.req.spec, price, agent.region) : undefined,
-      })),
-      resourceClasses(agents, NOW),
-      instants.length,
-    );
-    if (bound.highs === undefined) throw new Error("LP infeasible for jobs the engine placed: the bound is wrong");
-    lp += bound.highs;
-    lpNanos += process.hrtime.bigint() - lpStart;
-    if (bound.nonzeros > lpSize.nonzeros)
-      Object.assign(lpSize, { columns: bound.columns, rows: bound.rows, nonzeros: bound.nonzeros });
+    if (o.lp) {
+      const instants = maximalInstants(placedJobs);
+      const lpStart = process.hrtime.bigint();
+      const bound = await lpBound(
+        placedJobs.map((j) => ({
+          spec: j.req.spec,
+          replicas: j.req.replicas.length,
+          activeAt: activeIndices(instants, j.at, j.end),
+          costOn: (agent, model, price) =>
+            feasibleFor(j.req.spec, agent, model, price) ? replicaCost(j.req.spec, price, agent.region) : undefined,
+        })),
+        resourceClasses(agents, NOW),
+        instants.length,
+      );
+      if (bound.highs === undefined) throw new Error("LP infeasible for jobs the engine placed: the bound is wrong");
+      lp += bound.highs;
+      lpNanos += process.hrtime.bigint() - lpStart;
+      if (bound.nonzeros > lpSize.nonzeros)
+        Object.assign(lpSize, { columns: bound.columns, rows: bound.rows, nonzeros: bound.nonzeros });
+    }
 
     for (const name of BASELINES) {
       const placer = new BaselinePlacer(name, mulberry32(seed + k + 1000), agents);
@@ -206,11 +210,16 @@ export async function runCost(
         };
       });
       placed[name] = (placed[name] ?? 0) + costs.size;
-      for (const [jobId, cost] of costs) {
-        const mine = ourCost.get(jobId);
-        if (mine === undefined) continue;
+      for (const job of jobs) {
+        const mine = ourCost.get(job.req.jobId);
+        const theirs = costs.get(job.req.jobId);
+        if (mine === undefined || theirs === undefined) continue;
         oursCommon[name] = (oursCommon[name] ?? 0) + mine;
-        baseCommon[name] = (baseCommon[name] ?? 0) + cost;
+        baseCommon[name] = (baseCommon[name] ?? 0) + theirs;
+        if (!constrained(job.req.spec)) {
+          oursFree[name] = (oursFree[name] ?? 0) + mine;
+          baseFree[name] = (baseFree[name] ?? 0) + theirs;
+        }
       }
       if (name === "cheapestSingleRegion") fallbacks += placer.fallbacks;
     }
@@ -218,10 +227,14 @@ export async function runCost(
   const ratio = (a: number, b: number) => Math.round((a / b) * 10_000) / 10_000;
   return {
     instances,
-    costToLpBound: ratio(ours, lp),
+    costToLpBound: o.lp ? ratio(ours, lp) : Number.NaN,
     costVsBaseline: Object.fromEntries(
       BASELINES.map((b) => [b, ratio(oursCommon[b] ?? 0, baseCommon[b] ?? 1)]),
     ) as Record<BaselineName, number>,
+    costVsBaselineUnconstrained: Object.fromEntries(
+      BASELINES.map((b) => [b, ratio(oursFree[b] ?? 0, baseFree[b] ?? 1)]),
+    ) as Record<BaselineName, number>,
+    load: o.load,
     agentsPerInstance,
     jobs: totalJobs,
     placed: placed as Record<"ours" | BaselineName, number>,
@@ -229,6 +242,16 @@ export async function runCost(
     lpSize,
     lpSeconds: Math.round(Number(lpNanos) / 1e7) / 100,
   };
+}
+
+function constrained(spec: JobSpec): boolean {
+  return (
+    spec.gpuModels.length > 0 ||
+    spec.minVramMib > 0 ||
+    spec.regions.length > 0 ||
+    spec.residency !== "" ||
+    spec.maxPricePerGpuHour > 0
+  );
 }
 
 /** Arrival instants after which a departure comes before the next arrival: the maximal sets of running jobs. */

@@ -84,20 +84,28 @@ async function main(): Promise<void> {
     ),
   );
 
-  const cost = await runCost(data, costInstances, costAgents, costJobs, 7);
+  const base = { instances: costInstances, agentsPerInstance: costAgents, jobsPerInstance: costJobs, seed: 7 };
+  const cost = await runCost(data, { ...base, load: 0.6, lp: true });
+  const light = await runCost(data, { ...base, load: 0.3, lp: false });
   console.log(
-    `\nCost: ${cost.instances} instances × ${cost.agentsPerInstance} agents, ${cost.jobs} arrivals in all (online, 60% offered load)`,
+    `\nCost: ${cost.instances} instances × ${cost.agentsPerInstance} agents, ${cost.jobs} arrivals in all, online, offered load 60% (and 30%, no LP)`,
   );
+  const row = (name: string, c: typeof cost) => c.costVsBaseline[name as keyof typeof c.costVsBaseline];
+  const free = (name: string, c: typeof cost) =>
+    c.costVsBaselineUnconstrained[name as keyof typeof c.costVsBaselineUnconstrained];
   console.log(
     table(
-      ["placer", "jobs placed", "our cost ÷ theirs", "we are cheaper by"],
+      ["placer", "jobs placed", "ours ÷ theirs", "cheaper by", "unconstrained jobs", "at 30% load", "unconstrained"],
       [
-        ["ours (cheapest)", cost.placed.ours, "", ""],
-        ...Object.entries(cost.costVsBaseline).map(([name, ratio]) => [
+        ["ours (cheapest)", cost.placed.ours, "", "", "", "", ""],
+        ...Object.keys(cost.costVsBaseline).map((name) => [
           name,
           cost.placed[name as keyof typeof cost.placed],
-          ratio,
-          pct(ratio),
+          row(name, cost),
+          pct(row(name, cost)),
+          free(name, cost),
+          row(name, light),
+          free(name, light),
         ]),
       ],
     ),
