@@ -31,6 +31,7 @@ export const REGION_CONTINENT: Readonly<Record<string, string>> = {
   "me-central": "me",
   "ap-northeast": "ap",
   "ap-southeast": "ap",
+  "ap-east": "ap",
   "ap-south": "ap",
   "au-southeast": "oc",
 };
@@ -68,6 +69,8 @@ const RTT_PAIRS: Record<string, number> = {
   "eu-west|ap-northeast": 215,
   "eu-central|ap-northeast": 225,
   "ap-northeast|ap-southeast": 70,
+  "ap-northeast|ap-east": 45,
+  "ap-east|ap-southeast": 40,
   "ap-southeast|ap-south": 60,
   "us-west|ap-southeast": 165,
   "eu-west|ap-southeast": 160,
