@@ -42,6 +42,7 @@ export function parseCatalog(
 ): CatalogLoadReport {
   const entries: CatalogEntry[] = [];
   const skipped: Record<string, number> = {};
+  const seen = new Set<string>();
   const skip = (reason: string) => {
     skipped[reason] = (skipped[reason] ?? 0) + 1;
   };
@@ -71,6 +72,13 @@ export function parseCatalog(
       skip("no-on-demand-price");
       continue;
     }
+    // AWS p4de.24xlarge is listed twice per zone (as A100 and as A100-80GB): keep the first row.
+    const instanceKey = `${row.AvailabilityZone || row.Region}|${row.InstanceType}`;
+    if (row.InstanceType && seen.has(instanceKey)) {
+      skip("duplicate-instance-row");
+      continue;
+    }
+    seen.add(instanceKey);
     const spot = money(row.SpotPrice);
     const perGpu = Math.round(price / count);
     const spotPerGpu = spot !== undefined && spot > 0 ? Math.round(spot / count) : 0;
@@ -102,7 +110,8 @@ export function parseGpuMetadata(text: string): Map<string, number> {
   const out = new Map<string, number>();
   for (const row of parseCsvRecords(text)) {
     const gb = Number(row.MemoryGB);
-    if (row.GPU && Number.isFinite(gb) && gb > 0) out.set(row.GPU, gb);
+    // capa drives NVIDIA GPUs (nvidia-smi, CUDA_VISIBLE_DEVICES): other vendors' rows are not offers here.
+    if (row.GPU && Number.isFinite(gb) && gb > 0 && (row.Manufacturer ?? "nvidia") === "nvidia") out.set(row.GPU, gb);
   }
   return out;
 }
