@@ -69,8 +69,62 @@ describe("capa failures", () => {
       "policy",
       "simulate",
       "drain",
+      "bill",
+      "earnings",
+      "receipt",
+      "tenant",
     ]) {
       expect(result.stdout).toMatch(new RegExp(`^\\s+${verb}\\b`, "m"));
     }
+  });
+
+  it("refuses a bad billing period before calling anyone, naming the accepted forms", async () => {
+    const addr = `127.0.0.1:${await closedPort()}`;
+    for (const args of [
+      ["bill", "--from", "last tuesday"],
+      ["earnings", "--agent", "a-1", "--to", "2026-13-01"],
+      ["receipt", "list", "--from", "2026-11-02", "--to", "2026-11-01T00:00"],
+      ["bill", "--month", "2026-11", "--from", "2026-11-01"],
+    ]) {
+      const result = await runCapa(args, { env: { CAPA_GRPC_ADDR: addr } });
+      expect(result.code, args.join(" ")).toBe(1);
+      expect(result.stderr).not.toContain("cannot reach");
+      expect(result.stderr.trim().split("\n")).toHaveLength(1);
+      expect(result.stderr).toMatch(
+        /^capa: (not a date or time|--from .* must be before --to|--month cannot be combined)/,
+      );
+    }
+  });
+
+  it("asks earnings for an agent or a provider", async () => {
+    const result = await runCapa(["earnings"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe("capa: earnings needs one of --agent ID or --provider NAME\n");
+  });
+
+  it("says a receipt could not be checked (exit 2) when there is no key and no scheduler", async () => {
+    const addr = `127.0.0.1:${await closedPort()}`;
+    const result = await runCapa(["receipt", "verify", "package.json"], { env: { CAPA_GRPC_ADDR: addr } });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(
+      `capa: cannot get the signing key (or pass --key): cannot reach the scheduler at ${addr} (CAPA_GRPC_ADDR)\n`,
+    );
+  });
+
+  it("needs the agent's region for a price change and names an unreachable NATS", async () => {
+    const noRegion = await runCapa(["agent", "price", "set", "--agent", "a-1", "H100-80GB=2"]);
+    expect(noRegion.code).toBe(1);
+    expect(noRegion.stderr).toBe("capa: agent price set needs --region (the agent's region)\n");
+    const badPrice = await runCapa(["agent", "price", "set", "--agent", "a-1", "--region", "eu-west", "H100-80GB"]);
+    expect(badPrice.code).toBe(1);
+    expect(badPrice.stderr).toMatch(/expected MODEL=USD\[\/USD_INTERRUPTIBLE\]/);
+    const url = `nats://127.0.0.1:${await closedPort()}`;
+    const noNats = await runCapa(["agent", "price", "set", "--agent", "a-1", "--region", "eu-west", "H100-80GB=2"], {
+      env: { CAPA_NATS_URL: url },
+    });
+    expect(noNats.code).toBe(1);
+    expect(noNats.stderr).toMatch(
+      new RegExp(`^capa: cannot connect to NATS at ${url}.*\\(CAPA_NATS_URL or --nats-url\\)\n$`),
+    );
   });
 });

@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { waitFor } from "@capa/testkit";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const CAPA_BIN = join(REPO_ROOT, "packages/cli/bin/capa.js");
@@ -107,4 +108,53 @@ export function processAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/** What `capa up --json` prints once the scheduler lists every agent. */
+export interface UpReady {
+  natsUrl: string;
+  natsPid: number;
+  grpcAddress: string;
+  stateDir: string;
+  logFile: string;
+  pricesSource: string;
+  agents: {
+    agentId: string;
+    region: string;
+    provider: string;
+    prices: { gpuModel: string; onDemandPerHour: number; interruptiblePerHour: number }[];
+  }[];
+}
+
+export interface RunningUp {
+  child: ChildProcess;
+  output: () => { stdout: string; stderr: string };
+  ready: UpReady;
+}
+
+/** Starts `capa up --json` (free ports, one agent per region) in `cwd` and resolves with its ready line. */
+export async function startCapaUp(cwd: string, extraArgs: string[] = []): Promise<RunningUp> {
+  const up = startCapa(
+    ["up", "--json", "--nats-port", "0", "--grpc-port", "0", "--agents-per-region", "1", ...extraArgs],
+    { cwd },
+  );
+  const ready = await waitFor(
+    () => {
+      if (up.child.exitCode !== null) throw new Error(`capa up exited ${up.child.exitCode}: ${up.output().stderr}`);
+      const line = up.output().stdout.split("\n")[0];
+      return line?.endsWith("}") ? (JSON.parse(line) as UpReady) : undefined;
+    },
+    { timeoutMs: 90_000, intervalMs: 100, what: "capa up to print its ready line" },
+  ).catch((err: Error) => {
+    if (up.child.exitCode === null && up.child.signalCode === null) up.child.kill("SIGKILL");
+    throw new Error(`${err.message}\nstderr:\n${up.output().stderr}`);
+  });
+  return { ...up, ready };
+}
+
+/** Kills what a test's `capa up` left running (it is normally stopped with SIGINT by the test itself). */
+export function killCapaUp(up: RunningUp | undefined): void {
+  if (!up) return;
+  if (up.child.exitCode === null && up.child.signalCode === null) up.child.kill("SIGKILL");
+  if (up.ready.natsPid && processAlive(up.ready.natsPid)) process.kill(up.ready.natsPid, "SIGKILL");
 }

@@ -1,6 +1,6 @@
 /**
  * The CLI's only door to the scheduler: client options from flags and environment, a promise-based facade
- * over the generated JobService/OperatorService clients, and the mapping from gRPC status to one-line
+ * over the generated JobService/OperatorService/BillingService clients, and the mapping from gRPC status to one-line
  * reasons a person can act on.
  */
 import * as api from "@capa/api";
@@ -92,11 +92,13 @@ type ServerStream<Req, Res> = (req: Req, md: Metadata) => ClientReadableStream<R
 export class SchedulerClient {
   private readonly jobs: api.JobServiceClient;
   private readonly operator: api.OperatorServiceClient;
+  private readonly billing: api.BillingServiceClient;
 
   constructor(readonly options: ClientOptions) {
     const creds = credentials.createInsecure();
     this.jobs = new api.JobServiceClient(options.address, creds);
     this.operator = new api.OperatorServiceClient(options.address, creds);
+    this.billing = new api.BillingServiceClient(options.address, creds);
   }
 
   submitJob = (req: api.SubmitJobRequest) => this.unary("SubmitJob", this.jobs.submitJob.bind(this.jobs), req);
@@ -118,9 +120,25 @@ export class SchedulerClient {
     this.unary("ExplainJob", this.operator.explainJob.bind(this.operator), req);
   simulate = (req: api.SimulateRequest) => this.unary("Simulate", this.operator.simulate.bind(this.operator), req);
 
+  getInvoice = (req: api.GetInvoiceRequest) =>
+    this.unary("GetInvoice", this.billing.getInvoice.bind(this.billing), req);
+  getEarnings = (req: api.GetEarningsRequest) =>
+    this.unary("GetEarnings", this.billing.getEarnings.bind(this.billing), req);
+  getReceipt = (req: api.GetReceiptRequest) =>
+    this.unary("GetReceipt", this.billing.getReceipt.bind(this.billing), req);
+  listReceipts = (req: api.ListReceiptsRequest) =>
+    this.unary("ListReceipts", this.billing.listReceipts.bind(this.billing), req);
+  getSigningKey = (req: api.GetSigningKeyRequest) =>
+    this.unary("GetSigningKey", this.billing.getSigningKey.bind(this.billing), req);
+  setTenantLimits = (req: api.SetTenantLimitsRequest) =>
+    this.unary("SetTenantLimits", this.billing.setTenantLimits.bind(this.billing), req);
+  getTenantLimits = (req: api.GetTenantLimitsRequest) =>
+    this.unary("GetTenantLimits", this.billing.getTenantLimits.bind(this.billing), req);
+
   close(): void {
     this.jobs.close();
     this.operator.close();
+    this.billing.close();
   }
 
   private metadata(): Metadata {

@@ -2,18 +2,22 @@
 import { Command } from "commander";
 import { agentCommand } from "./commands/agent.js";
 import { agentsCommand } from "./commands/agents.js";
+import { billCommand } from "./commands/bill.js";
 import { cancelCommand } from "./commands/cancel.js";
 import { drainCommand } from "./commands/drain.js";
+import { earningsCommand } from "./commands/earnings.js";
 import { explainCommand } from "./commands/explain.js";
 import { jobsCommand } from "./commands/jobs.js";
 import { logsCommand } from "./commands/logs.js";
 import { offersCommand } from "./commands/offers.js";
 import { policyCommand } from "./commands/policy.js";
 import { quoteCommand } from "./commands/quote.js";
+import { receiptCommand } from "./commands/receipt.js";
 import { schedulerCommand } from "./commands/scheduler.js";
 import { simulateCommand } from "./commands/simulate.js";
 import { statusCommand } from "./commands/status.js";
 import { submitCommand } from "./commands/submit.js";
+import { tenantCommand } from "./commands/tenant.js";
 import { upCommand } from "./commands/up.js";
 
 export const CLI_VERSION = "0.1.0";
@@ -23,7 +27,10 @@ export function buildProgram(): Command {
     .description("capa: a distributed GPU scheduler and marketplace broker")
     .version(CLI_VERSION)
     .option("--addr <host:port>", "scheduler gRPC address (env CAPA_GRPC_ADDR; default 127.0.0.1:50051)")
-    .option("--tenant <tenant>", 'tenant for submit/jobs/quote (env CAPA_TENANT; default "default")')
+    .option(
+      "--tenant <tenant>",
+      'tenant for submit, jobs, quote, bill, receipt list and tenant limits (env CAPA_TENANT; default "default")',
+    )
     .showHelpAfterError("(run capa <command> --help for usage)");
   for (const command of [
     upCommand(),
@@ -37,6 +44,10 @@ export function buildProgram(): Command {
     agentsCommand(),
     offersCommand(),
     quoteCommand(),
+    billCommand(),
+    receiptCommand(),
+    tenantCommand(),
+    earningsCommand(),
     explainCommand(),
     policyCommand(),
     simulateCommand(),

@@ -1,6 +1,7 @@
 import * as api from "@capa/api";
 import { describe, expect, it } from "vitest";
 import {
+  describeQuoteStart,
   jobJson,
   logLineJson,
   renderAgentOffersTable,
@@ -9,6 +10,7 @@ import {
   renderJobDetail,
   renderJobsTable,
   renderOffersTable,
+  renderQuote,
 } from "./render.js";
 
 const NOW = 1_700_000_100_000;
@@ -164,5 +166,90 @@ describe("explanations", () => {
     expect(out).toContain("  placed replica 0 on sim-eu-west-1");
     expect(out.indexOf("over-max-price")).toBeLessThan(out.indexOf("insufficient-gpus"));
     expect(out).toMatch(/0\s+sim-eu-west-1\s+eu-west\s+H100-80GB\s+0\s+\$2\.39\s+87\.3\s+cost=100 latency=50/);
+  });
+});
+
+describe("quotes", () => {
+  const fits = () =>
+    api.QuoteResponse.fromPartial({
+      feasibleOffers: 3,
+      estimatedHourlyMicros: 9_560_000,
+      estimatedTotalMicros: 9_560_000,
+      estimatedStartUnixMs: NOW,
+      regions: [
+        {
+          region: "eu-west",
+          gpuModel: "H100-80GB",
+          offers: 2,
+          freeGpus: 8,
+          cheapestMicrosPerGpuHour: 2_390_000,
+          medianMicrosPerGpuHour: 2_690_000,
+        },
+        {
+          region: "us-east",
+          gpuModel: "H100-80GB",
+          offers: 1,
+          freeGpus: 4,
+          cheapestMicrosPerGpuHour: 2_990_000,
+          medianMicrosPerGpuHour: 2_990_000,
+        },
+      ],
+      explanation: {
+        chosen: [0, 1].map((replica) => ({
+          replica,
+          agentId: "sim-eu-west-1",
+          region: "eu-west",
+          gpuModel: "H100-80GB",
+          gpuIndices: [replica * 2, replica * 2 + 1],
+          priceMicrosPerGpuHour: 2_390_000,
+        })),
+      },
+    });
+
+  it("shows the count, rate, total, start, likely placement and the price table", () => {
+    expect(renderQuote(fits(), { nowMs: NOW, durationSeconds: 3600 }).split("\n")).toEqual([
+      "feasible offers:  3",
+      "estimated rate:   $9.56/h",
+      "estimated total:  $9.56 for 1h",
+      "could start:      now",
+      "would place on:   sim-eu-west-1 (eu-west) 2 replica(s) on H100-80GB @ $2.39/GPU-h",
+      "",
+      "REGION   MODEL      OFFERS  FREE GPUS  CHEAPEST $/GPU-H  MEDIAN $/GPU-H",
+      "eu-west  H100-80GB       2          8             $2.39           $2.69",
+      "us-east  H100-80GB       1          4             $2.99           $2.99",
+    ]);
+  });
+
+  it("asks for --duration instead of showing a zero total", () => {
+    const q = { ...fits(), estimatedTotalMicros: 0 };
+    expect(renderQuote(q, { nowMs: NOW, durationSeconds: 0 })).toMatch(
+      /^estimated total:\s+- \(give --duration to price the whole run\)$/m,
+    );
+  });
+
+  it("gives the reason and no price or placement when nothing fits", () => {
+    const q = api.QuoteResponse.fromPartial({
+      feasibleOffers: 0,
+      reason: "no offer at or below $1.00/GPU-h; cheapest is H100-80GB at $2.39/GPU-h in eu-west",
+    });
+    expect(renderQuote(q, { nowMs: NOW, durationSeconds: 3600 }).split("\n")).toEqual([
+      "feasible offers:  0",
+      "nothing fits:     no offer at or below $1.00/GPU-h; cheapest is H100-80GB at $2.39/GPU-h in eu-west",
+      "could start:      never, as things stand (see reason)",
+    ]);
+  });
+
+  it("says now within a few seconds of the clock, else when and how far off, or unknown", () => {
+    const at = (ms: number) => ({ ...fits(), estimatedStartUnixMs: ms });
+    expect(describeQuoteStart(at(NOW - 2_000), NOW)).toBe("now");
+    expect(describeQuoteStart(at(NOW + 4_000), NOW)).toBe("now");
+    expect(describeQuoteStart(at(NOW + 5_400_000), NOW)).toBe(
+      `${new Date(NOW + 5_400_000).toISOString().replace(/\.\d{3}Z$/, "Z")} (in 1h30m)`,
+    );
+    expect(describeQuoteStart(at(0), NOW)).toMatch(/^unknown/);
+    // Enough offers but not enough capacity: a reason, so no start.
+    expect(describeQuoteStart({ ...at(NOW), reason: "feasible offers hold at most 1 of 2 replica(s)" }, NOW)).toMatch(
+      /^never/,
+    );
   });
 });

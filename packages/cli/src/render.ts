@@ -274,12 +274,54 @@ function prettyJson(text: string): string {
   }
 }
 
-export function renderQuote(q: api.QuoteResponse): string {
+/** Within this much of now, an estimated start reads "now" (the scheduler's and our clocks differ a little). */
+const START_NOW_SLACK_MS = 5_000;
+
+/** When a quoted job could start: "now", a UTC time with how far off it is, or why that is unknown. */
+export function describeQuoteStart(q: api.QuoteResponse, nowMs: number): string {
+  if (q.reason || q.feasibleOffers === 0) return "never, as things stand (see reason)";
+  if (q.estimatedStartUnixMs <= 0) return "unknown (the GPUs that fit are busy with jobs of no stated --duration)";
+  if (q.estimatedStartUnixMs <= nowMs + START_NOW_SLACK_MS) return "now";
+  const at = new Date(q.estimatedStartUnixMs).toISOString().replace(/\.\d{3}Z$/, "Z");
+  return `${at} (in ${formatDuration((q.estimatedStartUnixMs - nowMs) / 1000)})`;
+}
+
+/** Where the placement engine would put the job now, one entry per agent: "sim-eu-west-1 (eu-west) 2x H100-80GB @ $2.39". */
+function likelyPlacement(placements: api.ScoredPlacement[]): string {
+  const byAgent = new Map<string, { p: api.ScoredPlacement; replicas: number }>();
+  for (const p of placements) {
+    const entry = byAgent.get(p.agentId) ?? { p, replicas: 0 };
+    entry.replicas++;
+    byAgent.set(p.agentId, entry);
+  }
+  return [...byAgent.values()]
+    .map(
+      ({ p, replicas }) =>
+        `${p.agentId} (${p.region}) ${replicas} replica(s) on ${p.gpuModel || "CPU"} @ ${formatPrice(p.priceMicrosPerGpuHour)}/GPU-h`,
+    )
+    .join("; ");
+}
+
+/**
+ * A quote for people: how many offers fit, the estimated rate and total, when it could start, where the engine
+ * would place it, why nothing fits (when nothing does), and the cheapest and median price per region and model.
+ */
+export function renderQuote(q: api.QuoteResponse, options: { nowMs: number; durationSeconds: number }): string {
+  const fits = !q.reason && q.feasibleOffers > 0;
   const fields: [string, string | number][] = [["feasible offers", q.feasibleOffers]];
-  if (q.reason) fields.push(["reason", q.reason]);
-  if (q.estimatedHourlyMicros > 0) fields.push(["estimated", `${formatAmount(q.estimatedHourlyMicros)}/h`]);
-  if (q.estimatedTotalMicros > 0) fields.push(["estimated total", formatAmount(q.estimatedTotalMicros)]);
-  if (q.estimatedStartUnixMs > 0) fields.push(["could start", new Date(q.estimatedStartUnixMs).toISOString()]);
+  if (q.reason) fields.push(["nothing fits", q.reason]);
+  if (fits) {
+    fields.push(["estimated rate", `${formatAmount(q.estimatedHourlyMicros)}/h`]);
+    fields.push([
+      "estimated total",
+      options.durationSeconds > 0
+        ? `${formatAmount(q.estimatedTotalMicros)} for ${formatDuration(options.durationSeconds)}`
+        : "- (give --duration to price the whole run)",
+    ]);
+  }
+  fields.push(["could start", describeQuoteStart(q, options.nowMs)]);
+  const chosen = q.explanation?.chosen ?? [];
+  if (fits && chosen.length > 0) fields.push(["would place on", likelyPlacement(chosen)]);
   const rows = q.regions.map((r) => [
     r.region,
     r.gpuModel,
@@ -290,7 +332,7 @@ export function renderQuote(q: api.QuoteResponse): string {
   ]);
   const table =
     rows.length > 0
-      ? `\n\n${renderTable(["REGION", "MODEL", "OFFERS", "FREE GPUS", "CHEAPEST $/GPU-H", "MEDIAN"], rows, { rightAlign: [2, 3, 4, 5] })}`
+      ? `\n\n${renderTable(["REGION", "MODEL", "OFFERS", "FREE GPUS", "CHEAPEST $/GPU-H", "MEDIAN $/GPU-H"], rows, { rightAlign: [2, 3, 4, 5] })}`
       : "";
   return renderFields(fields) + table;
 }

@@ -1,7 +1,7 @@
 import { jobSpecViolations } from "@capa/domain";
 import { Command, CommanderError } from "commander";
 import { describe, expect, it } from "vitest";
-import { addSpecOptions, type SpecFlags, specFromFlags } from "./spec.js";
+import { addSpecOptions, parseOfferSort, type SpecFlags, specFromFlags } from "./spec.js";
 
 /** Parses `argv` with the real submit flag set, as `capa submit` does. */
 function parse(argv: string[]) {
@@ -153,5 +153,18 @@ describe("submit flags → JobSpec", () => {
     [["--min-vram", "big"], /--min-vram.*must be a number/],
   ])("rejects %j with a message naming the flag", (argv, message) => {
     expect(parseError([...argv, "--", "true"])).toMatch(message);
+  });
+});
+
+describe("offers --sort", () => {
+  it("accepts the order book's keys, reversed with '-', case ignored", () => {
+    for (const key of ["price", "-price", "free", "region", "model", "vram", "age", "-age"]) {
+      expect(parseOfferSort(key)).toBe(key);
+    }
+    expect(parseOfferSort(" Price ")).toBe("price");
+  });
+
+  it.each(["cheap", "--price", "", "+price"])("refuses %j, naming the keys", (key) => {
+    expect(() => parseOfferSort(key)).toThrow(/use one of price, free, region, model, vram, age/);
   });
 });

@@ -103,6 +103,18 @@ export function parseDurationFlag(value: string): number {
   }
 }
 
+export const OFFER_SORT_KEYS = ["price", "free", "region", "model", "vram", "age"] as const;
+
+/** `capa offers --sort`: one of OFFER_SORT_KEYS, "-" in front reverses it ("-price": dearest first). */
+export function parseOfferSort(value: string): string {
+  const text = value.trim().toLowerCase();
+  const key = text.startsWith("-") ? text.slice(1) : text;
+  if (!(OFFER_SORT_KEYS as readonly string[]).includes(key)) {
+    throw new InvalidArgumentError(`use one of ${OFFER_SORT_KEYS.join(", ")}, with "-" in front to reverse`);
+  }
+  return text;
+}
+
 /** Splits "K=V" at the first "="; the key must be non-empty. */
 export function splitKeyValue(value: string): [string, string] {
   const eq = value.indexOf("=");

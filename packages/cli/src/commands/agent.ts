@@ -7,6 +7,7 @@ import { stdoutLogger } from "../local/logger.js";
 import { regionPrices } from "../local/prices.js";
 import { stopWithin, waitForShutdownSignal } from "../local/signals.js";
 import { collect } from "../spec.js";
+import { agentPriceCommand } from "./agent-price.js";
 
 interface AgentCommandFlags extends Omit<AgentFlags, "nats"> {
   natsUrl?: string;
@@ -17,58 +18,65 @@ interface AgentCommandFlags extends Omit<AgentFlags, "nats"> {
 }
 
 export function agentCommand(): Command {
-  return new Command("agent")
-    .description("run a provider agent: advertises this machine's GPUs and prices, runs assigned tasks")
-    .option("--nats-url <url>", "NATS URL(s), comma-separated (env CAPA_NATS_URL; default nats://127.0.0.1:4222)")
-    .option("--id <agent-id>", "agent id (default: from the hostname)")
-    .requiredOption("--region <region>", "region this machine is in, e.g. eu-west")
-    .option("--zone <zone>", "zone (default <region>-a)")
-    .option("--label <key=value>", "label for node selectors (repeatable)", collect, [])
-    .option(
-      "--price <model=usd[/usd]>",
-      "on-demand[/interruptible] price per GPU-hour, e.g. H100-80GB=2.49/1.20 (repeatable; default: catalog prices of the region)",
-      collect,
-      [],
-    )
-    .option(
-      "--prices-dir <dir>",
-      "price catalog for the default prices (default CAPA_PRICES_DIR or ../shared/data/prices)",
-    )
-    .option("--simulate-gpus <spec>", "simulate GPUs instead of running nvidia-smi, e.g. 4xH100-80GB,2xA100-40GB")
-    .option("--work-dir <dir>", "where task working directories go")
-    .option("--provider <name>", "provider name shown in offers")
-    .option("--fabric-domain <name>", "NVLink domain of this machine (gangs prefer one domain)")
-    .option("--advert-interval <duration>", "full advert period (default 10s)")
-    .option("--heartbeat-interval <duration>", "heartbeat period (default 2s)")
-    .option("--advert-ttl <duration>", "how long an advert stays valid without a heartbeat (default 30s)")
-    .option("--log-level <level>", "trace, debug, info, warn, error", process.env.CAPA_LOG_LEVEL ?? "info")
-    .action(async (flags: AgentCommandFlags) => {
-      const { natsUrl, pricesDir, logLevel, ...rest } = flags;
-      let config: ReturnType<typeof parseAgentConfig>;
-      try {
-        config = parseAgentConfig({ ...rest, ...(natsUrl ? { nats: natsUrl } : {}) });
-      } catch (err) {
-        throw new CliError((err as Error).message);
-      }
-      if (flags.price.length === 0) {
-        const catalog = loadCatalog(pricesDir);
-        const { prices, from } = regionPrices(catalog.entries, config.region);
-        config.prices = prices;
-        process.stderr.write(
-          `capa agent: ${prices.length} model prices for ${from} from ${catalog.source} (e.g. ${prices
-            .slice(0, 3)
-            .map((p) => `${p.gpuModel} ${formatPrice(p.onDemandPerHour)}`)
-            .join(", ")}); --price overrides\n`,
-        );
-      }
-      let handle: Awaited<ReturnType<typeof startAgent>>;
-      try {
-        handle = await startAgent({ ...config, logger: stdoutLogger("capa-agent", logLevel) });
-      } catch (err) {
-        throw new CliError(`agent failed to start: ${(err as Error).message}`);
-      }
-      process.stderr.write(`capa agent: ${handle.agentId} running in ${config.region}\n`);
-      await waitForShutdownSignal();
-      if (!(await stopWithin(() => handle.stop(), 30_000))) throw new CliError("agent did not stop within 30 s");
-    });
+  return (
+    new Command("agent")
+      .description(
+        "run a provider agent: advertises this machine's GPUs and prices, runs assigned tasks (agent price: change them)",
+      )
+      .addCommand(agentPriceCommand())
+      .option("--nats-url <url>", "NATS URL(s), comma-separated (env CAPA_NATS_URL; default nats://127.0.0.1:4222)")
+      .option("--id <agent-id>", "agent id (default: from the hostname)")
+      // Not commander-mandatory: commander would demand it of `agent price get` too (it checks ancestors).
+      .option("--region <region>", "region this machine is in, e.g. eu-west (required)")
+      .option("--zone <zone>", "zone (default <region>-a)")
+      .option("--label <key=value>", "label for node selectors (repeatable)", collect, [])
+      .option(
+        "--price <model=usd[/usd]>",
+        "on-demand[/interruptible] price per GPU-hour, e.g. H100-80GB=2.49/1.20 (repeatable; default: catalog prices of the region)",
+        collect,
+        [],
+      )
+      .option(
+        "--prices-dir <dir>",
+        "price catalog for the default prices (default CAPA_PRICES_DIR or ../shared/data/prices)",
+      )
+      .option("--simulate-gpus <spec>", "simulate GPUs instead of running nvidia-smi, e.g. 4xH100-80GB,2xA100-40GB")
+      .option("--work-dir <dir>", "where task working directories go")
+      .option("--provider <name>", "provider name shown in offers")
+      .option("--fabric-domain <name>", "NVLink domain of this machine (gangs prefer one domain)")
+      .option("--advert-interval <duration>", "full advert period (default 10s)")
+      .option("--heartbeat-interval <duration>", "heartbeat period (default 2s)")
+      .option("--advert-ttl <duration>", "how long an advert stays valid without a heartbeat (default 30s)")
+      .option("--log-level <level>", "trace, debug, info, warn, error", process.env.CAPA_LOG_LEVEL ?? "info")
+      .action(async (flags: AgentCommandFlags) => {
+        if (!flags.region) throw new CliError("agent needs --region, the region this machine is in (e.g. eu-west)");
+        const { natsUrl, pricesDir, logLevel, ...rest } = flags;
+        let config: ReturnType<typeof parseAgentConfig>;
+        try {
+          config = parseAgentConfig({ ...rest, ...(natsUrl ? { nats: natsUrl } : {}) });
+        } catch (err) {
+          throw new CliError((err as Error).message);
+        }
+        if (flags.price.length === 0) {
+          const catalog = loadCatalog(pricesDir);
+          const { prices, from } = regionPrices(catalog.entries, config.region);
+          config.prices = prices;
+          process.stderr.write(
+            `capa agent: ${prices.length} model prices for ${from} from ${catalog.source} (e.g. ${prices
+              .slice(0, 3)
+              .map((p) => `${p.gpuModel} ${formatPrice(p.onDemandPerHour)}`)
+              .join(", ")}); --price overrides\n`,
+          );
+        }
+        let handle: Awaited<ReturnType<typeof startAgent>>;
+        try {
+          handle = await startAgent({ ...config, logger: stdoutLogger("capa-agent", logLevel) });
+        } catch (err) {
+          throw new CliError(`agent failed to start: ${(err as Error).message}`);
+        }
+        process.stderr.write(`capa agent: ${handle.agentId} running in ${config.region}\n`);
+        await waitForShutdownSignal();
+        if (!(await stopWithin(() => handle.stop(), 30_000))) throw new CliError("agent did not stop within 30 s");
+      })
+  );
 }

@@ -1,8 +1,9 @@
 import { Command } from "commander";
 import { jsonOption, print, printJson, withScheduler } from "../context.js";
+import { CliError } from "../errors.js";
 import { GrpcCallError, grpcStatus } from "../grpc.js";
 import { renderAgentOffersTable, renderOffersTable } from "../render.js";
-import { parseInteger, parseMoney, parseNumber } from "../spec.js";
+import { parseInteger, parseMoney, parseNumber, parseOfferSort } from "../spec.js";
 
 interface OffersFlags {
   gpuModel?: string;
@@ -23,10 +24,17 @@ export function offersCommand(): Command {
     .option("--region <glob>", "regions matching a glob, e.g. 'eu-*'")
     .option("--max-price <usd>", "only offers at or below this price per GPU-hour", parseMoney)
     .option("--interruptible", "price interruptible (spot) capacity instead of on-demand")
-    .option("--sort <key>", "price (default), -price, free, region, model, vram")
-    .option("--limit <n>", "at most this many rows", parseInteger)
+    .option(
+      "--sort <key>",
+      "price (cheapest first, default), free (most free GPUs), region, model, vram (largest), age (freshest); -KEY reverses",
+      parseOfferSort,
+    )
+    .option("--limit <n>", "at most this many rows (0 = all)", parseInteger)
     .option("--raw", "also list each agent's advert")
     .action(async (flags: OffersFlags, self: Command) => {
+      if (flags.limit !== undefined && flags.limit < 0) throw new CliError("--limit must not be negative");
+      if (flags.minVram !== undefined && flags.minVram < 0) throw new CliError("--min-vram must not be negative");
+      if (flags.maxPrice !== undefined && flags.maxPrice < 0) throw new CliError("--max-price must not be negative");
       await withScheduler(self, async (client) => {
         try {
           const answer = await client.listOffers({
@@ -45,8 +53,9 @@ export function offersCommand(): Command {
             if (flags.raw && answer.agents.length > 0) print(`\n${renderAgentOffersTable(answer.agents)}`);
           }
         } catch (err) {
-          // A scheduler without the order book still knows its agents: show their GPUs and prices instead.
+          // An older scheduler without the order book still knows its agents: show their GPUs and prices instead.
           if (!(err instanceof GrpcCallError) || err.code !== grpcStatus.UNIMPLEMENTED) throw err;
+          process.stderr.write("capa: this scheduler has no ListOffers; showing each agent's GPUs and prices\n");
           const { agents } = await client.listAgents({ region: "" });
           if (flags.json) printJson({ offers: [], agents, source: "ListAgents" });
           else print(renderAgentOffersTable(agents));

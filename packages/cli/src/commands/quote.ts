@@ -6,7 +6,9 @@ import { addSpecOptions, type SpecFlags, specFromFlags } from "../spec.js";
 
 export function quoteCommand(): Command {
   const cmd = new Command("quote")
-    .description("price and start-time estimate for a spec, without submitting it")
+    .description(
+      "price and start-time estimate for a spec, without submitting it (same flags as submit; exit 0 even when nothing fits)",
+    )
     .argument("[command...]", "the command, after -- (default: true)");
   addSpecOptions(cmd);
   jsonOption(cmd).action(async (command: string[], flags: SpecFlags & { json?: boolean }, self: Command) => {
@@ -14,7 +16,7 @@ export function quoteCommand(): Command {
     await withScheduler(self, async (client) => {
       const answer = await client.quote({ tenant: client.options.tenant, spec: jobSpecToPb(spec) });
       if (flags.json) printJson(answer);
-      else print(renderQuote(answer));
+      else print(renderQuote(answer, { nowMs: Date.now(), durationSeconds: spec.expectedDurationSeconds }));
     });
   });
   return cmd;

@@ -13,6 +13,9 @@ interface SchedulerFlags {
   leaseTtl?: number;
   metricsPort?: number;
   metricsHost?: string;
+  dataDir?: string;
+  receiptKey?: string;
+  feeBps?: number;
   logLevel: string;
 }
 
@@ -30,6 +33,12 @@ export function schedulerCommand(): Command {
     .option("--lease-ttl <duration>", "leader lease length (default 10s)", parseDurationFlag)
     .option("--metrics-port <port>", "serve Prometheus metrics on this port (off by default)", parseInteger)
     .option("--metrics-host <host>", "metrics listen host (default 127.0.0.1)")
+    .option("--data-dir <dir>", "where the scheduler keeps files (env CAPA_DATA_DIR; default ~/.capa/scheduler)")
+    .option(
+      "--receipt-key <pem-file>",
+      "Ed25519 receipt signing key, created if missing (default <data-dir>/receipt-signing-key.pem)",
+    )
+    .option("--fee-bps <n>", "platform fee in basis points of each charge (default 1000 = 10%)", parseInteger)
     .option("--log-level <level>", "trace, debug, info, warn, error", process.env.CAPA_LOG_LEVEL ?? "info")
     .action(async (flags: SchedulerFlags) => {
       let handle: Awaited<ReturnType<typeof startScheduler>>;
@@ -42,6 +51,9 @@ export function schedulerCommand(): Command {
           ...(flags.leaseTtl ? { leaseTtlMs: flags.leaseTtl * 1000 } : {}),
           ...(flags.metricsPort !== undefined ? { metricsPort: flags.metricsPort } : {}),
           ...(flags.metricsHost ? { metricsHost: flags.metricsHost } : {}),
+          ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
+          ...(flags.receiptKey ? { receiptKeyPath: flags.receiptKey } : {}),
+          ...(flags.feeBps !== undefined ? { feeBasisPoints: flags.feeBps } : {}),
           logger: stdoutLogger("capa-scheduler", flags.logLevel),
         });
       } catch (err) {

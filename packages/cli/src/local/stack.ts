@@ -83,6 +83,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       grpcAddress: `${options.grpcHost}:${options.grpcPort}`,
       // A stable id lets a restarted `capa up` take its own leader lease back at once.
       schedulerId: "capa-up",
+      // The receipt signing key lives with the rest of capa up's state, not in ~/.capa.
+      dataDir: join(stateDir, "scheduler"),
       logger: options.logger.child({ component: "scheduler" }),
     });
     stops.push(() => scheduler.stop());
