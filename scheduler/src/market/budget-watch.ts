@@ -89,6 +89,8 @@ export class BudgetWatch {
     }
     const nowMs = this.d.now();
     const hourly = runningHourly(job);
+    // Nothing holds GPUs: the spend cannot grow until a task starts (which triggers a check).
+    if (hourly === 0) return;
     const running = job.tasks.reduce((n, t) => n + runningCost(t, nowMs), 0);
     const spent = (await this.d.settler.settledSpend(job)) + running;
     const budget = job.spec.budget;
@@ -132,7 +134,7 @@ export class BudgetWatch {
       ...[untilBudget, untilReserved, untilWarn].filter((v): v is number => v !== undefined && v > 0),
       this.d.maxCheckIntervalMs,
     );
-    if (hourly > 0) this.arm(jobId, next + 1);
+    this.arm(jobId, next + 1);
   }
 
   private async stopJob(job: Job, why: string): Promise<void> {
