@@ -96,6 +96,8 @@ export class BudgetWatch {
     const budget = job.spec.budget;
 
     if (jobBudgetStatus(spent, budget) === "stop") {
+      // The 80 % warning is never skipped, even when one check jumps past both thresholds.
+      if (!job.reason.startsWith(BUDGET_WARNING)) await this.warn(jobId, spent, budget);
       await this.stopJob(job, `spent ${formatUsd(spent)} of the job's budget ${formatUsd(budget)}`);
       return;
     }
@@ -114,16 +116,13 @@ export class BudgetWatch {
         reserved = Number.MAX_SAFE_INTEGER; // no reservation to extend (settled meanwhile): nothing to guard
       }
     }
-    const warn = jobBudgetStatus(spent, budget) === "warn-80" && !job.reason.startsWith(BUDGET_WARNING);
-    if (warn || reserved !== job.reserved || (persistSpend && spent !== job.spent)) {
+    if (jobBudgetStatus(spent, budget) === "warn-80" && !job.reason.startsWith(BUDGET_WARNING))
+      await this.warn(jobId, spent, budget);
+    if (reserved !== job.reserved || (persistSpend && spent !== job.spent)) {
       await this.d.jobs.mutate(jobId, (j) => {
         if (isFinalJobState(j.state) || j.cancelRequested) return undefined;
         const next = { ...j, spent };
         if (reserved !== j.reserved && reserved !== Number.MAX_SAFE_INTEGER) next.reserved = reserved;
-        if (warn && !j.reason.startsWith(BUDGET_WARNING)) {
-          next.reason = `${BUDGET_WARNING}: spent ${formatUsd(spent)} of ${formatUsd(budget)} (80 %)`;
-          this.d.metrics.budgetEvents.inc({ kind: "warn-80" });
-        }
         return next;
       });
     }
@@ -135,6 +134,16 @@ export class BudgetWatch {
       this.d.maxCheckIntervalMs,
     );
     this.arm(jobId, next + 1);
+  }
+
+  /** One warning per job: its reason, so WatchJob sends one event. */
+  private async warn(jobId: string, spent: Micros, budget: Micros): Promise<void> {
+    await this.d.jobs.mutate(jobId, (j) => {
+      if (isFinalJobState(j.state) || j.cancelRequested || j.reason.startsWith(BUDGET_WARNING)) return undefined;
+      this.d.metrics.budgetEvents.inc({ kind: "warn-80" });
+      const reason = `${BUDGET_WARNING}: spent ${formatUsd(spent)} of ${formatUsd(budget)} (80 % reached)`;
+      return { ...j, spent, reason };
+    });
   }
 
   private async stopJob(job: Job, why: string): Promise<void> {
