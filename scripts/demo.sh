@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `npm run demo`: bootstrap (dependencies, nats-server, build), start `capa up` in the background, then a
 # scripted tour: the fleet and its prices, a 1-GPU batch job and a 2-replica training gang, where they were
-# placed and at what price, their logs and final states. `capa up` is stopped at the end, whatever happens.
+# placed and at what price, their logs and final states, then the marketplace: a quote, the order book, the
+# tenant's bill, a provider's earnings, and a signed receipt fetched and verified (and a tampered copy refused).
+# `capa up` is stopped at the end, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bootstrap.sh
@@ -108,6 +110,31 @@ wait_final "$TRAIN"
 step logs "$HELLO"
 step logs "$TRAIN"
 step jobs
-step agents
+
+# Settlement follows the final state: wait until both jobs' receipts are in the ledger (3 allocations).
+wait_settled() {
+  for _ in $(seq 1 60); do
+    local n
+    n=$(capa receipt list --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).receipts.length))') || n=0
+    if [ "$n" -ge "$1" ]; then return; fi
+    sleep 0.5
+  done
+  echo "(only $n of $1 allocations settled so far)"
+}
+
+printf '\n\033[1mthe marketplace\033[0m\n'
+step quote --gpus 2 --gpu-model H100-80GB --duration 1h
+step offers --region 'eu-*'
+wait_settled 3
+step bill
+TRAIN_AGENT=$(capa status "$TRAIN" --json | json_field tasks.0.agentId)
+step earnings --agent "$TRAIN_AGENT"
+RECEIPT=$(capa receipt list --json --job "$TRAIN" | json_field receipts.0.receiptId)
+step receipt get "$RECEIPT" -o "$STATE_DIR/receipt.json"
+step receipt verify "$STATE_DIR/receipt.json"
+# The same receipt with its amount changed by one micro-dollar: the signature no longer matches.
+node -e 'const fs=require("fs");const r=JSON.parse(fs.readFileSync(process.argv[1],"utf8"));r.amount+=1;r.payout+=1;fs.writeFileSync(process.argv[2],JSON.stringify(r,null,2))' \
+  "$STATE_DIR/receipt.json" "$STATE_DIR/receipt-tampered.json"
+step receipt verify "$STATE_DIR/receipt-tampered.json"
 
 printf '\nThe demo is over; capa up stops now. Run it yourself: node packages/cli/bin/capa.js up\n'
