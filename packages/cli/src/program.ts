@@ -55,5 +55,11 @@ export function buildProgram(): Command {
   ]) {
     program.addCommand(command);
   }
+  // --addr and --tenant work after any verb too; say so in every verb's help.
+  const showGlobals = (cmd: Command): void => {
+    cmd.configureHelp({ showGlobalOptions: true });
+    cmd.commands.forEach(showGlobals);
+  };
+  program.commands.forEach(showGlobals);
   return program;
 }
