@@ -1,7 +1,8 @@
 /**
  * A task's allocation (task + epoch) as metering sees it. The window is the scheduler's own record of the task:
- * `startedAtMs` from the RUNNING status it accepted (fenced by agent and epoch), `finishedAtMs` from the final
- * status it folded, or its own clock when it marked the task lost or stopped it. The price is the one locked at
+ * `startedAtMs` from the RUNNING status it accepted (fenced by agent and epoch, clamped to no earlier than the
+ * placement commit), `finishedAtMs` from the final status it folded (clamped to no later than it received it), or
+ * its own clock when it marked the task lost or stopped it. The price is the one locked at
  * placement (`Task.pricePerGpuHour`), never the agent's current advert.
  */
 import { costForGpuMillis, isFinalTaskState, type Job, type Micros, type Task } from "@capa/domain";

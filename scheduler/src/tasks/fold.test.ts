@@ -53,6 +53,19 @@ describe("foldStatus", () => {
     expect(r.job?.tasks[0]?.startedAtMs).toBe(100);
   });
 
+  it.each([
+    // [agent startedAt, agent finishedAt, scheduler now] → billed window clamped to [placedAt=50, now]
+    [100, 400, 500, 100, 400],
+    [10, 400, 500, 50, 400], // agent clock behind: start before the placement commit
+    [100, 9_000, 500, 100, 500], // agent clock ahead: end after the scheduler saw the report
+    [100, 0, 500, 100, 500], // no end reported: the scheduler's own clock
+  ])("keeps the billing window inside what the scheduler observed (start %d, end %d, now %d)", (start, end, now, billedStart, billedEnd) => {
+    const placed = job(1);
+    placed.tasks[0]!.placedAtMs = 50;
+    const r = foldStatus(placed, report("succeeded", { startedAtMs: start, finishedAtMs: end }), now);
+    expect(r.job?.tasks[0]).toMatchObject({ startedAtMs: billedStart, finishedAtMs: billedEnd });
+  });
+
   it("ignores a report for another epoch or agent (fencing)", () => {
     expect(foldStatus(job(), report("running", { epoch: 4 }), 200).verdict).toBe("stale");
     expect(foldStatus(job(), report("running", { agentId: "a2" }), 200).verdict).toBe("stale");

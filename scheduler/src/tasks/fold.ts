@@ -30,13 +30,20 @@ export function foldStatus(job: Job, report: TaskStatusReport, nowMs: number): F
   const next = structuredClone(job);
   const t = next.tasks.find((x) => x.id === report.taskId)!;
   t.state = state;
-  if (report.startedAtMs > 0) t.startedAtMs = report.startedAtMs;
+  // The billing window is the scheduler's own: an agent's clock may be skewed (or lie), so its timestamps are
+  // clamped between the placement commit and the moment this report reached the scheduler.
+  if (report.startedAtMs > 0) t.startedAtMs = clamp(report.startedAtMs, t.placedAtMs, nowMs);
   if (final) {
     t.exitCode = report.exitCode;
     t.signal = report.signal;
-    t.finishedAtMs = report.finishedAtMs > 0 ? report.finishedAtMs : nowMs;
+    const earliestEnd = t.startedAtMs > 0 ? t.startedAtMs : t.placedAtMs;
+    t.finishedAtMs = report.finishedAtMs > 0 ? clamp(report.finishedAtMs, earliestEnd, nowMs) : nowMs;
   }
   if (report.message) t.message = report.message.slice(0, 1024);
   settle(next, nowMs);
   return { verdict: "applied", job: next, final };
+}
+
+function clamp(value: number, low: number, high: number): number {
+  return Math.min(Math.max(value, low), Math.max(low, high));
 }
