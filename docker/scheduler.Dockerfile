@@ -16,8 +16,11 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /out /app
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --workspace @capa/cli \
- && npm cache clean --force
+ && npm cache clean --force \
+ && mkdir -p /var/lib/capa && chown node:node /var/lib/capa
+# State (the receipt signing key unless --receipt-key points elsewhere) lives here; mount a volume on it.
+VOLUME /var/lib/capa
 USER node
 EXPOSE 50051
 ENTRYPOINT ["node", "/app/packages/cli/bin/capa.js"]
-CMD ["scheduler", "--nats-url", "nats://nats:4222", "--grpc-address", "0.0.0.0:50051"]
+CMD ["scheduler", "--nats-url", "nats://nats:4222", "--grpc-address", "0.0.0.0:50051", "--data-dir", "/var/lib/capa"]

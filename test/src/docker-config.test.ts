@@ -119,13 +119,16 @@ describe.each(["scheduler", "agent"])("docker/%s.Dockerfile", (service) => {
 interface K8sContainer {
   image: string;
   args?: string[];
+  volumeMounts?: { name: string; mountPath: string }[];
 }
 interface K8sObject {
   kind: string;
   metadata: { name: string; namespace?: string };
   spec?: {
     replicas?: number;
-    template?: { spec: { containers: K8sContainer[]; runtimeClassName?: string } };
+    template?: {
+      spec: { containers: K8sContainer[]; runtimeClassName?: string; volumes?: { name: string; secret?: unknown }[] };
+    };
   };
 }
 
@@ -149,6 +152,18 @@ describe("docker/k8s manifests", () => {
     const [agent] = byKind("DaemonSet");
     expect(agent?.spec?.template?.spec.runtimeClassName).toBe("nvidia");
     expect(objects.filter((o) => o.kind !== "Namespace").every((o) => o.metadata.namespace === "capa")).toBe(true);
+  });
+
+  it("gives every scheduler replica the same receipt signing key, from a Secret", () => {
+    // Receipts signed by one replica must verify with the key the others publish.
+    const [scheduler] = byKind("Deployment");
+    const pod = scheduler!.spec!.template!.spec;
+    const container = pod.containers[0]!;
+    const args = container.args ?? [];
+    const keyPath = args[args.indexOf("--receipt-key") + 1] ?? "";
+    const mount = container.volumeMounts?.find((m) => keyPath.startsWith(`${m.mountPath}/`));
+    expect(mount, `--receipt-key ${keyPath} must be inside a mounted volume`).toBeDefined();
+    expect(pod.volumes?.find((v) => v.name === mount!.name)?.secret).toBeDefined();
   });
 
   it("runs capa containers with real verbs and flags", async () => {
