@@ -196,6 +196,18 @@ describe("explanations and relaxations", () => {
     expect(e.estimatedCost).toBe(2_000_000);
   });
 
+  it("names a gang's runner-up in another fabric domain", () => {
+    const state = stateOf([
+      agent("a1", { fabricDomain: "fd-a", prices: { "H100-80GB": ["2.00"] } }),
+      agent("a2", { fabricDomain: "fd-a", prices: { "H100-80GB": ["2.00"] } }),
+      agent("b1", { fabricDomain: "fd-b", prices: { "H100-80GB": ["2.50"] } }),
+      agent("b2", { fabricDomain: "fd-b", prices: { "H100-80GB": ["2.50"] } }),
+    ]);
+    const plan = engine.place(state, request("g", { kind: "training", replicas: 2, gpusPerReplica: 8 }), opts);
+    expect(plan.explanation.chosen.map((p) => p.agentId).sort()).toEqual(["a1", "a2"]);
+    expect(plan.explanation.runnerUp.map((p) => p.agentId).sort()).toEqual(["b1", "b2"]);
+  });
+
   it("suggests the cheapest single relaxation for an unplaceable job", () => {
     const state = stateOf([
       agent("x", { region: "eu-west", gpus: "8xA100-80GB", prices: { "A100-80GB": ["1.89"] } }),

@@ -82,7 +82,8 @@ export function searchGang(
 
   const spanned = new Set<Bucket>();
   while (heap.size > 0 && gangs < limit) {
-    if (best && heap.peekKey() < best.score) break;
+    // Stop once no domain left can beat the runner-up (not only the best): the explanation names both.
+    if (runnerUp && heap.peekKey() < runnerUp.score) break;
     const { bucket, domain: at } = heap.pop()!;
     const domains = bucket.domainsByPrice();
     const domain = domains[at]!;
