@@ -293,6 +293,7 @@ describe("agent on a real nats-server", () => {
       );
       expect(degraded.gpus).toHaveLength(2);
     } finally {
+      smi.remove();
       await real.stop();
     }
   });

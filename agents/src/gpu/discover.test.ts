@@ -1,14 +1,24 @@
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { writeFakeNvidiaSmi } from "@capa/testkit";
-import { describe, expect, it } from "vitest";
+import { writeFakeNvidiaSmi as writeFake } from "@capa/testkit";
+import { afterEach, describe, expect, it } from "vitest";
 import { NvidiaSmiExitError, NvidiaSmiNotFoundError, NvidiaSmiParseError, NvidiaSmiTimeoutError } from "../errors.js";
 import { discoverGpus, discoverInventory, queryNvidiaSmi, simulatedGpus } from "./discover.js";
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8");
 /** PATH with the fake first, so the real lookup-by-name path of execFile is what runs. */
 const envWith = (dir: string) => ({ ...process.env, PATH: `${dir}:${process.env.PATH ?? ""}` });
+
+const tempDirs: string[] = [];
+afterEach(() => {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+function writeFakeNvidiaSmi(...args: Parameters<typeof writeFake>): ReturnType<typeof writeFake> {
+  const fake = writeFake(...args);
+  tempDirs.push(fake.dir);
+  return fake;
+}
 
 describe("discovery through a fake nvidia-smi on PATH", () => {
   it("runs nvidia-smi by name and parses its output", async () => {
@@ -54,6 +64,7 @@ describe("discovery through a fake nvidia-smi on PATH", () => {
 
   it("treats a missing nvidia-smi as a CPU-only machine", async () => {
     const empty = mkdtempSync(join(tmpdir(), "capa-no-smi-"));
+    tempDirs.push(empty);
     const env = { ...process.env, PATH: empty };
     await expect(queryNvidiaSmi({ env })).rejects.toBeInstanceOf(NvidiaSmiNotFoundError);
     expect(await discoverInventory({ agentId: "a1", nvidiaSmi: { env } })).toEqual({

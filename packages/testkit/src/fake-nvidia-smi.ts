@@ -2,13 +2,15 @@
  * Writes a fake `nvidia-smi` script into a temp dir that prints recorded query output, so the agent's GPU
  * discovery runs its real execFile path in tests. Put the returned `dir` first on PATH.
  */
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export interface FakeNvidiaSmi {
   dir: string;
   path: string;
+  /** Deletes the temp dir (call it in the test's cleanup). */
+  remove(): void;
 }
 
 export function writeFakeNvidiaSmi(
@@ -30,5 +32,5 @@ export function writeFakeNvidiaSmi(
     ].join("\n"),
   );
   chmodSync(path, 0o755);
-  return { dir, path };
+  return { dir, path, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
