@@ -4,7 +4,7 @@
  */
 
 import { CapaError, type ErrorCode } from "@capa/domain";
-import { type ServerErrorResponse, status } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 
 const CODES: Record<ErrorCode, status> = {
   INVALID_ARGUMENT: status.INVALID_ARGUMENT,
@@ -39,9 +39,4 @@ export function mapError(err: unknown): MappedError {
   )
     return { code: status.UNAVAILABLE, details: "the scheduler's store is unavailable; retry", internal: true };
   return { code: status.INTERNAL, details: "internal error", internal: true };
-}
-
-export function toServiceError(err: unknown): Partial<ServerErrorResponse> & { code: status; details: string } {
-  const mapped = mapError(err);
-  return { code: mapped.code, details: mapped.details, message: mapped.details };
 }

@@ -35,14 +35,27 @@ export interface LeadershipDeps {
 }
 
 export interface LeaderPart {
+  /** Must be idempotent; a part stopped while its start was pending must not start working afterwards. */
   start(): Promise<void> | void;
+  /** Must be idempotent (it may run again after a start that was overtaken by a stop). */
   stop(): Promise<void>;
 }
 
+const ignore = (): void => undefined;
+
+/**
+ * Starts and stops the leader-only work. Every start runs under a generation; `stop()` bumps it, so a start that
+ * was still awaiting (recovery, a part's start) notices at its next step, stops the parts it started itself and
+ * returns without starting anything else. A new start waits until the previous start and stop have settled, so
+ * a stale start never undoes the work of a newer one.
+ */
 export class Leadership {
   private active = false;
+  private generation = 0;
   private sweep: NodeJS.Timeout | undefined;
   private starting: Promise<void> | undefined;
+  /** Settles when the last start or stop has finished (either way); the next transition waits for it. */
+  private settled: Promise<void> = Promise.resolve();
 
   constructor(private readonly d: LeadershipDeps) {}
 
@@ -50,21 +63,34 @@ export class Leadership {
     return this.active;
   }
 
-  /** Starts leader work; resolves once recovery is done and everything runs. */
+  /** Starts leader work; resolves once recovery is done and everything runs (or once a stop overtook it). */
   start(): Promise<void> {
     if (this.active) return this.starting ?? Promise.resolve();
     this.active = true;
-    this.starting = this.run().catch(async (err) => {
-      this.d.logger.error({ err }, "leader start failed; stepping back");
-      await this.stop();
-      throw err;
-    });
-    return this.starting;
+    const generation = ++this.generation;
+    const starting = this.settled.then(() => this.run(generation));
+    this.starting = starting;
+    this.settled = starting.then(ignore, ignore);
+    return starting;
   }
 
-  async stop(): Promise<void> {
-    if (!this.active) return;
+  /** Stops leader work at once; resolves when nothing leader-only runs any more (a pending start included). */
+  stop(): Promise<void> {
+    if (!this.active) return this.settled;
     this.active = false;
+    this.generation++;
+    const running = this.settled;
+    const stopping = this.halt().then(() => running);
+    this.settled = stopping.then(ignore, ignore);
+    return stopping;
+  }
+
+  private current(generation: number): boolean {
+    return this.active && generation === this.generation;
+  }
+
+  /** Stops everything; each step is idempotent, so it may run again (a start that a stop overtook). */
+  private async halt(): Promise<void> {
     clearInterval(this.sweep);
     this.sweep = undefined;
     this.d.liveness.stop();
@@ -74,13 +100,53 @@ export class Leadership {
     this.d.queue.clear();
   }
 
-  private async run(): Promise<void> {
+  private async run(generation: number): Promise<void> {
+    const started: LeaderPart[] = [];
+    try {
+      if (!this.current(generation)) return;
+      if (!(await this.recover(generation))) return;
+      for (const part of [this.d.statuses, ...(this.d.extras ?? [])]) {
+        started.push(part);
+        await part.start();
+        if (!this.current(generation)) return;
+      }
+      // Nothing is awaited from here on: the stop that comes next sees all of it.
+      const { worker } = this.d;
+      worker.start();
+      worker.enqueueWaiting("leader elected");
+      this.d.liveness.start();
+      this.sweep = setInterval(() => worker.enqueueWaiting("periodic sweep"), this.d.sweepIntervalMs);
+      started.length = 0;
+    } catch (err) {
+      if (this.current(generation)) {
+        this.d.logger.error({ err }, "leader start failed; stepping back");
+        this.active = false;
+        this.generation++;
+        started.length = 0;
+        await this.halt();
+        throw err;
+      }
+      this.d.logger.warn({ err }, "an abandoned leader start failed");
+    } finally {
+      // Overtaken by a stop: the stop already ran, so undo what this start began after it (or while it ran).
+      for (const part of started.reverse())
+        await part.stop().catch((err) => this.d.logger.warn({ err }, "undo failed"));
+    }
+  }
+
+  /** Recovery; false when a stop overtook it. */
+  private async recover(generation: number): Promise<boolean> {
     const { jobs, allocs, registry, epochs, worker } = this.d;
-    for (const id of registry.dirty()) await registry.persist(id);
+    for (const id of registry.dirty()) {
+      await registry.persist(id);
+      if (!this.current(generation)) return false;
+    }
     // An agent marked lost whose assignments were not yet cleared (the previous leader stopped in between).
     for (const e of registry.list())
-      if (e.record.lost && (allocs.get(e.record.advert.agentId)?.value.tasks.length ?? 0) > 0)
+      if (e.record.lost && (allocs.get(e.record.advert.agentId)?.value.tasks.length ?? 0) > 0) {
         await this.d.liveness.lose(e.record.advert.agentId);
+        if (!this.current(generation)) return false;
+      }
     for (const e of jobs.list()) for (const t of e.job.tasks) epochs.observe(t.epoch);
     for (const { assignment } of allocs.all()) epochs.observe(assignment.epoch);
 
@@ -93,21 +159,16 @@ export class Leadership {
     if (orphans.length > 0) {
       this.d.logger.warn({ count: orphans.length }, "removing assignments of unknown jobs");
       await this.d.applier.changeListings([], orphans);
+      if (!this.current(generation)) return false;
     }
     let recovered = 0;
     for (const { job } of jobs.list()) {
-      if (!this.active) return;
       if (isFinalJobState(job.state) && !listed.has(job.id)) continue;
       await worker.evaluate({ jobId: job.id, reason: "recovery", notBeforeMs: 0, attempt: 0 }, true);
+      if (!this.current(generation)) return false;
       recovered++;
     }
-    if (!this.active) return;
     this.d.logger.info({ recovered }, "leader recovery done");
-    await this.d.statuses.start();
-    for (const part of this.d.extras ?? []) await part.start();
-    worker.start();
-    worker.enqueueWaiting("leader elected");
-    this.d.liveness.start();
-    this.sweep = setInterval(() => worker.enqueueWaiting("periodic sweep"), this.d.sweepIntervalMs);
+    return true;
   }
 }

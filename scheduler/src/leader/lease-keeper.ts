@@ -1,6 +1,11 @@
 /**
  * Keeps trying to take or renew the leader lease (`capa_leader/scheduler`) every third of its length, and
  * tells the scheduler when it becomes leader and when it must stop acting as one.
+ *
+ * A leader never acts past `expiresAtMs - margin` (margin = ttl/5) of the lease it last wrote: every successful
+ * write arms a deadline timer for that instant, which demotes unless a newer write has landed by then. The timer
+ * does not depend on the store answering, and every KV call of a renewal is bounded by a timeout below the
+ * margin, so a hung store neither keeps a leader acting nor blocks the next attempts.
  */
 
 import type { TypedKv } from "@capa/bus";
@@ -15,10 +20,18 @@ export interface LeaseHooks {
   demoted(): Promise<void>;
 }
 
+export class LeaseTimeoutError extends Error {
+  override readonly name = "LeaseTimeoutError";
+}
+
 export class LeaseKeeper {
   private held: LeaseRecord | undefined;
   private revision = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Demotes at `held.expiresAtMs - margin` unless a newer write re-armed it. */
+  private deadline: NodeJS.Timeout | undefined;
+  /** Counts successful lease writes; a deadline armed for an older write does nothing. */
+  private writes = 0;
   private leader = false;
   private stopped = false;
   private chain: Promise<void> = Promise.resolve();
@@ -32,16 +45,13 @@ export class LeaseKeeper {
     private readonly logger: Logger,
   ) {}
 
-  get isLeader(): boolean {
-    return this.leader && mayAct(this.held, this.me, this.now(), this.marginMs);
-  }
-
-  get term(): number {
-    return this.held?.term ?? 0;
-  }
-
   private get marginMs(): number {
     return Math.floor(this.ttlMs / 5);
+  }
+
+  /** Longest wait for one KV call of a renewal: below the margin, so its outcome is known before the deadline. */
+  private get callTimeoutMs(): number {
+    return Math.max(1, Math.floor(this.marginMs / 2));
   }
 
   start(): Promise<void> {
@@ -55,10 +65,11 @@ export class LeaseKeeper {
     this.stopped = true;
     clearInterval(this.timer);
     await this.chain;
+    clearTimeout(this.deadline);
     if (this.leader) await this.setLeader(false);
     if (this.held && this.held.holder === this.me) {
       try {
-        await this.kv.update(LEASE_KEY, released(this.held, this.now()), this.revision);
+        await this.bounded(this.kv.update(LEASE_KEY, released(this.held, this.now()), this.revision));
       } catch (err) {
         this.logger.debug({ err }, "lease release lost a race; it will expire");
       }
@@ -74,27 +85,57 @@ export class LeaseKeeper {
   private async attempt(): Promise<void> {
     if (this.stopped) return;
     try {
-      const current = await this.kv.get(LEASE_KEY);
+      const current = await this.bounded(this.kv.get(LEASE_KEY));
       const decision = decideLease(current?.value, this.me, this.now(), this.ttlMs);
       if (decision.kind === "follow") {
         this.held = undefined;
         if (this.leader) await this.setLeader(false);
         return;
       }
-      this.revision = await this.kv.write(LEASE_KEY, decision.record, current?.revision ?? 0);
+      const revision = await this.bounded(this.kv.write(LEASE_KEY, decision.record, current?.revision ?? 0));
+      this.revision = revision;
       this.held = decision.record;
-      if (!this.leader && !this.stopped) {
+      if (this.stopped) return; // stop() releases it
+      this.armDeadline();
+      if (!this.leader && mayAct(this.held, this.me, this.now(), this.marginMs)) {
         this.logger.info({ term: decision.record.term, kind: decision.kind }, "leader lease acquired");
         await this.setLeader(true);
       }
     } catch (err) {
       if (!(err instanceof ConflictError)) this.logger.warn({ err }, "lease renewal failed");
-      // Lost a race or cannot reach the store: keep acting only while the lease we hold is surely ours.
+      // Lost a race or cannot reach the store: keep acting only while the lease we hold is surely ours (the
+      // deadline timer enforces the same while this attempt hangs).
       if (this.leader && !mayAct(this.held, this.me, this.now(), this.marginMs)) await this.setLeader(false);
     }
   }
 
+  /** After a successful write: demote at `expiresAtMs - margin` unless another write lands before. */
+  private armDeadline(): void {
+    clearTimeout(this.deadline);
+    const write = ++this.writes;
+    const held = this.held!;
+    const delay = Math.max(0, held.expiresAtMs - this.marginMs - this.now());
+    this.deadline = setTimeout(() => {
+      if (write !== this.writes || !this.leader) return;
+      this.logger.warn({ term: held.term, expiresAtMs: held.expiresAtMs }, "lease not renewed in time");
+      this.setLeader(false).catch((err) => this.logger.warn({ err }, "demotion failed"));
+    }, delay);
+    this.deadline.unref?.();
+  }
+
+  private bounded<T>(call: Promise<T>): Promise<T> {
+    let timeout: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timeout = setTimeout(
+        () => reject(new LeaseTimeoutError(`lease store call took over ${this.callTimeoutMs} ms`)),
+        this.callTimeoutMs,
+      );
+    });
+    return Promise.race([call, expired]).finally(() => clearTimeout(timeout));
+  }
+
   private async setLeader(leader: boolean): Promise<void> {
+    if (this.leader === leader) return;
     this.leader = leader;
     if (leader) await this.hooks.elected(this.held!.term);
     else {

@@ -2,6 +2,10 @@
  * The last plan's explanation per job: an in-memory LRU for ExplainJob, persisted to KV
  * `capa_jobs/explain.<jobId>` so it survives a restart and any replica can answer. Re-plans of a waiting job
  * produce the same explanation again and again; it is written only when it differs (ignoring the time).
+ * Writes are CAS (read-modify-write on the stored revision): an explanation never replaces a newer one, e.g. one
+ * written by a leader that took over while this replica still finished a plan.
+ * Job records are never deleted from `capa_jobs` (final jobs stay, see README "KV layout"), so neither is the
+ * explanation key; if job removal is ever added, it must delete `explain.<jobId>` with the job.
  */
 import type { TypedKv } from "@capa/bus";
 import { LRUCache } from "lru-cache";
@@ -25,7 +29,11 @@ export class ExplanationStore {
     this.cache.set(explanation.jobId, explanation);
     if (previous && sameDecision(previous, explanation)) return;
     try {
-      await this.kv.kv.put(EXPLAIN_PREFIX + explanation.jobId, new TextEncoder().encode(JSON.stringify(explanation)));
+      await this.kv.mutate(EXPLAIN_PREFIX + explanation.jobId, (stored) =>
+        stored && (stored.decidedAtMs > explanation.decidedAtMs || sameDecision(stored, explanation))
+          ? undefined
+          : explanation,
+      );
     } catch (err) {
       this.logger.warn({ err, jobId: explanation.jobId }, "could not persist an explanation");
     }

@@ -37,6 +37,8 @@ export class StatusConsumer {
   private loop: Promise<void> | undefined;
 
   private active = false;
+  /** Bumped by every stop: a start that was still setting up when a stop came does not begin consuming. */
+  private generation = 0;
   private readonly config = {
     durable_name: STATUS_CONSUMER,
     filter_subject: subjects.allTaskStatus,
@@ -49,30 +51,38 @@ export class StatusConsumer {
 
   constructor(private readonly d: StatusDeps) {}
 
-  /** Creates the durable consumer (idempotent) and starts consuming; it resumes where the last leader stopped. */
+  /**
+   * Creates the durable consumer (idempotent) and starts consuming; it resumes where the last leader stopped.
+   * Idempotent: while a loop runs, a second start does nothing; a stop during the setup wins (nothing starts).
+   */
   async start(): Promise<void> {
+    if (this.active) return;
+    const generation = this.generation;
     try {
       await this.d.store.jsm.consumers.add(STREAMS.tasks, this.config);
     } catch (err) {
       // Exists with another config (an older version): keep it, it still delivers from where it stopped.
       this.d.logger.warn({ err }, "status consumer exists with a different config; using it as is");
     }
+    if (this.active || generation !== this.generation) return;
     this.active = true;
-    this.loop = this.run();
+    this.loop = this.run(generation);
   }
 
   /** Consumes until stopped; if the subscription ends on its own (server restart, consumer gone), starts over. */
-  private async run(): Promise<void> {
+  private async run(generation: number): Promise<void> {
     const { js, jsm } = this.d.store;
-    while (this.active) {
+    const live = () => this.active && generation === this.generation;
+    while (live()) {
       try {
         await jsm.consumers
           .info(STREAMS.tasks, STATUS_CONSUMER)
           .catch(() => jsm.consumers.add(STREAMS.tasks, this.config));
         const consumer = await js.consumers.get(STREAMS.tasks, STATUS_CONSUMER);
         const messages = await consumer.consume({ max_messages: 100 });
-        this.messages = messages;
-        if (!this.active) messages.stop();
+        // A stop while subscribing: this loop is over (and must not hide a newer loop's subscription from stop).
+        if (live()) this.messages = messages;
+        else messages.stop();
         for await (const m of messages) {
           try {
             await this.handle(m.subject, m.data);
@@ -85,12 +95,13 @@ export class StatusConsumer {
       } catch (err) {
         this.d.logger.warn({ err }, "status consumer failed; restarting it");
       }
-      if (this.active) await new Promise((r) => setTimeout(r, 1000));
+      if (live()) await new Promise((r) => setTimeout(r, 1000));
     }
   }
 
   async stop(): Promise<void> {
     this.active = false;
+    this.generation++;
     this.messages?.stop();
     await this.loop?.catch(() => undefined);
   }
