@@ -4,7 +4,7 @@ import { jobSpecFromPb, jobStateToPb, jobToPb, logStreamToPb } from "@capa/bus";
 import { isFinalJobState, type Job, throwIfViolations, ValidationError } from "@capa/domain";
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import { type JobService, jobIdViolations } from "../jobs/job-service.js";
-import { type LogReader, MAX_FOLLOWED_TASKS } from "../jobs/logs.js";
+import { type LogReader, LogsUnavailableError, MAX_FOLLOWED_TASKS } from "../jobs/logs.js";
 import type { JobEntry, JobRepo } from "../store/job-repo.js";
 import { statesFromPb } from "./convert.js";
 import type { MarketHandlers } from "./market.js";
@@ -36,8 +36,8 @@ export function jobHandlers(d: JobHandlerDeps): pb.JobServiceServer {
     cancelJob: unary(d, "CancelJob", async (req: pb.CancelJobRequest) => ({
       job: jobToPb(await d.jobs.cancel(req.jobId, req.reason)),
     })),
-    watchJob: (call) => void watchJob(d, call),
-    streamLogs: (call) => void streamLogs(d, call),
+    watchJob: (call) => settled(d, "WatchJob", watchJob(d, call)),
+    streamLogs: (call) => settled(d, "StreamLogs", streamLogs(d, call)),
     quote: d.market.quote,
     listOffers: d.market.listOffers,
   };
@@ -48,16 +48,27 @@ function signature(job: Job): string {
   return `${job.state}|${job.reason}|${job.tasks.map((t) => `${t.id}:${t.state}:${t.epoch}`).join(",")}`;
 }
 
+/** A streaming handler's promise never rejects unhandled: whatever escapes it is logged, not fatal. */
+function settled(d: JobHandlerDeps, method: string, run: Promise<void>): void {
+  run.catch((err: unknown) => d.logger.error({ err, method }, "stream handler failed"));
+}
+
 async function watchJob(d: JobHandlerDeps, call: ServerWritableStream<pb.WatchJobRequest, pb.JobEvent>): Promise<void> {
   const jobId = call.request.jobId;
+  let ended = false;
   let unsubscribe = () => {};
+  // Whichever way the stream ends (final state, client cancel, failure), the job listener goes with it.
+  const finish = () => {
+    ended = true;
+    unsubscribe();
+  };
+  call.on("cancelled", finish);
   try {
     throwIfViolations(jobIdViolations(jobId));
     let lastRevision = 0;
     let lastSignature = "";
-    let ended = false;
     const send = (entry: JobEntry) => {
-      if (ended || entry.revision <= lastRevision) return;
+      if (ended || call.cancelled || entry.revision <= lastRevision) return;
       lastRevision = entry.revision;
       const sig = signature(entry.job);
       if (sig === lastSignature) return;
@@ -70,19 +81,31 @@ async function watchJob(d: JobHandlerDeps, call: ServerWritableStream<pb.WatchJo
         atMs: entry.job.updatedAtMs,
       });
       if (isFinalJobState(entry.job.state)) {
-        ended = true;
-        unsubscribe();
+        finish();
         call.end();
       }
     };
-    // Subscribe before reading, so no change between the read and the subscription is missed.
-    unsubscribe = d.repo.subscribe(jobId, (entry) => send(entry));
-    call.on("cancelled", () => unsubscribe());
+    // Subscribe before reading, so no change between the read and the subscription is missed. A listener runs
+    // inside the job repo's update path: its failure ends this stream, never the repo's caller.
+    unsubscribe = d.repo.subscribe(jobId, (entry) => {
+      try {
+        send(entry);
+      } catch (err) {
+        if (ended) return;
+        finish();
+        failStream(d, "WatchJob", call, err);
+      }
+    });
+    if (call.cancelled || ended) {
+      finish();
+      return;
+    }
     send(await d.repo.require(jobId));
     d.metrics.rpcs.inc({ method: "WatchJob", code: "OK" });
   } catch (err) {
-    unsubscribe();
-    failStream(d, "WatchJob", call, err);
+    const alreadyEnded = ended;
+    finish();
+    if (!alreadyEnded) failStream(d, "WatchJob", call, err);
   }
 }
 
@@ -91,8 +114,10 @@ async function streamLogs(
   call: ServerWritableStream<pb.StreamLogsRequest, pb.LogLine>,
 ): Promise<void> {
   const { jobId, taskId, follow } = call.request;
+  // The client going away stops every consumer (LogReader deletes them before it settles).
   const abort = new AbortController();
   call.on("cancelled", () => abort.abort());
+  if (call.cancelled) abort.abort();
   try {
     throwIfViolations(jobIdViolations(jobId));
     const { job } = await d.repo.require(jobId);
@@ -124,6 +149,7 @@ async function streamLogs(
     d.metrics.rpcs.inc({ method: "StreamLogs", code: "OK" });
     if (!call.cancelled) call.end();
   } catch (err) {
+    if (err instanceof LogsUnavailableError) d.logger.warn({ err, jobId }, "StreamLogs interrupted");
     failStream(d, "StreamLogs", call, err);
   }
 }
