@@ -165,6 +165,7 @@ export function taskToPb(t: Task): pb.Task {
     finishedAtMs: t.finishedAtMs,
     message: t.message,
     interruptible: t.interruptible,
+    lastCheckpointUnixMs: t.lastCheckpointMs ?? 0,
   };
 }
 export function taskFromPb(t: pb.Task): Task {
@@ -186,6 +187,7 @@ export function taskFromPb(t: pb.Task): Task {
     finishedAtMs: t.finishedAtMs,
     message: t.message,
     interruptible: t.interruptible,
+    lastCheckpointMs: t.lastCheckpointUnixMs,
   };
 }
 
@@ -297,10 +299,21 @@ export function assignmentFromPb(t: pb.TaskAssignment): TaskAssignment {
 }
 
 export function statusToPb(s: TaskStatusReport): pb.TaskStatus {
-  return { ...s, state: taskStateToPb(s.state) };
+  const { lastCheckpointMs, ...rest } = s;
+  return { ...rest, state: taskStateToPb(s.state), lastCheckpointUnixMs: lastCheckpointMs ?? 0 };
 }
 export function statusFromPb(s: pb.TaskStatus): TaskStatusReport {
-  return { ...s, state: taskStateFromPb(s.state) ?? "failed" };
+  const { lastCheckpointUnixMs, ...rest } = s;
+  return { ...rest, state: taskStateFromPb(s.state) ?? "failed", lastCheckpointMs: lastCheckpointUnixMs };
+}
+
+export function usageToPb(u: UsageReport): pb.UsageReport {
+  const { lastCheckpointMs, ...rest } = u;
+  return { ...rest, lastCheckpointUnixMs: lastCheckpointMs ?? 0 };
+}
+export function usageFromPb(u: pb.UsageReport): UsageReport {
+  const { lastCheckpointUnixMs, ...rest } = u;
+  return { ...rest, lastCheckpointMs: lastCheckpointUnixMs };
 }
 
 // ---- byte codecs: what actually travels ---------------------------------------------------------------
@@ -321,7 +334,7 @@ export const encode = {
       data: Buffer.from(l.data.buffer, l.data.byteOffset, l.data.byteLength),
       stream: logStreamToPb(l.stream),
     }).finish(),
-  usage: (u: UsageReport) => pb.UsageReport.encode({ ...u }).finish(),
+  usage: (u: UsageReport) => pb.UsageReport.encode(usageToPb(u)).finish(),
   job: (j: Job) => pb.Job.encode(jobToPb(j)).finish(),
 };
 
@@ -337,6 +350,6 @@ export const decode = {
     const m = pb.LogChunk.decode(b);
     return { ...m, stream: logStreamFromPb(m.stream) };
   },
-  usage: (b: Uint8Array): UsageReport => ({ ...pb.UsageReport.decode(b) }),
+  usage: (b: Uint8Array): UsageReport => usageFromPb(pb.UsageReport.decode(b)),
   job: (b: Uint8Array) => jobFromPb(pb.Job.decode(b)),
 };

@@ -38,6 +38,8 @@ export interface TaskStatusReport {
   message: string;
   sentAtMs: number;
   bootId: string;
+  /** When the task last signalled a checkpoint (mtime of `$CAPA_CHECKPOINT_FILE`, agent clock); 0/absent = none. */
+  lastCheckpointMs?: number;
 }
 
 export type LogStreamName = "stdout" | "stderr" | "system";
@@ -62,4 +64,6 @@ export interface UsageReport {
   gpuMilliseconds: number;
   final: boolean;
   sequence: number;
+  /** When the task last signalled a checkpoint (mtime of `$CAPA_CHECKPOINT_FILE`, agent clock); 0/absent = none. */
+  lastCheckpointMs?: number;
 }

@@ -96,6 +96,11 @@ export interface Task {
   finishedAtMs: number;
   message: string;
   interruptible: boolean;
+  /**
+   * Last checkpoint the task reported in its current allocation (clamped to the scheduler's clock); 0 or absent =
+   * none, so all work since its start would be lost. Preemption prefers victims that lose the least.
+   */
+  lastCheckpointMs?: number;
 }
 
 export interface Job {
@@ -162,6 +167,7 @@ export function newTask(jobId: string, replica: number): Task {
     finishedAtMs: 0,
     message: "",
     interruptible: false,
+    lastCheckpointMs: 0,
   };
 }
 

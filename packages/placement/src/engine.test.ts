@@ -128,6 +128,104 @@ describe("preemption", () => {
     expect(plan.placements.map((p) => p.agentId).sort()).toEqual(["b1", "b2"]);
   });
 
+  it("prefers a checkpointed victim over an equal-priced one that never checkpointed", () => {
+    const state = stateOf(
+      [full("a"), full("b")],
+      [
+        allocation("none-0", "a", [0, 1], { interruptible: true, startedAtMs: NOW - 600_000 }),
+        allocation("ckpt-0", "b", [0, 1], {
+          interruptible: true,
+          startedAtMs: NOW - 600_000,
+          lastCheckpointMs: NOW - 5_000,
+        }),
+      ],
+    );
+    const plan = engine.place(state, request("j", { gpusPerReplica: 2 }), opts);
+    expect(plan.preemptions.map((p) => p.taskId)).toEqual(["ckpt-0"]);
+  });
+
+  it("never picks a stopping allocation as a victim; its GPUs count as soon free", () => {
+    const state = stateOf(
+      [agent("a", { gpus: "4xH100-80GB" })],
+      [
+        // Stopping, and the cheapest to lose: picking it again would be a no-op eviction.
+        allocation("s-0", "a", [0, 1], { interruptible: true, stopping: true, lastCheckpointMs: NOW - 1_000 }),
+        allocation("v-0", "a", [2, 3], { interruptible: true, lastCheckpointMs: 0 }),
+      ],
+    );
+    const four = engine.place(state, request("j", { gpusPerReplica: 4 }), opts);
+    expect(four.outcome).toBe("preempting");
+    expect(four.preemptions.map((p) => p.taskId)).toEqual(["v-0"]);
+    expect(four.placements[0]!.gpuIndices).toEqual([0, 1, 2, 3]);
+    const two = engine.place(state, request("k", { gpusPerReplica: 2 }), opts);
+    expect(two.outcome).toBe("pending");
+    expect(two.preemptions).toEqual([]);
+    expect(two.placements).toEqual([]);
+    expect(two.explanation.awaitingTaskIds).toEqual(["s-0"]);
+    expect(two.explanation.summary[0]).toContain("stopping task(s)");
+  });
+
+  it("a re-plan while the victims stop waits for them instead of preempting again, even when the ranking moved", () => {
+    // x: cheap per hour, last checkpoint 100 s ago; y: ten times dearer, 5 s ago. Now y loses less; 20 s later x would.
+    const x = allocation("x-0", "a", [0, 1], {
+      interruptible: true,
+      pricePerGpuHour: 1_000_000,
+      lastCheckpointMs: NOW - 100_000,
+    });
+    const y = allocation("y-0", "b", [0, 1], {
+      interruptible: true,
+      pricePerGpuHour: 10_000_000,
+      lastCheckpointMs: NOW - 5_000,
+    });
+    const state = stateOf([full("a"), full("b")], [x, y]);
+    const first = engine.place(state, request("j", { gpusPerReplica: 2 }), opts);
+    expect(first.outcome).toBe("preempting");
+    expect(first.preemptions.map((p) => p.taskId)).toEqual(["y-0"]);
+    // Without the victim marked, the later re-plan would pick x-0 too.
+    expect(
+      engine.place(state, request("j", { gpusPerReplica: 2 }), { ...opts, nowMs: NOW + 20_000 }).preemptions,
+    ).toEqual([expect.objectContaining({ taskId: "x-0" })]);
+
+    state.addAllocation({ ...y, stopping: true });
+    const again = engine.place(state, request("j", { gpusPerReplica: 2 }), { ...opts, nowMs: NOW + 20_000 });
+    expect(again.outcome).toBe("pending");
+    expect(again.preemptions).toEqual([]);
+    expect(again.explanation.awaitingTaskIds).toEqual(["y-0"]);
+
+    state.removeAllocation("y-0");
+    const placed = engine.place(state, request("j", { gpusPerReplica: 2 }), { ...opts, nowMs: NOW + 20_000 });
+    expect(placed.outcome).toBe("placed");
+    expect(placed.placements[0]).toMatchObject({ agentId: "b", gpuIndices: [0, 1] });
+  });
+
+  it("does not count a gang that is partly stopping as a victim", () => {
+    const state = stateOf(
+      [full("a"), full("b")],
+      [
+        allocation("g-0", "a", [0, 1], { jobId: "g", gang: true, stopping: true }),
+        allocation("g-1", "b", [0, 1], { jobId: "g", gang: true }),
+      ],
+    );
+    const plan = engine.place(state, request("j", { gpusPerReplica: 2, priority: 3, replicas: 2 }), opts);
+    // One replica fits on g-0's soon-free GPUs; the other would need g-1, which goes down with its gang anyway.
+    expect(plan.preemptions).toEqual([]);
+    expect(plan.outcome).toBe("pending");
+  });
+
+  it("waits for stopping gang members instead of evicting for a gang", () => {
+    const agents = [
+      agent("a1", { gpus: "2xH100-80GB", fabricDomain: "f1" }),
+      agent("a2", { gpus: "2xH100-80GB", fabricDomain: "f1" }),
+    ];
+    const state = stateOf(agents, [
+      allocation("p-0", "a1", [0, 1], { interruptible: true, stopping: true }),
+      allocation("q-0", "a2", [0, 1], { interruptible: true, stopping: true }),
+    ]);
+    const plan = engine.place(state, request("g", { kind: "training", replicas: 2, gpusPerReplica: 2 }), opts);
+    expect(plan.outcome).toBe("pending");
+    expect(plan.explanation.awaitingTaskIds).toEqual(["p-0", "q-0"]);
+  });
+
   it("a profile without preemption leaves the job pending", () => {
     const e = new PlacementEngine({ profiles: [{ name: "gentle", weights: { cost: 1 }, preemption: false }] });
     const state = stateOf([full("a")], [allocation("x-0", "a", [0, 1], { interruptible: true })]);

@@ -44,7 +44,8 @@ export interface Choice extends Scored {
   gpuIndices: number[];
 }
 
-type Capacity = "free" | "total" | "preempt";
+/** "soon": free GPUs plus those of the allocations passed as already gone (stopping ones); no evictions. */
+type Capacity = "free" | "total" | "preempt" | "soon";
 
 /** The outcome of one search attempt, before it becomes a plan. */
 export interface Attempt {
@@ -98,11 +99,23 @@ export class PlacementEngine {
 
     // Nothing fits now. Would it fit on this fleet if nothing else ran? That decides pending vs unplaceable.
     const ever = this.attempt(state, buildContext(request, spec, options, profile, this.tables), "total");
-    if (ever.ok && profile.preemption && state.hasAllocationsYieldingTo(spec.priority, spec.interruptible)) {
-      const preempting = this.attempt(state, buildContext(request, spec, options, profile, this.tables), "preempt");
-      if (preempting.ok) {
-        return this.plan(ctx, "preempting", { ...preempting, rejections: placed.rejections }, "");
+    const stopping = state.stoppingAllocations();
+    const mayPreempt = profile.preemption && state.hasAllocationsYieldingTo(spec.priority, spec.interruptible);
+    if (ever.ok && (mayPreempt || stopping.length > 0)) {
+      // GPUs of stopping allocations (victims of an earlier preemption, cancelled tasks) count as soon free: a
+      // job that fits once they are gone waits for them instead of evicting anyone else. Without this, every
+      // re-plan during a victim's kill grace would preempt again, maybe other victims (lost work grows with time).
+      const soon = this.attempt(
+        state,
+        buildContext(request, spec, options, profile, this.tables),
+        mayPreempt ? "preempt" : "soon",
+        stopping,
+      );
+      if (soon.ok && soon.preemptions.length === 0) {
+        const awaiting = awaitedTasks(state, soon.chosen, stopping);
+        return this.plan(ctx, "pending", { ...placed, preemptions: [] }, "", awaiting);
       }
+      if (soon.ok) return this.plan(ctx, "preempting", { ...soon, rejections: placed.rejections }, "");
     }
     const outcome: PlanOutcome = ever.ok ? "pending" : "unplaceable";
     // A pending job places once capacity frees up; only an unplaceable one needs a change from its tenant.
@@ -118,9 +131,10 @@ export class PlacementEngine {
    * it placeable at all?); "preempt": evicting tasks that yield to this job where free GPUs do not suffice.
    * `ok` is false, with the failing search's rejections, if any replica cannot be placed (all or nothing).
    */
-  attempt(state: ClusterState, ctx: RequestContext, capacity: Capacity): Attempt {
+  attempt(state: ClusterState, ctx: RequestContext, capacity: Capacity, gone: readonly AllocationView[] = []): Attempt {
     const { request, spec } = ctx;
     const overlay = new PlanOverlay(state);
+    for (const a of gone) overlay.evict(a);
     const replicas = request.replicas;
     if (spec.kind === "training" && replicas.length > 1 && spec.gpusPerReplica > 0) {
       return this.attemptGang(state, ctx, overlay, capacity);
@@ -183,8 +197,9 @@ export class PlacementEngine {
   private attemptGang(state: ClusterState, ctx: RequestContext, overlay: PlanOverlay, capacity: Capacity): Attempt {
     const replicas = ctx.request.replicas.length;
     const gpus = ctx.spec.gpusPerReplica;
-    if (capacity === "preempt") {
-      const { best, considered } = searchPreemptingGang(state, ctx, overlay, replicas);
+    if (capacity === "preempt" || capacity === "soon") {
+      // "soon" is the same domain search with no victims: only free and soon-free (evicted on the overlay) GPUs.
+      const { best, considered } = searchPreemptingGang(state, ctx, overlay, replicas, capacity === "preempt");
       if (!best) return { ...emptyAttempt(), ok: false, considered, rejections: ctx.rejections };
       const preemptions: Preemption[] = [];
       for (const unit of best.victims) {
@@ -232,7 +247,13 @@ export class PlacementEngine {
     return "";
   }
 
-  private plan(ctx: RequestContext, outcome: PlanOutcome, attempt: Attempt, relaxation: string): Plan {
+  private plan(
+    ctx: RequestContext,
+    outcome: PlanOutcome,
+    attempt: Attempt,
+    relaxation: string,
+    awaitingTaskIds: string[] = [],
+  ): Plan {
     const placed = outcome === "placed" || outcome === "preempting";
     const placements = placed ? toPlacements(ctx, attempt.chosen) : [];
     const runnerUp = toPlacements(ctx, attempt.runnerUp);
@@ -252,6 +273,7 @@ export class PlacementEngine {
       runnerUp,
       relaxation,
       preemptedTaskIds: attempt.preemptions.map((p) => p.taskId),
+      ...(awaitingTaskIds.length > 0 ? { awaitingTaskIds } : {}),
       summary: [],
       decidedAtMs: ctx.nowMs,
       seed: ctx.options.seed,
@@ -306,6 +328,19 @@ function emptyAttempt(): Attempt {
 
 function totalCost(ctx: RequestContext, chosen: readonly Scored[]): number {
   return chosen.reduce((sum, s) => sum + exactReplicaCost(ctx, s.candidate.pricePerGpuHour, s.candidate.region), 0);
+}
+
+/** The stopping allocations holding GPUs that a "soon" placement takes. */
+function awaitedTasks(state: ClusterState, chosen: readonly Choice[], stopping: readonly AllocationView[]): string[] {
+  const ids = new Set(stopping.map((a) => a.taskId));
+  const out = new Set<string>();
+  for (const c of chosen) {
+    for (const index of c.gpuIndices) {
+      const holder = state.holderOf(c.candidate.agent.id, index);
+      if (holder !== undefined && ids.has(holder)) out.add(holder);
+    }
+  }
+  return [...out].sort();
 }
 
 function toPreemption(a: AllocationView, ctx: RequestContext): Preemption {

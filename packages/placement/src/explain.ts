@@ -33,7 +33,11 @@ export function describePlan(e: Explanation): string[] {
       );
       break;
     case "pending":
-      lines.push("pending: feasible on this fleet, but not enough free capacity now");
+      if (e.awaitingTaskIds && e.awaitingTaskIds.length > 0) {
+        lines.push(
+          `pending: fits once ${e.awaitingTaskIds.length} stopping task(s) release their GPUs: ${e.awaitingTaskIds.join(", ")}`,
+        );
+      } else lines.push("pending: feasible on this fleet, but not enough free capacity now");
       break;
     case "unplaceable":
       lines.push("unplaceable: no agent in the fleet satisfies the job's constraints");

@@ -48,6 +48,11 @@ export interface AllocationView {
   lastCheckpointMs: number;
   /** Part of a gang: preempting one task stops every task of the job, so all of them count as victims. */
   gang?: boolean;
+  /**
+   * Being stopped (preempted, cancelled): it still holds its GPUs, but never becomes a victim, and a job that fits
+   * once stopping allocations are gone is "pending" (waiting for them) rather than preempting anything else.
+   */
+  stopping?: boolean;
 }
 
 export interface PlacementRequest {
@@ -105,6 +110,8 @@ export interface Explanation {
   /** For an unplaceable job: the cheapest relaxation that would place it, in words. */
   relaxation: string;
   preemptedTaskIds: string[];
+  /** Outcome "pending" only: stopping tasks whose GPUs the job will take once they are released. */
+  awaitingTaskIds?: string[];
   summary: string[];
   decidedAtMs: number;
   seed: number;

@@ -77,5 +77,6 @@ export function allocation(taskId: string, agentId: string, gpuIndices: number[]
     startedAtMs: o.startedAtMs ?? NOW - 3_600_000,
     lastCheckpointMs: o.lastCheckpointMs ?? 0,
     ...(o.gang !== undefined ? { gang: o.gang } : {}),
+    ...(o.stopping !== undefined ? { stopping: o.stopping } : {}),
   } as AllocationView;
 }

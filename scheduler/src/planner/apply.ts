@@ -159,6 +159,7 @@ function assignTasks(job: Job, placements: Placement[], epoch: number, nowMs: nu
       finishedAtMs: 0,
       message: "",
       interruptible: p.interruptible,
+      lastCheckpointMs: 0,
     });
   }
   return settle(job, nowMs);

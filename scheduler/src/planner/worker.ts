@@ -2,6 +2,11 @@
  * The planner worker (leader only): takes one evaluation at a time and runs reconcile → place → apply for that
  * job under the job's lock. Commit conflicts and failures are retried with a delay; the periodic sweep and the
  * "capacity freed" trigger re-enqueue every waiting job, oldest (within priority) first.
+ *
+ * Preemption is two steps. A "preempting" plan only marks its victims' listings `stop` (the cluster state then
+ * holds them as `stopping`) and commits nothing: their GPUs stay busy through the kill grace. When their final
+ * statuses remove the listings, "capacity freed" re-evaluates waiting jobs, and this one places on the freed
+ * GPUs. Re-plans in between get "pending" (waiting for the stopping tasks) and never pick further victims.
  */
 import { ConflictError, isFinalJobState, type Job } from "@capa/domain";
 import type { Logger } from "pino";
@@ -12,7 +17,8 @@ import type { AllocRepo } from "../store/alloc-repo.js";
 import type { JobEntry, JobRepo } from "../store/job-repo.js";
 import { seedFor } from "../util/ids.js";
 import type { PlanApplier } from "./apply.js";
-import type { ClusterStateApi, PlacementEngineApi } from "./engine.js";
+import { checkpointSync } from "./cluster-sync.js";
+import type { ClusterStateApi, PlacementEngineApi, Plan } from "./engine.js";
 import type { EpochSource } from "./epochs.js";
 import type { EvalQueue, Evaluation } from "./eval-queue.js";
 import type { ExplanationStore } from "./explanations.js";
@@ -41,12 +47,19 @@ const MAX_RETRY_DELAY_MS = 10_000;
 export class PlannerWorker {
   private running = false;
   private loop: Promise<void> | undefined;
+  private readonly syncCheckpoints: (job: Job) => void;
 
-  constructor(private readonly d: PlannerDeps) {}
+  constructor(private readonly d: PlannerDeps) {
+    // Reported checkpoints (folded into the job's tasks) reach the allocations preemption weighs.
+    this.syncCheckpoints = checkpointSync(d.cluster, (taskId) => d.allocs.listings(taskId));
+    d.jobs.onChange((entry) => this.syncCheckpoints(entry.job));
+  }
 
   start(): void {
     if (this.running) return;
     this.running = true;
+    // Listings loaded after their jobs (restart) carry no checkpoint: copy them over once.
+    for (const e of this.d.jobs.list()) this.syncCheckpoints(e.job);
     this.loop = this.run();
   }
 
@@ -119,16 +132,9 @@ export class PlannerWorker {
     this.d.metrics.planSeconds.observe((performance.now() - started) / 1000);
     this.d.metrics.plans.inc({ outcome: plan.outcome });
     await this.d.explanations.record(plan.explanation);
-    if (plan.preemptions.length > 0) {
-      await this.d.applier.changeListings(
-        plan.preemptions.map((p) => ({
-          agentId: p.agentId,
-          taskId: p.taskId,
-          epoch: this.d.allocs.listings(p.taskId).find((l) => l.agentId === p.agentId)?.assignment.epoch ?? -1,
-          reason: `preempted for job ${job.id}: ${p.reason}`,
-        })),
-        [],
-      );
+    if (plan.outcome === "preempting") {
+      await this.preempt(entry, plan, evaluation);
+      return;
     }
     if (plan.placements.length > 0) {
       const result = await this.d.applier.commit(entry, plan, this.d.epochs.next(entry.revision));
@@ -144,6 +150,37 @@ export class PlannerWorker {
       return;
     }
     await this.noteWaiting(entry, plan.explanation.summary, plan.outcome);
+  }
+
+  /**
+   * Marks the plan's victims `stop` and commits nothing: the plan's GPUs are busy until the victims are gone. The
+   * removal of their listings re-evaluates waiting jobs; this one is then placed (or, if something else took the
+   * GPUs meanwhile, planned afresh). A victim that could not be marked (its listing changed or vanished) gets the
+   * job a normal retry.
+   */
+  private async preempt(entry: JobEntry, plan: Plan, evaluation: Evaluation): Promise<void> {
+    const { job } = entry;
+    const stops = plan.preemptions.map((p) => {
+      const listed = this.d.allocs.listings(p.taskId).filter((l) => l.agentId === p.agentId);
+      const current = listed.find((l) => !l.assignment.stop) ?? listed[0];
+      return {
+        agentId: p.agentId,
+        taskId: p.taskId,
+        epoch: current?.assignment.epoch ?? -1,
+        reason: `preempted for job ${job.id}: ${p.reason}`,
+      };
+    });
+    await this.d.applier.changeListings(stops, []);
+    const ids = plan.preemptions.map((p) => p.taskId);
+    if (!ids.every((id) => this.d.cluster.allocation(id)?.stopping === true)) {
+      this.d.queue.enqueue(job.id, "preemption not marked", this.d.retryDelayMs, evaluation.attempt + 1);
+    }
+    const shown = ids.length > 5 ? `${ids.slice(0, 5).join(", ")}, …` : ids.join(", ");
+    await this.noteWaiting(
+      entry,
+      [`preempting ${ids.length} task(s) (${shown}); placing once they stop`],
+      "preempting",
+    );
   }
 
   /** Records why the job still waits (only when the reason text changes, so waiting jobs do not churn KV). */

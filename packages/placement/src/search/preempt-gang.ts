@@ -30,6 +30,7 @@ export function searchPreemptingGang(
   ctx: RequestContext,
   overlay: PlanOverlay,
   replicas: number,
+  allowVictims = true,
 ): { best: PreemptingGang | undefined; considered: number } {
   const ceiling = priceCeiling(ctx);
   const quiet: RequestContext = { ...ctx, rejections: {} };
@@ -40,7 +41,9 @@ export function searchPreemptingGang(
     const groups = ctx.spec.allowFabricSpanning ? [domains.flat(), ...domains] : domains;
     for (const offers of groups) {
       considered += offers.length;
-      const perOffer = offers.map((o) => slotsOf(state, quiet, overlay, o, ceiling)).filter((s) => s !== undefined);
+      const perOffer = offers
+        .map((o) => slotsOf(state, quiet, overlay, o, ceiling, allowVictims))
+        .filter((s) => s !== undefined);
       const gang = cheapestSlots(perOffer, replicas);
       if (!gang) continue;
       const chosen = gang.map((g) => g.candidate);
@@ -63,12 +66,13 @@ function slotsOf(
   overlay: PlanOverlay,
   offer: Offer,
   ceiling: number,
+  allowVictims: boolean,
 ): OfferSlots | undefined {
   const priced = offer.priceIn(ctx.mode);
   if (!priced || priced.price > ceiling) return undefined;
   const need = ctx.gpusPerReplica;
   const free = overlay.freeOf(offer);
-  const units = victimUnits(state, ctx, overlay, offer);
+  const units = allowVictims ? victimUnits(state, ctx, overlay, offer) : [];
   const evictable = units.reduce((n, u) => n + u.gpusHere, 0);
   const candidate = evaluate(ctx, offer, free + evictable, undefined);
   if (!candidate) return undefined;

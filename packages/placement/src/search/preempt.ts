@@ -4,6 +4,7 @@
  * money value of the work they lose: GPUs × time since their last checkpoint (or start) × their price. That one
  * figure weighs lost work and cost together; ties go to the better-scored placement.
  * A victim that is part of a gang takes its whole gang down, so all of its tasks count (and are listed).
+ * Allocations already stopping are never victims (again): their GPUs are counted as soon free instead.
  */
 import { costForGpuMillis, type Micros } from "@capa/domain";
 import type { AllocationView } from "../model.js";
@@ -28,7 +29,7 @@ export interface PreemptingChoice extends Scored {
 
 /** Whether `victim` yields to the job being placed. */
 export function yieldsTo(ctx: RequestContext, victim: AllocationView): boolean {
-  if (victim.jobId === ctx.request.jobId) return false;
+  if (victim.jobId === ctx.request.jobId || victim.stopping) return false;
   if (victim.priority < ctx.spec.priority) return true;
   return victim.interruptible && !ctx.spec.interruptible && victim.priority <= ctx.spec.priority;
 }
@@ -56,7 +57,10 @@ export function victimUnits(
     if (a.gang) {
       if (seenJobs.has(a.jobId)) continue;
       seenJobs.add(a.jobId);
-      const members = state.allocationsOf(a.jobId).filter((m) => !overlay.evicted.has(m.taskId));
+      const all = state.allocationsOf(a.jobId);
+      // A gang partly stopping is going down already; its GPUs free up without another eviction.
+      if (all.some((m) => m.stopping)) continue;
+      const members = all.filter((m) => !overlay.evicted.has(m.taskId));
       if (!members.every((m) => yieldsTo(ctx, m))) continue;
       const here = members
         .filter((m) => m.agentId === offer.agentId)

@@ -63,4 +63,17 @@ describe("ClusterState", () => {
     expect(state.offerOf("b", "H100-80GB")?.priceIn("interruptible")).toEqual({ price: 800_000, interruptible: true });
     expect(state.offerOf("b", "H100-80GB")?.priceIn("on-demand")).toEqual({ price: 2_000_000, interruptible: false });
   });
+
+  it("keeps stopping allocations holding their GPUs, listed apart and not counted as possible victims", () => {
+    const state = stateOf([agent("a", { gpus: "2xH100-80GB" })]);
+    state.addAllocation(allocation("x-0", "a", [0], { priority: 0 }));
+    expect(state.hasAllocationsYieldingTo(5, false)).toBe(true);
+    state.addAllocation(allocation("x-0", "a", [0], { priority: 0, stopping: true }));
+    expect(state.freeGpuIndices("a")).toEqual([1]);
+    expect(state.stoppingAllocations().map((a) => a.taskId)).toEqual(["x-0"]);
+    expect(state.hasAllocationsYieldingTo(5, false)).toBe(false);
+    state.removeAllocation("x-0");
+    expect(state.stoppingAllocations()).toEqual([]);
+    expect(state.freeGpuIndices("a")).toEqual([0, 1]);
+  });
 });

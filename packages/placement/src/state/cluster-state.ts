@@ -37,8 +37,13 @@ export class ClusterState {
     interruptible: new OfferIndex("interruptible"),
   };
   private sortedAgents: AgentView[] | undefined;
-  /** Allocations by priority (all, interruptible): lets the engine skip a preemption search that cannot succeed. */
+  /**
+   * Allocations by priority (all, interruptible), stopping ones excluded: lets the engine skip a preemption
+   * search that cannot succeed.
+   */
   private readonly byPriority = new Map<number, { all: number; interruptible: number }>();
+  /** Task ids of allocations marked `stopping`. */
+  private readonly stoppingIds = new Set<string>();
 
   /** Adds an agent or replaces it (GPU set, prices, draining, lastSeen may all change). Keeps its allocations. */
   upsertAgent(agent: AgentView): void {
@@ -107,6 +112,7 @@ export class ClusterState {
     if (this.allocs.has(a.taskId)) this.removeAllocation(a.taskId);
     for (const index of a.gpuIndices) record.taken.set(index, a.taskId);
     this.allocs.set(a.taskId, a);
+    if (a.stopping) this.stoppingIds.add(a.taskId);
     addTo(this.allocsByAgent, a.agentId, a.taskId);
     addTo(this.allocsByJob, a.jobId, a.taskId);
     this.countPriority(a, 1);
@@ -142,6 +148,11 @@ export class ClusterState {
 
   allocation(taskId: string): AllocationView | undefined {
     return this.allocs.get(taskId);
+  }
+
+  /** Allocations marked `stopping` (they hold their GPUs until removed), by task id. */
+  stoppingAllocations(): AllocationView[] {
+    return [...this.stoppingIds].sort().map((id) => this.allocs.get(id)!);
   }
 
   /** Allocations on one agent. */
@@ -180,8 +191,8 @@ export class ClusterState {
   }
 
   /**
-   * @internal Whether any allocation could yield to a job of this priority: a lower priority, or interruptible
-   * at the same or lower priority when the job is not interruptible.
+   * @internal Whether any allocation (stopping ones aside) could yield to a job of this priority: a lower
+   * priority, or interruptible at the same or lower priority when the job is not interruptible.
    */
   hasAllocationsYieldingTo(priority: number, interruptible: boolean): boolean {
     for (const [p, n] of this.byPriority) {
@@ -192,6 +203,7 @@ export class ClusterState {
   }
 
   private countPriority(a: AllocationView, delta: number): void {
+    if (a.stopping) return;
     const n = this.byPriority.get(a.priority) ?? { all: 0, interruptible: 0 };
     n.all += delta;
     if (a.interruptible) n.interruptible += delta;
@@ -228,6 +240,7 @@ export class ClusterState {
     const a = this.allocs.get(taskId);
     if (!a) return;
     this.allocs.delete(taskId);
+    this.stoppingIds.delete(taskId);
     this.countPriority(a, -1);
     removeFrom(this.allocsByAgent, a.agentId, taskId);
     removeFrom(this.allocsByJob, a.jobId, taskId);

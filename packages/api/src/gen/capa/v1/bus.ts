@@ -104,6 +104,8 @@ export interface TaskStatus {
   message: string;
   sentAtMs: number;
   bootId: string;
+  /** When the task last signalled a checkpoint (mtime of $CAPA_CHECKPOINT_FILE); 0 = none this run. */
+  lastCheckpointUnixMs: number;
 }
 
 /** capa.v1.task.<taskId>.logs (JetStream): from agents. */
@@ -131,6 +133,8 @@ export interface UsageReport {
   gpuMilliseconds: number;
   final: boolean;
   sequence: number;
+  /** When the task last signalled a checkpoint (mtime of $CAPA_CHECKPOINT_FILE); 0 = none this run. */
+  lastCheckpointUnixMs: number;
 }
 
 function createBaseAgentAdvert(): AgentAdvert {
@@ -1262,6 +1266,7 @@ function createBaseTaskStatus(): TaskStatus {
     message: "",
     sentAtMs: 0,
     bootId: "",
+    lastCheckpointUnixMs: 0,
   };
 }
 
@@ -1302,6 +1307,9 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     }
     if (message.bootId !== "") {
       writer.uint32(98).string(message.bootId);
+    }
+    if (message.lastCheckpointUnixMs !== 0) {
+      writer.uint32(104).int64(message.lastCheckpointUnixMs);
     }
     return writer;
   },
@@ -1415,6 +1423,14 @@ export const TaskStatus: MessageFns<TaskStatus> = {
             message.bootId = reader.string();
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.lastCheckpointUnixMs = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1473,6 +1489,11 @@ export const TaskStatus: MessageFns<TaskStatus> = {
         : isSet(object.boot_id)
         ? globalThis.String(object.boot_id)
         : "",
+      lastCheckpointUnixMs: isSet(object.lastCheckpointUnixMs)
+        ? globalThis.Number(object.lastCheckpointUnixMs)
+        : isSet(object.last_checkpoint_unix_ms)
+        ? globalThis.Number(object.last_checkpoint_unix_ms)
+        : 0,
     };
   },
 
@@ -1514,6 +1535,9 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     if (message.bootId !== "") {
       obj.bootId = message.bootId;
     }
+    if (message.lastCheckpointUnixMs !== 0) {
+      obj.lastCheckpointUnixMs = Math.round(message.lastCheckpointUnixMs);
+    }
     return obj;
   },
 
@@ -1534,6 +1558,7 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     message.message = object.message ?? "";
     message.sentAtMs = object.sentAtMs ?? 0;
     message.bootId = object.bootId ?? "";
+    message.lastCheckpointUnixMs = object.lastCheckpointUnixMs ?? 0;
     return message;
   },
 };
@@ -1711,6 +1736,7 @@ function createBaseUsageReport(): UsageReport {
     gpuMilliseconds: 0,
     final: false,
     sequence: 0,
+    lastCheckpointUnixMs: 0,
   };
 }
 
@@ -1745,6 +1771,9 @@ export const UsageReport: MessageFns<UsageReport> = {
     }
     if (message.sequence !== 0) {
       writer.uint32(80).uint64(message.sequence);
+    }
+    if (message.lastCheckpointUnixMs !== 0) {
+      writer.uint32(88).int64(message.lastCheckpointUnixMs);
     }
     return writer;
   },
@@ -1842,6 +1871,14 @@ export const UsageReport: MessageFns<UsageReport> = {
             message.sequence = longToNumber(reader.uint64());
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.lastCheckpointUnixMs = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1890,6 +1927,11 @@ export const UsageReport: MessageFns<UsageReport> = {
         : 0,
       final: isSet(object.final) ? globalThis.Boolean(object.final) : false,
       sequence: isSet(object.sequence) ? globalThis.Number(object.sequence) : 0,
+      lastCheckpointUnixMs: isSet(object.lastCheckpointUnixMs)
+        ? globalThis.Number(object.lastCheckpointUnixMs)
+        : isSet(object.last_checkpoint_unix_ms)
+        ? globalThis.Number(object.last_checkpoint_unix_ms)
+        : 0,
     };
   },
 
@@ -1925,6 +1967,9 @@ export const UsageReport: MessageFns<UsageReport> = {
     if (message.sequence !== 0) {
       obj.sequence = Math.round(message.sequence);
     }
+    if (message.lastCheckpointUnixMs !== 0) {
+      obj.lastCheckpointUnixMs = Math.round(message.lastCheckpointUnixMs);
+    }
     return obj;
   },
 
@@ -1943,6 +1988,7 @@ export const UsageReport: MessageFns<UsageReport> = {
     message.gpuMilliseconds = object.gpuMilliseconds ?? 0;
     message.final = object.final ?? false;
     message.sequence = object.sequence ?? 0;
+    message.lastCheckpointUnixMs = object.lastCheckpointUnixMs ?? 0;
     return message;
   },
 };

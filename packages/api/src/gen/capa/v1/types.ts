@@ -351,6 +351,11 @@ export interface Task {
   finishedAtMs: number;
   message: string;
   interruptible: boolean;
+  /**
+   * Last checkpoint the task reported in this allocation (scheduler clock bounds); 0 = none. Preemption prefers
+   * victims with recent checkpoints (less work lost).
+   */
+  lastCheckpointUnixMs: number;
 }
 
 export interface Job {
@@ -1386,6 +1391,7 @@ function createBaseTask(): Task {
     finishedAtMs: 0,
     message: "",
     interruptible: false,
+    lastCheckpointUnixMs: 0,
   };
 }
 
@@ -1445,6 +1451,9 @@ export const Task: MessageFns<Task> = {
     }
     if (message.interruptible !== false) {
       writer.uint32(136).bool(message.interruptible);
+    }
+    if (message.lastCheckpointUnixMs !== 0) {
+      writer.uint32(144).int64(message.lastCheckpointUnixMs);
     }
     return writer;
   },
@@ -1608,6 +1617,14 @@ export const Task: MessageFns<Task> = {
             message.interruptible = reader.bool();
             continue;
           }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.lastCheckpointUnixMs = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1675,6 +1692,11 @@ export const Task: MessageFns<Task> = {
         : 0,
       message: isSet(object.message) ? globalThis.String(object.message) : "",
       interruptible: isSet(object.interruptible) ? globalThis.Boolean(object.interruptible) : false,
+      lastCheckpointUnixMs: isSet(object.lastCheckpointUnixMs)
+        ? globalThis.Number(object.lastCheckpointUnixMs)
+        : isSet(object.last_checkpoint_unix_ms)
+        ? globalThis.Number(object.last_checkpoint_unix_ms)
+        : 0,
     };
   },
 
@@ -1731,6 +1753,9 @@ export const Task: MessageFns<Task> = {
     if (message.interruptible !== false) {
       obj.interruptible = message.interruptible;
     }
+    if (message.lastCheckpointUnixMs !== 0) {
+      obj.lastCheckpointUnixMs = Math.round(message.lastCheckpointUnixMs);
+    }
     return obj;
   },
 
@@ -1756,6 +1781,7 @@ export const Task: MessageFns<Task> = {
     message.finishedAtMs = object.finishedAtMs ?? 0;
     message.message = object.message ?? "";
     message.interruptible = object.interruptible ?? false;
+    message.lastCheckpointUnixMs = object.lastCheckpointUnixMs ?? 0;
     return message;
   },
 };
