@@ -8,9 +8,9 @@
  */
 import { writeFileSync } from "node:fs";
 import * as pb from "@capa/api";
-import { encode, subjects } from "@capa/bus";
+import { connectBus, encode, subjects } from "@capa/bus";
 import { costForGpuMillis, parseUsd, splitFee } from "@capa/domain";
-import { ledgerFilters, readAll, readUsageReports, receiptFromPb, verifyReceipt } from "@capa/ledger";
+import { ledgerFilters, openBudgetStore, readAll, readUsageReports, receiptFromPb, verifyReceipt } from "@capa/ledger";
 import { waitFor } from "@capa/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getJob, type Harness, rpc, spec, startHarness, submit } from "./scheduler-harness.js";
@@ -140,18 +140,38 @@ describe("metering and settlement end to end", () => {
     for (const r of reports)
       await h.store.js.publish(subjects.taskUsage(taskId), encode.usage(r), { msgID: `replay-${r.sequence}` });
     expect((await readUsageReports(h.store.js, h.store.jsm, taskId)).length).toBe(2 * reports.length);
-    await h.restartScheduler({ metricsPort: 0 });
-    // The new leader re-settles every finished allocation in the store; wait until it went through all of them.
+    // Every job is final; wait until each is marked completely settled (`settled.<jobId>` in capa_budgets).
     const listed = await rpc<pb.ListJobsResponse>((cb) => h.jobs.listJobs({ tenant: "", states: [], limit: 0 }, cb));
+    const nc = await connectBus({ servers: h.nats.url, name: "metering-test-budgets" });
+    try {
+      const budgets = await openBudgetStore(nc);
+      await waitFor(
+        async () => {
+          const marked = await budgets.settledJobIds();
+          return listed.jobs.every((j) => marked.has(j.id));
+        },
+        { what: "every job marked settled" },
+      );
+    } finally {
+      await nc.close();
+    }
+    await h.restartScheduler({ metricsPort: 0 });
+    // The new leader skips the settled jobs: not one allocation is read back from the ledger, none billed.
     const allocations = listed.jobs.flatMap((j) => j.tasks).filter((t) => t.epoch > 0 && t.finishedAtMs > 0).length;
+    expect(allocations).toBeGreaterThan(0);
     const seen = await waitFor(
       async () => {
         const c = await counter(h, "capa_settlements_total", "outcome");
-        return (c.get("already-settled") ?? 0) + (c.get("settled") ?? 0) >= allocations && c;
+        const total = (c.get("skipped") ?? 0) + (c.get("already-settled") ?? 0) + (c.get("settled") ?? 0);
+        return total >= allocations && c;
       },
       { what: "the recovery pass over every finished allocation" },
     );
-    expect(seen.get("settled") ?? 0).toBe(0);
+    expect([seen.get("skipped"), seen.get("already-settled") ?? 0, seen.get("settled") ?? 0]).toEqual([
+      allocations,
+      0,
+      0,
+    ]);
     expect(await rawCount(h, ledgerFilters.chargesOf(tenant))).toBe(1);
     expect(await rawCount(h, ledgerFilters.payoutsOf(AGENT))).toBe(2); // this job's and the first test's
     expect((await invoice(h, tenant)).totalMicros).toBe(charge);

@@ -216,6 +216,41 @@ describe("marketplace end to end", () => {
     );
     expect(inv.lines[0]!.charges[0]!.endReason).toBe("budget-exhausted");
     expect(inv.totalMicros).toBe(settled.amountMicros);
-    expect(settled.amountMicros).toBeGreaterThanOrEqual(budget);
+    // Stopped with its kill grace still inside the budget, and the settled charge capped at the budget: a
+    // budget-stopped job is never billed past its budget. The receipt's arithmetic holds all the same.
+    expect(settled.amountMicros).toBeLessThanOrEqual(budget);
+    expect(settled.amountMicros).toBe(costForGpuMillis(settled.priceMicrosPerGpuHour, settled.gpuMilliseconds));
+    expect(settled.feeMicros + settled.payoutMicros).toBe(settled.amountMicros);
+    expect((await getJob(h, job!.id)).spentMicros).toBe(settled.amountMicros);
+  });
+
+  it("a job admitted at rate 0 (nothing matched yet) is stopped once placement puts it over the hourly cap", async () => {
+    const tenant = "hourly-co";
+    await rpc((cb) =>
+      h.billing.setTenantLimits(
+        { limits: { tenant, hourlyCapMicros: usd("1.00"), monthlyCapMicros: 0, updatedAtUnixMs: 0 }, actor: "test" },
+        cb,
+      ),
+    );
+    // Nothing in us-east is offered at submit and the spec names no max price: admission reserves rate 0.
+    await rpc((cb) => h.operator.drainAgent({ agentId: "mkt-us-1", drain: true }, cb));
+    const { job } = await submit(h, spec({ regions: ["us-east"] }, ["sh", "-c", "sleep 60"]), { tenant });
+    const before = await rpc<pb.GetTenantLimitsResponse>((cb) => h.billing.getTenantLimits({ tenant }, cb));
+    expect(before.hourlyCommittedMicros).toBe(0);
+    await rpc((cb) => h.operator.drainAgent({ agentId: "mkt-us-1", drain: false }, cb));
+    // Placed at $3.50/GPU-h: refreshing the reservation to that rate is refused, so the job is stopped.
+    const done = await waitForState(h, job!.id, "CANCELLED");
+    expect(done.tasks[0]!.priceMicrosPerGpuHour).toBe(usd("3.50"));
+    expect(done.reason).toMatch(
+      /^cancelled: budget-exhausted: hourly cap reached: hourly spending rate exceeded for tenant hourly-co, job \S+: requested \$3\.50, available \$1\.00 of \$1\.00/,
+    );
+    const after = await waitFor(
+      async () => {
+        const l = await rpc<pb.GetTenantLimitsResponse>((cb) => h.billing.getTenantLimits({ tenant }, cb));
+        return l.reservedMicros === 0 && l.hourlyCommittedMicros === 0 && l;
+      },
+      { what: "the stopped job's reservation settled" },
+    );
+    expect(after.limits?.hourlyCapMicros).toBe(usd("1.00"));
   });
 });

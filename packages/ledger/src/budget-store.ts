@@ -4,8 +4,18 @@
  * concurrent submissions in one) admitting jobs for the same tenant serialize on the key's revision: the loser
  * of a race re-reads and re-decides against the winner's state, so the sum of reservations can never pass the
  * cap, whatever the interleaving.
+ *
+ * The same bucket keeps the settler's per-job bookkeeping, under keys no tenant key can take (tenant keys
+ * have no dot):
+ * - `allocs.<jobId>`: the job's allocations the settler started settling (noted BEFORE the ledger write) and
+ *   the charge the ledger stored for each (noted after). A job's settled spend is then one KV read, plus an
+ *   exact-subject ledger read for an allocation whose amount was not noted yet; never a scan of the tenant's
+ *   charges.
+ * - `settled.<jobId>`: written once the final job is completely settled (allocations, reservation,
+ *   `job.spent`). A new leader lists these keys once and skips those jobs, so recovery costs what is
+ *   unsettled, not all history.
  */
-import { type Codec, TypedKv } from "@capa/bus";
+import { type Codec, jsonCodec, TypedKv } from "@capa/bus";
 import type { Micros } from "@capa/domain";
 import {
   applyBudgetOp,
@@ -33,6 +43,28 @@ export function budgetKey(tenant: string): string {
   return KV_KEY.test(tenant) ? tenant : `=${Buffer.from(tenant, "utf8").toString("base64url")}`;
 }
 
+/** `allocs.<jobId>`: allocation key ("<taskId>:<epoch>") → charge stored in the ledger (null = not known yet). */
+export interface JobAllocations {
+  jobId: string;
+  tenant: string;
+  allocs: Record<string, { taskId: string; epoch: number; charge: Micros | null }>;
+}
+
+/** `settled.<jobId>`: the job's final settlement. */
+export interface JobSettledMarker {
+  jobId: string;
+  tenant: string;
+  total: Micros;
+  settledAtMs: number;
+}
+
+const ALLOCS_PREFIX = "allocs.";
+const SETTLED_PREFIX = "settled.";
+
+function jobToken(jobId: string): string {
+  return budgetKey(jobId);
+}
+
 export async function openBudgetStore(nc: NatsConnection, options: { replicas?: number } = {}): Promise<BudgetStore> {
   const kv = await new Kvm(jetstream(nc)).create(BUDGET_BUCKET, {
     storage: "file",
@@ -43,7 +75,13 @@ export async function openBudgetStore(nc: NatsConnection, options: { replicas?: 
 }
 
 export class BudgetStore {
-  constructor(private readonly kv: TypedKv<TenantBudget>) {}
+  private readonly allocKv: TypedKv<JobAllocations>;
+  private readonly markerKv: TypedKv<JobSettledMarker>;
+
+  constructor(private readonly kv: TypedKv<TenantBudget>) {
+    this.allocKv = new TypedKv(kv.kv, jsonCodec<JobAllocations>());
+    this.markerKv = new TypedKv(kv.kv, jsonCodec<JobSettledMarker>());
+  }
 
   /**
    * Applies one operation with CAS, retrying on conflict. A BudgetExceededError thrown by the transition
@@ -70,8 +108,9 @@ export class BudgetStore {
     return this.apply(tenant, op, nowMs);
   }
 
-  extend(tenant: string, jobId: string, amount: Micros, nowMs: number): Promise<BudgetOutcome> {
-    return this.apply(tenant, { kind: "extend", jobId, amount }, nowMs);
+  /** Grows the reservation by `amount`; with `hourly`, also sets its rate (checked against the hourly cap). */
+  extend(tenant: string, jobId: string, amount: Micros, nowMs: number, hourly?: Micros): Promise<BudgetOutcome> {
+    return this.apply(tenant, { kind: "extend", jobId, amount, ...(hourly === undefined ? {} : { hourly }) }, nowMs);
   }
 
   release(tenant: string, jobId: string, nowMs: number): Promise<BudgetOutcome> {
@@ -92,5 +131,54 @@ export class BudgetStore {
 
   async summary(tenant: string, nowMs: number): Promise<BudgetSummary> {
     return summarize(await this.get(tenant, nowMs), nowMs);
+  }
+
+  /** Every tenant that has a budget document (the reconcile pass walks their reservations). */
+  async tenants(): Promise<string[]> {
+    const out: string[] = [];
+    for (const key of await this.kv.keys()) {
+      if (key.includes(".")) continue; // the settler's job keys
+      out.push(key.startsWith("=") ? Buffer.from(key.slice(1), "base64url").toString("utf8") : key);
+    }
+    return out;
+  }
+
+  /** Notes an allocation of the job: `charge` undefined = about to be settled, a number = what the ledger holds. */
+  async noteAllocation(
+    tenant: string,
+    jobId: string,
+    alloc: { taskId: string; epoch: number },
+    charge?: Micros,
+  ): Promise<void> {
+    const key = `${alloc.taskId}:${alloc.epoch}`;
+    await this.allocKv.mutate(ALLOCS_PREFIX + jobToken(jobId), (cur) => {
+      const doc = cur ?? { jobId, tenant, allocs: {} };
+      const known = doc.allocs[key];
+      const next = charge ?? known?.charge ?? null;
+      if (known && known.charge === next) return undefined;
+      return { ...doc, allocs: { ...doc.allocs, [key]: { taskId: alloc.taskId, epoch: alloc.epoch, charge: next } } };
+    });
+  }
+
+  async jobAllocations(jobId: string): Promise<JobAllocations | undefined> {
+    return (await this.allocKv.get(ALLOCS_PREFIX + jobToken(jobId)))?.value;
+  }
+
+  async markJobSettled(marker: JobSettledMarker): Promise<void> {
+    await this.markerKv.mutate(SETTLED_PREFIX + jobToken(marker.jobId), (cur) => (cur ? undefined : marker));
+  }
+
+  async settledMarker(jobId: string): Promise<JobSettledMarker | undefined> {
+    return (await this.markerKv.get(SETTLED_PREFIX + jobToken(jobId)))?.value;
+  }
+
+  /** Ids of every completely settled job: one key listing, no values read. */
+  async settledJobIds(): Promise<Set<string>> {
+    const out = new Set<string>();
+    for await (const key of await this.kv.kv.keys(`${SETTLED_PREFIX}>`)) {
+      const token = key.slice(SETTLED_PREFIX.length);
+      out.add(token.startsWith("=") ? Buffer.from(token.slice(1), "base64url").toString("utf8") : token);
+    }
+    return out;
   }
 }

@@ -164,6 +164,12 @@ export class Ledger {
     return { charge: decodeLedgerEntry(charge), fee: decodeLedgerEntry(fee), payout: decodeLedgerEntry(payout) };
   }
 
+  /** The charge stored for one allocation: an exact-subject read, whatever the size of the ledger. */
+  async chargeOf(tenant: string, taskId: string, epoch: number): Promise<LedgerEntry | undefined> {
+    const stored = await readOne(this.jsm, entrySubject({ kind: "charge", tenant, agentId: "", taskId, epoch }));
+    return stored ? decodeLedgerEntry(stored) : undefined;
+  }
+
   /** Every entry on subjects matching `filter` (see `ledgerFilters`), de-duplicated by id. */
   async entries(filter: string): Promise<LedgerEntry[]> {
     return dedupeEntries((await readAll(this.js, this.jsm, filter)).map(decodeLedgerEntry));

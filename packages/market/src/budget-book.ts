@@ -43,8 +43,9 @@ export class BudgetBook {
     );
   }
 
-  extend(tenant: string, jobId: string, amount: Micros, nowMs: number): BudgetOutcome {
-    return this.apply(tenant, { kind: "extend", jobId, amount }, nowMs);
+  /** Grows the reservation by `amount`; with `hourly`, also sets its rate (see the "extend" op). */
+  extend(tenant: string, jobId: string, amount: Micros, nowMs: number, hourly?: Micros): BudgetOutcome {
+    return this.apply(tenant, { kind: "extend", jobId, amount, ...(hourly === undefined ? {} : { hourly }) }, nowMs);
   }
 
   release(tenant: string, jobId: string, nowMs: number): BudgetOutcome {

@@ -25,7 +25,7 @@ function assertInvariant(state: TenantBudget): void {
 
 type Step =
   | { kind: "reserve"; job: number; amount: number; hourly: number }
-  | { kind: "extend"; job: number; amount: number }
+  | { kind: "extend"; job: number; amount: number; hourly: number | undefined }
   | { kind: "release"; job: number }
   | { kind: "settle"; job: number; fraction: number };
 
@@ -37,7 +37,13 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     amount: fc.integer({ min: 0, max: 600 }),
     hourly: fc.integer({ min: 0, max: 60 }),
   }),
-  fc.record({ kind: fc.constant("extend" as const), job, amount: fc.integer({ min: 0, max: 300 }) }),
+  fc.record({
+    kind: fc.constant("extend" as const),
+    job,
+    amount: fc.integer({ min: 0, max: 300 }),
+    // the budget watch's refresh to the running rate: up or down, or absent (rate unchanged)
+    hourly: fc.option(fc.integer({ min: 0, max: 90 }), { nil: undefined }),
+  }),
   fc.record({ kind: fc.constant("release" as const), job }),
   // settle spends a fraction (0..100 %) of the job's reservation: the scheduler stops a job at its reservation
   fc.record({ kind: fc.constant("settle" as const), job, fraction: fc.integer({ min: 0, max: 100 }) }),
@@ -57,7 +63,7 @@ describe("budget invariant (property)", () => {
             const jobId = `j${s.job}`;
             try {
               if (s.kind === "reserve") book.reserve(TENANT, jobId, { total: s.amount, hourly: s.hourly }, NOW);
-              else if (s.kind === "extend") book.extend(TENANT, jobId, s.amount, NOW);
+              else if (s.kind === "extend") book.extend(TENANT, jobId, s.amount, NOW, s.hourly);
               else if (s.kind === "release") book.release(TENANT, jobId, NOW);
               else {
                 const held = book.state(TENANT, NOW).reservations.find((r) => r.jobId === jobId)?.amount ?? 0;

@@ -124,6 +124,32 @@ describe("BudgetBook reservations", () => {
     expect(() => b.extend("acme", "nope", 1, JAN)).toThrow(UnknownReservationError);
   });
 
+  it("extend refreshes a reservation's rate to the running rate, checked against the hourly cap", () => {
+    const b = new BudgetBook();
+    b.setLimits("acme", { monthlyCap: 0, hourlyCap: usd("5") }, JAN);
+    // admitted while nothing matched and without a max price: rate 0
+    b.reserve("acme", "j1", { total: 0, hourly: 0 }, JAN);
+    b.reserve("acme", "j2", { total: 0, hourly: usd("2") }, JAN);
+    expect(b.extend("acme", "j1", 0, JAN, usd("3")).changed).toBe(true);
+    expect(b.summary("acme", JAN).hourlyCommitted).toBe(usd("5"));
+    expect(b.extend("acme", "j1", 0, JAN, usd("3")).changed).toBe(false); // same rate: nothing to write
+    // placed on a dearer offer than quoted: refused, numbers name the hourly cap
+    let refused: unknown;
+    try {
+      b.extend("acme", "j2", 0, JAN, usd("2.5"));
+    } catch (err) {
+      refused = err;
+    }
+    expect(refused).toBeInstanceOf(HourlyRateExceededError);
+    expect(refused).toMatchObject({ requested: usd("2.5"), available: usd("2"), limit: usd("5") });
+    expect(b.summary("acme", JAN).hourlyCommitted).toBe(usd("5"));
+    // lowering a rate is always allowed, even after the cap was lowered below what is held
+    b.setLimits("acme", { monthlyCap: 0, hourlyCap: usd("1") }, JAN);
+    b.extend("acme", "j1", 0, JAN, usd("2"));
+    expect(b.summary("acme", JAN).hourlyCommitted).toBe(usd("4"));
+    expect(() => b.extend("acme", "j1", 0, JAN, usd("2.01"))).toThrow(HourlyRateExceededError);
+  });
+
   it("starts a new month with nothing settled but keeps open reservations", () => {
     const b = book("100");
     b.reserve("acme", "j1", { total: usd("30"), hourly: 0 }, JAN);

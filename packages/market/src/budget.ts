@@ -50,8 +50,15 @@ export interface TenantBudget {
 
 export type BudgetOp =
   | { kind: "reserve"; jobId: string; amount: Micros; hourly: Micros; jobBudget?: Micros }
-  | { kind: "extend"; jobId: string; amount: Micros }
-  | { kind: "release"; jobId: string }
+  /**
+   * Grows the reservation by `amount` and, with `hourly`, replaces its rate by the job's actual running rate
+   * (the budget watch refreshes it whenever the job's placed tasks change, so a job admitted at rate 0, or
+   * placed on a dearer offer than quoted, is counted at what it really costs). A larger amount is checked
+   * against the monthly cap, a higher rate against the hourly cap; lowering either is always allowed.
+   */
+  | { kind: "extend"; jobId: string; amount: Micros; hourly?: Micros }
+  /** With `ifReservedAtMs`: only the reservation made at that instant (the reconcile pass's guard). */
+  | { kind: "release"; jobId: string; ifReservedAtMs?: number }
   | { kind: "settle"; jobId: string; actual: Micros }
   | { kind: "set-limits"; hourlyCap: Micros; monthlyCap: Micros };
 
@@ -126,11 +133,21 @@ function insertSorted(list: Reservation[], reservation: Reservation): Reservatio
   return [...list, reservation].sort((a, b) => (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0));
 }
 
-/** Refuses an amount and rate that, next to `others`, would break a cap. */
-function checkCaps(state: TenantBudget, others: Reservation[], jobId: string, amount: Micros, hourly: Micros): void {
+/**
+ * Refuses an amount and rate that, next to `others`, would break a cap. `check` limits the test to what grows
+ * (an extension never fails on a cap lowered below what it already held).
+ */
+function checkCaps(
+  state: TenantBudget,
+  others: Reservation[],
+  jobId: string,
+  amount: Micros,
+  hourly: Micros,
+  check: { monthly: boolean; hourly: boolean } = { monthly: true, hourly: true },
+): void {
   const { monthlyCap, hourlyCap } = state.limits;
   const used = state.settled + sum(others.map((r) => r.amount));
-  if (monthlyCap > 0 && used + amount > monthlyCap) {
+  if (check.monthly && monthlyCap > 0 && used + amount > monthlyCap) {
     const available = Math.max(0, monthlyCap - used);
     throw new MonthlyBudgetExceededError({
       tenant: state.tenant,
@@ -141,7 +158,7 @@ function checkCaps(state: TenantBudget, others: Reservation[], jobId: string, am
     });
   }
   const committed = sum(others.map((r) => r.hourly));
-  if (hourlyCap > 0 && committed + hourly > hourlyCap) {
+  if (check.hourly && hourlyCap > 0 && committed + hourly > hourlyCap) {
     const available = Math.max(0, hourlyCap - committed);
     throw new HourlyRateExceededError({ tenant: state.tenant, jobId, requested: hourly, available, limit: hourlyCap });
   }
@@ -184,16 +201,21 @@ export function applyBudgetOp(
     }
     case "extend": {
       checkAmount(op.amount, "amount");
+      if (op.hourly !== undefined) checkAmount(op.hourly, "hourly");
       const existing = state.reservations.find((r) => r.jobId === op.jobId);
       if (!existing) throw new UnknownReservationError(`tenant ${tenant} holds no reservation for job ${op.jobId}`);
-      if (op.amount === 0) return same();
+      const hourly = op.hourly ?? existing.hourly;
+      if (op.amount === 0 && hourly === existing.hourly) return same();
       const others = withoutJob(state, op.jobId);
-      checkCaps(state, others, op.jobId, existing.amount + op.amount, existing.hourly);
-      const grown = { ...existing, amount: existing.amount + op.amount };
+      const amount = existing.amount + op.amount;
+      checkCaps(state, others, op.jobId, amount, hourly, { monthly: op.amount > 0, hourly: hourly > existing.hourly });
+      const grown = { ...existing, amount, hourly };
       return { changed: true, state: { ...state, reservations: insertSorted(others, grown) }, overrun: 0 };
     }
     case "release": {
-      if (!state.reservations.some((r) => r.jobId === op.jobId)) return same();
+      const existing = state.reservations.find((r) => r.jobId === op.jobId);
+      if (!existing) return same();
+      if (op.ifReservedAtMs !== undefined && existing.reservedAtMs !== op.ifReservedAtMs) return same();
       return { changed: true, state: { ...state, reservations: withoutJob(state, op.jobId) }, overrun: 0 };
     }
     case "settle": {

@@ -1,6 +1,14 @@
 import type { UsageReport } from "@capa/domain";
+import { costForGpuMillis } from "@capa/domain";
 import { describe, expect, it } from "vitest";
-import { checkUsageReport, jobBudgetStatus, type MeteredAllocation, meter, msUntilBudgetReached } from "./metering.js";
+import {
+  checkUsageReport,
+  jobBudgetStatus,
+  type MeteredAllocation,
+  maxGpuMillisFor,
+  meter,
+  msUntilBudgetReached,
+} from "./metering.js";
 import { usd } from "./testing/fixtures.js";
 
 const T0 = 1_700_000_000_000;
@@ -81,6 +89,36 @@ describe("meter bills the scheduler's observed window", () => {
       accepted: 2,
       claimedGpuMs: 130_000,
     });
+  });
+
+  it("caps the charge at maxAmount by cutting the billable GPU time, keeping the observed window", () => {
+    // uncapped: $0.083 (above); what is left of the job's budget: $0.05
+    const m = meter(ALLOC, [report()], T0 + 100_000, { maxAmount: usd("0.05") });
+    expect(m).toMatchObject({ startMs: T0 + 1_000, endMs: T0 + 61_000, basis: "budget-cap" });
+    expect(m.amount).toBeLessThanOrEqual(usd("0.05"));
+    expect(m.amount).toBe(costForGpuMillis(ALLOC.pricePerGpuHour, m.billableGpuMs)); // receipt arithmetic holds
+    // the most GPU time that fits: one more millisecond would cost more than the cap
+    expect(costForGpuMillis(ALLOC.pricePerGpuHour, m.billableGpuMs + 1)).toBeGreaterThan(usd("0.05"));
+    // a cap above the bill changes nothing; a cap of 0 bills nothing
+    expect(meter(ALLOC, [report()], T0 + 100_000, { maxAmount: usd("1") })).toMatchObject({
+      amount: usd("0.083"),
+      basis: "observed-window",
+    });
+    expect(meter(ALLOC, [report()], T0 + 100_000, { maxAmount: 0 })).toMatchObject({ amount: 0, basis: "budget-cap" });
+  });
+
+  it("maxGpuMillisFor is exact under half-up rounding", () => {
+    for (const [price, amount] of [
+      [usd("2.49"), 7],
+      [1, 0],
+      [1, 5],
+      [usd("3.5"), usd("0.002")],
+      [7_200_001, 3],
+    ] as const) {
+      const g = maxGpuMillisFor(price, amount);
+      expect(costForGpuMillis(price, g)).toBeLessThanOrEqual(amount);
+      expect(costForGpuMillis(price, g + 1)).toBeGreaterThan(amount);
+    }
   });
 
   it("ends at a final report that saw the exit before the scheduler did", () => {

@@ -43,6 +43,23 @@ export type UsageRejection =
 
 export interface MeterOptions {
   clockSkewToleranceMs?: number;
+  /**
+   * Most this allocation may be charged (what is left of its job's budget). The window stays what was
+   * observed; the billable GPU time is cut to the most that costs no more than this (`maxGpuMillisFor`), so
+   * the receipt's arithmetic still holds (amount = price × GPU time, GPU time within the window) and the basis
+   * says "budget-cap". Undefined = no cap.
+   */
+  maxAmount?: Micros;
+}
+
+/** The most GPU-ms at `price` whose cost (`costForGpuMillis`, half-up) is at most `amount`. */
+export function maxGpuMillisFor(pricePerGpuHour: Micros, amount: Micros): number {
+  if (pricePerGpuHour <= 0) return Number.MAX_SAFE_INTEGER;
+  if (amount < 0) return 0;
+  // cost(g) = floor((2·p·g + H) / 2H) ≤ M  ⇔  2·p·g < (2M + 1)·H, with H = 3 600 000
+  const limit = (BigInt(amount) * 2n + 1n) * 3_600_000n - 1n;
+  const g = limit / (2n * BigInt(pricePerGpuHour));
+  return g > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(g);
 }
 
 /** Why a report cannot be used for this allocation, or undefined when it can. */
@@ -67,7 +84,7 @@ export function checkUsageReport(
   return undefined;
 }
 
-export type MeterBasis = "observed-window" | "final-report" | "not-started";
+export type MeterBasis = "observed-window" | "final-report" | "not-started" | "budget-cap";
 
 export interface MeterResult {
   startMs: number;
@@ -114,15 +131,14 @@ export function meter(
     basis = "final-report";
   }
   end = Math.max(start, end);
-  const billableGpuMs = allocation.gpus * (end - start);
-  return {
-    ...base,
-    startMs: start,
-    endMs: end,
-    billableGpuMs,
-    amount: costForGpuMillis(allocation.pricePerGpuHour, billableGpuMs),
-    basis,
-  };
+  let billableGpuMs = allocation.gpus * (end - start);
+  let amount = costForGpuMillis(allocation.pricePerGpuHour, billableGpuMs);
+  if (options.maxAmount !== undefined && amount > options.maxAmount) {
+    billableGpuMs = Math.min(billableGpuMs, maxGpuMillisFor(allocation.pricePerGpuHour, options.maxAmount));
+    amount = costForGpuMillis(allocation.pricePerGpuHour, billableGpuMs);
+    basis = "budget-cap";
+  }
+  return { ...base, startMs: start, endMs: end, billableGpuMs, amount, basis };
 }
 
 export type JobBudgetStatus = "ok" | "warn-80" | "stop";

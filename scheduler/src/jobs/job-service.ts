@@ -3,6 +3,9 @@
  * submit (validate → dedupe by request id → durable CAS create → evaluate), get, list, cancel.
  * Submission order: `capa_requests/<tenant>.<hash>` is created first (CAS), then the job, so a retry always
  * finds the job id; a crash between the two is healed by the retry, which creates the job under the recorded id.
+ * When admission refuses the job (over a budget), the request record this call created is deleted again (CAS on
+ * its revision), so the request id stays free: a retry with a changed spec is admitted afresh instead of being
+ * refused as ALREADY_EXISTS for a job that was never created.
  */
 import type { TypedKv } from "@capa/bus";
 import {
@@ -20,6 +23,7 @@ import {
   tenantViolations,
   throwIfViolations,
 } from "@capa/domain";
+import { BudgetExceededError } from "@capa/market";
 import type { AdmissionApi } from "../market/admission.js";
 import type { JobEntry, JobRepo } from "../store/job-repo.js";
 import type { RequestRecord } from "../store/records.js";
@@ -89,6 +93,8 @@ export class JobService {
           const created = await this.createJob(existing.value.jobId, input, spec, existing.value.createdAtMs);
           return { job: created.job, deduplicated: true };
         } catch (err) {
+          // Refused: the job never existed under this record; free the request id as for a first refusal.
+          if (err instanceof BudgetExceededError) await this.forgetRequest(key, existing.revision, existing.value);
           if (!(err instanceof ConflictError)) throw err;
           continue;
         }
@@ -101,13 +107,19 @@ export class JobService {
         specDigest: digest,
         createdAtMs: this.now(),
       };
+      let revision: number;
       try {
-        await this.requests.create(key, record);
+        revision = await this.requests.create(key, record);
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err;
         continue; // a concurrent retry won; read its record
       }
-      return { job: (await this.createJob(jobId, input, spec, record.createdAtMs)).job, deduplicated: false };
+      try {
+        return { job: (await this.createJob(jobId, input, spec, record.createdAtMs)).job, deduplicated: false };
+      } catch (err) {
+        if (err instanceof BudgetExceededError) await this.forgetRequest(key, revision, record);
+        throw err;
+      }
     }
     throw new ConflictError("request_id: too many concurrent submissions; retry");
   }
@@ -154,6 +166,20 @@ export class JobService {
     });
     this.evaluate(jobId, "cancel requested");
     return entry!.job;
+  }
+
+  /**
+   * Deletes the request record this call created, unless it changed since (CAS on its revision). Should a
+   * concurrent retry have written the job meanwhile (it read the record, and admission let it in), the record
+   * is put back, so that job stays deduplicated. Best effort: the refusal reaches the caller either way.
+   */
+  private async forgetRequest(key: string, revision: number, record: RequestRecord): Promise<void> {
+    try {
+      await this.requests.kv.delete(key, { previousSeq: revision });
+      if (await this.jobs.fetch(record.jobId)) await this.requests.create(key, record).catch(() => undefined);
+    } catch {
+      // changed since (a concurrent retry owns it now) or the store is unavailable: keep it
+    }
   }
 
   private async createJob(id: string, input: SubmitInput, spec: JobSpec, createdAtMs = this.now()): Promise<JobEntry> {

@@ -8,7 +8,13 @@
  * (free ones when the job fits now). When no offer fits yet (e.g. every offer is above the job's max price),
  * the job's max price stands in for the quote, and with neither the reservation is 0. Whatever was reserved,
  * the budget watch extends it hour by hour while the job runs and stops the job when an extension is refused,
- * so settled + reserved never passes the cap.
+ * so settled + reserved never passes the cap; it also refreshes the reservation's hourly rate to the job's
+ * actual running rate once tasks are placed, so a reservation of rate 0 cannot bypass the hourly cap.
+ *
+ * Leaks: a reservation whose job was never written (a crash between reserve and create, a release that failed
+ * after a failed create) would hold the tenant's budget for ever. `reconcile` (leader start, then
+ * periodically) releases every reservation older than a grace period whose job does not exist in capa_jobs.
+ * The release is guarded by the reservation's `reservedAtMs`, so one re-made meanwhile is kept.
  */
 import { costForGpuMillis, type JobSpec, type Micros } from "@capa/domain";
 import type { BudgetStore } from "@capa/ledger";
@@ -49,5 +55,25 @@ export class Admission implements AdmissionApi {
 
   async release(tenant: string, jobId: string): Promise<void> {
     await this.budgets.release(tenant, jobId, this.now());
+  }
+
+  /**
+   * Releases reservations older than `graceMs` whose job does not exist. Returns what was released. A job is
+   * looked up in memory, then in KV (one written by another replica the watch has not delivered yet).
+   */
+  async reconcile(graceMs: number): Promise<{ tenant: string; jobId: string; amount: Micros }[]> {
+    const released: { tenant: string; jobId: string; amount: Micros }[] = [];
+    const nowMs = this.now();
+    for (const tenant of await this.budgets.tenants()) {
+      const state = await this.budgets.get(tenant, nowMs);
+      for (const r of state.reservations) {
+        if (nowMs - r.reservedAtMs < graceMs) continue;
+        if (await this.jobs.fetch(r.jobId)) continue;
+        const op = { kind: "release" as const, jobId: r.jobId, ifReservedAtMs: r.reservedAtMs };
+        const outcome = await this.budgets.apply(tenant, op, this.now());
+        if (outcome.changed) released.push({ tenant, jobId: r.jobId, amount: r.amount });
+      }
+    }
+    return released;
   }
 }

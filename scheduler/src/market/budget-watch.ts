@@ -4,13 +4,27 @@
  * usage report and by a per-job timer armed for the moment the spend reaches the next threshold
  * (`msUntilBudgetReached`), so a stop does not wait for the next usage sample:
  *
- * - job budget (`spec.budget`): at 80 % one warning (the job's reason, so WatchJob sends one event); at 100 %
- *   the job is cancelled with reason `budget-exhausted` (its allocations are settled with that end reason);
- * - tenant budget: when the spend reaches what admission reserved, the reservation is extended by the overrun
- *   plus one hour at the job's running rate; a refused extension (monthly or hourly cap) stops the job the same
- *   way. So settled + reserved never passes the tenant's cap by more than one check's worth of metering.
+ * - job budget (`spec.budget`): at 80 % one warning (the job's reason, so WatchJob sends one event); the job is
+ *   cancelled with reason `budget-exhausted` once spend + the cost of its kill grace at the running rate
+ *   reaches the budget, so the SIGTERM → SIGKILL grace it is still billed for fits inside the budget. The
+ *   settler also caps what a budgeted job is charged at its budget (`MeterOptions.maxAmount`), so stop
+ *   latency (timer granularity, status round trips) can never bill a job past its budget either;
+ * - tenant hourly cap: whenever the job's placed tasks change, the reservation's rate is refreshed to the
+ *   job's actual running rate (`runningHourly`: locked prices × GPUs) through the same CAS as admission. A job
+ *   admitted at rate 0 (nothing matched, no max price) or placed on a dearer offer than quoted is thus counted
+ *   at what it costs; a refused refresh stops the job with `budget-exhausted: hourly cap reached: …`;
+ * - tenant monthly cap: when the spend reaches what admission reserved, the reservation is extended by the
+ *   overrun plus one hour at the job's running rate; a refused extension stops the job the same way. So
+ *   settled + reserved never passes the tenant's cap by more than one check's worth of metering.
  */
-import { formatUsd, isFinalJobState, type Job, type Micros } from "@capa/domain";
+import {
+  costForGpuMillis,
+  DEFAULT_KILL_GRACE_SECONDS,
+  formatUsd,
+  isFinalJobState,
+  type Job,
+  type Micros,
+} from "@capa/domain";
 import type { BudgetStore } from "@capa/ledger";
 import { BudgetExceededError, jobBudgetStatus, msUntilBudgetReached, UnknownReservationError } from "@capa/market";
 import type { Logger } from "pino";
@@ -38,6 +52,8 @@ export class BudgetWatch {
   private active = false;
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly checking = new Map<string, Promise<void>>();
+  /** The rate last confirmed in the job's reservation (so an unchanged rate costs no KV round trip). */
+  private readonly rates = new Map<string, Micros>();
 
   constructor(private readonly d: BudgetWatchDeps) {}
 
@@ -51,6 +67,7 @@ export class BudgetWatch {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     await Promise.allSettled([...this.checking.values()]);
+    this.rates.clear();
   }
 
   /** Checks one job now (at most one check per job at a time; a second request while one runs is dropped). */
@@ -85,6 +102,7 @@ export class BudgetWatch {
     if (isFinalJobState(job.state) || job.cancelRequested) {
       clearTimeout(this.timers.get(jobId));
       this.timers.delete(jobId);
+      this.rates.delete(jobId);
       return;
     }
     const nowMs = this.d.now();
@@ -94,26 +112,36 @@ export class BudgetWatch {
     const running = job.tasks.reduce((n, t) => n + runningCost(t, nowMs), 0);
     const spent = (await this.d.settler.settledSpend(job)) + running;
     const budget = job.spec.budget;
+    // What the job goes on costing between the stop request and SIGKILL: it must fit in the budget too.
+    const graceS = job.spec.template.killGraceSeconds || DEFAULT_KILL_GRACE_SECONDS;
+    const headroom = costForGpuMillis(hourly, graceS * 1000);
 
-    if (jobBudgetStatus(spent, budget) === "stop") {
+    if (budget > 0 && spent + headroom >= budget) {
       // The 80 % warning is never skipped, even when one check jumps past both thresholds.
       if (!job.reason.startsWith(BUDGET_WARNING)) await this.warn(jobId, spent, budget);
-      await this.stopJob(job, `spent ${formatUsd(spent)} of the job's budget ${formatUsd(budget)}`);
+      await this.stopJob(
+        job,
+        `spent ${formatUsd(spent)} of the job's budget ${formatUsd(budget)}, ` +
+          `keeping ${formatUsd(headroom)} for its ${graceS} s kill grace`,
+      );
       return;
     }
     let reserved = job.reserved;
-    if (hourly > 0 && spent >= reserved) {
-      const amount = spent - reserved + hourly;
+    const amount = spent >= reserved ? spent - reserved + hourly : 0;
+    if (amount > 0 || this.rates.get(jobId) !== hourly) {
       try {
-        await this.d.budgets.extend(job.tenant, jobId, amount, nowMs);
+        await this.d.budgets.extend(job.tenant, jobId, amount, nowMs, hourly);
         reserved += amount;
+        this.rates.set(jobId, hourly);
       } catch (err) {
         if (err instanceof BudgetExceededError) {
-          await this.stopJob(job, `reservation could not be extended: ${err.message}`);
+          const why = err.limitKind === "hourly" ? "hourly cap reached" : "reservation could not be extended";
+          await this.stopJob(job, `${why}: ${err.message}`);
           return;
         }
         if (!(err instanceof UnknownReservationError)) throw err;
         reserved = Number.MAX_SAFE_INTEGER; // no reservation to extend (settled meanwhile): nothing to guard
+        this.rates.set(jobId, hourly);
       }
     }
     if (jobBudgetStatus(spent, budget) === "warn-80" && !job.reason.startsWith(BUDGET_WARNING))
@@ -126,7 +154,7 @@ export class BudgetWatch {
         return next;
       });
     }
-    const untilBudget = msUntilBudgetReached(spent, budget, hourly);
+    const untilBudget = budget > 0 ? msUntilBudgetReached(spent, budget - headroom, hourly) : undefined;
     const untilReserved = reserved === Number.MAX_SAFE_INTEGER ? undefined : msUntil(spent, reserved, hourly);
     const untilWarn = budget > 0 ? msUntilBudgetReached(spent, Math.ceil((budget * 4) / 5), hourly) : undefined;
     const next = Math.min(

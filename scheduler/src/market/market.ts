@@ -2,7 +2,8 @@
  * The marketplace inside the scheduler, wired in one place: the ledger (JetStream, exactly-once settlement,
  * Ed25519 receipts), tenant budgets (KV, CAS), admission, settlement, the usage consumer and the budget watch.
  * Every replica opens the ledger and budgets (reads, admission, BillingService); only the leader runs the parts
- * in `leaderParts`.
+ * in `leaderParts`, among them the reservation reconcile pass (at leader start, then every
+ * `reconcileIntervalMs`): reservations older than `reservationGraceMs` whose job does not exist are released.
  */
 import type { NatsConnection, Store } from "@capa/bus";
 import type { Job } from "@capa/domain";
@@ -33,7 +34,13 @@ export interface MarketOptions {
   metrics: SchedulerMetrics;
   logger: Logger;
   now: () => number;
+  /** A reservation whose job does not exist is released once this old (default 5 min). */
+  reservationGraceMs?: number;
+  /** How often the leader looks for such reservations (default 5 min; also once at leader start). */
+  reconcileIntervalMs?: number;
 }
+
+export const DEFAULT_RESERVATION_GRACE_MS = 5 * 60_000;
 
 export interface Market {
   ledger: Ledger;
@@ -79,17 +86,36 @@ export async function openMarket(o: MarketOptions): Promise<Market> {
   o.jobs.onChange((entry, previous) => {
     if (!leading) return;
     settler.observe(entry);
-    // A task started (or the job was re-placed): arm the job's budget timers.
-    const startedNow = entry.job.tasks.some(
-      (t, i) => t.startedAtMs > 0 && previous?.job.tasks[i]?.startedAtMs !== t.startedAtMs,
-    );
-    if (startedNow) void watch.check(entry.job.id);
+    // A task was placed (new epoch: the reservation's rate is refreshed), started, or the job was re-placed:
+    // check the job now and arm its budget timers.
+    const changed = entry.job.tasks.some((t, i) => {
+      const before = previous?.job.tasks[i];
+      return (t.epoch > 0 && before?.epoch !== t.epoch) || (t.startedAtMs > 0 && before?.startedAtMs !== t.startedAtMs);
+    });
+    if (changed) void watch.check(entry.job.id);
   });
+  const admission = new Admission(budgets, o.cluster, o.jobs, o.now);
+  const graceMs = o.reservationGraceMs ?? DEFAULT_RESERVATION_GRACE_MS;
+  let reconcileTimer: NodeJS.Timeout | undefined;
+  let reconciling: Promise<void> | undefined;
+  const reconcile = () => {
+    reconciling ??= admission
+      .reconcile(graceMs)
+      .then((released) => {
+        for (const r of released)
+          logger.warn(r, "released a reservation whose job does not exist (leaked by an interrupted submission)");
+      })
+      .catch((err) => logger.warn({ err }, "reservation reconcile failed; retrying at the next pass"))
+      .finally(() => {
+        reconciling = undefined;
+      });
+    return reconciling;
+  };
   logger.info({ keyId: signingKey.keyId, feeBasisPoints: o.feeBasisPoints }, "ledger open");
   return {
     ledger,
     budgets,
-    admission: new Admission(budgets, o.cluster, o.jobs, o.now),
+    admission,
     leaderParts: [
       {
         start: () => {
@@ -105,6 +131,18 @@ export async function openMarket(o: MarketOptions): Promise<Market> {
       {
         start: () => watch.start(),
         stop: () => watch.stop(),
+      },
+      {
+        start: () => {
+          void reconcile();
+          reconcileTimer = setInterval(() => void reconcile(), o.reconcileIntervalMs ?? graceMs);
+          reconcileTimer.unref();
+        },
+        stop: async () => {
+          clearInterval(reconcileTimer);
+          reconcileTimer = undefined;
+          await reconciling;
+        },
       },
     ],
     marketReason(job) {

@@ -3,12 +3,22 @@
  * preempted) its usage reports are read back from CAPA_TASKS and the allocation is metered against the
  * scheduler's observed window and written to the ledger (`settleAllocation`: charge, fee, payout, signed receipt,
  * each exactly once per task + epoch). When the job is final, the tenant's reservation is settled with the job's
- * total charges (read from the ledger, so every epoch counts once) and `job.spent` is set.
+ * total charges and `job.spent` is set.
  *
- * Work runs one item at a time on a queue; a failure (ledger or store unavailable) is retried with backoff. At
- * leader start every final task and final job in KV is settled again: everything is idempotent, so a crash
- * anywhere in between (or a replay of usage reports) never bills twice. Known cost: that recovery pass reads the
- * ledger for every final task still in `capa_jobs`.
+ * A job with a budget is never charged more than its budget: each allocation is metered with
+ * `maxAmount` = budget − the job's other charges, so the allocation that would pass it is billed only for the
+ * GPU time up to the budget (the receipt's window stays the observed one; its GPU time is the capped one). The
+ * budget watch stops such a job early enough to cover its kill grace, so the cap only absorbs stop latency.
+ *
+ * Bookkeeping per job, in `capa_budgets` (BudgetStore): `allocs.<jobId>` lists the job's allocations (noted
+ * before the ledger write) with their charges (noted after), so a job's spend is one KV read, plus an
+ * exact-subject ledger read for an allocation whose charge was not noted (a crash in between); and
+ * `settled.<jobId>` marks a completely settled job. At leader start the settled markers are listed once and
+ * those jobs skipped (their finished allocations counted as `capa_settlements_total{outcome="skipped"}`); the
+ * others are settled again (idempotent, so a crash anywhere never bills twice). The
+ * in-memory state of a job is dropped once it is settled.
+ *
+ * Work runs one item at a time on a queue; a failure (ledger or store unavailable) is retried with backoff.
  */
 import type { Store } from "@capa/bus";
 import { isFinalJobState, type Job, type Micros, type Task } from "@capa/domain";
@@ -31,73 +41,104 @@ export interface SettlerDeps {
 }
 
 const MAX_BACKOFF_MS = 30_000;
-const END_OF_TIME = Number.MAX_SAFE_INTEGER;
+
+/** A charge of the job; `complete` = its receipt is written (the allocation needs no more work). */
+interface Charge {
+  amount: Micros;
+  complete: boolean;
+}
 
 export class Settler {
   private active = false;
+  /** False until the settled markers are read at start; observations before are covered by the recovery pass. */
+  private ready = false;
   private chain: Promise<void> = Promise.resolve();
-  /** Work items queued or running, by key (an allocation, or "job:<id>"). */
+  /** Work items queued or running, by key (an allocation, "job:<id>", or "recovery"). */
   private readonly queued = new Set<string>();
   private readonly timers = new Set<NodeJS.Timeout>();
-  /** Charges per job by allocation, as stored in the ledger (settled here, or read back). */
-  private readonly charges = new Map<string, Map<string, Micros>>();
-  private readonly loaded = new Set<string>();
-  private readonly settledAllocs = new Set<string>();
+  /** Charges of unsettled jobs by allocation (from `allocs.<jobId>`, then kept current); dropped once settled. */
+  private readonly charges = new Map<string, Map<string, Charge>>();
+  /** Ids of completely settled jobs (their `settled.<jobId>` marker exists). */
   private readonly settledJobs = new Set<string>();
 
   constructor(private readonly d: SettlerDeps) {}
 
-  /** Starts settling and queues the recovery pass over every job in the store. */
+  /** Starts settling: reads the settled markers, then queues everything else in the store (recovery). */
   start(): void {
     this.active = true;
-    for (const entry of this.d.jobs.list()) this.observe(entry);
+    this.ready = false;
+    // Another leader may have settled meanwhile: nothing cached from an earlier term is trusted.
+    this.charges.clear();
+    this.settledJobs.clear();
+    this.schedule("recovery", async () => {
+      for (const id of await this.d.budgets.settledJobIds()) this.settledJobs.add(id);
+      this.ready = true;
+      let skipped = 0;
+      for (const entry of this.d.jobs.list()) {
+        if (this.settledJobs.has(entry.job.id)) skipped += entry.job.tasks.filter(isSettleable).length;
+        else this.observe(entry);
+      }
+      // Finished allocations of completely settled jobs: not read again (counted, so recovery is observable).
+      this.d.metrics.settlements.inc({ outcome: "skipped" }, skipped);
+    });
   }
 
   async stop(): Promise<void> {
     this.active = false;
+    this.ready = false;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     await this.chain;
+    this.charges.clear();
+  }
+
+  /** Jobs whose settlement state is held in memory (for tests and metrics). */
+  get trackedJobs(): number {
+    return this.charges.size;
   }
 
   /** Feed of job changes (JobRepo.onChange): queues what became settleable. */
   readonly observe = (entry: JobEntry): void => {
-    if (!this.active) return;
+    if (!this.active || !this.ready) return;
     const { job } = entry;
+    if (this.settledJobs.has(job.id)) return;
     for (const task of job.tasks) {
       if (!isSettleable(task)) continue;
       const key = allocKey(task.id, task.epoch);
-      if (this.settledAllocs.has(key)) continue;
+      if (this.charges.get(job.id)?.get(key)?.complete) continue;
       // A snapshot: a re-placement overwrites the task (new agent, new epoch) before this runs.
       const [j, t] = [structuredClone(job), structuredClone(task)];
       this.schedule(key, () => this.settleTask(j, t));
     }
-    if (isFinalJobState(job.state) && !this.settledJobs.has(job.id))
-      this.schedule(`job:${job.id}`, () => this.settleJob(job.id));
+    if (isFinalJobState(job.state)) this.schedule(`job:${job.id}`, () => this.settleJob(job.id));
   };
 
-  /** What the job's finished allocations were charged (ledger truth, cached per job). */
+  /** What the job's finished allocations were charged (ledger truth, cached per unsettled job). */
   async settledSpend(job: Job): Promise<Micros> {
-    await this.load(job);
     let total = 0;
-    for (const amount of this.charges.get(job.id)?.values() ?? []) total += amount;
+    for (const c of (await this.load(job)).values()) total += c.amount;
     return total;
   }
 
-  private async load(job: Job): Promise<void> {
-    if (this.loaded.has(job.id)) return;
-    const invoice = await this.d.ledger.invoice(job.tenant, 0, END_OF_TIME, job.id);
-    const map = this.chargesOf(job.id);
-    for (const line of invoice.lines) for (const c of line.charges) map.set(allocKey(c.taskId, c.epoch), c.amount);
-    this.loaded.add(job.id);
-  }
-
-  private chargesOf(jobId: string): Map<string, Micros> {
-    let map = this.charges.get(jobId);
-    if (!map) {
-      map = new Map();
-      this.charges.set(jobId, map);
+  /** The job's charges: `allocs.<jobId>` from KV, a charge not noted there read by its exact ledger subject. */
+  private async load(job: Job): Promise<Map<string, Charge>> {
+    const cached = this.charges.get(job.id);
+    if (cached) return cached;
+    const doc = await this.d.budgets.jobAllocations(job.id);
+    const map = new Map<string, Charge>();
+    for (const [key, a] of Object.entries(doc?.allocs ?? {})) {
+      if (a.charge !== null) {
+        map.set(key, { amount: a.charge, complete: true });
+        continue;
+      }
+      // Noted before its ledger write; the write may have happened (a crash before the second note).
+      const charge = await this.d.ledger.chargeOf(job.tenant, a.taskId, a.epoch);
+      if (charge) map.set(key, { amount: charge.amount, complete: false });
     }
+    // Another caller may have loaded meanwhile; keep the first map (settleTask updates it in place).
+    const raced = this.charges.get(job.id);
+    if (raced) return raced;
+    this.charges.set(job.id, map);
     return map;
   }
 
@@ -126,20 +167,32 @@ export class Settler {
   }
 
   private async settleTask(job: Job, task: Task): Promise<void> {
+    if (this.settledJobs.has(job.id)) return;
     const key = allocKey(task.id, task.epoch);
     const allocation = finishedAllocationOf(job, task, this.d.providerOf(task.agentId));
     if (!allocation) return;
+    const charges = await this.load(job);
+    if (charges.get(key)?.complete) return;
+    const alloc = { taskId: task.id, epoch: task.epoch };
+    await this.d.budgets.noteAllocation(job.tenant, job.id, alloc);
+    // A budgeted job is never charged past its budget (a stored charge from an earlier attempt wins anyway).
+    let others = 0;
+    for (const [k, c] of charges) if (k !== key) others += c.amount;
+    const maxAmount = job.spec.budget > 0 ? Math.max(0, job.spec.budget - others) : undefined;
     const reports = await readUsageReports(this.d.store.js, this.d.store.jsm, task.id);
-    const { metered, record } = await settleAllocation(this.d.ledger, allocation, reports, this.d.now());
-    this.chargesOf(job.id).set(key, record.entries.charge.amount);
-    this.settledAllocs.add(key);
+    const { metered, record } = await settleAllocation(this.d.ledger, allocation, reports, this.d.now(), {
+      maxAmount,
+    });
+    const amount = record.entries.charge.amount;
+    await this.d.budgets.noteAllocation(job.tenant, job.id, alloc, amount);
+    charges.set(key, { amount, complete: true });
     this.d.metrics.settlements.inc({ outcome: record.alreadySettled ? "already-settled" : "settled" });
     if (!record.alreadySettled)
       this.d.logger.info(
         {
           taskId: task.id,
           epoch: task.epoch,
-          amount: record.entries.charge.amount,
+          amount,
           gpuMs: metered.billableGpuMs,
           basis: metered.basis,
           rejectedReports: metered.rejected.length,
@@ -149,18 +202,23 @@ export class Settler {
   }
 
   private async settleJob(jobId: string): Promise<void> {
+    if (this.settledJobs.has(jobId)) return;
     const entry = this.d.jobs.get(jobId);
     if (!entry || !isFinalJobState(entry.job.state)) return;
     const { job } = entry;
-    const unsettled = job.tasks.filter((t) => isSettleable(t) && !this.settledAllocs.has(allocKey(t.id, t.epoch)));
+    const charges = await this.load(job);
+    const unsettled = job.tasks.filter((t) => isSettleable(t) && !charges.get(allocKey(t.id, t.epoch))?.complete);
     // Its allocations first (they are queued ahead of this); one still failing retries the whole job later.
     if (unsettled.length > 0) throw new Error(`job ${jobId}: ${unsettled.length} allocation(s) not settled yet`);
-    this.loaded.delete(jobId);
-    const total = await this.settledSpend(job);
-    const outcome = await this.d.budgets.settle(job.tenant, jobId, total, this.d.now());
+    let total = 0;
+    for (const c of charges.values()) total += c.amount;
+    const nowMs = this.d.now();
+    const outcome = await this.d.budgets.settle(job.tenant, jobId, total, nowMs);
     if (outcome.overrun > 0)
       this.d.logger.warn({ jobId, tenant: job.tenant, overrun: outcome.overrun }, "job spent past its reservation");
     await this.d.jobs.mutate(jobId, (j) => (j.spent === total ? undefined : { ...j, spent: total }));
+    await this.d.budgets.markJobSettled({ jobId, tenant: job.tenant, total, settledAtMs: nowMs });
     this.settledJobs.add(jobId);
+    this.charges.delete(jobId);
   }
 }
