@@ -1,7 +1,7 @@
 import { defaultJobSpec, type JobSpec } from "@capa/domain";
 import { describe, expect, it } from "vitest";
 import type { OfferSource } from "./offers.js";
-import { expectedCostOf, quote } from "./quote.js";
+import { expectedCostOf, type PendingJob, type QuoteQueue, quote, type RunningAllocation } from "./quote.js";
 import { price, source, usd } from "./testing/fixtures.js";
 
 const NOW = 1_000_000;
@@ -179,6 +179,246 @@ describe("quote: estimated start", () => {
   it("ignores allocations on agents the job cannot use", () => {
     const running = [{ agentId: "elsewhere", gpuIndices: [0, 1, 2, 3], expectedEndMs: NOW + 1 }];
     expect(quote(spec({ gpusPerReplica: 4 }), busy, { running }, NOW).startBasis).toBe("unknown");
+  });
+});
+
+describe("quote: start simulation over running work and the queue ahead", () => {
+  const T = NOW + 10_000;
+  const T2 = NOW + 20_000;
+  // Both agents fully busy: a (cheaper) frees at T, b at T2.
+  const BUSY = [
+    source("a", "eu-west", "H100-80GB", [price("H100-80GB", "2.00")], { count: 4, busy: 4 }),
+    source("b", "us-east", "H100-80GB", [price("H100-80GB", "2.50")], { count: 4, busy: 4 }),
+  ];
+  const ENDS: RunningAllocation[] = [
+    { agentId: "a", gpuIndices: [0, 1, 2, 3], expectedEndMs: T },
+    { agentId: "b", gpuIndices: [0, 1, 2, 3], expectedEndMs: T2 },
+  ];
+  const FREE = [
+    source("f1", "eu-west", "H100-80GB", [price("H100-80GB", "2.00")], { count: 4 }),
+    source("f2", "us-east", "H100-80GB", [price("H100-80GB", "3.00")], { count: 4 }),
+  ];
+  // A gang of 2×4 fits only in eu-west, whose e1 frees at +30 s; us-east has room for one replica only.
+  const GANG_FLEET = [
+    source("e1", "eu-west", "H100-80GB", [price("H100-80GB", "2.00")], { count: 4, busy: 4 }),
+    source("e2", "eu-west", "H100-80GB", [price("H100-80GB", "2.00")], { count: 4 }),
+    source("u1", "us-east", "H100-80GB", [price("H100-80GB", "3.00")], { count: 4 }),
+  ];
+  const GANG_ENDS: RunningAllocation[] = [{ agentId: "e1", gpuIndices: [0, 1, 2, 3], expectedEndMs: NOW + 30_000 }];
+  const waiting = (
+    jobId: string,
+    overrides: Partial<JobSpec>,
+    createdAtMs = NOW - 5_000,
+    replicas = 1,
+  ): PendingJob => ({
+    jobId,
+    spec: spec({ gpusPerReplica: 4, ...overrides }),
+    replicas: overrides.replicas ?? replicas,
+    createdAtMs,
+  });
+
+  const cases: {
+    name: string;
+    job: Partial<JobSpec>;
+    fleet: OfferSource[];
+    queue: QuoteQueue;
+    start: number | undefined;
+    basis: string;
+    ahead?: number;
+    agents?: string[];
+  }[] = [
+    {
+      name: "free now → now",
+      job: { gpusPerReplica: 4 },
+      fleet: FREE,
+      queue: EMPTY_QUEUE,
+      start: NOW,
+      basis: "free-now",
+      agents: ["f1"],
+    },
+    {
+      name: "busy until T → T",
+      job: { gpusPerReplica: 4 },
+      fleet: BUSY,
+      queue: { running: ENDS },
+      start: T,
+      basis: "expected-ends",
+      agents: ["a"],
+    },
+    {
+      name: "a higher-priority job queued ahead takes a at T → T2",
+      job: { gpusPerReplica: 4 },
+      fleet: BUSY,
+      queue: { running: ENDS, pending: [waiting("p", { priority: 5 })] },
+      start: T2,
+      basis: "queue",
+      ahead: 1,
+      agents: ["b"],
+    },
+    {
+      name: "an equal-priority job submitted earlier is ahead too → T2",
+      job: { gpusPerReplica: 4, priority: 2 },
+      fleet: BUSY,
+      queue: { running: ENDS, pending: [waiting("p", { priority: 2 })] },
+      start: T2,
+      basis: "queue",
+      ahead: 1,
+    },
+    {
+      name: "a lower-priority job queued behind does not delay it → T",
+      job: { gpusPerReplica: 4 },
+      fleet: BUSY,
+      queue: { running: ENDS, pending: [waiting("p", { priority: -1 })] },
+      start: T,
+      basis: "expected-ends",
+      ahead: 0,
+      agents: ["a"],
+    },
+    {
+      name: "a job ahead that ends before b frees its GPUs first (T + 5 s)",
+      job: { gpusPerReplica: 4 },
+      fleet: BUSY,
+      queue: { running: ENDS, pending: [waiting("p", { priority: 1, expectedDurationSeconds: 5 })] },
+      start: T + 5_000,
+      basis: "queue",
+      agents: ["a"],
+    },
+    {
+      name: "a job ahead confined to another region does not take a",
+      job: { gpusPerReplica: 4 },
+      fleet: BUSY,
+      queue: { running: ENDS, pending: [waiting("p", { priority: 1, regions: ["us-east"] })] },
+      start: T,
+      basis: "expected-ends",
+      ahead: 1,
+    },
+    {
+      name: "a job ahead that can never fit is left out",
+      job: { gpusPerReplica: 4 },
+      fleet: BUSY,
+      queue: { running: ENDS, pending: [waiting("p", { priority: 1, replicas: 3 })] },
+      start: T,
+      basis: "expected-ends",
+      ahead: 0,
+    },
+    {
+      name: "a job ahead that does not fit yet does not block a smaller one behind it",
+      job: { gpusPerReplica: 1 },
+      fleet: [...BUSY, source("s", "eu-west", "H100-80GB", [price("H100-80GB", "3.00")], { count: 1 })],
+      queue: { running: ENDS, pending: [waiting("p", { priority: 1 })] },
+      start: NOW,
+      basis: "free-now",
+      agents: ["s"],
+    },
+    {
+      name: "a job ahead takes the cheapest free GPUs: still now, on the next cheapest",
+      job: { gpusPerReplica: 4 },
+      fleet: FREE,
+      queue: { running: [], pending: [waiting("p", { priority: 1 })] },
+      start: NOW,
+      basis: "free-now",
+      agents: ["f2"],
+    },
+    {
+      name: "unknown durations → unknown",
+      job: { gpusPerReplica: 4 },
+      fleet: BUSY,
+      queue: {
+        running: [ENDS[0]!, { ...ENDS[1]!, expectedEndMs: 0 }],
+        pending: [waiting("p", { priority: 1, expectedDurationSeconds: 0 })],
+      },
+      start: undefined,
+      basis: "unknown",
+    },
+    {
+      name: "a batch job of 2×4 spans regions and starts now",
+      job: { gpusPerReplica: 4, replicas: 2 },
+      fleet: GANG_FLEET,
+      queue: { running: GANG_ENDS },
+      start: NOW,
+      basis: "free-now",
+      agents: ["e2", "u1"],
+    },
+    {
+      name: "a gang of 2×4 waits for a whole (region, model) to hold it",
+      job: { gpusPerReplica: 4, replicas: 2, kind: "training" },
+      fleet: GANG_FLEET,
+      queue: { running: GANG_ENDS },
+      start: NOW + 30_000,
+      basis: "expected-ends",
+      agents: ["e1", "e2"],
+    },
+  ];
+
+  it.each(cases)("$name", ({ job, fleet, queue, start, basis, ahead, agents }) => {
+    const q = quote(spec(job), fleet, queue, NOW);
+    expect(q).toMatchObject({ estimatedStartMs: start, startBasis: basis, reasonCode: "none", reason: "" });
+    if (ahead !== undefined) expect(q.queuedAhead).toBe(ahead);
+    if (agents) expect(q.chosen.map((c) => c.agentId)).toEqual(agents);
+  });
+
+  it("says why a start is unknown", () => {
+    const q = quote(
+      spec({ gpusPerReplica: 4 }),
+      BUSY,
+      {
+        running: [ENDS[0]!, { ...ENDS[1]!, expectedEndMs: 0 }],
+        pending: [waiting("p", { expectedDurationSeconds: 0 })],
+      },
+      NOW,
+    );
+    expect(q.startDetail).toBe(
+      "GPUs this job needs stay held by 1 running allocation(s) without an expected end and " +
+        "1 job(s) queued ahead without an expected duration",
+    );
+    // Without a start the price falls back to the cheapest total capacity.
+    expect(q.chosen.map((c) => c.agentId)).toEqual(["a"]);
+  });
+
+  it("prices the job on the GPUs it gets at its start", () => {
+    const q = quote(spec({ gpusPerReplica: 4 }), FREE, { running: [], pending: [waiting("p", { priority: 1 })] }, NOW);
+    expect(q.estimatedHourly).toBe(usd("12.00"));
+  });
+
+  it("refuses a gang no single (region, model) can hold, however long it waits", () => {
+    const q = quote(spec({ gpusPerReplica: 4, replicas: 3, kind: "training" }), GANG_FLEET, { running: [] }, NOW);
+    expect(q).toMatchObject({ reasonCode: "insufficient-capacity", startBasis: "infeasible" });
+    expect(q.reason).toBe(
+      "feasible offers hold at most 2 of 3 replica(s) of 4 GPU(s) in one region and GPU model (a gang does not span them)",
+    );
+  });
+
+  it("does not depend on the order of the pending list", () => {
+    const pending = [
+      waiting("p1", { priority: 1, expectedDurationSeconds: 5 }, NOW - 2_000),
+      waiting("p2", { priority: 1, expectedDurationSeconds: 60 }, NOW - 1_000),
+      waiting("p3", { priority: 3, expectedDurationSeconds: 1 }, NOW - 500),
+    ];
+    const forward = quote(spec({ gpusPerReplica: 4 }), BUSY, { running: ENDS, pending }, NOW);
+    const backward = quote(spec({ gpusPerReplica: 4 }), BUSY, { running: ENDS, pending: [...pending].reverse() }, NOW);
+    expect(backward).toEqual(forward);
+    // a frees at T: p3 (priority 3) holds it until T+1 s, then p1 (older) until T+6 s, then p2 (still ahead of
+    // this job) until T+66 s; b frees at T2 → T2.
+    expect(forward).toMatchObject({ estimatedStartMs: T2, startBasis: "queue", queuedAhead: 3 });
+  });
+
+  it("stops at the event cap and says so", () => {
+    const pending = Array.from({ length: 5 }, (_, i) => waiting(`p${i}`, { priority: 1, gpusPerReplica: 1 }));
+    const q = quote(spec({ gpusPerReplica: 4 }), BUSY, { running: ENDS, pending }, NOW, { maxStartEvents: 3 });
+    expect(q).toMatchObject({ estimatedStartMs: undefined, startBasis: "event-cap", queuedAhead: 5 });
+    expect(q.startDetail).toBe(
+      `the start simulation stopped after 3 events at ${new Date(NOW).toISOString()}; the job starts no earlier`,
+    );
+    expect(q.chosen.map((c) => c.agentId)).toEqual(["a"]);
+  });
+
+  it("a long queue ahead hits the default event cap", () => {
+    const pending = Array.from({ length: 3_000 }, (_, i) =>
+      waiting(`p${i}`, { priority: 1, gpusPerReplica: 1, expectedDurationSeconds: 60 }, NOW - 10_000 + i),
+    );
+    const q = quote(spec({ gpusPerReplica: 4 }), BUSY, { running: ENDS, pending }, NOW);
+    expect(q.startBasis).toBe("event-cap");
+    expect(q.startDetail).toMatch(/^the start simulation stopped after 10000 events at /);
   });
 });
 

@@ -5,17 +5,27 @@
  * - Feasible offers: (agent, GPU model) pairs that pass the spec's constraints (model, VRAM, regions,
  *   exclusions, residency, node selector, freshness), are priced at or below `maxPricePerGpuHour`, and hold at
  *   least one replica (`gpusPerReplica` healthy GPUs of that model on that agent).
- * - Price: the job's replicas go to the cheapest feasible offers first. When enough capacity is free now, only
- *   free GPUs are used (the price it would start at); otherwise total capacity is used (the price once it
- *   starts, optimistic). Interruptible jobs pay the cheaper of interruptible and on-demand, as placement does.
+ * - Price: the replicas the start simulation (below) places the job on at its start, cheapest feasible offers
+ *   first; without a start, the cheapest total capacity (optimistic). Interruptible jobs pay the cheaper of
+ *   interruptible and on-demand, as placement does.
  * - Hourly = Σ price × gpusPerReplica over the chosen replicas (exact integers). Total = Σ per replica
  *   `costForGpuMillis(price, gpusPerReplica × expectedDuration)`: rounded half-up per replica, exactly as the
  *   ledger will charge each task if it runs for the expected duration. No expected duration → total 0.
- * - Start: now when free capacity holds the whole job. Otherwise the earliest expected end of running
- *   allocations on feasible agents after which enough GPUs are free; an allocation past its expected end
- *   counts as ending now; one without an expected end never frees its GPUs in the estimate (basis "unknown"
- *   when the job cannot fit without them). Pending jobs queued ahead are not modelled: the estimate is a
- *   lower bound.
+ * - Start: simulated, greedily and in time order, from now. The state: the free GPUs of every agent; release
+ *   events at running allocations' expected ends (one past its expected end releases now; one without an
+ *   expected end never does); the queue: pending jobs ahead of the quoted one (priority at least its own, since
+ *   it would be submitted now, so every equal-priority job was submitted earlier), highest priority first, then
+ *   oldest, then by id, then the quoted job last. At each event time the releases due are applied, then every
+ *   waiting job whose agents gained GPUs is tried in queue order (greedy: one that does not fit does not block
+ *   those behind it); a placed job ahead releases its GPUs after its expected duration (never, without one).
+ *   A job is placed all or nothing, cheapest feasible offers first, feasible meaning the same constraint and
+ *   price check the quote applies to its own spec; a gang (training, more than one replica) needs one
+ *   (region, GPU model) that holds every replica, and takes the cheapest such. The start is the first time the
+ *   quoted job's whole demand fits; basis "free-now" (now), "expected-ends" (later, no job ahead took GPUs it
+ *   could use) or "queue" (later, jobs ahead did). No fit once every expected release is spent → "unknown"
+ *   (GPUs it needs are held without an expected end); more than `maxStartEvents` simulated events (releases,
+ *   placements and placement attempts; default 10 000) → "event-cap". Both leave the start undefined and say
+ *   why in `startDetail`. Not modelled: preemption, fabric domains, spreading, data locality.
  */
 import { costForGpuMillis, formatUsd, type JobSpec, type Micros, residencyOfRegion } from "@capa/domain";
 import { type AgentOffer, agentOffers, aggregateOffers, jobPricing, type OfferSource } from "./offers.js";
@@ -27,13 +37,29 @@ export interface RunningAllocation {
   expectedEndMs: number;
 }
 
+/** A job waiting for GPUs (pending or rescheduling), as the start simulation sees it. */
+export interface PendingJob {
+  jobId: string;
+  spec: JobSpec;
+  /** Replicas still waiting for a placement (a gang re-places all of them). */
+  replicas: number;
+  createdAtMs: number;
+}
+
 export interface QuoteQueue {
   running: readonly RunningAllocation[];
+  /** Jobs waiting for GPUs; those ahead of the quoted job are simulated (see the header). Omitted = none. */
+  pending?: readonly PendingJob[];
 }
+
+/** Default cap on the start simulation's events (releases, placements and placement attempts). */
+export const DEFAULT_MAX_START_EVENTS = 10_000;
 
 export interface QuoteOptions {
   /** Agents not heard from for longer are left out; 0 = keep all. */
   maxAdvertAgeMs?: number;
+  /** Cap on the start simulation's events; default `DEFAULT_MAX_START_EVENTS`. */
+  maxStartEvents?: number;
 }
 
 export interface RegionQuote {
@@ -57,7 +83,13 @@ export interface ChosenReplicas extends PricedOffer {
   replicas: number;
 }
 
-export type StartBasis = "free-now" | "expected-ends" | "unknown" | "infeasible";
+/**
+ * How the start was estimated: "free-now" (fits now); "expected-ends" (later, once running allocations end;
+ * no job queued ahead took GPUs it could use); "queue" (later, and jobs queued ahead took GPUs it could use);
+ * "unknown" (GPUs it needs are held without an expected end); "event-cap" (the simulation hit its event cap);
+ * "infeasible" (nothing fits, see `reason`).
+ */
+export type StartBasis = "free-now" | "expected-ends" | "queue" | "unknown" | "event-cap" | "infeasible";
 export type QuoteReasonCode = "none" | "no-matching-offer" | "over-max-price" | "insufficient-capacity";
 
 export interface QuoteResult {
@@ -68,6 +100,10 @@ export interface QuoteResult {
   /** Undefined when no start can be estimated (see `startBasis`). */
   estimatedStartMs: number | undefined;
   startBasis: StartBasis;
+  /** The start estimate in words: what it waits for, or why there is none. */
+  startDetail: string;
+  /** Jobs queued ahead of this one that the start simulation placed or tried (those that can ever fit). */
+  queuedAhead: number;
   reasonCode: QuoteReasonCode;
   /** Why nothing fits, in words; "" when the job fits. */
   reason: string;
@@ -131,58 +167,289 @@ function priced(offer: AgentOffer): PricedOffer {
   };
 }
 
-/** Greedy cheapest-first choice of `replicas` replicas; fewer when capacity runs out. */
-function choose(offers: readonly AgentOffer[], replicas: number, gpusPerReplica: number, freeOnly: boolean) {
-  const chosen: ChosenReplicas[] = [];
+/** Feasible offers of a spec: matching candidates, and those within its price cap (both cheapest first). */
+function feasibleOffers(sources: readonly OfferSource[], spec: JobSpec, nowMs: number, options: QuoteOptions) {
+  const candidates = specOffers(sources, spec, nowMs, options);
+  const maxPrice = spec.maxPricePerGpuHour;
+  const feasible = maxPrice > 0 ? candidates.filter((o) => o.price <= maxPrice) : candidates;
+  return { candidates, feasible };
+}
+
+/** A job's GPU demand as the start simulation places it. */
+interface Demand {
+  /** Feasible offers, cheapest first. */
+  offers: readonly AgentOffer[];
+  replicas: number;
+  gpusPerReplica: number;
+  /** All replicas in one (region, GPU model), as the placement engine places a training gang. */
+  gang: boolean;
+  /** Expected duration; 0 = unknown (a placed job never releases its GPUs). */
+  durationMs: number;
+}
+
+function demandOf(spec: JobSpec, replicas: number, offers: readonly AgentOffer[]): Demand {
+  return {
+    offers,
+    replicas,
+    gpusPerReplica: spec.gpusPerReplica,
+    gang: spec.kind === "training" && replicas > 1,
+    durationMs: Math.max(0, spec.expectedDurationSeconds) * 1000,
+  };
+}
+
+/** Free GPU indices per agent. */
+type FreeGpus = Map<string, Set<number>>;
+
+/** Replicas taken on one offer, and the GPUs they use. */
+interface Take {
+  offer: AgentOffer;
+  replicas: number;
+  gpus: number[];
+}
+
+/** Cheapest-first fill of `replicas` on `offers` from `free`; undefined unless every replica fits. */
+function fill(offers: readonly AgentOffer[], free: FreeGpus, replicas: number, gpr: number): Take[] | undefined {
+  const takes: Take[] = [];
   let left = replicas;
   for (const offer of offers) {
     if (left === 0) break;
-    const gpus = freeOnly ? offer.freeGpuIndices.length : offer.gpuIndices.length;
-    const take = Math.min(left, Math.floor(gpus / gpusPerReplica));
-    if (take > 0) {
-      chosen.push({ ...priced(offer), replicas: take });
-      left -= take;
+    const set = free.get(offer.agentId);
+    if (!set) continue;
+    const available = offer.gpuIndices.filter((g) => set.has(g));
+    const n = Math.min(left, Math.floor(available.length / gpr));
+    if (n > 0) {
+      takes.push({ offer, replicas: n, gpus: available.slice(0, n * gpr) });
+      left -= n;
     }
   }
-  return { chosen, placed: replicas - left };
+  return left === 0 ? takes : undefined;
 }
 
-function replicaCapacity(offers: readonly AgentOffer[], gpusPerReplica: number, free: boolean): number {
-  let total = 0;
-  for (const o of offers) total += Math.floor((free ? o.freeGpuIndices.length : o.gpuIndices.length) / gpusPerReplica);
-  return total;
+/** Offers grouped by (region, GPU model), in order of their cheapest offer. */
+function buckets(offers: readonly AgentOffer[]): AgentOffer[][] {
+  const byKey = new Map<string, AgentOffer[]>();
+  for (const offer of offers) {
+    const key = `${offer.region}\u0000${offer.model}`;
+    const list = byKey.get(key);
+    if (list) list.push(offer);
+    else byKey.set(key, [offer]);
+  }
+  return [...byKey.values()];
 }
 
-/** Earliest time the feasible offers hold `replicas` free replicas, from running allocations' expected ends. */
-function estimateStart(
-  offers: readonly AgentOffer[],
-  queue: QuoteQueue,
-  replicas: number,
-  gpusPerReplica: number,
-  nowMs: number,
-): number | undefined {
-  const free = offers.map((o) => new Set(o.freeGpuIndices));
-  const byAgent = new Map<string, number[]>();
-  offers.forEach((o, i) => {
-    byAgent.set(o.agentId, [...(byAgent.get(o.agentId) ?? []), i]);
-  });
-  const capacity = () => free.reduce((n, set) => n + Math.floor(set.size / gpusPerReplica), 0);
-  const events = queue.running
-    .filter((a) => a.expectedEndMs > 0 && byAgent.has(a.agentId))
-    .map((a) => ({ ...a, at: Math.max(a.expectedEndMs, nowMs) }))
-    .sort((a, b) => a.at - b.at);
-  for (let i = 0; i < events.length; ) {
-    const at = events[i]!.at;
-    for (; i < events.length && events[i]!.at === at; i++) {
-      const event = events[i]!;
-      for (const index of byAgent.get(event.agentId) ?? []) {
-        const offer = offers[index]!;
-        for (const gpu of event.gpuIndices) if (offer.gpuIndices.includes(gpu)) free[index]!.add(gpu);
+function costOf(takes: readonly Take[]): number {
+  return takes.reduce((sum, t) => sum + t.offer.price * t.replicas, 0);
+}
+
+/** Where the demand fits on `free` now (a gang: the cheapest (region, model) that holds it); undefined if not. */
+function fit(demand: Demand, free: FreeGpus): Take[] | undefined {
+  if (!demand.gang) return fill(demand.offers, free, demand.replicas, demand.gpusPerReplica);
+  let best: Take[] | undefined;
+  for (const bucket of buckets(demand.offers)) {
+    const takes = fill(bucket, free, demand.replicas, demand.gpusPerReplica);
+    if (takes && (!best || costOf(takes) < costOf(best))) best = takes;
+  }
+  return best;
+}
+
+/** Every GPU of the offers counted free: the "total capacity" view. */
+function allGpus(offers: readonly AgentOffer[]): FreeGpus {
+  const free: FreeGpus = new Map();
+  for (const o of offers) {
+    const set = free.get(o.agentId) ?? new Set<number>();
+    for (const g of o.gpuIndices) set.add(g);
+    free.set(o.agentId, set);
+  }
+  return free;
+}
+
+/** Most replicas the offers could hold if nothing else ran (a gang: in its largest (region, model)). */
+function totalCapacity(demand: Demand): number {
+  const replicasOf = (offers: readonly AgentOffer[]) =>
+    offers.reduce((n, o) => n + Math.floor(o.gpuIndices.length / demand.gpusPerReplica), 0);
+  if (!demand.gang) return replicasOf(demand.offers);
+  return Math.max(0, ...buckets(demand.offers).map(replicasOf));
+}
+
+interface Release {
+  at: number;
+  seq: number;
+  gpus: { agentId: string; gpus: number[] }[];
+}
+
+/** Binary min-heap of releases by time, then insertion order (deterministic). */
+class ReleaseHeap {
+  private readonly items: Release[] = [];
+  private seq = 0;
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  peek(): Release | undefined {
+    return this.items[0];
+  }
+
+  push(at: number, gpus: Release["gpus"]): void {
+    const items = this.items;
+    items.push({ at, seq: this.seq++, gpus });
+    let i = items.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(items[i]!, items[parent]!)) break;
+      [items[i], items[parent]] = [items[parent]!, items[i]!];
+      i = parent;
+    }
+  }
+
+  pop(): Release | undefined {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length > 0 && last) {
+      items[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < items.length && before(items[l]!, items[m]!)) m = l;
+        if (r < items.length && before(items[r]!, items[m]!)) m = r;
+        if (m === i) break;
+        [items[i], items[m]] = [items[m]!, items[i]!];
+        i = m;
       }
     }
-    if (capacity() >= replicas) return at;
+    return top;
   }
-  return undefined;
+}
+
+function before(a: Release, b: Release): boolean {
+  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+}
+
+interface StartEstimate {
+  startMs: number | undefined;
+  basis: "free-now" | "expected-ends" | "queue" | "unknown" | "event-cap";
+  detail: string;
+  /** Where the quoted job goes at its start; undefined without a start. */
+  takes: Take[] | undefined;
+}
+
+/** Pending jobs ahead of a job submitted now with `priority`, in queue order: priority, age, id. */
+function jobsAhead(pending: readonly PendingJob[], priority: number, nowMs: number): PendingJob[] {
+  return pending
+    .filter(
+      (p) =>
+        p.replicas > 0 &&
+        p.spec.gpusPerReplica > 0 &&
+        (p.spec.priority > priority || (p.spec.priority === priority && p.createdAtMs <= nowMs)),
+    )
+    .sort(
+      (a, b) =>
+        b.spec.priority - a.spec.priority ||
+        a.createdAtMs - b.createdAtMs ||
+        (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0),
+    );
+}
+
+/**
+ * The start simulation (see the header): releases and greedy placements in time order until `target`, last in
+ * the queue after `ahead`, fits.
+ */
+function simulateStart(
+  target: Demand,
+  ahead: readonly Demand[],
+  sources: readonly OfferSource[],
+  running: readonly RunningAllocation[],
+  nowMs: number,
+  maxEvents: number,
+): StartEstimate {
+  const free: FreeGpus = new Map();
+  for (const s of sources) free.set(s.agentId, new Set(s.gpus.filter((g) => g.healthy && g.free).map((g) => g.index)));
+  const targetAgents = new Set(target.offers.map((o) => o.agentId));
+  const heap = new ReleaseHeap();
+  let unknownRunning = 0;
+  for (const a of running) {
+    if (!free.has(a.agentId)) continue;
+    if (a.expectedEndMs > 0) heap.push(Math.max(a.expectedEndMs, nowMs), [{ agentId: a.agentId, gpus: a.gpuIndices }]);
+    else if (targetAgents.has(a.agentId)) unknownRunning++;
+  }
+
+  const queue = [...ahead, target];
+  const last = queue.length - 1;
+  // Waiting jobs per agent they could use, so a release retries only the jobs it might let in.
+  const byAgent = new Map<string, number[]>();
+  queue.forEach((demand, index) => {
+    for (const agentId of new Set(demand.offers.map((o) => o.agentId))) {
+      const list = byAgent.get(agentId);
+      if (list) list.push(index);
+      else byAgent.set(agentId, [index]);
+    }
+  });
+  const waiting = queue.map(() => true);
+  let dirty = new Set(queue.keys());
+  let events = 0;
+  let tookAhead = 0;
+  let unknownAhead = 0;
+  const capped = (at: number): StartEstimate => ({
+    startMs: undefined,
+    basis: "event-cap",
+    detail:
+      `the start simulation stopped after ${maxEvents} events at ${new Date(at).toISOString()}; ` +
+      "the job starts no earlier",
+    takes: undefined,
+  });
+
+  for (let t = nowMs; ; ) {
+    while ((heap.peek()?.at ?? Number.POSITIVE_INFINITY) <= t) {
+      if (++events > maxEvents) return capped(t);
+      for (const { agentId, gpus } of heap.pop()!.gpus) {
+        const set = free.get(agentId);
+        if (!set) continue;
+        for (const g of gpus) set.add(g);
+        for (const index of byAgent.get(agentId) ?? []) if (waiting[index]) dirty.add(index);
+      }
+    }
+    for (const index of [...dirty].sort((a, b) => a - b)) {
+      if (++events > maxEvents) return capped(t);
+      const demand = queue[index]!;
+      const takes = fit(demand, free);
+      if (!takes) continue;
+      if (index === last) {
+        const basis = t === nowMs ? "free-now" : tookAhead > 0 ? "queue" : "expected-ends";
+        const detail =
+          basis === "free-now"
+            ? "free GPUs hold the whole job now"
+            : basis === "queue"
+              ? `after ${tookAhead} job(s) queued ahead take GPUs it could use and running work ends as expected`
+              : "once running allocations end at their expected times";
+        return { startMs: t, basis, detail, takes };
+      }
+      waiting[index] = false;
+      const held = takes.map((tk) => ({ agentId: tk.offer.agentId, gpus: tk.gpus }));
+      for (const { agentId, gpus } of held) for (const g of gpus) free.get(agentId)?.delete(g);
+      const onTarget = held.some((h) => targetAgents.has(h.agentId));
+      if (onTarget) tookAhead++;
+      if (demand.durationMs > 0) heap.push(t + demand.durationMs, held);
+      else if (onTarget) unknownAhead++;
+    }
+    dirty = new Set();
+    const next = heap.peek();
+    if (!next) {
+      const holders = [
+        ...(unknownRunning > 0 ? [`${unknownRunning} running allocation(s) without an expected end`] : []),
+        ...(unknownAhead > 0 ? [`${unknownAhead} job(s) queued ahead without an expected duration`] : []),
+      ];
+      const by = holders.length > 0 ? ` by ${holders.join(" and ")}` : " with no expected end";
+      return { startMs: undefined, basis: "unknown", detail: `GPUs this job needs stay held${by}`, takes: undefined };
+    }
+    t = next.at;
+  }
+}
+
+function chosenOf(takes: readonly Take[]): ChosenReplicas[] {
+  return takes.map((t) => ({ ...priced(t.offer), replicas: t.replicas }));
 }
 
 function cpuOnlyQuote(sources: readonly OfferSource[], spec: JobSpec, nowMs: number, options: QuoteOptions) {
@@ -194,6 +461,8 @@ function cpuOnlyQuote(sources: readonly OfferSource[], spec: JobSpec, nowMs: num
     estimatedTotal: 0,
     estimatedStartMs: agents > 0 ? nowMs : undefined,
     startBasis: agents > 0 ? "free-now" : "infeasible",
+    startDetail: agents > 0 ? "a CPU-only job needs no GPUs" : "",
+    queuedAhead: 0,
     reasonCode: agents > 0 ? "none" : "no-matching-offer",
     reason: agents > 0 ? "" : "no agent matches the job's region and label constraints",
     cheapest: undefined,
@@ -212,9 +481,8 @@ export function quote(
   const gpr = spec.gpusPerReplica;
   if (gpr <= 0) return cpuOnlyQuote(sources, spec, nowMs, options);
   const replicas = Math.max(1, spec.replicas);
-  const candidates = specOffers(sources, spec, nowMs, options);
+  const { candidates, feasible } = feasibleOffers(sources, spec, nowMs, options);
   const maxPrice = spec.maxPricePerGpuHour;
-  const feasible = maxPrice > 0 ? candidates.filter((o) => o.price <= maxPrice) : candidates;
   const cheapest = candidates[0] ? priced(candidates[0]) : undefined;
   const regions: RegionQuote[] = aggregateOffers(feasible, nowMs)
     .map((g) => ({
@@ -237,6 +505,8 @@ export function quote(
     estimatedTotal: 0,
     estimatedStartMs: undefined,
     startBasis: "infeasible",
+    startDetail: "",
+    queuedAhead: 0,
     reasonCode,
     reason,
     chosen: [],
@@ -255,30 +525,38 @@ export function quote(
         `${formatUsd(cheapest.pricePerGpuHour)}/GPU-h in ${cheapest.region}`,
     );
   }
-  const totalCapacity = replicaCapacity(feasible, gpr, false);
-  if (totalCapacity < replicas) {
+  const demand = demandOf(spec, replicas, feasible);
+  const capacity = totalCapacity(demand);
+  if (capacity < replicas) {
     return infeasible(
       "insufficient-capacity",
-      `feasible offers hold at most ${totalCapacity} of ${replicas} replica(s) of ${gpr} GPU(s)`,
+      `feasible offers hold at most ${capacity} of ${replicas} replica(s) of ${gpr} GPU(s)` +
+        (demand.gang ? " in one region and GPU model (a gang does not span them)" : ""),
     );
   }
 
-  const freeNow = replicaCapacity(feasible, gpr, true) >= replicas;
-  const { chosen } = choose(feasible, replicas, gpr, freeNow);
-  const durationMs = Math.max(0, spec.expectedDurationSeconds) * 1000;
+  // Jobs ahead that can never be placed stay pending forever and take nothing: left out.
+  const ahead = jobsAhead(queue.pending ?? [], spec.priority, nowMs)
+    .map((p) => demandOf(p.spec, p.replicas, feasibleOffers(sources, p.spec, nowMs, options).feasible))
+    .filter((d) => totalCapacity(d) >= d.replicas);
+  const maxEvents = options.maxStartEvents ?? DEFAULT_MAX_START_EVENTS;
+  const start = simulateStart(demand, ahead, sources, queue.running, nowMs, maxEvents);
+  const chosen = chosenOf(start.takes ?? fit(demand, allGpus(feasible)) ?? []);
+  const durationMs = demand.durationMs;
   let hourly = 0;
   let total = 0;
   for (const c of chosen) {
     hourly += c.pricePerGpuHour * gpr * c.replicas;
     total += costForGpuMillis(c.pricePerGpuHour, gpr * durationMs) * c.replicas;
   }
-  const start = freeNow ? nowMs : estimateStart(feasible, queue, replicas, gpr, nowMs);
   return {
     ...base,
     estimatedHourly: hourly,
     estimatedTotal: total,
-    estimatedStartMs: start,
-    startBasis: freeNow ? "free-now" : start === undefined ? "unknown" : "expected-ends",
+    estimatedStartMs: start.startMs,
+    startBasis: start.basis,
+    startDetail: start.detail,
+    queuedAhead: ahead.length,
     reasonCode: "none",
     reason: "",
     chosen,

@@ -1,7 +1,8 @@
 /**
  * The marketplace RPCs of JobService: Quote (price and start estimate for a spec, nothing submitted) and
  * ListOffers (the order book, aggregated by region and GPU model). Both read the placement engine's live
- * ClusterState through @capa/market; `startScheduler`'s `market` hook may still replace them (tests).
+ * ClusterState through @capa/market; Quote's start estimate also simulates the jobs queued ahead (from the job
+ * store). `startScheduler`'s `market` hook may still replace them (tests).
  */
 import type * as pb from "@capa/api";
 import { jobSpecFromPb } from "@capa/bus";
@@ -9,7 +10,7 @@ import { type JobSpec, jobSpecViolations, tenantViolations, throwIfViolations, V
 import { orderBook, type QuoteResult, quote } from "@capa/market";
 import { type handleUnaryCall, status } from "@grpc/grpc-js";
 import type { Fleet } from "../agents/fleet.js";
-import { offerSources, runningAllocations } from "../market/sources.js";
+import { offerSources, pendingJobs, runningAllocations } from "../market/sources.js";
 import type { ClusterStateApi, PlacementEngineApi } from "../planner/engine.js";
 import { simulate } from "../planner/simulate.js";
 import type { JobRepo } from "../store/job-repo.js";
@@ -72,7 +73,8 @@ export function marketHandlers(d: MarketDeps): MarketHandlers {
     quote: unary(d, "Quote", (req: pb.QuoteRequest): pb.QuoteResponse => {
       const spec = quoteSpec(req);
       const nowMs = d.now();
-      const q = quote(spec, offerSources(d.cluster), { running: runningAllocations(d.cluster, d.jobs) }, nowMs);
+      const queue = { running: runningAllocations(d.cluster, d.jobs), pending: pendingJobs(d.jobs) };
+      const q = quote(spec, offerSources(d.cluster), queue, nowMs);
       const explanation = simulate(d.engine, d.cluster, { spec, profile: "", seed: 1 }, nowMs);
       return { ...quoteToPb(q), explanation: explanationToPb({ ...explanation, jobId: "" }) };
     }),

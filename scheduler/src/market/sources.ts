@@ -1,10 +1,13 @@
 /**
  * The market's view of the scheduler's state: offer sources from the placement engine's ClusterState (the same
- * agents, prices and free GPUs the planner sees), and running allocations with their expected ends for the
- * quote's start estimate. Lost agents are not in the ClusterState, so they offer nothing.
+ * agents, prices and free GPUs the planner sees), and, for the quote's start estimate, running allocations with
+ * their expected ends and the jobs waiting for GPUs. Lost agents are not in the ClusterState, so they offer
+ * nothing. Everything here only reads.
  */
-import type { OfferSource, RunningAllocation } from "@capa/market";
+import { isFinalJobState } from "@capa/domain";
+import type { OfferSource, PendingJob, RunningAllocation } from "@capa/market";
 import { toOfferSource } from "@capa/market";
+import { NEEDS_PLACEMENT } from "../jobs/settle.js";
 import type { ClusterStateApi } from "../planner/engine.js";
 import type { JobRepo } from "../store/job-repo.js";
 
@@ -30,6 +33,28 @@ export function runningAllocations(cluster: ClusterStateApi, jobs: JobRepo): Run
       agentId: a.agentId,
       gpuIndices: [...a.gpuIndices],
       expectedEndMs: seconds > 0 && since > 0 ? since + seconds * 1000 : 0,
+    });
+  }
+  return out;
+}
+
+/**
+ * Jobs waiting for GPUs (pending or rescheduling: some task needs a placement; not final, not being cancelled),
+ * with the replicas still to place. A training gang re-places all its replicas, so it waits for all of them.
+ * The quote decides which are ahead of the quoted job (priority, then age).
+ */
+export function pendingJobs(jobs: JobRepo): PendingJob[] {
+  const out: PendingJob[] = [];
+  for (const { job } of jobs.list()) {
+    if (isFinalJobState(job.state) || job.cancelRequested) continue;
+    const waiting = job.tasks.filter((t) => NEEDS_PLACEMENT.has(t.state)).length;
+    if (waiting === 0) continue;
+    const gang = job.spec.kind === "training" && job.spec.replicas > 1;
+    out.push({
+      jobId: job.id,
+      spec: job.spec,
+      replicas: gang ? job.spec.replicas : waiting,
+      createdAtMs: job.createdAtMs,
     });
   }
   return out;
