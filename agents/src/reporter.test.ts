@@ -5,6 +5,9 @@ describe("message ids", () => {
   it("derive from task, epoch and what, so retries and re-publishes dedupe", () => {
     const t = { taskId: "j1-0", jobId: "j1", epoch: 3 };
     expect(statusMsgId(t, "running")).toBe("j1-0.3.running");
+    // Each checkpoint is its own running report (not deduplicated away as a repeat of the first).
+    expect(statusMsgId(t, "running", 1_700_000_000_123)).toBe("j1-0.3.running.ckpt.1700000000123");
+    expect(statusMsgId(t, "succeeded", 1_700_000_000_123)).toBe("j1-0.3.succeeded");
     expect(usageMsgId(t, 2)).toBe("j1-0.3.usage.2");
     expect(logMsgId(t, 17)).toBe("j1-0.3.log.17");
   });

@@ -18,21 +18,28 @@ export interface StatusDetails {
   startedAtMs?: number;
   finishedAtMs?: number;
   message?: string;
+  /** When the task last signalled a checkpoint (mtime of `$CAPA_CHECKPOINT_FILE`); 0 = none this run. */
+  lastCheckpointMs?: number;
 }
 
-export const statusMsgId = (t: TaskRef, state: TaskState) => `${t.taskId}.${t.epoch}.${state}`;
+/** A running task re-reports "running" per checkpoint: those reports carry the checkpoint time in their msgID. */
+export const statusMsgId = (t: TaskRef, state: TaskState, checkpointMs = 0) =>
+  state === "running" && checkpointMs > 0
+    ? `${t.taskId}.${t.epoch}.running.ckpt.${checkpointMs}`
+    : `${t.taskId}.${t.epoch}.${state}`;
 export const usageMsgId = (t: TaskRef, sequence: number) => `${t.taskId}.${t.epoch}.usage.${sequence}`;
 export const logMsgId = (t: TaskRef, seq: number) => `${t.taskId}.${t.epoch}.log.${seq}`;
 
 /** gpus × elapsed ms, cumulative from the task's start. */
 export function usageReport(
-  t: TaskRef & { agentId: string; gpus: number; startedAtMs: number },
+  t: TaskRef & { agentId: string; gpus: number; startedAtMs: number; lastCheckpointMs?: number },
   untilMs: number,
   sequence: number,
   final: boolean,
 ): UsageReport {
   const elapsed = Math.max(0, untilMs - t.startedAtMs);
   return {
+    ...(t.lastCheckpointMs ? { lastCheckpointMs: t.lastCheckpointMs } : {}),
     taskId: t.taskId,
     jobId: t.jobId,
     agentId: t.agentId,
@@ -67,6 +74,7 @@ export class Reporter {
       message: details.message ?? "",
       sentAtMs: this.now(),
       bootId: this.agent.bootId,
+      ...(details.lastCheckpointMs ? { lastCheckpointMs: details.lastCheckpointMs } : {}),
     };
     this.send(report);
     return report;
@@ -77,7 +85,7 @@ export class Reporter {
     this.outbox.enqueue(report.taskId, {
       subject: subjects.taskStatus(report.taskId),
       data: encode.status({ ...report, sentAtMs: this.now() }),
-      msgID: statusMsgId(report, report.state),
+      msgID: statusMsgId(report, report.state, report.lastCheckpointMs),
       kind: "status",
     });
   }

@@ -1,6 +1,6 @@
 import type { TaskAssignment } from "@capa/domain";
 import { describe, expect, it } from "vitest";
-import { taskEnv, taskWorkingDir } from "./task-runner.js";
+import { checkpointFile, taskEnv, taskWorkingDir } from "./task-runner.js";
 
 const assignment = (extra: Partial<TaskAssignment> = {}): TaskAssignment => ({
   taskId: "j1-2",
@@ -41,6 +41,13 @@ describe("taskEnv", () => {
       CAPA_REPLICA: "2",
       CAPA_EPOCH: "7",
     });
+  });
+
+  it("names the checkpoint signal file in the task's own dir, and the template cannot override it", () => {
+    const a = assignment({ template: { ...assignment().template, env: { CAPA_CHECKPOINT_FILE: "/etc/passwd" } } });
+    const file = checkpointFile(a, "/var/capa");
+    expect(file).toBe("/var/capa/tasks/j1-2/.capa-checkpoint");
+    expect(taskEnv(a, [], {}, file).CAPA_CHECKPOINT_FILE).toBe(file);
   });
 
   it("sets an empty CUDA_VISIBLE_DEVICES for a task without GPUs (hides every GPU)", () => {

@@ -5,8 +5,8 @@
  * final usage report are queued before the final status, so a scheduler that sees the final status already has
  * everything else.
  */
-import { mkdirSync } from "node:fs";
-import { isAbsolute, join, resolve } from "node:path";
+import { mkdirSync, statSync } from "node:fs";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import type { TaskAssignment, TaskState, TaskStatusReport } from "@capa/domain";
 import type { Logger } from "pino";
 import { type ExecExit, TaskProcess } from "./executor.js";
@@ -40,6 +40,7 @@ export function taskEnv(
   a: TaskAssignment,
   inherit: readonly string[],
   base: NodeJS.ProcessEnv = process.env,
+  checkpointFile?: string,
 ): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of inherit) {
@@ -53,7 +54,26 @@ export function taskEnv(
   env.CAPA_JOB_ID = a.jobId;
   env.CAPA_REPLICA = String(a.replica);
   env.CAPA_EPOCH = String(a.epoch);
+  if (checkpointFile !== undefined) env.CAPA_CHECKPOINT_FILE = checkpointFile;
   return env;
+}
+
+/**
+ * The checkpoint signal file, `<workDir>/tasks/<taskId>/.capa-checkpoint` (the task's default working dir, which
+ * the agent creates): a task touches or writes it after each checkpoint; the agent reports its mtime as the
+ * task's last checkpoint, which preemption uses to pick the victims that lose the least work.
+ */
+export function checkpointFile(a: TaskAssignment, workDir: string): string {
+  return join(workDir, "tasks", a.taskId, ".capa-checkpoint");
+}
+
+/** The file's mtime in whole ms, 0 when it does not exist (or cannot be read). */
+export function checkpointMtimeMs(file: string): number {
+  try {
+    return Math.floor(statSync(file).mtimeMs);
+  } catch {
+    return 0;
+  }
 }
 
 /** Template dir if absolute; relative ones and the default live under `<workDir>/tasks/<taskId>`. */
@@ -73,6 +93,10 @@ export class RunningTask {
   private proc: TaskProcess | undefined;
   private usageSeq = 0;
   private usageTimer: NodeJS.Timeout | undefined;
+  private readonly checkpointPath: string;
+  /** Checkpoint file mtime before the task started (an earlier run's): only later ones count. */
+  private checkpointBaseline = 0;
+  private lastCheckpointMs = 0;
   private readonly shipper: LogShipper;
 
   constructor(
@@ -80,6 +104,7 @@ export class RunningTask {
     private readonly deps: TaskRunnerDeps,
   ) {
     const a = assignment;
+    this.checkpointPath = checkpointFile(a, deps.workDir);
     this.shipper = new LogShipper({
       taskId: a.taskId,
       jobId: a.jobId,
@@ -117,9 +142,12 @@ export class RunningTask {
     try {
       const cwd = taskWorkingDir(a, deps.workDir);
       mkdirSync(cwd, { recursive: true });
+      mkdirSync(dirname(this.checkpointPath), { recursive: true });
+      this.checkpointBaseline = checkpointMtimeMs(this.checkpointPath);
       const grace = a.template.killGraceSeconds > 0 ? a.template.killGraceSeconds : DEFAULT_KILL_GRACE_SECONDS;
+      const env = taskEnv(a, deps.inheritEnv, deps.baseEnv, this.checkpointPath);
       this.proc = TaskProcess.start(
-        { command: a.template.command, env: taskEnv(a, deps.inheritEnv, deps.baseEnv), cwd, killGraceMs: grace * 1000 },
+        { command: a.template.command, env, cwd, killGraceMs: grace * 1000 },
         {
           onSpawn: (pid) => this.onSpawn(pid),
           onOutput: (stream, data) => this.shipper.write(stream, data),
@@ -161,10 +189,35 @@ export class RunningTask {
     }
   }
 
+  /**
+   * Runs on the usage cadence (no timer of its own): usage report, with the last checkpoint; a new checkpoint is
+   * also re-reported as a "running" status, which the scheduler keeps on the task for preemption.
+   */
   private reportUsage(final: boolean): void {
     const a = this.assignment;
-    const ref = { ...a, agentId: this.deps.agentId, gpus: a.gpuIndices.length, startedAtMs: this.startedAtMs };
+    const checkpointed = this.pollCheckpoint();
+    const ref = {
+      ...a,
+      agentId: this.deps.agentId,
+      gpus: a.gpuIndices.length,
+      startedAtMs: this.startedAtMs,
+      lastCheckpointMs: this.lastCheckpointMs,
+    };
     this.deps.reporter.usage(usageReport(ref, Date.now(), ++this.usageSeq, final));
+    if (checkpointed && !final && !this.stopping) {
+      this.deps.reporter.status(a, "running", {
+        startedAtMs: this.startedAtMs,
+        lastCheckpointMs: this.lastCheckpointMs,
+      });
+    }
+  }
+
+  /** Whether the checkpoint file changed since the last poll (and after the task started). */
+  private pollCheckpoint(): boolean {
+    const mtime = checkpointMtimeMs(this.checkpointPath);
+    if (mtime === 0 || mtime <= this.checkpointBaseline || mtime <= this.lastCheckpointMs) return false;
+    this.lastCheckpointMs = mtime;
+    return true;
   }
 
   private finish(exit: ExecExit, log: Logger): TaskStatusReport {
@@ -200,6 +253,7 @@ export class RunningTask {
       startedAtMs: this.startedAtMs,
       finishedAtMs,
       message,
+      lastCheckpointMs: this.lastCheckpointMs,
     });
     this.saveRecord({ startedAtMs: this.startedAtMs, final: report });
     log.info({ state, exitCode: exit.exitCode, signal: exit.signal, logChunks: this.shipper.chunks }, "task finished");

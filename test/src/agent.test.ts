@@ -2,7 +2,7 @@
  * The agent against a real nats-server: adverts and heartbeats, running assigned tasks as processes, status / logs /
  * usage in the CAPA_TASKS stream, cancel by desired state, and refusal of impossible assignments.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type AgentHandle, startAgent } from "@capa/agent";
@@ -219,6 +219,35 @@ describe("agent on a real nats-server", () => {
     const final = await waitFor(events.final, { what: "final status" });
     expect(final).toMatchObject({ state: "cancelled", signal: "SIGTERM", message: "cancelled by tenant" });
     await waitFor(() => !pids.some(isAlive), { what: "task processes gone" });
+    events.stop();
+  });
+
+  it("reports a checkpoint the task signals through $CAPA_CHECKPOINT_FILE, in a running status and in usage", async () => {
+    const events = await taskEvents(store, "t-ckpt");
+    const file = join(workDir, "tasks", "t-ckpt", ".capa-checkpoint");
+    const task = assignment(
+      "t-ckpt",
+      [1],
+      ["sh", "-c", 'echo "file=$CAPA_CHECKPOINT_FILE"; touch "$CAPA_CHECKPOINT_FILE"; echo saved; exec sleep 300'],
+    );
+    await assign(task);
+    await waitFor(() => events.text("stdout").includes("saved"), { what: "the task's checkpoint" });
+    expect(events.text("stdout")).toBe(`file=${file}\nsaved\n`);
+    const mtime = Math.floor(statSync(file).mtimeMs);
+    const status = await waitFor(() => events.statuses().find((s) => (s.lastCheckpointMs ?? 0) > 0), {
+      what: "a status report with the checkpoint",
+    });
+    expect(status).toMatchObject({ state: "running", epoch: 1, lastCheckpointMs: mtime });
+    const usage = await waitFor(() => events.usage().find((u) => (u.lastCheckpointMs ?? 0) > 0), {
+      what: "a usage report with the checkpoint",
+    });
+    expect(usage).toMatchObject({ final: false, lastCheckpointMs: mtime });
+    // One status per checkpoint, not per poll.
+    expect(events.statuses().map((s) => s.state)).toEqual(["starting", "running", "running"]);
+
+    await assign({ ...task, stop: true, stopReason: "test done" });
+    const final = await waitFor(events.final, { what: "final status" });
+    expect(final).toMatchObject({ state: "cancelled", lastCheckpointMs: mtime });
     events.stop();
   });
 

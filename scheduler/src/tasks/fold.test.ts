@@ -111,4 +111,21 @@ describe("foldStatus", () => {
   it("reports unknown tasks", () => {
     expect(foldStatus(job(), report("running", { taskId: "jx-9" }), 1).verdict).toBe("unknown-task");
   });
+
+  it("keeps a running task's checkpoint: forward only, clamped to the scheduler's window", () => {
+    const running = foldStatus(job(), report("running"), 200).job!;
+    expect(running.tasks[0]!.lastCheckpointMs).toBe(0);
+    const first = foldStatus(running, report("running", { lastCheckpointMs: 250 }), 300);
+    expect(first.verdict).toBe("applied");
+    expect(first.job!.tasks[0]).toMatchObject({ state: "running", lastCheckpointMs: 250 });
+    // Redelivered or older: nothing changes.
+    expect(foldStatus(first.job!, report("running", { lastCheckpointMs: 250 }), 400).verdict).toBe("unchanged");
+    expect(foldStatus(first.job!, report("running", { lastCheckpointMs: 240 }), 400).verdict).toBe("unchanged");
+    // An agent clock ahead of the scheduler's cannot claim a checkpoint from the future.
+    const ahead = foldStatus(first.job!, report("running", { lastCheckpointMs: 9_000 }), 500);
+    expect(ahead.job!.tasks[0]!.lastCheckpointMs).toBe(500);
+    // Nor one from before the task started.
+    const fresh = foldStatus(job(), report("running", { lastCheckpointMs: 5 }), 200).job!;
+    expect(fresh.tasks[0]!.lastCheckpointMs).toBe(100);
+  });
 });
