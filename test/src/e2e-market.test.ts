@@ -180,6 +180,17 @@ describe("marketplace end to end", () => {
       { what: "reservations released" },
     );
     expect([after.availableMicros, after.monthSettledMicros]).toEqual([usd("10.00"), 0]);
+
+    // A refused submission left no request record behind: its request id, reused with a changed spec, is
+    // admitted afresh (not ALREADY_EXISTS for a job that was never created).
+    const refusedIds = results.flatMap((r, i) => (r.status === "rejected" ? [`budget-${i}`] : []));
+    const changed = { ...jobSpec, expectedDurationSeconds: 1800 };
+    for (const requestId of refusedIds) {
+      const retried = await submit(h, changed, { tenant, requestId });
+      expect(retried.deduplicated).toBe(false);
+      expect(retried.job!.reservedMicros).toBe(usd("1.00"));
+      await cancelAndWait(h, retried.job!.id);
+    }
   });
 
   it("stops a running job when its spend reaches its budget, after one warning at 80 %", async () => {

@@ -75,4 +75,27 @@ describe("tenant budgets in JetStream KV with CAS", () => {
     expect((await stores[1]!.get("bob@example.com", NOW)).limits.monthlyCap).toBe(7);
     expect((await stores[1]!.get("bob@example", NOW)).limits.monthlyCap).toBe(0);
   });
+
+  it("keeps the settler's per-job index and settled markers next to tenants, without disturbing them", async () => {
+    const [a, b] = [stores[0]!, stores[1]!];
+    await a.noteAllocation("hooli", "job-1", { taskId: "job-1-0", epoch: 4 });
+    expect((await b.jobAllocations("job-1"))?.allocs).toEqual({
+      "job-1-0:4": { taskId: "job-1-0", epoch: 4, charge: null },
+    });
+    await b.noteAllocation("hooli", "job-1", { taskId: "job-1-0", epoch: 4 }, 1234);
+    await a.noteAllocation("hooli", "job-1", { taskId: "job-1-0", epoch: 4 }); // a late "about to settle": kept
+    await a.noteAllocation("hooli", "job-1", { taskId: "job-1-0", epoch: 9 }, 66);
+    expect((await b.jobAllocations("job-1"))?.allocs).toEqual({
+      "job-1-0:4": { taskId: "job-1-0", epoch: 4, charge: 1234 },
+      "job-1-0:9": { taskId: "job-1-0", epoch: 9, charge: 66 },
+    });
+    expect(await a.jobAllocations("job-2")).toBeUndefined();
+
+    await a.markJobSettled({ jobId: "job-1", tenant: "hooli", total: 1300, settledAtMs: NOW });
+    await b.markJobSettled({ jobId: "job-1", tenant: "hooli", total: 1, settledAtMs: NOW + 1 }); // first wins
+    expect(await b.settledMarker("job-1")).toEqual({ jobId: "job-1", tenant: "hooli", total: 1300, settledAtMs: NOW });
+    expect([...(await b.settledJobIds())]).toEqual(["job-1"]);
+    // Tenant documents are listed apart from the job keys (names decoded back).
+    expect((await a.tenants()).sort()).toEqual(["acme", "bob@example.com", "initech"]);
+  });
 });
