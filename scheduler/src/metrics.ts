@@ -67,7 +67,7 @@ export class SchedulerMetrics {
   });
   readonly settlements = new Counter({
     name: "capa_settlements_total",
-    help: "Allocation settlements by outcome (settled, already-settled)",
+    help: "Allocation settlements by outcome (settled, already-settled, skipped)",
     labelNames: ["outcome"] as const,
     registers: [this.registry],
   });
