@@ -44,18 +44,21 @@ export function clusterSync(
   return (agentId, before, after) => {
     const afterById = new Map(after.map((t) => [t.taskId, t]));
     const beforeById = new Map(before.map((t) => [t.taskId, t]));
+    // The same allocation only changing its stop mark keeps the checkpoint it reported.
+    const checkpoints = new Map<string, number>();
     for (const old of before) {
       const now = afterById.get(old.taskId);
       if (now && same(old, now)) continue;
-      if (cluster.allocation(old.taskId)?.agentId === agentId) cluster.removeAllocation(old.taskId);
+      const held = cluster.allocation(old.taskId);
+      if (held?.agentId !== agentId) continue;
+      if (now && now.epoch === old.epoch) checkpoints.set(old.taskId, held.lastCheckpointMs);
+      cluster.removeAllocation(old.taskId);
     }
     for (const task of after) {
       const old = beforeById.get(task.taskId);
       if (old && same(old, task) && cluster.allocation(task.taskId)) continue;
       if (!cluster.agent(agentId)) continue; // added by resyncAgent once the agent is known
       const existing = cluster.allocation(task.taskId);
-      // The same allocation only changing its stop mark keeps the checkpoint it reported.
-      const kept = old && old.epoch === task.epoch && existing?.agentId === agentId ? existing.lastCheckpointMs : 0;
       if (existing) cluster.removeAllocation(task.taskId);
       const facts = jobFacts(task.jobId);
       try {
@@ -68,7 +71,7 @@ export function clusterSync(
           interruptible: facts?.interruptible ?? false,
           pricePerGpuHour: task.pricePerGpuHour,
           startedAtMs: task.assignedAtMs,
-          lastCheckpointMs: kept,
+          lastCheckpointMs: checkpoints.get(task.taskId) ?? 0,
           ...(task.stop ? { stopping: true } : {}),
         });
       } catch (err) {
