@@ -137,7 +137,12 @@ export class StatusConsumer {
         final = r.final;
         return r.job;
       });
-      stateChanged = after !== undefined && after.revision !== before.revision;
+      // A checkpoint-only report rewrites the job but changes no state: nothing to re-evaluate.
+      stateChanged =
+        after !== undefined &&
+        after.revision !== before.revision &&
+        (after.job.state !== before.job.state ||
+          after.job.tasks.some((t, i) => t.state !== before.job.tasks[i]?.state));
       if (final) {
         const freed = await this.d.applier.changeListings(
           [],
