@@ -82,6 +82,31 @@ describe("TaskProcess", () => {
     await waitFor(() => !isAlive(leftover), { what: "leftover gone" });
   });
 
+  it("reports the task's own pid, the leader of its process group, not the supervisor's", async () => {
+    const t = run(["sh", "-c", "echo $$"]);
+    expect(await t.proc.exited).toMatchObject({ exitCode: 0 });
+    expect(Number(t.out().trim())).toBe(t.spawned());
+    expect(t.proc.supervisorPid).toBeGreaterThan(0);
+    expect(t.proc.supervisorPid).not.toBe(t.spawned());
+  });
+
+  it("kill sends SIGKILL to the whole group at once", async () => {
+    const t = run(["sh", "-c", "trap '' TERM; sleep 300 & echo $!; wait"]);
+    const child = await waitFor(() => Number(t.out().trim()) || undefined, { what: "background pid" });
+    t.proc.kill();
+    expect(await t.proc.exited).toMatchObject({ cancelled: true, signal: "SIGKILL", exitCode: 137 });
+    await waitFor(() => !isAlive(child), { what: "grandchild gone" });
+  });
+
+  it("kills the task's group itself when the supervisor dies without reporting", async () => {
+    const t = run(["sh", "-c", "sleep 300 & echo $!; wait"]);
+    const child = await waitFor(() => Number(t.out().trim()) || undefined, { what: "background pid" });
+    const leader = t.spawned();
+    process.kill(t.proc.supervisorPid!, "SIGKILL");
+    expect(await t.proc.exited).toMatchObject({ cancelled: false, signal: "SIGKILL", exitCode: 137 });
+    await waitFor(() => !isAlive(child) && !isAlive(leader), { what: "the task's group gone" });
+  });
+
   it("reports a program that cannot be started", async () => {
     const t = run(["/nonexistent/program"]);
     const exit = await t.proc.exited;

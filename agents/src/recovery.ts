@@ -2,7 +2,9 @@
  * Start-up recovery from the records a previous life of this agent left in its work dir. Finished tasks come back
  * as final reports to remember (and re-publish while listed), so they never run twice. Tasks that were running when
  * that life ended have no process this life can adopt (their output pipes died with it): they are killed if still
- * alive and reported "lost", which the scheduler answers by placing them again under a new epoch.
+ * alive and reported "lost", which the scheduler answers by placing them again under a new epoch. Their supervisors
+ * normally killed them already when that life ended (the task's grace included); what is killed here is what
+ * escaped that: a supervisor killed along with the agent, a task started before supervisors existed.
  */
 import type { TaskStatusReport } from "@capa/domain";
 import type { Logger } from "pino";

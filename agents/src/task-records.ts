@@ -3,7 +3,8 @@
  * - a task's final status, so a restarted agent re-publishes it instead of running the task a second time while the
  *   desired state still lists it;
  * - the process group of a task that was running, so a restarted agent can kill what its previous life left behind
- *   (tasks run detached and survive an agent crash) and report the task "lost" for the scheduler to re-place.
+ *   and report the task "lost" for the scheduler to re-place. A task's supervisor kills it when the agent dies, so
+ *   normally nothing is left; but a supervisor can be killed with the agent (or the task may predate supervisors).
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -18,6 +19,9 @@ export interface TaskRecord {
   pid?: number;
   /** Kernel start time of `pid` (/proc/<pid>/stat field 22): tells our process from a later one reusing the pid. */
   pidStartTicks?: string;
+  /** The task's supervisor (supervisor.ts) and its kernel start time. */
+  supervisorPid?: number;
+  supervisorStartTicks?: string;
   startedAtMs?: number;
   final?: TaskStatusReport;
 }
@@ -77,10 +81,16 @@ export function processStartTicks(pid: number): string | undefined {
  * time to compare (no /proc) it does nothing rather than risk killing an unrelated group that reused the pid.
  */
 export function killOrphanGroup(record: TaskRecord): boolean {
-  if (record.pid === undefined || record.pidStartTicks === undefined) return false;
-  if (processStartTicks(record.pid) !== record.pidStartTicks) return false;
+  // A supervisor still alive would outlive its task only briefly, but it has nothing left to do either.
+  killIfSame(record.supervisorPid, record.supervisorStartTicks, false);
+  return killIfSame(record.pid, record.pidStartTicks, true);
+}
+
+function killIfSame(pid: number | undefined, startTicks: string | undefined, group: boolean): boolean {
+  if (pid === undefined || startTicks === undefined) return false;
+  if (processStartTicks(pid) !== startTicks) return false;
   try {
-    process.kill(-record.pid, "SIGKILL");
+    process.kill(group ? -pid : pid, "SIGKILL");
     return true;
   } catch {
     return false;

@@ -147,7 +147,7 @@ export class RunningTask {
       const grace = a.template.killGraceSeconds > 0 ? a.template.killGraceSeconds : DEFAULT_KILL_GRACE_SECONDS;
       const env = taskEnv(a, deps.inheritEnv, deps.baseEnv, this.checkpointPath);
       this.proc = TaskProcess.start(
-        { command: a.template.command, env, cwd, killGraceMs: grace * 1000 },
+        { command: a.template.command, env, cwd, killGraceMs: grace * 1000, supervisorDir: join(deps.workDir, "bin") },
         {
           onSpawn: (pid) => this.onSpawn(pid),
           onOutput: (stream, data) => this.shipper.write(stream, data),
@@ -167,7 +167,14 @@ export class RunningTask {
     const { deps } = this;
     const a = this.assignment;
     this.startedAtMs = Date.now();
-    this.saveRecord({ pid, pidStartTicks: processStartTicks(pid), startedAtMs: this.startedAtMs });
+    const supervisorPid = this.proc?.supervisorPid;
+    this.saveRecord({
+      pid,
+      pidStartTicks: processStartTicks(pid),
+      supervisorPid,
+      supervisorStartTicks: supervisorPid === undefined ? undefined : processStartTicks(supervisorPid),
+      startedAtMs: this.startedAtMs,
+    });
     deps.reporter.status(a, "running", { startedAtMs: this.startedAtMs });
     this.usageTimer = setInterval(() => this.reportUsage(false), deps.usageIntervalMs);
   }
