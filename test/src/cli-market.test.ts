@@ -32,6 +32,9 @@ interface QuoteJson {
   estimatedTotalMicros: number;
   estimatedStartUnixMs: number;
   reason: string;
+  startBasis: string;
+  startDetail: string;
+  queuedAhead: number;
 }
 
 interface OfferJson {
@@ -125,6 +128,9 @@ describe("capa up, then the marketplace verbs against it", () => {
     expect(q.estimatedHourlyMicros).toBe(2 * cheapest);
     expect(q.estimatedTotalMicros).toBe(2 * cheapest);
     expect(q.estimatedStartUnixMs).toBeGreaterThan(0);
+    // The start basis round-trips: an idle fleet with nothing queued fits it now.
+    expect([q.startBasis, q.queuedAhead]).toEqual(["free-now", 0]);
+    expect(typeof q.startDetail).toBe("string");
 
     const table = await capa(["quote", "--gpus", "2", "--gpu-model", H100, "--duration", "1h"]);
     expect(table.code).toBe(0);
@@ -267,20 +273,39 @@ describe("capa up, then the marketplace verbs against it", () => {
     expect(limits.monthSettledMicros).toBeGreaterThanOrEqual(charge.amountMicros);
   }, 180_000);
 
-  it("keeps the other cap when one is set, and 0 removes a cap", async () => {
-    type Limits = { limits: { hourlyCapMicros: number; monthlyCapMicros: number } };
+  it("keeps the other cap when one is set, two partial sets of different caps both survive, and 0 removes a cap", async () => {
+    type Limits = {
+      limits: { hourlyCapMicros: number; monthlyCapMicros: number; updatedBy: string; updatedAtUnixMs: number };
+    };
     const first = parseJsonOutput<Limits>(
-      await capa(["tenant", "limits", "set", "--hourly", "10", "--monthly", "500", "--json"]),
+      await capa(["tenant", "limits", "set", "--hourly", "10", "--monthly", "500", "--actor", "alice", "--json"]),
       "limits set",
     );
-    expect(first.limits).toMatchObject({ hourlyCapMicros: 10_000_000, monthlyCapMicros: 500_000_000 });
+    expect(first.limits).toMatchObject({
+      hourlyCapMicros: 10_000_000,
+      monthlyCapMicros: 500_000_000,
+      updatedBy: "alice",
+    });
+    // Two CLIs at once, each naming one cap: neither reverts the other's.
+    const [hourly, monthly] = await Promise.all([
+      capa(["tenant", "limits", "set", "--hourly", "20", "--actor", "bob"]),
+      capa(["tenant", "limits", "set", "--monthly", "600", "--actor", "carol"]),
+    ]);
+    expect([hourly.code, monthly.code]).toEqual([0, 0]);
+    const both = parseJsonOutput<Limits>(await capa(["tenant", "limits", "get", "--json"]), "limits get");
+    expect(both.limits).toMatchObject({ hourlyCapMicros: 20_000_000, monthlyCapMicros: 600_000_000 });
+    expect(["bob", "carol"]).toContain(both.limits.updatedBy);
+    expect(both.limits.updatedAtUnixMs).toBeGreaterThan(0);
     const second = parseJsonOutput<Limits>(
-      await capa(["tenant", "limits", "set", "--hourly", "0", "--json"]),
+      await capa(["tenant", "limits", "set", "--hourly", "0", "--actor", "dave", "--json"]),
       "limits set --hourly 0",
     );
-    expect(second.limits).toMatchObject({ hourlyCapMicros: 0, monthlyCapMicros: 500_000_000 });
-    const got = parseJsonOutput<Limits>(await capa(["tenant", "limits", "get", "--json"]), "limits get");
-    expect(got.limits).toMatchObject({ hourlyCapMicros: 0, monthlyCapMicros: 500_000_000 });
+    expect(second.limits).toMatchObject({ hourlyCapMicros: 0, monthlyCapMicros: 600_000_000, updatedBy: "dave" });
+    const table = await capa(["tenant", "limits", "get"]);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/^hourly cap:\s+none$/m);
+    expect(table.stdout).toMatch(/^monthly cap:\s+\$600\.00$/m);
+    expect(table.stdout).toMatch(/^updated:\s+\S+ ago by dave$/m);
   });
 
   it("changes a running agent's price over NATS; the order book and agent price get show it", async () => {

@@ -92,6 +92,14 @@ describe("marketplace end to end", () => {
     expect(priced.reason).toContain("cheapest is H100-80GB at $2.00/GPU-h in eu-west");
   });
 
+  it("Quote says how the start was estimated: free-now with nothing queued ahead on an idle fleet", async () => {
+    const q = await quote(h, spec({ replicas: 2, gpusPerReplica: 1, expectedDurationSeconds: 3600 }));
+    expect([q.startBasis, q.queuedAhead, q.reason]).toEqual(["free-now", 0, ""]);
+    expect(q.startDetail).not.toBe("");
+    const priced = await quote(h, spec({ maxPriceMicrosPerGpuHour: usd("1.50") }));
+    expect([priced.startBasis, priced.estimatedStartUnixMs]).toEqual(["infeasible", 0]);
+  });
+
   it("a job whose max price is below every offer waits, its reason naming the cheapest offer", async () => {
     const { job } = await submit(h, spec({ maxPriceMicrosPerGpuHour: usd("1.50") }, ["true"]));
     const waiting = await waitFor(
@@ -263,5 +271,33 @@ describe("marketplace end to end", () => {
       { what: "the stopped job's reservation settled" },
     );
     expect(after.limits?.hourlyCapMicros).toBe(usd("1.00"));
+  });
+
+  it("SetTenantLimits changes only the caps named: two concurrent partial sets of different caps both survive", async () => {
+    const tenant = "partial-co";
+    const set = (limits: Partial<pb.TenantLimits>, actor: string) =>
+      rpc<pb.SetTenantLimitsResponse>((cb) =>
+        h.billing.setTenantLimits({ limits: { tenant, updatedAtUnixMs: 0, ...limits }, actor }, cb),
+      );
+    const [hourly, monthly] = await Promise.all([
+      set({ hourlyCapMicros: usd("10.00") }, "alice"),
+      set({ monthlyCapMicros: usd("500.00") }, "bob"),
+    ]);
+    expect(hourly.limits?.hourlyCapMicros).toBe(usd("10.00"));
+    expect(hourly.limits?.updatedBy).toBe("alice");
+    expect(monthly.limits?.monthlyCapMicros).toBe(usd("500.00"));
+    expect(monthly.limits?.updatedBy).toBe("bob");
+    const got = await rpc<pb.GetTenantLimitsResponse>((cb) => h.billing.getTenantLimits({ tenant }, cb));
+    expect(got.limits).toMatchObject({ tenant, hourlyCapMicros: usd("10.00"), monthlyCapMicros: usd("500.00") });
+    expect(["alice", "bob"]).toContain(got.limits?.updatedBy);
+    expect(got.limits?.updatedAtUnixMs).toBeGreaterThan(0);
+    // 0 present removes that cap alone; the other keeps its value.
+    const removed = await set({ hourlyCapMicros: 0 }, "carol");
+    expect(removed.limits).toMatchObject({ hourlyCapMicros: 0, monthlyCapMicros: usd("500.00"), updatedBy: "carol" });
+    // Naming no cap changes nothing and is refused.
+    const none = await rpcError((cb) =>
+      h.billing.setTenantLimits({ limits: { tenant, updatedAtUnixMs: 0 }, actor: "x" }, cb),
+    );
+    expect([none.code, none.details]).toEqual([status.INVALID_ARGUMENT, expect.stringContaining("limits")]);
   });
 });

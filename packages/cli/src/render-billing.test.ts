@@ -175,7 +175,13 @@ describe("renderTenantLimits", () => {
   it("shows caps, commitments and what is left of the month", () => {
     const out = renderTenantLimits(
       api.GetTenantLimitsResponse.fromPartial({
-        limits: { tenant: "acme", hourlyCapMicros: 10_000_000, monthlyCapMicros: 500_000_000, updatedAtUnixMs: NOV },
+        limits: {
+          tenant: "acme",
+          hourlyCapMicros: 10_000_000,
+          monthlyCapMicros: 500_000_000,
+          updatedAtUnixMs: NOV,
+          updatedBy: "alice",
+        },
         month: "2026-11",
         monthSettledMicros: 12_500_000,
         reservedMicros: 2_390_000,
@@ -193,7 +199,7 @@ describe("renderTenantLimits", () => {
       "settled:      $12.50",
       "reserved:     $2.39",
       "available:    $485.11",
-      "updated:      1m30s ago",
+      "updated:      1m30s ago by alice",
     ]);
   });
 
@@ -206,5 +212,13 @@ describe("renderTenantLimits", () => {
     expect(out).toMatch(/^monthly cap:\s+none$/m);
     expect(out).toMatch(/^available:\s+no monthly cap$/m);
     expect(out).toMatch(/^updated:\s+never$/m);
+  });
+
+  it("shows when without who for limits stored before the actor was recorded", () => {
+    const out = renderTenantLimits(
+      api.GetTenantLimitsResponse.fromPartial({ limits: { tenant: "acme", updatedAtUnixMs: NOV, updatedBy: "" } }),
+      NOV + 60_000,
+    );
+    expect(out).toMatch(/^updated:\s+1m ago$/m);
   });
 });

@@ -175,16 +175,19 @@ function cap(micros: number): string {
 
 export function renderTenantLimits(answer: api.GetTenantLimitsResponse, nowMs: number): string {
   const limits = answer.limits ?? api.TenantLimits.fromPartial({});
+  const hourlyCap = limits.hourlyCapMicros ?? 0;
+  const monthlyCap = limits.monthlyCapMicros ?? 0;
   const fields: [string, Cell][] = [
     ["tenant", limits.tenant],
-    ["hourly cap", `${cap(limits.hourlyCapMicros)}${limits.hourlyCapMicros > 0 ? "/h" : ""}`],
+    ["hourly cap", `${cap(hourlyCap)}${hourlyCap > 0 ? "/h" : ""}`],
     ["committed", `${formatAmount(answer.hourlyCommittedMicros)}/h (admitted, unfinished jobs)`],
-    ["monthly cap", cap(limits.monthlyCapMicros)],
+    ["monthly cap", cap(monthlyCap)],
   ];
   if (answer.month) fields.push(["month", answer.month]);
   fields.push(["settled", formatAmount(answer.monthSettledMicros)]);
   fields.push(["reserved", formatAmount(answer.reservedMicros)]);
-  fields.push(["available", limits.monthlyCapMicros > 0 ? formatAmount(answer.availableMicros) : "no monthly cap"]);
-  fields.push(["updated", limits.updatedAtUnixMs ? formatAge(limits.updatedAtUnixMs, nowMs) : "never"]);
+  fields.push(["available", monthlyCap > 0 ? formatAmount(answer.availableMicros) : "no monthly cap"]);
+  const by = limits.updatedBy ? ` by ${limits.updatedBy}` : "";
+  fields.push(["updated", limits.updatedAtUnixMs ? `${formatAge(limits.updatedAtUnixMs, nowMs)}${by}` : "never"]);
   return renderFields(fields);
 }

@@ -244,12 +244,47 @@ describe("quotes", () => {
     expect(describeQuoteStart(at(NOW - 2_000), NOW)).toBe("now");
     expect(describeQuoteStart(at(NOW + 4_000), NOW)).toBe("now");
     expect(describeQuoteStart(at(NOW + 5_400_000), NOW)).toBe(
-      `${new Date(NOW + 5_400_000).toISOString().replace(/\.\d{3}Z$/, "Z")} (in 1h30m)`,
+      `in 1h30m, at ${new Date(NOW + 5_400_000).toISOString().replace(/\.\d{3}Z$/, "Z")}`,
     );
     expect(describeQuoteStart(at(0), NOW)).toMatch(/^unknown/);
     // Enough offers but not enough capacity: a reason, so no start.
     expect(describeQuoteStart({ ...at(NOW), reason: "feasible offers hold at most 1 of 2 replica(s)" }, NOW)).toMatch(
       /^never/,
+    );
+  });
+
+  it("reads the start basis: now, after the jobs queued ahead, as running jobs end, or unknown with the detail", () => {
+    const q = (fields: Partial<api.QuoteResponse>) => ({ ...fits(), ...fields });
+    const iso = new Date(NOW + 5_400_000).toISOString().replace(/\.\d{3}Z$/, "Z");
+    expect(describeQuoteStart(q({ startBasis: "free-now", estimatedStartUnixMs: NOW }), NOW)).toBe("now");
+    expect(
+      describeQuoteStart(q({ startBasis: "queue", queuedAhead: 3, estimatedStartUnixMs: NOW + 5_400_000 }), NOW),
+    ).toBe(`in 1h30m (after 3 jobs queued ahead), at ${iso}`);
+    expect(
+      describeQuoteStart(q({ startBasis: "queue", queuedAhead: 1, estimatedStartUnixMs: NOW + 5_400_000 }), NOW),
+    ).toBe(`in 1h30m (after 1 job queued ahead), at ${iso}`);
+    expect(describeQuoteStart(q({ startBasis: "expected-ends", estimatedStartUnixMs: NOW + 5_400_000 }), NOW)).toBe(
+      `in 1h30m (as running jobs end), at ${iso}`,
+    );
+    const detail = "GPUs this job needs stay held by job j-1 with no expected end";
+    expect(describeQuoteStart(q({ startBasis: "unknown", startDetail: detail, estimatedStartUnixMs: 0 }), NOW)).toBe(
+      `unknown: ${detail}`,
+    );
+    expect(
+      describeQuoteStart(
+        q({ startBasis: "event-cap", startDetail: "stopped after 10 events", estimatedStartUnixMs: 0 }),
+        NOW,
+      ),
+    ).toBe("unknown: stopped after 10 events");
+    expect(describeQuoteStart(q({ startBasis: "infeasible", feasibleOffers: 0, reason: "none" }), NOW)).toMatch(
+      /^never/,
+    );
+  });
+
+  it("renders the queued start in the quote's could-start line", () => {
+    const q = { ...fits(), startBasis: "queue", queuedAhead: 2, estimatedStartUnixMs: NOW + 3_600_000 };
+    expect(renderQuote(q, { nowMs: NOW, durationSeconds: 3600 })).toMatch(
+      /^could start:\s+in 1h \(after 2 jobs queued ahead\), at \S+Z$/m,
     );
   });
 });

@@ -277,13 +277,39 @@ function prettyJson(text: string): string {
 /** Within this much of now, an estimated start reads "now" (the scheduler's and our clocks differ a little). */
 const START_NOW_SLACK_MS = 5_000;
 
-/** When a quoted job could start: "now", a UTC time with how far off it is, or why that is unknown. */
+/** The UTC time of an instant, to the second: "2026-11-05T11:30:00Z". */
+function utcSeconds(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/**
+ * When a quoted job could start, from the scheduler's start basis: "now"; "in 1h30m (after 3 jobs queued
+ * ahead), at <UTC>" or "in 1h30m (as running jobs end), at <UTC>"; "unknown: <detail>" (GPUs held without an
+ * expected end, or the simulation's event cap); "never, as things stand (see reason)". A scheduler that sends
+ * no basis (older) is read from the start time alone.
+ */
 export function describeQuoteStart(q: api.QuoteResponse, nowMs: number): string {
-  if (q.reason || q.feasibleOffers === 0) return "never, as things stand (see reason)";
-  if (q.estimatedStartUnixMs <= 0) return "unknown (the GPUs that fit are busy with jobs of no stated --duration)";
-  if (q.estimatedStartUnixMs <= nowMs + START_NOW_SLACK_MS) return "now";
-  const at = new Date(q.estimatedStartUnixMs).toISOString().replace(/\.\d{3}Z$/, "Z");
-  return `${at} (in ${formatDuration((q.estimatedStartUnixMs - nowMs) / 1000)})`;
+  if (q.reason || q.feasibleOffers === 0 || q.startBasis === "infeasible") return "never, as things stand (see reason)";
+  if (q.startBasis === "unknown" || q.startBasis === "event-cap") {
+    return `unknown: ${q.startDetail || (q.startBasis === "event-cap" ? "the start simulation hit its event cap" : "no expected end")}`;
+  }
+  if (q.estimatedStartUnixMs <= 0) {
+    return q.startDetail
+      ? `unknown: ${q.startDetail}`
+      : "unknown (the GPUs that fit are busy with jobs of no stated --duration)";
+  }
+  if (q.startBasis === "free-now" || q.estimatedStartUnixMs <= nowMs + START_NOW_SLACK_MS) return "now";
+  const why =
+    q.startBasis === "queue"
+      ? ` (after ${plural(q.queuedAhead, "job")} queued ahead)`
+      : q.startBasis === "expected-ends"
+        ? " (as running jobs end)"
+        : "";
+  return `in ${formatDuration((q.estimatedStartUnixMs - nowMs) / 1000)}${why}, at ${utcSeconds(q.estimatedStartUnixMs)}`;
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }
 
 /** Where the placement engine would put the job now, one entry per agent: "sim-eu-west-1 (eu-west) 2x H100-80GB @ $2.39". */

@@ -121,7 +121,15 @@ export class BudgetStore {
     return this.apply(tenant, { kind: "settle", jobId, actual }, nowMs);
   }
 
-  setLimits(tenant: string, limits: { hourlyCap: Micros; monthlyCap: Micros }, nowMs: number): Promise<BudgetOutcome> {
+  /**
+   * Changes the caps given (a cap left undefined keeps its stored value) and records who and when, inside the
+   * CAS: a concurrent change to the other cap is re-read on conflict, never written over.
+   */
+  setLimits(
+    tenant: string,
+    limits: { hourlyCap?: Micros; monthlyCap?: Micros; updatedBy?: string },
+    nowMs: number,
+  ): Promise<BudgetOutcome> {
     return this.apply(tenant, { kind: "set-limits", ...limits }, nowMs);
   }
 

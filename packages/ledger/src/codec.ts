@@ -180,6 +180,7 @@ export function tenantLimitsToPb(tenant: string, limits: TenantLimits): pb.Tenan
     hourlyCapMicros: limits.hourlyCap,
     monthlyCapMicros: limits.monthlyCap,
     updatedAtUnixMs: limits.updatedAtMs,
+    updatedBy: limits.updatedBy ?? "",
   };
 }
 

@@ -212,6 +212,56 @@ describe("pure transitions and their encoding", () => {
     expect(() => decodeTenantBudget(new TextEncoder().encode("not json"))).toThrow(CorruptBudgetStateError);
   });
 
+  it("set-limits changes only the caps given and records who and when", () => {
+    const hourly = applyBudgetOp(
+      undefined,
+      "acme",
+      { kind: "set-limits", hourlyCap: usd("10"), updatedBy: "alice" },
+      JAN,
+    ).state;
+    expect(hourly.limits).toEqual({ hourlyCap: usd("10"), monthlyCap: 0, updatedAtMs: JAN, updatedBy: "alice" });
+    // A partial update of the other cap, applied on top (as the loser of a CAS race re-applies it): both survive.
+    const both = applyBudgetOp(
+      hourly,
+      "acme",
+      { kind: "set-limits", monthlyCap: usd("500"), updatedBy: "bob" },
+      JAN + 1,
+    ).state;
+    expect(both.limits).toEqual({
+      hourlyCap: usd("10"),
+      monthlyCap: usd("500"),
+      updatedAtMs: JAN + 1,
+      updatedBy: "bob",
+    });
+    // 0 removes a cap; a change with no actor records no one rather than keeping the previous name.
+    const removed = applyBudgetOp(both, "acme", { kind: "set-limits", hourlyCap: 0 }, JAN + 2).state;
+    expect(removed.limits).toEqual({ hourlyCap: 0, monthlyCap: usd("500"), updatedAtMs: JAN + 2 });
+    expect(decodeTenantBudget(encodeTenantBudget(both))).toEqual(both);
+  });
+
+  it("refuses a set-limits that names no cap, or a bad one", () => {
+    expect(() => applyBudgetOp(undefined, "acme", { kind: "set-limits", updatedBy: "alice" }, JAN)).toThrow(
+      ValidationError,
+    );
+    expect(() => applyBudgetOp(undefined, "acme", { kind: "set-limits", monthlyCap: -1 }, JAN)).toThrow(
+      /monthly_cap_micros/,
+    );
+  });
+
+  it("decodes a document written before the actor was recorded", () => {
+    const old = new TextEncoder().encode(
+      JSON.stringify({
+        v: 1,
+        tenant: "acme",
+        limits: { hourlyCap: 5, monthlyCap: 7, updatedAtMs: JAN },
+        month: "2025-01",
+        settled: 0,
+        reservations: [],
+      }),
+    );
+    expect(decodeTenantBudget(old).limits).toEqual({ hourlyCap: 5, monthlyCap: 7, updatedAtMs: JAN });
+  });
+
   it("names months in UTC", () => {
     expect(monthOf(Date.UTC(2024, 11, 31, 23, 59))).toBe("2024-12");
     expect(monthOf(Date.UTC(2025, 0, 1, 0, 0))).toBe("2025-01");

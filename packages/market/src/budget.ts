@@ -27,7 +27,10 @@ export interface TenantLimits {
   hourlyCap: Micros;
   /** Most the tenant may spend (settled + reserved) per calendar month, UTC; 0 = no cap. */
   monthlyCap: Micros;
+  /** When a `set-limits` last changed them; 0 = never. */
   updatedAtMs: number;
+  /** Who made that change (its actor); absent on documents written before it was recorded, and before any. */
+  updatedBy?: string;
 }
 
 export interface Reservation {
@@ -60,7 +63,11 @@ export type BudgetOp =
   /** With `ifReservedAtMs`: only the reservation made at that instant (the reconcile pass's guard). */
   | { kind: "release"; jobId: string; ifReservedAtMs?: number }
   | { kind: "settle"; jobId: string; actual: Micros }
-  | { kind: "set-limits"; hourlyCap: Micros; monthlyCap: Micros };
+  /**
+   * Changes only the caps given (a cap left undefined keeps its stored value, so two partial updates of
+   * different caps both survive the CAS retry of the loser) and records who and when.
+   */
+  | { kind: "set-limits"; hourlyCap?: Micros; monthlyCap?: Micros; updatedBy?: string };
 
 export interface BudgetOutcome {
   /** False when the operation was a no-op (a retried reserve, a release or settle of an unknown job). */
@@ -230,9 +237,17 @@ export function applyBudgetOp(
       };
     }
     case "set-limits": {
-      checkAmount(op.hourlyCap, "hourly_cap_micros");
-      checkAmount(op.monthlyCap, "monthly_cap_micros");
-      const limits = { hourlyCap: op.hourlyCap, monthlyCap: op.monthlyCap, updatedAtMs: nowMs };
+      if (op.hourlyCap === undefined && op.monthlyCap === undefined) {
+        throw new ValidationError([{ field: "limits", message: "name at least one cap to change" }]);
+      }
+      if (op.hourlyCap !== undefined) checkAmount(op.hourlyCap, "hourly_cap_micros");
+      if (op.monthlyCap !== undefined) checkAmount(op.monthlyCap, "monthly_cap_micros");
+      const limits: TenantLimits = {
+        hourlyCap: op.hourlyCap ?? state.limits.hourlyCap,
+        monthlyCap: op.monthlyCap ?? state.limits.monthlyCap,
+        updatedAtMs: nowMs,
+        ...(op.updatedBy === undefined ? {} : { updatedBy: op.updatedBy }),
+      };
       return { changed: true, state: { ...state, limits }, overrun: 0 };
     }
   }
@@ -291,6 +306,7 @@ export function decodeTenantBudget(bytes: Uint8Array): TenantBudget {
     isInt(doc.settled) &&
     isInt(doc.limits?.hourlyCap) &&
     isInt(doc.limits?.monthlyCap) &&
+    (doc.limits?.updatedBy === undefined || typeof doc.limits.updatedBy === "string") &&
     Array.isArray(doc.reservations) &&
     doc.reservations.every((r) => typeof r?.jobId === "string" && isInt(r.amount) && isInt(r.hourly));
   if (!ok) throw new CorruptBudgetStateError(`tenant budget document has an unexpected shape (format ${doc?.v})`);

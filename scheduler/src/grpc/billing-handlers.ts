@@ -109,24 +109,38 @@ export function billingHandlers(d: BillingDeps): pb.BillingServiceServer {
     }),
     getSigningKey: unary(d, "GetSigningKey", () => d.ledger.signingKeyInfo()),
     setTenantLimits: unary(d, "SetTenantLimits", async (req: pb.SetTenantLimitsRequest) => {
+      // A partial update: only the caps present (proto3 presence) change, applied inside the budget document's
+      // CAS, so a concurrent change to the other cap is never written over.
       const limits = req.limits;
       const violations: FieldViolation[] = [];
       if (!limits) violations.push({ field: "limits", message: "is required" });
       else {
         violations.push(...tenantViolations(limits.tenant, "limits.tenant"));
-        violations.push(...capViolations(limits.hourlyCapMicros, "limits.hourly_cap_micros"));
-        violations.push(...capViolations(limits.monthlyCapMicros, "limits.monthly_cap_micros"));
+        if (limits.hourlyCapMicros !== undefined)
+          violations.push(...capViolations(limits.hourlyCapMicros, "limits.hourly_cap_micros"));
+        if (limits.monthlyCapMicros !== undefined)
+          violations.push(...capViolations(limits.monthlyCapMicros, "limits.monthly_cap_micros"));
+        if (limits.hourlyCapMicros === undefined && limits.monthlyCapMicros === undefined)
+          violations.push({
+            field: "limits",
+            message: "name at least one cap (hourly_cap_micros, monthly_cap_micros)",
+          });
       }
       if (req.actor.length > MAX_ACTOR_LENGTH)
         violations.push({ field: "actor", message: `must be at most ${MAX_ACTOR_LENGTH} characters` });
       throwIfViolations(violations);
       const tenant = limits!.tenant;
+      const updatedBy = req.actor || "unknown";
       const outcome = await d.budgets.setLimits(
         tenant,
-        { hourlyCap: limits!.hourlyCapMicros, monthlyCap: limits!.monthlyCapMicros },
+        {
+          ...(limits!.hourlyCapMicros === undefined ? {} : { hourlyCap: limits!.hourlyCapMicros }),
+          ...(limits!.monthlyCapMicros === undefined ? {} : { monthlyCap: limits!.monthlyCapMicros }),
+          updatedBy,
+        },
         d.now(),
       );
-      d.logger.info({ tenant, actor: req.actor, limits: outcome.state.limits }, "tenant limits set");
+      d.logger.info({ tenant, actor: updatedBy, limits: outcome.state.limits }, "tenant limits set");
       return { limits: tenantLimitsToPb(tenant, outcome.state.limits) };
     }),
     getTenantLimits: unary(d, "GetTenantLimits", async (req: pb.GetTenantLimitsRequest) => {

@@ -65,6 +65,9 @@ export function quoteToPb(q: QuoteResult): pb.QuoteResponse {
     estimatedStartUnixMs: q.estimatedStartMs ?? 0,
     reason: q.reason,
     explanation: undefined,
+    startBasis: q.startBasis,
+    startDetail: q.startDetail,
+    queuedAhead: q.queuedAhead,
   };
 }
 

@@ -39,7 +39,11 @@ function setLimitsCommand(): Command {
       .description("change the caps; a cap left out keeps its value, 0 removes it")
       .option("--hourly <usd>", "most the tenant's admitted jobs may cost per hour together, in dollars", parseMoney)
       .option("--monthly <usd>", "most the tenant may spend (settled + reserved) per calendar month (UTC)", parseMoney)
-      .option("--actor <name>", "who made the change (recorded)", process.env.USER ?? "capa-cli"),
+      .option(
+        "--actor <name>",
+        "who made the change (stored with the limits; `tenant limits get` shows it)",
+        process.env.USER ?? "capa-cli",
+      ),
   ).action(async (flags: SetLimitsFlags, self: Command) => {
     if (flags.hourly === undefined && flags.monthly === undefined) {
       throw new CliError("tenant limits set needs --hourly and/or --monthly (0 removes a cap)");
@@ -52,12 +56,12 @@ function setLimitsCommand(): Command {
     }
     await withScheduler(self, async (client) => {
       const tenant = client.options.tenant;
-      // Read first so a cap left out keeps its value instead of being reset to 0 ("no limit").
-      const current = (await client.getTenantLimits({ tenant })).limits;
+      // Only the caps given are sent (proto3 presence): the scheduler changes those alone, inside the budget
+      // document's CAS, so a concurrent change to the other cap is kept rather than written over.
       const limits: api.TenantLimits = {
         tenant,
-        hourlyCapMicros: flags.hourly ?? current?.hourlyCapMicros ?? 0,
-        monthlyCapMicros: flags.monthly ?? current?.monthlyCapMicros ?? 0,
+        ...(flags.hourly === undefined ? {} : { hourlyCapMicros: flags.hourly }),
+        ...(flags.monthly === undefined ? {} : { monthlyCapMicros: flags.monthly }),
         updatedAtUnixMs: 0,
       };
       await client.setTenantLimits({ limits, actor: flags.actor });

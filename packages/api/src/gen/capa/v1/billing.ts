@@ -220,18 +220,36 @@ export interface GetSigningKeyResponse {
   algorithm: string;
 }
 
-/** A tenant's spending limits; 0 = no limit. */
+/**
+ * A tenant's spending limits; 0 = no limit. The caps carry presence (proto3 optional): responses always set both;
+ * in SetTenantLimitsRequest a cap left out keeps its stored value and only the caps present are changed
+ * (0 present removes that cap).
+ */
 export interface TenantLimits {
   tenant: string;
   /** Most the tenant's admitted jobs may cost per hour together. */
-  hourlyCapMicros: number;
+  hourlyCapMicros?:
+    | number
+    | undefined;
   /** Most the tenant may spend (settled + reserved) in one calendar month (UTC). */
-  monthlyCapMicros: number;
+  monthlyCapMicros?:
+    | number
+    | undefined;
+  /** When the caps were last changed; 0 = never. Ignored in requests. */
   updatedAtUnixMs: number;
+  /** Who last changed them (the actor of that SetTenantLimits); "" = never, or not recorded. Ignored in requests. */
+  updatedBy?: string | undefined;
 }
 
+/**
+ * Partial update: the server changes only the caps present in limits, inside the budget document's CAS, so a
+ * concurrent change to the other cap survives. At least one cap must be present.
+ */
 export interface SetTenantLimitsRequest {
-  limits: TenantLimits | undefined;
+  limits:
+    | TenantLimits
+    | undefined;
+  /** Who makes the change; stored as the limits' updated_by ("unknown" when empty). */
   actor: string;
 }
 
@@ -2825,7 +2843,13 @@ export const GetSigningKeyResponse: MessageFns<GetSigningKeyResponse> = {
 };
 
 function createBaseTenantLimits(): TenantLimits {
-  return { tenant: "", hourlyCapMicros: 0, monthlyCapMicros: 0, updatedAtUnixMs: 0 };
+  return {
+    tenant: "",
+    hourlyCapMicros: undefined,
+    monthlyCapMicros: undefined,
+    updatedAtUnixMs: 0,
+    updatedBy: undefined,
+  };
 }
 
 export const TenantLimits: MessageFns<TenantLimits> = {
@@ -2833,14 +2857,17 @@ export const TenantLimits: MessageFns<TenantLimits> = {
     if (message.tenant !== "") {
       writer.uint32(10).string(message.tenant);
     }
-    if (message.hourlyCapMicros !== 0) {
+    if (message.hourlyCapMicros !== undefined) {
       writer.uint32(16).int64(message.hourlyCapMicros);
     }
-    if (message.monthlyCapMicros !== 0) {
+    if (message.monthlyCapMicros !== undefined) {
       writer.uint32(24).int64(message.monthlyCapMicros);
     }
     if (message.updatedAtUnixMs !== 0) {
       writer.uint32(32).int64(message.updatedAtUnixMs);
+    }
+    if (message.updatedBy !== undefined) {
+      writer.uint32(42).string(message.updatedBy);
     }
     return writer;
   },
@@ -2890,6 +2917,14 @@ export const TenantLimits: MessageFns<TenantLimits> = {
             message.updatedAtUnixMs = longToNumber(reader.int64());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.updatedBy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2909,17 +2944,22 @@ export const TenantLimits: MessageFns<TenantLimits> = {
         ? globalThis.Number(object.hourlyCapMicros)
         : isSet(object.hourly_cap_micros)
         ? globalThis.Number(object.hourly_cap_micros)
-        : 0,
+        : undefined,
       monthlyCapMicros: isSet(object.monthlyCapMicros)
         ? globalThis.Number(object.monthlyCapMicros)
         : isSet(object.monthly_cap_micros)
         ? globalThis.Number(object.monthly_cap_micros)
-        : 0,
+        : undefined,
       updatedAtUnixMs: isSet(object.updatedAtUnixMs)
         ? globalThis.Number(object.updatedAtUnixMs)
         : isSet(object.updated_at_unix_ms)
         ? globalThis.Number(object.updated_at_unix_ms)
         : 0,
+      updatedBy: isSet(object.updatedBy)
+        ? globalThis.String(object.updatedBy)
+        : isSet(object.updated_by)
+        ? globalThis.String(object.updated_by)
+        : undefined,
     };
   },
 
@@ -2928,14 +2968,17 @@ export const TenantLimits: MessageFns<TenantLimits> = {
     if (message.tenant !== "") {
       obj.tenant = message.tenant;
     }
-    if (message.hourlyCapMicros !== 0) {
+    if (message.hourlyCapMicros !== undefined) {
       obj.hourlyCapMicros = Math.round(message.hourlyCapMicros);
     }
-    if (message.monthlyCapMicros !== 0) {
+    if (message.monthlyCapMicros !== undefined) {
       obj.monthlyCapMicros = Math.round(message.monthlyCapMicros);
     }
     if (message.updatedAtUnixMs !== 0) {
       obj.updatedAtUnixMs = Math.round(message.updatedAtUnixMs);
+    }
+    if (message.updatedBy !== undefined) {
+      obj.updatedBy = message.updatedBy;
     }
     return obj;
   },
@@ -2946,9 +2989,10 @@ export const TenantLimits: MessageFns<TenantLimits> = {
   fromPartial(object: DeepPartial<TenantLimits>): TenantLimits {
     const message = createBaseTenantLimits();
     message.tenant = object.tenant ?? "";
-    message.hourlyCapMicros = object.hourlyCapMicros ?? 0;
-    message.monthlyCapMicros = object.monthlyCapMicros ?? 0;
+    message.hourlyCapMicros = object.hourlyCapMicros ?? undefined;
+    message.monthlyCapMicros = object.monthlyCapMicros ?? undefined;
     message.updatedAtUnixMs = object.updatedAtUnixMs ?? 0;
+    message.updatedBy = object.updatedBy ?? undefined;
     return message;
   },
 };

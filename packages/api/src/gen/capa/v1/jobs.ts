@@ -127,7 +127,20 @@ export interface QuoteResponse {
   estimatedStartUnixMs: number;
   /** Why nothing fits, when feasible_offers is 0. */
   reason: string;
-  explanation: Explanation | undefined;
+  explanation:
+    | Explanation
+    | undefined;
+  /**
+   * How the start was estimated: "free-now" (fits now), "expected-ends" (later, once running allocations reach
+   * their expected ends), "queue" (later, after jobs queued ahead took GPUs it could use), "unknown" (GPUs it
+   * needs are held without an expected end), "event-cap" (the start simulation hit its event cap), "infeasible"
+   * (nothing fits, see reason). estimated_start_unix_ms is 0 for the last three.
+   */
+  startBasis: string;
+  /** The start estimate in words: what it waits for, or why there is none. */
+  startDetail: string;
+  /** Jobs queued ahead of this one that the start simulation placed or tried (those that can ever fit). */
+  queuedAhead: number;
 }
 
 export interface ListOffersRequest {
@@ -1599,6 +1612,9 @@ function createBaseQuoteResponse(): QuoteResponse {
     estimatedStartUnixMs: 0,
     reason: "",
     explanation: undefined,
+    startBasis: "",
+    startDetail: "",
+    queuedAhead: 0,
   };
 }
 
@@ -1624,6 +1640,15 @@ export const QuoteResponse: MessageFns<QuoteResponse> = {
     }
     if (message.explanation !== undefined) {
       Explanation.encode(message.explanation, writer.uint32(58).fork()).join();
+    }
+    if (message.startBasis !== "") {
+      writer.uint32(66).string(message.startBasis);
+    }
+    if (message.startDetail !== "") {
+      writer.uint32(74).string(message.startDetail);
+    }
+    if (message.queuedAhead !== 0) {
+      writer.uint32(80).uint32(message.queuedAhead);
     }
     return writer;
   },
@@ -1697,6 +1722,30 @@ export const QuoteResponse: MessageFns<QuoteResponse> = {
             message.explanation = Explanation.decode(reader, reader.uint32());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.startBasis = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.startDetail = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.queuedAhead = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1734,6 +1783,21 @@ export const QuoteResponse: MessageFns<QuoteResponse> = {
         : 0,
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
       explanation: isSet(object.explanation) ? Explanation.fromJSON(object.explanation) : undefined,
+      startBasis: isSet(object.startBasis)
+        ? globalThis.String(object.startBasis)
+        : isSet(object.start_basis)
+        ? globalThis.String(object.start_basis)
+        : "",
+      startDetail: isSet(object.startDetail)
+        ? globalThis.String(object.startDetail)
+        : isSet(object.start_detail)
+        ? globalThis.String(object.start_detail)
+        : "",
+      queuedAhead: isSet(object.queuedAhead)
+        ? globalThis.Number(object.queuedAhead)
+        : isSet(object.queued_ahead)
+        ? globalThis.Number(object.queued_ahead)
+        : 0,
     };
   },
 
@@ -1760,6 +1824,15 @@ export const QuoteResponse: MessageFns<QuoteResponse> = {
     if (message.explanation !== undefined) {
       obj.explanation = Explanation.toJSON(message.explanation);
     }
+    if (message.startBasis !== "") {
+      obj.startBasis = message.startBasis;
+    }
+    if (message.startDetail !== "") {
+      obj.startDetail = message.startDetail;
+    }
+    if (message.queuedAhead !== 0) {
+      obj.queuedAhead = Math.round(message.queuedAhead);
+    }
     return obj;
   },
 
@@ -1777,6 +1850,9 @@ export const QuoteResponse: MessageFns<QuoteResponse> = {
     message.explanation = (object.explanation !== undefined && object.explanation !== null)
       ? Explanation.fromPartial(object.explanation)
       : undefined;
+    message.startBasis = object.startBasis ?? "";
+    message.startDetail = object.startDetail ?? "";
+    message.queuedAhead = object.queuedAhead ?? 0;
     return message;
   },
 };
