@@ -1,8 +1,9 @@
 /**
  * End to end with agents as real child processes: the built `capa agent` (bin/capa.js → dist) started twice on a
  * real nats-server, the scheduler over real gRPC, and a real `sleep` task. One agent is SIGKILLed mid-task; the
- * scheduler re-places the task on the other under a new epoch, the killed agent's stale report cannot move it back,
- * and the killed agent, restarted on the same work dir, kills the orphan its previous life left behind.
+ * scheduler re-places the task on the other under a new epoch, the killed agent's task does not outlive it (its
+ * supervisor kills it), the killed agent's stale report cannot move it back, and the killed agent, restarted on the
+ * same work dir, reports its previous life's task lost.
  */
 import type { ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -141,7 +142,7 @@ describe("agents as child processes: SIGKILL, re-placement, restart recovery", (
     if (root) rmSync(root, { recursive: true, force: true });
   }, 120_000);
 
-  it("re-places a SIGKILLed agent's task on the other agent; the restarted agent kills its orphan", async () => {
+  it("re-places a SIGKILLed agent's task on the other agent; the orphan dies with the agent", async () => {
     const cheap = await startAgentProcess(CHEAP, "2.00");
     await startAgentProcess(DEAR, "3.00");
 
@@ -188,6 +189,12 @@ describe("agents as child processes: SIGKILL, re-placement, restart recovery", (
       // Crash the cheap agent: no goodbye, no stop of its task.
       cheap.child.kill("SIGKILL");
       expect((await exited(cheap.child)).signal).toBe("SIGKILL");
+      // The task's supervisor sees its pipe from the agent close and stops the task (it honours SIGTERM): the dead
+      // agent's GPUs are free again before the task runs anywhere else.
+      await waitFor(() => !isAlive(orphan!), {
+        timeoutMs: 30_000,
+        what: "the orphaned sleep killed by its supervisor",
+      });
 
       await waitFor(async () => (await agentStatus(h, CHEAP)) === "lost", {
         timeoutMs: 60_000,
@@ -214,13 +221,11 @@ describe("agents as child processes: SIGKILL, re-placement, restart recovery", (
       taskGroups.add(replacement!);
       expect(replacement).not.toBe(orphan);
       expect(isAlive(replacement!)).toBe(true);
-      // Tasks run detached and outlive an agent crash: the old sleep still holds the dead agent's GPUs.
-      expect(isAlive(orphan!)).toBe(true);
+      expect(isAlive(orphan!)).toBe(false);
 
-      // The same agent, same work dir, comes back: its recovery kills the orphan and reports it lost under the
-      // old epoch — a stale report the scheduler must fence off.
+      // The same agent, same work dir, comes back: its recovery finds the task's record without a final state and
+      // reports it lost under the old epoch — a stale report the scheduler must fence off.
       await startAgentProcess(CHEAP, "2.00");
-      await waitFor(() => !isAlive(orphan!), { timeoutMs: 30_000, what: "the orphaned sleep killed by recovery" });
       const lost = await waitFor(() => stale.find((r) => r.state === "lost"), {
         timeoutMs: 30_000,
         what: "the restarted agent's lost report for the old epoch",
