@@ -51,6 +51,12 @@ describe("TaskProcess", () => {
     expect(t.spawned()).toBe(t.proc.pid);
   });
 
+  it("resolves a relative working dir against the agent's own", async () => {
+    const t = run(["pwd"], { cwd: "." });
+    expect(await t.proc.exited).toMatchObject({ exitCode: 0 });
+    expect(t.out()).toBe(`${process.cwd()}\n`);
+  });
+
   it("reports a non-zero exit code and captures stderr", async () => {
     const t = run(["sh", "-c", "echo oops >&2; exit 3"]);
     expect(await t.proc.exited).toEqual({ exitCode: 3, signal: "", cancelled: false });

@@ -11,6 +11,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { constants } from "node:os";
+import { resolve } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { REPORT_FD, type SupervisorReport, type SupervisorSpec, supervisorScript } from "./supervisor.js";
 
@@ -74,7 +75,8 @@ export class TaskProcess {
     const supervisorSpec: SupervisorSpec = {
       command: spec.command,
       env: spec.env,
-      cwd: spec.cwd,
+      // Relative to the agent's cwd, as when the agent spawned tasks itself: the supervisor runs in "/".
+      cwd: resolve(spec.cwd),
       killGraceMs: spec.killGraceMs,
     };
     // Detached: its own process group, so a terminal's Ctrl-C to the agent's group does not reach it. No

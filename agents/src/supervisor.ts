@@ -29,7 +29,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 
 /** First line on the supervisor's stdin. */
 export interface SupervisorSpec {
@@ -174,7 +174,7 @@ export function supervisorScript(dir?: string): string {
     defaultDir ??= mkdtempSync(join(tmpdir(), "capa-supervisor-"));
     dir = defaultDir;
   }
-  const path = join(dir, SCRIPT_NAME);
+  const path = resolve(dir, SCRIPT_NAME);
   if (existsSync(path)) return path;
   mkdirSync(dir, { recursive: true });
   const tmp = `${path}.${process.pid}.tmp`;
