@@ -1,6 +1,6 @@
 /**
  * The agent against a real nats-server: adverts and heartbeats, running assigned tasks as processes, status / logs /
- * usage in the CAPA_TASKS stream, cancel by desired state, and refusal of impossible assignments.
+ * usage in the CAPA_TASKS and CAPA_LOGS streams, cancel by desired state, and refusal of impossible assignments.
  */
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,29 +16,82 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 const AGENT_ID = "agent-it-1";
 const REGION = "eu-west";
 
-/** Every status, log and usage message of one task, in stream order, collected by an ordered consumer. */
-async function taskEvents(store: Store, taskId: string) {
-  const consumer = await store.js.consumers.get(STREAMS.tasks, { filter_subjects: `capa.v1.task.${taskId}.>` });
+/** One subject read by an ordered consumer: its messages with their stream sequence, and a wait for a sequence. */
+async function follow(store: Store, stream: string, subject: string) {
+  const consumer = await store.js.consumers.get(stream, { filter_subjects: subject });
   const messages = await consumer.consume();
-  const events: { kind: string; data: Uint8Array }[] = [];
+  const seen: { seq: number; data: Uint8Array }[] = [];
+  let arrived = () => {};
   void (async () => {
-    for await (const m of messages) events.push({ kind: m.subject.split(".").at(-1)!, data: m.data });
+    for await (const m of messages) {
+      seen.push({ seq: m.seq, data: m.data });
+      arrived();
+    }
   })();
-  const of = (kind: string) => events.filter((e) => e.kind === kind);
   return {
+    seen,
     stop: () => messages.stop(),
-    kinds: () => events.map((e) => e.kind),
-    statuses: (): TaskStatusReport[] => of("status").map((e) => decode.status(e.data)),
-    logs: (): LogChunk[] => of("logs").map((e) => decode.log(e.data)),
-    usage: (): UsageReport[] => of("usage").map((e) => decode.usage(e.data)),
+    /** Resolves once `done()` holds, checked after each message. */
+    async until(done: () => boolean): Promise<void> {
+      while (!done())
+        await new Promise<void>((r) => {
+          arrived = r;
+        });
+    },
+    /** Resolves once the message at stream sequence `seq` (0: none) or a later one has arrived. */
+    upTo(seq: number): Promise<void> {
+      return this.until(() => (seen.at(-1)?.seq ?? 0) >= seq);
+    },
+  };
+}
+
+/**
+ * Every status, log and usage message of one task, from one ordered consumer per subject (a consumer has one filter
+ * on nats-server 2.9): status and usage from CAPA_TASKS, logs from CAPA_LOGS. `kinds()` is the CAPA_TASKS order of
+ * status and usage. A final status is taken only once the usage and logs stored by then have arrived, so the logs
+ * are complete when `final()` answers (the agent publishes a task's logs before its final status).
+ */
+async function taskEvents(store: Store, taskId: string) {
+  const statusSub = await follow(store, STREAMS.tasks, subjects.taskStatus(taskId));
+  const usageSub = await follow(store, STREAMS.tasks, subjects.taskUsage(taskId));
+  const logsSub = await follow(store, STREAMS.logs, subjects.taskLogs(taskId));
+  const lastSeq = async (stream: string, subject: string) =>
+    (await store.jsm.streams.getMessage(stream, { last_by_subj: subject }))?.seq ?? 0;
+  let final: TaskStatusReport | undefined;
+  void (async () => {
+    for (let i = 0; ; i++) {
+      await statusSub.until(() => statusSub.seen.length > i);
+      const report = decode.status(statusSub.seen[i]!.data);
+      if (!isFinal(report)) continue;
+      await usageSub.upTo(await lastSeq(STREAMS.tasks, subjects.taskUsage(taskId)));
+      await logsSub.upTo(await lastSeq(STREAMS.logs, subjects.taskLogs(taskId)));
+      final = report;
+      return;
+    }
+  })();
+  const tasksOrder = () =>
+    [
+      ...statusSub.seen.map((m) => ({ kind: "status", ...m })),
+      ...usageSub.seen.map((m) => ({ kind: "usage", ...m })),
+    ].sort((a, b) => a.seq - b.seq);
+  const logs = (): LogChunk[] => logsSub.seen.map((m) => decode.log(m.data));
+  return {
+    stop: () => {
+      statusSub.stop();
+      usageSub.stop();
+      logsSub.stop();
+    },
+    kinds: () => tasksOrder().map((e) => e.kind),
+    statuses: (): TaskStatusReport[] => statusSub.seen.map((m) => decode.status(m.data)),
+    logs,
+    usage: (): UsageReport[] => usageSub.seen.map((m) => decode.usage(m.data)),
     text: (stream?: string) =>
-      of("logs")
-        .map((e) => decode.log(e.data))
+      logs()
         .filter((c) => !stream || c.stream === stream)
         .sort((a, b) => a.seq - b.seq)
         .map((c) => Buffer.from(c.data).toString())
         .join(""),
-    final: () => events.map((e) => (e.kind === "status" ? decode.status(e.data) : undefined)).find(isFinal),
+    final: () => final,
   };
 }
 const FINAL = new Set(["succeeded", "failed", "cancelled", "rejected", "lost", "preempted"]);
@@ -160,7 +213,7 @@ describe("agent on a real nats-server", () => {
     expect(final.finishedAtMs).toBeGreaterThanOrEqual(final.startedAtMs);
     expect(events.text("stdout")).toBe(`hello\n1,3\n${join(workDir, "tasks", "t-hello")}\n`);
     expect(events.logs().map((c) => c.seq)).toEqual(events.logs().map((_, i) => i + 1));
-    // The tail of the logs and the final usage are in the stream before the final status.
+    // The final usage is in CAPA_TASKS before the final status (the tail of the logs is checked by final()).
     expect(events.kinds().at(-1)).toBe("status");
     const usage = events.usage().at(-1)!;
     expect(usage).toMatchObject({ final: true, gpus: 2, epoch: 1, startedAtMs: final.startedAtMs });

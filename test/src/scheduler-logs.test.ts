@@ -11,10 +11,10 @@ import { service as healthService } from "grpc-health-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getJob, type Harness, logs, rpc, spec, startHarness, stateName, submit } from "./scheduler-harness.js";
 
-/** Names of CAPA_TASKS consumers reading a task's logs (the ordered consumers StreamLogs creates). */
+/** Names of CAPA_LOGS consumers reading a task's logs (the ordered consumers StreamLogs creates). */
 async function logConsumers(h: Harness): Promise<string[]> {
   const names: string[] = [];
-  for await (const ci of h.store.jsm.consumers.list(STREAMS.tasks)) {
+  for await (const ci of h.store.jsm.consumers.list(STREAMS.logs)) {
     const filters = [ci.config.filter_subject ?? "", ...(ci.config.filter_subjects ?? [])];
     if (filters.some((f) => f.endsWith(".logs"))) names.push(ci.name);
   }
@@ -95,7 +95,7 @@ describe("StreamLogs follow when JetStream fails", () => {
     await h?.stop();
   });
 
-  it("the task stream deleted mid-follow ends it with UNAVAILABLE; the scheduler keeps serving", async () => {
+  it("the log stream deleted mid-follow ends it with UNAVAILABLE; the scheduler keeps serving", async () => {
     const job = await pendingJob(h, 2);
     const follow = logs(h, job.id, true);
     const ended = follow.done.then(
@@ -105,10 +105,10 @@ describe("StreamLogs follow when JetStream fails", () => {
     await publishLog(h, job.id, job.tasks[0]!.id, "line one\n", 1);
     await waitFor(() => follow.text() === "line one\n", { what: "the follow delivering a line" });
 
-    await h.store.jsm.streams.delete(STREAMS.tasks);
+    await h.store.jsm.streams.delete(STREAMS.logs);
     const err = await ended;
     expect(err?.code).toBe(status.UNAVAILABLE);
-    expect(err?.details).toMatch(/CAPA_TASKS|retry/);
+    expect(err?.details).toMatch(/CAPA_LOGS|retry/);
 
     // Still alive and serving: reads, health, and (once the stream is back) logs again.
     expect(stateName((await getJob(h, job.id)).state)).toBe("PENDING");
@@ -123,7 +123,7 @@ describe("StreamLogs follow when JetStream fails", () => {
 
   it("a follow whose stream is missing from the start ends with UNAVAILABLE", async () => {
     const job = await pendingJob(h, 1);
-    await h.store.jsm.streams.delete(STREAMS.tasks);
+    await h.store.jsm.streams.delete(STREAMS.logs);
     try {
       const follow = logs(h, job.id, true);
       const err = await follow.done.then(

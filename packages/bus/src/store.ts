@@ -1,6 +1,18 @@
 /**
- * Durable state layout on JetStream: KV buckets (file storage) and the task event stream. Creating them is
- * idempotent, so every scheduler replica and test calls `ensureStore` at start.
+ * Durable state layout on JetStream: KV buckets (file storage) and two task streams. Creating them is idempotent,
+ * so every scheduler replica and test calls `ensureStore` at start.
+ *
+ * - CAPA_TASKS: `capa.v1.task.*.status` and `capa.v1.task.*.usage`, the events task state and billing depend on.
+ *   Small messages, limits sized for events (30 days, 1 GiB by default).
+ * - CAPA_LOGS: `capa.v1.task.*.logs`, its own limits (7 days, 4 GiB by default, oldest discarded first) and a
+ *   per-task cap in chunks (`max_msgs_per_subject`, 65,536 by default: a task over it loses its oldest chunks, so
+ *   one noisy task keeps its tail and cannot take the whole stream). A log flood therefore only ever evicts logs.
+ *
+ * Migration: before the split CAPA_TASKS held `capa.v1.task.>` (logs included). Streams may not overlap, so
+ * `ensureStore` first narrows CAPA_TASKS to its two subjects, then creates CAPA_LOGS. Log messages stored before
+ * the split stay in CAPA_TASKS until they age out, but StreamLogs reads only CAPA_LOGS: logs that predate the
+ * split are not shown (a consumer cannot filter on a subject its stream no longer has). Until CAPA_LOGS exists an
+ * agent's log publishes get no ack and its outbox retries them.
  */
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
@@ -10,10 +22,27 @@ import { BUCKETS, STREAMS, subjects } from "./subjects.js";
 export interface StoreOptions {
   /** JetStream replicas (1 on a single server; 3 in a cluster). */
   replicas?: number;
-  /** How long task events (status, logs, usage) are kept. */
+  /** How long task status and usage are kept in CAPA_TASKS (default 30 days). */
   taskEventsMaxAgeMs?: number;
+  /** CAPA_TASKS size cap (default 1 GiB). */
   taskEventsMaxBytes?: number;
+  /** How long task logs are kept in CAPA_LOGS (default 7 days). */
+  logsMaxAgeMs?: number;
+  /** CAPA_LOGS size cap; the oldest logs go first (default 4 GiB). */
+  logsMaxBytes?: number;
+  /** Most log chunks kept per task (≤ 32 KiB each); a task over it loses its oldest (default 65,536; -1 = none). */
+  logsMaxChunksPerTask?: number;
 }
+
+const DAY_MS = 24 * 3600 * 1000;
+const GiB = 1024 * 1024 * 1024;
+export const STORE_DEFAULTS = {
+  taskEventsMaxAgeMs: 30 * DAY_MS,
+  taskEventsMaxBytes: GiB,
+  logsMaxAgeMs: 7 * DAY_MS,
+  logsMaxBytes: 4 * GiB,
+  logsMaxChunksPerTask: 65_536,
+} as const;
 
 export interface Store {
   js: JetStreamClient;
@@ -42,11 +71,27 @@ export async function ensureStore(nc: NatsConnection, options: StoreOptions = {}
     bucket(BUCKETS.policy, 20),
     bucket(BUCKETS.requests, 1),
   ]);
+  // Order matters: CAPA_TASKS is narrowed (a deployment from before the split has `capa.v1.task.>`) before
+  // CAPA_LOGS takes the log subjects, since streams may not overlap. Both steps are idempotent.
   await ensureStream(jsm, {
     name: STREAMS.tasks,
-    subjects: [subjects.allTasks],
-    max_age: (options.taskEventsMaxAgeMs ?? 7 * 24 * 3600 * 1000) * NANOS_PER_MS,
-    max_bytes: options.taskEventsMaxBytes ?? 1024 * 1024 * 1024,
+    subjects: [subjects.allTaskStatus, subjects.allTaskUsage],
+    retention: "limits",
+    discard: "old",
+    max_age: (options.taskEventsMaxAgeMs ?? STORE_DEFAULTS.taskEventsMaxAgeMs) * NANOS_PER_MS,
+    max_bytes: options.taskEventsMaxBytes ?? STORE_DEFAULTS.taskEventsMaxBytes,
+    storage: "file",
+    num_replicas: replicas,
+    duplicate_window: 2 * 60 * 1000 * NANOS_PER_MS,
+  });
+  await ensureStream(jsm, {
+    name: STREAMS.logs,
+    subjects: [subjects.allTaskLogs],
+    retention: "limits",
+    discard: "old",
+    max_age: (options.logsMaxAgeMs ?? STORE_DEFAULTS.logsMaxAgeMs) * NANOS_PER_MS,
+    max_bytes: options.logsMaxBytes ?? STORE_DEFAULTS.logsMaxBytes,
+    max_msgs_per_subject: options.logsMaxChunksPerTask ?? STORE_DEFAULTS.logsMaxChunksPerTask,
     storage: "file",
     num_replicas: replicas,
     duplicate_window: 2 * 60 * 1000 * NANOS_PER_MS,

@@ -14,8 +14,10 @@ export const BUCKETS = {
 } as const;
 
 export const STREAMS = {
-  /** Task status, logs and usage from agents. */
+  /** Task status and usage from agents (`capa.v1.task.*.status`, `capa.v1.task.*.usage`): state and billing. */
   tasks: "CAPA_TASKS",
+  /** Task logs from agents (`capa.v1.task.*.logs`), kept apart so a noisy task never evicts status or usage. */
+  logs: "CAPA_LOGS",
 } as const;
 
 const TOKEN = /^[A-Za-z0-9_-]+$/;
@@ -41,6 +43,8 @@ export const subjects = {
   taskUsage: (taskId: string) => `${SUBJECT_ROOT}.task.${assertToken(taskId, "task id")}.usage`,
   allTaskStatus: `${SUBJECT_ROOT}.task.*.status`,
   allTaskUsage: `${SUBJECT_ROOT}.task.*.usage`,
+  allTaskLogs: `${SUBJECT_ROOT}.task.*.logs`,
+  /** Every task subject: the single subject of CAPA_TASKS before logs moved to CAPA_LOGS (see `ensureStore`). */
   allTasks: `${SUBJECT_ROOT}.task.>`,
 } as const;
 

@@ -3,7 +3,7 @@
  * job, a failing last-sequence read, and the caller aborting. Each ends with every consumer stopped and
  * deleted, and failures reject with UNAVAILABLE (nothing is left to reject unhandled).
  */
-import { encode, type Store } from "@capa/bus";
+import { encode, STREAMS, type Store } from "@capa/bus";
 import type { Job } from "@capa/domain";
 import { describe, expect, it } from "vitest";
 import type { JobEntry, JobListener, JobRepo } from "../store/job-repo.js";
@@ -58,12 +58,15 @@ interface FakeConsumer {
 
 function fakeStore(options: { getFails?: (filter: string) => Error | undefined; lastSeqFails?: boolean }) {
   const consumers: FakeConsumer[] = [];
+  /** Every stream a consumer, a last message or stream info was asked of. */
+  const streams: string[] = [];
   let getCalls = 0;
   const store = {
     js: {
       consumers: {
-        async get(_stream: string, opts: { filter_subjects: string }) {
+        async get(stream: string, opts: { filter_subjects: string }) {
           getCalls++;
+          streams.push(stream);
           await Promise.resolve();
           const err = options.getFails?.(opts.filter_subjects);
           if (err) throw err;
@@ -81,17 +84,19 @@ function fakeStore(options: { getFails?: (filter: string) => Error | undefined; 
     },
     jsm: {
       streams: {
-        async getMessage() {
+        async getMessage(stream: string) {
+          streams.push(stream);
           if (options.lastSeqFails) throw new Error("TimeoutError: timeout");
           return null;
         },
-        async info() {
+        async info(stream: string) {
+          streams.push(stream);
           return {};
         },
       },
     },
   };
-  return { store: store as unknown as Store, consumers, getCalls: () => getCalls };
+  return { store: store as unknown as Store, consumers, streams, getCalls: () => getCalls };
 }
 
 function fakeRepo(state: Job["state"]): JobRepo {
@@ -121,6 +126,16 @@ const chunk = (taskId: string, text: string, seq: number) =>
   encode.log({ taskId, jobId: "j1", stream: "stdout", data: Buffer.from(text), seq, atMs: 0 });
 
 describe("LogReader", () => {
+  it("reads each task's logs from CAPA_LOGS, never from CAPA_TASKS", async () => {
+    const { store, consumers, streams } = fakeStore({});
+    const reader = new LogReader(store, fakeRepo("succeeded"), 10);
+    await reader.stream({ jobId: "j1", taskIds: ["t1", "t2"], follow: false }, sink(), new AbortController().signal);
+    expect(consumers.map((c) => c.filter)).toEqual(["capa.v1.task.t1.logs", "capa.v1.task.t2.logs"]);
+    expect(streams.length).toBeGreaterThanOrEqual(4);
+    expect(new Set(streams)).toEqual(new Set([STREAMS.logs]));
+    expect(STREAMS.logs).toBe("CAPA_LOGS");
+  });
+
   it("a consumer that cannot be created while following rejects UNAVAILABLE and stops the other tasks' pumps", async () => {
     const { store, consumers } = fakeStore({
       getFails: (filter) => (filter.includes("t2") ? new Error("no responders available for request") : undefined),

@@ -1,11 +1,13 @@
 /**
- * StreamLogs: each task's `capa.v1.task.<taskId>.logs` read from CAPA_TASKS with its own ordered consumer, from
- * the first message. Without `follow` it stops at the subject's last message at the time of the call. With
- * `follow` it streams until the job is final, waits a short grace for late chunks, then drains up to the last
- * message and ends.
+ * StreamLogs: each task's `capa.v1.task.<taskId>.logs` read from CAPA_LOGS with its own ordered consumer, from
+ * the first message still kept (CAPA_LOGS drops a task's oldest chunks over its per-task cap, and all logs after
+ * 7 days). Logs published before CAPA_LOGS existed (when CAPA_TASKS held them) are not shown: they stay in
+ * CAPA_TASKS until they age out, readable only with stream tools. Without `follow` it stops at the subject's last
+ * message at the time of the call. With `follow` it streams until the job is final, waits a short grace for late
+ * chunks, then drains up to the last message and ends.
  *
  * Failures never escape as unhandled rejections: every pump's failure is caught as soon as the pump starts, is
- * recorded and stops the others. When the read fails (a JetStream error, the stream deleted) or the caller aborts,
+ * recorded and stops the others. When the read fails (a JetStream error, the log stream deleted) or the caller aborts,
  * every pump is stopped and its consumer deleted before `stream()` settles; a failure rejects with
  * {@link LogsUnavailableError} (UNAVAILABLE: the client may retry).
  */
@@ -15,7 +17,7 @@ import type { JobRepo } from "../store/job-repo.js";
 
 export const MAX_FOLLOWED_TASKS = 64;
 
-/** Reading the logs failed (JetStream unavailable, the task stream gone): the client may retry. */
+/** Reading the logs failed (JetStream unavailable, the log stream gone): the client may retry. */
 export class LogsUnavailableError extends CapaError {
   readonly code = "UNAVAILABLE";
 }
@@ -82,7 +84,7 @@ export class LogReader {
 
   private async pump(taskId: string, end: Promise<number>, sink: LogSink, abort: AbortSignal): Promise<void> {
     if (abort.aborted) return;
-    const consumer = await this.store.js.consumers.get(STREAMS.tasks, {
+    const consumer = await this.store.js.consumers.get(STREAMS.logs, {
       filter_subjects: subjects.taskLogs(taskId),
       deliver_policy: "all",
     });
@@ -123,7 +125,7 @@ export class LogReader {
     try {
       for await (const s of messages.status()) {
         if (s.type === "stream_not_found" || (s.type === "consumer_deleted" && !(await this.streamExists()))) {
-          messages.stop(new LogsUnavailableError(`the task event stream ${STREAMS.tasks} is gone; retry`));
+          messages.stop(new LogsUnavailableError(`the log stream ${STREAMS.logs} is gone; retry`));
           return;
         }
       }
@@ -134,7 +136,7 @@ export class LogReader {
 
   private async streamExists(): Promise<boolean> {
     try {
-      await this.store.jsm.streams.info(STREAMS.tasks);
+      await this.store.jsm.streams.info(STREAMS.logs);
       return true;
     } catch (err) {
       // Only a definite "not found" counts; anything else is left to the consumer's own retries.
@@ -143,7 +145,7 @@ export class LogReader {
   }
 
   private async lastSeq(taskId: string): Promise<number> {
-    const last = await this.store.jsm.streams.getMessage(STREAMS.tasks, { last_by_subj: subjects.taskLogs(taskId) });
+    const last = await this.store.jsm.streams.getMessage(STREAMS.logs, { last_by_subj: subjects.taskLogs(taskId) });
     return last?.seq ?? 0;
   }
 
