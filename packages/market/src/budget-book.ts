@@ -1,7 +1,7 @@
 /**
- * An in-memory book of tenant budgets over the pure transitions in budget.ts: what a single-process scheduler
- * (or a test) uses directly, and the reference the property test checks. The durable version keeps the same
- * documents in JetStream KV and applies the same transitions with CAS (@capa/ledger `BudgetStore`).
+ * An in-memory book of tenant budgets over the pure transitions in budget.ts: the reference model the unit and
+ * property tests check (the scheduler itself never uses it). Production keeps the same documents in JetStream KV
+ * and applies the same transitions with CAS (@capa/ledger `BudgetStore`).
  */
 import type { Micros } from "@capa/domain";
 import {
