@@ -41,6 +41,7 @@ export interface SettlerDeps {
 }
 
 const MAX_BACKOFF_MS = 30_000;
+const RECOVERY = "recovery";
 
 /** A charge of the job; `complete` = its receipt is written (the allocation needs no more work). */
 interface Charge {
@@ -50,6 +51,8 @@ interface Charge {
 
 export class Settler {
   private active = false;
+  /** Bumped at each start and stop: work queued in an earlier leader term never runs nor touches `queued`. */
+  private term = 0;
   /** False until the settled markers are read at start; observations before are covered by the recovery pass. */
   private ready = false;
   private chain: Promise<void> = Promise.resolve();
@@ -67,10 +70,13 @@ export class Settler {
   start(): void {
     this.active = true;
     this.ready = false;
+    this.term++;
+    // Nothing queued in an earlier term survives it (stop cleared its retry timers).
+    this.queued.clear();
     // Another leader may have settled meanwhile: nothing cached from an earlier term is trusted.
     this.charges.clear();
     this.settledJobs.clear();
-    this.schedule("recovery", async () => {
+    this.schedule(RECOVERY, async () => {
       for (const id of await this.d.budgets.settledJobIds()) this.settledJobs.add(id);
       this.ready = true;
       let skipped = 0;
@@ -86,10 +92,22 @@ export class Settler {
   async stop(): Promise<void> {
     this.active = false;
     this.ready = false;
+    this.term++;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    // A key left here (its retry timer was just cleared) would de-duplicate the next term's work away for ever.
+    this.queued.clear();
     await this.chain;
     this.charges.clear();
+  }
+
+  /** Resolves once the queue is empty (work waiting on a retry timer is not counted; for tests). */
+  async idle(): Promise<void> {
+    let chain: Promise<void> | undefined;
+    while (chain !== this.chain) {
+      chain = this.chain;
+      await chain;
+    }
   }
 
   /** Jobs whose settlement state is held in memory (for tests and metrics). */
@@ -142,24 +160,27 @@ export class Settler {
     return map;
   }
 
+  /**
+   * Queues `work` once per key (a key already queued or waiting for its retry is not queued again), except the
+   * recovery pass, which is never de-duplicated: it is what makes the settler ready in a new term.
+   */
   private schedule(key: string, work: () => Promise<void>, attempt = 0): void {
-    if (this.queued.has(key) && attempt === 0) return;
+    if (this.queued.has(key) && attempt === 0 && key !== RECOVERY) return;
+    const term = this.term;
     this.queued.add(key);
+    const current = () => this.active && this.term === term;
     this.chain = this.chain.then(async () => {
-      if (!this.active) {
-        this.queued.delete(key);
-        return;
-      }
+      if (!current()) return; // stop/start cleared `queued` already
       try {
         await work();
-        this.queued.delete(key);
+        if (current()) this.queued.delete(key);
       } catch (err) {
+        if (!current()) return;
         const delay = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(attempt, 6));
         this.d.logger.warn({ err, key, delay }, "settlement failed; retrying");
         const timer = setTimeout(() => {
           this.timers.delete(timer);
-          if (this.active) this.schedule(key, work, attempt + 1);
-          else this.queued.delete(key);
+          if (current()) this.schedule(key, work, attempt + 1);
         }, delay);
         this.timers.add(timer);
       }
