@@ -143,11 +143,25 @@ describe("BudgetBook reservations", () => {
     expect(refused).toBeInstanceOf(HourlyRateExceededError);
     expect(refused).toMatchObject({ requested: usd("2.5"), available: usd("2"), limit: usd("5") });
     expect(b.summary("acme", JAN).hourlyCommitted).toBe(usd("5"));
-    // lowering a rate is always allowed, even after the cap was lowered below what is held
+    // the cap lowered below what is held: keeping (or not raising) a rate is still allowed, raising is not
     b.setLimits("acme", { monthlyCap: 0, hourlyCap: usd("1") }, JAN);
-    b.extend("acme", "j1", 0, JAN, usd("2"));
-    expect(b.summary("acme", JAN).hourlyCommitted).toBe(usd("4"));
-    expect(() => b.extend("acme", "j1", 0, JAN, usd("2.01"))).toThrow(HourlyRateExceededError);
+    expect(b.extend("acme", "j1", 0, JAN, usd("3")).changed).toBe(false);
+    expect(() => b.extend("acme", "j1", 0, JAN, usd("3.01"))).toThrow(HourlyRateExceededError);
+  });
+
+  it("extend never lowers a reservation's rate: a job running below it keeps the room it was admitted with", () => {
+    const b = new BudgetBook();
+    b.setLimits("acme", { monthlyCap: 0, hourlyCap: usd("10") }, JAN);
+    b.reserve("acme", "j1", { total: 0, hourly: usd("8") }, JAN); // admitted for 2 tasks at $4/h
+    // one task placed (or one preempted): the running rate is $4/h, the reservation keeps $8/h
+    expect(b.extend("acme", "j1", 0, JAN, usd("4")).changed).toBe(false);
+    expect(b.summary("acme", JAN).hourlyCommitted).toBe(usd("8"));
+    expect(() => b.reserve("acme", "j2", { total: 0, hourly: usd("6") }, JAN)).toThrow(HourlyRateExceededError);
+    // both tasks run again: nothing to ask
+    expect(b.extend("acme", "j1", 0, JAN, usd("8")).changed).toBe(false);
+    // the rate goes only down at settle
+    b.settle("acme", "j1", 0, JAN);
+    expect(b.summary("acme", JAN).hourlyCommitted).toBe(0);
   });
 
   it("starts a new month with nothing settled but keeps open reservations", () => {

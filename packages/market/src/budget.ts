@@ -54,10 +54,12 @@ export interface TenantBudget {
 export type BudgetOp =
   | { kind: "reserve"; jobId: string; amount: Micros; hourly: Micros; jobBudget?: Micros }
   /**
-   * Grows the reservation by `amount` and, with `hourly`, replaces its rate by the job's actual running rate
-   * (the budget watch refreshes it whenever the job's placed tasks change, so a job admitted at rate 0, or
-   * placed on a dearer offer than quoted, is counted at what it really costs). A larger amount is checked
-   * against the monthly cap, a higher rate against the hourly cap; lowering either is always allowed.
+   * Grows the reservation by `amount` and, with `hourly`, raises its rate to the job's actual running rate when
+   * that is higher (the budget watch refreshes it whenever the job's placed tasks change, so a job admitted at
+   * rate 0, or placed on a dearer offer than quoted, is counted at what it really costs). The rate is never
+   * lowered here: a job running below its admitted rate (partly placed, preempted) keeps the rate it was
+   * admitted with, so its tasks can come back without asking the hourly cap again; it is released at settle.
+   * A larger amount is checked against the monthly cap, a higher rate against the hourly cap.
    */
   | { kind: "extend"; jobId: string; amount: Micros; hourly?: Micros }
   /** With `ifReservedAtMs`: only the reservation made at that instant (the reconcile pass's guard). */
@@ -211,7 +213,7 @@ export function applyBudgetOp(
       if (op.hourly !== undefined) checkAmount(op.hourly, "hourly");
       const existing = state.reservations.find((r) => r.jobId === op.jobId);
       if (!existing) throw new UnknownReservationError(`tenant ${tenant} holds no reservation for job ${op.jobId}`);
-      const hourly = op.hourly ?? existing.hourly;
+      const hourly = Math.max(existing.hourly, op.hourly ?? 0);
       if (op.amount === 0 && hourly === existing.hourly) return same();
       const others = withoutJob(state, op.jobId);
       const amount = existing.amount + op.amount;

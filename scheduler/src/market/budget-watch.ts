@@ -9,10 +9,12 @@
  *   reaches the budget, so the SIGTERM → SIGKILL grace it is still billed for fits inside the budget. The
  *   settler also caps what a budgeted job is charged at its budget (`MeterOptions.maxAmount`), so stop
  *   latency (timer granularity, status round trips) can never bill a job past its budget either;
- * - tenant hourly cap: whenever the job's placed tasks change, the reservation's rate is refreshed to the
- *   job's actual running rate (`runningHourly`: locked prices × GPUs) through the same CAS as admission. A job
- *   admitted at rate 0 (nothing matched, no max price) or placed on a dearer offer than quoted is thus counted
- *   at what it costs; a refused refresh stops the job with `budget-exhausted: hourly cap reached: …`;
+ * - tenant hourly cap: whenever the job's placed tasks change, the reservation's rate is raised to the job's
+ *   actual running rate (`runningHourly`: locked prices × GPUs) when that is higher, through the same CAS as
+ *   admission. A job admitted at rate 0 (nothing matched, no max price) or placed on a dearer offer than quoted
+ *   is thus counted at what it costs; a refused raise stops the job with `budget-exhausted: hourly cap
+ *   reached: …`. The rate is never lowered while the job lives (a partly placed or preempted job keeps what
+ *   admission reserved, so its tasks can come back), only released at settle;
  * - tenant monthly cap: when the spend reaches what admission reserved, the reservation is extended by the
  *   overrun plus one hour at the job's running rate; a refused extension stops the job the same way. So
  *   settled + reserved never passes the tenant's cap by more than one check's worth of metering.
@@ -52,7 +54,10 @@ export class BudgetWatch {
   private active = false;
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly checking = new Map<string, Promise<void>>();
-  /** The rate last confirmed in the job's reservation (so an unchanged rate costs no KV round trip). */
+  /**
+   * The highest rate confirmed in the job's reservation this term (the reservation never goes below it), so a
+   * rate at or under it costs no KV round trip.
+   */
   private readonly rates = new Map<string, Micros>();
 
   constructor(private readonly d: BudgetWatchDeps) {}
@@ -128,11 +133,13 @@ export class BudgetWatch {
     }
     let reserved = job.reserved;
     const amount = spent >= reserved ? spent - reserved + hourly : 0;
-    if (amount > 0 || this.rates.get(jobId) !== hourly) {
+    const confirmed = this.rates.get(jobId) ?? -1;
+    if (amount > 0 || hourly > confirmed) {
       try {
+        // Raises the rate when the job now runs dearer; never lowers it (see the "extend" op).
         await this.d.budgets.extend(job.tenant, jobId, amount, nowMs, hourly);
         reserved += amount;
-        this.rates.set(jobId, hourly);
+        this.rates.set(jobId, Math.max(confirmed, hourly));
       } catch (err) {
         if (err instanceof BudgetExceededError) {
           const why = err.limitKind === "hourly" ? "hourly cap reached" : "reservation could not be extended";
@@ -141,7 +148,7 @@ export class BudgetWatch {
         }
         if (!(err instanceof UnknownReservationError)) throw err;
         reserved = Number.MAX_SAFE_INTEGER; // no reservation to extend (settled meanwhile): nothing to guard
-        this.rates.set(jobId, hourly);
+        this.rates.set(jobId, Math.max(confirmed, hourly));
       }
     }
     if (jobBudgetStatus(spent, budget) === "warn-80" && !job.reason.startsWith(BUDGET_WARNING))
