@@ -2,10 +2,11 @@
  * The agent across failures: its own restart (no task runs twice; tasks from a crashed previous life are killed and
  * reported lost) and a nats-server restart (the assignment watch resumes, reports still arrive).
  */
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Readable, Writable } from "node:stream";
 import { type AgentConfig, type AgentHandle, startAgent } from "@capa/agent";
 import { BUCKETS, connectBus, decode, encode, ensureStore, STREAMS, type Store, subjects, TypedKv } from "@capa/bus";
 import type { AgentAssignments, TaskAssignment, TaskStatusReport } from "@capa/domain";
@@ -59,6 +60,49 @@ function isAlive(pid: number): boolean {
 }
 
 const lines = (path: string) => readFileSync(path, "utf8").split("\n").filter(Boolean);
+
+/** /proc/<pid>/stat fields after the command name: [state, ppid, pgrp, ...]. */
+function procStat(pid: number | string): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+/** Kernel start time of a process (/proc/<pid>/stat field 22), as the agent records it. */
+const startTicks = (pid: number): string => procStat(pid)[19]!;
+
+/** Live (non-zombie) processes of a process group. */
+function groupMembers(pgid: number): number[] {
+  const members: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const [state, , pgrp] = procStat(name);
+      if (Number(pgrp) === pgid && state !== "Z") members.push(Number(name));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return members;
+}
+
+/**
+ * Alive with no SIGKILL pending: nothing has sent it one. A SIGKILL is marked pending on the target when it is sent
+ * and stays so until the target is gone, so this holds right after a kill() returned, with no waiting.
+ */
+function neverKilled(pid: number): boolean {
+  if (!isAlive(pid)) return false;
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const pending = [...status.matchAll(/^(?:ShdPnd|SigPnd):\s*([0-9a-f]+)$/gm)].map((m) => BigInt(`0x${m[1]}`));
+  return pending.length === 2 && pending.every((mask) => (mask & (1n << 8n)) === 0n);
+}
+
+function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null)
+      resolve({ code: child.exitCode, signal: child.signalCode });
+    else child.once("exit", (code, signal) => resolve({ code, signal }));
+  });
+}
 
 describe("agent recovery", () => {
   let server: NatsServerHandle;
@@ -177,6 +221,115 @@ describe("agent recovery", () => {
     });
     await waitFor(() => !isAlive(pid), { what: "orphan killed" });
     events.stop();
+  });
+
+  it("kills a previous life's supervisor still in its kill grace and the task's group, never a reused pid", async () => {
+    const id = "agent-leftover";
+    const agentDir = join(workDir, id);
+    const groups: number[] = [];
+    try {
+      // A first life runs one task, which writes the supervisor script where this agent keeps it.
+      const first = await start(id);
+      const firstEvents = await statuses(store, "t-first");
+      await assign(id, assignment("t-first", [0], "true"));
+      expect(await waitFor(firstEvents.final, { what: "t-first done" })).toMatchObject({ state: "succeeded" });
+      firstEvents.stop();
+      await first.stop();
+      agents.splice(0);
+      const script = readdirSync(join(agentDir, "bin")).find((n) => /^capa-task-supervisor-.*\.cjs$/.test(n));
+      expect(script).toBeDefined();
+
+      // What that life's crash left: a supervisor started as the executor starts it, whose agent is gone (stdin
+      // closed), in the 10-minute grace of a task that survives SIGTERM (it writes "term" down and carries on).
+      const marker = join(workDir, "leftover.marker");
+      const supervisor = spawn(process.execPath, [join(agentDir, "bin", script!)], {
+        env: {},
+        detached: true,
+        stdio: ["pipe", "ignore", "ignore", "pipe"],
+      });
+      groups.push(supervisor.pid!);
+      let reports = "";
+      (supervisor.stdio[3] as Readable).on("data", (d: Buffer) => {
+        reports += d.toString();
+      });
+      const stdin = supervisor.stdin as Writable;
+      stdin.on("error", () => undefined);
+      const taskScript =
+        `trap '' TERM; sleep 300 & sleep 300 & trap 'echo term >> ${marker}' TERM; echo ready >> ${marker}; ` +
+        "while :; do wait; done";
+      stdin.write(
+        `${JSON.stringify({ command: ["sh", "-c", taskScript], env: { PATH: process.env.PATH }, cwd: workDir, killGraceMs: 600_000 })}\n`,
+      );
+      const taskPid = await waitFor(() => Number(/{"pid":(\d+)}/.exec(reports)?.[1] ?? 0) || undefined, {
+        what: "the leftover task's pid report",
+      });
+      groups.push(taskPid);
+      await waitFor(() => existsSync(marker) && lines(marker).includes("ready"), { what: "traps installed" });
+      stdin.end();
+      await waitFor(() => lines(marker).includes("term"), { what: "the leftover task's SIGTERM" });
+      expect(groupMembers(taskPid)).toHaveLength(3);
+
+      // And processes that now hold pids of another record: same pids, other start times.
+      const reusedTask = spawn("sleep", ["300"], { detached: true, stdio: "ignore" });
+      const reusedSupervisor = spawn("sleep", ["300"], { detached: true, stdio: "ignore" });
+      groups.push(reusedTask.pid!, reusedSupervisor.pid!);
+      const other = (pid: number) => String(Number(startTicks(pid)) + 1);
+
+      const stateDir = join(agentDir, "state");
+      const base = { epoch: 2, bootId: "crashed-boot", gpuIndices: [1], startedAtMs: Date.now() - 1000 };
+      writeFileSync(
+        join(stateDir, "t-leftover.json"),
+        JSON.stringify({
+          ...base,
+          taskId: "t-leftover",
+          jobId: "job-t-leftover",
+          pid: taskPid,
+          pidStartTicks: startTicks(taskPid),
+          supervisorPid: supervisor.pid,
+          supervisorStartTicks: startTicks(supervisor.pid!),
+        }),
+      );
+      writeFileSync(
+        join(stateDir, "t-reused.json"),
+        JSON.stringify({
+          ...base,
+          taskId: "t-reused",
+          jobId: "job-t-reused",
+          pid: reusedTask.pid,
+          pidStartTicks: other(reusedTask.pid!),
+          supervisorPid: reusedSupervisor.pid,
+          supervisorStartTicks: other(reusedSupervisor.pid!),
+        }),
+      );
+
+      const leftoverEvents = await statuses(store, "t-leftover");
+      const reusedEvents = await statuses(store, "t-reused");
+      await start(id);
+      for (const events of [leftoverEvents, reusedEvents]) {
+        expect(await waitFor(events.final, { what: "lost report" })).toMatchObject({
+          state: "lost",
+          epoch: 2,
+          message: "agent restarted while the task ran (previous boot crashed-boot)",
+        });
+        events.stop();
+      }
+      // The supervisor was SIGKILLed (its grace has minutes to go, so it did not exit on its own), and with it the
+      // task's whole group, which ignores SIGTERM.
+      expect(await exitOf(supervisor)).toEqual({ code: null, signal: "SIGKILL" });
+      await waitFor(() => groupMembers(taskPid).length === 0, { what: "every process of the leftover task gone" });
+      expect(lines(marker)).toEqual(["ready", "term"]);
+      // The kills happen before the lost report: processes that merely reuse recorded pids were sent nothing.
+      expect(neverKilled(reusedTask.pid!)).toBe(true);
+      expect(neverKilled(reusedSupervisor.pid!)).toBe(true);
+    } finally {
+      for (const group of groups) {
+        try {
+          process.kill(-group, "SIGKILL");
+        } catch {
+          // gone
+        }
+      }
+    }
   });
 
   it("still receives assignments when its watch consumer is deleted under it", async () => {

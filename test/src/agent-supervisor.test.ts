@@ -2,7 +2,8 @@
  * A task never outlives its agent: the built `capa agent` runs as a child process on a real nats-server, gets two
  * tasks through its assignment key (as the scheduler's plan applier writes it), and is SIGKILLed. Each task's
  * supervisor sees its lifeline pipe close and takes the task's whole process group down: SIGTERM at once, SIGKILL
- * after the task's kill grace for a tree that ignores SIGTERM.
+ * after the task's kill grace for a tree that ignores SIGTERM. The tasks write down what they receive (a TERM trap
+ * appending to a marker file), so the test sees the order itself rather than inferring it from how long things took.
  */
 import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -48,6 +49,9 @@ function groupMembers(pgid: number): number[] {
   }
   return members;
 }
+
+const lines = (path: string): string[] =>
+  existsSync(path) ? readFileSync(path, "utf8").split("\n").filter(Boolean) : [];
 
 function assignment(taskId: string, gpuIndex: number, script: string, killGraceSeconds: number): TaskAssignment {
   return {
@@ -111,7 +115,7 @@ describe("agent SIGKILLed: its tasks' supervisors kill the tasks", () => {
     return record.pid && record.supervisorPid ? (record as RecordPids) : undefined;
   }
 
-  it("kills every process of each task's group, within the task's kill grace", async () => {
+  it("on the agent's death sends SIGTERM to each task's group, and SIGKILL after the grace to a tree that ignores it", async () => {
     const heartbeat = (async () => {
       for await (const m of nc.subscribe(subjects.heartbeat(REGION, AGENT_ID), { max: 1 })) return m.data;
     })();
@@ -147,37 +151,73 @@ describe("agent SIGKILLed: its tasks' supervisors kill the tasks", () => {
       encode: encode.assignments,
       decode: decode.assignments,
     });
-    const plain = assignment("t-plain", 0, "sleep 600 & sleep 600; wait", 2);
-    const stubborn = assignment("t-stubborn", 1, "trap '' TERM; sleep 600 & sleep 600; wait", 1);
+    const plainMarker = join(workDir, "plain.marker");
+    const stubbornMarker = join(workDir, "stubborn.marker");
+    // Honours SIGTERM: the trap records it and exits (its sleeps die of the same group-wide SIGTERM). Only a SIGTERM
+    // writes the marker; a SIGKILL would end it without a word.
+    const plain = assignment(
+      "t-plain",
+      0,
+      `trap 'echo term >> ${plainMarker}; exit 0' TERM; sleep 600 & sleep 600 & echo ready >> ${plainMarker}; wait`,
+      2,
+    );
+    // Ignores SIGTERM: the sleep is started with TERM ignored (inherited), sh traps it, writes it down and goes on;
+    // after each interrupted wait it writes "alive", so the marker shows it outlived the SIGTERM. Nothing but a
+    // SIGKILL ends this group (the sleep has 600 s to go).
+    const stubborn = assignment(
+      "t-stubborn",
+      1,
+      `trap '' TERM; sleep 600 & trap 'echo term >> ${stubbornMarker}' TERM; echo ready >> ${stubbornMarker}; ` +
+        `while :; do wait; echo alive >> ${stubbornMarker}; done`,
+      1,
+    );
     // As the scheduler's plan applier writes it (CAS).
     await allocs.mutate(AGENT_ID, () => ({ agentId: AGENT_ID, tasks: [plain, stubborn], updatedAtMs: Date.now() }));
 
-    const tasks = [plain, stubborn].map((a) => ({ a, graceMs: a.template.killGraceSeconds * 1000 }));
+    const tasks = [
+      { a: plain, marker: plainMarker, members: 3 },
+      { a: stubborn, marker: stubbornMarker, members: 2 },
+    ];
     const pids = new Map<string, RecordPids>();
-    for (const { a } of tasks) {
+    for (const { a, marker, members } of tasks) {
       const p = await waitFor(() => recordPids(a.taskId), { timeoutMs: 30_000, what: `${a.taskId} running` });
       groups.add(p.pid);
       pids.set(a.taskId, p);
-      // sh and its two sleeps, in the task's own group; the group leader is the supervisor's child.
-      await waitFor(() => groupMembers(p.pid).length === 3, { what: `${a.taskId}: sh and both sleeps` });
+      // The traps are set once "ready" is written; every process is in the task's own group, whose leader is the
+      // supervisor's child.
+      await waitFor(() => lines(marker).includes("ready"), { what: `${a.taskId}: traps installed` });
+      await waitFor(() => groupMembers(p.pid).length === members, { what: `${a.taskId}: sh and its sleeps` });
       expect(procStat(p.pid)[2]).toBe(String(p.pid));
       expect(procStat(p.pid)[1]).toBe(String(p.supervisorPid));
       expect(procStat(p.supervisorPid)[2]).toBe(String(p.supervisorPid));
       expect(procStat(p.supervisorPid)[1]).toBe(String(child.pid));
+      // Nothing has signalled the task yet.
+      expect(lines(marker)).toEqual(["ready"]);
     }
 
     // Crash the agent: no goodbye, no stop of its tasks.
     child.kill("SIGKILL");
     expect((await exited(child)).signal).toBe("SIGKILL");
 
-    for (const { a, graceMs } of tasks) {
-      const p = pids.get(a.taskId)!;
-      // The grace plus slack for a loaded machine: the kill is the supervisor's, started when the agent died.
-      await waitFor(() => groupMembers(p.pid).length === 0, {
-        timeoutMs: graceMs + 5_000,
-        what: `every process of ${a.taskId}'s group gone`,
-      });
-      await waitFor(() => !isAlive(p.supervisorPid), { timeoutMs: 5_000, what: `${a.taskId}'s supervisor gone` });
+    // The TERM-honouring task got SIGTERM (its trap ran) and ended with it.
+    const plainPids = pids.get(plain.taskId)!;
+    await waitFor(() => lines(plainMarker).includes("term"), { what: "t-plain's TERM trap ran" });
+    await waitFor(() => groupMembers(plainPids.pid).length === 0, { what: "every process of t-plain's group gone" });
+    expect(lines(plainMarker)).toEqual(["ready", "term"]);
+
+    // The TERM-ignoring task got SIGTERM too, and carried on after it ("alive" is written after the trap ran) ...
+    const stubbornPids = pids.get(stubborn.taskId)!;
+    await waitFor(() => lines(stubbornMarker).includes("alive"), { what: "t-stubborn alive after its SIGTERM" });
+    expect(lines(stubbornMarker).slice(0, 3)).toEqual(["ready", "term", "alive"]);
+    // ... until the SIGKILL after the grace: the only signal that ends this group.
+    await waitFor(() => groupMembers(stubbornPids.pid).length === 0, {
+      timeoutMs: 30_000,
+      what: "every process of t-stubborn's group gone",
+    });
+    expect(lines(stubbornMarker).filter((l) => l === "term")).toEqual(["term"]);
+
+    for (const p of [plainPids, stubbornPids]) {
+      await waitFor(() => !isAlive(p.supervisorPid), { what: `supervisor ${p.supervisorPid} gone` });
     }
   }, 90_000);
 });
