@@ -1,8 +1,15 @@
-import { connectBus } from "@capa/bus";
+import { connectBus, TypedKv } from "@capa/bus";
 import { parseUsd } from "@capa/domain";
-import { type BudgetStore, budgetKey, openBudgetStore } from "@capa/ledger";
-import { BudgetExceededError, HourlyRateExceededError, MonthlyBudgetExceededError } from "@capa/market";
+import { BudgetStore, budgetKey, openBudgetStore } from "@capa/ledger";
+import {
+  BudgetExceededError,
+  decodeTenantBudget,
+  encodeTenantBudget,
+  HourlyRateExceededError,
+  MonthlyBudgetExceededError,
+} from "@capa/market";
 import { type NatsServerHandle, startNatsServer } from "@capa/testkit";
+import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -97,5 +104,48 @@ describe("tenant budgets in JetStream KV with CAS", () => {
     expect([...(await b.settledJobIds())]).toEqual(["job-1"]);
     // Tenant documents are listed apart from the job keys (names decoded back).
     expect((await a.tenants()).sort()).toEqual(["acme", "bob@example.com", "initech"]);
+    await a.deleteJobAllocations("job-1");
+    expect(await b.jobAllocations("job-1")).toBeUndefined();
+    expect((await b.settledMarker("job-1"))?.total).toBe(1300); // the marker stays
+  });
+
+  it("lists tenants without reading a job key, however many jobs were settled; settled jobs keep no allocs doc", async () => {
+    // The same bucket, with every key a listing yields counted.
+    const real = (stores[0] as unknown as { kv: TypedKv<unknown> }).kv.kv;
+    const read: string[] = [];
+    const counting = new Proxy(real, {
+      get(target, prop, receiver) {
+        if (prop !== "keys") return Reflect.get(target, prop, receiver);
+        return async (filter?: string) => {
+          const it = await target.keys(filter);
+          return (async function* () {
+            for await (const k of it) {
+              read.push(k);
+              yield k;
+            }
+          })();
+        };
+      },
+    }) as KV;
+    const store = new BudgetStore(new TypedKv(counting, { encode: encodeTenantBudget, decode: decodeTenantBudget }));
+    const tenantsBefore = await store.tenants();
+    for (let i = 0; i < 25; i++) {
+      const jobId = `scan-${i}`;
+      await store.noteAllocation("scan-co", jobId, { taskId: `${jobId}-0`, epoch: 1 }, 10);
+      await store.markJobSettled({
+        jobId,
+        tenant: "scan-co",
+        total: 10,
+        settledAtMs: NOW,
+        allocs: { [`${jobId}-0:1`]: 10 },
+      });
+      await store.deleteJobAllocations(jobId);
+    }
+    read.length = 0;
+    const tenants = await store.tenants();
+    expect(tenants.sort()).toEqual([...tenantsBefore].sort());
+    expect(read).toHaveLength(tenants.length); // only the tenant documents' keys
+    expect(await store.jobAllocationIds()).not.toContain("scan-0");
+    expect((await store.settledJobIds()).has("scan-24")).toBe(true);
   });
 });

@@ -1,19 +1,22 @@
 /**
- * Tenant budgets made durable: one KV key per tenant in `capa_budgets`, changed only through the pure
+ * Tenant budgets made durable: one KV key per tenant in `capa_budgets` (`t.<tenant>`), changed only through the pure
  * transitions of @capa/market (`applyBudgetOp`) inside a CAS read-modify-write. Two schedulers (or two
  * concurrent submissions in one) admitting jobs for the same tenant serialize on the key's revision: the loser
  * of a race re-reads and re-decides against the winner's state, so the sum of reservations can never pass the
  * cap, whatever the interleaving.
  *
- * The same bucket keeps the settler's per-job bookkeeping, under keys no tenant key can take (tenant keys
- * have no dot):
+ * The same bucket keeps the settler's per-job bookkeeping under other prefixes, so listing the tenants
+ * (`t.>`) never reads a job key:
  * - `allocs.<jobId>`: the job's allocations the settler started settling (noted BEFORE the ledger write) and
  *   the charge the ledger stored for each (noted after). A job's settled spend is then one KV read, plus an
  *   exact-subject ledger read for an allocation whose amount was not noted yet; never a scan of the tenant's
- *   charges.
+ *   charges. Deleted once the job's `settled.<jobId>` marker (which takes over its charges) is written.
  * - `settled.<jobId>`: written once the final job is completely settled (allocations, reservation,
  *   `job.spent`). A new leader lists these keys once and skips those jobs, so recovery costs what is
  *   unsettled, not all history.
+ *
+ * Tenant documents were unprefixed (`<tenant>`) before the first release; nothing was deployed with that
+ * layout, so there is no migration: a bucket written by a pre-release build must be recreated.
  */
 import { type Codec, jsonCodec, TypedKv } from "@capa/bus";
 import type { Micros } from "@capa/domain";
@@ -56,29 +59,47 @@ export interface JobSettledMarker {
   tenant: string;
   total: Micros;
   settledAtMs: number;
+  /** The charge of each allocation in `total` (allocation key → charge); `allocs.<jobId>` is deleted after. */
+  allocs?: Record<string, Micros>;
 }
 
+const TENANT_PREFIX = "t.";
 const ALLOCS_PREFIX = "allocs.";
 const SETTLED_PREFIX = "settled.";
+
+/** The name a key token stands for (`budgetKey` reversed). */
+function fromToken(token: string): string {
+  return token.startsWith("=") ? Buffer.from(token.slice(1), "base64url").toString("utf8") : token;
+}
 
 function jobToken(jobId: string): string {
   return budgetKey(jobId);
 }
 
 export async function openBudgetStore(nc: NatsConnection, options: { replicas?: number } = {}): Promise<BudgetStore> {
-  const kv = await new Kvm(jetstream(nc)).create(BUDGET_BUCKET, {
+  const js = jetstream(nc);
+  const kv = await new Kvm(js).create(BUDGET_BUCKET, {
     storage: "file",
     history: 5,
     replicas: options.replicas ?? 1,
   });
-  return new BudgetStore(new TypedKv(kv, budgetCodec));
+  const jsm = await js.jetstreamManager();
+  // A key's messages purged from the stream leave no delete marker, so a listing never walks old jobs' keys.
+  const erase = async (key: string) => {
+    await jsm.streams.purge(`KV_${BUDGET_BUCKET}`, { filter: `$KV.${BUDGET_BUCKET}.${key}` });
+  };
+  return new BudgetStore(new TypedKv(kv, budgetCodec), erase);
 }
 
 export class BudgetStore {
   private readonly allocKv: TypedKv<JobAllocations>;
   private readonly markerKv: TypedKv<JobSettledMarker>;
 
-  constructor(private readonly kv: TypedKv<TenantBudget>) {
+  /** `erase` removes a key and its history without a delete marker (default: the KV's purge, which leaves one). */
+  constructor(
+    private readonly kv: TypedKv<TenantBudget>,
+    private readonly erase: (key: string) => Promise<void> = (key) => kv.kv.purge(key),
+  ) {
     this.allocKv = new TypedKv(kv.kv, jsonCodec<JobAllocations>());
     this.markerKv = new TypedKv(kv.kv, jsonCodec<JobSettledMarker>());
   }
@@ -89,7 +110,7 @@ export class BudgetStore {
    */
   async apply(tenant: string, op: BudgetOp, nowMs: number): Promise<BudgetOutcome> {
     let outcome: BudgetOutcome | undefined;
-    const stored = await this.kv.mutate(budgetKey(tenant), (current) => {
+    const stored = await this.kv.mutate(TENANT_PREFIX + budgetKey(tenant), (current) => {
       outcome = applyBudgetOp(current, tenant, op, nowMs);
       return outcome.changed ? outcome.state : undefined;
     });
@@ -134,20 +155,21 @@ export class BudgetStore {
   }
 
   async get(tenant: string, nowMs: number): Promise<TenantBudget> {
-    return (await this.kv.get(budgetKey(tenant)))?.value ?? emptyBudget(tenant, nowMs);
+    return (await this.kv.get(TENANT_PREFIX + budgetKey(tenant)))?.value ?? emptyBudget(tenant, nowMs);
   }
 
   async summary(tenant: string, nowMs: number): Promise<BudgetSummary> {
     return summarize(await this.get(tenant, nowMs), nowMs);
   }
 
-  /** Every tenant that has a budget document (the reconcile pass walks their reservations). */
+  /**
+   * Every tenant that has a budget document (the reconcile pass walks their reservations): one key listing
+   * filtered to `t.>`, so the settler's per-job keys are never read.
+   */
   async tenants(): Promise<string[]> {
     const out: string[] = [];
-    for (const key of await this.kv.keys()) {
-      if (key.includes(".")) continue; // the settler's job keys
-      out.push(key.startsWith("=") ? Buffer.from(key.slice(1), "base64url").toString("utf8") : key);
-    }
+    for await (const key of await this.kv.kv.keys(`${TENANT_PREFIX}>`))
+      out.push(fromToken(key.slice(TENANT_PREFIX.length)));
     return out;
   }
 
@@ -172,8 +194,24 @@ export class BudgetStore {
     return (await this.allocKv.get(ALLOCS_PREFIX + jobToken(jobId)))?.value;
   }
 
-  async markJobSettled(marker: JobSettledMarker): Promise<void> {
-    await this.markerKv.mutate(SETTLED_PREFIX + jobToken(marker.jobId), (cur) => (cur ? undefined : marker));
+  /** Removes `allocs.<jobId>` (once the job's settled marker holds its charges); a no-op when there is none. */
+  async deleteJobAllocations(jobId: string): Promise<void> {
+    await this.erase(ALLOCS_PREFIX + jobToken(jobId));
+  }
+
+  /** Ids of the jobs that have an `allocs.<jobId>` document (unsettled jobs, and leftovers of a crash). */
+  async jobAllocationIds(): Promise<string[]> {
+    const out: string[] = [];
+    for await (const key of await this.kv.kv.keys(`${ALLOCS_PREFIX}>`))
+      out.push(fromToken(key.slice(ALLOCS_PREFIX.length)));
+    return out;
+  }
+
+  /** Writes the job's settled marker; the first one wins, unless `replace` (a late allocation re-settled). */
+  async markJobSettled(marker: JobSettledMarker, replace = false): Promise<void> {
+    await this.markerKv.mutate(SETTLED_PREFIX + jobToken(marker.jobId), (cur) =>
+      cur && !replace ? undefined : marker,
+    );
   }
 
   async settledMarker(jobId: string): Promise<JobSettledMarker | undefined> {
@@ -183,10 +221,8 @@ export class BudgetStore {
   /** Ids of every completely settled job: one key listing, no values read. */
   async settledJobIds(): Promise<Set<string>> {
     const out = new Set<string>();
-    for await (const key of await this.kv.kv.keys(`${SETTLED_PREFIX}>`)) {
-      const token = key.slice(SETTLED_PREFIX.length);
-      out.add(token.startsWith("=") ? Buffer.from(token.slice(1), "base64url").toString("utf8") : token);
-    }
+    for await (const key of await this.kv.kv.keys(`${SETTLED_PREFIX}>`))
+      out.add(fromToken(key.slice(SETTLED_PREFIX.length)));
     return out;
   }
 }

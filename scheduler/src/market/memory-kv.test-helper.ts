@@ -28,6 +28,9 @@ export function memoryKv(): KV {
       if (opts?.previousSeq !== undefined && data.get(key)?.revision !== opts.previousSeq) throw conflict(key);
       data.delete(key);
     },
+    async purge(key: string) {
+      data.delete(key);
+    },
     async keys(filter?: string) {
       const prefix = filter?.endsWith(">") ? filter.slice(0, -1) : undefined;
       const keys = [...data.keys()].filter(
