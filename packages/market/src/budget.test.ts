@@ -164,6 +164,15 @@ describe("BudgetBook reservations", () => {
     expect(b.summary("acme", JAN).hourlyCommitted).toBe(0);
   });
 
+  it("settle-late adds a settled job's late charge to the month, without a reservation", () => {
+    const b = book("100");
+    b.reserve("acme", "j1", { total: usd("10"), hourly: 0 }, JAN);
+    b.settle("acme", "j1", usd("3"), JAN);
+    expect(b.apply("acme", { kind: "settle-late", jobId: "j1", amount: usd("2") }, JAN).changed).toBe(true);
+    expect(b.apply("acme", { kind: "settle-late", jobId: "j1", amount: 0 }, JAN).changed).toBe(false);
+    expect(b.summary("acme", JAN)).toMatchObject({ settled: usd("5"), reserved: 0 });
+  });
+
   it("starts a new month with nothing settled but keeps open reservations", () => {
     const b = book("100");
     b.reserve("acme", "j1", { total: usd("30"), hourly: 0 }, JAN);

@@ -66,6 +66,11 @@ export type BudgetOp =
   | { kind: "release"; jobId: string; ifReservedAtMs?: number }
   | { kind: "settle"; jobId: string; actual: Micros }
   /**
+   * Adds to this month's settled spend what a job already settled was charged afterwards (an allocation that
+   * ended after its settlement: the reservation is gone, its late charge still counts against the cap).
+   */
+  | { kind: "settle-late"; jobId: string; amount: Micros }
+  /**
    * Changes only the caps given (a cap left undefined keeps its stored value, so two partial updates of
    * different caps both survive the CAS retry of the loser) and records who and when.
    */
@@ -237,6 +242,11 @@ export function applyBudgetOp(
         state: { ...state, settled: state.settled + op.actual, reservations: withoutJob(state, op.jobId) },
         overrun: Math.max(0, op.actual - existing.amount),
       };
+    }
+    case "settle-late": {
+      checkAmount(op.amount, "amount");
+      if (op.amount === 0) return same();
+      return { changed: true, state: { ...state, settled: state.settled + op.amount }, overrun: 0 };
     }
     case "set-limits": {
       if (op.hourlyCap === undefined && op.monthlyCap === undefined) {

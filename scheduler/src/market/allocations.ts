@@ -16,6 +16,11 @@ export function isSettleable(task: Task): boolean {
   return task.epoch > 0 && task.agentId !== "" && isFinalTaskState(task.state);
 }
 
+/** True for a task whose allocation has not ended yet (placed, starting, running or being stopped). */
+export function holdsAllocation(task: Task): boolean {
+  return task.epoch > 0 && task.agentId !== "" && task.state !== "pending" && !isFinalTaskState(task.state);
+}
+
 export function meteredAllocationOf(job: Job, task: Task): MeteredAllocation | undefined {
   if (task.epoch <= 0 || task.agentId === "") return undefined;
   return {

@@ -10,23 +10,33 @@
  * GPU time up to the budget (the receipt's window stays the observed one; its GPU time is the capped one). The
  * budget watch stops such a job early enough to cover its kill grace, so the cap only absorbs stop latency.
  *
+ * A final job is settled only once none of its tasks holds an allocation any more: a job fails as soon as one
+ * task fails, while its siblings still run until the scheduler has stopped them; their allocations end later
+ * and are part of the job's total. Each job change re-queues the job, so it is settled after its last task ends.
+ *
  * Bookkeeping per job, in `capa_budgets` (BudgetStore): `allocs.<jobId>` lists the job's allocations (noted
  * before the ledger write) with their charges (noted after), so a job's spend is one KV read, plus an
  * exact-subject ledger read for an allocation whose charge was not noted (a crash in between); and
- * `settled.<jobId>` marks a completely settled job. At leader start the settled markers are listed once and
- * those jobs skipped (their finished allocations counted as `capa_settlements_total{outcome="skipped"}`); the
- * others are settled again (idempotent, so a crash anywhere never bills twice). The
- * in-memory state of a job is dropped once it is settled.
+ * `settled.<jobId>` marks a completely settled job and keeps its charges, after which `allocs.<jobId>` is
+ * deleted. At leader start the settled markers are listed once and those jobs skipped (their finished
+ * allocations counted as `capa_settlements_total{outcome="skipped"}`), unless an `allocs.<jobId>` is left
+ * (a crash after the marker, or during a late settlement): that job is checked against its marker. The others
+ * are settled again (idempotent, so a crash anywhere never bills twice). The in-memory state of a job is
+ * dropped once it is settled.
+ *
+ * A settled job whose record changes is checked against its marker: an allocation missing there (one that
+ * ended after the job was settled) is still billed, added to `job.spent` and to the tenant's settled spend
+ * (`settle-late`; a crash between that and the marker's update may count it twice there, never in the ledger).
  *
  * Work runs one item at a time on a queue; a failure (ledger or store unavailable) is retried with backoff.
  */
 import type { Store } from "@capa/bus";
 import { isFinalJobState, type Job, type Micros, type Task } from "@capa/domain";
-import { type BudgetStore, type Ledger, readUsageReports, settleAllocation } from "@capa/ledger";
+import { type BudgetStore, type JobSettledMarker, type Ledger, readUsageReports, settleAllocation } from "@capa/ledger";
 import type { Logger } from "pino";
 import type { SchedulerMetrics } from "../metrics.js";
 import type { JobEntry, JobRepo } from "../store/job-repo.js";
-import { allocKey, finishedAllocationOf, isSettleable } from "./allocations.js";
+import { allocKey, finishedAllocationOf, holdsAllocation, isSettleable } from "./allocations.js";
 
 export interface SettlerDeps {
   ledger: Ledger;
@@ -78,6 +88,9 @@ export class Settler {
     this.settledJobs.clear();
     this.schedule(RECOVERY, async () => {
       for (const id of await this.d.budgets.settledJobIds()) this.settledJobs.add(id);
+      // Settled jobs that still have an allocs document: a crash after the marker or during a late settlement.
+      for (const id of await this.d.budgets.jobAllocationIds())
+        if (this.settledJobs.has(id)) this.schedule(`late:${id}`, () => this.settleLate(id));
       this.ready = true;
       let skipped = 0;
       for (const entry of this.d.jobs.list()) {
@@ -119,7 +132,11 @@ export class Settler {
   readonly observe = (entry: JobEntry): void => {
     if (!this.active || !this.ready) return;
     const { job } = entry;
-    if (this.settledJobs.has(job.id)) return;
+    if (this.settledJobs.has(job.id)) {
+      // Settled already: only an allocation that ended since is work (one marker read tells).
+      if (job.tasks.some(isSettleable)) this.schedule(`late:${job.id}`, () => this.settleLate(job.id));
+      return;
+    }
     for (const task of job.tasks) {
       if (!isSettleable(task)) continue;
       const key = allocKey(task.id, task.epoch);
@@ -138,12 +155,19 @@ export class Settler {
     return total;
   }
 
-  /** The job's charges: `allocs.<jobId>` from KV, a charge not noted there read by its exact ledger subject. */
+  /**
+   * The job's charges: those in its settled marker (a settled job), then `allocs.<jobId>` from KV, a charge
+   * not noted there read by its exact ledger subject.
+   */
   private async load(job: Job): Promise<Map<string, Charge>> {
     const cached = this.charges.get(job.id);
     if (cached) return cached;
-    const doc = await this.d.budgets.jobAllocations(job.id);
     const map = new Map<string, Charge>();
+    if (this.settledJobs.has(job.id)) {
+      const marker = await this.d.budgets.settledMarker(job.id);
+      for (const [key, amount] of Object.entries(marker?.allocs ?? {})) map.set(key, { amount, complete: true });
+    }
+    const doc = await this.d.budgets.jobAllocations(job.id);
     for (const [key, a] of Object.entries(doc?.allocs ?? {})) {
       if (a.charge !== null) {
         map.set(key, { amount: a.charge, complete: true });
@@ -161,8 +185,9 @@ export class Settler {
   }
 
   /**
-   * Queues `work` once per key (a key already queued or waiting for its retry is not queued again), except the
-   * recovery pass, which is never de-duplicated: it is what makes the settler ready in a new term.
+   * Queues `work` once per key (a key waiting to run or for its retry is not queued again; one that is running
+   * is, so a change seen meanwhile is never lost), except the recovery pass, which is never de-duplicated: it is
+   * what makes the settler ready in a new term.
    */
   private schedule(key: string, work: () => Promise<void>, attempt = 0): void {
     if (this.queued.has(key) && attempt === 0 && key !== RECOVERY) return;
@@ -171,11 +196,13 @@ export class Settler {
     const current = () => this.active && this.term === term;
     this.chain = this.chain.then(async () => {
       if (!current()) return; // stop/start cleared `queued` already
+      this.queued.delete(key);
       try {
         await work();
-        if (current()) this.queued.delete(key);
       } catch (err) {
-        if (!current()) return;
+        // Queued again while it ran: that run retries it.
+        if (!current() || this.queued.has(key)) return;
+        this.queued.add(key);
         const delay = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(attempt, 6));
         this.d.logger.warn({ err, key, delay }, "settlement failed; retrying");
         const timer = setTimeout(() => {
@@ -188,12 +215,14 @@ export class Settler {
   }
 
   private async settleTask(job: Job, task: Task): Promise<void> {
-    if (this.settledJobs.has(job.id)) return;
     const key = allocKey(task.id, task.epoch);
     const allocation = finishedAllocationOf(job, task, this.d.providerOf(task.agentId));
     if (!allocation) return;
     const charges = await this.load(job);
-    if (charges.get(key)?.complete) return;
+    if (charges.get(key)?.complete) {
+      if (this.settledJobs.has(job.id)) this.charges.delete(job.id); // queued before the job was settled
+      return;
+    }
     const alloc = { taskId: task.id, epoch: task.epoch };
     await this.d.budgets.noteAllocation(job.tenant, job.id, alloc);
     // A budgeted job is never charged past its budget (a stored charge from an earlier attempt wins anyway).
@@ -222,24 +251,75 @@ export class Settler {
       );
   }
 
-  private async settleJob(jobId: string): Promise<void> {
-    if (this.settledJobs.has(jobId)) return;
+  /**
+   * A settled job seen again: bills each allocation its marker does not hold (and one noted in a leftover
+   * `allocs.<jobId>`), then settles the job again; with nothing new, only drops the leftover document.
+   */
+  private async settleLate(jobId: string): Promise<void> {
+    const entry = this.d.jobs.get(jobId);
+    const marker = await this.d.budgets.settledMarker(jobId);
+    if (!entry || !marker) {
+      await this.d.budgets.deleteJobAllocations(jobId);
+      return;
+    }
+    const { job } = entry;
+    if (job.tasks.some(holdsAllocation)) return; // this job is seen again when they end
+    this.charges.delete(jobId);
+    const charges = await this.load(job);
+    const inMarker = new Set(Object.keys(marker.allocs ?? {}));
+    const missing = job.tasks.filter((t) => isSettleable(t) && !charges.get(allocKey(t.id, t.epoch))?.complete);
+    const fresh = [...charges.keys()].filter((k) => !inMarker.has(k));
+    if (missing.length === 0 && (fresh.length === 0 || marker.allocs === undefined)) {
+      this.charges.delete(jobId);
+      // A marker written before it kept the charges: its allocs document is the record, kept.
+      if (marker.allocs !== undefined) await this.d.budgets.deleteJobAllocations(jobId);
+      return;
+    }
+    this.d.logger.warn({ jobId, late: missing.length + fresh.length }, "allocations ended after their job was settled");
+    for (const task of missing) await this.settleTask(structuredClone(job), structuredClone(task));
+    await this.settleJob(jobId, marker);
+  }
+
+  private async settleJob(jobId: string, settled?: JobSettledMarker): Promise<void> {
+    if (this.settledJobs.has(jobId) && !settled) return;
     const entry = this.d.jobs.get(jobId);
     if (!entry || !isFinalJobState(entry.job.state)) return;
     const { job } = entry;
+    // Siblings of a failed task still run until stopped: their allocations are part of the total. Decided on
+    // the record read just now (no await since): the change that ends the last one queues this job again.
+    const live = job.tasks.filter(holdsAllocation).length;
+    if (live > 0) {
+      this.d.logger.debug({ jobId, live }, "final job not settled yet: tasks still hold allocations");
+      return;
+    }
     const charges = await this.load(job);
     const unsettled = job.tasks.filter((t) => isSettleable(t) && !charges.get(allocKey(t.id, t.epoch))?.complete);
     // Its allocations first (they are queued ahead of this); one still failing retries the whole job later.
     if (unsettled.length > 0) throw new Error(`job ${jobId}: ${unsettled.length} allocation(s) not settled yet`);
     let total = 0;
-    for (const c of charges.values()) total += c.amount;
+    const allocs: Record<string, Micros> = {};
+    for (const [key, c] of charges) {
+      total += c.amount;
+      allocs[key] = c.amount;
+    }
     const nowMs = this.d.now();
-    const outcome = await this.d.budgets.settle(job.tenant, jobId, total, nowMs);
-    if (outcome.overrun > 0)
-      this.d.logger.warn({ jobId, tenant: job.tenant, overrun: outcome.overrun }, "job spent past its reservation");
+    if (settled) {
+      // Late allocations: the reservation is gone; what they add still counts in the tenant's month.
+      await this.d.budgets.apply(
+        job.tenant,
+        { kind: "settle-late", jobId, amount: Math.max(0, total - settled.total) },
+        nowMs,
+      );
+    } else {
+      const outcome = await this.d.budgets.settle(job.tenant, jobId, total, nowMs);
+      if (outcome.overrun > 0)
+        this.d.logger.warn({ jobId, tenant: job.tenant, overrun: outcome.overrun }, "job spent past its reservation");
+    }
     await this.d.jobs.mutate(jobId, (j) => (j.spent === total ? undefined : { ...j, spent: total }));
-    await this.d.budgets.markJobSettled({ jobId, tenant: job.tenant, total, settledAtMs: nowMs });
+    await this.d.budgets.markJobSettled({ jobId, tenant: job.tenant, total, settledAtMs: nowMs, allocs }, !!settled);
     this.settledJobs.add(jobId);
     this.charges.delete(jobId);
+    // The marker holds the charges now: the per-job document is not needed any more.
+    await this.d.budgets.deleteJobAllocations(jobId);
   }
 }
