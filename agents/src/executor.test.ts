@@ -1,7 +1,8 @@
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { waitFor } from "@capa/testkit";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { type ExecSpec, TaskProcess } from "./executor.js";
 
 /** Alive and not a zombie (an orphan may wait a moment for its reaper). */
@@ -19,12 +20,22 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+const supervisorDir = mkdtempSync(join(tmpdir(), "capa-exec-test-"));
+afterAll(() => rmSync(supervisorDir, { recursive: true, force: true }));
+
 function run(command: string[], extra: Partial<ExecSpec> = {}) {
   let out = "";
   let err = "";
   let spawned = 0;
   const proc = TaskProcess.start(
-    { command, env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, cwd: tmpdir(), killGraceMs: 10_000, ...extra },
+    {
+      command,
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+      cwd: tmpdir(),
+      killGraceMs: 10_000,
+      supervisorDir,
+      ...extra,
+    },
     {
       onSpawn: (pid) => {
         spawned = pid;

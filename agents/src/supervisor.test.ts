@@ -3,12 +3,16 @@
  * stdin EOF as "the agent is gone".
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { waitFor } from "@capa/testkit";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { type SupervisorReport, type SupervisorSpec, supervisorScript } from "./supervisor.js";
+
+const scriptDir = mkdtempSync(join(tmpdir(), "capa-supervisor-test-"));
+afterAll(() => rmSync(scriptDir, { recursive: true, force: true }));
 
 /** /proc/<pid>/stat fields after the command name: [state, ppid, pgrp, ...]. */
 function procStat(pid: number | string): string[] {
@@ -50,7 +54,7 @@ function supervise(command: string[], extra: Partial<SupervisorSpec> = {}): Supe
     killGraceMs: 10_000,
     ...extra,
   };
-  const child = spawn(process.execPath, [supervisorScript()], {
+  const child = spawn(process.execPath, [supervisorScript(scriptDir)], {
     env: {},
     detached: true,
     stdio: ["pipe", "pipe", "pipe", "pipe"],
@@ -178,7 +182,7 @@ describe("task supervisor", () => {
   });
 
   it("exits without starting anything when stdin closes before the spec", async () => {
-    const child = spawn(process.execPath, [supervisorScript()], {
+    const child = spawn(process.execPath, [supervisorScript(scriptDir)], {
       env: {},
       stdio: ["pipe", "ignore", "ignore", "pipe"],
     });

@@ -27,7 +27,7 @@
  *   Ctrl-C itself and stops tasks with their grace).
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -171,7 +171,12 @@ let defaultDir: string | undefined;
  */
 export function supervisorScript(dir?: string): string {
   if (dir === undefined) {
-    defaultDir ??= mkdtempSync(join(tmpdir(), "capa-supervisor-"));
+    if (defaultDir === undefined) {
+      const created = mkdtempSync(join(tmpdir(), "capa-supervisor-"));
+      // Private to this process: gone with it (a running supervisor already has the script loaded).
+      process.once("exit", () => rmSync(created, { recursive: true, force: true }));
+      defaultDir = created;
+    }
     dir = defaultDir;
   }
   const path = resolve(dir, SCRIPT_NAME);
