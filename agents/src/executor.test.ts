@@ -1,24 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { waitFor } from "@capa/testkit";
+import { isAlive, waitFor } from "@capa/testkit";
 import { afterAll, describe, expect, it } from "vitest";
 import { type ExecSpec, TaskProcess } from "./executor.js";
-
-/** Alive and not a zombie (an orphan may wait a moment for its reaper). */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
 
 const supervisorDir = mkdtempSync(join(tmpdir(), "capa-exec-test-"));
 afterAll(() => rmSync(supervisorDir, { recursive: true, force: true }));

@@ -3,37 +3,16 @@
  * stdin EOF as "the agent is gone".
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
-import { waitFor } from "@capa/testkit";
+import { groupMembers, waitFor } from "@capa/testkit";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { type SupervisorReport, type SupervisorSpec, supervisorScript } from "./supervisor.js";
 
 const scriptDir = mkdtempSync(join(tmpdir(), "capa-supervisor-test-"));
 afterAll(() => rmSync(scriptDir, { recursive: true, force: true }));
-
-/** /proc/<pid>/stat fields after the command name: [state, ppid, pgrp, ...]. */
-function procStat(pid: number | string): string[] {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-}
-
-/** Live (non-zombie) processes of a process group. */
-export function groupMembers(pgid: number): number[] {
-  const members: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const [state, , pgrp] = procStat(name);
-      if (Number(pgrp) === pgid && state !== "Z") members.push(Number(name));
-    } catch {
-      // exited while we looked
-    }
-  }
-  return members;
-}
 
 interface Supervised {
   child: ChildProcess;

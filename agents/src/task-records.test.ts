@@ -3,57 +3,14 @@
  * its supervisor, each only if the recorded pid is still the process it was (its kernel start time matches).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
-import { waitFor } from "@capa/testkit";
+import { groupMembers, isAlive, neverKilled, waitFor } from "@capa/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 import { type SupervisorReport, type SupervisorSpec, supervisorScript } from "./supervisor.js";
 import { killOrphanGroup, processStartTicks, type TaskRecord, TaskRecords } from "./task-records.js";
-
-/** /proc/<pid>/stat fields after the command name: [state, ppid, pgrp, ...]. */
-function procStat(pid: number | string): string[] {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-}
-
-/** Alive and not a zombie. */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return procStat(pid)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Alive with no SIGKILL pending: nothing has sent it one. A SIGKILL is marked pending on the target when it is sent
- * and stays so until the target is gone, so this holds right after a kill() returned, with no waiting.
- */
-function neverKilled(pid: number): boolean {
-  if (!isAlive(pid)) return false;
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const pending = [...status.matchAll(/^(?:ShdPnd|SigPnd):\s*([0-9a-f]+)$/gm)].map((m) => BigInt(`0x${m[1]}`));
-  expect(pending).toHaveLength(2);
-  return pending.every((mask) => (mask & (1n << 8n)) === 0n);
-}
-
-/** Live (non-zombie) processes of a process group. */
-function groupMembers(pgid: number): number[] {
-  const members: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const [state, , pgrp] = procStat(name);
-      if (Number(pgrp) === pgid && state !== "Z") members.push(Number(name));
-    } catch {
-      // exited while we looked
-    }
-  }
-  return members;
-}
 
 const lines = (path: string): string[] =>
   existsSync(path) ? readFileSync(path, "utf8").split("\n").filter(Boolean) : [];

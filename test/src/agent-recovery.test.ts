@@ -10,7 +10,15 @@ import type { Readable, Writable } from "node:stream";
 import { type AgentConfig, type AgentHandle, startAgent } from "@capa/agent";
 import { BUCKETS, connectBus, decode, encode, ensureStore, STREAMS, type Store, subjects, TypedKv } from "@capa/bus";
 import type { AgentAssignments, TaskAssignment, TaskStatusReport } from "@capa/domain";
-import { type NatsServerHandle, startNatsServer, waitFor } from "@capa/testkit";
+import {
+  groupMembers,
+  isAlive,
+  type NatsServerHandle,
+  neverKilled,
+  startNatsServer,
+  startTicks,
+  waitFor,
+} from "@capa/testkit";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -49,52 +57,7 @@ function assignment(taskId: string, gpuIndices: number[], script: string): TaskA
   };
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
-
 const lines = (path: string) => readFileSync(path, "utf8").split("\n").filter(Boolean);
-
-/** /proc/<pid>/stat fields after the command name: [state, ppid, pgrp, ...]. */
-function procStat(pid: number | string): string[] {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-}
-
-/** Kernel start time of a process (/proc/<pid>/stat field 22), as the agent records it. */
-const startTicks = (pid: number): string => procStat(pid)[19]!;
-
-/** Live (non-zombie) processes of a process group. */
-function groupMembers(pgid: number): number[] {
-  const members: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const [state, , pgrp] = procStat(name);
-      if (Number(pgrp) === pgid && state !== "Z") members.push(Number(name));
-    } catch {
-      // exited while we looked
-    }
-  }
-  return members;
-}
-
-/**
- * Alive with no SIGKILL pending: nothing has sent it one. A SIGKILL is marked pending on the target when it is sent
- * and stays so until the target is gone, so this holds right after a kill() returned, with no waiting.
- */
-function neverKilled(pid: number): boolean {
-  if (!isAlive(pid)) return false;
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const pending = [...status.matchAll(/^(?:ShdPnd|SigPnd):\s*([0-9a-f]+)$/gm)].map((m) => BigInt(`0x${m[1]}`));
-  return pending.length === 2 && pending.every((mask) => (mask & (1n << 8n)) === 0n);
-}
 
 function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   return new Promise((resolve) => {

@@ -6,49 +6,18 @@
  * appending to a marker file), so the test sees the order itself rather than inferring it from how long things took.
  */
 import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectBus, decode, encode, ensureStore, subjects, TypedKv } from "@capa/bus";
 import type { AgentAssignments, TaskAssignment } from "@capa/domain";
-import { type NatsServerHandle, startNatsServer, waitFor } from "@capa/testkit";
+import { groupMembers, isAlive, type NatsServerHandle, procStat, startNatsServer, waitFor } from "@capa/testkit";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertCliBuilt, exited, startCapa } from "./cli-harness.js";
 
 const AGENT_ID = "agent-supervised";
 const REGION = "eu-west";
-
-/** /proc/<pid>/stat fields after the command name: [state, ppid, pgrp, ...]. */
-function procStat(pid: number | string): string[] {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-}
-
-/** Alive and not a zombie (a supervisor reparented to a PID 1 that does not reap stays one). */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return procStat(pid)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
-
-/** Live (non-zombie) processes of a process group. */
-function groupMembers(pgid: number): number[] {
-  const members: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const [state, , pgrp] = procStat(name);
-      if (Number(pgrp) === pgid && state !== "Z") members.push(Number(name));
-    } catch {
-      // exited while we looked
-    }
-  }
-  return members;
-}
 
 const lines = (path: string): string[] =>
   existsSync(path) ? readFileSync(path, "utf8").split("\n").filter(Boolean) : [];

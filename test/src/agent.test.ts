@@ -2,13 +2,13 @@
  * The agent against a real nats-server: adverts and heartbeats, running assigned tasks as processes, status / logs /
  * usage in the CAPA_TASKS and CAPA_LOGS streams, cancel by desired state, and refusal of impossible assignments.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type AgentHandle, startAgent } from "@capa/agent";
 import { connectBus, decode, encode, ensureStore, STREAMS, type Store, subjects, TypedKv } from "@capa/bus";
 import type { AgentAssignments, LogChunk, TaskAssignment, TaskStatusReport, UsageReport } from "@capa/domain";
-import { type NatsServerHandle, startNatsServer, waitFor, writeFakeNvidiaSmi } from "@capa/testkit";
+import { isAlive, type NatsServerHandle, startNatsServer, waitFor, writeFakeNvidiaSmi } from "@capa/testkit";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -118,17 +118,6 @@ function assignment(taskId: string, gpuIndices: number[], command: string[], ext
 async function next(nc: NatsConnection, subject: string): Promise<Uint8Array> {
   for await (const m of nc.subscribe(subject, { max: 1 })) return m.data;
   throw new Error(`subscription to ${subject} ended without a message`);
-}
-
-/** Alive and not a zombie. */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
 }
 
 describe("agent on a real nats-server", () => {

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import * as pb from "@capa/api";
 import { decode, subjects } from "@capa/bus";
 import type { TaskStatusReport } from "@capa/domain";
-import { waitFor } from "@capa/testkit";
+import { isAlive, procStat, waitFor } from "@capa/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertCliBuilt, exited, startCapa } from "./cli-harness.js";
 import { getJob, type Harness, logs, rpc, spec, startHarness, stateName, submit, watch } from "./scheduler-harness.js";
@@ -25,22 +25,6 @@ interface AgentProcess {
   id: string;
   child: ChildProcess;
   output: () => { stdout: string; stderr: string };
-}
-
-/** Alive and not a zombie (an orphan reparented to a PID 1 that does not reap stays a zombie). */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return procStat(pid)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
-
-/** /proc/<pid>/stat fields after the command name: [state, ppid, pgrp, ...]. */
-function procStat(pid: number): string[] {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
 }
 
 function running(child: ChildProcess): boolean {

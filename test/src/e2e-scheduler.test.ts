@@ -2,12 +2,12 @@
  * End to end: a real nats-server, the scheduler over real gRPC, and a real agent (@capa/agent) running real
  * child processes on simulated GPUs.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type AgentHandle, startAgent } from "@capa/agent";
 import * as pb from "@capa/api";
-import { waitFor } from "@capa/testkit";
+import { isAlive, waitFor } from "@capa/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   getJob,
@@ -24,17 +24,6 @@ import {
 } from "./scheduler-harness.js";
 
 const AGENT_ID = "e2e-agent-1";
-
-/** Alive and not a zombie. */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
 
 describe("scheduler end to end with a real agent", () => {
   let h: Harness;

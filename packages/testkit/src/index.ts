@@ -1,3 +1,4 @@
 export * from "./fake-nvidia-smi.js";
 export * from "./nats-server.js";
+export * from "./processes.js";
 export * from "./wait.js";
