@@ -1,3 +1,4 @@
+export * from "./attack-table.js";
 export * from "./fake-nvidia-smi.js";
 export * from "./nats-server.js";
 export * from "./processes.js";
