@@ -92,9 +92,10 @@ HELLO=$(capa submit --json --name hello --gpus 1 --max-price 3.00 -- \
   sh -c 'echo "hello from GPU $CUDA_VISIBLE_DEVICES"; sleep 2' | json_field job.id)
 echo "submitted job $HELLO"
 
-printf '\n\033[1m$ capa submit --name train --kind training --replicas 2 --gpus 2 --gpu-model H100-80GB --duration 1h -- sh -c ...\033[0m\n'
-TRAIN=$(capa submit --json --name train --kind training --replicas 2 --gpus 2 --gpu-model H100-80GB --duration 1h -- \
-  sh -c 'echo "worker on GPUs $CUDA_VISIBLE_DEVICES"; sleep 3; echo "worker done"' | json_field job.id)
+printf '\n\033[1m$ cat examples/train.yaml\033[0m\n'
+cat examples/train.yaml
+printf '\n\033[1m$ capa submit -f examples/train.yaml\033[0m\n'
+TRAIN=$(capa submit --json -f examples/train.yaml | json_field job.id)
 echo "submitted job $TRAIN"
 
 wait_placed "$HELLO"

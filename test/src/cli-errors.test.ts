@@ -47,7 +47,9 @@ describe("capa failures", () => {
   it("requires a command for submit", async () => {
     const result = await runCapa(["submit", "--gpus", "1"]);
     expect(result.code).not.toBe(0);
-    expect(result.stderr).toMatch(/missing required argument 'command'/);
+    expect(result.stderr).toBe(
+      "capa: capa submit needs a command after -- (capa submit [flags] -- CMD ARGS) or a job file (-f job.yaml)\n",
+    );
   });
 
   it("lists every verb in its help", async () => {
@@ -58,6 +60,7 @@ describe("capa failures", () => {
       "scheduler",
       "agent",
       "submit",
+      "apply",
       "jobs",
       "status",
       "logs",

@@ -2,6 +2,7 @@
 import { Command } from "commander";
 import { agentCommand } from "./commands/agent.js";
 import { agentsCommand } from "./commands/agents.js";
+import { applyCommand } from "./commands/apply.js";
 import { billCommand } from "./commands/bill.js";
 import { cancelCommand } from "./commands/cancel.js";
 import { drainCommand } from "./commands/drain.js";
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
     schedulerCommand(),
     agentCommand(),
     submitCommand(),
+    applyCommand(),
     jobsCommand(),
     statusCommand(),
     logsCommand(),

@@ -11,10 +11,13 @@ import {
   type JobSpec,
   parseUsd,
 } from "@capa/domain";
+import { parseDuration as parseStrictDuration } from "@capa/jobfile";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { parseDuration } from "./format.js";
 
 export interface SpecFlags {
+  /** A capa/v1 job file; the flags given on the command line override its values. */
+  file?: string;
   name?: string;
   kind?: string;
   gpus?: number;
@@ -40,33 +43,50 @@ export interface SpecFlags {
 
 const MIB_PER_GIB = 1024;
 
-/** Builds the spec; `command` is everything after `--`. Flags left out keep the "no constraint" defaults. */
-export function specFromFlags(flags: SpecFlags, command: string[]): JobSpec {
-  const kind = (flags.kind ?? "batch") as JobKind;
+/**
+ * Builds the spec; `command` is everything after `--` (empty: keep `base`'s). Without a base, every flag applies
+ * (defaults included). With one (a job file), only the flags `given` says were typed override it; maps (env,
+ * selector, demand) are merged key by key, the typed keys winning.
+ */
+export function specFromFlags(
+  flags: SpecFlags,
+  command: string[],
+  base?: JobSpec,
+  given: (flag: keyof SpecFlags) => boolean = () => true,
+): JobSpec {
+  const from = base ?? defaultJobSpec();
+  const use = base === undefined ? () => true : given;
+  const pick = <T>(flag: keyof SpecFlags, value: T | undefined, fallback: T): T =>
+    use(flag) && value !== undefined ? value : fallback;
+  const t = from.template;
   return defaultJobSpec({
-    name: flags.name ?? "",
-    kind,
-    replicas: flags.replicas ?? 1,
-    gpusPerReplica: flags.gpus ?? 1,
-    gpuModels: [...flags.gpuModel],
-    minVramMib: flags.minVram === undefined ? 0 : Math.round(flags.minVram * MIB_PER_GIB),
-    regions: [...flags.region],
-    excludeRegions: [...flags.excludeRegion],
-    dataRegion: flags.dataRegion ?? "",
-    residency: flags.residency ?? "",
-    maxPricePerGpuHour: flags.maxPrice ?? 0,
-    budget: flags.budget ?? 0,
-    priority: flags.priority ?? 0,
-    interruptible: flags.interruptible ?? false,
-    expectedDurationSeconds: flags.duration ?? 0,
-    demandByRegion: { ...flags.demand },
-    allowFabricSpanning: flags.allowFabricSpanning ?? false,
-    nodeSelector: { ...flags.selector },
+    name: pick("name", flags.name, from.name),
+    kind: pick("kind", flags.kind as JobKind | undefined, from.kind),
+    replicas: pick("replicas", flags.replicas, from.replicas),
+    gpusPerReplica: pick("gpus", flags.gpus, from.gpusPerReplica),
+    gpuModels: [...pick("gpuModel", flags.gpuModel, from.gpuModels)],
+    minVramMib: pick(
+      "minVram",
+      flags.minVram === undefined ? undefined : Math.round(flags.minVram * MIB_PER_GIB),
+      from.minVramMib,
+    ),
+    regions: [...pick("region", flags.region, from.regions)],
+    excludeRegions: [...pick("excludeRegion", flags.excludeRegion, from.excludeRegions)],
+    dataRegion: pick("dataRegion", flags.dataRegion, from.dataRegion),
+    residency: pick("residency", flags.residency, from.residency),
+    maxPricePerGpuHour: pick("maxPrice", flags.maxPrice, from.maxPricePerGpuHour),
+    budget: pick("budget", flags.budget, from.budget),
+    priority: pick("priority", flags.priority, from.priority),
+    interruptible: pick("interruptible", flags.interruptible, from.interruptible),
+    expectedDurationSeconds: pick("duration", flags.duration, from.expectedDurationSeconds),
+    demandByRegion: { ...from.demandByRegion, ...(use("demand") ? flags.demand : {}) },
+    allowFabricSpanning: pick("allowFabricSpanning", flags.allowFabricSpanning, from.allowFabricSpanning),
+    nodeSelector: { ...from.nodeSelector, ...(use("selector") ? flags.selector : {}) },
     template: {
-      command: [...command],
-      env: { ...flags.env },
-      workingDir: flags.workdir ?? "",
-      killGraceSeconds: flags.killGrace ?? DEFAULT_KILL_GRACE_SECONDS,
+      command: command.length > 0 ? [...command] : [...t.command],
+      env: { ...t.env, ...(use("env") ? flags.env : {}) },
+      workingDir: pick("workdir", flags.workdir, t.workingDir),
+      killGraceSeconds: pick("killGrace", flags.killGrace, base ? t.killGraceSeconds : DEFAULT_KILL_GRACE_SECONDS),
     },
   });
 }
@@ -90,6 +110,18 @@ export function parseNumber(value: string): number {
 export function parseMoney(value: string): number {
   try {
     return parseUsd(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+/**
+ * The job's own durations (--duration, --kill-grace): `90m`, `2h`, `1h30m`, `45s` only, as in job files. A bare
+ * number or `2 hours` is refused rather than guessed (`--duration 2 hours` once made `hours` the command).
+ */
+export function parseSpecDuration(value: string): number {
+  try {
+    return parseStrictDuration(value);
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
@@ -155,6 +187,7 @@ export function collectDemand(value: string, previous: Record<string, number> = 
 /** The spec flags, shared by submit, quote and simulate so the three read the same way. */
 export function addSpecOptions(cmd: Command): Command {
   return cmd
+    .option("-f, --file <job.yaml>", "capa/v1 job file (YAML or JSON); flags given here override its values")
     .option("--name <name>", "job name (letters, digits, . _ -)")
     .addOption(new Option("--kind <kind>", "job kind").choices(JOB_KINDS as string[]).default("batch"))
     .option("--gpus <n>", "GPUs per replica, on one agent (0 = CPU-only)", parseInteger, 1)
@@ -169,11 +202,11 @@ export function addSpecOptions(cmd: Command): Command {
     .option("--budget <usd>", "total spend cap for the job, in dollars", parseMoney)
     .option("--priority <n>", "priority (higher first)", parseInteger)
     .option("--interruptible", "may run on cheaper interruptible capacity and be preempted")
-    .option("--duration <duration>", "expected run time, e.g. 90m, 2h (prices the job)", parseDurationFlag)
+    .option("--duration <duration>", "expected run time: 90m, 2h, 1h30m (prices the job)", parseSpecDuration)
     .option("--demand <region=weight>", "inference: relative demand per region (repeatable)", collectDemand, {})
     .option("--selector <label=value>", "agent label that must match (repeatable)", collectKeyValue, {})
     .option("--allow-fabric-spanning", "training: the gang may span several NVLink domains")
     .option("--env <K=V>", "environment variable for the process (repeatable)", collectKeyValue, {})
     .option("--workdir <dir>", "working directory of the process on the agent")
-    .option("--kill-grace <duration>", "time between SIGTERM and SIGKILL on cancel", parseDurationFlag);
+    .option("--kill-grace <duration>", "time between SIGTERM and SIGKILL on cancel: 10s, 2m", parseSpecDuration);
 }

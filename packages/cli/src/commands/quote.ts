@@ -1,8 +1,9 @@
 import { jobSpecToPb } from "@capa/bus";
 import { Command } from "commander";
 import { jsonOption, print, printJson, withScheduler } from "../context.js";
+import { resolveSpec } from "../job-input.js";
 import { renderQuote } from "../render.js";
-import { addSpecOptions, type SpecFlags, specFromFlags } from "../spec.js";
+import { addSpecOptions, type SpecFlags } from "../spec.js";
 
 export function quoteCommand(): Command {
   const cmd = new Command("quote")
@@ -12,7 +13,7 @@ export function quoteCommand(): Command {
     .argument("[command...]", "the command, after -- (default: true)");
   addSpecOptions(cmd);
   jsonOption(cmd).action(async (command: string[], flags: SpecFlags & { json?: boolean }, self: Command) => {
-    const spec = specFromFlags(flags, command.length > 0 ? command : ["true"]);
+    const spec = resolveSpec(self, flags, command, { verb: "quote", defaultCommand: ["true"] });
     await withScheduler(self, async (client) => {
       const answer = await client.quote({ tenant: client.options.tenant, spec: jobSpecToPb(spec) });
       if (flags.json) printJson(answer);

@@ -2,8 +2,9 @@ import { jobSpecToPb } from "@capa/bus";
 import { Command } from "commander";
 import { jsonOption, print, printJson, withScheduler } from "../context.js";
 import { CliError } from "../errors.js";
+import { resolveSpec } from "../job-input.js";
 import { renderExplanation } from "../render.js";
-import { addSpecOptions, parseInteger, type SpecFlags, specFromFlags } from "../spec.js";
+import { addSpecOptions, parseInteger, type SpecFlags } from "../spec.js";
 
 interface SimulateFlags extends SpecFlags {
   profile?: string;
@@ -20,7 +21,7 @@ export function simulateCommand(): Command {
     .option("--seed <n>", "tie-break seed, for reproducible answers", parseInteger);
   jsonOption(cmd).action(async (command: string[], flags: SimulateFlags, self: Command) => {
     // A dry run needs no real command, but a spec without one is invalid: stand in a harmless one.
-    const spec = specFromFlags(flags, command.length > 0 ? command : ["true"]);
+    const spec = resolveSpec(self, flags, command, { verb: "simulate", defaultCommand: ["true"] });
     await withScheduler(self, async (client) => {
       const { explanation } = await client.simulate({
         spec: jobSpecToPb(spec),

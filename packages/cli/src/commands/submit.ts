@@ -6,8 +6,9 @@ import { Command } from "commander";
 import { jsonOption, print, printJson, printJsonLine, withScheduler } from "../context.js";
 import { CliError } from "../errors.js";
 import type { SchedulerClient } from "../grpc.js";
+import { resolveSpec } from "../job-input.js";
 import { jobEventJson, jobJson, renderJobEvent } from "../render.js";
-import { addSpecOptions, type SpecFlags, specFromFlags } from "../spec.js";
+import { addSpecOptions, type SpecFlags } from "../spec.js";
 
 interface SubmitFlags extends SpecFlags {
   requestId?: string;
@@ -18,12 +19,15 @@ interface SubmitFlags extends SpecFlags {
 export function submitCommand(): Command {
   const cmd = new Command("submit")
     .description("submit a job: each replica runs the command given after --")
-    .argument("<command...>", "program and arguments, after -- (e.g. -- python train.py --lr 3e-4)");
+    .argument(
+      "[command...]",
+      "program and arguments, after -- (e.g. -- python train.py --lr 3e-4); or give -f job.yaml",
+    );
   addSpecOptions(cmd)
     .option("--request-id <id>", "idempotency key: a retry with the same key returns the same job (default: random)")
     .option("--watch", "follow state changes until the job is final; exit 0 only if it succeeded");
   jsonOption(cmd).action(async (command: string[], flags: SubmitFlags, self: Command) => {
-    const spec = specFromFlags(flags, command);
+    const spec = resolveSpec(self, flags, command, { verb: "submit" });
     await withScheduler(self, async (client) => {
       const { job, deduplicated } = await client.submitJob({
         requestId: flags.requestId ?? randomUUID(),

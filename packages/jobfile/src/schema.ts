@@ -1,0 +1,146 @@
+/**
+ * The job file schema, `apiVersion: capa/v1`: one zod schema per `kind`, registered in KINDS. The zod schemas
+ * are the source of truth; the JSON Schema in ../schema/capa-v1.schema.json is exported from them (a test keeps
+ * it in step), so editors and CI can validate job files without capa. A new kind (e.g. `Service`) is one more
+ * schema and one more KINDS entry.
+ *
+ * The schema checks shape and syntax (types, names, durations, dollar amounts, ranges); the scheduler's
+ * validator stays the authority on what it accepts, and its wire-named violations are mapped back to file
+ * paths (see spec.ts).
+ */
+import { LIMITS } from "@capa/domain";
+import { z } from "zod";
+
+export const API_VERSION = "capa/v1";
+
+const TOKEN = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Same grammar as parseDuration: h, m, s in order, whole numbers. */
+export const DURATION_PATTERN = /^(?=\d)(?:\d+h)?(?:\d+m)?(?:\d+s)?$/;
+const DOLLARS = /^\$?\d+(?:\.\d{1,6})?$/;
+
+const token = z.string().regex(TOKEN, "must be a name of letters, digits and . _ : - (not starting with one of those)");
+const tokenList = z.union([token, z.array(token).max(LIMITS.maxListItems)]).describe("one name or a list of names");
+const duration = z
+  .string()
+  .regex(DURATION_PATTERN, "must be a duration such as 90m, 2h, 1h30m or 45s")
+  .describe("hours, minutes, seconds: 90m, 2h, 1h30m, 45s");
+const dollars = z
+  .union([
+    z
+      .number()
+      .min(0, { error: "must not be negative" })
+      .refine((n) => n < 0 || DOLLARS.test(String(n)), { error: "must be a dollar amount with at most 6 decimals" })
+      .describe("US dollars"),
+    z.string().regex(DOLLARS, 'must be a dollar amount such as 2.49 or "$2.49" (at most 6 decimals)'),
+  ])
+  .describe('US dollars, at most 6 decimals: 2.49 or "$2.49"');
+const int = (min: number, max: number) => {
+  const error = `must be an integer in ${min}..${max}`;
+  return z.int({ error }).min(min, { error }).max(max, { error });
+};
+
+export const metadataSchema = z.strictObject({
+  name: z
+    .string()
+    .max(LIMITS.maxNameLength)
+    .regex(NAME, "must be letters, digits and . _ - (not starting with . _ -)")
+    .describe("job name, shown by capa jobs"),
+});
+
+export const resourcesSchema = z
+  .strictObject({
+    gpus: int(0, LIMITS.maxGpusPerReplica)
+      .optional()
+      .describe("GPUs per replica, on one agent (0 = CPU-only); default 1"),
+    gpuModels: tokenList.optional().describe("accepted GPU models, e.g. H100-80GB; default any"),
+    minVramGiB: z
+      .number({ error: "must be a number of GiB" })
+      .min(0, { error: "must be at least 0" })
+      .max(LIMITS.maxVramMib / 1024, { error: `must be at most ${LIMITS.maxVramMib / 1024}` })
+      .optional()
+      .describe("minimum GPU memory in GiB"),
+  })
+  .describe("what each replica needs");
+
+export const jobSpecSchema = z.strictObject({
+  kind: z
+    .enum(["training", "inference", "batch"])
+    .optional()
+    .describe("training (gang), inference or batch; default batch"),
+  replicas: int(1, LIMITS.maxReplicas)
+    .optional()
+    .describe("replicas; training: gang workers, all or nothing; default 1"),
+  resources: resourcesSchema.optional(),
+  regions: tokenList.optional().describe("allowed regions; default any"),
+  excludeRegions: tokenList.optional().describe("regions to avoid"),
+  dataRegion: token.optional().describe("where the job's data lives (placing elsewhere costs egress)"),
+  residency: token.optional().describe("every replica runs in this residency zone, e.g. eu"),
+  maxPrice: dollars.optional().describe("highest price per GPU-hour, in dollars"),
+  budget: dollars.optional().describe("total spend cap for the job, in dollars"),
+  priority: int(-LIMITS.maxPriority, LIMITS.maxPriority).optional().describe("higher first; default 0"),
+  interruptible: z
+    .boolean({ error: "must be true or false" })
+    .optional()
+    .describe("may run on cheaper interruptible capacity and be preempted"),
+  duration: duration.optional().describe("expected run time (prices the job)"),
+  demand: z.record(token, int(0, 1_000_000_000)).optional().describe("inference: relative demand per region"),
+  selector: z.record(token, z.string().max(LIMITS.maxShortString)).optional().describe("agent labels that must match"),
+  allowFabricSpanning: z
+    .boolean({ error: "must be true or false" })
+    .optional()
+    .describe("training: the gang may span several NVLink domains"),
+  command: z
+    .array(z.string({ error: "must be a string (quote numbers)" }).max(LIMITS.maxCommandArgLength), {
+      error: "must be a list: [program, args...]",
+    })
+    .min(1, { error: "must not be empty" })
+    .max(LIMITS.maxCommandArgs, { error: `must have at most ${LIMITS.maxCommandArgs} arguments` })
+    .describe("argv of each replica: [program, args...]; no shell unless you run one"),
+  env: z
+    .record(
+      z.string().regex(ENV_NAME, "must be an environment variable name"),
+      z.string({ error: "must be a string (quote numbers and booleans)" }).max(LIMITS.maxEnvValueLength),
+    )
+    .optional()
+    .describe("environment variables of the process"),
+  workdir: z.string().max(LIMITS.maxWorkingDirLength).optional().describe("working directory on the agent"),
+  killGrace: duration.optional().describe("time between SIGTERM and SIGKILL on cancel or preemption; default 10s"),
+});
+
+export const jobDocumentSchema = z
+  .strictObject({
+    apiVersion: z.literal(API_VERSION),
+    kind: z.literal("Job"),
+    metadata: metadataSchema.optional(),
+    spec: jobSpecSchema,
+  })
+  .describe("a job: submitted once with capa submit -f or capa apply -f");
+
+/** Every kind a capa/v1 document may have; each entry is the schema of a whole document of that kind. */
+export const KINDS = {
+  Job: jobDocumentSchema,
+} as const;
+
+export type DocumentKind = keyof typeof KINDS;
+export type JobDocument = z.infer<typeof jobDocumentSchema>;
+export type JobFileSpec = z.infer<typeof jobSpecSchema>;
+export type CapaDocument = JobDocument;
+
+/** All kinds as one schema (a union on `kind`), for the published JSON Schema. */
+export const documentSchema = z.discriminatedUnion(
+  "kind",
+  Object.values(KINDS) as unknown as [typeof jobDocumentSchema],
+);
+
+/** The JSON Schema (draft 2020-12) of a capa/v1 document, as committed in schema/capa-v1.schema.json. */
+export function jsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(documentSchema, { io: "input", target: "draft-2020-12" }) as Record<string, unknown>;
+  return {
+    $schema: schema.$schema,
+    $id: "urn:capa:schema:capa-v1",
+    title: "capa/v1 document (job file)",
+    ...schema,
+  };
+}

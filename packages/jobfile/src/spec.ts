@@ -1,0 +1,132 @@
+/**
+ * A validated Job document ⇄ the domain JobSpec. The file speaks the CLI's language (GiB, dollars, durations,
+ * camelCase names as in the flags); the domain speaks micros, MiB and seconds. After conversion the domain's
+ * own validator runs too, and its wire-named violations (`spec.gpus_per_replica`) are reported under the
+ * file's names (`spec.resources.gpus`), so a file is refused here exactly as the scheduler would refuse it.
+ */
+import {
+  DEFAULT_KILL_GRACE_SECONDS,
+  defaultJobSpec,
+  formatUsd,
+  type JobSpec,
+  jobSpecViolations,
+  parseUsd,
+} from "@capa/domain";
+import { formatDuration, parseDuration } from "./duration.js";
+import { JobFileError, type JobFileIssue } from "./parse.js";
+import { API_VERSION, type JobDocument } from "./schema.js";
+
+const MIB_PER_GIB = 1024;
+
+const list = (value: string | string[] | undefined): string[] =>
+  value === undefined ? [] : typeof value === "string" ? [value] : [...value];
+
+export function jobSpecFromDocument(doc: JobDocument, source = "job file"): JobSpec {
+  const s = doc.spec;
+  const r = s.resources ?? {};
+  const spec = defaultJobSpec({
+    name: doc.metadata?.name ?? "",
+    kind: s.kind ?? "batch",
+    replicas: s.replicas ?? 1,
+    gpusPerReplica: r.gpus ?? 1,
+    gpuModels: list(r.gpuModels),
+    minVramMib: r.minVramGiB === undefined ? 0 : Math.round(r.minVramGiB * MIB_PER_GIB),
+    regions: list(s.regions),
+    excludeRegions: list(s.excludeRegions),
+    dataRegion: s.dataRegion ?? "",
+    residency: s.residency ?? "",
+    maxPricePerGpuHour: s.maxPrice === undefined ? 0 : parseUsd(s.maxPrice),
+    budget: s.budget === undefined ? 0 : parseUsd(s.budget),
+    priority: s.priority ?? 0,
+    interruptible: s.interruptible ?? false,
+    expectedDurationSeconds: s.duration === undefined ? 0 : parseDuration(s.duration),
+    demandByRegion: { ...(s.demand ?? {}) },
+    allowFabricSpanning: s.allowFabricSpanning ?? false,
+    nodeSelector: { ...(s.selector ?? {}) },
+    template: {
+      command: [...s.command],
+      env: { ...(s.env ?? {}) },
+      workingDir: s.workdir ?? "",
+      killGraceSeconds: s.killGrace === undefined ? DEFAULT_KILL_GRACE_SECONDS : parseDuration(s.killGrace),
+    },
+  });
+  const issues = specIssues(spec);
+  if (issues.length > 0) throw new JobFileError(source, issues);
+  return spec;
+}
+
+/** The document that jobSpecFromDocument turns back into `spec` (defaults left out). */
+export function jobDocumentFromSpec(spec: JobSpec): JobDocument {
+  const t = spec.template;
+  const resources: NonNullable<JobDocument["spec"]["resources"]> = {};
+  if (spec.gpusPerReplica !== 1) resources.gpus = spec.gpusPerReplica;
+  if (spec.gpuModels.length > 0) resources.gpuModels = [...spec.gpuModels];
+  if (spec.minVramMib > 0) resources.minVramGiB = spec.minVramMib / MIB_PER_GIB;
+  const out: JobDocument["spec"] = {
+    ...(spec.kind !== "batch" && { kind: spec.kind }),
+    ...(spec.replicas !== 1 && { replicas: spec.replicas }),
+    ...(Object.keys(resources).length > 0 && { resources }),
+    ...(spec.regions.length > 0 && { regions: [...spec.regions] }),
+    ...(spec.excludeRegions.length > 0 && { excludeRegions: [...spec.excludeRegions] }),
+    ...(spec.dataRegion && { dataRegion: spec.dataRegion }),
+    ...(spec.residency && { residency: spec.residency }),
+    ...(spec.maxPricePerGpuHour > 0 && { maxPrice: formatUsd(spec.maxPricePerGpuHour) }),
+    ...(spec.budget > 0 && { budget: formatUsd(spec.budget) }),
+    ...(spec.priority !== 0 && { priority: spec.priority }),
+    ...(spec.interruptible && { interruptible: true }),
+    ...(spec.expectedDurationSeconds > 0 && { duration: formatDuration(spec.expectedDurationSeconds) }),
+    ...(Object.keys(spec.demandByRegion).length > 0 && { demand: { ...spec.demandByRegion } }),
+    ...(Object.keys(spec.nodeSelector).length > 0 && { selector: { ...spec.nodeSelector } }),
+    ...(spec.allowFabricSpanning && { allowFabricSpanning: true }),
+    command: [...t.command],
+    ...(Object.keys(t.env).length > 0 && { env: { ...t.env } }),
+    ...(t.workingDir && { workdir: t.workingDir }),
+    ...(t.killGraceSeconds !== DEFAULT_KILL_GRACE_SECONDS && { killGrace: formatDuration(t.killGraceSeconds) }),
+  };
+  return {
+    apiVersion: API_VERSION,
+    kind: "Job",
+    ...(spec.name && { metadata: { name: spec.name } }),
+    spec: out,
+  };
+}
+
+/** Wire field (as the domain validator names it, without the `spec.` prefix) → the job file's path. */
+export const FILE_PATH_OF_WIRE_FIELD: Readonly<Record<string, string>> = {
+  name: "metadata.name",
+  kind: "spec.kind",
+  replicas: "spec.replicas",
+  gpus_per_replica: "spec.resources.gpus",
+  gpu_models: "spec.resources.gpuModels",
+  min_vram_mib: "spec.resources.minVramGiB",
+  regions: "spec.regions",
+  exclude_regions: "spec.excludeRegions",
+  data_region: "spec.dataRegion",
+  residency: "spec.residency",
+  max_price_micros_per_gpu_hour: "spec.maxPrice",
+  budget_micros: "spec.budget",
+  priority: "spec.priority",
+  expected_duration_seconds: "spec.duration",
+  demand_by_region: "spec.demand",
+  node_selector: "spec.selector",
+  deadline_unix_ms: "spec.deadline",
+  "template.command": "spec.command",
+  "template.env": "spec.env",
+  "template.working_dir": "spec.workdir",
+  "template.kill_grace_seconds": "spec.killGrace",
+};
+
+/** The domain validator's verdict on `spec`, in file paths. */
+export function specIssues(spec: JobSpec): JobFileIssue[] {
+  return jobSpecViolations(spec, "").map((v) => ({ path: filePathOfWireField(v.field), message: v.message }));
+}
+
+/** `gpu_models[2]` → `spec.resources.gpuModels[2]`; the longest known prefix wins. */
+export function filePathOfWireField(field: string): string {
+  let best = "";
+  for (const wire of Object.keys(FILE_PATH_OF_WIRE_FIELD)) {
+    if ((field === wire || field.startsWith(`${wire}[`) || field.startsWith(`${wire}.`)) && wire.length > best.length)
+      best = wire;
+  }
+  return best ? `${FILE_PATH_OF_WIRE_FIELD[best]}${field.slice(best.length)}` : `spec.${field}`;
+}
