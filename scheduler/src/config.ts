@@ -28,7 +28,10 @@ export interface SchedulerConfig {
   logDrainGraceMs?: number;
   /** Delay before re-planning after a commit conflict or a rejected assignment. Default 250 ms. */
   retryDelayMs?: number;
-  /** JetStream replicas for the buckets this scheduler creates (1 on a single server). */
+  /**
+   * JetStream replicas of capa's buckets and streams (`--js-replicas`). Default: 3 when the NATS cluster the
+   * scheduler connects to (the home region) has at least 3 servers, else 1. They are placed in that cluster.
+   */
   replicas?: number;
   /** Platform fee in basis points of each charge (1000 = 10 %), rounded down. Default 1000. */
   feeBasisPoints?: number;
@@ -59,7 +62,8 @@ export interface ResolvedConfig {
   protoDir: string | undefined;
   logDrainGraceMs: number;
   retryDelayMs: number;
-  replicas: number;
+  /** undefined = from the connected cluster's size (`storeLayout`). */
+  replicas: number | undefined;
   feeBasisPoints: number;
   receiptKeyPath: string;
   budgetCheckIntervalMs: number;
@@ -87,7 +91,7 @@ export function resolveConfig(config: SchedulerConfig): ResolvedConfig {
     protoDir: config.protoDir,
     logDrainGraceMs: config.logDrainGraceMs ?? 500,
     retryDelayMs: config.retryDelayMs ?? 250,
-    replicas: config.replicas ?? 1,
+    replicas: config.replicas,
     feeBasisPoints: feeBasisPoints(config.feeBasisPoints),
     receiptKeyPath:
       config.receiptKeyPath ??

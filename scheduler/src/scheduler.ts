@@ -3,7 +3,7 @@
  * Every replica loads state from KV, follows adverts/heartbeats and KV changes, and serves reads; the one
  * holding the leader lease also plans, applies, folds task status and detects lost agents.
  */
-import { connectBus, ensureStore, jsonCodec } from "@capa/bus";
+import { connectBus, ensureStore, jsonCodec, storeLayout } from "@capa/bus";
 import { isFinalJobState } from "@capa/domain";
 import { Fleet } from "./agents/fleet.js";
 import { listenToAgents } from "./agents/listener.js";
@@ -59,7 +59,9 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
   const nc = await connectBus({ servers: cfg.natsUrl, name: `capa-scheduler-${cfg.schedulerId}` });
   const cleanups: (() => Promise<void> | void)[] = [() => nc.close()];
   try {
-    const store = await ensureStore(nc, { replicas: cfg.replicas });
+    const layout = storeLayout(nc, cfg.replicas);
+    log.info(layout, "JetStream layout");
+    const store = await ensureStore(nc, layout);
     const b = buckets(store);
     const metrics = new SchedulerMetrics();
     const { cluster, engine } = createPlacement();
@@ -75,7 +77,8 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       feeBasisPoints: cfg.feeBasisPoints,
       receiptKeyPath: cfg.receiptKeyPath,
       budgetCheckIntervalMs: cfg.budgetCheckIntervalMs,
-      replicas: cfg.replicas,
+      replicas: layout.replicas,
+      ...(layout.placementCluster ? { placementCluster: layout.placementCluster } : {}),
       cluster,
       jobs,
       providerOf: (agentId) => registry.get(agentId)?.record.advert.provider ?? "",

@@ -22,6 +22,8 @@ import { BUCKETS, STREAMS, subjects } from "./subjects.js";
 export interface StoreOptions {
   /** JetStream replicas (1 on a single server; 3 in a cluster). */
   replicas?: number;
+  /** Pin buckets and streams to this NATS cluster (the home region of a supercluster); see `storeLayout`. */
+  placementCluster?: string;
   /** How long task status and usage are kept in CAPA_TASKS (default 30 days). */
   taskEventsMaxAgeMs?: number;
   /** CAPA_TASKS size cap (default 1 GiB). */
@@ -62,7 +64,9 @@ export async function ensureStore(nc: NatsConnection, options: StoreOptions = {}
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
   const kvm = new Kvm(js);
-  const bucket = (name: string, history: number) => kvm.create(name, { storage: "file", history, replicas });
+  const placement = jsPlacement(options.placementCluster);
+  const bucket = (name: string, history: number) =>
+    kvm.create(name, { storage: "file", history, replicas, ...(placement ? { placement } : {}) });
   const [jobs, agents, allocs, leader, policy, requests] = await Promise.all([
     bucket(BUCKETS.jobs, 5),
     bucket(BUCKETS.agents, 1),
@@ -83,6 +87,7 @@ export async function ensureStore(nc: NatsConnection, options: StoreOptions = {}
     storage: "file",
     num_replicas: replicas,
     duplicate_window: 2 * 60 * 1000 * NANOS_PER_MS,
+    ...(placement ? { placement } : {}),
   });
   await ensureStream(jsm, {
     name: STREAMS.logs,
@@ -95,16 +100,33 @@ export async function ensureStore(nc: NatsConnection, options: StoreOptions = {}
     storage: "file",
     num_replicas: replicas,
     duplicate_window: 2 * 60 * 1000 * NANOS_PER_MS,
+    ...(placement ? { placement } : {}),
   });
   return { js, jsm, jobs, agents, allocs, leader, policy, requests };
 }
 
 type StreamConfig = Parameters<JetStreamManager["streams"]["add"]>[0];
 
+/** A JetStream placement naming only a cluster (no tags), or undefined for a lone server. */
+export function jsPlacement(cluster: string | undefined): { cluster: string; tags: string[] } | undefined {
+  return cluster ? { cluster, tags: [] } : undefined;
+}
+
+/**
+ * Creates the stream, or updates an existing one to `config`. Replicas and placement apply at creation only,
+ * as for KV buckets (which are never updated): an existing stream keeps its copies and its cluster, so a
+ * scheduler restarted while a home server is down (the cluster then looks smaller) never scales state down, and
+ * moving or rescaling it stays an operator's decision (`nats stream edit`), not a side effect of a restart.
+ */
 export async function ensureStream(jsm: JetStreamManager, config: StreamConfig): Promise<void> {
   try {
-    await jsm.streams.info(config.name!);
-    await jsm.streams.update(config.name!, config);
+    const info = await jsm.streams.info(config.name!);
+    const { placement: _placement, num_replicas: _replicas, ...update } = config;
+    await jsm.streams.update(config.name!, {
+      ...update,
+      num_replicas: info.config.num_replicas,
+      ...(info.config.placement ? { placement: info.config.placement } : {}),
+    });
   } catch (err) {
     if (!/stream not found/i.test((err as Error).message)) throw err;
     await jsm.streams.add(config);

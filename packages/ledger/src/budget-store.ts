@@ -18,7 +18,7 @@
  * Tenant documents were unprefixed (`<tenant>`) before the first release; nothing was deployed with that
  * layout, so there is no migration: a bucket written by a pre-release build must be recreated.
  */
-import { type Codec, jsonCodec, TypedKv } from "@capa/bus";
+import { type Codec, jsonCodec, jsPlacement, TypedKv } from "@capa/bus";
 import type { Micros } from "@capa/domain";
 import {
   applyBudgetOp,
@@ -76,12 +76,17 @@ function jobToken(jobId: string): string {
   return budgetKey(jobId);
 }
 
-export async function openBudgetStore(nc: NatsConnection, options: { replicas?: number } = {}): Promise<BudgetStore> {
+export async function openBudgetStore(
+  nc: NatsConnection,
+  options: { replicas?: number; placementCluster?: string } = {},
+): Promise<BudgetStore> {
   const js = jetstream(nc);
+  const placement = jsPlacement(options.placementCluster);
   const kv = await new Kvm(js).create(BUDGET_BUCKET, {
     storage: "file",
     history: 5,
     replicas: options.replicas ?? 1,
+    ...(placement ? { placement } : {}),
   });
   const jsm = await js.jetstreamManager();
   // A key's messages purged from the stream leave no delete marker, so a listing never walks old jobs' keys.

@@ -10,7 +10,7 @@
  * Readers also de-duplicate by id (`dedupeEntries`) as a last line of defence.
  */
 
-import { ensureStream } from "@capa/bus";
+import { ensureStream, jsPlacement } from "@capa/bus";
 import { UnavailableError } from "@capa/domain";
 import {
   AckPolicy,
@@ -28,6 +28,8 @@ export const MIN_DUPLICATE_WINDOW_MS = 2 * 60 * 1000;
 export interface LedgerStreamOptions {
   /** JetStream replicas (1 on a single server; 3 in a cluster). */
   replicas?: number;
+  /** Pin the stream to this NATS cluster (the home region). */
+  placementCluster?: string;
   /** At least two minutes; longer only widens guard 1 (guard 2 has no window). */
   duplicateWindowMs?: number;
 }
@@ -47,6 +49,7 @@ export async function ensureLedgerStream(jsm: JetStreamManager, options: LedgerS
     max_age: 0,
     deny_delete: true,
     deny_purge: true,
+    ...(options.placementCluster ? { placement: jsPlacement(options.placementCluster)! } : {}),
   });
 }
 

@@ -66,26 +66,32 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     ].join("\n"),
   );
 
-  let child = await launch(binary, configPath, port, options.startTimeoutMs ?? 10_000);
+  let child = await launchNatsServer(binary, configPath, port, options.startTimeoutMs ?? 10_000);
   const handle: NatsServerHandle = {
     url: `nats://127.0.0.1:${port}`,
     port,
     storeDir,
     process: child,
     async stop() {
-      await terminate(child);
+      await terminateProcess(child);
       if (ownsStore) rmSync(storeDir, { recursive: true, force: true });
     },
     async restart() {
-      await terminate(child);
-      child = await launch(binary, configPath, port, options.startTimeoutMs ?? 10_000);
+      await terminateProcess(child);
+      child = await launchNatsServer(binary, configPath, port, options.startTimeoutMs ?? 10_000);
       handle.process = child;
     },
   };
   return handle;
 }
 
-async function launch(binary: string, configPath: string, port: number, timeoutMs: number): Promise<ChildProcess> {
+/** Spawns nats-server on a config file and resolves once it says it is ready (for launchers of several servers). */
+export async function launchNatsServer(
+  binary: string,
+  configPath: string,
+  port: number,
+  timeoutMs: number,
+): Promise<ChildProcess> {
   const child = spawn(binary, ["-c", configPath], { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   return new Promise((resolve, reject) => {
@@ -122,7 +128,8 @@ async function launch(binary: string, configPath: string, port: number, timeoutM
   });
 }
 
-async function terminate(child: ChildProcess): Promise<void> {
+/** SIGTERM, then SIGKILL after 5 s; resolves once the process has exited. */
+export async function terminateProcess(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   await new Promise<void>((resolve) => {
     const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);

@@ -47,4 +47,14 @@ describe("error mapping at the gRPC edge", () => {
     });
     expect(mapError("a string")).toMatchObject({ code: status.INTERNAL });
   });
+
+  it("is UNAVAILABLE while a clustered stream elects a new leader (JetStreamNotEnabled caused by no responders)", () => {
+    const noResponders = Object.assign(new Error("no responders: '$KV.capa_requests.x'"), { name: "NoResponders" });
+    const err = Object.assign(new Error("jetstream is not enabled", { cause: noResponders }), {
+      name: "JetStreamNotEnabled",
+    });
+    expect(mapError(err)).toMatchObject({ code: status.UNAVAILABLE, internal: true });
+    const wrapped = new Error("submit failed", { cause: Object.assign(new Error("x"), { name: "NoResponders" }) });
+    expect(mapError(wrapped)).toMatchObject({ code: status.UNAVAILABLE });
+  });
 });

@@ -31,12 +31,25 @@ export interface MappedError {
 
 export function mapError(err: unknown): MappedError {
   if (err instanceof CapaError) return { code: CODES[err.code], details: err.message, internal: false };
-  const message = (err as Error)?.message ?? String(err);
-  const name = (err as Error)?.name ?? "";
-  if (
-    /^(TimeoutError|NoRespondersError|ClosedConnectionError|RequestError|ConnectionError)$/.test(name) ||
-    UNAVAILABLE_PATTERN.test(message)
-  )
+  if (storeUnavailable(err))
     return { code: status.UNAVAILABLE, details: "the scheduler's store is unavailable; retry", internal: true };
   return { code: status.INTERNAL, details: "internal error", internal: true };
+}
+
+/**
+ * A NATS failure anywhere in the cause chain. In a cluster, a stream whose leader just died answers "no
+ * responders" until a new leader is elected, which nats.js reports as JetStreamNotEnabled with that cause.
+ */
+function storeUnavailable(err: unknown): boolean {
+  for (let e = err as Error | undefined, depth = 0; e && depth < 5; e = e.cause as Error | undefined, depth++) {
+    const message = e.message ?? String(e);
+    if (
+      /^(TimeoutError|NoRespondersError|NoResponders|JetStreamNotEnabled|ClosedConnectionError|RequestError|ConnectionError)$/.test(
+        e.name ?? "",
+      ) ||
+      UNAVAILABLE_PATTERN.test(message)
+    )
+      return true;
+  }
+  return false;
 }

@@ -27,6 +27,8 @@ export interface MarketOptions {
   receiptKeyPath: string;
   budgetCheckIntervalMs: number;
   replicas: number;
+  /** The home cluster the ledger and budgets are pinned to (a supercluster); none on a lone server. */
+  placementCluster?: string;
   cluster: ClusterStateApi;
   jobs: JobRepo;
   providerOf: (agentId: string) => string;
@@ -58,8 +60,12 @@ export async function openMarket(o: MarketOptions): Promise<Market> {
     signingKey,
     now: o.now,
     replicas: o.replicas,
+    ...(o.placementCluster ? { placementCluster: o.placementCluster } : {}),
   });
-  const budgets = await openBudgetStore(o.nc, { replicas: o.replicas });
+  const budgets = await openBudgetStore(o.nc, {
+    replicas: o.replicas,
+    ...(o.placementCluster ? { placementCluster: o.placementCluster } : {}),
+  });
   const logger = o.logger.child({ component: "market" });
   const settler = new Settler({
     ledger,

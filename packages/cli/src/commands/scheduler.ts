@@ -16,6 +16,7 @@ interface SchedulerFlags {
   dataDir?: string;
   receiptKey?: string;
   feeBps?: number;
+  jsReplicas?: number;
   logLevel: string;
 }
 
@@ -39,6 +40,12 @@ export function schedulerCommand(): Command {
       "Ed25519 receipt signing key, created if missing (default <data-dir>/receipt-signing-key.pem)",
     )
     .option("--fee-bps <n>", "platform fee in basis points of each charge (default 1000 = 10%)", parseInteger)
+    .option(
+      "--js-replicas <n>",
+      "JetStream replicas of capa's buckets and streams, placed in the connected (home) cluster " +
+        "(default 3 when that cluster has >= 3 servers, else 1)",
+      parseInteger,
+    )
     .option("--log-level <level>", "trace, debug, info, warn, error", process.env.CAPA_LOG_LEVEL ?? "info")
     .action(async (flags: SchedulerFlags) => {
       let handle: Awaited<ReturnType<typeof startScheduler>>;
@@ -54,6 +61,7 @@ export function schedulerCommand(): Command {
           ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
           ...(flags.receiptKey ? { receiptKeyPath: flags.receiptKey } : {}),
           ...(flags.feeBps !== undefined ? { feeBasisPoints: flags.feeBps } : {}),
+          ...(flags.jsReplicas !== undefined ? { replicas: flags.jsReplicas } : {}),
           logger: stdoutLogger("capa-scheduler", flags.logLevel),
         });
       } catch (err) {

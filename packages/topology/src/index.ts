@@ -1,0 +1,3 @@
+export * from "./plan.js";
+export * from "./render.js";
+export * from "./replicas.js";
