@@ -30,6 +30,7 @@ import { servePriceControl } from "./price-control.js";
 import { type ReconcileAction, reconcile } from "./reconciler.js";
 import { recoverTaskRecords } from "./recovery.js";
 import { Reporter } from "./reporter.js";
+import { ReplicaProber, replicaProbeSpec } from "./service-replica.js";
 import { TaskRecords } from "./task-records.js";
 import { DEFAULT_KILL_GRACE_SECONDS, RunningTask } from "./task-runner.js";
 
@@ -354,7 +355,16 @@ class Agent {
 
   private startTask(a: TaskAssignment): void {
     this.logger.info({ taskId: a.taskId, epoch: a.epoch, gpus: a.gpuIndices, command: a.template.command }, "start");
+    const probe = replicaProbeSpec(a);
     const task = new RunningTask(a, {
+      ...(probe && {
+        prober: new ReplicaProber(a, probe, {
+          agentId: this.cfg.agentId,
+          host: this.cfg.serviceHost,
+          publisher: this.nc,
+          logger: this.logger,
+        }),
+      }),
       agentId: this.cfg.agentId,
       bootId: this.bootId,
       workDir: this.cfg.workDir,

@@ -40,6 +40,8 @@ export interface AgentConfig {
   reliability?: number;
   /** Agent environment variables passed through to tasks; everything else (CAPA_TOKEN, NATS creds) stays out. */
   inheritEnv?: string[];
+  /** Address service replicas are reached at (their endpoint host; they get `$PORT`). Default 127.0.0.1. */
+  serviceHost?: string;
   /** pino logger; pass `pino({ level: "silent" })` to silence. */
   logger?: Logger;
 }
@@ -76,6 +78,7 @@ export interface ResolvedAgentConfig {
   nvidiaSmi: NvidiaSmiOptions;
   reliability: number;
   inheritEnv: string[];
+  serviceHost: string;
 }
 
 /** "GPU-Box 7.example.com" → "gpu-box-7-example-com": a valid subject token of at most 64 characters. */
@@ -154,6 +157,7 @@ export function resolveAgentConfig(config: AgentConfig, hostname: string = osHos
     nvidiaSmi: config.nvidiaSmi ?? {},
     reliability,
     inheritEnv: [...(config.inheritEnv ?? AGENT_DEFAULTS.inheritEnv)],
+    serviceHost: config.serviceHost || "127.0.0.1",
   };
 }
 
@@ -174,6 +178,7 @@ export interface AgentFlags {
   advertTtl?: string;
   provider?: string;
   fabricDomain?: string;
+  serviceHost?: string;
 }
 
 /** "H100-80GB=2.49/1.20" → on-demand $2.49, interruptible $1.20 per GPU-hour; "H100=2.49" → no interruptible. */
@@ -250,6 +255,7 @@ export function parseAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = pro
     config.simulateGpus = flags.simulateGpus;
   }
   if (flags.workDir !== undefined) config.workDir = flags.workDir;
+  if (flags.serviceHost !== undefined) config.serviceHost = flags.serviceHost;
   if (flags.advertInterval !== undefined) {
     config.advertIntervalMs = parseDurationMs(flags.advertInterval, "--advert-interval");
   }

@@ -13,6 +13,7 @@ import { type ExecExit, TaskProcess } from "./executor.js";
 import { LogShipper } from "./log-shipper.js";
 import type { RunningTaskView } from "./reconciler.js";
 import { type Reporter, usageReport } from "./reporter.js";
+import type { ReplicaProber } from "./service-replica.js";
 import { processStartTicks, type TaskRecord, type TaskRecords } from "./task-records.js";
 
 export interface TaskRunnerDeps {
@@ -25,6 +26,8 @@ export interface TaskRunnerDeps {
   records: TaskRecords;
   logger: Logger;
   baseEnv?: NodeJS.ProcessEnv;
+  /** A service replica's port and readiness prober (service-replica.ts); undefined for other tasks. */
+  prober?: ReplicaProber;
 }
 
 /** Used when the template says 0. */
@@ -146,6 +149,7 @@ export class RunningTask {
       this.checkpointBaseline = checkpointMtimeMs(this.checkpointPath);
       const grace = a.template.killGraceSeconds > 0 ? a.template.killGraceSeconds : DEFAULT_KILL_GRACE_SECONDS;
       const env = taskEnv(a, deps.inheritEnv, deps.baseEnv, this.checkpointPath);
+      if (deps.prober) env.PORT = String(await deps.prober.assignPort());
       this.proc = TaskProcess.start(
         { command: a.template.command, env, cwd, killGraceMs: grace * 1000, supervisorDir: join(deps.workDir, "bin") },
         {
@@ -160,6 +164,7 @@ export class RunningTask {
       exit = { exitCode: 127, signal: "", cancelled: false, spawnError: err as Error };
     }
     if (this.usageTimer) clearInterval(this.usageTimer);
+    deps.prober?.stop();
     return this.finish(exit, log);
   }
 
@@ -176,6 +181,7 @@ export class RunningTask {
       startedAtMs: this.startedAtMs,
     });
     deps.reporter.status(a, "running", { startedAtMs: this.startedAtMs });
+    deps.prober?.start();
     this.usageTimer = setInterval(() => this.reportUsage(false), deps.usageIntervalMs);
   }
 

@@ -29,6 +29,7 @@ import { EvalQueue } from "./planner/eval-queue.js";
 import { ExplanationStore } from "./planner/explanations.js";
 import { PlannerWorker } from "./planner/worker.js";
 import { PolicyService } from "./policy/policy-service.js";
+import { startServices } from "./services/index.js";
 import { AllocRepo } from "./store/alloc-repo.js";
 import { buckets } from "./store/buckets.js";
 import { JobRepo } from "./store/job-repo.js";
@@ -204,6 +205,18 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       () => metrics.jobsSubmitted.inc(),
       market.admission,
     );
+    const services = await startServices({
+      nc,
+      store,
+      replicas: cfg.replicas,
+      jobs: jobService,
+      repo: jobs,
+      edge: { logger: log, metrics },
+      isLeader: () => lease.leader,
+      logger: log,
+      now,
+    });
+    cleanups.push(() => services.stop());
     const fleet = new Fleet(registry, allocs, cluster, now, () => capacityChanged("agent undrained"));
     const grpc = await startGrpcServer({
       address: cfg.grpcAddress,
@@ -237,6 +250,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
         jobs,
         now,
       }),
+      serviceService: services.handlers,
     });
     cleanups.push(() => grpc.stop(1000));
 

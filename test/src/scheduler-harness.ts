@@ -23,6 +23,7 @@ export interface Harness {
   jobs: pb.JobServiceClient;
   operator: pb.OperatorServiceClient;
   billing: pb.BillingServiceClient;
+  services: pb.ServiceServiceClient;
   /** The scheduler's data dir (receipt signing key), a temp dir removed at stop. */
   dataDir: string;
   /** Stops the scheduler and starts a new one on the same NATS (new gRPC port, new clients). */
@@ -54,11 +55,13 @@ export async function startHarness(overrides: Partial<SchedulerConfig> = {}): Pr
     jobs: undefined as unknown as pb.JobServiceClient,
     operator: undefined as unknown as pb.OperatorServiceClient,
     billing: undefined as unknown as pb.BillingServiceClient,
+    services: undefined as unknown as pb.ServiceServiceClient,
     dataDir,
     async restartScheduler(extra = {}) {
       h.jobs.close();
       h.operator.close();
       h.billing.close();
+      h.services.close();
       await h.scheduler.stop();
       h.scheduler = await startScheduler(config(extra));
       connectClients();
@@ -67,6 +70,7 @@ export async function startHarness(overrides: Partial<SchedulerConfig> = {}): Pr
       h.jobs?.close();
       h.operator?.close();
       h.billing?.close();
+      h.services?.close();
       await h.scheduler?.stop();
       await nc.close();
       await nats.stop();
@@ -77,6 +81,7 @@ export async function startHarness(overrides: Partial<SchedulerConfig> = {}): Pr
     h.jobs = new pb.JobServiceClient(h.scheduler.grpcAddress, credentials.createInsecure());
     h.operator = new pb.OperatorServiceClient(h.scheduler.grpcAddress, credentials.createInsecure());
     h.billing = new pb.BillingServiceClient(h.scheduler.grpcAddress, credentials.createInsecure());
+    h.services = new pb.ServiceServiceClient(h.scheduler.grpcAddress, credentials.createInsecure());
   };
   connectClients();
   return h;

@@ -11,6 +11,10 @@ export const BUCKETS = {
   leader: "capa_leader",
   policy: "capa_policy",
   requests: "capa_requests",
+  /** Inference services (scheduler/src/services): JSON ServiceRecord per `<tenant>.<name>`. */
+  services: "capa_services",
+  /** Live endpoint set per `<tenant>.<service>.<region>` (JSON), written by the service controller. */
+  endpoints: "capa_endpoints",
 } as const;
 
 export const STREAMS = {
@@ -41,6 +45,9 @@ export const subjects = {
   taskStatus: (taskId: string) => `${SUBJECT_ROOT}.task.${assertToken(taskId, "task id")}.status`,
   taskLogs: (taskId: string) => `${SUBJECT_ROOT}.task.${assertToken(taskId, "task id")}.logs`,
   taskUsage: (taskId: string) => `${SUBJECT_ROOT}.task.${assertToken(taskId, "task id")}.usage`,
+  /** A service replica's readiness (core NATS, protobuf TaskReadiness), under the task's own subjects. */
+  taskReady: (taskId: string) => `${SUBJECT_ROOT}.task.${assertToken(taskId, "task id")}.ready`,
+  allTaskReady: `${SUBJECT_ROOT}.task.*.ready`,
   allTaskStatus: `${SUBJECT_ROOT}.task.*.status`,
   allTaskUsage: `${SUBJECT_ROOT}.task.*.usage`,
   allTaskLogs: `${SUBJECT_ROOT}.task.*.logs`,

@@ -93,12 +93,14 @@ export class SchedulerClient {
   private readonly jobs: api.JobServiceClient;
   private readonly operator: api.OperatorServiceClient;
   private readonly billing: api.BillingServiceClient;
+  private readonly services: api.ServiceServiceClient;
 
   constructor(readonly options: ClientOptions) {
     const creds = credentials.createInsecure();
     this.jobs = new api.JobServiceClient(options.address, creds);
     this.operator = new api.OperatorServiceClient(options.address, creds);
     this.billing = new api.BillingServiceClient(options.address, creds);
+    this.services = new api.ServiceServiceClient(options.address, creds);
   }
 
   submitJob = (req: api.SubmitJobRequest) => this.unary("SubmitJob", this.jobs.submitJob.bind(this.jobs), req);
@@ -135,7 +137,21 @@ export class SchedulerClient {
   getTenantLimits = (req: api.GetTenantLimitsRequest) =>
     this.unary("GetTenantLimits", this.billing.getTenantLimits.bind(this.billing), req);
 
+  applyService = (req: api.ApplyServiceRequest) =>
+    this.unary("ApplyService", this.services.applyService.bind(this.services), req);
+  getService = (req: api.GetServiceRequest) =>
+    this.unary("GetService", this.services.getService.bind(this.services), req);
+  listServices = (req: api.ListServicesRequest) =>
+    this.unary("ListServices", this.services.listServices.bind(this.services), req);
+  deleteService = (req: api.DeleteServiceRequest) =>
+    this.unary("DeleteService", this.services.deleteService.bind(this.services), req);
+  listEndpoints = (req: api.ListEndpointsRequest) =>
+    this.unary("ListEndpoints", this.services.listEndpoints.bind(this.services), req);
+  reportLoad = (req: api.ReportLoadRequest) =>
+    this.unary("ReportLoad", this.services.reportLoad.bind(this.services), req);
+
   close(): void {
+    this.services.close();
     this.jobs.close();
     this.operator.close();
     this.billing.close();

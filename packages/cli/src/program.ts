@@ -15,6 +15,7 @@ import { policyCommand } from "./commands/policy.js";
 import { quoteCommand } from "./commands/quote.js";
 import { receiptCommand } from "./commands/receipt.js";
 import { schedulerCommand } from "./commands/scheduler.js";
+import { endpointsCommand, serviceCommand } from "./commands/service.js";
 import { simulateCommand } from "./commands/simulate.js";
 import { statusCommand } from "./commands/status.js";
 import { submitCommand } from "./commands/submit.js";
@@ -54,6 +55,8 @@ export function buildProgram(): Command {
     policyCommand(),
     simulateCommand(),
     drainCommand(),
+    serviceCommand(),
+    endpointsCommand(),
   ]) {
     program.addCommand(command);
   }

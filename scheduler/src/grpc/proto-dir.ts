@@ -28,4 +28,5 @@ export const PROTO_FILES = [
   "capa/v1/jobs.proto",
   "capa/v1/operator.proto",
   "capa/v1/billing.proto",
+  "capa/v1/services.proto",
 ];

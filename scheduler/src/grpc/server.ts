@@ -1,8 +1,8 @@
 /**
- * The gRPC server: JobService, OperatorService, BillingService, grpc.health.v1.Health and server reflection (v1 and v1alpha),
+ * The gRPC server: JobService, OperatorService, BillingService, ServiceService, grpc.health.v1.Health and server reflection (v1 and v1alpha),
  * bound to one address ("host:0" picks a free port).
  */
-import { BillingServiceService, JobServiceService, OperatorServiceService } from "@capa/api";
+import { BillingServiceService, JobServiceService, OperatorServiceService, ServiceServiceService } from "@capa/api";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
@@ -10,13 +10,20 @@ import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
 import { findProtoDir, PROTO_FILES } from "./proto-dir.js";
 
-export const SERVICE_NAMES = ["capa.v1.JobService", "capa.v1.OperatorService", "capa.v1.BillingService"] as const;
+export const SERVICE_NAMES = [
+  "capa.v1.JobService",
+  "capa.v1.OperatorService",
+  "capa.v1.BillingService",
+  "capa.v1.ServiceService",
+] as const;
 
 export interface GrpcServerOptions {
   address: string;
   jobService: import("@capa/api").JobServiceServer;
   operatorService: import("@capa/api").OperatorServiceServer;
   billingService: import("@capa/api").BillingServiceServer;
+  /** Inference services (scheduler/src/services). */
+  serviceService: import("@capa/api").ServiceServiceServer;
   protoDir?: string;
   logger: Logger;
 }
@@ -36,6 +43,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   server.addService(JobServiceService, options.jobService);
   server.addService(OperatorServiceService, options.operatorService);
   server.addService(BillingServiceService, options.billingService);
+  server.addService(ServiceServiceService, options.serviceService);
   const health = new HealthImplementation({
     "": "NOT_SERVING",
     ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, "NOT_SERVING"])),

@@ -42,6 +42,7 @@ export function agentCommand(): Command {
       )
       .option("--simulate-gpus <spec>", "simulate GPUs instead of running nvidia-smi, e.g. 4xH100-80GB,2xA100-40GB")
       .option("--work-dir <dir>", "where task working directories go")
+      .option("--service-host <host>", "address service replicas are reached at (default 127.0.0.1)")
       .option("--provider <name>", "provider name shown in offers")
       .option("--fabric-domain <name>", "NVLink domain of this machine (gangs prefer one domain)")
       .option("--advert-interval <duration>", "full advert period (default 10s)")

@@ -1,0 +1,271 @@
+/**
+ * The service controller (leader only): reconcile → decide → commit, once per tick for every service.
+ * - Observe: each replica's job (placement, state, price, spend) and readiness (fenced by agent + epoch).
+ * - Decide: per region, the autoscaler's count for the current revision (bounds, budget, delete); which
+ *   replicas go (never-placed first, then not ready, then the most expensive); old revisions are retired once the
+ *   new one has its count ready (surge, never below the ready count).
+ * - Commit: the service record with CAS (a conflict skips this round), then the side effects, each idempotent:
+ *   a replica's job is submitted under its recorded request id (a crash in between is healed by the resubmit),
+ *   a removed replica leaves the endpoint set first and is cancelled after the drain delay.
+ * The endpoint set of every (service, region) is written to `capa_endpoints` whenever it changes.
+ */
+import type { TypedKv } from "@capa/bus";
+import { ConflictError, isFinalJobState, type Job } from "@capa/domain";
+import type { Logger } from "pino";
+import type { JobService } from "../jobs/job-service.js";
+import type { JobRepo } from "../store/job-repo.js";
+import { decideScale, type Recommendation, trimHistory } from "./autoscaler.js";
+import type { LoadTracker } from "./load.js";
+import {
+  endpointsKey,
+  MAX_EVENTS,
+  type ReplicaRecord,
+  replicaJobSpec,
+  type ServiceEvent,
+  type ServiceRecord,
+  serviceKey,
+} from "./model.js";
+import type { ReadinessTracker } from "./readiness.js";
+
+export interface EndpointRecord {
+  taskId: string;
+  jobId: string;
+  region: string;
+  agentId: string;
+  host: string;
+  port: number;
+  revision: number;
+}
+
+export interface EndpointSet {
+  service: string;
+  tenant: string;
+  region: string;
+  endpoints: EndpointRecord[];
+  updatedAtMs: number;
+}
+
+/** A replica as observed this round. */
+export interface ReplicaView {
+  record: ReplicaRecord;
+  job: Job | undefined;
+  placed: boolean;
+  final: boolean;
+  ready: boolean;
+  endpoint: EndpointRecord | undefined;
+  price: number;
+}
+
+export interface ControllerDeps {
+  services: TypedKv<ServiceRecord>;
+  endpoints: TypedKv<EndpointSet>;
+  jobs: JobService;
+  repo: JobRepo;
+  readiness: ReadinessTracker;
+  load: LoadTracker;
+  logger: Logger;
+  now: () => number;
+  /** A removed replica leaves the endpoint set this long before it is cancelled (gateways refresh meanwhile). */
+  drainMs: number;
+}
+
+export class ServiceController {
+  private readonly history = new Map<string, Recommendation[]>();
+  private readonly written = new Map<string, string>();
+  private readonly removingSince = new Map<string, number>();
+
+  constructor(private readonly d: ControllerDeps) {}
+
+  observe(rec: ReplicaRecord): ReplicaView {
+    const entry = rec.jobId ? this.d.repo.get(rec.jobId) : undefined;
+    const job = entry?.job;
+    const task = job?.tasks[0];
+    const placed = !!task && task.agentId !== "" && task.epoch > 0;
+    const report = task ? this.d.readiness.get(task.id) : undefined;
+    const fenced = !!report && !!task && report.agentId === task.agentId && report.epoch === task.epoch;
+    const ready = fenced && report!.ready && task!.state === "running" && !job!.cancelRequested;
+    return {
+      record: rec,
+      job,
+      placed,
+      final: !!job && isFinalJobState(job.state),
+      ready,
+      endpoint: ready
+        ? {
+            taskId: task!.id,
+            jobId: job!.id,
+            region: task!.region || rec.region,
+            agentId: task!.agentId,
+            host: report!.host,
+            port: report!.port,
+            revision: rec.revision,
+          }
+        : undefined,
+      price: task?.pricePerGpuHour ?? 0,
+    };
+  }
+
+  async tick(): Promise<void> {
+    for (const entry of await this.d.services.list()) {
+      try {
+        await this.reconcileOne(entry.value, entry.revision);
+      } catch (err) {
+        if (!(err instanceof ConflictError))
+          this.d.logger.warn({ err, service: entry.key }, "service reconcile failed; retried next tick");
+      }
+    }
+  }
+
+  private async reconcileOne(original: ServiceRecord, kvRevision: number): Promise<void> {
+    const nowMs = this.d.now();
+    const rec = structuredClone(original);
+    const key = serviceKey(rec.tenant, rec.name);
+    const event = (e: Omit<ServiceEvent, "atMs" | "jobId"> & { jobId?: string }) => {
+      rec.events.unshift({ atMs: nowMs, jobId: "", ...e });
+      rec.events.length = Math.min(rec.events.length, MAX_EVENTS);
+    };
+    let views = rec.replicas.map((r) => this.observe(r));
+
+    // Replicas whose job ended leave the record (their spend is kept); one that ended unasked is replaced below.
+    const ended = new Set(views.filter((x) => x.final).map((x) => x.record));
+    for (const v of views.filter((x) => x.final)) {
+      rec.spentDropped += v.job!.spent;
+      if (!v.record.removing)
+        event({ region: v.record.region, kind: "replace", from: 0, to: 0, reason: v.job!.reason, jobId: v.job!.id });
+      this.removingSince.delete(v.record.requestId);
+    }
+    views = views.filter((x) => !x.final);
+    const spent = rec.spentDropped + views.reduce((s, v) => s + (v.job?.spent ?? 0), 0);
+    if (rec.spec.budget > 0 && spent >= rec.spec.budget && rec.state !== "budget-exhausted") {
+      rec.state = "budget-exhausted";
+      event({ region: "", kind: "budget", from: 0, to: 0, reason: `spent ${spent} of the budget ${rec.spec.budget}` });
+    }
+    const stopAll = rec.deleteRequested || rec.state === "budget-exhausted";
+
+    const regionOf = (taskId: string) => views.find((v) => v.job?.tasks[0]?.id === taskId)?.record.region;
+    const regions = new Set([...rec.spec.regions.map((r) => r.region), ...views.map((v) => v.record.region)]);
+    let allReady = true;
+    for (const region of regions) {
+      const bounds = rec.spec.regions.find((r) => r.region === region);
+      const mine = views.filter((v) => v.record.region === region && !v.record.removing);
+      const current = mine.filter((v) => v.record.revision === rec.revision);
+      const hKey = `${key}/${region}`;
+      const history = this.history.get(hKey) ?? [];
+      const decision =
+        stopAll || !bounds
+          ? { replicas: 0, recommendation: 0, reason: stopAll ? "service stopping" : "region removed" }
+          : decideScale({
+              current: current.length,
+              min: bounds.minReplicas,
+              max: bounds.maxReplicas,
+              target: rec.spec.target,
+              load: this.d.load.regionLoad(key, region, regionOf),
+              history,
+              nowMs,
+            });
+      history.push({ atMs: nowMs, replicas: decision.recommendation });
+      this.history.set(hKey, trimHistory(history, rec.spec.target, nowMs));
+      rec.desired[region] = decision.replicas;
+      if (decision.replicas > current.length) {
+        event({ region, kind: "scale-up", from: current.length, to: decision.replicas, reason: decision.reason });
+        for (let i = current.length; i < decision.replicas; i++)
+          rec.replicas.push({
+            requestId: `svc-${rec.name}-${rec.nextSeq++}`,
+            jobId: "",
+            region,
+            revision: rec.revision,
+            removing: false,
+            createdAtMs: nowMs,
+          });
+      } else if (decision.replicas < current.length) {
+        event({ region, kind: "scale-down", from: current.length, to: decision.replicas, reason: decision.reason });
+        const victims = [...current].sort(
+          (a, b) => Number(a.placed) - Number(b.placed) || Number(a.ready) - Number(b.ready) || b.price - a.price,
+        );
+        for (const v of victims.slice(0, current.length - decision.replicas)) v.record.removing = true;
+      }
+      // Old revisions go once the current one has its count ready in this region (or nothing is wanted).
+      const readyNow = current.filter((v) => v.ready && !v.record.removing).length;
+      const old = mine.filter((v) => v.record.revision !== rec.revision && !v.record.removing);
+      if (old.length > 0 && readyNow >= decision.replicas) {
+        for (const v of old) v.record.removing = true;
+        event({
+          region,
+          kind: "revision",
+          from: old.length,
+          to: 0,
+          reason: `revision ${rec.revision} ready (${readyNow})`,
+        });
+      }
+      if (readyNow < Math.min(decision.replicas, bounds?.minReplicas ?? 0) || readyNow < decision.replicas)
+        allReady = false;
+    }
+    rec.replicas = rec.replicas.filter((r) => !ended.has(r));
+    if (!stopAll) rec.state = allReady ? "ready" : "progressing";
+    if (rec.deleteRequested && rec.replicas.length === 0) {
+      await this.d.services.kv.delete(key, { previousSeq: kvRevision });
+      for (const region of regions) await this.writeEndpoints(rec, region, [], nowMs);
+      return;
+    }
+    if (JSON.stringify(strip(rec)) !== JSON.stringify(strip(original))) {
+      rec.updatedAtMs = nowMs;
+      await this.d.services.update(key, rec, kvRevision);
+    }
+    await this.sideEffects(rec, nowMs);
+    const live = rec.replicas.map((r) => this.observe(r));
+    for (const region of regions)
+      await this.writeEndpoints(
+        rec,
+        region,
+        live.filter((v) => v.record.region === region && v.endpoint && !v.record.removing).map((v) => v.endpoint!),
+        nowMs,
+      );
+  }
+
+  /** Submits replicas without a job, cancels drained removed ones. Both are idempotent; failures retry next tick. */
+  private async sideEffects(rec: ServiceRecord, nowMs: number): Promise<void> {
+    const key = serviceKey(rec.tenant, rec.name);
+    const submitted = new Map<string, string>();
+    for (const r of rec.replicas.filter((x) => x.jobId === "")) {
+      const spec = replicaJobSpec(rec.spec, r.region, r.revision);
+      const result = await this.d.jobs.submit({ requestId: r.requestId, tenant: rec.tenant, spec });
+      submitted.set(r.requestId, result.job.id);
+    }
+    if (submitted.size > 0)
+      await this.d.services.mutate(key, (cur) => {
+        if (!cur) return undefined;
+        let changed = false;
+        for (const r of cur.replicas) {
+          const jobId = submitted.get(r.requestId);
+          if (jobId && r.jobId === "") {
+            r.jobId = jobId;
+            changed = true;
+          }
+        }
+        return changed ? cur : undefined;
+      });
+    for (const r of rec.replicas.filter((x) => x.removing && x.jobId !== "")) {
+      const since = this.removingSince.get(r.requestId) ?? nowMs;
+      this.removingSince.set(r.requestId, since);
+      const job = this.d.repo.get(r.jobId)?.job;
+      if (!job || job.cancelRequested || isFinalJobState(job.state) || nowMs - since < this.d.drainMs) continue;
+      await this.d.jobs.cancel(r.jobId, `service ${rec.name}: replica removed`);
+    }
+  }
+
+  private async writeEndpoints(rec: ServiceRecord, region: string, endpoints: EndpointRecord[], nowMs: number) {
+    const key = endpointsKey(rec.tenant, rec.name, region);
+    const sorted = [...endpoints].sort((a, b) => (a.taskId < b.taskId ? -1 : 1));
+    const signature = JSON.stringify(sorted);
+    if (this.written.get(key) === signature) return;
+    const set: EndpointSet = { service: rec.name, tenant: rec.tenant, region, endpoints: sorted, updatedAtMs: nowMs };
+    // Single writer (the leader's controller): a plain put; the set is derived state, rebuilt every tick.
+    await this.d.endpoints.kv.put(key, new TextEncoder().encode(JSON.stringify(set)));
+    this.written.set(key, signature);
+  }
+}
+
+/** The record without what changes every round by itself. */
+function strip(rec: ServiceRecord): unknown {
+  return { ...rec, updatedAtMs: 0 };
+}

@@ -1,0 +1,79 @@
+/**
+ * The services room's wiring: its two KV buckets, the readiness listener, the leader-only controller loop and
+ * the gRPC handlers. scheduler.ts only calls `startServices` and mounts the handlers.
+ */
+import { BUCKETS, jsonCodec, type NatsConnection, type Store, TypedKv } from "@capa/bus";
+import { Kvm } from "@nats-io/kv";
+import type { Logger } from "pino";
+import type { EdgeContext } from "../grpc/unary.js";
+import type { JobService } from "../jobs/job-service.js";
+import type { JobRepo } from "../store/job-repo.js";
+import { type EndpointSet, ServiceController } from "./controller.js";
+import { serviceHandlers } from "./grpc.js";
+import { LoadTracker } from "./load.js";
+import type { ServiceRecord } from "./model.js";
+import { listenToReadiness, ReadinessTracker } from "./readiness.js";
+import { ServiceApi } from "./service-api.js";
+
+export interface ServicesDeps {
+  nc: NatsConnection;
+  store: Store;
+  replicas: number;
+  jobs: JobService;
+  repo: JobRepo;
+  edge: EdgeContext;
+  isLeader: () => boolean;
+  logger: Logger;
+  now: () => number;
+  /** Controller period (default 500 ms). */
+  tickMs?: number;
+  /** A removed replica leaves the endpoint set this long before it is cancelled (default 2 s). */
+  drainMs?: number;
+}
+
+export async function startServices(d: ServicesDeps) {
+  const kvm = new Kvm(d.store.js);
+  const opts = { storage: "file" as const, history: 5, replicas: d.replicas };
+  const [servicesKv, endpointsKv] = await Promise.all([
+    kvm.create(BUCKETS.services, opts),
+    kvm.create(BUCKETS.endpoints, { ...opts, history: 1 }),
+  ]);
+  const services = new TypedKv(servicesKv, jsonCodec<ServiceRecord>());
+  const endpoints = new TypedKv(endpointsKv, jsonCodec<EndpointSet>());
+  const log = d.logger.child({ room: "services" });
+  const readiness = new ReadinessTracker(d.now);
+  const load = new LoadTracker(d.now);
+  const stopListening = listenToReadiness(d.nc, readiness, log);
+  const controller = new ServiceController({
+    services,
+    endpoints,
+    jobs: d.jobs,
+    repo: d.repo,
+    readiness,
+    load,
+    logger: log,
+    now: d.now,
+    drainMs: d.drainMs ?? 2_000,
+  });
+  const api = new ServiceApi(services, endpoints, controller, load, d.now);
+  let running = false;
+  const timer = setInterval(() => {
+    if (running || !d.isLeader()) return;
+    running = true;
+    controller
+      .tick()
+      .catch((err) => log.warn({ err }, "service controller tick failed"))
+      .finally(() => {
+        running = false;
+      });
+  }, d.tickMs ?? 500);
+  timer.unref();
+  return {
+    handlers: serviceHandlers(d.edge, api),
+    api,
+    stop: () => {
+      clearInterval(timer);
+      stopListening();
+    },
+  };
+}

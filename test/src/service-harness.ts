@@ -1,0 +1,158 @@
+/**
+ * Helpers for the inference-service suites: agents as real `capa agent` child processes, a tiny Node HTTP server
+ * as the model (answers `/` with its task id and region, `/healthz` 200, or 500s for everything when
+ * MODEL_FAIL=1), and ServiceService calls over the harness's gRPC client.
+ */
+import type { ChildProcess } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
+import { join } from "node:path";
+import * as pb from "@capa/api";
+import { waitFor } from "@capa/testkit";
+import { exited, startCapa } from "./cli-harness.js";
+import { type Harness, rpc } from "./scheduler-harness.js";
+
+export const MODEL_SOURCE = `
+const http = require("node:http");
+const fail = process.env.MODEL_FAIL === "1";
+const server = http.createServer((req, res) => {
+  if (req.url === "/healthz") { res.writeHead(200); res.end("ok"); return; }
+  if (fail) { res.writeHead(500); res.end("broken model"); return; }
+  const delay = Number(process.env.MODEL_DELAY_MS || 0);
+  setTimeout(() => {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ task: process.env.CAPA_TASK_ID, model: process.env.CAPA_MODEL_VERSION }));
+  }, delay);
+});
+server.listen(Number(process.env.PORT), "127.0.0.1");
+process.on("SIGTERM", () => server.close(() => process.exit(0)));
+`;
+
+export function writeModel(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, "model.cjs");
+  writeFileSync(path, MODEL_SOURCE);
+  return path;
+}
+
+export interface AgentProcess {
+  id: string;
+  region: string;
+  child: ChildProcess;
+  output: () => { stdout: string; stderr: string };
+}
+
+export function running(child: ChildProcess): boolean {
+  return child.exitCode === null && child.signalCode === null;
+}
+
+export async function startAgentProcess(
+  h: Harness,
+  root: string,
+  id: string,
+  region: string,
+  price: string,
+  gpus = "4xH100-80GB",
+): Promise<AgentProcess> {
+  const workDir = join(root, id);
+  mkdirSync(workDir, { recursive: true });
+  const agent: AgentProcess = {
+    id,
+    region,
+    ...startCapa([
+      "agent",
+      "--nats-url",
+      h.nats.url,
+      "--id",
+      id,
+      "--region",
+      region,
+      "--simulate-gpus",
+      gpus,
+      "--price",
+      `H100-80GB=${price}`,
+      "--work-dir",
+      workDir,
+      "--advert-interval",
+      "500ms",
+      "--heartbeat-interval",
+      "200ms",
+      "--advert-ttl",
+      "3s",
+      "--log-level",
+      "warn",
+    ]),
+  };
+  await waitFor(
+    async () => {
+      if (!running(agent.child)) throw new Error(`capa agent ${id} exited: ${agent.output().stderr}`);
+      const r = await rpc<pb.ListAgentsResponse>((cb) => h.operator.listAgents({ region: "" }, cb));
+      return r.agents.find((a) => a.agentId === id)?.status === "ready";
+    },
+    { timeoutMs: 60_000, intervalMs: 100, what: `agent ${id} ready` },
+  );
+  return agent;
+}
+
+export async function stopAgentProcess(agent: AgentProcess): Promise<void> {
+  if (!running(agent.child)) return;
+  agent.child.kill("SIGTERM");
+  const stopped = await Promise.race([
+    exited(agent.child).then(() => true),
+    new Promise<boolean>((r) => setTimeout(() => r(false), 20_000)),
+  ]);
+  if (!stopped && running(agent.child)) {
+    agent.child.kill("SIGKILL");
+    await exited(agent.child);
+  }
+}
+
+export function serviceSpec(modelPath: string, overrides: Partial<pb.ServiceSpec> = {}): pb.ServiceSpec {
+  return pb.ServiceSpec.fromPartial({
+    name: "echo",
+    template: { command: [process.execPath, modelPath], env: {}, workingDir: "", killGraceSeconds: 2 },
+    readiness: { httpPath: "/healthz", periodMs: 300, failureThreshold: 2 },
+    regions: [
+      { region: "eu-west", minReplicas: 1, maxReplicas: 4 },
+      { region: "us-east", minReplicas: 1, maxReplicas: 2 },
+    ],
+    gpusPerReplica: 1,
+    modelVersion: "v1",
+    ...overrides,
+  });
+}
+
+export const TENANT = "acme";
+
+export function applyService(h: Harness, spec: pb.ServiceSpec): Promise<pb.ApplyServiceResponse> {
+  return rpc((cb) => h.services.applyService({ tenant: TENANT, spec }, cb));
+}
+
+export async function getService(h: Harness, name: string): Promise<pb.Service> {
+  return (await rpc<pb.GetServiceResponse>((cb) => h.services.getService({ tenant: TENANT, name }, cb))).service!;
+}
+
+export async function endpoints(h: Harness, name: string, region = ""): Promise<pb.Endpoint[]> {
+  const r = await rpc<pb.ListEndpointsResponse>((cb) => h.services.listEndpoints({ tenant: TENANT, name, region }, cb));
+  return r.endpoints;
+}
+
+/** GET http://host:port/path → status and body (loopback only). */
+export function httpGet(
+  host: string,
+  port: number,
+  path = "/",
+  timeoutMs = 5_000,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path, method: "GET", timeout: timeoutMs, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      res.on("error", reject);
+    });
+    req.once("timeout", () => req.destroy(new Error("timed out")));
+    req.once("error", reject);
+    req.end();
+  });
+}
