@@ -208,7 +208,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
     const services = await startServices({
       nc,
       store,
-      replicas: cfg.replicas,
+      layout,
       jobs: jobService,
       repo: jobs,
       edge: { logger: log, metrics },

@@ -2,7 +2,7 @@
  * The services room's wiring: its two KV buckets, the readiness listener, the leader-only controller loop and
  * the gRPC handlers. scheduler.ts only calls `startServices` and mounts the handlers.
  */
-import { BUCKETS, jsonCodec, type NatsConnection, type Store, TypedKv } from "@capa/bus";
+import { BUCKETS, jsonCodec, jsPlacement, type NatsConnection, type Store, type StoreLayout, TypedKv } from "@capa/bus";
 import { Kvm } from "@nats-io/kv";
 import type { Logger } from "pino";
 import type { EdgeContext } from "../grpc/unary.js";
@@ -18,7 +18,8 @@ import { ServiceApi } from "./service-api.js";
 export interface ServicesDeps {
   nc: NatsConnection;
   store: Store;
-  replicas: number;
+  /** Where capa's JetStream state lives: the services buckets go with the rest. */
+  layout: Pick<StoreLayout, "replicas" | "placementCluster">;
   jobs: JobService;
   repo: JobRepo;
   edge: EdgeContext;
@@ -33,7 +34,13 @@ export interface ServicesDeps {
 
 export async function startServices(d: ServicesDeps) {
   const kvm = new Kvm(d.store.js);
-  const opts = { storage: "file" as const, history: 5, replicas: d.replicas };
+  const placement = jsPlacement(d.layout.placementCluster);
+  const opts = {
+    storage: "file" as const,
+    history: 5,
+    replicas: d.layout.replicas,
+    ...(placement ? { placement } : {}),
+  };
   const [servicesKv, endpointsKv] = await Promise.all([
     kvm.create(BUCKETS.services, opts),
     kvm.create(BUCKETS.endpoints, { ...opts, history: 1 }),
