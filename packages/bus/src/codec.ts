@@ -16,6 +16,7 @@ import type {
   JobState,
   LogChunk,
   LogStreamName,
+  RetryOn,
   Task,
   TaskAssignment,
   TaskState,
@@ -113,6 +114,9 @@ export function jobSpecToPb(s: JobSpec): pb.JobSpec {
     nodeSelector: { ...s.nodeSelector },
     template: templateToPb(s.template),
     deadlineUnixMs: s.deadlineUnixMs,
+    retries: s.retries
+      ? { max: s.retries.max, backoffSeconds: s.retries.backoffSeconds, on: [...s.retries.on] }
+      : undefined,
   };
 }
 
@@ -143,6 +147,14 @@ export function jobSpecFromPb(s: pb.JobSpec | undefined): Omit<JobSpec, "kind"> 
     nodeSelector: { ...spec.nodeSelector },
     template: templateFromPb(spec.template),
     deadlineUnixMs: spec.deadlineUnixMs,
+    // Unknown reasons are kept as sent so validation names them.
+    ...(spec.retries && {
+      retries: {
+        max: spec.retries.max,
+        backoffSeconds: spec.retries.backoffSeconds,
+        on: [...spec.retries.on] as RetryOn[],
+      },
+    }),
   };
 }
 
@@ -166,6 +178,7 @@ export function taskToPb(t: Task): pb.Task {
     message: t.message,
     interruptible: t.interruptible,
     lastCheckpointUnixMs: t.lastCheckpointMs ?? 0,
+    notBeforeMs: t.notBeforeMs ?? 0,
   };
 }
 export function taskFromPb(t: pb.Task): Task {
@@ -188,6 +201,7 @@ export function taskFromPb(t: pb.Task): Task {
     message: t.message,
     interruptible: t.interruptible,
     lastCheckpointMs: t.lastCheckpointUnixMs,
+    ...(t.notBeforeMs > 0 && { notBeforeMs: t.notBeforeMs }),
   };
 }
 
@@ -206,6 +220,9 @@ export function jobToPb(j: Job): pb.Job {
     cancelRequested: j.cancelRequested,
     spentMicros: j.spent,
     reservedMicros: j.reserved,
+    attempt: j.attempt ?? 0,
+    attemptStartedAtMs: j.attemptStartedAtMs ?? 0,
+    attempts: (j.attempts ?? []).map((a) => ({ ...a })),
   };
 }
 export function jobFromPb(j: pb.Job): Job {
@@ -224,6 +241,9 @@ export function jobFromPb(j: pb.Job): Job {
     cancelRequested: j.cancelRequested,
     spent: j.spentMicros,
     reserved: j.reservedMicros,
+    ...(j.attempt > 0 && { attempt: j.attempt }),
+    ...(j.attemptStartedAtMs > 0 && { attemptStartedAtMs: j.attemptStartedAtMs }),
+    ...(j.attempts.length > 0 && { attempts: j.attempts.map((a) => ({ ...a })) }),
   };
 }
 

@@ -134,6 +134,26 @@ describe("submit -f: the job file, with typed flags on top", () => {
     });
   });
 
+  it("--retries, --retry-backoff and --retry-on build the retry policy, part by part over the file's", () => {
+    expect(resolve(["--retries", "2", "--", "x"]).retries).toEqual({ max: 2, backoffSeconds: 10, on: ["failed"] });
+    expect(
+      resolve(["--retries", "1", "--retry-on", "failed,lost", "--retry-backoff", "1m", "--", "x"]).retries,
+    ).toEqual({
+      max: 1,
+      backoffSeconds: 60,
+      on: ["failed", "lost"],
+    });
+    expect(resolve(["--", "x"]).retries).toBeUndefined();
+    expect(refusal(["--retry-on", "lost", "--", "x"])).toBe("--retry-backoff and --retry-on need --retries N");
+    const withRetries = join(dir, "retries.yaml");
+    writeFileSync(
+      withRetries,
+      "apiVersion: capa/v1\nkind: Job\nspec:\n  command: [x]\n  retries: {max: 3, backoff: 5s, on: [lost]}\n",
+    );
+    expect(resolve(["-f", withRetries, "--retries", "1"]).retries).toEqual({ max: 1, backoffSeconds: 5, on: ["lost"] });
+    expect(resolve(["-f", withRetries]).retries).toEqual({ max: 3, backoffSeconds: 5, on: ["lost"] });
+  });
+
   it("names the file and the field when the file is wrong", () => {
     const bad = join(dir, "bad.yaml");
     writeFileSync(bad, "apiVersion: capa/v1\nkind: Job\nspec:\n  replicas: 0\n  command: [x]\n");

@@ -64,6 +64,35 @@ describe("jobs", () => {
     expect(out).toMatch(/j-abc-0\s+SUCCEEDED\s+sim-eu-west-1\s+eu-west\s+H100-80GB\s+2\s+\$2\.39\s+0/);
   });
 
+  it("shows the retry policy and every attempt", () => {
+    const j = job();
+    j.spec!.retries = { max: 2, backoffSeconds: 10, on: ["failed", "lost"] };
+    j.attempt = 2;
+    j.attempts = [
+      api.Attempt.fromPartial({
+        number: 1,
+        outcome: "failed",
+        taskId: "j-abc-0",
+        agentId: "a1",
+        exitCode: 3,
+        reason: "task j-abc-0 exited with code 3",
+      }),
+      api.Attempt.fromPartial({
+        number: 2,
+        outcome: "succeeded",
+        taskId: "j-abc-0",
+        agentId: "a2",
+        reason: "all tasks succeeded",
+      }),
+    ];
+    const out = renderJobDetail(j, NOW);
+    expect(out).toMatch(/^retries:\s+attempt 2 of 3 \(on failed, lost, backoff 10s\)$/m);
+    expect(out).toMatch(/^ATTEMPT\s+OUTCOME\s+TASK\s+AGENT\s+EXIT\s+REASON$/m);
+    expect(out).toMatch(/^1\s+FAILED\s+j-abc-0\s+a1\s+3\s+task j-abc-0 exited with code 3$/m);
+    expect(out).toMatch(/^2\s+SUCCEEDED\s+j-abc-0\s+a2\s+0\s+all tasks succeeded$/m);
+    expect(renderJobDetail(job(), NOW)).not.toContain("ATTEMPT");
+  });
+
   it("gives scripts lower-case states and integer micros", () => {
     const view = jobJson(job());
     expect(view.state).toBe("succeeded");

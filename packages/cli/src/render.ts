@@ -103,6 +103,13 @@ export function renderJobDetail(pb: api.Job, nowMs: number): string {
   }
   fields.push(["spent", formatAmount(job.spent)]);
   if (job.reserved > 0) fields.push(["reserved", formatAmount(job.reserved)]);
+  if (s.retries && s.retries.max > 0) {
+    const r = s.retries;
+    fields.push([
+      "retries",
+      `attempt ${job.attempt ?? 1} of ${r.max + 1} (on ${r.on.join(", ")}, backoff ${formatDuration(r.backoffSeconds)})`,
+    ]);
+  }
   const tasks = job.tasks.map((t) => [
     t.id,
     formatState(t.state),
@@ -120,7 +127,22 @@ export function renderJobDetail(pb: api.Job, nowMs: number): string {
       : renderTable(["TASK", "STATE", "AGENT", "REGION", "MODEL", "GPUS", "$/GPU-H", "EXIT", "MESSAGE"], tasks, {
           rightAlign: [6],
         });
-  return `${renderFields(fields)}\n\n${table}`;
+  return `${renderFields(fields)}\n\n${table}${renderAttempts(job)}`;
+}
+
+/** Every recorded attempt of a job with a retry policy: how it ended, where, with which exit. */
+function renderAttempts(job: Job): string {
+  const attempts = job.attempts ?? [];
+  if (attempts.length === 0) return "";
+  const rows = attempts.map((a) => [
+    String(a.number),
+    a.outcome.toUpperCase(),
+    a.taskId || "-",
+    a.agentId || "-",
+    a.signal || String(a.exitCode),
+    a.reason,
+  ]);
+  return `\n\n${renderTable(["ATTEMPT", "OUTCOME", "TASK", "AGENT", "EXIT", "REASON"], rows)}`;
 }
 
 function isTaskFinished(state: string): boolean {

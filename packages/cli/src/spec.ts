@@ -10,9 +10,13 @@ import {
   type JobKind,
   type JobSpec,
   parseUsd,
+  RETRY_ON,
+  type RetryOn,
+  type RetryPolicy,
 } from "@capa/domain";
-import { parseDuration as parseStrictDuration } from "@capa/jobfile";
+import { DEFAULT_RETRY_BACKOFF, DEFAULT_RETRY_ON, parseDuration as parseStrictDuration } from "@capa/jobfile";
 import { type Command, InvalidArgumentError, Option } from "commander";
+import { CliError } from "./errors.js";
 import { parseDuration } from "./format.js";
 
 export interface SpecFlags {
@@ -39,6 +43,9 @@ export interface SpecFlags {
   env: Record<string, string>;
   workdir?: string;
   killGrace?: number;
+  retries?: number;
+  retryBackoff?: number;
+  retryOn?: string[];
 }
 
 const MIB_PER_GIB = 1024;
@@ -88,7 +95,31 @@ export function specFromFlags(
       workingDir: pick("workdir", flags.workdir, t.workingDir),
       killGraceSeconds: pick("killGrace", flags.killGrace, base ? t.killGraceSeconds : DEFAULT_KILL_GRACE_SECONDS),
     },
+    ...retriesFrom(flags, from.retries, use),
   });
+}
+
+/** --retries N [--retry-backoff D] [--retry-on LIST]: each typed part overrides the file's `retries`. */
+function retriesFrom(
+  flags: SpecFlags,
+  base: RetryPolicy | undefined,
+  use: (flag: keyof SpecFlags) => boolean,
+): { retries?: RetryPolicy } {
+  const typed = (flag: keyof SpecFlags) => use(flag) && flags[flag] !== undefined;
+  if (!base && !typed("retries")) {
+    if (typed("retryBackoff") || typed("retryOn"))
+      throw new CliError("--retry-backoff and --retry-on need --retries N");
+    return {};
+  }
+  return {
+    retries: {
+      max: typed("retries") ? flags.retries! : base!.max,
+      backoffSeconds: typed("retryBackoff")
+        ? flags.retryBackoff!
+        : (base?.backoffSeconds ?? parseStrictDuration(DEFAULT_RETRY_BACKOFF)),
+      on: typed("retryOn") ? ([...flags.retryOn!] as RetryOn[]) : [...(base?.on ?? DEFAULT_RETRY_ON)],
+    },
+  };
 }
 
 // ---- option-argument parsers (commander calls them; a thrown InvalidArgumentError becomes a usage error) ----
@@ -208,5 +239,12 @@ export function addSpecOptions(cmd: Command): Command {
     .option("--allow-fabric-spanning", "training: the gang may span several NVLink domains")
     .option("--env <K=V>", "environment variable for the process (repeatable)", collectKeyValue, {})
     .option("--workdir <dir>", "working directory of the process on the agent")
-    .option("--kill-grace <duration>", "time between SIGTERM and SIGKILL on cancel: 10s, 2m", parseSpecDuration);
+    .option("--kill-grace <duration>", "time between SIGTERM and SIGKILL on cancel: 10s, 2m", parseSpecDuration)
+    .option("--retries <n>", "retry up to N more times (a training gang restarts as a whole)", parseInteger)
+    .option("--retry-backoff <duration>", "wait before the first retry, doubling each time (10s)", parseSpecDuration)
+    .option(
+      "--retry-on <reasons>",
+      `what starts a retry: ${RETRY_ON.join(", ")} (comma-separated; default failed)`,
+      collectList,
+    );
 }

@@ -52,6 +52,33 @@ export interface TaskTemplate {
   killGraceSeconds: number;
 }
 
+/** What ends an attempt and starts the next one under a retry policy. */
+export type RetryOn = "failed" | "lost" | "preempted";
+export const RETRY_ON: readonly RetryOn[] = ["failed", "lost", "preempted"];
+
+/** `retries: {max, backoff, on}`: up to `max` further attempts, `backoffSeconds` doubling between them. */
+export interface RetryPolicy {
+  max: number;
+  backoffSeconds: number;
+  on: RetryOn[];
+}
+
+/** One run of a job (a gang restarts as a whole, so one attempt covers every task of the run). */
+export interface Attempt {
+  /** 1 = the first run. */
+  number: number;
+  /** How it ended: "failed", "lost", "preempted" (it started a retry) or the job's final state. */
+  outcome: string;
+  /** The task whose end decided the attempt, where it ran, and how it exited. */
+  taskId: string;
+  agentId: string;
+  exitCode: number;
+  signal: string;
+  reason: string;
+  startedAtMs: number;
+  finishedAtMs: number;
+}
+
 /** What a tenant asks for. Empty lists and zeros mean "no constraint". */
 export interface JobSpec {
   name: string;
@@ -74,6 +101,8 @@ export interface JobSpec {
   nodeSelector: Record<string, string>;
   template: TaskTemplate;
   deadlineUnixMs: number;
+  /** Absent (or max 0): a failed task fails the job; lost and preempted tasks are re-placed without limit. */
+  retries?: RetryPolicy;
 }
 
 export interface Task {
@@ -101,6 +130,8 @@ export interface Task {
    * none, so all work since its start would be lost. Preemption prefers victims that lose the least.
    */
   lastCheckpointMs?: number;
+  /** A retry waits for its backoff: not placed before this time (scheduler clock); 0 or absent = now. */
+  notBeforeMs?: number;
 }
 
 export interface Job {
@@ -117,6 +148,11 @@ export interface Job {
   cancelRequested: boolean;
   spent: Micros;
   reserved: Micros;
+  /** The attempt the job is on (1 = first run; absent = 1) and when it began; only jobs with a retry policy. */
+  attempt?: number;
+  attemptStartedAtMs?: number;
+  /** Every finished attempt, oldest first (bounded). */
+  attempts?: Attempt[];
 }
 
 export const DEFAULT_KILL_GRACE_SECONDS = 10;

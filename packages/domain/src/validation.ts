@@ -1,6 +1,6 @@
 import type { FieldViolation } from "./errors.js";
 import { ValidationError } from "./errors.js";
-import { JOB_KINDS, type JobSpec } from "./job.js";
+import { JOB_KINDS, type JobSpec, RETRY_ON } from "./job.js";
 
 /** Bounds on everything a tenant can send: nothing unbounded reaches the store. */
 export const LIMITS = {
@@ -22,6 +22,8 @@ export const LIMITS = {
   maxPricePerGpuHour: 1_000 * 1_000_000,
   maxBudget: 100_000_000 * 1_000_000,
   maxPriority: 1000,
+  maxRetries: 100,
+  maxRetryBackoffSeconds: 3600,
 } as const;
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -101,6 +103,19 @@ export function jobSpecViolations(spec: JobSpec, prefix = "spec"): FieldViolatio
     const demanded = Object.keys(spec.demandByRegion).length;
     if (demanded > spec.replicas)
       c.add(p("demand_by_region"), `names ${demanded} regions but only ${spec.replicas} replicas`);
+  }
+  if (spec.retries) {
+    const r = spec.retries;
+    c.intRange(p("retries.max"), r.max, 0, LIMITS.maxRetries);
+    c.intRange(p("retries.backoff_seconds"), r.backoffSeconds, 0, LIMITS.maxRetryBackoffSeconds);
+    if (r.on.length > RETRY_ON.length) c.add(p("retries.on"), `must have at most ${RETRY_ON.length} items`);
+    else
+      r.on.forEach((reason, i) => {
+        if (!RETRY_ON.includes(reason)) c.add(`${p("retries.on")}[${i}]`, `must be one of ${RETRY_ON.join(", ")}`);
+        else if (r.on.indexOf(reason) !== i) c.add(`${p("retries.on")}[${i}]`, `repeats ${reason}`);
+      });
+    if (r.max > 0 && r.on.length === 0)
+      c.add(p("retries.on"), `must name at least one of ${RETRY_ON.join(", ")} when retries.max > 0`);
   }
   const t = spec.template;
   const tp = (f: string) => p(`template.${f}`);

@@ -22,6 +22,8 @@ export {
   KINDS,
 } from "./schema.js";
 export {
+  DEFAULT_RETRY_BACKOFF,
+  DEFAULT_RETRY_ON,
   FILE_PATH_OF_WIRE_FIELD,
   filePathOfWireField,
   jobDocumentFromSpec,

@@ -33,6 +33,7 @@ spec:
   env: {EPOCHS: "3", WANDB_MODE: offline}
   workdir: /data/run
   killGrace: 45s
+  retries: {max: 3, backoff: 30s, on: [failed, lost]}
 `;
 
 function issuesOf(text: string): string[] {
@@ -77,8 +78,17 @@ describe("job file → JobSpec", () => {
           workingDir: "/data/run",
           killGraceSeconds: 45,
         },
+        retries: { max: 3, backoffSeconds: 30, on: ["failed", "lost"] },
       }),
     );
+  });
+
+  it("retries default to 10s backoff on failed", () => {
+    expect(jobSpecFromDocument(parseDocument(job("  retries: {max: 2}\n"))).retries).toEqual({
+      max: 2,
+      backoffSeconds: 10,
+      on: ["failed"],
+    });
   });
 
   it("round trips: spec → document → spec, as YAML and as JSON", () => {
@@ -138,6 +148,13 @@ describe("job file errors name each invalid field", () => {
     ["  env: {1BAD: x}\n", 'spec.env["1BAD"]:'],
     ["  workdir: 7\n", "spec.workdir:"],
     ["  image: busybox\n", "spec.image: unknown field"],
+    ["  retries: {max: -1}\n", "spec.retries.max: must be an integer in 0..100"],
+    ["  retries: {max: 1, backoff: 5}\n", "spec.retries.backoff: must be a duration"],
+    ["  retries: {max: 1, on: [crashed]}\n", "spec.retries.on[0]:"],
+    ["  retries: {max: 1, on: []}\n", "spec.retries.on: must name at least one of failed, lost, preempted"],
+    ["  retries: {max: 1, on: [failed, failed]}\n", "spec.retries.on[1]: repeats failed"],
+    ["  retries: {max: 1, backoff: 2h}\n", "spec.retries.backoff: must be an integer in 0..3600"],
+    ["  retries: {max: 1, attempts: 1}\n", "spec.retries.attempts: unknown field"],
   ])("%j → %s", (line, expected) => {
     const issues = issuesOf(job(line));
     expect(issues.join("\n")).toContain(expected);

@@ -8,7 +8,7 @@
  * validator stays the authority on what it accepts, and its wire-named violations are mapped back to file
  * paths (see spec.ts).
  */
-import { LIMITS } from "@capa/domain";
+import { LIMITS, RETRY_ON, type RetryOn } from "@capa/domain";
 import { z } from "zod";
 
 export const API_VERSION = "capa/v1";
@@ -22,9 +22,10 @@ const DOLLARS = /^\$?\d+(?:\.\d{1,6})?$/;
 
 const token = z.string().regex(TOKEN, "must be a name of letters, digits and . _ : - (not starting with one of those)");
 const tokenList = z.union([token, z.array(token).max(LIMITS.maxListItems)]).describe("one name or a list of names");
+const DURATION_ERROR = "must be a duration such as 90m, 2h, 1h30m or 45s";
 const duration = z
-  .string()
-  .regex(DURATION_PATTERN, "must be a duration such as 90m, 2h, 1h30m or 45s")
+  .string({ error: DURATION_ERROR })
+  .regex(DURATION_PATTERN, DURATION_ERROR)
   .describe("hours, minutes, seconds: 90m, 2h, 1h30m, 45s");
 const dollars = z
   .union([
@@ -107,6 +108,21 @@ export const jobSpecSchema = z.strictObject({
     .describe("environment variables of the process"),
   workdir: z.string().max(LIMITS.maxWorkingDirLength).optional().describe("working directory on the agent"),
   killGrace: duration.optional().describe("time between SIGTERM and SIGKILL on cancel or preemption; default 10s"),
+  retries: z
+    .strictObject({
+      max: int(0, LIMITS.maxRetries).describe("further attempts after the first"),
+      backoff: duration
+        .optional()
+        .describe("wait before the first retry, doubling for each next one (max 10m); default 10s"),
+      on: z
+        .array(z.enum(RETRY_ON as [RetryOn, ...RetryOn[]]))
+        .min(1, { error: "must name at least one of failed, lost, preempted" })
+        .max(RETRY_ON.length)
+        .optional()
+        .describe("what starts a retry: failed, lost, preempted; default [failed]"),
+    })
+    .optional()
+    .describe("retry policy: every attempt is recorded; a training gang restarts as a whole"),
 });
 
 export const jobDocumentSchema = z

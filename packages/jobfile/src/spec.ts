@@ -11,12 +11,16 @@ import {
   type JobSpec,
   jobSpecViolations,
   parseUsd,
+  type RetryOn,
 } from "@capa/domain";
 import { formatDuration, parseDuration } from "./duration.js";
 import { JobFileError, type JobFileIssue } from "./parse.js";
 import { API_VERSION, type JobDocument } from "./schema.js";
 
 const MIB_PER_GIB = 1024;
+/** Defaults of `retries:` (and of the --retries flag). */
+export const DEFAULT_RETRY_BACKOFF = "10s";
+export const DEFAULT_RETRY_ON: readonly RetryOn[] = ["failed"];
 
 const list = (value: string | string[] | undefined): string[] =>
   value === undefined ? [] : typeof value === "string" ? [value] : [...value];
@@ -49,6 +53,13 @@ export function jobSpecFromDocument(doc: JobDocument, source = "job file"): JobS
       workingDir: s.workdir ?? "",
       killGraceSeconds: s.killGrace === undefined ? DEFAULT_KILL_GRACE_SECONDS : parseDuration(s.killGrace),
     },
+    ...(s.retries && {
+      retries: {
+        max: s.retries.max,
+        backoffSeconds: parseDuration(s.retries.backoff ?? DEFAULT_RETRY_BACKOFF),
+        on: [...(s.retries.on ?? DEFAULT_RETRY_ON)],
+      },
+    }),
   });
   const issues = specIssues(spec);
   if (issues.length > 0) throw new JobFileError(source, issues);
@@ -82,6 +93,13 @@ export function jobDocumentFromSpec(spec: JobSpec): JobDocument {
     ...(Object.keys(t.env).length > 0 && { env: { ...t.env } }),
     ...(t.workingDir && { workdir: t.workingDir }),
     ...(t.killGraceSeconds !== DEFAULT_KILL_GRACE_SECONDS && { killGrace: formatDuration(t.killGraceSeconds) }),
+    ...(spec.retries && {
+      retries: {
+        max: spec.retries.max,
+        backoff: formatDuration(spec.retries.backoffSeconds),
+        ...(spec.retries.on.length > 0 && { on: [...spec.retries.on] }),
+      },
+    }),
   };
   return {
     apiVersion: API_VERSION,
@@ -114,6 +132,9 @@ export const FILE_PATH_OF_WIRE_FIELD: Readonly<Record<string, string>> = {
   "template.env": "spec.env",
   "template.working_dir": "spec.workdir",
   "template.kill_grace_seconds": "spec.killGrace",
+  "retries.max": "spec.retries.max",
+  "retries.backoff_seconds": "spec.retries.backoff",
+  "retries.on": "spec.retries.on",
 };
 
 /** The domain validator's verdict on `spec`, in file paths. */

@@ -3,6 +3,7 @@
  * why, and close out tasks that can no longer run once the job is final.
  */
 import { foldJobState, isFinalJobState, type Job, type Task, type TaskState } from "@capa/domain";
+import { applyRetries, closeAttempt } from "../retries/policy.js";
 
 /** Tasks in these states wait for a (re-)placement. */
 export const NEEDS_PLACEMENT: ReadonlySet<TaskState> = new Set(["pending", "lost", "preempted", "rejected"]);
@@ -22,6 +23,14 @@ const RANK: Record<TaskState, number> = {
   preempted: 4,
 };
 
+/**
+ * A task waiting for a placement after it ran (lost, preempted, rejected, or back to pending for a retry: a
+ * pending task keeps the epoch of its last run). A training gang with such a member restarts as a whole.
+ */
+export function awaitsRestart(t: Task): boolean {
+  return NEEDS_PLACEMENT.has(t.state) && (t.state !== "pending" || t.epoch > 0);
+}
+
 /** True when moving a task from `from` to `to` is progress (reports may be redelivered or reordered). */
 export function advances(from: TaskState, to: TaskState): boolean {
   return RANK[to] > RANK[from];
@@ -30,6 +39,8 @@ export function advances(from: TaskState, to: TaskState): boolean {
 /** Re-folds the job state; stamps `finishedAtMs` and a reason when it becomes final. Mutates and returns `job`. */
 export function settle(job: Job, nowMs: number): Job {
   const before = job.state;
+  // The retry policy first: a failed task with retries left is back to pending before the fold sees it.
+  const retry = applyRetries(job, nowMs);
   const state = foldJobState(job);
   job.state = state;
   if (isFinalJobState(state)) {
@@ -38,7 +49,8 @@ export function settle(job: Job, nowMs: number): Job {
     }
     if (!isFinalJobState(before)) {
       job.finishedAtMs = nowMs;
-      job.reason = finalReason(job) || job.reason;
+      job.reason = retry.finalReason || finalReason(job) || job.reason;
+      closeAttempt(job, nowMs);
     }
   } else if ((state === "placed" || state === "running") && (before === "pending" || before === "rescheduling")) {
     job.reason = "";

@@ -144,3 +144,32 @@ describe("reconcile", () => {
     expect(r.place).toEqual([]);
   });
 });
+
+describe("reconcile: retry backoff", () => {
+  it("holds a retried task until its notBeforeMs and asks to be woken then", () => {
+    const j = job({}, 2);
+    Object.assign(j.tasks[0]!, { state: "pending", epoch: 3, notBeforeMs: 5_000 });
+    const early = reconcile(j, () => [], { nowMs: 4_000 });
+    expect(early.place).toEqual([1]);
+    expect(early.wakeAtMs).toBe(5_000);
+    const due = reconcile(j, () => [], { nowMs: 5_000 });
+    expect(due.place).toEqual([0, 1]);
+    expect(due.wakeAtMs).toBeUndefined();
+  });
+
+  it("a gang waiting for a retry's backoff is placed all at once, after it", () => {
+    const j = job({}, 2, "training");
+    for (const t of j.tasks) Object.assign(t, { state: "pending", epoch: 3, notBeforeMs: 5_000 });
+    expect(reconcile(j, () => [], { nowMs: 4_000 })).toMatchObject({ place: [], wakeAtMs: 5_000 });
+    expect(reconcile(j, () => [], { nowMs: 5_000 }).place).toEqual([0, 1]);
+  });
+
+  it("a gang member back to pending for a retry stops the running members (gang restart)", () => {
+    const j = job({ state: "running" }, 2, "training");
+    assigned(j, 0, "a1", 3);
+    Object.assign(j.tasks[1]!, { state: "pending", epoch: 3, agentId: "" });
+    const r = reconcile(j, (id) => (id === j.tasks[0]!.id ? [listing(j, 0, "a1", 3)] : []), { nowMs: 10 });
+    expect(r.stops).toEqual([{ agentId: "a1", taskId: j.tasks[0]!.id, epoch: 3, reason: "gang restart" }]);
+    expect(r.place).toEqual([]);
+  });
+});

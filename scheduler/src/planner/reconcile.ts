@@ -9,7 +9,7 @@
  * - Tasks waiting for a placement are returned in `place`; a gang only once none of its members still runs.
  */
 import { isFinalJobState, isFinalTaskState, type Job, type TaskAssignment } from "@capa/domain";
-import { ACTIVE, NEEDS_PLACEMENT, settle } from "../jobs/settle.js";
+import { ACTIVE, awaitsRestart, NEEDS_PLACEMENT, settle } from "../jobs/settle.js";
 
 export interface Listing {
   agentId: string;
@@ -32,6 +32,8 @@ export interface ReconcileResult {
   stops: StopRef[];
   removals: AllocRef[];
   place: number[];
+  /** Tasks wait for a retry's backoff: evaluate the job again at this time. */
+  wakeAtMs?: number;
 }
 
 export interface ReconcileOptions {
@@ -54,7 +56,7 @@ export function reconcile(
   const gangRestart =
     job.spec.kind === "training" &&
     !ending &&
-    job.tasks.some((t) => NEEDS_PLACEMENT.has(t.state) && t.state !== "pending") &&
+    job.tasks.some(awaitsRestart) &&
     job.tasks.some((t) => ACTIVE.has(t.state));
 
   for (const task of job.tasks) {
@@ -103,12 +105,17 @@ export function reconcile(
   if (job.state !== before) changed = true;
 
   let place: number[] = [];
+  let wakeAtMs: number | undefined;
   if (!isFinalJobState(job.state) && !job.cancelRequested) {
     const waiting = job.tasks.filter((t) => NEEDS_PLACEMENT.has(t.state));
     const gangBusy = job.spec.kind === "training" && job.tasks.some((t) => ACTIVE.has(t.state));
-    if (!gangBusy) place = waiting.map((t) => t.replica);
+    // A retry's backoff holds its tasks back (a gang: all of it, since it is placed all or nothing).
+    const backoff = waiting.filter((t) => (t.notBeforeMs ?? 0) > options.nowMs);
+    if (backoff.length > 0) wakeAtMs = Math.min(...backoff.map((t) => t.notBeforeMs!));
+    const held = job.spec.kind === "training" ? backoff.length > 0 : false;
+    if (!gangBusy && !held) place = waiting.filter((t) => !backoff.includes(t)).map((t) => t.replica);
   }
-  return { ...(changed ? { job } : {}), stops, removals, place };
+  return { ...(changed ? { job } : {}), stops, removals, place, ...(wakeAtMs !== undefined && { wakeAtMs }) };
 }
 
 function adoptListing(task: Job["tasks"][number], l: Listing, options: ReconcileOptions): void {

@@ -117,6 +117,7 @@ export class PlannerWorker {
         const freed = await this.d.applier.changeListings(r.stops, r.removals);
         if (freed) this.enqueueWaiting("capacity freed");
       }
+      if (r.wakeAtMs !== undefined) this.d.queue.enqueue(entry.job.id, "retry backoff", r.wakeAtMs - nowMs);
       if (r.place.length > 0) await this.place(entry, r.place, evaluation);
     });
   }

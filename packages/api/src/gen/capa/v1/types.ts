@@ -304,6 +304,8 @@ export interface JobSpec {
     | undefined;
   /** Deadline as Unix milliseconds; 0 = none. */
   deadlineUnixMs: number;
+  /** Absent (or max 0): a failed task fails the job; lost and preempted tasks are re-placed without limit. */
+  retries: RetryPolicy | undefined;
 }
 
 export interface JobSpec_DemandByRegionEntry {
@@ -314,6 +316,32 @@ export interface JobSpec_DemandByRegionEntry {
 export interface JobSpec_NodeSelectorEntry {
   key: string;
   value: string;
+}
+
+/**
+ * Up to `max` further attempts when a task of the current attempt ends in a state named in `on`; a training gang
+ * restarts as a whole. The wait before retry n is backoff_seconds * 2^(n-1), at most 10 minutes.
+ */
+export interface RetryPolicy {
+  max: number;
+  backoffSeconds: number;
+  /** "failed", "lost", "preempted"; at least one when max > 0. */
+  on: string[];
+}
+
+/** One run of a job: how it ended, on which task and agent, with which exit code. */
+export interface Attempt {
+  /** 1 = the first run. */
+  number: number;
+  /** "failed", "lost", "preempted" (it started a retry) or the job's final state ("succeeded", "failed", ...). */
+  outcome: string;
+  taskId: string;
+  agentId: string;
+  exitCode: number;
+  signal: string;
+  reason: string;
+  startedAtMs: number;
+  finishedAtMs: number;
 }
 
 /** What each replica runs. */
@@ -356,6 +384,8 @@ export interface Task {
    * victims with recent checkpoints (less work lost).
    */
   lastCheckpointUnixMs: number;
+  /** A retry waits for its backoff: not placed before this time (scheduler clock); 0 = now. */
+  notBeforeMs: number;
 }
 
 export interface Job {
@@ -374,6 +404,11 @@ export interface Job {
   /** Spend so far and reserved at admission. */
   spentMicros: number;
   reservedMicros: number;
+  /** The attempt the job is on (0 or 1 = the first run) and when it began; set for jobs with a retry policy. */
+  attempt: number;
+  attemptStartedAtMs: number;
+  /** Every finished attempt, oldest first (at most 100). */
+  attempts: Attempt[];
 }
 
 export interface GpuPrice {
@@ -462,6 +497,7 @@ function createBaseJobSpec(): JobSpec {
     nodeSelector: {},
     template: undefined,
     deadlineUnixMs: 0,
+    retries: undefined,
   };
 }
 
@@ -526,6 +562,9 @@ export const JobSpec: MessageFns<JobSpec> = {
     }
     if (message.deadlineUnixMs !== 0) {
       writer.uint32(160).int64(message.deadlineUnixMs);
+    }
+    if (message.retries !== undefined) {
+      RetryPolicy.encode(message.retries, writer.uint32(170).fork()).join();
     }
     return writer;
   },
@@ -709,6 +748,14 @@ export const JobSpec: MessageFns<JobSpec> = {
             message.deadlineUnixMs = longToNumber(reader.int64());
             continue;
           }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.retries = RetryPolicy.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -835,6 +882,7 @@ export const JobSpec: MessageFns<JobSpec> = {
         : isSet(object.deadline_unix_ms)
         ? globalThis.Number(object.deadline_unix_ms)
         : 0,
+      retries: isSet(object.retries) ? RetryPolicy.fromJSON(object.retries) : undefined,
     };
   },
 
@@ -912,6 +960,9 @@ export const JobSpec: MessageFns<JobSpec> = {
     if (message.deadlineUnixMs !== 0) {
       obj.deadlineUnixMs = Math.round(message.deadlineUnixMs);
     }
+    if (message.retries !== undefined) {
+      obj.retries = RetryPolicy.toJSON(message.retries);
+    }
     return obj;
   },
 
@@ -958,6 +1009,9 @@ export const JobSpec: MessageFns<JobSpec> = {
       ? TaskTemplate.fromPartial(object.template)
       : undefined;
     message.deadlineUnixMs = object.deadlineUnixMs ?? 0;
+    message.retries = (object.retries !== undefined && object.retries !== null)
+      ? RetryPolicy.fromPartial(object.retries)
+      : undefined;
     return message;
   },
 };
@@ -1128,6 +1182,338 @@ export const JobSpec_NodeSelectorEntry: MessageFns<JobSpec_NodeSelectorEntry> = 
     const message = createBaseJobSpec_NodeSelectorEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseRetryPolicy(): RetryPolicy {
+  return { max: 0, backoffSeconds: 0, on: [] };
+}
+
+export const RetryPolicy: MessageFns<RetryPolicy> = {
+  encode(message: RetryPolicy, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.max !== 0) {
+      writer.uint32(8).int32(message.max);
+    }
+    if (message.backoffSeconds !== 0) {
+      writer.uint32(16).int32(message.backoffSeconds);
+    }
+    for (const v of message.on) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RetryPolicy {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRetryPolicy();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.max = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.backoffSeconds = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.on.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RetryPolicy {
+    return {
+      max: isSet(object.max) ? globalThis.Number(object.max) : 0,
+      backoffSeconds: isSet(object.backoffSeconds)
+        ? globalThis.Number(object.backoffSeconds)
+        : isSet(object.backoff_seconds)
+        ? globalThis.Number(object.backoff_seconds)
+        : 0,
+      on: globalThis.Array.isArray(object?.on) ? object.on.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: RetryPolicy): unknown {
+    const obj: any = {};
+    if (message.max !== 0) {
+      obj.max = Math.round(message.max);
+    }
+    if (message.backoffSeconds !== 0) {
+      obj.backoffSeconds = Math.round(message.backoffSeconds);
+    }
+    if (message.on?.length) {
+      obj.on = message.on;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RetryPolicy>): RetryPolicy {
+    return RetryPolicy.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RetryPolicy>): RetryPolicy {
+    const message = createBaseRetryPolicy();
+    message.max = object.max ?? 0;
+    message.backoffSeconds = object.backoffSeconds ?? 0;
+    message.on = object.on?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseAttempt(): Attempt {
+  return {
+    number: 0,
+    outcome: "",
+    taskId: "",
+    agentId: "",
+    exitCode: 0,
+    signal: "",
+    reason: "",
+    startedAtMs: 0,
+    finishedAtMs: 0,
+  };
+}
+
+export const Attempt: MessageFns<Attempt> = {
+  encode(message: Attempt, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.number !== 0) {
+      writer.uint32(8).uint32(message.number);
+    }
+    if (message.outcome !== "") {
+      writer.uint32(18).string(message.outcome);
+    }
+    if (message.taskId !== "") {
+      writer.uint32(26).string(message.taskId);
+    }
+    if (message.agentId !== "") {
+      writer.uint32(34).string(message.agentId);
+    }
+    if (message.exitCode !== 0) {
+      writer.uint32(40).int32(message.exitCode);
+    }
+    if (message.signal !== "") {
+      writer.uint32(50).string(message.signal);
+    }
+    if (message.reason !== "") {
+      writer.uint32(58).string(message.reason);
+    }
+    if (message.startedAtMs !== 0) {
+      writer.uint32(64).int64(message.startedAtMs);
+    }
+    if (message.finishedAtMs !== 0) {
+      writer.uint32(72).int64(message.finishedAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Attempt {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttempt();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.number = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.outcome = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.agentId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.exitCode = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.signal = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.startedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.finishedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Attempt {
+    return {
+      number: isSet(object.number) ? globalThis.Number(object.number) : 0,
+      outcome: isSet(object.outcome) ? globalThis.String(object.outcome) : "",
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      agentId: isSet(object.agentId)
+        ? globalThis.String(object.agentId)
+        : isSet(object.agent_id)
+        ? globalThis.String(object.agent_id)
+        : "",
+      exitCode: isSet(object.exitCode)
+        ? globalThis.Number(object.exitCode)
+        : isSet(object.exit_code)
+        ? globalThis.Number(object.exit_code)
+        : 0,
+      signal: isSet(object.signal) ? globalThis.String(object.signal) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      startedAtMs: isSet(object.startedAtMs)
+        ? globalThis.Number(object.startedAtMs)
+        : isSet(object.started_at_ms)
+        ? globalThis.Number(object.started_at_ms)
+        : 0,
+      finishedAtMs: isSet(object.finishedAtMs)
+        ? globalThis.Number(object.finishedAtMs)
+        : isSet(object.finished_at_ms)
+        ? globalThis.Number(object.finished_at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: Attempt): unknown {
+    const obj: any = {};
+    if (message.number !== 0) {
+      obj.number = Math.round(message.number);
+    }
+    if (message.outcome !== "") {
+      obj.outcome = message.outcome;
+    }
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.agentId !== "") {
+      obj.agentId = message.agentId;
+    }
+    if (message.exitCode !== 0) {
+      obj.exitCode = Math.round(message.exitCode);
+    }
+    if (message.signal !== "") {
+      obj.signal = message.signal;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.startedAtMs !== 0) {
+      obj.startedAtMs = Math.round(message.startedAtMs);
+    }
+    if (message.finishedAtMs !== 0) {
+      obj.finishedAtMs = Math.round(message.finishedAtMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Attempt>): Attempt {
+    return Attempt.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Attempt>): Attempt {
+    const message = createBaseAttempt();
+    message.number = object.number ?? 0;
+    message.outcome = object.outcome ?? "";
+    message.taskId = object.taskId ?? "";
+    message.agentId = object.agentId ?? "";
+    message.exitCode = object.exitCode ?? 0;
+    message.signal = object.signal ?? "";
+    message.reason = object.reason ?? "";
+    message.startedAtMs = object.startedAtMs ?? 0;
+    message.finishedAtMs = object.finishedAtMs ?? 0;
     return message;
   },
 };
@@ -1392,6 +1778,7 @@ function createBaseTask(): Task {
     message: "",
     interruptible: false,
     lastCheckpointUnixMs: 0,
+    notBeforeMs: 0,
   };
 }
 
@@ -1454,6 +1841,9 @@ export const Task: MessageFns<Task> = {
     }
     if (message.lastCheckpointUnixMs !== 0) {
       writer.uint32(144).int64(message.lastCheckpointUnixMs);
+    }
+    if (message.notBeforeMs !== 0) {
+      writer.uint32(152).int64(message.notBeforeMs);
     }
     return writer;
   },
@@ -1625,6 +2015,14 @@ export const Task: MessageFns<Task> = {
             message.lastCheckpointUnixMs = longToNumber(reader.int64());
             continue;
           }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.notBeforeMs = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1697,6 +2095,11 @@ export const Task: MessageFns<Task> = {
         : isSet(object.last_checkpoint_unix_ms)
         ? globalThis.Number(object.last_checkpoint_unix_ms)
         : 0,
+      notBeforeMs: isSet(object.notBeforeMs)
+        ? globalThis.Number(object.notBeforeMs)
+        : isSet(object.not_before_ms)
+        ? globalThis.Number(object.not_before_ms)
+        : 0,
     };
   },
 
@@ -1756,6 +2159,9 @@ export const Task: MessageFns<Task> = {
     if (message.lastCheckpointUnixMs !== 0) {
       obj.lastCheckpointUnixMs = Math.round(message.lastCheckpointUnixMs);
     }
+    if (message.notBeforeMs !== 0) {
+      obj.notBeforeMs = Math.round(message.notBeforeMs);
+    }
     return obj;
   },
 
@@ -1782,6 +2188,7 @@ export const Task: MessageFns<Task> = {
     message.message = object.message ?? "";
     message.interruptible = object.interruptible ?? false;
     message.lastCheckpointUnixMs = object.lastCheckpointUnixMs ?? 0;
+    message.notBeforeMs = object.notBeforeMs ?? 0;
     return message;
   },
 };
@@ -1801,6 +2208,9 @@ function createBaseJob(): Job {
     cancelRequested: false,
     spentMicros: 0,
     reservedMicros: 0,
+    attempt: 0,
+    attemptStartedAtMs: 0,
+    attempts: [],
   };
 }
 
@@ -1844,6 +2254,15 @@ export const Job: MessageFns<Job> = {
     }
     if (message.reservedMicros !== 0) {
       writer.uint32(104).int64(message.reservedMicros);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(112).uint32(message.attempt);
+    }
+    if (message.attemptStartedAtMs !== 0) {
+      writer.uint32(120).int64(message.attemptStartedAtMs);
+    }
+    for (const v of message.attempts) {
+      Attempt.encode(v!, writer.uint32(130).fork()).join();
     }
     return writer;
   },
@@ -1965,6 +2384,30 @@ export const Job: MessageFns<Job> = {
             message.reservedMicros = longToNumber(reader.int64());
             continue;
           }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.attemptStartedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.attempts.push(Attempt.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2020,6 +2463,15 @@ export const Job: MessageFns<Job> = {
         : isSet(object.reserved_micros)
         ? globalThis.Number(object.reserved_micros)
         : 0,
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      attemptStartedAtMs: isSet(object.attemptStartedAtMs)
+        ? globalThis.Number(object.attemptStartedAtMs)
+        : isSet(object.attempt_started_at_ms)
+        ? globalThis.Number(object.attempt_started_at_ms)
+        : 0,
+      attempts: globalThis.Array.isArray(object?.attempts)
+        ? object.attempts.map((e: any) => Attempt.fromJSON(e))
+        : [],
     };
   },
 
@@ -2064,6 +2516,15 @@ export const Job: MessageFns<Job> = {
     if (message.reservedMicros !== 0) {
       obj.reservedMicros = Math.round(message.reservedMicros);
     }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.attemptStartedAtMs !== 0) {
+      obj.attemptStartedAtMs = Math.round(message.attemptStartedAtMs);
+    }
+    if (message.attempts?.length) {
+      obj.attempts = message.attempts.map((e) => Attempt.toJSON(e));
+    }
     return obj;
   },
 
@@ -2085,6 +2546,9 @@ export const Job: MessageFns<Job> = {
     message.cancelRequested = object.cancelRequested ?? false;
     message.spentMicros = object.spentMicros ?? 0;
     message.reservedMicros = object.reservedMicros ?? 0;
+    message.attempt = object.attempt ?? 0;
+    message.attemptStartedAtMs = object.attemptStartedAtMs ?? 0;
+    message.attempts = object.attempts?.map((e) => Attempt.fromPartial(e)) || [];
     return message;
   },
 };
