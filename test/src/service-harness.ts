@@ -156,3 +156,50 @@ export function httpGet(
     req.end();
   });
 }
+
+export interface GatewayProcess {
+  child: ChildProcess;
+  address: string;
+  output: () => { stdout: string; stderr: string };
+}
+
+/** The built `capa gateway` as a child process on a free port; resolves once it listens. */
+export async function startGatewayProcess(h: Harness, service: string, region: string): Promise<GatewayProcess> {
+  const started = startCapa(
+    [
+      "gateway",
+      "--addr",
+      h.scheduler.grpcAddress,
+      "--tenant",
+      TENANT,
+      "--service",
+      service,
+      "--region",
+      region,
+      "--port",
+      "0",
+      "--log-level",
+      "warn",
+    ],
+    {},
+  );
+  const address = await waitFor(
+    () => {
+      if (!running(started.child)) throw new Error(`capa gateway exited: ${started.output().stderr}`);
+      return /on http:\/\/(\S+)/.exec(started.output().stderr)?.[1];
+    },
+    { timeoutMs: 30_000, intervalMs: 50, what: "capa gateway listening" },
+  );
+  return { ...started, address };
+}
+
+export async function stopProcess(child: ChildProcess): Promise<void> {
+  if (!running(child)) return;
+  child.kill("SIGTERM");
+  await exited(child);
+}
+
+export function split(address: string): [string, number] {
+  const at = address.lastIndexOf(":");
+  return [address.slice(0, at), Number(address.slice(at + 1))];
+}

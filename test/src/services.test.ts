@@ -3,6 +3,7 @@
  * two regions, a tiny Node HTTP server as the model. A service with min 1 per region gets a ready endpoint in
  * each (port assigned by the agent, readiness probed by it); each endpoint answers HTTP; SIGKILLing the agent of
  * one replica drops it from the endpoint set within its readiness period, and a replacement becomes ready.
+ * `capa gateway` (child process) per region answers from the nearest replica and follows the replacement.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,11 +17,15 @@ import {
   type AgentProcess,
   applyService,
   endpoints,
+  type GatewayProcess,
   getService,
   httpGet,
   serviceSpec,
+  split,
   startAgentProcess,
+  startGatewayProcess,
   stopAgentProcess,
+  stopProcess,
   TENANT,
   writeModel,
 } from "./service-harness.js";
@@ -30,6 +35,7 @@ describe("inference services: endpoints, readiness, replacement", () => {
   let root: string;
   let model: string;
   const agents: AgentProcess[] = [];
+  const gateways: GatewayProcess[] = [];
 
   beforeAll(async () => {
     assertCliBuilt();
@@ -46,6 +52,7 @@ describe("inference services: endpoints, readiness, replacement", () => {
   }, 120_000);
 
   afterAll(async () => {
+    await Promise.all(gateways.map((g) => stopProcess(g.child)));
     await Promise.all(agents.map((a) => stopAgentProcess(a)));
     await h?.stop();
     if (root) rmSync(root, { recursive: true, force: true });
@@ -85,6 +92,29 @@ describe("inference services: endpoints, readiness, replacement", () => {
     expect(svc.state).toBe(pb.ServiceState.SERVICE_STATE_READY);
     expect(svc.replicas.every((r) => r.ready && r.priceMicrosPerGpuHour > 0)).toBe(true);
 
+    // `capa gateway` per region: each answers from its own region's replica (the nearest), and lists the set.
+    const [euGw, usGw] = await Promise.all([
+      startGatewayProcess(h, "echo", "eu-west"),
+      startGatewayProcess(h, "echo", "us-east"),
+    ]);
+    gateways.push(euGw, usGw);
+    for (const [gw, ep] of [
+      [euGw, both.eu],
+      [usGw, both.us],
+    ] as const) {
+      const [host, port] = split(gw.address);
+      const answered = await waitFor(
+        async () => {
+          const res = await httpGet(host, port, "/");
+          return res.status === 200 && (JSON.parse(res.body) as { task: string });
+        },
+        { timeoutMs: 10_000, intervalMs: 100, what: `gateway ${gw.address} answering` },
+      );
+      expect(answered.task).toBe(ep.taskId);
+      const listed = JSON.parse((await httpGet(host, port, "/_capa/endpoints")).body) as { endpoints: unknown[] };
+      expect(listed.endpoints).toHaveLength(2);
+    }
+
     // SIGKILL the agent of the us-east replica: its readiness reports stop, so it leaves the endpoint set (probe
     // period 300 ms × 3, at least 1.5 s) before the scheduler even declares the agent lost (3 s).
     const victim = agents.find((a) => a.id === both.us.agentId)!;
@@ -106,6 +136,15 @@ describe("inference services: endpoints, readiness, replacement", () => {
     );
     const readyMs = Date.now() - killedAt;
     expect((await httpGet(replacement.host, replacement.port, "/")).status).toBe(200);
+    // The us-east gateway follows: it answers from the replacement.
+    const [usHost, usPort] = split(usGw.address);
+    await waitFor(
+      async () => {
+        const res = await httpGet(usHost, usPort, "/");
+        return res.status === 200 && (JSON.parse(res.body) as { task: string }).task === replacement.taskId;
+      },
+      { timeoutMs: 10_000, intervalMs: 100, what: "the us-east gateway answering from the replacement" },
+    );
     // The eu-west replica was never touched.
     expect((await endpoints(h, "echo", "eu-west")).map((e) => e.taskId)).toEqual([both.eu.taskId]);
     console.log(

@@ -8,6 +8,7 @@ import { cancelCommand } from "./commands/cancel.js";
 import { drainCommand } from "./commands/drain.js";
 import { earningsCommand } from "./commands/earnings.js";
 import { explainCommand } from "./commands/explain.js";
+import { gatewayCommand } from "./commands/gateway.js";
 import { jobsCommand } from "./commands/jobs.js";
 import { logsCommand } from "./commands/logs.js";
 import { offersCommand } from "./commands/offers.js";
@@ -57,6 +58,7 @@ export function buildProgram(): Command {
     drainCommand(),
     serviceCommand(),
     endpointsCommand(),
+    gatewayCommand(),
   ]) {
     program.addCommand(command);
   }
