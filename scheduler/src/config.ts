@@ -22,8 +22,6 @@ export interface SchedulerConfig {
   /** Serve Prometheus metrics on http://metricsHost:metricsPort/metrics (port 0 = free). Off when undefined. */
   metricsPort?: number;
   metricsHost?: string;
-  /** Directory holding `capa/v1/*.proto` for server reflection. Default: the repository's `proto/`. */
-  protoDir?: string;
   /** After a job is final, how long StreamLogs(follow) waits for late log chunks before it ends. Default 500 ms. */
   logDrainGraceMs?: number;
   /** Delay before re-planning after a commit conflict or a rejected assignment. Default 250 ms. */
@@ -59,7 +57,6 @@ export interface ResolvedConfig {
   leaseTtlMs: number;
   metricsPort: number | undefined;
   metricsHost: string;
-  protoDir: string | undefined;
   logDrainGraceMs: number;
   retryDelayMs: number;
   /** undefined = from the connected cluster's size (`storeLayout`). */
@@ -88,7 +85,6 @@ export function resolveConfig(config: SchedulerConfig): ResolvedConfig {
     leaseTtlMs: positive(config.leaseTtlMs, "leaseTtlMs") ?? 10_000,
     metricsPort: config.metricsPort,
     metricsHost: config.metricsHost ?? "127.0.0.1",
-    protoDir: config.protoDir,
     logDrainGraceMs: config.logDrainGraceMs ?? 500,
     retryDelayMs: config.retryDelayMs ?? 250,
     replicas: config.replicas,

@@ -11,6 +11,7 @@ import { AgentLiveness } from "./agents/liveness.js";
 import { AgentRegistry } from "./agents/registry.js";
 import { resolveConfig, type SchedulerConfig } from "./config.js";
 import { billingHandlers } from "./grpc/billing-handlers.js";
+import { advertisedGpuModels } from "./grpc/edge.js";
 import { jobHandlers } from "./grpc/job-handlers.js";
 import { type MarketHandlers, marketHandlers } from "./grpc/market.js";
 import { operatorHandlers } from "./grpc/operator-handlers.js";
@@ -220,7 +221,6 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
     const fleet = new Fleet(registry, allocs, cluster, now, () => capacityChanged("agent undrained"));
     const grpc = await startGrpcServer({
       address: cfg.grpcAddress,
-      protoDir: cfg.protoDir,
       logger: log,
       jobService: jobHandlers({
         logger: log,
@@ -229,6 +229,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
         repo: jobs,
         logs: new LogReader(store, jobs, cfg.logDrainGraceMs),
         market: ext.market ?? marketHandlers({ logger: log, metrics, cluster, engine, jobs, fleet, now }),
+        knownGpuModels: advertisedGpuModels(cluster),
       }),
       operatorService: operatorHandlers({
         logger: log,

@@ -60,7 +60,7 @@ describe("capa submit -f / capa apply -f against a scheduler", () => {
       lines.map((l) => l.replace(/created$/, "unchanged (applied before)")),
     );
     const listed = await rpc<pb.ListJobsResponse>((cb) =>
-      h.jobs.listJobs({ tenant: TENANT, states: [], limit: 100 }, cb),
+      h.jobs.listJobs({ tenant: TENANT, states: [], limit: 100, pageToken: "" }, cb),
     );
     expect(listed.jobs.filter((j) => j.spec?.name === "a")).toHaveLength(1);
   });
@@ -76,14 +76,14 @@ describe("capa submit -f / capa apply -f against a scheduler", () => {
     expect(result.code).not.toBe(0);
     expect(result.stderr).toBe(`capa: ${file} (document 2): spec.resources.gpus: must be an integer in 0..64\n`);
     const listed = await rpc<pb.ListJobsResponse>((cb) =>
-      h.jobs.listJobs({ tenant: TENANT, states: [], limit: 100 }, cb),
+      h.jobs.listJobs({ tenant: TENANT, states: [], limit: 100, pageToken: "" }, cb),
     );
     expect(listed.jobs.some((j) => j.spec?.name === "ok")).toBe(false);
   });
 
   it("refuses `capa submit job.yaml` and `--duration 2 hours` without submitting anything", async () => {
     const before = await rpc<pb.ListJobsResponse>((cb) =>
-      h.jobs.listJobs({ tenant: TENANT, states: [], limit: 100 }, cb),
+      h.jobs.listJobs({ tenant: TENANT, states: [], limit: 100, pageToken: "" }, cb),
     );
     const asCommand = await capa(["submit", "job.yaml"]);
     expect(asCommand.code).not.toBe(0);
@@ -97,7 +97,7 @@ describe("capa submit -f / capa apply -f against a scheduler", () => {
     expect(strayWord.code).not.toBe(0);
     expect(strayWord.stderr).toContain('capa: "hours" is not after --');
     const after = await rpc<pb.ListJobsResponse>((cb) =>
-      h.jobs.listJobs({ tenant: TENANT, states: [], limit: 100 }, cb),
+      h.jobs.listJobs({ tenant: TENANT, states: [], limit: 100, pageToken: "" }, cb),
     );
     expect(after.jobs).toHaveLength(before.jobs.length);
   });

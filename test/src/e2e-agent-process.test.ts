@@ -32,7 +32,9 @@ function running(child: ChildProcess): boolean {
 }
 
 async function agentStatus(h: Harness, agentId: string): Promise<string | undefined> {
-  const r = await rpc<pb.ListAgentsResponse>((cb) => h.operator.listAgents({ region: "" }, cb));
+  const r = await rpc<pb.ListAgentsResponse>((cb) =>
+    h.operator.listAgents({ region: "", limit: 0, pageToken: "" }, cb),
+  );
   return r.agents.find((a) => a.agentId === agentId)?.status;
 }
 

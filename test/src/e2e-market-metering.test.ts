@@ -102,7 +102,10 @@ describe("metering and settlement end to end", () => {
 
   it("signs receipts: GetReceipt verifies with GetSigningKey's key; a tampered copy does not", async () => {
     const receipts = await rpc<pb.ListReceiptsResponse>((cb) =>
-      h.billing.listReceipts({ tenant: "meter-co", agentId: "", jobId: "", fromUnixMs: 0, toUnixMs: 0, limit: 0 }, cb),
+      h.billing.listReceipts(
+        { tenant: "meter-co", agentId: "", jobId: "", fromUnixMs: 0, toUnixMs: 0, limit: 0, pageToken: "" },
+        cb,
+      ),
     );
     expect(receipts.receipts).toHaveLength(1);
     const id = receipts.receipts[0]!.receiptId;
@@ -141,7 +144,9 @@ describe("metering and settlement end to end", () => {
       await h.store.js.publish(subjects.taskUsage(taskId), encode.usage(r), { msgID: `replay-${r.sequence}` });
     expect((await readUsageReports(h.store.js, h.store.jsm, taskId)).length).toBe(2 * reports.length);
     // Every job is final; wait until each is marked completely settled (`settled.<jobId>` in capa_budgets).
-    const listed = await rpc<pb.ListJobsResponse>((cb) => h.jobs.listJobs({ tenant: "", states: [], limit: 0 }, cb));
+    const listed = await rpc<pb.ListJobsResponse>((cb) =>
+      h.jobs.listJobs({ tenant: "", states: [], limit: 0, pageToken: "" }, cb),
+    );
     const nc = await connectBus({ servers: h.nats.url, name: "metering-test-budgets" });
     try {
       const budgets = await openBudgetStore(nc);

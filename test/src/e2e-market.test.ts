@@ -222,7 +222,7 @@ describe("marketplace end to end", () => {
       async () => {
         const r = await rpc<pb.ListReceiptsResponse>((cb) =>
           h.billing.listReceipts(
-            { tenant: "capped-co", agentId: "", jobId: job!.id, fromUnixMs: 0, toUnixMs: 0, limit: 0 },
+            { tenant: "capped-co", agentId: "", jobId: job!.id, fromUnixMs: 0, toUnixMs: 0, limit: 0, pageToken: "" },
             cb,
           ),
         );

@@ -50,7 +50,9 @@ describe("retries with real agents", () => {
     }
     await waitFor(
       async () => {
-        const r = await rpc<pb.ListAgentsResponse>((cb) => h.operator.listAgents({ region: "" }, cb));
+        const r = await rpc<pb.ListAgentsResponse>((cb) =>
+          h.operator.listAgents({ region: "", limit: 0, pageToken: "" }, cb),
+        );
         return AGENTS.every((id) => r.agents.some((a) => a.agentId === id && a.status === "ready"));
       },
       { what: "both agents registered" },

@@ -47,7 +47,9 @@ describe("scheduler end to end with a real agent", () => {
     });
     await waitFor(
       async () => {
-        const r = await rpc<pb.ListAgentsResponse>((cb) => h.operator.listAgents({ region: "" }, cb));
+        const r = await rpc<pb.ListAgentsResponse>((cb) =>
+          h.operator.listAgents({ region: "", limit: 0, pageToken: "" }, cb),
+        );
         return r.agents.some((a) => a.agentId === AGENT_ID && a.status === "ready");
       },
       { what: "the agent registered with the scheduler" },
@@ -167,7 +169,7 @@ describe("scheduler end to end with a real agent", () => {
     const done = await getJob(h, first.job!.id);
     expect(stateName(done.state)).toBe("SUCCEEDED");
     const listed = await rpc<pb.ListJobsResponse>((cb) =>
-      h.jobs.listJobs({ tenant: request.tenant, states: [], limit: 0 }, cb),
+      h.jobs.listJobs({ tenant: request.tenant, states: [], limit: 0, pageToken: "" }, cb),
     );
     expect(listed.jobs.map((j) => j.id)).toEqual([first.job!.id]);
     expect(existsSync(gate)).toBe(true);

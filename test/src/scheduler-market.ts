@@ -53,7 +53,9 @@ export async function startMarketAgents(h: Harness, defs: MarketAgentDef[]): Pro
   }
   await waitFor(
     async () => {
-      const r = await rpc<pb.ListAgentsResponse>((cb) => h.operator.listAgents({ region: "" }, cb));
+      const r = await rpc<pb.ListAgentsResponse>((cb) =>
+        h.operator.listAgents({ region: "", limit: 0, pageToken: "" }, cb),
+      );
       return defs.every((d) => r.agents.some((a) => a.agentId === d.agentId && a.status === "ready"));
     },
     { what: "every market agent registered" },

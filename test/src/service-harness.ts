@@ -86,7 +86,9 @@ export async function startAgentProcess(
   await waitFor(
     async () => {
       if (!running(agent.child)) throw new Error(`capa agent ${id} exited: ${agent.output().stderr}`);
-      const r = await rpc<pb.ListAgentsResponse>((cb) => h.operator.listAgents({ region: "" }, cb));
+      const r = await rpc<pb.ListAgentsResponse>((cb) =>
+        h.operator.listAgents({ region: "", limit: 0, pageToken: "" }, cb),
+      );
       return r.agents.find((a) => a.agentId === id)?.status === "ready";
     },
     { timeoutMs: 60_000, intervalMs: 100, what: `agent ${id} ready` },

@@ -6,3 +6,8 @@ export * from "./gen/capa/v1/jobs.js";
 export * from "./gen/capa/v1/operator.js";
 export * from "./gen/capa/v1/services.js";
 export * from "./gen/capa/v1/types.js";
+export { FILE_DESCRIPTOR_PROTOS } from "./gen/descriptor-set.js";
+// google.rpc's error model (the `grpc-status-details-bin` trailer) and the encoded descriptors reflection serves.
+export { Any } from "./gen/google/protobuf/any.js";
+export { BadRequest, BadRequest_FieldViolation } from "./gen/google/rpc/error_details.js";
+export { Status as RpcStatus } from "./gen/google/rpc/status.js";

@@ -117,6 +117,7 @@ export function jobSpecToPb(s: JobSpec): pb.JobSpec {
     retries: s.retries
       ? { max: s.retries.max, backoffSeconds: s.retries.backoffSeconds, on: [...s.retries.on] }
       : undefined,
+    failIfUnschedulableAfterSeconds: s.failIfUnschedulableAfterSeconds ?? 0,
   };
 }
 
@@ -155,6 +156,10 @@ export function jobSpecFromPb(s: pb.JobSpec | undefined): Omit<JobSpec, "kind"> 
         on: [...spec.retries.on] as RetryOn[],
       },
     }),
+    // Only when set, so specs (and their request digests) without it are unchanged.
+    ...(spec.failIfUnschedulableAfterSeconds
+      ? { failIfUnschedulableAfterSeconds: spec.failIfUnschedulableAfterSeconds }
+      : {}),
   };
 }
 

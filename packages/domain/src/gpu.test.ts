@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { GpuSpecError, normalizeGpuName, parseGpuSpec } from "./gpu.js";
+import { GpuSpecError, normalizeGpuName, parseGpuModelQuery, parseGpuSpec, resolveGpuModels } from "./gpu.js";
 
 describe("normalizeGpuName", () => {
   it.each([
@@ -33,5 +33,41 @@ describe("parseGpuSpec", () => {
 
   it.each(["", "H100", "0xH100", "4xFOO", "4 of H100"])("rejects %j", (spec) => {
     expect(() => parseGpuSpec(spec)).toThrow(GpuSpecError);
+  });
+});
+
+describe("parseGpuModelQuery / resolveGpuModels (one normalisation for submit, quote and offers)", () => {
+  const fleet = ["H100-80GB", "A100-80GB", "MI300X-192GB"];
+  it.each([
+    ["h100", { ok: true, family: "H100" }],
+    ["H100-80GB", { ok: true, family: "H100", model: "H100-80GB" }],
+    ["h100-80gb", { ok: true, family: "H100", model: "H100-80GB" }],
+    [" H100 80GB ", { ok: true, family: "H100", model: "H100-80GB" }],
+    ["NVIDIA H100 80GB HBM3", { ok: true, family: "H100", model: "H100-80GB" }],
+    ["a10g", { ok: true, family: "A10G" }],
+    ["A10G-24GB", { ok: true, family: "A10G", model: "A10G-24GB" }],
+    ["mi300x-192gb", { ok: true, family: "MI300X", model: "MI300X-192GB" }],
+    ["L40S", { ok: true, family: "L40S" }],
+  ])("%s", (input, expected) => {
+    expect(parseGpuModelQuery(input, fleet)).toEqual(expected);
+  });
+
+  it("refuses an unknown family, naming the known models", () => {
+    const q = parseGpuModelQuery("h1000", fleet);
+    expect(q.ok).toBe(false);
+    if (!q.ok) {
+      expect(q.message).toContain('unknown GPU model "h1000"');
+      expect(q.message).toContain("H100-80GB");
+      expect(q.message).toContain("MI300X-192GB");
+    }
+  });
+
+  it("expands a family alone to every known size of it and names bad entries by index", () => {
+    expect(resolveGpuModels(["a100", "h100-80gb"], fleet, "spec.gpu_models")).toEqual({
+      models: ["A100-40GB", "A100-80GB", "H100-80GB"],
+      violations: [],
+    });
+    const bad = resolveGpuModels(["h100", "nope"], fleet, "spec.gpu_models");
+    expect(bad.violations.map((v) => v.field)).toEqual(["spec.gpu_models[1]"]);
   });
 });

@@ -62,19 +62,84 @@ export function marketedGb(vramMib: number): number {
   return best;
 }
 
-/** "NVIDIA H100 80GB HBM3" + 81559 → "H100-80GB"; "Tesla T4" + 15360 → "T4-16GB". */
-export function normalizeGpuName(name: string, vramMib: number): string {
-  const cleaned = name
+/** A marketing or nvidia-smi name without vendor prefixes and packaging suffixes: "NVIDIA H100 80GB HBM3" → "H100 80GB". */
+function cleanGpuName(name: string): string {
+  return name
     .toUpperCase()
+    .trim()
     .replace(/^NVIDIA\s+/, "")
     .replace(/^(TESLA|GEFORCE|QUADRO)\s+/, "")
     .replace(/^RTX\s+(A\d{4})\b/, "$1")
     .replace(/\bRTX\s+(\d+)\s+ADA\b.*$/, "RTX$1ADA")
     .replace(/\bRTX\s+(\d)/, "RTX$1")
-    .replace(/\s+(PCIE|SXM\d?|NVL|HBM\d?E?|GDDR\d?X?)\b.*$/, "")
+    .replace(/[\s-]+(PCIE|SXM\d?|NVL|HBM\d?E?|GDDR\d?X?)\b.*$/, "")
     .trim();
+}
+
+/** "NVIDIA H100 80GB HBM3" + 81559 → "H100-80GB"; "Tesla T4" + 15360 → "T4-16GB". */
+export function normalizeGpuName(name: string, vramMib: number): string {
+  const cleaned = cleanGpuName(name);
   const family = cleaned.split(/[\s-]+/)[0] ?? cleaned;
   return canonicalGpuModel(family || "UNKNOWN", vramMib);
+}
+
+/** The canonical names of the catalog's families at their default size, e.g. "H100-80GB". */
+export function catalogGpuModels(): string[] {
+  return Object.entries(KNOWN_GPUS).map(([family, gb]) => `${family}-${gb}GB`);
+}
+
+export type GpuModelQuery =
+  | { ok: true; family: string /** Absent for a family alone ("h100"). */; model?: string }
+  | { ok: false; message: string };
+
+/**
+ * What a tenant's GPU model name means, given the models capa knows (the catalog's and those agents advertise):
+ * case and spacing are ignored, "h100-80gb", "H100 80GB" and "NVIDIA H100 80GB HBM3" are "H100-80GB", and a
+ * family alone ("h100") names the family. A family nobody knows is refused with the known models named, so a
+ * typo is an error at submit instead of a job that waits forever.
+ */
+export function parseGpuModelQuery(input: string, known: Iterable<string>): GpuModelQuery {
+  const cleaned = cleanGpuName(input);
+  const knownModels = [...new Set([...catalogGpuModels(), ...known])].sort();
+  const families = new Set([...Object.keys(KNOWN_GPUS), ...knownModels.map(gpuFamilyOf)]);
+  if (families.has(cleaned)) return { ok: true, family: cleaned };
+  // A size ends in "GB" ("A10G" is a family, "A10G-24GB" a model); the family is the shortest prefix that parses.
+  const match = /^([A-Z0-9]+?)[\s-]*(\d+)\s*GI?B$/.exec(cleaned);
+  const family = match?.[1] ?? "";
+  if (!match || !families.has(family)) {
+    return {
+      ok: false,
+      message: `unknown GPU model ${JSON.stringify(input.slice(0, 64))}; known models: ${knownModels.join(", ")}`,
+    };
+  }
+  return { ok: true, family, model: `${family}-${Number(match[2])}GB` };
+}
+
+/** "H100-80GB" → "H100". */
+export function gpuFamilyOf(model: string): string {
+  return model.toUpperCase().replace(/-\d+GB$/, "");
+}
+
+/**
+ * A job spec's accepted models, canonical: each name through parseGpuModelQuery, a family alone expanded to
+ * every known size of it. Violations name the offending entry (`<field>[i]`).
+ */
+export function resolveGpuModels(
+  names: readonly string[],
+  known: Iterable<string>,
+  field: string,
+): { models: string[]; violations: { field: string; message: string }[] } {
+  const knownList = [...new Set([...catalogGpuModels(), ...known])];
+  const models = new Set<string>();
+  const violations: { field: string; message: string }[] = [];
+  names.forEach((name, i) => {
+    if (name === "") return; // validation names empty entries
+    const q = parseGpuModelQuery(name, knownList);
+    if (!q.ok) violations.push({ field: `${field}[${i}]`, message: q.message });
+    else if (q.model) models.add(q.model);
+    else for (const m of knownList) if (gpuFamilyOf(m) === q.family) models.add(m);
+  });
+  return { models: [...models].sort(), violations };
 }
 
 export class GpuSpecError extends Error {

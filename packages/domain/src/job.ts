@@ -103,6 +103,11 @@ export interface JobSpec {
   deadlineUnixMs: number;
   /** Absent (or max 0): a failed task fails the job; lost and preempted tasks are re-placed without limit. */
   retries?: RetryPolicy;
+  /**
+   * Fail the job as UNSCHEDULABLE when, this long after submission, no agent could ever hold it (even idle);
+   * absent or 0 = keep waiting for agents that may join.
+   */
+  failIfUnschedulableAfterSeconds?: number;
 }
 
 export interface Task {

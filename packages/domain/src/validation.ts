@@ -99,6 +99,13 @@ export function jobSpecViolations(spec: JobSpec, prefix = "spec"): FieldViolatio
   c.map(p("node_selector"), spec.nodeSelector, TOKEN, LIMITS.maxShortString);
   if (spec.deadlineUnixMs < 0 || !Number.isSafeInteger(spec.deadlineUnixMs))
     c.add(p("deadline_unix_ms"), "must be a non-negative integer");
+  if (spec.failIfUnschedulableAfterSeconds !== undefined)
+    c.intRange(
+      p("fail_if_unschedulable_after_seconds"),
+      spec.failIfUnschedulableAfterSeconds,
+      0,
+      LIMITS.maxExpectedDurationSeconds,
+    );
   if (spec.kind === "inference" && spec.replicas > 0) {
     const demanded = Object.keys(spec.demandByRegion).length;
     if (demanded > spec.replicas)

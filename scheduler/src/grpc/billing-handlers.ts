@@ -18,6 +18,7 @@ import {
 import { tokenViolations } from "../agents/fleet.js";
 import { jobIdViolations } from "../jobs/job-service.js";
 import type { JobRepo } from "../store/job-repo.js";
+import { pageByOffset } from "./paging.js";
 import { type EdgeContext, unary } from "./unary.js";
 
 export interface BillingDeps extends EdgeContext {
@@ -97,15 +98,19 @@ export function billingHandlers(d: BillingDeps): pb.BillingServiceServer {
       throwIfViolations(violations);
       // A job alone: narrow the read to its tenant's receipts when the job is known.
       const tenant = req.tenant || (req.jobId && !req.agentId ? (d.jobs.get(req.jobId)?.job.tenant ?? "") : "");
-      const receipts = await d.ledger.listReceipts({
+      const query = {
         ...(tenant ? { tenant } : {}),
         ...(req.agentId ? { agentId: req.agentId } : {}),
         ...(req.jobId ? { jobId: req.jobId } : {}),
         fromMs: from,
         toMs: req.toUnixMs,
-        limit: req.limit || DEFAULT_RECEIPTS_LIMIT,
+      };
+      const page = await pageByOffset((limit) => d.ledger.listReceipts({ ...query, limit }), {
+        pageToken: req.pageToken,
+        size: req.limit || DEFAULT_RECEIPTS_LIMIT,
+        filter: ["receipts", req.tenant, req.agentId, req.jobId, req.fromUnixMs, req.toUnixMs],
       });
-      return { receipts: receipts.map(receiptToPb) };
+      return { receipts: page.items.map(receiptToPb), nextPageToken: page.nextPageToken };
     }),
     getSigningKey: unary(d, "GetSigningKey", () => d.ledger.signingKeyInfo()),
     setTenantLimits: unary(d, "SetTenantLimits", async (req: pb.SetTenantLimitsRequest) => {

@@ -27,7 +27,13 @@ describe("error mapping at the gRPC edge", () => {
       [new UnavailableError("down"), status.UNAVAILABLE],
       [new PermissionDeniedError("no"), status.PERMISSION_DENIED],
     ];
-    for (const [err, code] of cases) expect(mapError(err)).toEqual({ code, details: err.message, internal: false });
+    for (const [err, code] of cases)
+      expect(mapError(err)).toEqual({
+        code,
+        details: err.message,
+        internal: false,
+        violations: err instanceof ValidationError ? err.violations : [],
+      });
   });
 
   it("names the field in INVALID_ARGUMENT details", () => {
@@ -44,6 +50,7 @@ describe("error mapping at the gRPC edge", () => {
       code: status.INTERNAL,
       details: "internal error",
       internal: true,
+      violations: [],
     });
     expect(mapError("a string")).toMatchObject({ code: status.INTERNAL });
   });

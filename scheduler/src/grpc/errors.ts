@@ -3,7 +3,7 @@
  * UNAVAILABLE (retry); anything else is INTERNAL with a generic message (details go to the log, not the client).
  */
 
-import { CapaError, type ErrorCode } from "@capa/domain";
+import { CapaError, type ErrorCode, type FieldViolation } from "@capa/domain";
 import { status } from "@grpc/grpc-js";
 
 const CODES: Record<ErrorCode, status> = {
@@ -27,13 +27,29 @@ export interface MappedError {
   details: string;
   /** True when the error is unexpected and worth logging at error level. */
   internal: boolean;
+  /** The fields at fault (INVALID_ARGUMENT), sent as a google.rpc.BadRequest. */
+  violations: FieldViolation[];
 }
 
 export function mapError(err: unknown): MappedError {
-  if (err instanceof CapaError) return { code: CODES[err.code], details: err.message, internal: false };
+  if (err instanceof CapaError)
+    return { code: CODES[err.code], details: err.message, internal: false, violations: violationsIn(err) };
   if (storeUnavailable(err))
-    return { code: status.UNAVAILABLE, details: "the scheduler's store is unavailable; retry", internal: true };
-  return { code: status.INTERNAL, details: "internal error", internal: true };
+    return {
+      code: status.UNAVAILABLE,
+      details: "the scheduler's store is unavailable; retry",
+      internal: true,
+      violations: [],
+    };
+  return { code: status.INTERNAL, details: "internal error", internal: true, violations: [] };
+}
+
+/** Any CapaError may carry `violations` (ValidationError, the market's query errors). */
+function violationsIn(err: CapaError): FieldViolation[] {
+  const v = (err as { violations?: unknown }).violations;
+  return Array.isArray(v)
+    ? v.filter((x): x is FieldViolation => typeof x?.field === "string" && typeof x?.message === "string")
+    : [];
 }
 
 /**

@@ -1,13 +1,15 @@
 /** JobService over gRPC: converts protobuf ↔ domain, validates at the edge, maps errors; no logic of its own. */
 import type * as pb from "@capa/api";
-import { jobSpecFromPb, jobStateToPb, jobToPb, logStreamToPb } from "@capa/bus";
+import { jobStateToPb, jobToPb, logStreamToPb } from "@capa/bus";
 import { isFinalJobState, type Job, throwIfViolations, ValidationError } from "@capa/domain";
 import type { ServerWritableStream } from "@grpc/grpc-js";
-import { type JobService, jobIdViolations } from "../jobs/job-service.js";
+import { DEFAULT_LIST_LIMIT, type JobService, jobIdViolations } from "../jobs/job-service.js";
 import { type LogReader, LogsUnavailableError, MAX_FOLLOWED_TASKS } from "../jobs/logs.js";
 import type { JobEntry, JobRepo } from "../store/job-repo.js";
 import { statesFromPb } from "./convert.js";
+import { type KnownGpuModels, specFromWire, tenantOrDefault } from "./edge.js";
 import type { MarketHandlers } from "./market.js";
+import { compareKeys, pageByKey } from "./paging.js";
 import { type EdgeContext, failStream, unary, writeWithBackpressure } from "./unary.js";
 
 export interface JobHandlerDeps extends EdgeContext {
@@ -15,6 +17,7 @@ export interface JobHandlerDeps extends EdgeContext {
   repo: JobRepo;
   logs: LogReader;
   market: MarketHandlers;
+  knownGpuModels: KnownGpuModels;
 }
 
 export function jobHandlers(d: JobHandlerDeps): pb.JobServiceServer {
@@ -22,8 +25,8 @@ export function jobHandlers(d: JobHandlerDeps): pb.JobServiceServer {
     submitJob: unary(d, "SubmitJob", async (req: pb.SubmitJobRequest) => {
       const result = await d.jobs.submit({
         requestId: req.requestId,
-        tenant: req.tenant,
-        spec: req.spec ? jobSpecFromPb(req.spec) : undefined,
+        tenant: tenantOrDefault(req.tenant),
+        spec: specFromWire(req.spec, d.knownGpuModels),
       });
       return { job: jobToPb(result.job), deduplicated: result.deduplicated };
     }),
@@ -31,7 +34,15 @@ export function jobHandlers(d: JobHandlerDeps): pb.JobServiceServer {
     listJobs: unary(d, "ListJobs", (req: pb.ListJobsRequest) => {
       const { states, violations } = statesFromPb(req.states);
       throwIfViolations(violations);
-      return { jobs: d.jobs.list({ tenant: req.tenant, states, limit: req.limit }).map(jobToPb) };
+      const matching = d.jobs.matching({ tenant: req.tenant, states, limit: req.limit });
+      const page = pageByKey(matching, {
+        pageToken: req.pageToken,
+        size: req.limit || DEFAULT_LIST_LIMIT,
+        filter: ["jobs", req.tenant, [...states].sort()],
+        key: (j) => [-j.createdAtMs, j.id],
+        compare: compareKeys,
+      });
+      return { jobs: page.items.map(jobToPb), nextPageToken: page.nextPageToken };
     }),
     cancelJob: unary(d, "CancelJob", async (req: pb.CancelJobRequest) => ({
       job: jobToPb(await d.jobs.cancel(req.jobId, req.reason)),

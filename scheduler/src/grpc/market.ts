@@ -5,7 +5,6 @@
  * store). `startScheduler`'s `market` hook may still replace them (tests).
  */
 import type * as pb from "@capa/api";
-import { jobSpecFromPb } from "@capa/bus";
 import { type JobSpec, jobSpecViolations, tenantViolations, throwIfViolations, ValidationError } from "@capa/domain";
 import { orderBook, type QuoteResult, quote } from "@capa/market";
 import { type handleUnaryCall, status } from "@grpc/grpc-js";
@@ -15,6 +14,8 @@ import type { ClusterStateApi, PlacementEngineApi } from "../planner/engine.js";
 import { simulate } from "../planner/simulate.js";
 import type { JobRepo } from "../store/job-repo.js";
 import { agentInfoToPb, explanationToPb } from "./convert.js";
+import { advertisedGpuModels, offerModelFilter, specFromWire } from "./edge.js";
+import { pageByOffset } from "./paging.js";
 import { type EdgeContext, unary } from "./unary.js";
 
 export interface MarketHandlers {
@@ -39,10 +40,10 @@ export interface MarketDeps extends EdgeContext {
 export const MAX_OFFERS_LIMIT = 1000;
 
 /** The spec of a Quote request, validated like SubmitJob's (a quote needs no command: "true" stands in). */
-export function quoteSpec(req: pb.QuoteRequest): JobSpec {
+export function quoteSpec(req: pb.QuoteRequest, known: () => Iterable<string> = () => []): JobSpec {
   if (req.tenant !== "") throwIfViolations(tenantViolations(req.tenant));
-  if (!req.spec) throw new ValidationError([{ field: "spec", message: "is required" }]);
-  const spec = jobSpecFromPb(req.spec);
+  const spec = specFromWire(req.spec, known);
+  if (!spec) throw new ValidationError([{ field: "spec", message: "is required" }]);
   const command = spec.template.command.length > 0 ? spec.template.command : ["true"];
   const full = { ...spec, template: { ...spec.template, command } } as JobSpec;
   throwIfViolations(jobSpecViolations(full));
@@ -72,16 +73,17 @@ export function quoteToPb(q: QuoteResult): pb.QuoteResponse {
 }
 
 export function marketHandlers(d: MarketDeps): MarketHandlers {
+  const known = advertisedGpuModels(d.cluster);
   return {
     quote: unary(d, "Quote", (req: pb.QuoteRequest): pb.QuoteResponse => {
-      const spec = quoteSpec(req);
+      const spec = quoteSpec(req, known);
       const nowMs = d.now();
       const queue = { running: runningAllocations(d.cluster, d.jobs), pending: pendingJobs(d.jobs) };
       const q = quote(spec, offerSources(d.cluster), queue, nowMs);
       const explanation = simulate(d.engine, d.cluster, { spec, profile: "", seed: 1 }, nowMs);
       return { ...quoteToPb(q), explanation: explanationToPb({ ...explanation, jobId: "" }) };
     }),
-    listOffers: unary(d, "ListOffers", (req: pb.ListOffersRequest): pb.ListOffersResponse => {
+    listOffers: unary(d, "ListOffers", async (req: pb.ListOffersRequest): Promise<pb.ListOffersResponse> => {
       if (req.limit > MAX_OFFERS_LIMIT)
         throw new ValidationError([{ field: "limit", message: `must be at most ${MAX_OFFERS_LIMIT}` }]);
       if (req.regionGlob.length > 128)
@@ -91,13 +93,18 @@ export function marketHandlers(d: MarketDeps): MarketHandlers {
       const nowMs = d.now();
       const sources = offerSources(d.cluster);
       const filter = {
-        gpuModel: req.gpuModel,
+        gpuModel: offerModelFilter(req.gpuModel, known),
         minVramMib: req.minVramMib,
         regionGlob: req.regionGlob,
         maxPricePerGpuHour: req.maxPriceMicrosPerGpuHour,
         interruptible: req.interruptible,
       };
-      const groups = orderBook(sources, filter, { by: req.sortBy, limit: req.limit }, nowMs);
+      const page = await pageByOffset((n) => orderBook(sources, filter, { by: req.sortBy, limit: n }, nowMs), {
+        pageToken: req.pageToken,
+        size: req.limit,
+        filter: ["offers", filter, req.sortBy, req.raw],
+      });
+      const groups = page.items;
       const offers: pb.Offer[] = groups.map((g) => ({
         region: g.region,
         gpuModel: g.gpuModel,
@@ -111,14 +118,15 @@ export function marketHandlers(d: MarketDeps): MarketHandlers {
         interruptible: g.interruptible,
         simulated: g.simulated,
       }));
-      if (!req.raw) return { offers, agents: [] };
+      const nextPageToken = page.nextPageToken;
+      if (!req.raw) return { offers, agents: [], nextPageToken };
       // The agents behind the listed groups (after filter and limit), each once.
       const shown = new Set(groups.flatMap((g) => g.agentIds));
       const agents = d.fleet
         .list("")
         .filter((a) => shown.has(a.record.advert.agentId))
         .map(agentInfoToPb);
-      return { offers, agents };
+      return { offers, agents, nextPageToken };
     }),
   };
 }

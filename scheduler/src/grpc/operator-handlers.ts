@@ -1,7 +1,6 @@
 /** OperatorService over gRPC: converts, validates at the edge, maps errors. */
 import type * as pb from "@capa/api";
-import { jobSpecFromPb } from "@capa/bus";
-import { NotFoundError, throwIfViolations } from "@capa/domain";
+import { NotFoundError, throwIfViolations, ValidationError } from "@capa/domain";
 import type { Fleet } from "../agents/fleet.js";
 import { jobIdViolations } from "../jobs/job-service.js";
 import type { ClusterStateApi, PlacementEngineApi } from "../planner/engine.js";
@@ -10,6 +9,12 @@ import { simulate } from "../planner/simulate.js";
 import type { PolicyService } from "../policy/policy-service.js";
 import type { JobRepo } from "../store/job-repo.js";
 import { agentInfoToPb, explanationToPb, policyToPb } from "./convert.js";
+import { advertisedGpuModels, specFromWire } from "./edge.js";
+import { compareKeys, pageByKey } from "./paging.js";
+
+/** Largest ListAgents page; without a limit every agent is listed (one page). */
+export const MAX_AGENTS_LIMIT = 1000;
+
 import { type EdgeContext, unary } from "./unary.js";
 
 export interface OperatorHandlerDeps extends EdgeContext {
@@ -24,10 +29,20 @@ export interface OperatorHandlerDeps extends EdgeContext {
 }
 
 export function operatorHandlers(d: OperatorHandlerDeps): pb.OperatorServiceServer {
+  const known = advertisedGpuModels(d.cluster);
   return {
-    listAgents: unary(d, "ListAgents", (req: pb.ListAgentsRequest) => ({
-      agents: d.fleet.list(req.region).map(agentInfoToPb),
-    })),
+    listAgents: unary(d, "ListAgents", (req: pb.ListAgentsRequest) => {
+      if (req.limit > MAX_AGENTS_LIMIT)
+        throw new ValidationError([{ field: "limit", message: `must be at most ${MAX_AGENTS_LIMIT}` }]);
+      const page = pageByKey(d.fleet.list(req.region), {
+        pageToken: req.pageToken,
+        size: req.limit || Number.MAX_SAFE_INTEGER,
+        filter: ["agents", req.region],
+        key: (a) => [a.record.advert.agentId],
+        compare: compareKeys,
+      });
+      return { agents: page.items.map(agentInfoToPb), nextPageToken: page.nextPageToken };
+    }),
     drainAgent: unary(d, "DrainAgent", async (req: pb.DrainAgentRequest) => ({
       agent: agentInfoToPb(await d.fleet.drain(req.agentId, req.drain)),
     })),
@@ -54,7 +69,7 @@ export function operatorHandlers(d: OperatorHandlerDeps): pb.OperatorServiceServ
         simulate(
           d.engine,
           d.cluster,
-          { spec: req.spec ? jobSpecFromPb(req.spec) : undefined, profile: req.profile, seed: req.seed },
+          { spec: specFromWire(req.spec, known), profile: req.profile, seed: req.seed },
           d.now(),
         ),
       ),

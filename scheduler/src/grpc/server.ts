@@ -2,13 +2,18 @@
  * The gRPC server: JobService, OperatorService, BillingService, ServiceService, grpc.health.v1.Health and server reflection (v1 and v1alpha),
  * bound to one address ("host:0" picks a free port).
  */
-import { BillingServiceService, JobServiceService, OperatorServiceService, ServiceServiceService } from "@capa/api";
+import {
+  BillingServiceService,
+  FILE_DESCRIPTOR_PROTOS,
+  JobServiceService,
+  OperatorServiceService,
+  ServiceServiceService,
+} from "@capa/api";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
+import type { PackageDefinition } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
-import { findProtoDir, PROTO_FILES } from "./proto-dir.js";
 
 export const SERVICE_NAMES = [
   "capa.v1.JobService",
@@ -24,7 +29,6 @@ export interface GrpcServerOptions {
   billingService: import("@capa/api").BillingServiceServer;
   /** Inference services (scheduler/src/services). */
   serviceService: import("@capa/api").ServiceServiceServer;
-  protoDir?: string;
   logger: Logger;
 }
 
@@ -49,7 +53,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, "NOT_SERVING"])),
   });
   health.addToServer(server);
-  addReflection(server, options);
+  addReflection(server);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(options.address, ServerCredentials.createInsecure(), (err, bound) =>
       err ? reject(err) : resolve(bound),
@@ -74,21 +78,14 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   };
 }
 
-function addReflection(server: Server, options: GrpcServerOptions): void {
-  const protoDir = findProtoDir(options.protoDir);
-  if (!protoDir) {
-    options.logger.warn("proto directory not found; server reflection is off");
-    return;
-  }
-  try {
-    const definition = loadSync(PROTO_FILES, {
-      includeDirs: [protoDir],
-      keepCase: false,
-      longs: Number,
-      enums: String,
-    });
-    new ReflectionService(definition).addToServer(server);
-  } catch (err) {
-    options.logger.warn({ err, protoDir }, "server reflection is off: protos did not load");
-  }
+/**
+ * Reflection serves the descriptors buf compiled from proto/ (generated into @capa/api, so they match the served
+ * code and need no proto files at run time), under the files' real names (`capa/v1/jobs.proto`, ...), with their
+ * comments, plus grpc.health.v1.Health. proto-loader's definitions would merge each package into one made-up file
+ * (`capa_v1.proto`), which reflection clients cannot resolve. @grpc/reflection reads only `fileDescriptorProtos`.
+ */
+function addReflection(server: Server): void {
+  const files = FILE_DESCRIPTOR_PROTOS.map((b64) => Buffer.from(b64, "base64"));
+  const definition = { "capa.descriptors": { fileDescriptorProtos: files } } as unknown as PackageDefinition;
+  new ReflectionService(definition).addToServer(server);
 }

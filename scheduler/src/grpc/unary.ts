@@ -3,6 +3,7 @@ import type { handleUnaryCall, ServerUnaryCall, ServerWritableStream } from "@gr
 import type { Logger } from "pino";
 import type { SchedulerMetrics } from "../metrics.js";
 import { mapError } from "./errors.js";
+import { statusDetails } from "./status-details.js";
 
 export interface EdgeContext {
   logger: Logger;
@@ -26,7 +27,11 @@ export function unary<Req, Res>(
           const mapped = mapError(err);
           ctx.metrics.rpcs.inc({ method, code: String(mapped.code) });
           if (mapped.internal) ctx.logger.error({ err, method }, "RPC failed");
-          callback({ code: mapped.code, details: mapped.details });
+          callback({
+            code: mapped.code,
+            details: mapped.details,
+            metadata: statusDetails(mapped.code, mapped.details, mapped.violations),
+          });
         },
       );
   };
@@ -42,7 +47,12 @@ export function failStream<Req, Res>(
   const mapped = mapError(err);
   ctx.metrics.rpcs.inc({ method, code: String(mapped.code) });
   if (mapped.internal) ctx.logger.error({ err, method }, "stream failed");
-  if (!call.cancelled) call.emit("error", { code: mapped.code, details: mapped.details });
+  if (!call.cancelled)
+    call.emit("error", {
+      code: mapped.code,
+      details: mapped.details,
+      metadata: statusDetails(mapped.code, mapped.details, mapped.violations),
+    });
 }
 
 /** Writes one message, waiting for the transport to drain when its buffer is full. */

@@ -130,19 +130,22 @@ export class JobService {
   }
 
   list(input: ListInput): Job[] {
+    return this.matching(input).slice(0, input.limit || DEFAULT_LIST_LIMIT);
+  }
+
+  /** Every job the listing matches, newest first (ties by id): the gRPC edge pages through it. */
+  matching(input: ListInput): Job[] {
     const violations: FieldViolation[] = [];
     if (input.tenant !== "") violations.push(...tenantViolations(input.tenant));
     if (!Number.isInteger(input.limit) || input.limit < 0 || input.limit > MAX_LIST_LIMIT)
       violations.push({ field: "limit", message: `must be an integer in 0..${MAX_LIST_LIMIT}` });
     throwIfViolations(violations);
     const states = new Set(input.states);
-    const limit = input.limit || DEFAULT_LIST_LIMIT;
     return this.jobs
       .list()
       .map((e) => e.job)
       .filter((j) => (input.tenant === "" || j.tenant === input.tenant) && (states.size === 0 || states.has(j.state)))
-      .sort((a, b) => b.createdAtMs - a.createdAtMs || (a.id < b.id ? -1 : 1))
-      .slice(0, limit);
+      .sort((a, b) => b.createdAtMs - a.createdAtMs || (a.id < b.id ? -1 : 1));
   }
 
   /** Idempotent: a final job is returned unchanged. Running tasks are stopped by the leader's next evaluation. */

@@ -12,6 +12,7 @@ import { ConflictError, isFinalJobState, type Job } from "@capa/domain";
 import type { Logger } from "pino";
 import type { AgentRegistry } from "../agents/registry.js";
 import { NEEDS_PLACEMENT } from "../jobs/settle.js";
+import { unschedulableVerdict } from "../jobs/unschedulable.js";
 import type { SchedulerMetrics } from "../metrics.js";
 import type { AllocRepo } from "../store/alloc-repo.js";
 import type { JobEntry, JobRepo } from "../store/job-repo.js";
@@ -149,6 +150,19 @@ export class PlannerWorker {
         await this.noteWaiting(result.entry, plan.explanation.summary);
       }
       return;
+    }
+    if (plan.outcome === "unplaceable") {
+      const market = this.d.marketReason?.(job);
+      const why = market ? [market, ...plan.explanation.summary] : plan.explanation.summary;
+      const verdict = unschedulableVerdict(job, why, plan.explanation.relaxation, this.d.now());
+      if (verdict?.failed) {
+        await this.d.jobs.write(entry, verdict.failed);
+        return;
+      }
+      if (verdict) {
+        if (job.reason !== verdict.reason) await this.d.jobs.write(entry, { ...job, reason: verdict.reason });
+        return;
+      }
     }
     await this.noteWaiting(entry, plan.explanation.summary, plan.outcome);
   }

@@ -95,7 +95,7 @@ function priceGetCommand(): Command {
   ).action(async (_flags: { agent: string; json?: boolean }, self: Command) => {
     const flags = self.optsWithGlobals<{ agent: string; json?: boolean }>();
     await withScheduler(self, async (client) => {
-      const { agents } = await client.listAgents({ region: "" });
+      const { agents } = await client.listAgents({ region: "", limit: 0, pageToken: "" });
       const agent = agents.find((a) => a.agentId === flags.agent);
       if (!agent) throw new CliError(`agent ${flags.agent} is not known to the scheduler at ${client.options.address}`);
       const prices: GpuPrice[] = agent.prices.map((p) => ({

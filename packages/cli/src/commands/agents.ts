@@ -7,7 +7,7 @@ export function agentsCommand(): Command {
     .option("--region <region>", "only agents in this region")
     .action(async (flags: { region?: string; json?: boolean }, self: Command) => {
       await withScheduler(self, async (client) => {
-        const { agents } = await client.listAgents({ region: flags.region ?? "" });
+        const { agents } = await client.listAgents({ region: flags.region ?? "", limit: 0, pageToken: "" });
         if (flags.json) printJson({ agents });
         else print(renderAgentsTable(agents, Date.now()));
       });

@@ -21,6 +21,7 @@ export function jobsCommand(): Command {
           tenant: client.options.tenant,
           states: states.map(jobStateToPb),
           limit: flags.limit ?? 0,
+          pageToken: "",
         });
         if (flags.json) printJson({ jobs: jobs.map(jobJson) });
         else print(renderJobsTable(jobs, Date.now()));

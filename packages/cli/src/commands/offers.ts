@@ -46,6 +46,7 @@ export function offersCommand(): Command {
             sortBy: flags.sort ?? "",
             limit: flags.limit ?? 0,
             raw: flags.raw ?? false,
+            pageToken: "",
           });
           if (flags.json) printJson(answer);
           else {
@@ -56,7 +57,7 @@ export function offersCommand(): Command {
           // An older scheduler without the order book still knows its agents: show their GPUs and prices instead.
           if (!(err instanceof GrpcCallError) || err.code !== grpcStatus.UNIMPLEMENTED) throw err;
           process.stderr.write("capa: this scheduler has no ListOffers; showing each agent's GPUs and prices\n");
-          const { agents } = await client.listAgents({ region: "" });
+          const { agents } = await client.listAgents({ region: "", limit: 0, pageToken: "" });
           if (flags.json) printJson({ offers: [], agents, source: "ListAgents" });
           else print(renderAgentOffersTable(agents));
         }

@@ -71,6 +71,7 @@ function listCommand(): Command {
         fromUnixMs: period.fromMs,
         toUnixMs: period.toMs,
         limit: flags.limit ?? 0,
+        pageToken: "",
       });
       if (flags.json) printJson({ receipts: receipts.map(receiptJson) });
       else print(renderReceiptsTable(receipts));

@@ -91,7 +91,7 @@ async function waitUntilAgentsAreSeen(stack: LocalStack, say: (line: string) => 
   try {
     while (Date.now() < deadline) {
       try {
-        const { agents } = await client.listAgents({ region: "" });
+        const { agents } = await client.listAgents({ region: "", limit: 0, pageToken: "" });
         if (agents.length >= stack.agents.length) return;
       } catch {
         // not serving yet: try again

@@ -202,11 +202,16 @@ export interface ListReceiptsRequest {
   jobId: string;
   fromUnixMs: number;
   toUnixMs: number;
+  /** Page size; default (0): 100. */
   limit: number;
+  /** next_page_token of the previous page (with the same filter); "" = the first page. */
+  pageToken: string;
 }
 
 export interface ListReceiptsResponse {
   receipts: Receipt[];
+  /** Pass as page_token for the next page; "" = this was the last page. */
+  nextPageToken: string;
 }
 
 export interface GetSigningKeyRequest {
@@ -2448,7 +2453,7 @@ export const GetReceiptResponse: MessageFns<GetReceiptResponse> = {
 };
 
 function createBaseListReceiptsRequest(): ListReceiptsRequest {
-  return { tenant: "", agentId: "", jobId: "", fromUnixMs: 0, toUnixMs: 0, limit: 0 };
+  return { tenant: "", agentId: "", jobId: "", fromUnixMs: 0, toUnixMs: 0, limit: 0, pageToken: "" };
 }
 
 export const ListReceiptsRequest: MessageFns<ListReceiptsRequest> = {
@@ -2470,6 +2475,9 @@ export const ListReceiptsRequest: MessageFns<ListReceiptsRequest> = {
     }
     if (message.limit !== 0) {
       writer.uint32(48).uint32(message.limit);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(58).string(message.pageToken);
     }
     return writer;
   },
@@ -2535,6 +2543,14 @@ export const ListReceiptsRequest: MessageFns<ListReceiptsRequest> = {
             message.limit = reader.uint32();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2571,6 +2587,11 @@ export const ListReceiptsRequest: MessageFns<ListReceiptsRequest> = {
         ? globalThis.Number(object.to_unix_ms)
         : 0,
       limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
     };
   },
 
@@ -2594,6 +2615,9 @@ export const ListReceiptsRequest: MessageFns<ListReceiptsRequest> = {
     if (message.limit !== 0) {
       obj.limit = Math.round(message.limit);
     }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
     return obj;
   },
 
@@ -2608,18 +2632,22 @@ export const ListReceiptsRequest: MessageFns<ListReceiptsRequest> = {
     message.fromUnixMs = object.fromUnixMs ?? 0;
     message.toUnixMs = object.toUnixMs ?? 0;
     message.limit = object.limit ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListReceiptsResponse(): ListReceiptsResponse {
-  return { receipts: [] };
+  return { receipts: [], nextPageToken: "" };
 }
 
 export const ListReceiptsResponse: MessageFns<ListReceiptsResponse> = {
   encode(message: ListReceiptsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.receipts) {
       Receipt.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -2645,6 +2673,14 @@ export const ListReceiptsResponse: MessageFns<ListReceiptsResponse> = {
             message.receipts.push(Receipt.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2660,6 +2696,11 @@ export const ListReceiptsResponse: MessageFns<ListReceiptsResponse> = {
   fromJSON(object: any): ListReceiptsResponse {
     return {
       receipts: globalThis.Array.isArray(object?.receipts) ? object.receipts.map((e: any) => Receipt.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
     };
   },
 
@@ -2667,6 +2708,9 @@ export const ListReceiptsResponse: MessageFns<ListReceiptsResponse> = {
     const obj: any = {};
     if (message.receipts?.length) {
       obj.receipts = message.receipts.map((e) => Receipt.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -2677,6 +2721,7 @@ export const ListReceiptsResponse: MessageFns<ListReceiptsResponse> = {
   fromPartial(object: DeepPartial<ListReceiptsResponse>): ListReceiptsResponse {
     const message = createBaseListReceiptsResponse();
     message.receipts = object.receipts?.map((e) => Receipt.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };

@@ -35,9 +35,11 @@ import {
 } from "./types.js";
 
 export interface SubmitJobRequest {
-  /** Client-chosen idempotency key; a retry with the same key returns the same job. */
+  /** Client-chosen idempotency key; a retry with the same key returns the same job. Default "": no deduplication. */
   requestId: string;
+  /** Default "": the tenant "default". */
   tenant: string;
+  /** Required; see JobSpec for the defaults of its fields. */
   spec: JobSpec | undefined;
 }
 
@@ -58,13 +60,20 @@ export interface GetJobResponse {
 }
 
 export interface ListJobsRequest {
+  /** Default "": every tenant. */
   tenant: string;
+  /** Default: every state. */
   states: JobState[];
+  /** Page size, newest first; default (0): 100, at most 1000. */
   limit: number;
+  /** next_page_token of the previous page (with the same tenant and states); "" = the first page. */
+  pageToken: string;
 }
 
 export interface ListJobsResponse {
   jobs: Job[];
+  /** Pass as page_token for the next page; "" = this was the last page. */
+  nextPageToken: string;
 }
 
 export interface CancelJobRequest {
@@ -106,7 +115,9 @@ export interface LogLine {
 }
 
 export interface QuoteRequest {
+  /** Default "": no tenant (no budget check). */
   tenant: string;
+  /** Required; the defaults of JobSpec apply, and template.command may be empty. */
   spec: JobSpec | undefined;
 }
 
@@ -144,6 +155,7 @@ export interface QuoteResponse {
 }
 
 export interface ListOffersRequest {
+  /** Default "": every model. Normalised like JobSpec.gpu_models (a family alone matches every size). */
   gpuModel: string;
   minVramMib: number;
   /** Glob over region names, e.g. "eu-*". */
@@ -153,9 +165,15 @@ export interface ListOffersRequest {
   interruptible: boolean;
   /** "price" (default), "-price", "free", "region", "model", "vram". */
   sortBy: string;
+  /** Page size; default (0): every group, at most 1000. */
   limit: number;
   /** Include each agent's advert, not only the aggregates. */
   raw: boolean;
+  /**
+   * next_page_token of the previous page (with the same filter and sort); "" = the first page. The order book
+   * moves: a page is a window into the listing as it is when asked.
+   */
+  pageToken: string;
 }
 
 export interface Offer {
@@ -175,6 +193,8 @@ export interface Offer {
 export interface ListOffersResponse {
   offers: Offer[];
   agents: AgentInfo[];
+  /** Pass as page_token for the next page; "" = this was the last page. */
+  nextPageToken: string;
 }
 
 /** An agent as the scheduler sees it. */
@@ -532,7 +552,7 @@ export const GetJobResponse: MessageFns<GetJobResponse> = {
 };
 
 function createBaseListJobsRequest(): ListJobsRequest {
-  return { tenant: "", states: [], limit: 0 };
+  return { tenant: "", states: [], limit: 0, pageToken: "" };
 }
 
 export const ListJobsRequest: MessageFns<ListJobsRequest> = {
@@ -549,6 +569,9 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
     }
     if (message.limit !== 0) {
       writer.uint32(24).uint32(message.limit);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(34).string(message.pageToken);
     }
     return writer;
   },
@@ -600,6 +623,14 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
             message.limit = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -617,6 +648,11 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
       tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
       states: globalThis.Array.isArray(object?.states) ? object.states.map((e: any) => jobStateFromJSON(e)) : [],
       limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
     };
   },
 
@@ -631,6 +667,9 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
     if (message.limit !== 0) {
       obj.limit = Math.round(message.limit);
     }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
     return obj;
   },
 
@@ -642,18 +681,22 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
     message.tenant = object.tenant ?? "";
     message.states = object.states?.map((e) => e) || [];
     message.limit = object.limit ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListJobsResponse(): ListJobsResponse {
-  return { jobs: [] };
+  return { jobs: [], nextPageToken: "" };
 }
 
 export const ListJobsResponse: MessageFns<ListJobsResponse> = {
   encode(message: ListJobsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.jobs) {
       Job.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -679,6 +722,14 @@ export const ListJobsResponse: MessageFns<ListJobsResponse> = {
             message.jobs.push(Job.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -692,13 +743,23 @@ export const ListJobsResponse: MessageFns<ListJobsResponse> = {
   },
 
   fromJSON(object: any): ListJobsResponse {
-    return { jobs: globalThis.Array.isArray(object?.jobs) ? object.jobs.map((e: any) => Job.fromJSON(e)) : [] };
+    return {
+      jobs: globalThis.Array.isArray(object?.jobs) ? object.jobs.map((e: any) => Job.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
   },
 
   toJSON(message: ListJobsResponse): unknown {
     const obj: any = {};
     if (message.jobs?.length) {
       obj.jobs = message.jobs.map((e) => Job.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -709,6 +770,7 @@ export const ListJobsResponse: MessageFns<ListJobsResponse> = {
   fromPartial(object: DeepPartial<ListJobsResponse>): ListJobsResponse {
     const message = createBaseListJobsResponse();
     message.jobs = object.jobs?.map((e) => Job.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };
@@ -1867,6 +1929,7 @@ function createBaseListOffersRequest(): ListOffersRequest {
     sortBy: "",
     limit: 0,
     raw: false,
+    pageToken: "",
   };
 }
 
@@ -1895,6 +1958,9 @@ export const ListOffersRequest: MessageFns<ListOffersRequest> = {
     }
     if (message.raw !== false) {
       writer.uint32(64).bool(message.raw);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(74).string(message.pageToken);
     }
     return writer;
   },
@@ -1976,6 +2042,14 @@ export const ListOffersRequest: MessageFns<ListOffersRequest> = {
             message.raw = reader.bool();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2018,6 +2092,11 @@ export const ListOffersRequest: MessageFns<ListOffersRequest> = {
         : "",
       limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
       raw: isSet(object.raw) ? globalThis.Boolean(object.raw) : false,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
     };
   },
 
@@ -2047,6 +2126,9 @@ export const ListOffersRequest: MessageFns<ListOffersRequest> = {
     if (message.raw !== false) {
       obj.raw = message.raw;
     }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
     return obj;
   },
 
@@ -2063,6 +2145,7 @@ export const ListOffersRequest: MessageFns<ListOffersRequest> = {
     message.sortBy = object.sortBy ?? "";
     message.limit = object.limit ?? 0;
     message.raw = object.raw ?? false;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
@@ -2337,7 +2420,7 @@ export const Offer: MessageFns<Offer> = {
 };
 
 function createBaseListOffersResponse(): ListOffersResponse {
-  return { offers: [], agents: [] };
+  return { offers: [], agents: [], nextPageToken: "" };
 }
 
 export const ListOffersResponse: MessageFns<ListOffersResponse> = {
@@ -2347,6 +2430,9 @@ export const ListOffersResponse: MessageFns<ListOffersResponse> = {
     }
     for (const v of message.agents) {
       AgentInfo.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(26).string(message.nextPageToken);
     }
     return writer;
   },
@@ -2380,6 +2466,14 @@ export const ListOffersResponse: MessageFns<ListOffersResponse> = {
             message.agents.push(AgentInfo.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2396,6 +2490,11 @@ export const ListOffersResponse: MessageFns<ListOffersResponse> = {
     return {
       offers: globalThis.Array.isArray(object?.offers) ? object.offers.map((e: any) => Offer.fromJSON(e)) : [],
       agents: globalThis.Array.isArray(object?.agents) ? object.agents.map((e: any) => AgentInfo.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
     };
   },
 
@@ -2407,6 +2506,9 @@ export const ListOffersResponse: MessageFns<ListOffersResponse> = {
     if (message.agents?.length) {
       obj.agents = message.agents.map((e) => AgentInfo.toJSON(e));
     }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
     return obj;
   },
 
@@ -2417,6 +2519,7 @@ export const ListOffersResponse: MessageFns<ListOffersResponse> = {
     const message = createBaseListOffersResponse();
     message.offers = object.offers?.map((e) => Offer.fromPartial(e)) || [];
     message.agents = object.agents?.map((e) => AgentInfo.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };

@@ -22,11 +22,18 @@ import { AgentInfo } from "./jobs.js";
 import { Explanation, JobSpec } from "./types.js";
 
 export interface ListAgentsRequest {
+  /** Default "": every region. */
   region: string;
+  /** Page size, by agent id; default (0): every agent, at most 1000. */
+  limit: number;
+  /** next_page_token of the previous page (with the same region); "" = the first page. */
+  pageToken: string;
 }
 
 export interface ListAgentsResponse {
   agents: AgentInfo[];
+  /** Pass as page_token for the next page; "" = this was the last page. */
+  nextPageToken: string;
 }
 
 export interface DrainAgentRequest {
@@ -86,6 +93,7 @@ export interface ExplainJobResponse {
 }
 
 export interface SimulateRequest {
+  /** Required; the defaults of JobSpec apply, and template.command may be empty. */
   spec:
     | JobSpec
     | undefined;
@@ -99,13 +107,19 @@ export interface SimulateResponse {
 }
 
 function createBaseListAgentsRequest(): ListAgentsRequest {
-  return { region: "" };
+  return { region: "", limit: 0, pageToken: "" };
 }
 
 export const ListAgentsRequest: MessageFns<ListAgentsRequest> = {
   encode(message: ListAgentsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.region !== "") {
       writer.uint32(10).string(message.region);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).uint32(message.limit);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
     }
     return writer;
   },
@@ -131,6 +145,22 @@ export const ListAgentsRequest: MessageFns<ListAgentsRequest> = {
             message.region = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -144,13 +174,27 @@ export const ListAgentsRequest: MessageFns<ListAgentsRequest> = {
   },
 
   fromJSON(object: any): ListAgentsRequest {
-    return { region: isSet(object.region) ? globalThis.String(object.region) : "" };
+    return {
+      region: isSet(object.region) ? globalThis.String(object.region) : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
   },
 
   toJSON(message: ListAgentsRequest): unknown {
     const obj: any = {};
     if (message.region !== "") {
       obj.region = message.region;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
     }
     return obj;
   },
@@ -161,18 +205,23 @@ export const ListAgentsRequest: MessageFns<ListAgentsRequest> = {
   fromPartial(object: DeepPartial<ListAgentsRequest>): ListAgentsRequest {
     const message = createBaseListAgentsRequest();
     message.region = object.region ?? "";
+    message.limit = object.limit ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListAgentsResponse(): ListAgentsResponse {
-  return { agents: [] };
+  return { agents: [], nextPageToken: "" };
 }
 
 export const ListAgentsResponse: MessageFns<ListAgentsResponse> = {
   encode(message: ListAgentsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.agents) {
       AgentInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -198,6 +247,14 @@ export const ListAgentsResponse: MessageFns<ListAgentsResponse> = {
             message.agents.push(AgentInfo.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -213,6 +270,11 @@ export const ListAgentsResponse: MessageFns<ListAgentsResponse> = {
   fromJSON(object: any): ListAgentsResponse {
     return {
       agents: globalThis.Array.isArray(object?.agents) ? object.agents.map((e: any) => AgentInfo.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
     };
   },
 
@@ -220,6 +282,9 @@ export const ListAgentsResponse: MessageFns<ListAgentsResponse> = {
     const obj: any = {};
     if (message.agents?.length) {
       obj.agents = message.agents.map((e) => AgentInfo.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -230,6 +295,7 @@ export const ListAgentsResponse: MessageFns<ListAgentsResponse> = {
   fromPartial(object: DeepPartial<ListAgentsResponse>): ListAgentsResponse {
     const message = createBaseListAgentsResponse();
     message.agents = object.agents?.map((e) => AgentInfo.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };

@@ -267,45 +267,67 @@ export function logStreamToJSON(object: LogStream): string {
   }
 }
 
-/** What a tenant asks for. Zero values mean "no constraint" unless stated. */
+/**
+ * What a tenant asks for. Zero values mean "no constraint" unless stated. The server applies the defaults named
+ * below to fields left at their zero value, so a client may send only gpus_per_replica and template.command.
+ */
 export interface JobSpec {
+  /** Free text for people; default "" (none). */
   name: string;
+  /** Default (JOB_KIND_UNSPECIFIED): JOB_KIND_BATCH. */
   kind: JobKind;
-  /** Workers (training), replicas (inference, batch). At least 1. */
+  /** Workers (training), replicas (inference, batch). Default (0): 1. */
   replicas: number;
-  /** GPUs each replica needs on one agent. 0 = a CPU-only task. */
+  /** GPUs each replica needs on one agent. 0 = a CPU-only task (there is no other default: 0 is meaningful). */
   gpusPerReplica: number;
-  /** Accepted GPU models (e.g. "H100-80GB"); empty = any. */
+  /**
+   * Accepted GPU models; empty = any. Names are normalised by the server: case is ignored, "h100-80gb" and
+   * nvidia-smi's "NVIDIA H100 80GB HBM3" mean "H100-80GB", a family alone ("h100") means every known size of it.
+   * An unknown model is INVALID_ARGUMENT naming the known ones.
+   */
   gpuModels: string[];
+  /** Default 0: any memory size. */
   minVramMib: number;
   /** Regions allowed; empty = any. */
   regions: string[];
+  /** Regions refused; empty = none. */
   excludeRegions: string[];
-  /** Where the job's data lives; placing elsewhere costs egress. */
+  /** Where the job's data lives; placing elsewhere costs egress. Default "": nowhere in particular. */
   dataRegion: string;
-  /** Residency zone (e.g. "eu"): every replica must run in a region of this zone. */
+  /** Residency zone (e.g. "eu"): every replica must run in a region of this zone. Default "": anywhere. */
   residency: string;
   /** Highest acceptable price per GPU-hour; 0 = no cap. */
   maxPriceMicrosPerGpuHour: number;
   /** Total spend cap for the job; 0 = no cap. */
   budgetMicros: number;
+  /** Higher places first and may preempt lower; default 0. */
   priority: number;
-  /** May run on interruptible capacity and be preempted. */
+  /** May run on interruptible capacity and be preempted. Default false. */
   interruptible: boolean;
+  /** Expected run time (prices the job and its budget reservation); 0 = unknown. */
   expectedDurationSeconds: number;
-  /** Inference: requests per second (or any relative weight) per region. */
+  /** Inference: requests per second (or any relative weight) per region. Default: none. */
   demandByRegion: { [key: string]: number };
-  /** Training: allow a gang to span several fabric (NVLink) domains. */
+  /** Training: allow a gang to span several fabric (NVLink) domains. Default false. */
   allowFabricSpanning: boolean;
-  /** Agent labels that must match exactly. */
+  /** Agent labels that must match exactly. Default: none. */
   nodeSelector: { [key: string]: string };
+  /** What each replica runs; template.command is required. */
   template:
     | TaskTemplate
     | undefined;
   /** Deadline as Unix milliseconds; 0 = none. */
   deadlineUnixMs: number;
   /** Absent (or max 0): a failed task fails the job; lost and preempted tasks are re-placed without limit. */
-  retries: RetryPolicy | undefined;
+  retries:
+    | RetryPolicy
+    | undefined;
+  /**
+   * Fail the job (reason "UNSCHEDULABLE: ...") when, this many seconds after submission, no agent of the fleet
+   * could ever hold it, even with all its GPUs free (too many GPUs for any agent, a region or model no agent
+   * has). 0 (default) = keep waiting: agents may join later; the job's reason still says UNSCHEDULABLE.
+   */
+  failIfUnschedulableAfterSeconds: number;
 }
 
 export interface JobSpec_DemandByRegionEntry {
@@ -346,11 +368,13 @@ export interface Attempt {
 
 /** What each replica runs. */
 export interface TaskTemplate {
-  /** argv; the first element is the program. */
+  /** argv; the first element is the program. Required for SubmitJob (Quote and Simulate ignore it). */
   command: string[];
+  /** Extra environment variables. Default: none. */
   env: { [key: string]: string };
+  /** Working directory; default "": the agent's work directory for the task. */
   workingDir: string;
-  /** Seconds between SIGTERM and SIGKILL on cancel. */
+  /** Seconds between SIGTERM and SIGKILL on cancel. Default (0): 10. */
   killGraceSeconds: number;
 }
 
@@ -498,6 +522,7 @@ function createBaseJobSpec(): JobSpec {
     template: undefined,
     deadlineUnixMs: 0,
     retries: undefined,
+    failIfUnschedulableAfterSeconds: 0,
   };
 }
 
@@ -565,6 +590,9 @@ export const JobSpec: MessageFns<JobSpec> = {
     }
     if (message.retries !== undefined) {
       RetryPolicy.encode(message.retries, writer.uint32(170).fork()).join();
+    }
+    if (message.failIfUnschedulableAfterSeconds !== 0) {
+      writer.uint32(176).int32(message.failIfUnschedulableAfterSeconds);
     }
     return writer;
   },
@@ -756,6 +784,14 @@ export const JobSpec: MessageFns<JobSpec> = {
             message.retries = RetryPolicy.decode(reader, reader.uint32());
             continue;
           }
+          case 22: {
+            if (tag !== 176) {
+              break;
+            }
+
+            message.failIfUnschedulableAfterSeconds = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -883,6 +919,11 @@ export const JobSpec: MessageFns<JobSpec> = {
         ? globalThis.Number(object.deadline_unix_ms)
         : 0,
       retries: isSet(object.retries) ? RetryPolicy.fromJSON(object.retries) : undefined,
+      failIfUnschedulableAfterSeconds: isSet(object.failIfUnschedulableAfterSeconds)
+        ? globalThis.Number(object.failIfUnschedulableAfterSeconds)
+        : isSet(object.fail_if_unschedulable_after_seconds)
+        ? globalThis.Number(object.fail_if_unschedulable_after_seconds)
+        : 0,
     };
   },
 
@@ -963,6 +1004,9 @@ export const JobSpec: MessageFns<JobSpec> = {
     if (message.retries !== undefined) {
       obj.retries = RetryPolicy.toJSON(message.retries);
     }
+    if (message.failIfUnschedulableAfterSeconds !== 0) {
+      obj.failIfUnschedulableAfterSeconds = Math.round(message.failIfUnschedulableAfterSeconds);
+    }
     return obj;
   },
 
@@ -1012,6 +1056,7 @@ export const JobSpec: MessageFns<JobSpec> = {
     message.retries = (object.retries !== undefined && object.retries !== null)
       ? RetryPolicy.fromPartial(object.retries)
       : undefined;
+    message.failIfUnschedulableAfterSeconds = object.failIfUnschedulableAfterSeconds ?? 0;
     return message;
   },
 };
