@@ -15,6 +15,7 @@ import { offersCommand } from "./commands/offers.js";
 import { policyCommand } from "./commands/policy.js";
 import { quoteCommand } from "./commands/quote.js";
 import { receiptCommand } from "./commands/receipt.js";
+import { replayCommand } from "./commands/replay.js";
 import { schedulerCommand } from "./commands/scheduler.js";
 import { endpointsCommand, serviceCommand } from "./commands/service.js";
 import { simulateCommand } from "./commands/simulate.js";
@@ -55,6 +56,7 @@ export function buildProgram(): Command {
     explainCommand(),
     policyCommand(),
     simulateCommand(),
+    replayCommand(),
     drainCommand(),
     serviceCommand(),
     endpointsCommand(),

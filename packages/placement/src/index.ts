@@ -13,5 +13,6 @@ export { BUILTIN_PROFILES, type Profile, parseProfile, validateProfile } from ".
 export { REASON, type RejectionReason } from "./reasons.js";
 export { mulberry32, seededHash } from "./rng.js";
 export { SCORER_NAMES, SCORERS } from "./scorers/registry.js";
+export { MaxHeap } from "./search/heap.js";
 export { ClusterState, fabricKeyOf } from "./state/cluster-state.js";
 export { DEFAULT_TABLES, type NetworkTables, REGION_CONTINENT } from "./tables.js";

@@ -20,10 +20,18 @@ import {
   PlacementEngine,
   type PlacementRequest,
 } from "@capa/placement";
-import { BASELINES, type BaselineName, BaselinePlacer } from "./baselines.js";
+import {
+  activeIndices,
+  agentCanHost,
+  BASELINES,
+  type BaselineName,
+  BaselinePlacer,
+  lpBound,
+  maximalInstants,
+  resourceClasses,
+} from "@capa/replay";
 import type { DataSet } from "./data.js";
 import { makeFleet, NOW } from "./fleet.js";
-import { lpBound, resourceClasses } from "./lp.js";
 import { gangJob, gpuPods, podJob, type Workload } from "./workload.js";
 
 /** The engine's default assumption for data read per replica (profile defaultDataGb). */
@@ -54,13 +62,19 @@ export function replicaCost(spec: JobSpec, price: number, region: string): numbe
   return costForDuration(price, spec.gpusPerReplica, seconds) + egress;
 }
 
-interface Arrival {
+export interface Arrival {
   req: PlacementRequest;
   at: number;
   end: number;
 }
 
-function arrivals(w: Workload, data: DataSet, agents: readonly AgentView[], count: number, load: number): Arrival[] {
+export function arrivals(
+  w: Workload,
+  data: DataSet,
+  agents: readonly AgentView[],
+  count: number,
+  load: number,
+): Arrival[] {
   const capacity = agents.reduce((n, a) => n + a.gpus.length, 0);
   const pods = gpuPods(data);
   const reqs: PlacementRequest[] = [];
@@ -187,7 +201,7 @@ export async function runCost(data: DataSet, o: CostOptions): Promise<CostResult
           replicas: j.req.replicas.length,
           activeAt: activeIndices(instants, j.at, j.end),
           costOn: (agent, model, price) =>
-            feasibleFor(j.req.spec, agent, model, price) ? replicaCost(j.req.spec, price, agent.region) : undefined,
+            agentCanHost(j.req.spec, agent, model, price) ? replicaCost(j.req.spec, price, agent.region) : undefined,
         })),
         resourceClasses(agents, NOW),
         instants.length,
@@ -252,42 +266,4 @@ function constrained(spec: JobSpec): boolean {
     spec.residency !== "" ||
     spec.maxPricePerGpuHour > 0
   );
-}
-
-/** Arrival instants after which a departure comes before the next arrival: the maximal sets of running jobs. */
-function maximalInstants(jobs: readonly Arrival[]): number[] {
-  const ends = jobs.map((j) => j.end).sort((a, b) => a - b);
-  const out: number[] = [];
-  let e = 0;
-  for (let i = 0; i < jobs.length; i++) {
-    const next = jobs[i + 1]?.at ?? Number.POSITIVE_INFINITY;
-    while (e < ends.length && ends[e]! <= jobs[i]!.at) e++;
-    if (e < ends.length && ends[e]! <= next) out.push(jobs[i]!.at);
-  }
-  return out;
-}
-
-/** Indices of the instants in [from, to), instants sorted ascending. */
-function activeIndices(instants: readonly number[], from: number, to: number): number[] {
-  let lo = 0;
-  let hi = instants.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (instants[mid]! < from) lo = mid + 1;
-    else hi = mid;
-  }
-  const out: number[] = [];
-  for (let i = lo; i < instants.length && instants[i]! < to; i++) out.push(i);
-  return out;
-}
-
-/** The engine's hard constraints, per resource class (what the LP may use). */
-function feasibleFor(spec: JobSpec, agent: AgentView, model: string, price: number): boolean {
-  if (spec.gpuModels.length > 0 && !spec.gpuModels.includes(model)) return false;
-  if (spec.regions.length > 0 && !spec.regions.includes(agent.region)) return false;
-  if (spec.excludeRegions.includes(agent.region)) return false;
-  if (spec.residency !== "" && agent.residency !== spec.residency) return false;
-  if (spec.maxPricePerGpuHour > 0 && price > spec.maxPricePerGpuHour) return false;
-  const gpus = agent.gpus.filter((g) => g.model === model && g.healthy);
-  return gpus.length >= spec.gpusPerReplica && gpus.every((g) => g.vramMib >= spec.minVramMib);
 }

@@ -8,24 +8,11 @@
  * Prices, model names and the catalog-region → capa-region mapping come from @capa/catalog.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { loadCatalog, parseCsvRecords as parseCsv } from "@capa/catalog";
-import type { Micros } from "@capa/domain";
+import { defaultDataDir, gpuCountMix, INVENTORY_FILE, type InstanceOffer, offersFromCatalog } from "@capa/replay";
 
-/** One priced instance type in one zone: the unit a simulated agent is made from. */
-export interface InstanceOffer {
-  provider: string;
-  region: string;
-  zone: string;
-  instanceType: string;
-  gpuModel: string;
-  gpuCount: number;
-  vramMib: number;
-  onDemandPerGpuHour: Micros;
-  /** 0 = no interruptible price (none published, or not below on-demand). */
-  interruptiblePerGpuHour: Micros;
-}
+export type { InstanceOffer };
 
 export interface PodRecord {
   gpus: number;
@@ -45,50 +32,22 @@ export interface DataSet {
   serviceSizes: number[];
 }
 
-export function dataDir(): string {
-  if (process.env.CAPA_DATA_DIR) return process.env.CAPA_DATA_DIR;
-  // test/{src,dist}/bench/data.* → repository root → ../shared/data
-  const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-  return join(root, "..", "shared", "data");
-}
+/** CAPA_DATA_DIR, else ../shared/data beside the repository. */
+export const dataDir = defaultDataDir;
 
-/**
- * Priced instance offers from @capa/catalog (the same parser, model names and region mapping the demo fleet
- * uses), one per catalog row; zones are prefixed by provider so two clouds' "us-east-1a" never merge.
- */
+/** Priced instance offers from @capa/catalog (the same parser, model names and region mapping the demo fleet uses). */
 function loadOffers(dir: string, skipped: Record<string, number>): { offers: InstanceOffer[]; source: string } {
   const catalog = loadCatalog(join(dir, "prices"));
   Object.assign(skipped, catalog.skipped);
-  const offers = catalog.entries.map((e) => ({
-    provider: e.provider,
-    region: e.region,
-    zone: `${e.provider}:${e.zone}`,
-    instanceType: e.instanceType,
-    gpuModel: e.gpuModel,
-    gpuCount: e.gpusPerInstance,
-    vramMib: Number(e.gpuModel.split("-").pop()!.replace("GB", "")) * 1024,
-    onDemandPerGpuHour: e.onDemandPerGpuHour,
-    interruptiblePerGpuHour: e.interruptiblePerGpuHour,
-  }));
-  return { offers, source: catalog.source === "built-in" ? `built-in catalog (${dir} not found)` : dir };
+  return {
+    offers: offersFromCatalog(catalog.entries),
+    source: catalog.source === "built-in" ? `built-in catalog (${dir} not found)` : dir,
+  };
 }
 
 function loadGpuCountMix(dir: string): Map<number, number> {
-  const mix = new Map<number, number>();
-  const path = join(dir, "inventories", "alibaba-v2026-spot-gpu", "node_info_df.csv");
-  if (existsSync(path)) {
-    for (const row of parseCsv(readFileSync(path, "utf8"))) {
-      const n = Number(row.gpu_capacity_num);
-      if (Number.isInteger(n) && n > 0) mix.set(n, (mix.get(n) ?? 0) + 1);
-    }
-  }
-  return mix.size > 0
-    ? mix
-    : new Map([
-        [1, 3396],
-        [4, 10],
-        [8, 872],
-      ]);
+  const path = join(dir, INVENTORY_FILE);
+  return gpuCountMix(existsSync(path) ? readFileSync(path, "utf8") : undefined);
 }
 
 function loadPods(dir: string): PodRecord[] {

@@ -4,7 +4,8 @@
  *   {"runs":[{"agents","placementsPerSec","p50DecisionMicros","p99DecisionMicros","gangPlacementsPerSec",…}],
  *    "cost":{"instances","costToLpBound","costVsBaseline":{"firstFit","random","spread","cheapestSingleRegion"}}}
  * Flags: --json; --quick (a smoke run: fewer decisions, two small cost instances); --sizes 1000,10000,50000;
- *        --cost-instances N, --cost-agents N, --cost-jobs N (cost instances: count, fleet size, arrivals each).
+ *        --cost-instances N, --cost-agents N, --cost-jobs N (cost instances: count, fleet size, arrivals each);
+ *        --replay-jobs N, --replay-agents N (the replay run, default 20000 × 1000; --quick 2000 × 200); --no-replay.
  * Environment: CAPA_DATA_DIR (default ../shared/data beside the repository; a built-in catalog without it).
  * Everything runs in this process, single-threaded: the throughput figures are for one core.
  */
@@ -12,6 +13,7 @@ import { availableParallelism, cpus } from "node:os";
 import { PlacementEngine } from "@capa/placement";
 import { runCost } from "./cost.js";
 import { loadData } from "./data.js";
+import { runReplayBench } from "./replay.js";
 import { runThroughput, type ThroughputRun } from "./throughput.js";
 
 function flag(name: string): string | undefined {
@@ -36,6 +38,8 @@ async function main(): Promise<void> {
   const costInstances = Number(flag("--cost-instances") ?? (quick ? 2 : 6));
   const costAgents = Number(flag("--cost-agents") ?? (quick ? 80 : 150));
   const costJobs = Number(flag("--cost-jobs") ?? (quick ? 500 : 1000));
+  const replayJobs = Number(flag("--replay-jobs") ?? (quick ? 2000 : 20_000));
+  const replayAgents = Number(flag("--replay-agents") ?? (quick ? 200 : 1000));
 
   const started = process.hrtime.bigint();
   const data = loadData();
@@ -114,6 +118,42 @@ async function main(): Promise<void> {
     `our cost ÷ LP lower bound (HiGHS): ${cost.costToLpBound}  — largest LP ${cost.lpSize.columns} columns × ${cost.lpSize.rows} rows, ${cost.lpSize.nonzeros} nonzeros; ${cost.lpSeconds}s solving`,
   );
   console.log(`cheapestSingleRegion fell back outside its home region ${cost.cheapestSingleRegionFallbacks} times`);
+  const replayRun = process.argv.includes("--no-replay")
+    ? undefined
+    : runReplayBench(data, replayJobs, replayAgents, 0.8, 7);
+  if (replayRun) {
+    const { result } = replayRun;
+    const active = result.policies.find((p) => p.name === "active")!;
+    console.log(
+      `\nReplay: ${result.jobs} jobs over ${result.agents} agents (${result.gpus} GPUs), offered load 80%, jobs wait when they do not fit; ${replayRun.seconds}s for ${result.policies.length} policies`,
+    );
+    console.log(
+      table(
+        [
+          "policy",
+          "placed",
+          "waiting",
+          "cost $",
+          "ours ÷ theirs",
+          "mean wait s",
+          "p99 wait s",
+          "GPU util",
+          "run time s",
+        ],
+        result.policies.map((p) => [
+          p.name,
+          p.placed,
+          p.neverStarted,
+          Math.round(p.costMicros / 1e6),
+          p === active ? "" : Math.round((active.costMicros / p.costMicros) * 10_000) / 10_000,
+          p.meanQueueS,
+          p.p99QueueS,
+          p.utilisation,
+          Math.round(p.wallMs / 100) / 10,
+        ]),
+      ),
+    );
+  }
   console.log(`total ${Math.round(Number(process.hrtime.bigint() - started) / 1e8) / 10}s`);
 
   if (json) {
@@ -126,6 +166,12 @@ async function main(): Promise<void> {
         gangPlacementsPerSec: r.gangPlacementsPerSec,
       })),
       cost: { instances: cost.instances, costToLpBound: cost.costToLpBound, costVsBaseline: cost.costVsBaseline },
+      replay: replayRun && {
+        jobs: replayRun.jobs,
+        agents: replayRun.agents,
+        seconds: replayRun.seconds,
+        policies: replayRun.result.policies.map((p) => ({ name: p.name, placed: p.placed, costMicros: p.costMicros })),
+      },
     };
     console.log(JSON.stringify(result));
   }

@@ -14,6 +14,15 @@ import { type AgentView, type ClusterState, fabricKeyOf, type PlacementRequest }
 
 export type BaselineName = "firstFit" | "random" | "spread" | "cheapestSingleRegion";
 export const BASELINES: readonly BaselineName[] = ["firstFit", "random", "spread", "cheapestSingleRegion"];
+/** The cost-blind ones: the economics goal is measured against each of them. */
+export const COST_BLIND_BASELINES: readonly BaselineName[] = ["firstFit", "random", "spread"];
+/** Command-line and report names (kebab-case) of the baselines. */
+export const BASELINE_LABELS: Readonly<Record<BaselineName, string>> = {
+  firstFit: "first-fit",
+  random: "random",
+  spread: "spread",
+  cheapestSingleRegion: "cheapest-single-region",
+};
 
 export interface Slot {
   agent: AgentView;
@@ -31,13 +40,19 @@ export interface BaselinePlacement {
   price: number;
 }
 
-const MAX_ADVERT_AGE_MS = 30_000;
+/** The engine's default freshness limit for adverts (filter "stale-advert"). */
+export const MAX_ADVERT_AGE_MS = 30_000;
 
 /** Every (agent, model) that passes the job's hard constraints and has room for one replica now. */
-export function feasibleSlots(state: ClusterState, spec: JobSpec, nowMs: number): Slot[] {
+export function feasibleSlots(
+  state: ClusterState,
+  spec: JobSpec,
+  nowMs: number,
+  maxAdvertAgeMs = MAX_ADVERT_AGE_MS,
+): Slot[] {
   const out: Slot[] = [];
   for (const agent of state.agents()) {
-    if (agent.draining || nowMs - agent.lastSeenMs > MAX_ADVERT_AGE_MS) continue;
+    if (agent.draining || nowMs - agent.lastSeenMs > maxAdvertAgeMs) continue;
     if (spec.regions.length > 0 && !spec.regions.includes(agent.region)) continue;
     if (spec.excludeRegions.includes(agent.region)) continue;
     if (spec.residency !== "" && agent.residency !== spec.residency) continue;
@@ -65,6 +80,8 @@ export class BaselinePlacer {
     readonly name: BaselineName,
     private readonly rng: () => number,
     agents: readonly AgentView[],
+    /** Adverts older than this are skipped; a replay, whose agents never go quiet, passes Infinity. */
+    private readonly maxAdvertAgeMs = MAX_ADVERT_AGE_MS,
   ) {
     for (const a of agents) this.regionSize.set(a.region, (this.regionSize.get(a.region) ?? 0) + a.gpus.length);
   }
@@ -77,7 +94,7 @@ export class BaselinePlacer {
     const gangKey = (s: Slot) => `${s.agent.region}|${s.model}|${spec.allowFabricSpanning ? "" : fabricKeyOf(s.agent)}`;
     let groupKey: string | undefined;
     if (gang) {
-      const slots = feasibleSlots(state, spec, nowMs);
+      const slots = feasibleSlots(state, spec, nowMs, this.maxAdvertAgeMs);
       const groups = new Map<string, Slot[]>();
       for (const s of slots) groups.set(gangKey(s), [...(groups.get(gangKey(s)) ?? []), s]);
       const fits = [...groups.entries()].filter(
@@ -94,7 +111,7 @@ export class BaselinePlacer {
       }
     }
     for (const _replica of req.replicas) {
-      let slots = feasibleSlots(state, spec, nowMs);
+      let slots = feasibleSlots(state, spec, nowMs, this.maxAdvertAgeMs);
       if (groupKey !== undefined) slots = slots.filter((s) => gangKey(s) === groupKey);
       const slot = this.choose(slots, spec);
       if (!slot) {

@@ -118,3 +118,30 @@ function wrap(terms: readonly string[], joiner: string): string {
   for (let i = 0; i < terms.length; i += 8) lines.push(terms.slice(i, i + 8).join(joiner));
   return lines.join(`${joiner}\n   `);
 }
+
+/** Arrival instants after which a departure comes before the next arrival: the maximal sets of running jobs. */
+export function maximalInstants(jobs: ReadonlyArray<{ at: number; end: number }>): number[] {
+  const ends = jobs.map((j) => j.end).sort((a, b) => a - b);
+  const out: number[] = [];
+  let e = 0;
+  for (let i = 0; i < jobs.length; i++) {
+    const next = jobs[i + 1]?.at ?? Number.POSITIVE_INFINITY;
+    while (e < ends.length && ends[e]! <= jobs[i]!.at) e++;
+    if (e < ends.length && ends[e]! <= next) out.push(jobs[i]!.at);
+  }
+  return out;
+}
+
+/** Indices of the instants in [from, to), instants sorted ascending. */
+export function activeIndices(instants: readonly number[], from: number, to: number): number[] {
+  let lo = 0;
+  let hi = instants.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (instants[mid]! < from) lo = mid + 1;
+    else hi = mid;
+  }
+  const out: number[] = [];
+  for (let i = lo; i < instants.length && instants[i]! < to; i++) out.push(i);
+  return out;
+}
