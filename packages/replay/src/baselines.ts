@@ -43,20 +43,26 @@ export interface BaselinePlacement {
 /** The engine's default freshness limit for adverts (filter "stale-advert"). */
 export const MAX_ADVERT_AGE_MS = 30_000;
 
-/** Every (agent, model) that passes the job's hard constraints and has room for one replica now. */
-export function feasibleSlots(
-  state: ClusterState,
-  spec: JobSpec,
-  nowMs: number,
-  maxAdvertAgeMs = MAX_ADVERT_AGE_MS,
-): Slot[] {
-  const out: Slot[] = [];
-  for (const agent of state.agents()) {
-    if (agent.draining || nowMs - agent.lastSeenMs > maxAdvertAgeMs) continue;
+/** An (agent, model) that passes a job's hard constraints other than capacity and freshness, at its price. */
+interface StaticSlot {
+  agent: AgentView;
+  model: string;
+  price: number;
+  interruptible: boolean;
+}
+
+/** A static slot bound to one ClusterState's offer (its live free count). */
+interface BoundSlot extends StaticSlot {
+  offer: { free: number; agent: AgentView } | undefined;
+}
+
+/** The (agent, model) pairs a spec may ever use, in agent order: everything but capacity and freshness. */
+function staticSlots(agents: Iterable<AgentView>, spec: JobSpec): StaticSlot[] {
+  const out: StaticSlot[] = [];
+  for (const agent of agents) {
     if (spec.regions.length > 0 && !spec.regions.includes(agent.region)) continue;
     if (spec.excludeRegions.includes(agent.region)) continue;
     if (spec.residency !== "" && agent.residency !== spec.residency) continue;
-    const free = state.freeGpuIndices(agent.id);
     for (const p of agent.prices) {
       if (spec.gpuModels.length > 0 && !spec.gpuModels.includes(p.gpuModel)) continue;
       const gpus = agent.gpus.filter((g) => g.model === p.gpuModel && g.healthy);
@@ -64,17 +70,63 @@ export function feasibleSlots(
       const spot = spec.interruptible && p.interruptiblePerHour > 0 && p.interruptiblePerHour < p.onDemandPerHour;
       const price = spot ? p.interruptiblePerHour : p.onDemandPerHour;
       if (spec.maxPricePerGpuHour > 0 && price > spec.maxPricePerGpuHour) continue;
-      const freeOfModel = free.filter((i) => gpus.some((g) => g.index === i)).length;
-      if (freeOfModel < spec.gpusPerReplica) continue;
-      out.push({ agent, model: p.gpuModel, price, interruptible: spot, free: freeOfModel });
+      out.push({ agent, model: p.gpuModel, price, interruptible: spot });
     }
   }
   return out;
 }
 
+/** The static slots with room for one replica now (free GPUs of the model ≥ the replica's) on fresh agents. */
+function withRoom(
+  state: ClusterState,
+  slots: readonly StaticSlot[],
+  spec: JobSpec,
+  nowMs: number,
+  maxAdvertAgeMs: number,
+): Slot[] {
+  const out: Slot[] = [];
+  for (const s of slots) {
+    const agent = state.agent(s.agent.id);
+    if (!agent || agent.draining || nowMs - agent.lastSeenMs > maxAdvertAgeMs) continue;
+    const free = state.offerOf(agent.id, s.model)?.free ?? 0;
+    if (free < spec.gpusPerReplica) continue;
+    out.push({ ...s, agent, free });
+  }
+  return out;
+}
+
+/** Every (agent, model) that passes the job's hard constraints and has room for one replica now. */
+export function feasibleSlots(
+  state: ClusterState,
+  spec: JobSpec,
+  nowMs: number,
+  maxAdvertAgeMs = MAX_ADVERT_AGE_MS,
+): Slot[] {
+  return withRoom(state, staticSlots(state.agents(), spec), spec, nowMs, maxAdvertAgeMs);
+}
+
+/** Everything in a spec that `staticSlots` looks at. */
+function staticKey(spec: JobSpec): string {
+  return [
+    spec.regions.join("|"),
+    spec.excludeRegions.join("|"),
+    spec.residency,
+    spec.gpuModels.join("|"),
+    spec.minVramMib,
+    spec.interruptible,
+    spec.maxPricePerGpuHour,
+  ].join(";");
+}
+
 export class BaselinePlacer {
   fallbacks = 0;
   private readonly regionSize = new Map<string, number>();
+  /**
+   * Static slots per constraint set, bound to a state's offers, over the constructor's agents: a placer's fleet
+   * does not change (the bench and the replay never re-advertise), so only free counts are read per decision.
+   */
+  private readonly statics = new WeakMap<ClusterState, Map<string, BoundSlot[]>>();
+  private readonly bySpec = new WeakMap<JobSpec, { state: ClusterState; bound: BoundSlot[] }>();
 
   constructor(
     readonly name: BaselineName,
@@ -84,6 +136,39 @@ export class BaselinePlacer {
     private readonly maxAdvertAgeMs = MAX_ADVERT_AGE_MS,
   ) {
     for (const a of agents) this.regionSize.set(a.region, (this.regionSize.get(a.region) ?? 0) + a.gpus.length);
+    this.agents = [...agents].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  private readonly agents: readonly AgentView[];
+
+  /** Feasible slots now, in agent-id order; `firstOnly` stops at the first (all first-fit needs outside gangs). */
+  private slots(state: ClusterState, spec: JobSpec, nowMs: number, firstOnly = false): Slot[] {
+    let bound = this.bySpec.get(spec)?.state === state ? this.bySpec.get(spec)!.bound : undefined;
+    if (!bound) {
+      let perState = this.statics.get(state);
+      if (!perState) {
+        perState = new Map();
+        this.statics.set(state, perState);
+      }
+      const key = staticKey(spec);
+      bound = perState.get(key);
+      if (!bound) {
+        bound = staticSlots(this.agents, spec).map((s) => ({ ...s, offer: state.offerOf(s.agent.id, s.model) }));
+        perState.set(key, bound);
+      }
+      this.bySpec.set(spec, { state, bound });
+    }
+    const out: Slot[] = [];
+    const need = spec.gpusPerReplica;
+    for (const s of bound) {
+      const offer = s.offer;
+      if (!offer || offer.free < need) continue;
+      const agent = offer.agent;
+      if (agent.draining || nowMs - agent.lastSeenMs > this.maxAdvertAgeMs) continue;
+      out.push({ agent, model: s.model, price: s.price, interruptible: s.interruptible, free: offer.free });
+      if (firstOnly) break;
+    }
+    return out;
   }
 
   /** Places every replica (all or nothing) and commits the allocations to `state`; undefined if it cannot. */
@@ -94,7 +179,7 @@ export class BaselinePlacer {
     const gangKey = (s: Slot) => `${s.agent.region}|${s.model}|${spec.allowFabricSpanning ? "" : fabricKeyOf(s.agent)}`;
     let groupKey: string | undefined;
     if (gang) {
-      const slots = feasibleSlots(state, spec, nowMs, this.maxAdvertAgeMs);
+      const slots = this.slots(state, spec, nowMs);
       const groups = new Map<string, Slot[]>();
       for (const s of slots) groups.set(gangKey(s), [...(groups.get(gangKey(s)) ?? []), s]);
       const fits = [...groups.entries()].filter(
@@ -111,7 +196,7 @@ export class BaselinePlacer {
       }
     }
     for (const _replica of req.replicas) {
-      let slots = feasibleSlots(state, spec, nowMs, this.maxAdvertAgeMs);
+      let slots = this.slots(state, spec, nowMs, this.name === "firstFit" && groupKey === undefined);
       if (groupKey !== undefined) slots = slots.filter((s) => gangKey(s) === groupKey);
       const slot = this.choose(slots, spec);
       if (!slot) {

@@ -332,7 +332,10 @@ function simulateOne(
   const state = new ClusterState();
   for (const a of agents) state.upsertAgent(a);
   const shapes = new Map<string, Shape>();
+  const shapeOfJob = new Array<Shape | undefined>(jobs.length);
   const shapeOf = (i: number): Shape => {
+    const known = shapeOfJob[i];
+    if (known) return known;
     const spec = specs[i]!;
     const key = shapeKey(spec);
     let s = shapes.get(key);
@@ -344,6 +347,7 @@ function simulateOne(
       s = { key, spec, waiting: [], hosts };
       shapes.set(key, s);
     }
+    shapeOfJob[i] = s;
     return s;
   };
   // Running jobs by end time: a max-heap on -endS (ties in start order). A preempted job's entry stays and is

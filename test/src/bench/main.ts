@@ -125,7 +125,7 @@ async function main(): Promise<void> {
     const { result } = replayRun;
     const active = result.policies.find((p) => p.name === "active")!;
     console.log(
-      `\nReplay: ${result.jobs} jobs over ${result.agents} agents (${result.gpus} GPUs), offered load 80%, jobs wait when they do not fit; ${replayRun.seconds}s for ${result.policies.length} policies`,
+      `\nReplay: ${result.jobs} jobs over ${result.agents} agents (${result.gpus} GPUs), offered load 80%, jobs wait when they do not fit; ${replayRun.seconds}s wall, ${replayRun.cpuSeconds}s CPU for ${result.policies.length} policies (one thread)`,
     );
     console.log(
       table(
@@ -170,6 +170,7 @@ async function main(): Promise<void> {
         jobs: replayRun.jobs,
         agents: replayRun.agents,
         seconds: replayRun.seconds,
+        cpuSeconds: replayRun.cpuSeconds,
         policies: replayRun.result.policies.map((p) => ({ name: p.name, placed: p.placed, costMicros: p.costMicros })),
       },
     };

@@ -17,6 +17,8 @@ export interface ReplayBench {
   agents: number;
   load: number;
   seconds: number;
+  /** CPU seconds of this process during the replay (user + system): the figure for an idle machine. */
+  cpuSeconds: number;
   result: ReplayResult;
 }
 
@@ -40,7 +42,10 @@ export function runReplayBench(data: DataSet, jobs: number, agents: number, load
     ...BASELINES.map((b) => ({ name: BASELINE_LABELS[b], baseline: b })),
   ];
   const started = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
   const result = replay(trace, fleet, policies, { seed, startMs: NOW });
   const seconds = Math.round(Number(process.hrtime.bigint() - started) / 1e8) / 10;
-  return { jobs, agents, load, seconds, result };
+  const used = process.cpuUsage(cpu);
+  const cpuSeconds = Math.round((used.user + used.system) / 1e5) / 10;
+  return { jobs, agents, load, seconds, cpuSeconds, result };
 }
