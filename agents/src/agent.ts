@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
-import { BUCKETS, connectBus, type NatsConnection } from "@capa/bus";
+import { BUCKETS, connectBus, inboxPrefixFor, type NatsConnection } from "@capa/bus";
 import {
   type Advert,
   type Gpu,
@@ -68,7 +68,13 @@ export async function startAgent(config: AgentConfig): Promise<AgentHandle> {
     nvidiaSmi: cfg.nvidiaSmi,
   });
   mkdirSync(cfg.workDir, { recursive: true });
-  const nc = await connectBus({ servers: cfg.nats, name: `capa-agent-${cfg.agentId}`, ...cfg.natsAuth });
+  // Replies and watch deliveries under `_INBOX_<agentId>`: the only inbox the agent's NATS user may subscribe to.
+  const nc = await connectBus({
+    servers: cfg.nats,
+    name: `capa-agent-${cfg.agentId}`,
+    inboxPrefix: inboxPrefixFor(cfg.agentId),
+    ...cfg.natsAuth,
+  });
   const agent = new Agent(cfg, host, inventory, nc, logger.child({ agentId: cfg.agentId }));
   try {
     await agent.start();
@@ -122,7 +128,8 @@ class Agent {
       () => this.advertBody(),
     );
     this.watcher = new AssignmentsWatcher(
-      () => new Kvm(js).open(BUCKETS.allocs),
+      // Direct get: the key travels in the request subject, which the agent's permissions allow only for its own key.
+      () => new Kvm(js).open(BUCKETS.allocs, { allow_direct: true }),
       cfg.agentId,
       (value) => this.onAssignments(value),
       logger,

@@ -13,7 +13,11 @@ import type { NvidiaSmiOptions } from "./gpu/discover.js";
 export interface AgentConfig {
   /** NATS URL(s); a comma-separated string is accepted, as in CAPA_NATS_URL. */
   nats: string | string[];
-  natsAuth?: { user?: string; pass?: string; token?: string };
+  /**
+   * NATS credentials. `nkeySeed` is the agent's own nkey seed from `capa agent enroll`: with capa's generated
+   * server authorization it may publish only its own subjects and read only its own assignments.
+   */
+  natsAuth?: NatsAuth;
   /** Default: derived from the hostname, made subject-token safe. */
   agentId?: string;
   region: string;
@@ -46,6 +50,13 @@ export interface AgentConfig {
   logger?: Logger;
 }
 
+export interface NatsAuth {
+  user?: string;
+  pass?: string;
+  token?: string;
+  nkeySeed?: string;
+}
+
 export const AGENT_VERSION = "0.1.0";
 
 export const AGENT_DEFAULTS = {
@@ -60,7 +71,7 @@ export const AGENT_DEFAULTS = {
 /** AgentConfig with every default applied and validated; what the rest of the agent reads. */
 export interface ResolvedAgentConfig {
   nats: string | string[];
-  natsAuth: { user?: string; pass?: string; token?: string };
+  natsAuth: NatsAuth;
   agentId: string;
   region: string;
   zone: string;

@@ -83,7 +83,7 @@ export class Reporter {
   /** Sends a report again, same msgID: a no-op for the stream inside its duplicate window. */
   send(report: TaskStatusReport): void {
     this.outbox.enqueue(report.taskId, {
-      subject: subjects.taskStatus(report.taskId),
+      subject: subjects.taskStatus(report.taskId, this.agent.agentId),
       data: encode.status({ ...report, sentAtMs: this.now() }),
       msgID: statusMsgId(report, report.state, report.lastCheckpointMs),
       kind: "status",
@@ -92,7 +92,7 @@ export class Reporter {
 
   usage(report: UsageReport): void {
     this.outbox.enqueue(report.taskId, {
-      subject: subjects.taskUsage(report.taskId),
+      subject: subjects.taskUsage(report.taskId, this.agent.agentId),
       data: encode.usage(report),
       msgID: usageMsgId(report, report.sequence),
       kind: "usage",
@@ -102,7 +102,7 @@ export class Reporter {
   /** False when the task's log backlog is full (the shipper counts the bytes as dropped). */
   log(epoch: number, chunk: LogChunk): boolean {
     return this.outbox.enqueue(chunk.taskId, {
-      subject: subjects.taskLogs(chunk.taskId),
+      subject: subjects.taskLogs(chunk.taskId, this.agent.agentId),
       data: encode.log(chunk),
       msgID: logMsgId({ ...chunk, epoch }, chunk.seq),
       kind: "log",

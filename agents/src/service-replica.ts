@@ -155,7 +155,7 @@ export class ReplicaProber {
       message: this.message,
     }).finish();
     try {
-      this.deps.publisher.publish(subjects.taskReady(this.a.taskId), msg);
+      this.deps.publisher.publish(subjects.taskReady(this.a.taskId, this.deps.agentId), msg);
     } catch (err) {
       // Disconnected: the next period re-sends; the scheduler meanwhile stops trusting the last report.
       this.deps.logger.debug({ err, taskId: this.a.taskId }, "readiness report not sent");

@@ -6,6 +6,16 @@ import { type Logger, pino } from "pino";
 export interface SchedulerConfig {
   /** NATS server URL(s); comma-separated accepted. */
   natsUrl: string;
+  /**
+   * The scheduler's NATS nkey seed (`SU...`, `<auth-dir>/scheduler.nk`): the one user with full access when the
+   * server runs with capa's generated authorization. Unset: connect without credentials (a server without auth).
+   */
+  natsNkeySeed?: string;
+  /**
+   * Highest price per GPU-hour (micro-dollars, on-demand and interruptible) an advert may carry; an advert above it
+   * is refused (`price-above-ceiling`). Default 100 000 000 ($100/GPU-h).
+   */
+  maxAdvertPricePerGpuHour?: number;
   /** gRPC listen address "host:port"; port 0 picks a free port. Default "127.0.0.1:50051". */
   grpcAddress?: string;
   /** Identity in the leader lease and logs. Default `<hostname>-<pid>-<random>`. */
@@ -50,6 +60,8 @@ export interface SchedulerConfig {
 
 export interface ResolvedConfig {
   natsUrl: string;
+  natsNkeySeed: string | undefined;
+  maxAdvertPricePerGpuHour: number;
   grpcAddress: string;
   schedulerId: string;
   agentTimeoutMs: number | undefined;
@@ -70,12 +82,15 @@ export interface ResolvedConfig {
 
 export const DEFAULT_GRPC_ADDRESS = "127.0.0.1:50051";
 export const DEFAULT_AGENT_TTL_MS = 30_000;
+export const DEFAULT_MAX_ADVERT_PRICE_PER_GPU_HOUR = 100_000_000;
 
 export function resolveConfig(config: SchedulerConfig): ResolvedConfig {
   if (!config.natsUrl) throw new Error("natsUrl is required");
   const agentTimeoutMs = positive(config.agentTimeoutMs, "agentTimeoutMs");
   return {
     natsUrl: config.natsUrl,
+    natsNkeySeed: config.natsNkeySeed,
+    maxAdvertPricePerGpuHour: priceCeiling(config.maxAdvertPricePerGpuHour),
     grpcAddress: config.grpcAddress ?? DEFAULT_GRPC_ADDRESS,
     schedulerId: config.schedulerId ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
     agentTimeoutMs,
@@ -104,6 +119,13 @@ export function resolveConfig(config: SchedulerConfig): ResolvedConfig {
 function positive(value: number | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
   if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number of ms, got ${value}`);
+  return value;
+}
+
+function priceCeiling(value: number | undefined): number {
+  if (value === undefined) return DEFAULT_MAX_ADVERT_PRICE_PER_GPU_HOUR;
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new Error(`maxAdvertPricePerGpuHour must be a positive integer of micro-dollars, got ${value}`);
   return value;
 }
 

@@ -78,6 +78,19 @@ export class SchedulerMetrics {
     registers: [this.registry],
   });
 
+  readonly reportsDropped = new Counter({
+    name: "capa_agent_reports_dropped_total",
+    help: "Task reports dropped because of who sent them (agent-mismatch: payload vs subject; not-held)",
+    labelNames: ["kind", "reason"] as const,
+    registers: [this.registry],
+  });
+  readonly advertsRefused = new Counter({
+    name: "capa_adverts_refused_total",
+    help: "Adverts refused at ingest, by named reason",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
   /** Serves GET /metrics; resolves with the bound address. */
   async serve(host: string, port: number): Promise<{ address: string; close(): Promise<void> }> {
     const server: Server = createServer((req, res) => {

@@ -58,7 +58,11 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
   const cfg = resolveConfig(config);
   const { logger, now } = cfg;
   const log = logger.child({ scheduler: cfg.schedulerId });
-  const nc = await connectBus({ servers: cfg.natsUrl, name: `capa-scheduler-${cfg.schedulerId}` });
+  const nc = await connectBus({
+    servers: cfg.natsUrl,
+    name: `capa-scheduler-${cfg.schedulerId}`,
+    ...(cfg.natsNkeySeed ? { nkeySeed: cfg.natsNkeySeed } : {}),
+  });
   const cleanups: (() => Promise<void> | void)[] = [() => nc.close()];
   try {
     const layout = storeLayout(nc, cfg.replicas);
@@ -84,6 +88,8 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       cluster,
       jobs,
       providerOf: (agentId) => registry.get(agentId)?.record.advert.provider ?? "",
+      listed: (agentId, taskId) => allocs.isListed(agentId, taskId),
+      heard: (agentId) => registry.heard(agentId),
       cancel: (jobId, reason) => jobService.cancel(jobId, reason),
       metrics,
       logger: log,
@@ -163,8 +169,10 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
           registry.persist(agentId).catch((err) => log.warn({ err, agentId }, "could not persist an agent"));
           capacityChanged(`agent ${agentId} is back`);
         },
+        onRefused: (reason) => metrics.advertsRefused.inc({ reason }),
       },
       log,
+      { maxPricePerGpuHour: cfg.maxAdvertPricePerGpuHour },
     );
     cleanups.push(() => listener.stop());
 
@@ -178,6 +186,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       now,
       evaluate,
       capacityFreed: () => capacityChanged("capacity freed"),
+      heard: (agentId) => registry.heard(agentId),
     });
     const liveness = new AgentLiveness(
       { registry, jobs, allocs, metrics, logger: log, now, evaluate },

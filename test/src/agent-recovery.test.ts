@@ -28,7 +28,9 @@ const FINAL = new Set(["succeeded", "failed", "cancelled", "rejected", "lost", "
 
 /** Status reports of one task, in stream order, from an ordered consumer. */
 async function statuses(store: Store, taskId: string) {
-  const consumer = await store.js.consumers.get(STREAMS.tasks, { filter_subjects: subjects.taskStatus(taskId) });
+  const consumer = await store.js.consumers.get(STREAMS.tasks, {
+    filter_subjects: subjects.taskStatusAnyAgent(taskId),
+  });
   const messages = await consumer.consume();
   const seen: TaskStatusReport[] = [];
   void (async () => {

@@ -52,9 +52,9 @@ async function follow(store: Store, stream: string, subject: string) {
  * are complete when `final()` answers (the agent publishes a task's logs before its final status).
  */
 async function taskEvents(store: Store, taskId: string) {
-  const statusSub = await follow(store, STREAMS.tasks, subjects.taskStatus(taskId));
-  const usageSub = await follow(store, STREAMS.tasks, subjects.taskUsage(taskId));
-  const logsSub = await follow(store, STREAMS.logs, subjects.taskLogs(taskId));
+  const statusSub = await follow(store, STREAMS.tasks, subjects.taskStatus(taskId, AGENT_ID));
+  const usageSub = await follow(store, STREAMS.tasks, subjects.taskUsage(taskId, AGENT_ID));
+  const logsSub = await follow(store, STREAMS.logs, subjects.taskLogs(taskId, AGENT_ID));
   const lastSeq = async (stream: string, subject: string) =>
     (await store.jsm.streams.getMessage(stream, { last_by_subj: subject }))?.seq ?? 0;
   let final: TaskStatusReport | undefined;
@@ -63,8 +63,8 @@ async function taskEvents(store: Store, taskId: string) {
       await statusSub.until(() => statusSub.seen.length > i);
       const report = decode.status(statusSub.seen[i]!.data);
       if (!isFinal(report)) continue;
-      await usageSub.upTo(await lastSeq(STREAMS.tasks, subjects.taskUsage(taskId)));
-      await logsSub.upTo(await lastSeq(STREAMS.logs, subjects.taskLogs(taskId)));
+      await usageSub.upTo(await lastSeq(STREAMS.tasks, subjects.taskUsage(taskId, AGENT_ID)));
+      await logsSub.upTo(await lastSeq(STREAMS.logs, subjects.taskLogs(taskId, AGENT_ID)));
       final = report;
       return;
     }
@@ -212,7 +212,7 @@ describe("agent on a real nats-server", () => {
 
   it("re-publishes a final state while the desired state still lists the task", async () => {
     // Core subscribers see every publish, including the copies the stream dedupes by msgID.
-    const again = decode.status(await next(nc, subjects.taskStatus("t-hello")));
+    const again = decode.status(await next(nc, subjects.taskStatus("t-hello", AGENT_ID)));
     expect(again).toMatchObject({ taskId: "t-hello", state: "succeeded", epoch: 1 });
   });
 

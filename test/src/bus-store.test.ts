@@ -1,4 +1,14 @@
-import { connectBus, decode, encode, ensureStore, jsonCodec, STREAMS, subjects, TypedKv } from "@capa/bus";
+import {
+  connectBus,
+  decode,
+  encode,
+  ensureStore,
+  jsonCodec,
+  parseTaskSubject,
+  STREAMS,
+  subjects,
+  TypedKv,
+} from "@capa/bus";
 import { ConflictError, defaultJobSpec, type Job, type TaskStatusReport } from "@capa/domain";
 import { type NatsServerHandle, startNatsServer } from "@capa/testkit";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -58,8 +68,11 @@ describe("bus store on a real nats-server", () => {
 
   it("rejects subject tokens that would break the subject tree", () => {
     expect(() => subjects.advert("eu.west", "a1")).toThrow(/region/);
-    expect(() => subjects.taskStatus("x>")).toThrow(/task id/);
-    expect(subjects.taskLogs("j1-0")).toBe("capa.v1.task.j1-0.logs");
+    expect(() => subjects.taskStatus("x>", "a1")).toThrow(/task id/);
+    expect(() => subjects.taskStatus("j1-0", "*")).toThrow(/agent id/);
+    expect(subjects.taskLogs("j1-0", "a1")).toBe("capa.v1.task.j1-0.logs.a1");
+    expect(parseTaskSubject("capa.v1.task.j1-0.usage.a1")).toEqual({ taskId: "j1-0", kind: "usage", agentId: "a1" });
+    expect(parseTaskSubject("capa.v1.task.j1-0.usage")).toBeUndefined();
   });
 });
 
@@ -92,88 +105,80 @@ describe("task streams: status and usage in CAPA_TASKS, logs in CAPA_LOGS", () =
     await server?.stop();
   });
 
-  it("migrates a store from before the split: CAPA_TASKS narrowed, CAPA_LOGS created, consumers keep working", async () => {
+  it("migrates a store from before the split and before task subjects named the agent", async () => {
     const { jetstreamManager, jetstream } = await import("@nats-io/jetstream");
     const jsm = await jetstreamManager(nc);
     const js = jetstream(nc);
-    // The layout before the split: one stream for every task subject.
+    // The layout before the split: one stream for every task subject, 5-token subjects without the agent.
     await jsm.streams.add({ name: STREAMS.tasks, subjects: [subjects.allTasks], storage: "file" });
-    await js.publish(subjects.taskStatus("old"), encode.status(status("old", "running")));
-    await js.publish(subjects.taskLogs("old"), logChunk("old", 1, 10));
-    const statusConsumer = "status-before-split";
-    await jsm.consumers.add(STREAMS.tasks, {
-      durable_name: statusConsumer,
-      ack_policy: "explicit",
-      filter_subject: subjects.allTaskStatus,
-    });
+    await js.publish("capa.v1.task.old.status", encode.status(status("old", "running")));
+    await js.publish("capa.v1.task.old.logs", logChunk("old", 1, 10));
 
     const store = await ensureStore(nc);
     await ensureStore(nc); // idempotent once migrated
 
     const tasks = await store.jsm.streams.info(STREAMS.tasks);
-    expect(tasks.config.subjects).toEqual(["capa.v1.task.*.status", "capa.v1.task.*.usage"]);
+    expect(tasks.config.subjects).toEqual(["capa.v1.task.*.status.*", "capa.v1.task.*.usage.*"]);
     const logs = await store.jsm.streams.info(STREAMS.logs);
-    expect(logs.config.subjects).toEqual(["capa.v1.task.*.logs"]);
+    expect(logs.config.subjects).toEqual(["capa.v1.task.*.logs.*"]);
     expect(logs.config).toMatchObject({ max_bytes: 4 * 1024 ** 3, max_msgs_per_subject: 65_536, discard: "old" });
-    // The old log stays in CAPA_TASKS until it ages out; new logs land in CAPA_LOGS, statuses in CAPA_TASKS.
+    // The old events stay in CAPA_TASKS until they age out; new logs land in CAPA_LOGS, statuses in CAPA_TASKS.
     expect(tasks.state.messages).toBe(2);
-    expect((await store.js.publish(subjects.taskLogs("new"), logChunk("new", 1, 10))).stream).toBe(STREAMS.logs);
-    const ack = await store.js.publish(subjects.taskStatus("new"), encode.status(status("new", "running")));
+    expect((await store.js.publish(subjects.taskLogs("new", "a1"), logChunk("new", 1, 10))).stream).toBe(STREAMS.logs);
+    const ack = await store.js.publish(subjects.taskStatus("new", "a1"), encode.status(status("new", "running")));
     expect(ack.stream).toBe(STREAMS.tasks);
-    expect((await store.js.publish(subjects.taskUsage("new"), new Uint8Array([1]))).stream).toBe(STREAMS.tasks);
+    expect((await store.js.publish(subjects.taskUsage("new", "a1"), new Uint8Array([1]))).stream).toBe(STREAMS.tasks);
 
-    // A durable consumer filtered on the statuses, made before the split, reads the old and the new status.
-    const consumer = await store.js.consumers.get(STREAMS.tasks, statusConsumer);
-    const batch = await consumer.fetch({ max_messages: 2, expires: 5_000 });
-    const seen: string[] = [];
-    for await (const m of batch) {
-      seen.push(decode.status(m.data).taskId);
-      m.ack();
-    }
-    expect(seen).toEqual(["old", "new"]);
+    // A consumer on the new status subjects reads the new status only.
+    const consumer = await store.js.consumers.get(STREAMS.tasks, { filter_subjects: subjects.allTaskStatus });
+    const first = await consumer.next({ expires: 5_000 });
+    expect(decode.status(first!.data).taskId).toBe("new");
   });
 
   it("a log flood beyond CAPA_LOGS's cap evicts only old logs, never a status or usage report", async () => {
     const small = 64 * 1024;
     const store = await ensureStore(nc, { logsMaxBytes: small, taskEventsMaxBytes: small, logsMaxChunksPerTask: 20 });
     const before = await store.jsm.streams.info(STREAMS.tasks);
-    await store.js.publish(subjects.taskStatus("quiet"), encode.status(status("quiet", "running")));
-    await store.js.publish(subjects.taskUsage("quiet"), new Uint8Array([7]));
-    await store.js.publish(subjects.taskLogs("quiet"), logChunk("quiet", 1, 100));
+    await store.js.publish(subjects.taskStatus("quiet", "a1"), encode.status(status("quiet", "running")));
+    await store.js.publish(subjects.taskUsage("quiet", "a1"), new Uint8Array([7]));
+    await store.js.publish(subjects.taskLogs("quiet", "a1"), logChunk("quiet", 1, 100));
 
     // Eight noisy tasks, 4 KiB chunks: 1 MiB of logs, sixteen times either stream's cap.
     for (let seq = 1; seq <= 32; seq++) {
       await Promise.all(
         Array.from({ length: 8 }, (_, t) =>
-          store.js.publish(subjects.taskLogs(`noisy-${t}`), logChunk(`noisy-${t}`, seq, 4096)),
+          store.js.publish(subjects.taskLogs(`noisy-${t}`, "a1"), logChunk(`noisy-${t}`, seq, 4096)),
         ),
       );
     }
 
     const tasks = await store.jsm.streams.info(STREAMS.tasks);
     expect(tasks.state.messages).toBe(before.state.messages + 2);
-    const kept = await store.jsm.streams.getMessage(STREAMS.tasks, { last_by_subj: subjects.taskStatus("quiet") });
+    const kept = await store.jsm.streams.getMessage(STREAMS.tasks, {
+      last_by_subj: subjects.taskStatus("quiet", "a1"),
+    });
     expect(decode.status(kept!.data)).toMatchObject({ taskId: "quiet", state: "running" });
     expect(
-      await store.jsm.streams.getMessage(STREAMS.tasks, { last_by_subj: subjects.taskUsage("quiet") }),
+      await store.jsm.streams.getMessage(STREAMS.tasks, { last_by_subj: subjects.taskUsage("quiet", "a1") }),
     ).toBeTruthy();
 
     const logs = await store.jsm.streams.info(STREAMS.logs, { subjects_filter: ">" });
     expect(logs.state.bytes).toBeLessThanOrEqual(small);
     expect(logs.state.first_seq).toBeGreaterThan(1); // the oldest logs went
-    const last = await store.jsm.streams.getMessage(STREAMS.logs, { last_by_subj: subjects.taskLogs("noisy-0") });
+    const last = await store.jsm.streams.getMessage(STREAMS.logs, { last_by_subj: subjects.taskLogs("noisy-0", "a1") });
     expect(decode.log(last!.data).seq).toBe(32); // the newest stay
   });
 
   it("one task over its chunk cap loses its own oldest chunks, not another task's logs", async () => {
     const store = await ensureStore(nc, { logsMaxChunksPerTask: 10 });
     for (let seq = 1; seq <= 25; seq++)
-      await store.js.publish(subjects.taskLogs("chatty"), logChunk("chatty", seq, 10));
-    for (let seq = 1; seq <= 3; seq++) await store.js.publish(subjects.taskLogs("calm"), logChunk("calm", seq, 10));
-    const info = await store.jsm.streams.info(STREAMS.logs, { subjects_filter: "capa.v1.task.*.logs" });
-    expect(info.state.subjects?.[subjects.taskLogs("chatty")]).toBe(10);
-    expect(info.state.subjects?.[subjects.taskLogs("calm")]).toBe(3);
-    const consumer = await store.js.consumers.get(STREAMS.logs, { filter_subjects: subjects.taskLogs("chatty") });
+      await store.js.publish(subjects.taskLogs("chatty", "a1"), logChunk("chatty", seq, 10));
+    for (let seq = 1; seq <= 3; seq++)
+      await store.js.publish(subjects.taskLogs("calm", "a1"), logChunk("calm", seq, 10));
+    const info = await store.jsm.streams.info(STREAMS.logs, { subjects_filter: "capa.v1.task.*.logs.*" });
+    expect(info.state.subjects?.[subjects.taskLogs("chatty", "a1")]).toBe(10);
+    expect(info.state.subjects?.[subjects.taskLogs("calm", "a1")]).toBe(3);
+    const consumer = await store.js.consumers.get(STREAMS.logs, { filter_subjects: subjects.taskLogs("chatty", "a1") });
     const first = await consumer.next({ expires: 5_000 });
     expect(decode.log(first!.data).seq).toBe(16);
   });

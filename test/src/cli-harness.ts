@@ -113,6 +113,7 @@ export function processAlive(pid: number): boolean {
 /** What `capa up --json` prints once the scheduler lists every agent. */
 export interface UpReady {
   natsUrl: string;
+  natsAuthDir: string;
   natsPid: number;
   grpcAddress: string;
   stateDir: string;

@@ -313,7 +313,19 @@ describe("capa up, then the marketplace verbs against it", () => {
     const set = parseJsonOutput<{
       prices: { gpuModel: string; onDemandPerHour: number; interruptiblePerHour: number }[];
     }>(
-      await capa(["agent", "price", "set", "--json", "--agent", agent.agentId, "--region", "eu-west", "h100=1.23/0.5"]),
+      await capa([
+        "agent",
+        "price",
+        "set",
+        "--json",
+        "--agent",
+        agent.agentId,
+        "--region",
+        "eu-west",
+        "--nats-nkey",
+        join(up!.ready.natsAuthDir, "agents", `${agent.agentId}.nk`),
+        "h100=1.23/0.5",
+      ]),
       "capa agent price set",
     );
     expect(set.prices.find((p) => p.gpuModel === H100)).toEqual({
@@ -348,9 +360,11 @@ describe("capa up, then the marketplace verbs against it", () => {
       agent.agentId,
       "--region",
       "us-east",
+      "--nats-nkey",
+      join(up!.ready.natsAuthDir, "agents", `${agent.agentId}.nk`),
       "h100=2",
     ]);
     expect(wrongRegion.code).toBe(1);
-    expect(wrongRegion.stderr).toMatch(/no agent .* in region us-east answers/);
+    expect(wrongRegion.stderr).toMatch(/may not reach agent .* in region us-east/);
   });
 });

@@ -4,9 +4,10 @@
  * SIGINT stops everything `capa up` started.
  */
 import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connectBus } from "@capa/bus";
 import { waitFor } from "@capa/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -21,6 +22,7 @@ import {
 
 interface UpReady {
   natsUrl: string;
+  natsAuthDir: string;
   natsPid: number;
   grpcAddress: string;
   stateDir: string;
@@ -78,6 +80,16 @@ describe("capa up, then the tenant verbs against it", () => {
       expect(agent.prices.length).toBeGreaterThan(0);
       expect(agent.prices.every((p) => Number.isSafeInteger(p.onDemandPerHour) && p.onDemandPerHour > 0)).toBe(true);
     }
+  });
+
+  it("runs NATS with per-agent nkey users: seeds 0600 under nats-auth, anonymous clients refused", async () => {
+    expect(ready.natsAuthDir).toBe(join(workDir, ".capa", "nats-auth"));
+    for (const agent of ready.agents) {
+      expect(statSync(join(ready.natsAuthDir, "agents", `${agent.agentId}.nk`)).mode & 0o777).toBe(0o600);
+    }
+    await expect(
+      connectBus({ servers: ready.natsUrl, name: "anonymous", maxReconnectAttempts: 0, timeoutMs: 3_000 }),
+    ).rejects.toThrow(/authorization|Authorization/);
   });
 
   it("submits a job, follows it to SUCCEEDED, shows its logs and lists it", async () => {

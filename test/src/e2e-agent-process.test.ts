@@ -55,12 +55,15 @@ describe("agents as child processes: SIGKILL, re-placement, restart recovery", (
   async function startAgentProcess(id: string, price: string): Promise<AgentProcess> {
     const workDir = join(root, id);
     mkdirSync(workDir, { recursive: true });
+    const { seedFile } = await h.enrollAgent(id, REGION);
     const agent: AgentProcess = {
       id,
       ...startCapa([
         "agent",
         "--nats-url",
         h.nats.url,
+        "--nats-nkey",
+        seedFile,
         "--id",
         id,
         "--region",
@@ -164,7 +167,7 @@ describe("agents as child processes: SIGKILL, re-placement, restart recovery", (
       expect(Number(procStat(orphan!)[2])).toBe(orphan); // its own process group, apart from the agent's
 
       // Reports on the task's status subject, to see the dead agent's stale report once it is restarted.
-      subscription = h.nc.subscribe(subjects.taskStatus(first.id), {
+      subscription = h.nc.subscribe(subjects.taskStatusAnyAgent(first.id), {
         callback: (err, msg) => {
           if (err) return;
           const report = decode.status(msg.data);

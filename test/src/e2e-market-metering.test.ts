@@ -8,7 +8,7 @@
  */
 import { writeFileSync } from "node:fs";
 import * as pb from "@capa/api";
-import { connectBus, encode, subjects } from "@capa/bus";
+import { encode, subjects } from "@capa/bus";
 import { costForGpuMillis, parseUsd, splitFee } from "@capa/domain";
 import { ledgerFilters, openBudgetStore, readAll, readUsageReports, receiptFromPb, verifyReceipt } from "@capa/ledger";
 import { waitFor } from "@capa/testkit";
@@ -129,7 +129,7 @@ describe("metering and settlement end to end", () => {
     });
     const taskId = `${job!.id}-0`;
     await waitForState(h, job!.id, "RUNNING");
-    await waitFor(async () => (await readUsageReports(h.store.js, h.store.jsm, taskId)).length > 0, {
+    await waitFor(async () => (await readUsageReports(h.store.js, h.store.jsm, taskId, AGENT)).length > 0, {
       what: "a usage report before the restart",
     });
     await h.restartScheduler({ metricsPort: 0 });
@@ -139,15 +139,15 @@ describe("metering and settlement end to end", () => {
     expect((await settledInvoice(h, tenant, job!.id)).totalMicros).toBe(charge);
 
     // Replay: every report again, as new messages (new msg ids, so the stream stores them twice).
-    const reports = await readUsageReports(h.store.js, h.store.jsm, taskId);
+    const reports = await readUsageReports(h.store.js, h.store.jsm, taskId, AGENT);
     for (const r of reports)
-      await h.store.js.publish(subjects.taskUsage(taskId), encode.usage(r), { msgID: `replay-${r.sequence}` });
-    expect((await readUsageReports(h.store.js, h.store.jsm, taskId)).length).toBe(2 * reports.length);
+      await h.store.js.publish(subjects.taskUsage(taskId, AGENT), encode.usage(r), { msgID: `replay-${r.sequence}` });
+    expect((await readUsageReports(h.store.js, h.store.jsm, taskId, AGENT)).length).toBe(2 * reports.length);
     // Every job is final; wait until each is marked completely settled (`settled.<jobId>` in capa_budgets).
     const listed = await rpc<pb.ListJobsResponse>((cb) =>
       h.jobs.listJobs({ tenant: "", states: [], limit: 0, pageToken: "" }, cb),
     );
-    const nc = await connectBus({ servers: h.nats.url, name: "metering-test-budgets" });
+    const nc = await h.connect("metering-test-budgets");
     try {
       const budgets = await openBudgetStore(nc);
       await waitFor(

@@ -4,7 +4,6 @@
  * stops it. Both allocations are billed, `job.spent` is their sum and the reservation is settled with it.
  */
 import * as pb from "@capa/api";
-import { connectBus } from "@capa/bus";
 import { isFinalTaskState, type TaskState } from "@capa/domain";
 import { ledgerFilters, openBudgetStore, readAll } from "@capa/ledger";
 import { waitFor } from "@capa/testkit";
@@ -38,7 +37,7 @@ describe("settlement of a failed job's siblings", () => {
     const failed = await waitForState(h, job!.id, "FAILED");
     expect(failed.tasks.every((t) => t.epoch > 0)).toBe(true);
 
-    const nc = await connectBus({ servers: h.nats.url, name: "settlement-test-budgets" });
+    const nc = await h.connect("settlement-test-budgets");
     try {
       const budgets = await openBudgetStore(nc);
       // Settled once both allocations have ended (the sibling's stop is reported after the job failed).

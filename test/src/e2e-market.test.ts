@@ -5,7 +5,7 @@
  */
 import { AgentPriceError, setAgentPrices } from "@capa/agent";
 import * as pb from "@capa/api";
-import { connectBus, type NatsConnection } from "@capa/bus";
+import type { NatsConnection } from "@capa/bus";
 import { costForGpuMillis, parseUsd } from "@capa/domain";
 import { waitFor } from "@capa/testkit";
 import { status } from "@grpc/grpc-js";
@@ -35,7 +35,7 @@ describe("marketplace end to end", () => {
       { agentId: "mkt-eu-2", region: "eu-west", h100: "2.50" },
       { agentId: "mkt-us-1", region: "us-east", h100: "3.00" },
     ]);
-    nc = await connectBus({ servers: h.nats.url, name: "market-test-client" });
+    nc = await h.connect("market-test-client");
   });
   afterAll(async () => {
     await nc?.close();

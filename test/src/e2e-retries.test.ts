@@ -35,7 +35,7 @@ describe("retries with real agents", () => {
     for (const agentId of AGENTS) {
       agents.push(
         await startAgent({
-          nats: h.nats.url,
+          ...(await h.agentNats(agentId, "eu-west")),
           agentId,
           region: "eu-west",
           prices: [H100_PRICE],

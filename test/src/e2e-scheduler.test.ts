@@ -34,7 +34,7 @@ describe("scheduler end to end with a real agent", () => {
     h = await startHarness();
     workDir = mkdtempSync(join(tmpdir(), "capa-e2e-"));
     agent = await startAgent({
-      nats: h.nats.url,
+      ...(await h.agentNats(AGENT_ID, "eu-west")),
       agentId: AGENT_ID,
       region: "eu-west",
       prices: [H100_PRICE],

@@ -79,7 +79,7 @@ describe("metering into the ledger on a real nats-server", () => {
 
   const publishUsage = async (conn: NatsConnection, reports: UsageReport[]) => {
     const js = jetstream(conn);
-    for (const r of reports) await js.publish(subjects.taskUsage(r.taskId), encode.usage(r));
+    for (const r of reports) await js.publish(subjects.taskUsage(r.taskId, r.agentId), encode.usage(r));
   };
 
   it("bills one charge and one payout of price × observed time, once, across a scheduler restart and replayed reports", async () => {
@@ -93,7 +93,7 @@ describe("metering into the ledger on a real nats-server", () => {
       await publishUsage(nc2, [usage(1, T0 + 1_030), usage(2, T0 + 2_030), usage(3, T0 + 3_030, true)]);
       const ledger = await openLedger(nc2, { feeBasisPoints: FEE_BPS, signingKey, now: () => T0 + 4_000 });
       const js = jetstream(nc2);
-      const reports = await readUsageReports(js, await jetstreamManager(nc2), allocation.taskId);
+      const reports = await readUsageReports(js, await jetstreamManager(nc2), allocation.taskId, allocation.agentId);
       expect(reports).toHaveLength(6);
 
       const { metered, record } = await settleAllocation(ledger, allocation, reports, T0 + 4_000);

@@ -110,6 +110,7 @@ describe("leader lease and restarts", () => {
     expect(h.scheduler.isLeader()).toBe(true);
     follower = await startScheduler({
       natsUrl: h.nats.url,
+      natsNkeySeed: h.schedulerSeed,
       grpcAddress: "127.0.0.1:0",
       logger: silent,
       leaseTtlMs: 1_000,

@@ -1,13 +1,18 @@
 /**
  * Test harness for the scheduler suites: a real nats-server, a scheduler on a free gRPC port, generated gRPC
  * clients over a real channel, and helpers (promisified calls, watch/log collectors, spec builders).
+ *
+ * The nats-server runs with capa's generated authorization (@capa/nats-auth), as in production: the scheduler and
+ * `h.nc` connect as the scheduler's nkey user, anonymous clients are refused, and an agent needs its own user
+ * (`h.enrollAgent` / `h.agentNats`), confined to its own subjects and assignment key.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as pb from "@capa/api";
 import { connectBus, decode, encode, ensureStore, type NatsConnection, type Store, subjects, TypedKv } from "@capa/bus";
 import type { Advert, AgentAssignments, TaskAssignment, TaskStatusReport } from "@capa/domain";
+import { type AuthDir, openAuthDir } from "@capa/nats-auth";
 import { type SchedulerConfig, type SchedulerHandle, startScheduler } from "@capa/scheduler";
 import { type NatsServerHandle, startNatsServer } from "@capa/testkit";
 import { credentials, type ServiceError } from "@grpc/grpc-js";
@@ -26,18 +31,33 @@ export interface Harness {
   services: pb.ServiceServiceClient;
   /** The scheduler's data dir (receipt signing key), a temp dir removed at stop. */
   dataDir: string;
+  /** The NATS auth directory (scheduler key, enrolled agents, auth.conf) the server runs with. */
+  auth: AuthDir;
+  /** The scheduler's nkey seed: full access. */
+  schedulerSeed: string;
+  /** A new connection as the scheduler user (close it yourself). */
+  connect(name: string): Promise<NatsConnection>;
+  /** Enrolls an agent (its own NATS user) and reloads the server; returns its seed (the same one once enrolled). */
+  enrollAgent(agentId: string, region: string): Promise<{ nkeySeed: string; seedFile: string }>;
+  /** What `startAgent` needs to reach this NATS as the (newly enrolled) agent. */
+  agentNats(agentId: string, region: string): Promise<{ nats: string; natsAuth: { nkeySeed: string } }>;
   /** Stops the scheduler and starts a new one on the same NATS (new gRPC port, new clients). */
   restartScheduler(overrides?: Partial<SchedulerConfig>): Promise<void>;
   stop(): Promise<void>;
 }
 
 export async function startHarness(overrides: Partial<SchedulerConfig> = {}): Promise<Harness> {
-  const nats = await startNatsServer();
-  const nc = await connectBus({ servers: nats.url, name: "scheduler-test" });
-  const store = await ensureStore(nc);
   const dataDir = mkdtempSync(join(tmpdir(), "capa-scheduler-data-"));
+  const auth = openAuthDir(join(dataDir, "nats-auth"));
+  const schedulerSeed = auth.schedulerSeed();
+  const nats = await startNatsServer({ authorization: readFileSync(auth.authConfFile, "utf8") });
+  const connect = (name: string) => connectBus({ servers: nats.url, name, nkeySeed: schedulerSeed });
+  const nc = await connect("scheduler-test");
+  let enrolling: Promise<unknown> = Promise.resolve();
+  const store = await ensureStore(nc);
   const config = (extra: Partial<SchedulerConfig>): SchedulerConfig => ({
     natsUrl: nats.url,
+    natsNkeySeed: schedulerSeed,
     dataDir,
     grpcAddress: "127.0.0.1:0",
     logger: silent,
@@ -57,6 +77,28 @@ export async function startHarness(overrides: Partial<SchedulerConfig> = {}): Pr
     billing: undefined as unknown as pb.BillingServiceClient,
     services: undefined as unknown as pb.ServiceServiceClient,
     dataDir,
+    auth,
+    schedulerSeed,
+    connect,
+    enrollAgent(agentId, region) {
+      // One enrolment (and reload) at a time: concurrent reloads could each see the other's "Reloaded" line.
+      const next = enrolling.then(async () => {
+        const known = auth.agents().find((a) => a.agentId === agentId && a.region === region);
+        if (known) {
+          const seedFile = auth.agentSeedFile(agentId);
+          return { nkeySeed: readFileSync(seedFile, "utf8").trim(), seedFile };
+        }
+        const e = auth.enroll({ agentId, region });
+        await nats.setAuthorization(readFileSync(auth.authConfFile, "utf8"));
+        return { nkeySeed: e.seed, seedFile: e.seedFile };
+      });
+      enrolling = next.catch(() => undefined);
+      return next;
+    },
+    async agentNats(agentId, region) {
+      const { nkeySeed } = await h.enrollAgent(agentId, region);
+      return { nats: nats.url, natsAuth: { nkeySeed } };
+    },
     async restartScheduler(extra = {}) {
       h.jobs.close();
       h.operator.close();
@@ -278,12 +320,12 @@ export class FakeAgent {
       bootId: this.bootId,
       ...extra,
     };
-    await js.publish(subjects.taskStatus(a.taskId), encode.status(status));
+    await js.publish(subjects.taskStatus(a.taskId, this.agentId), encode.status(status));
   }
 
   async log(a: TaskAssignment, text: string, seq: number): Promise<void> {
     await this.h.store.js.publish(
-      subjects.taskLogs(a.taskId),
+      subjects.taskLogs(a.taskId, this.agentId),
       encode.log({
         taskId: a.taskId,
         jobId: a.jobId,

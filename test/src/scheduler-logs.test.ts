@@ -16,14 +16,14 @@ async function logConsumers(h: Harness): Promise<string[]> {
   const names: string[] = [];
   for await (const ci of h.store.jsm.consumers.list(STREAMS.logs)) {
     const filters = [ci.config.filter_subject ?? "", ...(ci.config.filter_subjects ?? [])];
-    if (filters.some((f) => f.endsWith(".logs"))) names.push(ci.name);
+    if (filters.some((f) => f.includes(".logs"))) names.push(ci.name);
   }
   return names;
 }
 
 async function publishLog(h: Harness, jobId: string, taskId: string, text: string, seq: number): Promise<void> {
   await h.store.js.publish(
-    subjects.taskLogs(taskId),
+    subjects.taskLogs(taskId, "log-agent"),
     encode.log({ taskId, jobId, stream: "stdout", data: Buffer.from(text), seq, atMs: Date.now() }),
   );
 }

@@ -31,7 +31,7 @@ export async function startMarketAgents(h: Harness, defs: MarketAgentDef[]): Pro
   const handles = new Map<string, AgentHandle>();
   for (const d of defs) {
     const handle = await startAgent({
-      nats: h.nats.url,
+      ...(await h.agentNats(d.agentId, d.region)),
       agentId: d.agentId,
       region: d.region,
       prices: [

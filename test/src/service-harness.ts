@@ -56,6 +56,7 @@ export async function startAgentProcess(
 ): Promise<AgentProcess> {
   const workDir = join(root, id);
   mkdirSync(workDir, { recursive: true });
+  const { seedFile } = await h.enrollAgent(id, region);
   const agent: AgentProcess = {
     id,
     region,
@@ -63,6 +64,8 @@ export async function startAgentProcess(
       "agent",
       "--nats-url",
       h.nats.url,
+      "--nats-nkey",
+      seedFile,
       "--id",
       id,
       "--region",

@@ -1,4 +1,4 @@
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, type NatsConnection, nkeyAuthenticator } from "@nats-io/transport-node";
 
 export type { NatsConnection } from "@nats-io/transport-node";
 
@@ -13,6 +13,13 @@ export interface BusConnectOptions {
   user?: string;
   pass?: string;
   token?: string;
+  /** An nkey user's seed (`SU...`, what `capa agent enroll` writes): the connection signs the server's nonce. */
+  nkeySeed?: string;
+  /**
+   * Where request replies and watch deliveries arrive (default `_INBOX`). An agent uses `_INBOX_<agentId>`, the
+   * only inbox its NATS user may subscribe to, so it can never read replies meant for someone else.
+   */
+  inboxPrefix?: string;
   /** Give up on the first connect after this long. */
   timeoutMs?: number;
 }
@@ -37,6 +44,10 @@ export async function connectBus(options: BusConnectOptions): Promise<NatsConnec
       timeout: options.timeoutMs ?? 5_000,
       ...(options.user ? { user: options.user, pass: options.pass } : {}),
       ...(options.token ? { token: options.token } : {}),
+      ...(options.nkeySeed
+        ? { authenticator: nkeyAuthenticator(new TextEncoder().encode(options.nkeySeed.trim())) }
+        : {}),
+      ...(options.inboxPrefix ? { inboxPrefix: options.inboxPrefix } : {}),
     });
   } catch (cause) {
     throw new BusConnectError(`cannot connect to NATS at ${servers.join(",")}: ${(cause as Error).message}`, { cause });

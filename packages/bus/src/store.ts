@@ -2,9 +2,9 @@
  * Durable state layout on JetStream: KV buckets (file storage) and two task streams. Creating them is idempotent,
  * so every scheduler replica and test calls `ensureStore` at start.
  *
- * - CAPA_TASKS: `capa.v1.task.*.status` and `capa.v1.task.*.usage`, the events task state and billing depend on.
- *   Small messages, limits sized for events (30 days, 1 GiB by default).
- * - CAPA_LOGS: `capa.v1.task.*.logs`, its own limits (7 days, 4 GiB by default, oldest discarded first) and a
+ * - CAPA_TASKS: `capa.v1.task.*.status.*` and `capa.v1.task.*.usage.*` (the last token is the reporting agent),
+ *   the events task state and billing depend on. Small messages, limits sized for events (30 days, 1 GiB).
+ * - CAPA_LOGS: `capa.v1.task.*.logs.*`, its own limits (7 days, 4 GiB by default, oldest discarded first) and a
  *   per-task cap in chunks (`max_msgs_per_subject`, 65,536 by default: a task over it loses its oldest chunks, so
  *   one noisy task keeps its tail and cannot take the whole stream). A log flood therefore only ever evicts logs.
  *
@@ -12,7 +12,9 @@
  * `ensureStore` first narrows CAPA_TASKS to its two subjects, then creates CAPA_LOGS. Log messages stored before
  * the split stay in CAPA_TASKS until they age out, but StreamLogs reads only CAPA_LOGS: logs that predate the
  * split are not shown (a consumer cannot filter on a subject its stream no longer has). Until CAPA_LOGS exists an
- * agent's log publishes get no ack and its outbox retries them.
+ * agent's log publishes get no ack and its outbox retries them. Task subjects gained the agent id as a last token
+ * (so nats-server permissions bind a report to its sender); `ensureStore` moves both streams to the new subjects,
+ * and events stored under the old 5-token subjects stay until they age out, read by nothing (pre-release layout).
  */
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";

@@ -1,6 +1,8 @@
 /**
- * Every NATS subject, bucket and stream name capa uses, in one file. The subject tree mirrors the
- * security model: an agent publishes only under its own `agent.<region>.<agentId>` and `task.<taskId>`.
+ * Every NATS subject, bucket and stream name capa uses, in one file. The subject tree mirrors the security model
+ * (@capa/nats-auth turns it into nats-server permissions): an agent publishes only under its own
+ * `agent.<region>.<agentId>` and on task subjects that end in its own id, `task.<taskId>.<kind>.<agentId>`, so
+ * the broker proves who sent a task report and the scheduler only has to check that the agent holds the task.
  */
 export const SUBJECT_ROOT = "capa.v1";
 
@@ -42,22 +44,56 @@ export const subjects = {
     `${SUBJECT_ROOT}.agent.${assertToken(region, "region")}.${assertToken(agentId, "agent id")}.control.price`,
   allAdverts: `${SUBJECT_ROOT}.agent.*.*.advert`,
   allHeartbeats: `${SUBJECT_ROOT}.agent.*.*.heartbeat`,
-  taskStatus: (taskId: string) => `${SUBJECT_ROOT}.task.${assertToken(taskId, "task id")}.status`,
-  taskLogs: (taskId: string) => `${SUBJECT_ROOT}.task.${assertToken(taskId, "task id")}.logs`,
-  taskUsage: (taskId: string) => `${SUBJECT_ROOT}.task.${assertToken(taskId, "task id")}.usage`,
+  /** The agent's own subtree, `capa.v1.agent.<region>.<agentId>` (adverts, heartbeats, control). */
+  agentRoot: (region: string, agentId: string) =>
+    `${SUBJECT_ROOT}.agent.${assertToken(region, "region")}.${assertToken(agentId, "agent id")}`,
+  taskStatus: (taskId: string, agentId: string) => taskSubject(taskId, "status", agentId),
+  taskLogs: (taskId: string, agentId: string) => taskSubject(taskId, "logs", agentId),
+  taskUsage: (taskId: string, agentId: string) => taskSubject(taskId, "usage", agentId),
+  /** One task's reports from whichever agents ran it (filters, not publish subjects). */
+  taskStatusAnyAgent: (taskId: string) => `${SUBJECT_ROOT}.task.${assertToken(taskId, "task id")}.status.*`,
+  taskLogsAnyAgent: (taskId: string) => `${SUBJECT_ROOT}.task.${assertToken(taskId, "task id")}.logs.*`,
   /** A service replica's readiness (core NATS, protobuf TaskReadiness), under the task's own subjects. */
-  taskReady: (taskId: string) => `${SUBJECT_ROOT}.task.${assertToken(taskId, "task id")}.ready`,
-  allTaskReady: `${SUBJECT_ROOT}.task.*.ready`,
-  allTaskStatus: `${SUBJECT_ROOT}.task.*.status`,
-  allTaskUsage: `${SUBJECT_ROOT}.task.*.usage`,
-  allTaskLogs: `${SUBJECT_ROOT}.task.*.logs`,
+  taskReady: (taskId: string, agentId: string) => taskSubject(taskId, "ready", agentId),
+  allTaskReady: `${SUBJECT_ROOT}.task.*.ready.*`,
+  allTaskStatus: `${SUBJECT_ROOT}.task.*.status.*`,
+  allTaskUsage: `${SUBJECT_ROOT}.task.*.usage.*`,
+  allTaskLogs: `${SUBJECT_ROOT}.task.*.logs.*`,
   /** Every task subject: the single subject of CAPA_TASKS before logs moved to CAPA_LOGS (see `ensureStore`). */
   allTasks: `${SUBJECT_ROOT}.task.>`,
 } as const;
 
-/** Parses `capa.v1.task.<taskId>.<kind>`; undefined for anything else. */
-export function parseTaskSubject(subject: string): { taskId: string; kind: string } | undefined {
+export type TaskSubjectKind = "status" | "logs" | "usage" | "ready";
+
+function taskSubject(taskId: string, kind: TaskSubjectKind, agentId: string): string {
+  return `${SUBJECT_ROOT}.task.${assertToken(taskId, "task id")}.${kind}.${assertToken(agentId, "agent id")}`;
+}
+
+/** Parses `capa.v1.task.<taskId>.<kind>.<agentId>`; undefined for anything else (the legacy 5-token form too). */
+export function parseTaskSubject(subject: string): { taskId: string; kind: string; agentId: string } | undefined {
   const parts = subject.split(".");
-  if (parts.length !== 5 || parts[0] !== "capa" || parts[1] !== "v1" || parts[2] !== "task") return undefined;
-  return { taskId: parts[3]!, kind: parts[4]! };
+  if (parts.length !== 6 || parts[0] !== "capa" || parts[1] !== "v1" || parts[2] !== "task") return undefined;
+  return { taskId: parts[3]!, kind: parts[4]!, agentId: parts[5]! };
+}
+
+/** Parses `capa.v1.agent.<region>.<agentId>.<kind>`; undefined for anything else. */
+export function parseAgentSubject(subject: string): { region: string; agentId: string; kind: string } | undefined {
+  const parts = subject.split(".");
+  if (parts.length < 6 || parts[0] !== "capa" || parts[1] !== "v1" || parts[2] !== "agent") return undefined;
+  return { region: parts[3]!, agentId: parts[4]!, kind: parts.slice(5).join(".") };
+}
+
+/** Where a KV key's messages live: `$KV.<bucket>.<key>` (the subject nats-server permissions see). */
+export function kvKeySubject(bucket: string, key: string): string {
+  return `$KV.${bucket}.${key}`;
+}
+
+/** The JetStream stream behind a KV bucket. */
+export function kvStreamName(bucket: string): string {
+  return `KV_${bucket}`;
+}
+
+/** The inbox prefix a client uses so its replies land under a subject only it may subscribe to. */
+export function inboxPrefixFor(agentId: string): string {
+  return `_INBOX_${assertToken(agentId, "agent id")}`;
 }

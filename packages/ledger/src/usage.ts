@@ -1,7 +1,8 @@
 /**
  * From usage reports to the ledger: the two calls the scheduler's metering needs.
  *
- * Usage reports travel on `capa.v1.task.<taskId>.usage` and are kept in the CAPA_TASKS stream, so the
+ * Usage reports travel on `capa.v1.task.<taskId>.usage.<agentId>` (only that agent's NATS user may publish there)
+ * and are kept in the CAPA_TASKS stream, so the
  * scheduler holds no usage state of its own: when an allocation ends it reads the task's reports back
  * (`readUsageReports`), meters them against its own observed window and records the settlement
  * (`settleAllocation`). Reports are cumulative and metering takes their maximum, and the settlement is
@@ -14,13 +15,17 @@ import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { Ledger, SettlementRecord } from "./ledger.js";
 import { readStream } from "./stream-io.js";
 
-/** Every usage report an agent published for the task, oldest first (replays and duplicates included). */
+/**
+ * Every usage report the allocation's agent published for the task, oldest first (replays and duplicates included).
+ * Reports on another agent's subject are never read: only the agent that held the task can move its bill.
+ */
 export async function readUsageReports(
   js: JetStreamClient,
   jsm: JetStreamManager,
   taskId: string,
+  agentId: string,
 ): Promise<UsageReport[]> {
-  return (await readStream(js, jsm, STREAMS.tasks, subjects.taskUsage(taskId))).map(decode.usage);
+  return (await readStream(js, jsm, STREAMS.tasks, subjects.taskUsage(taskId, agentId))).map(decode.usage);
 }
 
 /** An allocation that has ended, with what the ledger and the receipt need besides the metering window. */

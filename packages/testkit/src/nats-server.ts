@@ -16,6 +16,11 @@ export interface NatsServerOptions {
   binary?: string;
   /** Extra lines for the config file. */
   extraConfig?: string;
+  /**
+   * An `authorization { ... }` block (e.g. the auth.conf @capa/nats-auth renders): written to `<storeDir>/auth.conf`
+   * and included from the config, so the server refuses anonymous clients and enforces each user's permissions.
+   */
+  authorization?: string;
   startTimeoutMs?: number;
 }
 
@@ -28,6 +33,11 @@ export interface NatsServerHandle {
   stop(): Promise<void>;
   /** Stops and starts the server again on the same port and store (for restart tests). */
   restart(): Promise<void>;
+  /**
+   * Replaces the included authorization block and reloads the server's config (SIGHUP), resolving once the server
+   * says it reloaded. Only for a server started with `authorization`.
+   */
+  setAuthorization(authorization: string): Promise<void>;
 }
 
 export class NatsServerNotFoundError extends Error {
@@ -55,6 +65,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   mkdirSync(storeDir, { recursive: true });
   const port = options.port ?? (await freePort());
   const configPath = join(storeDir, "nats.conf");
+  const authPath = join(storeDir, "auth.conf");
+  if (options.authorization !== undefined) writeFileSync(authPath, options.authorization);
   writeFileSync(
     configPath,
     [
@@ -63,6 +75,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       `max_payload: 8MB`,
       `jetstream { store_dir: ${JSON.stringify(join(storeDir, "js"))} }`,
       options.extraConfig ?? "",
+      // A relative include: nats-server resolves includes against the config file's directory.
+      options.authorization !== undefined ? `include "auth.conf"` : "",
     ].join("\n"),
   );
 
@@ -80,6 +94,11 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       await terminateProcess(child);
       child = await launchNatsServer(binary, configPath, port, options.startTimeoutMs ?? 10_000);
       handle.process = child;
+    },
+    async setAuthorization(authorization) {
+      if (options.authorization === undefined) throw new Error("the server was started without authorization");
+      writeFileSync(authPath, authorization);
+      await reload(child, options.startTimeoutMs ?? 10_000);
     },
   };
   return handle;
@@ -125,6 +144,35 @@ export async function launchNatsServer(
       clearTimeout(timer);
       reject(new Error(`nats-server exited with ${code} before it was ready:\n${output}`));
     });
+  });
+}
+
+/** SIGHUP, then waits for the server's "Reloaded" log line (it logs the reload to stderr). */
+async function reload(child: ChildProcess, timeoutMs: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    let output = "";
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`nats-server did not reload its config within ${timeoutMs} ms:\n${output}`));
+    }, timeoutMs);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (/Reloaded server configuration/.test(output)) {
+        done();
+        resolve();
+      } else if (/Failed to reload|config reload failed/i.test(output)) {
+        done();
+        reject(new Error(`nats-server refused the new config:\n${output}`));
+      }
+    };
+    const done = () => {
+      clearTimeout(timer);
+      child.stdout?.off("data", onData);
+      child.stderr?.off("data", onData);
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    child.kill("SIGHUP");
   });
 }
 

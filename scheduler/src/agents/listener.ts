@@ -1,15 +1,24 @@
 /**
- * Subscribes to adverts and heartbeats (core NATS, every replica) and feeds the registry. Malformed or
- * spoofed messages (agent id not matching the subject) are dropped and counted; they never throw.
+ * Subscribes to adverts and heartbeats (core NATS, every replica) and feeds the registry. Malformed adverts and
+ * ones the advert checks refuse (spoofed identity, contradictory GPUs, prices out of bounds: see advert-checks/)
+ * are dropped with their named reason and counted; they never throw.
  */
-import { decode, type NatsConnection, subjects } from "@capa/bus";
+import { decode, type NatsConnection, parseAgentSubject, subjects } from "@capa/bus";
 import type { Logger } from "pino";
 import { advertProblem, heartbeatProblem } from "./advert.js";
+import { advertRefusal } from "./advert-checks/index.js";
 import type { AdvertOutcome, AgentRegistry } from "./registry.js";
 
 export interface ListenerHooks {
   onAdvert(agentId: string, outcome: AdvertOutcome): void;
   onRevived(agentId: string): void;
+  /** An advert was dropped, with its named reason (`malformed` for one that does not decode or validate). */
+  onRefused?(reason: string): void;
+}
+
+export interface ListenerOptions {
+  /** Highest price per GPU-hour an advert may carry (micro-dollars). */
+  maxPricePerGpuHour: number;
 }
 
 export function listenToAgents(
@@ -17,6 +26,7 @@ export function listenToAgents(
   registry: AgentRegistry,
   hooks: ListenerHooks,
   logger: Logger,
+  options: ListenerOptions,
 ): { stop(): void } {
   const agentOf = (subject: string) => subject.split(".")[4];
   const adverts = nc.subscribe(subjects.allAdverts, {
@@ -27,11 +37,31 @@ export function listenToAgents(
         advert = decode.advert(msg.data);
       } catch (e) {
         logger.warn({ err: e, subject: msg.subject }, "dropping undecodable advert");
+        hooks.onRefused?.("malformed");
+        return;
+      }
+      const subject = parseAgentSubject(msg.subject);
+      const refusal = subject
+        ? advertRefusal({
+            advert,
+            subject,
+            known: (id) => {
+              const e = registry.get(id);
+              return e && { bootId: e.record.advert.bootId, lost: e.record.lost };
+            },
+            uuidHolder: (uuid) => registry.uuidHolder(uuid),
+            maxPricePerGpuHour: options.maxPricePerGpuHour,
+          })
+        : { reason: "malformed", detail: "not an advert subject" };
+      if (refusal) {
+        logger.warn({ subject: msg.subject, ...refusal }, "refusing advert");
+        hooks.onRefused?.(refusal.reason);
         return;
       }
       const problem = advertProblem(advert, agentOf(msg.subject));
       if (problem) {
         logger.warn({ subject: msg.subject, problem }, "dropping advert");
+        hooks.onRefused?.("malformed");
         return;
       }
       try {

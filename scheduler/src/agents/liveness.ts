@@ -21,6 +21,19 @@ export interface LivenessDeps {
   evaluate: (jobId: string, reason: string) => void;
 }
 
+/**
+ * Where a lost agent's task stops being billed: its last heartbeat or accepted report, never the detection time
+ * (the silent window ran nothing anyone saw), and never before the task started (or was placed).
+ */
+export function lostTaskEnd(
+  task: { startedAtMs: number; placedAtMs: number },
+  lastSeenMs: number,
+  nowMs: number,
+): number {
+  const floor = task.startedAtMs || task.placedAtMs || 0;
+  return Math.max(floor, Math.min(lastSeenMs, nowMs));
+}
+
 export class AgentLiveness {
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
@@ -73,7 +86,7 @@ export class AgentLiveness {
           if (!listing || t.agentId !== agentId || t.epoch !== listing.epoch || isFinalTaskState(t.state)) continue;
           t.state = "lost";
           t.message = message;
-          t.finishedAtMs = this.d.now();
+          t.finishedAtMs = lostTaskEnd(t, entry.lastSeenMs, this.d.now());
           changed = true;
         }
         return changed ? settle(job, this.d.now()) : undefined;

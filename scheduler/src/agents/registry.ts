@@ -33,6 +33,8 @@ export interface AdvertOutcome {
 
 export class AgentRegistry {
   private readonly entries = new Map<string, AgentEntry>();
+  /** GPU UUID → the agent (not lost) advertising it: the advert checks refuse a UUID another agent holds. */
+  private readonly uuids = new Map<string, string>();
 
   constructor(
     private readonly kv: TypedKv<AgentRecord>,
@@ -57,8 +59,22 @@ export class AgentRegistry {
         viewSeenMs: now,
       };
       this.entries.set(value.advert.agentId, entry);
-      if (!value.lost) this.cluster.upsertAgent(agentView(value, now));
+      if (!value.lost) {
+        this.indexGpus(value.advert.agentId, undefined, value.advert);
+        this.cluster.upsertAgent(agentView(value, now));
+      }
     }
+  }
+
+  /** The agent (not lost) whose advert lists this GPU UUID. */
+  uuidHolder(uuid: string): string | undefined {
+    return this.uuids.get(uuid);
+  }
+
+  /** Keeps the UUID index in step with an agent's advert; `undefined` (lost) releases its UUIDs. */
+  private indexGpus(agentId: string, previous: Advert | undefined, next: Advert | undefined): void {
+    for (const g of previous?.gpus ?? []) if (this.uuids.get(g.uuid) === agentId) this.uuids.delete(g.uuid);
+    for (const g of next?.gpus ?? []) if (g.uuid) this.uuids.set(g.uuid, agentId);
   }
 
   get(id: string): AgentEntry | undefined {
@@ -98,6 +114,7 @@ export class AgentRegistry {
       lastSeenMs: now,
       viewSeenMs: now,
     };
+    this.indexGpus(advert.agentId, existing?.record.lost ? undefined : existing?.record.advert, advert);
     entry.record = record;
     entry.lastSeenMs = now;
     this.entries.set(advert.agentId, entry);
@@ -117,6 +134,7 @@ export class AgentRegistry {
     if (entry.record.lost) {
       if (entry.record.advert.bootId !== hb.bootId) return false; // a new boot must advert first
       entry.record = { ...entry.record, lost: false, updatedAtMs: now };
+      this.indexGpus(hb.agentId, undefined, entry.record.advert);
       entry.viewSeenMs = now;
       this.cluster.upsertAgent(agentView(entry.record, now));
       return true;
@@ -126,6 +144,15 @@ export class AgentRegistry {
       this.cluster.upsertAgent(agentView(entry.record, now));
     }
     return false;
+  }
+
+  /**
+   * An accepted task report from the agent: proof it was alive at this moment, like a heartbeat, so a lost agent
+   * is billed up to its last sign of life. Never revives a lost agent (only its heartbeat or advert does).
+   */
+  heard(agentId: string): void {
+    const entry = this.entries.get(agentId);
+    if (entry && !entry.record.lost) entry.lastSeenMs = Math.max(entry.lastSeenMs, this.now());
   }
 
   timeoutFor(entry: AgentEntry): number {
@@ -144,6 +171,7 @@ export class AgentRegistry {
     const entry = this.entries.get(id);
     if (!entry || entry.record.lost) return;
     entry.record = { ...entry.record, lost: true, updatedAtMs: this.now() };
+    this.indexGpus(id, entry.record.advert, undefined);
     this.cluster.removeAgent(id);
   }
 
@@ -193,7 +221,10 @@ export class AgentRegistry {
         lastSeenMs: now,
         viewSeenMs: now,
       });
-      if (!value.lost) this.cluster.upsertAgent(agentView(value, now));
+      if (!value.lost) {
+        this.indexGpus(value.advert.agentId, undefined, value.advert);
+        this.cluster.upsertAgent(agentView(value, now));
+      }
       return;
     }
     if (e.revision <= entry.revision) return;

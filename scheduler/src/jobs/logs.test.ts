@@ -130,7 +130,7 @@ describe("LogReader", () => {
     const { store, consumers, streams } = fakeStore({});
     const reader = new LogReader(store, fakeRepo("succeeded"), 10);
     await reader.stream({ jobId: "j1", taskIds: ["t1", "t2"], follow: false }, sink(), new AbortController().signal);
-    expect(consumers.map((c) => c.filter)).toEqual(["capa.v1.task.t1.logs", "capa.v1.task.t2.logs"]);
+    expect(consumers.map((c) => c.filter)).toEqual(["capa.v1.task.t1.logs.*", "capa.v1.task.t2.logs.*"]);
     expect(streams.length).toBeGreaterThanOrEqual(4);
     expect(new Set(streams)).toEqual(new Set([STREAMS.logs]));
     expect(STREAMS.logs).toBe("CAPA_LOGS");

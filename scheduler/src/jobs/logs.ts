@@ -85,7 +85,7 @@ export class LogReader {
   private async pump(taskId: string, end: Promise<number>, sink: LogSink, abort: AbortSignal): Promise<void> {
     if (abort.aborted) return;
     const consumer = await this.store.js.consumers.get(STREAMS.logs, {
-      filter_subjects: subjects.taskLogs(taskId),
+      filter_subjects: subjects.taskLogsAnyAgent(taskId),
       deliver_policy: "all",
     });
     try {
@@ -145,7 +145,9 @@ export class LogReader {
   }
 
   private async lastSeq(taskId: string): Promise<number> {
-    const last = await this.store.jsm.streams.getMessage(STREAMS.logs, { last_by_subj: subjects.taskLogs(taskId) });
+    const last = await this.store.jsm.streams.getMessage(STREAMS.logs, {
+      last_by_subj: subjects.taskLogsAnyAgent(taskId),
+    });
     return last?.seq ?? 0;
   }
 

@@ -36,6 +36,10 @@ export interface MarketOptions {
   metrics: SchedulerMetrics;
   logger: Logger;
   now: () => number;
+  /** Whether the agent has a listing for the task (usage from an agent that never held it is dropped). */
+  listed?: (agentId: string, taskId: string) => boolean;
+  /** An accepted usage report from this agent (it was alive then). */
+  heard?: (agentId: string) => void;
   /** A reservation whose job does not exist is released once this old (default 5 min). */
   reservationGraceMs?: number;
   /** How often the leader looks for such reservations (default 5 min; also once at leader start). */
@@ -87,7 +91,16 @@ export async function openMarket(o: MarketOptions): Promise<Market> {
     now: o.now,
     maxCheckIntervalMs: o.budgetCheckIntervalMs,
   });
-  const usage = new UsageConsumer({ store: o.store, jobs: o.jobs, watch, metrics: o.metrics, logger, now: o.now });
+  const usage = new UsageConsumer({
+    store: o.store,
+    jobs: o.jobs,
+    watch,
+    metrics: o.metrics,
+    logger,
+    now: o.now,
+    ...(o.listed ? { listed: o.listed } : {}),
+    ...(o.heard ? { heard: o.heard } : {}),
+  });
   let leading = false;
   o.jobs.onChange((entry, previous) => {
     if (!leading) return;

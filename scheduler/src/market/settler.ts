@@ -229,7 +229,7 @@ export class Settler {
     let others = 0;
     for (const [k, c] of charges) if (k !== key) others += c.amount;
     const maxAmount = job.spec.budget > 0 ? Math.max(0, job.spec.budget - others) : undefined;
-    const reports = await readUsageReports(this.d.store.js, this.d.store.jsm, task.id);
+    const reports = await readUsageReports(this.d.store.js, this.d.store.jsm, task.id, allocation.agentId);
     const { metered, record } = await settleAllocation(this.d.ledger, allocation, reports, this.d.now(), {
       maxAmount,
     });

@@ -1,5 +1,5 @@
 /**
- * Usage reports from agents (`capa.v1.task.<taskId>.usage` on CAPA_TASKS) through one durable pull consumer,
+ * Usage reports from agents (`capa.v1.task.<taskId>.usage.<agentId>` on CAPA_TASKS) through one durable pull consumer,
  * leader only. Each report is checked against the task's current allocation (`checkUsageReport`: unknown
  * allocation, stale or future epoch, wrong agent or job, GPU count, outside the observed window) and counted by
  * verdict in `capa_usage_reports_total{verdict}`; an accepted one triggers the job's budget check. Billing never
@@ -10,7 +10,9 @@ import { jobIdOfTask, type UsageReport } from "@capa/domain";
 import { checkUsageReport } from "@capa/market";
 import type { Logger } from "pino";
 import type { SchedulerMetrics } from "../metrics.js";
+import { ensureDurableConsumer } from "../store/durable-consumer.js";
 import type { JobRepo } from "../store/job-repo.js";
+import { reportOriginProblem } from "../tasks/report-origin.js";
 import { meteredAllocationOf } from "./allocations.js";
 import type { BudgetWatch } from "./budget-watch.js";
 
@@ -23,6 +25,10 @@ export interface UsageDeps {
   metrics: SchedulerMetrics;
   logger: Logger;
   now: () => number;
+  /** Whether the agent has a listing for the task (a report from an agent that never held it is dropped). */
+  listed?: (agentId: string, taskId: string) => boolean;
+  /** An accepted report from this agent: it was alive then (a lost agent is billed up to this). */
+  heard?: (agentId: string) => void;
 }
 
 type Messages = Awaited<ReturnType<Awaited<ReturnType<Store["js"]["consumers"]["get"]>>["consume"]>>;
@@ -46,9 +52,9 @@ export class UsageConsumer {
 
   async start(): Promise<void> {
     try {
-      await this.d.store.jsm.consumers.add(STREAMS.tasks, this.config);
+      await ensureDurableConsumer(this.d.store, STREAMS.tasks, { ...this.config }, this.d.logger);
     } catch (err) {
-      this.d.logger.warn({ err }, "usage consumer exists with a different config; using it as is");
+      this.d.logger.warn({ err }, "cannot create the usage consumer; the loop retries");
     }
     this.active = true;
     this.loop = this.run();
@@ -93,6 +99,11 @@ export class UsageConsumer {
     }
     if (!parsed || parsed.taskId !== report.taskId) return this.count("malformed", subject);
     const job = this.d.jobs.get(jobIdOfTask(report.taskId))?.job;
+    const origin = reportOriginProblem(parsed.agentId, report, job, this.d.listed ?? (() => false));
+    if (origin) {
+      this.d.metrics.reportsDropped.inc({ kind: "usage", reason: origin });
+      return this.count(origin, subject);
+    }
     const task = job?.tasks.find((t) => t.id === report.taskId);
     const allocation = job && task ? meteredAllocationOf(job, task) : undefined;
     const rejection = checkUsageReport(report, allocation, this.d.now());
@@ -100,6 +111,7 @@ export class UsageConsumer {
       this.d.logger.debug({ taskId: report.taskId, epoch: report.epoch, rejection }, "usage report rejected");
       return this.count(rejection, subject);
     }
+    this.d.heard?.(report.agentId);
     void this.d.watch.check(job!.id, true);
     return this.count("accepted", subject);
   }

@@ -59,8 +59,10 @@ export function listenToReadiness(nc: NatsConnection, tracker: ReadinessTracker,
       if (err) return;
       try {
         const m = pb.TaskReadiness.decode(msg.data);
-        // The subject names the task: a report for another task than its subject's is refused.
-        if (msg.subject !== subjects.taskReady(m.taskId)) throw new Error("subject does not match the task id");
+        // The subject names the task and the reporting agent (only that agent's NATS user may publish it): a report
+        // for another task, or naming another agent, than its subject's is refused.
+        if (msg.subject !== subjects.taskReady(m.taskId, m.agentId))
+          throw new Error("subject does not match the task and agent id");
         tracker.observe({
           taskId: m.taskId,
           jobId: m.jobId,

@@ -58,6 +58,11 @@ export class AllocRepo {
     return out;
   }
 
+  /** Whether `agentId` has a listing (any epoch) for the task. */
+  isListed(agentId: string, taskId: string): boolean {
+    return this.cache.get(agentId)?.value.tasks.some((t) => t.taskId === taskId) ?? false;
+  }
+
   /** Every listed assignment, with its agent. */
   *all(): Iterable<{ agentId: string; assignment: TaskAssignment }> {
     for (const [agentId, e] of this.cache) for (const assignment of e.value.tasks) yield { agentId, assignment };

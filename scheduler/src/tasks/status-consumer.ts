@@ -1,5 +1,5 @@
 /**
- * Task status from agents (JetStream CAPA_TASKS, `capa.v1.task.*.status`) through one durable pull consumer,
+ * Task status from agents (JetStream CAPA_TASKS, `capa.v1.task.*.status.*`) through one durable pull consumer,
  * so a restarted scheduler resumes where it stopped. Each report is folded into its job under the job's lock;
  * the message is acked only after the job write is durable. A final report for the task's current allocation
  * then removes the assignment (CAS), which releases the GPUs in the cluster state; the agent re-publishes a
@@ -11,8 +11,10 @@ import type { Logger } from "pino";
 import type { SchedulerMetrics } from "../metrics.js";
 import type { PlanApplier } from "../planner/apply.js";
 import type { AllocRepo } from "../store/alloc-repo.js";
+import { ensureDurableConsumer } from "../store/durable-consumer.js";
 import type { JobRepo } from "../store/job-repo.js";
 import { foldStatus } from "./fold.js";
+import { reportOriginProblem } from "./report-origin.js";
 
 export const STATUS_CONSUMER = "capa-scheduler-status";
 
@@ -28,6 +30,8 @@ export interface StatusDeps {
   evaluate: (jobId: string, reason: string, backoff: boolean) => void;
   /** GPUs were released. */
   capacityFreed: () => void;
+  /** An accepted report from this agent: it was alive then (a lost agent is billed up to this). */
+  heard?: (agentId: string) => void;
 }
 
 type Messages = Awaited<ReturnType<Awaited<ReturnType<Store["js"]["consumers"]["get"]>>["consume"]>>;
@@ -59,10 +63,9 @@ export class StatusConsumer {
     if (this.active) return;
     const generation = this.generation;
     try {
-      await this.d.store.jsm.consumers.add(STREAMS.tasks, this.config);
+      await ensureDurableConsumer(this.d.store, STREAMS.tasks, { ...this.config }, this.d.logger);
     } catch (err) {
-      // Exists with another config (an older version): keep it, it still delivers from where it stopped.
-      this.d.logger.warn({ err }, "status consumer exists with a different config; using it as is");
+      this.d.logger.warn({ err }, "cannot create the status consumer; the loop retries");
     }
     if (this.active || generation !== this.generation) return;
     this.active = true;
@@ -125,6 +128,15 @@ export class StatusConsumer {
       this.d.metrics.statuses.inc({ verdict: "malformed" });
       return;
     }
+    const origin = reportOriginProblem(parsed.agentId, report, this.d.jobs.get(jobId)?.job, (agent, task) =>
+      this.d.allocs.isListed(agent, task),
+    );
+    if (origin) {
+      this.d.logger.warn({ subject, agentId: report.agentId, taskId: report.taskId, origin }, "dropping task status");
+      this.d.metrics.reportsDropped.inc({ kind: "status", reason: origin });
+      this.d.metrics.statuses.inc({ verdict: origin });
+      return;
+    }
     let verdict = "unknown-job";
     let final = false;
     let stateChanged = false;
@@ -153,6 +165,7 @@ export class StatusConsumer {
       // Re-place lost/rejected tasks, stop the siblings of a failed task, clean up a finished job's listings.
       if (stateChanged) this.d.evaluate(jobId, `task ${report.taskId} ${report.state}`, report.state === "rejected");
     });
+    if (verdict !== "unknown-job") this.d.heard?.(report.agentId);
     this.d.metrics.statuses.inc({ verdict });
   }
 }

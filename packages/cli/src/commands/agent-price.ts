@@ -8,18 +8,20 @@
  * parent wherever they appear, so these subcommands read them through optsWithGlobals().
  */
 import { parsePriceChangeList, setAgentPrices } from "@capa/agent";
-import { connectBus, DEFAULT_NATS_URL, type NatsConnection } from "@capa/bus";
+import { connectBus, DEFAULT_NATS_URL, inboxPrefixFor, type NatsConnection } from "@capa/bus";
 import type { GpuPrice } from "@capa/domain";
 import { Command } from "commander";
 import { jsonOption, print, printJson, withScheduler } from "../context.js";
 import { CliError } from "../errors.js";
 import { formatPrice, renderTable } from "../format.js";
+import { nkeySeedFrom } from "../nats-credentials.js";
 
 interface PriceSetFlags {
   agent: string;
   region?: string;
   natsUrl?: string;
   nats?: string;
+  natsNkey?: string;
   replace?: boolean;
   timeout?: number;
   json?: boolean;
@@ -68,7 +70,11 @@ function priceSetCommand(): Command {
     }
     const url = flags.nats ?? flags.natsUrl ?? process.env.CAPA_NATS_URL ?? DEFAULT_NATS_URL;
     const region = flags.region;
-    const now = await withNats(url, async (nc) => {
+    // With per-agent NATS users the provider uses the agent's own seed: it may publish to that agent's control
+    // subject and read replies only in that agent's inbox.
+    const nkeySeed = nkeySeedFrom(flags.natsNkey);
+    const auth = nkeySeed ? { nkeySeed, inboxPrefix: inboxPrefixFor(flags.agent) } : {};
+    const now = await withNats(url, auth, async (nc) => {
       try {
         return await setAgentPrices(nc, region, flags.agent, prices, { ...(flags.replace ? { replace: true } : {}) });
       } catch (err) {
@@ -77,6 +83,12 @@ function priceSetCommand(): Command {
         if (/no responders/i.test(message)) {
           throw new CliError(
             `no agent ${flags.agent} in region ${region} answers (check --agent and --region: capa agents)`,
+          );
+        }
+        // The broker refused the control subject: these credentials belong to another agent or region.
+        if (/permissions violation/i.test(message)) {
+          throw new CliError(
+            `these NATS credentials may not reach agent ${flags.agent} in region ${region} (check --agent, --region and --nats-nkey)`,
           );
         }
         throw err;
@@ -110,10 +122,14 @@ function priceGetCommand(): Command {
 }
 
 /** One short-lived NATS connection: no reconnecting, closed whatever happens. */
-async function withNats<T>(url: string, fn: (nc: NatsConnection) => Promise<T>): Promise<T> {
+async function withNats<T>(
+  url: string,
+  auth: { nkeySeed?: string; inboxPrefix?: string },
+  fn: (nc: NatsConnection) => Promise<T>,
+): Promise<T> {
   let nc: NatsConnection;
   try {
-    nc = await connectBus({ servers: url, name: "capa-cli", maxReconnectAttempts: 0, timeoutMs: 5_000 });
+    nc = await connectBus({ servers: url, name: "capa-cli", maxReconnectAttempts: 0, timeoutMs: 5_000, ...auth });
   } catch (err) {
     throw new CliError(`${(err as Error).message} (CAPA_NATS_URL or --nats-url)`);
   }

@@ -6,11 +6,14 @@ import { formatPrice } from "../format.js";
 import { stdoutLogger } from "../local/logger.js";
 import { regionPrices } from "../local/prices.js";
 import { stopWithin, waitForShutdownSignal } from "../local/signals.js";
+import { NKEY_OPTION_HELP, nkeySeedFrom } from "../nats-credentials.js";
 import { collect } from "../spec.js";
+import { agentEnrollCommand, agentRevokeCommand } from "./agent-enroll.js";
 import { agentPriceCommand } from "./agent-price.js";
 
 interface AgentCommandFlags extends Omit<AgentFlags, "nats"> {
   natsUrl?: string;
+  natsNkey?: string;
   label: string[];
   price: string[];
   pricesDir?: string;
@@ -24,7 +27,10 @@ export function agentCommand(): Command {
         "run a provider agent: advertises this machine's GPUs and prices, runs assigned tasks (agent price: change them)",
       )
       .addCommand(agentPriceCommand())
+      .addCommand(agentEnrollCommand())
+      .addCommand(agentRevokeCommand())
       .option("--nats-url <url>", "NATS URL(s), comma-separated (env CAPA_NATS_URL; default nats://127.0.0.1:4222)")
+      .option("--nats-nkey <file>", NKEY_OPTION_HELP)
       .option("--id <agent-id>", "agent id (default: from the hostname)")
       // Not commander-mandatory: commander would demand it of `agent price get` too (it checks ancestors).
       .option("--region <region>", "region this machine is in, e.g. eu-west (required)")
@@ -51,7 +57,8 @@ export function agentCommand(): Command {
       .option("--log-level <level>", "trace, debug, info, warn, error", process.env.CAPA_LOG_LEVEL ?? "info")
       .action(async (flags: AgentCommandFlags) => {
         if (!flags.region) throw new CliError("agent needs --region, the region this machine is in (e.g. eu-west)");
-        const { natsUrl, pricesDir, logLevel, ...rest } = flags;
+        const { natsUrl, natsNkey, pricesDir, logLevel, ...rest } = flags;
+        const nkeySeed = nkeySeedFrom(natsNkey);
         let config: ReturnType<typeof parseAgentConfig>;
         try {
           config = parseAgentConfig({ ...rest, ...(natsUrl ? { nats: natsUrl } : {}) });
@@ -71,7 +78,11 @@ export function agentCommand(): Command {
         }
         let handle: Awaited<ReturnType<typeof startAgent>>;
         try {
-          handle = await startAgent({ ...config, logger: stdoutLogger("capa-agent", logLevel) });
+          handle = await startAgent({
+            ...config,
+            ...(nkeySeed ? { natsAuth: { ...config.natsAuth, nkeySeed } } : {}),
+            logger: stdoutLogger("capa-agent", logLevel),
+          });
         } catch (err) {
           throw new CliError(`agent failed to start: ${(err as Error).message}`);
         }

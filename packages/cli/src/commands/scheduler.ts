@@ -3,10 +3,13 @@ import { Command } from "commander";
 import { CliError } from "../errors.js";
 import { stdoutLogger } from "../local/logger.js";
 import { stopWithin, waitForShutdownSignal } from "../local/signals.js";
-import { parseDurationFlag, parseInteger } from "../spec.js";
+import { nkeySeedFrom } from "../nats-credentials.js";
+import { parseDurationFlag, parseInteger, parseMoney } from "../spec.js";
 
 interface SchedulerFlags {
   natsUrl?: string;
+  natsNkey?: string;
+  maxAdvertPrice?: number;
   grpcAddress: string;
   id?: string;
   agentTimeout?: number;
@@ -24,6 +27,8 @@ export function schedulerCommand(): Command {
   return new Command("scheduler")
     .description("run the scheduler service (gRPC API + planner) against a NATS server with JetStream")
     .option("--nats-url <url>", "NATS URL(s), comma-separated (env CAPA_NATS_URL; default nats://127.0.0.1:4222)")
+    .option("--nats-nkey <file>", "the scheduler's nkey seed file, <auth-dir>/scheduler.nk (env CAPA_NATS_NKEY)")
+    .option("--max-advert-price <usd>", "refuse adverts priced above this per GPU-hour (default $100)", parseMoney)
     .option("--grpc-address <host:port>", "gRPC listen address (port 0 = a free port)", "127.0.0.1:50051")
     .option("--id <scheduler-id>", "identity in the leader lease and logs (default: hostname-pid-random)")
     .option(
@@ -49,10 +54,13 @@ export function schedulerCommand(): Command {
     .option("--log-level <level>", "trace, debug, info, warn, error", process.env.CAPA_LOG_LEVEL ?? "info")
     .action(async (flags: SchedulerFlags) => {
       let handle: Awaited<ReturnType<typeof startScheduler>>;
+      const natsNkeySeed = nkeySeedFrom(flags.natsNkey);
       try {
         handle = await startScheduler({
           natsUrl: flags.natsUrl ?? process.env.CAPA_NATS_URL ?? "nats://127.0.0.1:4222",
           grpcAddress: flags.grpcAddress,
+          ...(natsNkeySeed ? { natsNkeySeed } : {}),
+          ...(flags.maxAdvertPrice !== undefined ? { maxAdvertPricePerGpuHour: flags.maxAdvertPrice } : {}),
           ...(flags.id ? { schedulerId: flags.id } : {}),
           ...(flags.agentTimeout ? { agentTimeoutMs: flags.agentTimeout * 1000 } : {}),
           ...(flags.leaseTtl ? { leaseTtlMs: flags.leaseTtl * 1000 } : {}),

@@ -67,6 +67,7 @@ export function upCommand(): Command {
         printJsonLine({
           natsUrl: stack.natsUrl,
           natsPid: stack.natsPid,
+          natsAuthDir: stack.natsAuthDir,
           grpcAddress: stack.grpcAddress,
           stateDir: stack.stateDir,
           logFile,
@@ -113,7 +114,7 @@ function readyText(stack: LocalStack, logFile: string): string {
   );
   return [
     "capa is up.",
-    `  NATS       ${stack.natsUrl}`,
+    `  NATS       ${stack.natsUrl} (nkey users: ${stack.natsAuthDir})`,
     `  scheduler  ${stack.grpcAddress} (gRPC)`,
     `  prices     ${stack.pricesSource}`,
     `  state      ${stack.stateDir}`,

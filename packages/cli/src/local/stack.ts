@@ -2,11 +2,16 @@
  * `capa up`: a whole capa on one machine. A real nats-server with JetStream under `<stateDir>/nats`, one
  * scheduler and simulated agents in several regions, all in this process except nats-server, which is a
  * child. `stop()` undoes everything it started, in reverse order.
+ *
+ * NATS runs with capa's generated authorization, as a deployment would: `<stateDir>/nats-auth` holds the
+ * scheduler's nkey and one enrolled user per simulated agent (kept across restarts), so every agent is confined to
+ * its own subjects and assignment key and anonymous clients are refused.
  */
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startAgent } from "@capa/agent";
 import { loadCatalog } from "@capa/catalog";
+import { openAuthDir } from "@capa/nats-auth";
 import { startScheduler } from "@capa/scheduler";
 import { type NatsServerHandle, startNatsServer } from "@capa/testkit";
 import type { Logger } from "pino";
@@ -35,6 +40,8 @@ export interface LocalStackOptions {
 export interface LocalStack {
   natsUrl: string;
   natsPid: number | undefined;
+  /** Scheduler and agent nkey seeds, and the server's auth.conf. */
+  natsAuthDir: string;
   grpcAddress: string;
   stateDir: string;
   pricesSource: string;
@@ -70,16 +77,24 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     }
   };
   try {
+    const auth = openAuthDir(join(stateDir, "nats-auth"));
+    for (const agent of plan.agents) {
+      const known = auth.agents().some((a) => a.agentId === agent.agentId && a.region === agent.region);
+      if (!known) auth.enroll({ agentId: agent.agentId, region: agent.region });
+    }
+    const agentSeed = (agentId: string) => readFileSync(auth.agentSeedFile(agentId), "utf8").trim();
     const nats = await startNatsServer({
       storeDir: natsStore,
+      authorization: readFileSync(auth.authConfFile, "utf8"),
       ...(options.natsPort > 0 ? { port: options.natsPort } : {}),
     });
     stops.push(() => nats.stop());
     killOnExit(nats);
-    options.say(`nats-server ${nats.url} (JetStream store ${natsStore})`);
+    options.say(`nats-server ${nats.url} (JetStream store ${natsStore}; nkey users in ${auth.dir})`);
 
     const scheduler = await startScheduler({
       natsUrl: nats.url,
+      natsNkeySeed: auth.schedulerSeed(),
       grpcAddress: `${options.grpcHost}:${options.grpcPort}`,
       // A stable id lets a restarted `capa up` take its own leader lease back at once.
       schedulerId: "capa-up",
@@ -94,6 +109,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       mkdirSync(agent.workDir, { recursive: true });
       const handle = await startAgent({
         nats: nats.url,
+        natsAuth: { nkeySeed: agentSeed(agent.agentId) },
         agentId: agent.agentId,
         region: agent.region,
         zone: agent.zone,
@@ -114,6 +130,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     return {
       natsUrl: nats.url,
       natsPid: nats.process.pid,
+      natsAuthDir: auth.dir,
       grpcAddress: scheduler.grpcAddress,
       stateDir,
       pricesSource: catalog.source,
