@@ -26,6 +26,7 @@ import {
   BASELINES,
   type BaselineName,
   BaselinePlacer,
+  COST_BLIND_BASELINES,
   lpBound,
   maximalInstants,
   resourceClasses,
@@ -52,6 +53,11 @@ export interface CostResult {
   /** Largest LP solved: columns, rows, nonzeros. */
   lpSize: { columns: number; rows: number; nonzeros: number };
   lpSeconds: number;
+  /**
+   * Per cost-blind baseline (with the LP): the LP bound on that baseline's own placed jobs at their times ÷ its
+   * cost. 1 − this is the most any placer could save on the same work: the economics goal's ceiling.
+   */
+  oracleVsBaseline: Partial<Record<BaselineName, number>>;
 }
 
 /** What one replica costs on an agent at a price: GPU-time for the expected duration + egress of its data. */
@@ -150,6 +156,8 @@ export async function runCost(data: DataSet, o: CostOptions): Promise<CostResult
   const oursFree: Record<string, number> = {};
   const baseFree: Record<string, number> = {};
   const placed: Record<string, number> = { ours: 0 };
+  const oracle: Record<string, number> = {};
+  const baseTotal: Record<string, number> = {};
   for (let k = 0; k < instances; k++) {
     const rng = mulberry32(seed + k);
     const agents = makeFleet(agentsPerInstance, data, rng);
@@ -188,24 +196,11 @@ export async function runCost(data: DataSet, o: CostOptions): Promise<CostResult
     placed.ours! += ourCost.size;
     ours += [...ourCost.values()].reduce((a, b) => a + b, 0);
 
-    // LP bound over the jobs we placed. Capacity is checked at every instant where the set of running jobs is
-    // maximal (an arrival followed by a departure): those dominate every other instant, so the bound is exact
-    // for the interval structure, not a sample.
+    // LP bound over the jobs we placed (lpOf).
     const placedJobs = jobs.filter((j) => ourCost.has(j.req.jobId));
     if (o.lp) {
-      const instants = maximalInstants(placedJobs);
       const lpStart = process.hrtime.bigint();
-      const bound = await lpBound(
-        placedJobs.map((j) => ({
-          spec: j.req.spec,
-          replicas: j.req.replicas.length,
-          activeAt: activeIndices(instants, j.at, j.end),
-          costOn: (agent, model, price) =>
-            agentCanHost(j.req.spec, agent, model, price) ? replicaCost(j.req.spec, price, agent.region) : undefined,
-        })),
-        resourceClasses(agents, NOW),
-        instants.length,
-      );
+      const bound = await lpOf(placedJobs, agents);
       if (bound.highs === undefined) throw new Error("LP infeasible for jobs the engine placed: the bound is wrong");
       lp += bound.highs;
       lpNanos += process.hrtime.bigint() - lpStart;
@@ -224,6 +219,16 @@ export async function runCost(data: DataSet, o: CostOptions): Promise<CostResult
         };
       });
       placed[name] = (placed[name] ?? 0) + costs.size;
+      if (o.lp && COST_BLIND_BASELINES.includes(name)) {
+        // The oracle on this baseline's own work: its placed jobs at their times, placed as cheaply as the LP can.
+        const bound = await lpOf(
+          jobs.filter((j) => costs.has(j.req.jobId)),
+          agents,
+        );
+        if (bound.highs === undefined) throw new Error(`LP infeasible for jobs ${name} placed: the bound is wrong`);
+        oracle[name] = (oracle[name] ?? 0) + bound.highs;
+        baseTotal[name] = (baseTotal[name] ?? 0) + [...costs.values()].reduce((a, b) => a + b, 0);
+      }
       for (const job of jobs) {
         const mine = ourCost.get(job.req.jobId);
         const theirs = costs.get(job.req.jobId);
@@ -255,7 +260,30 @@ export async function runCost(data: DataSet, o: CostOptions): Promise<CostResult
     cheapestSingleRegionFallbacks: fallbacks,
     lpSize,
     lpSeconds: Math.round(Number(lpNanos) / 1e7) / 100,
+    oracleVsBaseline: Object.fromEntries(
+      Object.keys(oracle).map((b) => [b, ratio(oracle[b]!, baseTotal[b]!)]),
+    ) as Partial<Record<BaselineName, number>>,
   };
+}
+
+/**
+ * The LP bound of placing exactly these jobs at their times. Capacity is checked at every instant where the
+ * set of running jobs is maximal (an arrival followed by a departure): those dominate every other instant, so
+ * the bound is exact for the interval structure, not a sample.
+ */
+async function lpOf(placedJobs: readonly Arrival[], agents: readonly AgentView[]) {
+  const instants = maximalInstants(placedJobs);
+  return lpBound(
+    placedJobs.map((j) => ({
+      spec: j.req.spec,
+      replicas: j.req.replicas.length,
+      activeAt: activeIndices(instants, j.at, j.end),
+      costOn: (agent: AgentView, model: string, price: number) =>
+        agentCanHost(j.req.spec, agent, model, price) ? replicaCost(j.req.spec, price, agent.region) : undefined,
+    })),
+    resourceClasses(agents, NOW),
+    instants.length,
+  );
 }
 
 function constrained(spec: JobSpec): boolean {
