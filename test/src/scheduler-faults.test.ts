@@ -91,6 +91,38 @@ describe("agent loss", () => {
     ]);
     await waitFor(async () => (await b.assignments()).length === 0, { what: "assignment removed after success" });
   });
+
+  it("ends a lost agent's task at its last heartbeat, so the detection window is never billed", async () => {
+    // Its own region, so the job cannot go to the other test's agent still alive in eu-west.
+    const a = new FakeAgent(h, "cut-a", "us-east").start();
+    agents.push(a);
+    await waitFor(async () => (await agentStatus(h, "cut-a")) === "ready", { what: "agent cut-a ready" });
+    await rpc((cb) => h.operator.drainAgent({ agentId: "cut-a", drain: true }, cb)); // hold until watched
+    const { job } = await submit(h, spec({ gpusPerReplica: 1, regions: ["us-east"] }, ["sleep", "1000"]), {
+      tenant: "cut-co",
+    });
+    const watcher = watch(h, job!.id);
+    await waitFor(() => watcher.events.length > 0, { what: "the first watch event" });
+    await rpc((cb) => h.operator.drainAgent({ agentId: "cut-a", drain: false }, cb));
+    const [first] = await waitFor(async () => (await a.assignments()).length === 1 && a.assignments(), {
+      what: "assignment on cut-a",
+    });
+    await a.report(first!, "running");
+    await waitFor(async () => stateName((await getJob(h, job!.id)).state) === "RUNNING", { what: "running" });
+    a.silence();
+    const lost = await waitFor(
+      () => watcher.events.find((e) => e.job?.tasks[0]?.state === pb.TaskState.TASK_STATE_LOST),
+      { what: "the task lost" },
+    );
+    const task = lost.job!.tasks[0]!;
+    // The scheduler declared the loss only after `agentTimeoutMs` (1 s) of silence; the task's end is the last
+    // heartbeat, at least that long before the loss was written (it was the detection time before).
+    expect(task.finishedAtMs).toBeGreaterThanOrEqual(task.startedAtMs);
+    expect(task.finishedAtMs).toBeLessThanOrEqual(lost.job!.updatedAtMs - 1_000);
+    watcher.done.catch(() => undefined); // cancelling the stream rejects it
+    watcher.cancel();
+    await rpc((cb) => h.jobs.cancelJob({ jobId: job!.id, reason: "done" }, cb));
+  });
 });
 
 describe("leader lease and restarts", () => {

@@ -131,7 +131,12 @@ async function withNats<T>(
   try {
     nc = await connectBus({ servers: url, name: "capa-cli", maxReconnectAttempts: 0, timeoutMs: 5_000, ...auth });
   } catch (err) {
-    throw new CliError(`${(err as Error).message} (CAPA_NATS_URL or --nats-url)`);
+    const message = (err as Error).message;
+    // A server with capa's authorization refuses clients without credentials: say which ones it wants.
+    if (/authorization/i.test(message) && !auth.nkeySeed) {
+      throw new CliError(`${message} (NATS wants credentials: --nats-nkey <the agent's seed file> or CAPA_NATS_NKEY)`);
+    }
+    throw new CliError(`${message} (CAPA_NATS_URL or --nats-url)`);
   }
   try {
     return await fn(nc);
