@@ -1,0 +1,59 @@
+/**
+ * Child-process entries of `npm run bench:e2e`, so the scheduler and the agents each run in their own process and
+ * their CPU and memory can be read from /proc apart from the load generator's:
+ *   node e2e-procs.js scheduler '{"natsUrl":…,"grpcAddress":…,"dataDir":…}'
+ *   node e2e-procs.js agents '{"natsUrl":…,"ids":["a1",…],"gpus":"8xH100-80GB","workRoot":…,"region":…}'
+ * An `agents` process runs one real agent per id (startAgent: its own NATS connection, supervisor, child
+ * processes); with one id per process every agent is a process of its own. Each prints one JSON line when ready
+ * and stops on SIGTERM.
+ */
+import { join } from "node:path";
+import { startAgent } from "@capa/agent";
+import { startScheduler } from "@capa/scheduler";
+import { pino } from "pino";
+
+const [role, raw] = process.argv.slice(2);
+const args = JSON.parse(raw ?? "{}");
+const logger = pino({ level: process.env.CAPA_BENCH_LOG ?? "warn" }, pino.destination(2));
+
+async function main(): Promise<void> {
+  const stops: (() => Promise<void>)[] = [];
+  if (role === "scheduler") {
+    const s = await startScheduler({ ...args, logger });
+    stops.push(() => s.stop());
+    console.log(JSON.stringify({ grpcAddress: s.grpcAddress }));
+  } else if (role === "agents") {
+    const ids: string[] = args.ids;
+    const agents = await Promise.all(
+      ids.map((id) =>
+        startAgent({
+          nats: args.natsUrl,
+          agentId: id,
+          region: args.region,
+          simulateGpus: args.gpus,
+          workDir: join(args.workRoot, id),
+          prices: [{ gpuModel: "H100-80GB", onDemandPerHour: 2_000_000, interruptiblePerHour: 0 }],
+          logger,
+        }),
+      ),
+    );
+    for (const a of agents) stops.push(() => a.stop());
+    console.log(JSON.stringify({ agents: ids.length }));
+  } else {
+    throw new Error(`unknown role ${role}`);
+  }
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await Promise.allSettled(stops.map((s) => s()));
+    process.exit(0);
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
