@@ -1,5 +1,6 @@
 export * from "./codec.js";
 export * from "./connection.js";
+export * from "./group-commit.js";
 export * from "./kv.js";
 export * from "./layout.js";
 export * from "./store.js";

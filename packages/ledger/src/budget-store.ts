@@ -18,7 +18,7 @@
  * Tenant documents were unprefixed (`<tenant>`) before the first release; nothing was deployed with that
  * layout, so there is no migration: a bucket written by a pre-release build must be recreated.
  */
-import { type Codec, jsonCodec, jsPlacement, TypedKv } from "@capa/bus";
+import { type Codec, GroupCommit, jsonCodec, jsPlacement, TypedKv } from "@capa/bus";
 import type { Micros } from "@capa/domain";
 import {
   applyBudgetOp,
@@ -99,23 +99,32 @@ export async function openBudgetStore(
 export class BudgetStore {
   private readonly allocKv: TypedKv<JobAllocations>;
   private readonly markerKv: TypedKv<JobSettledMarker>;
+  /** Tenant documents: concurrent operations of one tenant are merged into one CAS write (group commit). */
+  private readonly tenantCommits: GroupCommit<TenantBudget>;
 
   /** `erase` removes a key and its history without a delete marker (default: the KV's purge, which leaves one). */
   constructor(
     private readonly kv: TypedKv<TenantBudget>,
     private readonly erase: (key: string) => Promise<void> = (key) => kv.kv.purge(key),
   ) {
+    this.tenantCommits = new GroupCommit(kv);
     this.allocKv = new TypedKv(kv.kv, jsonCodec<JobAllocations>());
     this.markerKv = new TypedKv(kv.kv, jsonCodec<JobSettledMarker>());
   }
 
   /**
-   * Applies one operation with CAS, retrying on conflict. A BudgetExceededError thrown by the transition
-   * leaves the stored document unchanged and reaches the caller (admission maps it to FAILED_PRECONDITION).
+   * Applies one operation with CAS. Operations of one tenant that arrive while a write of its document is in
+   * flight are group-committed: applied one after the other by the same pure transition, each to the state the
+   * previous one left, and stored with one CAS write; every caller is answered after that write is durable. A
+   * conflict (another process wrote) re-applies the whole batch to the stored state. So the stored document is
+   * always the result of applying, one at a time, operations that each passed the caps against everything before
+   * them, exactly as with one write per operation (see README "Budgets: group commit"), and concurrent submits of
+   * one tenant in this process never conflict with each other. A BudgetExceededError thrown by the transition
+   * fails only its own operation and reaches its caller (admission maps it to FAILED_PRECONDITION).
    */
   async apply(tenant: string, op: BudgetOp, nowMs: number): Promise<BudgetOutcome> {
     let outcome: BudgetOutcome | undefined;
-    const stored = await this.kv.mutate(TENANT_PREFIX + budgetKey(tenant), (current) => {
+    const stored = await this.tenantCommits.mutate(TENANT_PREFIX + budgetKey(tenant), (current) => {
       outcome = applyBudgetOp(current, tenant, op, nowMs);
       return outcome.changed ? outcome.state : undefined;
     });

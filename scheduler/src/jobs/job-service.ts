@@ -81,24 +81,8 @@ export class JobService {
 
     const key = requestKey(input.tenant, input.requestId);
     const digest = specDigest(spec);
+    // Create first (one round trip for a new request); only a conflict reads the record a first attempt left.
     for (let attempt = 0; attempt < 10; attempt++) {
-      const existing = await this.requests.get(key);
-      if (existing) {
-        if (existing.value.specDigest !== digest)
-          throw new AlreadyExistsError("request_id: already used for a different job spec");
-        const job = await this.jobs.fetch(existing.value.jobId);
-        if (job) return { job: job.job, deduplicated: true };
-        try {
-          // The first submission stopped between the request record and the job: finish it now.
-          const created = await this.createJob(existing.value.jobId, input, spec, existing.value.createdAtMs);
-          return { job: created.job, deduplicated: true };
-        } catch (err) {
-          // Refused: the job never existed under this record; free the request id as for a first refusal.
-          if (err instanceof BudgetExceededError) await this.forgetRequest(key, existing.revision, existing.value);
-          if (!(err instanceof ConflictError)) throw err;
-          continue;
-        }
-      }
       const jobId = newJobId();
       const record: RequestRecord = {
         jobId,
@@ -107,18 +91,34 @@ export class JobService {
         specDigest: digest,
         createdAtMs: this.now(),
       };
-      let revision: number;
+      let revision: number | undefined;
       try {
         revision = await this.requests.create(key, record);
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err;
-        continue; // a concurrent retry won; read its record
       }
+      if (revision !== undefined) {
+        try {
+          return { job: (await this.createJob(jobId, input, spec, record.createdAtMs)).job, deduplicated: false };
+        } catch (err) {
+          if (err instanceof BudgetExceededError) await this.forgetRequest(key, revision, record);
+          throw err;
+        }
+      }
+      const existing = await this.requests.get(key);
+      if (!existing) continue; // deleted again meanwhile (a refused first attempt freed it): create afresh
+      if (existing.value.specDigest !== digest)
+        throw new AlreadyExistsError("request_id: already used for a different job spec");
+      const job = await this.jobs.fetch(existing.value.jobId);
+      if (job) return { job: job.job, deduplicated: true };
       try {
-        return { job: (await this.createJob(jobId, input, spec, record.createdAtMs)).job, deduplicated: false };
+        // The first submission stopped between the request record and the job: finish it now.
+        const created = await this.createJob(existing.value.jobId, input, spec, existing.value.createdAtMs);
+        return { job: created.job, deduplicated: true };
       } catch (err) {
-        if (err instanceof BudgetExceededError) await this.forgetRequest(key, revision, record);
-        throw err;
+        // Refused: the job never existed under this record; free the request id as for a first refusal.
+        if (err instanceof BudgetExceededError) await this.forgetRequest(key, existing.revision, existing.value);
+        if (!(err instanceof ConflictError)) throw err;
       }
     }
     throw new ConflictError("request_id: too many concurrent submissions; retry");

@@ -1,11 +1,13 @@
-import type { TypedKv, Versioned } from "@capa/bus";
+import { encode, subjects, type TypedKv, type Versioned } from "@capa/bus";
 import { type Advert, type AgentAssignments, ConflictError, defaultJobSpec, type Job, newTask } from "@capa/domain";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { AgentRegistry } from "../agents/registry.js";
+import { SchedulerMetrics } from "../metrics.js";
 import { AllocRepo } from "../store/alloc-repo.js";
 import { JobRepo } from "../store/job-repo.js";
 import type { AgentRecord } from "../store/records.js";
+import { StatusConsumer } from "../tasks/status-consumer.js";
 import { PlanApplier } from "./apply.js";
 import { clusterSync } from "./cluster-sync.js";
 import { createPlacement, type Placement, type Plan } from "./engine.js";
@@ -14,16 +16,20 @@ import { createPlacement, type Placement, type Plan } from "./engine.js";
 class MemoryKv<T> {
   private readonly data = new Map<string, { value: T; revision: number }>();
   private seq = 0;
+  /** Writes that reached the store (create + update). */
+  writes = 0;
   async get(key: string): Promise<Versioned<T> | undefined> {
     const e = this.data.get(key);
     return e && { key, value: structuredClone(e.value), revision: e.revision };
   }
   async create(key: string, value: T): Promise<number> {
     if (this.data.has(key)) throw new ConflictError(`key ${key} already exists`);
+    this.writes++;
     return this.put(key, value);
   }
   async update(key: string, value: T, revision: number): Promise<number> {
     if (this.data.get(key)?.revision !== revision) throw new ConflictError(`key ${key} changed`);
+    this.writes++;
     return this.put(key, value);
   }
   async write(key: string, value: T, revision: number): Promise<number> {
@@ -226,5 +232,98 @@ describe("plan applier", () => {
     const freed = await s.applier.changeListings([], [{ agentId: "a1", taskId: "jgang-0", epoch: 45 }]);
     expect(freed).toBe(true);
     expect(s.cluster.freeGpuIndices("a1")).toEqual([0, 1, 2, 3]);
+  });
+
+  it("merges the commits of many jobs on one agent into one assignment write, and refuses a GPU planned twice", async () => {
+    const s = await setup();
+    const singles = ["j1", "j2", "j3", "j4"];
+    for (const id of singles)
+      await s.jobs.create({
+        ...s.jobs.get("jgang")!.job,
+        id,
+        spec: defaultJobSpec({ kind: "batch", replicas: 1, gpusPerReplica: 1 }),
+        tasks: [newTask(id, 0)],
+      });
+    const before = s.allocKv.writes;
+    // j4 was planned on the GPU j1 got (two stale plans): exactly one of them may hold it.
+    const gpuOf: Record<string, number> = { j1: 0, j2: 1, j3: 2, j4: 0 };
+    const results = await Promise.all(
+      singles.map((id, i) =>
+        s.jobs.withLock(id, () =>
+          s.applier.commit(s.jobs.get(id)!, plan(id, [placement(0, "a1", [gpuOf[id]!])]), 50 + i),
+        ),
+      ),
+    );
+    expect(results.map((r) => r.ok)).toEqual([true, true, true, false]);
+    expect(results[3]).toEqual({ ok: false, reason: "GPU 0 on a1 is taken" });
+    expect(s.allocKv.writes - before).toBe(1);
+    expect((await s.allocKv.get("a1"))?.value.tasks.map((t) => [t.taskId, t.gpuIndices])).toEqual([
+      ["j1-0", [0]],
+      ["j2-0", [1]],
+      ["j3-0", [2]],
+    ]);
+    expect(s.jobs.get("j4")!.job.state).toBe("pending");
+    expect(s.cluster.freeGpuIndices("a1")).toEqual([3]);
+  });
+
+  it("folds the reports of one job queued behind its lock into one job write", async () => {
+    const s = await setup();
+    await s.applier.commit(s.jobs.get("jgang")!, s.gang, 46);
+    const evaluated: string[] = [];
+    const statuses = new StatusConsumer({
+      store: undefined as never,
+      jobs: s.jobs,
+      allocs: s.allocs,
+      applier: s.applier,
+      metrics: new SchedulerMetrics(),
+      logger: pino({ level: "silent" }),
+      now: () => 2000,
+      evaluate: (jobId) => evaluated.push(jobId),
+      capacityFreed: () => {},
+    });
+    const report = (taskId: string, agentId: string, state: "running" | "succeeded") =>
+      encode.status({
+        taskId,
+        jobId: "jgang",
+        agentId,
+        epoch: 46,
+        state,
+        exitCode: 0,
+        signal: "",
+        startedAtMs: 1500,
+        finishedAtMs: state === "succeeded" ? 1800 : 0,
+        message: "",
+        sentAtMs: 1900,
+        bootId: "b",
+      });
+    const writesBefore = s.jobKv.writes;
+    let release!: () => void;
+    const held = s.jobs.withLock(
+      "jgang",
+      () =>
+        new Promise<void>((r) => {
+          release = r;
+        }),
+    );
+    while (!release) await new Promise((r) => setImmediate(r)); // the lock is held now
+    const handled = Promise.all([
+      statuses.handle(subjects.taskStatus("jgang-0"), report("jgang-0", "a1", "running")),
+      statuses.handle(subjects.taskStatus("jgang-0"), report("jgang-0", "a1", "succeeded")),
+      statuses.handle(subjects.taskStatus("jgang-1"), report("jgang-1", "a2", "succeeded")),
+    ]);
+    release();
+    await held;
+    await handled;
+    expect(s.jobKv.writes - writesBefore).toBe(1);
+    const job = s.jobs.get("jgang")!.job;
+    expect(job.state).toBe("succeeded");
+    expect(job.tasks.map((t) => [t.state, t.startedAtMs, t.finishedAtMs])).toEqual([
+      ["succeeded", 1500, 1800],
+      ["succeeded", 1500, 1800],
+    ]);
+    // Both final reports removed their listings; the job is evaluated once for the batch.
+    expect((await s.allocKv.get("a1"))?.value.tasks).toEqual([]);
+    expect((await s.allocKv.get("a2"))?.value.tasks).toEqual([]);
+    expect(evaluated).toEqual(["jgang"]);
   });
 });

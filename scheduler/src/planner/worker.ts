@@ -8,7 +8,7 @@
  * statuses remove the listings, "capacity freed" re-evaluates waiting jobs, and this one places on the freed
  * GPUs. Re-plans in between get "pending" (waiting for the stopping tasks) and never pick further victims.
  */
-import { ConflictError, isFinalJobState, type Job } from "@capa/domain";
+import { ConflictError, type Job } from "@capa/domain";
 import type { Logger } from "pino";
 import type { AgentRegistry } from "../agents/registry.js";
 import { NEEDS_PLACEMENT } from "../jobs/settle.js";
@@ -23,7 +23,9 @@ import type { ClusterStateApi, PlacementEngineApi, Plan } from "./engine.js";
 import type { EpochSource } from "./epochs.js";
 import type { EvalQueue, Evaluation } from "./eval-queue.js";
 import type { ExplanationStore } from "./explanations.js";
+import { holdPlan, releaseHolds } from "./holds.js";
 import { reconcile } from "./reconcile.js";
+import { WaitingJobs } from "./waiting.js";
 
 export interface PlannerDeps {
   jobs: JobRepo;
@@ -44,16 +46,49 @@ export interface PlannerDeps {
 }
 
 const MAX_RETRY_DELAY_MS = 10_000;
+/**
+ * Evaluations in flight at once. Each holds only its own job's lock; plans are made one at a time (the engine is
+ * synchronous) and hold their GPUs until committed (holds.ts), while the commits of many jobs are in flight
+ * together and group-committed per agent (AllocRepo), so the store's round trips overlap instead of adding up.
+ */
+const MAX_CONCURRENT_EVALUATIONS = 64;
+
+/**
+ * Plans are made in the order evaluations were taken from the queue (priority, then age, for "capacity freed"),
+ * whatever the order their jobs' locks and reads complete in: a job of lower priority must never plan before
+ * one taken ahead of it and take the GPUs it would have got. Each evaluation gets a turn when taken; it waits
+ * for the turns before it right before the engine runs and hands its turn on once its plan holds its GPUs.
+ */
+class PlanTurns {
+  private last: Promise<void> = Promise.resolve();
+
+  take(): { ready: Promise<void>; done: () => void } {
+    const ready = this.last;
+    let done!: () => void;
+    const mine = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    this.last = ready.then(() => mine);
+    return { ready, done };
+  }
+}
+type Turn = ReturnType<PlanTurns["take"]>;
 
 export class PlannerWorker {
   private running = false;
   private loop: Promise<void> | undefined;
   private readonly syncCheckpoints: (job: Job) => void;
+  private readonly waiting = new WaitingJobs();
+  private readonly turns = new PlanTurns();
 
   constructor(private readonly d: PlannerDeps) {
     // Reported checkpoints (folded into the job's tasks) reach the allocations preemption weighs.
     this.syncCheckpoints = checkpointSync(d.cluster, (taskId) => d.allocs.listings(taskId));
-    d.jobs.onChange((entry) => this.syncCheckpoints(entry.job));
+    d.jobs.onChange((entry) => {
+      this.syncCheckpoints(entry.job);
+      this.waiting.observe(entry.job);
+    });
+    for (const e of d.jobs.list()) this.waiting.observe(e.job);
   }
 
   start(): void {
@@ -70,39 +105,44 @@ export class PlannerWorker {
     await this.loop;
   }
 
-  /** Enqueues every job that waits for GPUs, by priority then age. */
+  /** Enqueues every job that waits for GPUs, by priority then age (from the index, not a scan of all jobs). */
   enqueueWaiting(reason: string): void {
-    const waiting = this.d.jobs
-      .list()
-      .map((e) => e.job)
-      .filter(
-        (j) => !isFinalJobState(j.state) && !j.cancelRequested && j.tasks.some((t) => NEEDS_PLACEMENT.has(t.state)),
-      )
-      .sort((a, b) => b.spec.priority - a.spec.priority || a.createdAtMs - b.createdAtMs);
-    for (const j of waiting) this.d.queue.enqueue(j.id, reason);
+    for (const id of this.waiting.ids()) this.d.queue.enqueue(id, reason);
   }
 
   private async run(): Promise<void> {
+    const inFlight = new Set<Promise<void>>();
     while (this.running) {
-      const evaluation = this.d.queue.take();
+      const evaluation = inFlight.size < MAX_CONCURRENT_EVALUATIONS ? this.d.queue.take() : undefined;
       this.d.metrics.evalQueueDepth.set(this.d.queue.depth);
-      if (!evaluation) {
-        await this.d.queue.wait();
+      if (evaluation) {
+        const turn = this.turns.take();
+        const run = this.runOne(evaluation, turn).finally(() => {
+          turn.done();
+          inFlight.delete(run);
+        });
+        inFlight.add(run);
         continue;
       }
-      try {
-        await this.evaluate(evaluation);
-      } catch (err) {
-        if (err instanceof ConflictError) await this.d.jobs.refresh(evaluation.jobId).catch(() => undefined);
-        const delay = Math.min(MAX_RETRY_DELAY_MS, this.d.retryDelayMs * 2 ** Math.min(evaluation.attempt, 6));
-        this.d.logger.warn({ err, jobId: evaluation.jobId, delay }, "evaluation failed; retrying");
-        if (this.running) this.d.queue.enqueue(evaluation.jobId, "retry", delay, evaluation.attempt + 1);
-      }
+      if (inFlight.size >= MAX_CONCURRENT_EVALUATIONS) await Promise.race(inFlight);
+      else await Promise.race([this.d.queue.wait(), ...inFlight]);
+    }
+    await Promise.allSettled(inFlight);
+  }
+
+  private async runOne(evaluation: Evaluation, turn: Turn): Promise<void> {
+    try {
+      await this.evaluate(evaluation, false, turn);
+    } catch (err) {
+      if (err instanceof ConflictError) await this.d.jobs.refresh(evaluation.jobId).catch(() => undefined);
+      const delay = Math.min(MAX_RETRY_DELAY_MS, this.d.retryDelayMs * 2 ** Math.min(evaluation.attempt, 6));
+      this.d.logger.warn({ err, jobId: evaluation.jobId, delay }, "evaluation failed; retrying");
+      if (this.running) this.d.queue.enqueue(evaluation.jobId, "retry", delay, evaluation.attempt + 1);
     }
   }
 
   /** One evaluation: exposed for recovery, which runs it with `adopt` before status processing starts. */
-  evaluate(evaluation: Evaluation, adopt = false): Promise<void> {
+  evaluate(evaluation: Evaluation, adopt = false, turn?: Turn): Promise<void> {
     const { jobs } = this.d;
     return jobs.withLock(evaluation.jobId, async () => {
       let entry = await jobs.fetch(evaluation.jobId);
@@ -119,11 +159,12 @@ export class PlannerWorker {
         if (freed) this.enqueueWaiting("capacity freed");
       }
       if (r.wakeAtMs !== undefined) this.d.queue.enqueue(entry.job.id, "retry backoff", r.wakeAtMs - nowMs);
-      if (r.place.length > 0) await this.place(entry, r.place, evaluation);
+      if (r.place.length > 0) await this.place(entry, r.place, evaluation, turn);
     });
   }
 
-  private async place(entry: JobEntry, replicas: number[], evaluation: Evaluation): Promise<void> {
+  private async place(entry: JobEntry, replicas: number[], evaluation: Evaluation, turn?: Turn): Promise<void> {
+    if (turn) await turn.ready;
     const { job } = entry;
     const started = performance.now();
     const plan = this.d.engine.place(
@@ -131,15 +172,24 @@ export class PlannerWorker {
       { jobId: job.id, spec: job.spec, replicas },
       { nowMs: this.d.now(), seed: seedFor(job.id) },
     );
+    // Before any await: later evaluations plan around these GPUs while this commit is in flight.
+    const held = plan.outcome === "preempting" ? [] : holdPlan(this.d.cluster, job, plan, this.d.now());
+    turn?.done();
     this.d.metrics.planSeconds.observe((performance.now() - started) / 1000);
     this.d.metrics.plans.inc({ outcome: plan.outcome });
-    await this.d.explanations.record(plan.explanation);
+    // Explanations are persisted behind the plan (write-behind): they are reports, not state.
+    void this.d.explanations.record(plan.explanation);
     if (plan.outcome === "preempting") {
       await this.preempt(entry, plan, evaluation);
       return;
     }
     if (plan.placements.length > 0) {
-      const result = await this.d.applier.commit(entry, plan, this.d.epochs.next(entry.revision));
+      let result: Awaited<ReturnType<PlanApplier["commit"]>>;
+      try {
+        result = await this.d.applier.commit(entry, plan, this.d.epochs.next(entry.revision));
+      } finally {
+        releaseHolds(this.d.cluster, this.d.allocs, held);
+      }
       if (!result.ok) {
         this.d.metrics.commitConflicts.inc();
         this.d.logger.info({ jobId: job.id, reason: result.reason }, "plan refused at commit; re-planning");

@@ -1,12 +1,15 @@
 /**
  * Assignments: KV `capa_allocs/<agentId>` holds each agent's whole desired state. Every change is a CAS
- * read-modify-write against the stored value (never against a cache), serialised per agent in this process.
- * Listeners see (before, after) for every new revision, from own writes and from the KV watch alike; the
- * scheduler keeps the placement engine's ClusterState in step from them.
+ * read-modify-write, group-committed per agent (@capa/bus `GroupCommit`): the changes that queue up for one
+ * agent while a write to it is in flight (placements of many jobs, removals of many finished tasks) are applied in
+ * order and stored with one CAS write. The base is the cached entry (kept current by own writes and the KV
+ * watch); the CAS on its revision makes a stale cache cost a conflict and a re-read, never a lost update, and
+ * every change is then re-decided against the stored value. Listeners see (before, after) for every new
+ * revision, from own writes and from the KV watch alike; the scheduler keeps the placement engine's ClusterState
+ * in step from them.
  */
-import { decode, encode, type TypedKv } from "@capa/bus";
-import { type AgentAssignments, ConflictError, type TaskAssignment } from "@capa/domain";
-import { KeyedMutex } from "../util/keyed-mutex.js";
+import { decode, encode, GroupCommit, type TypedKv } from "@capa/bus";
+import type { AgentAssignments, TaskAssignment } from "@capa/domain";
 import { readAll } from "./read-all.js";
 import type { WatchedEntry } from "./watch.js";
 
@@ -27,12 +30,25 @@ export class AllocRepo {
   /** taskId → agent ids listing it. */
   private readonly byTask = new Map<string, Set<string>>();
   private readonly listeners = new Set<AllocListener>();
-  private readonly locks = new KeyedMutex();
+  private readonly commits: GroupCommit<AgentAssignments>;
 
   constructor(
     readonly kv: TypedKv<AgentAssignments>,
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.commits = new GroupCommit(kv, {
+      cached: (agentId) => {
+        const e = this.cache.get(agentId);
+        return e && { key: agentId, value: e.value, revision: e.revision };
+      },
+      observe: (e) => this.observe(e.key, { value: e.value, revision: e.revision }),
+    });
+  }
+
+  /** KV writes issued for assignments (one per group commit), for tests and benchmarks. */
+  get writes(): number {
+    return this.commits.writes;
+  }
 
   async load(onBad: (key: string, err: unknown) => void): Promise<void> {
     const codec = { encode: encode.assignments, decode: decode.assignments };
@@ -70,27 +86,20 @@ export class AllocRepo {
 
   /**
    * CAS read-modify-write of one agent's assignments. `change` gets the stored task list (a copy) and returns
-   * the new one, or undefined for no change; it may throw CommitRefused. Retries on conflict.
+   * the new one, or undefined for no change; it may throw CommitRefused, which refuses this change only. Group
+   * committed with the other changes queued for the agent; may be called again after a conflict.
    */
-  mutate(agentId: string, change: (tasks: TaskAssignment[]) => TaskAssignment[] | undefined): Promise<AllocEntry> {
-    return this.locks.run(agentId, async () => {
-      for (let attempt = 0; ; attempt++) {
-        const stored = await this.kv.get(agentId);
-        if (stored) this.observe(agentId, { value: stored.value, revision: stored.revision });
-        const before = stored?.value.tasks ?? [];
-        const next = change(structuredClone(before));
-        if (next === undefined) return this.cache.get(agentId) ?? { value: empty(agentId, 0), revision: 0 };
-        const value: AgentAssignments = { agentId, tasks: next, updatedAtMs: this.now() };
-        try {
-          const revision = await this.kv.write(agentId, value, stored?.revision ?? 0);
-          const entry = { value, revision };
-          this.observe(agentId, entry);
-          return entry;
-        } catch (err) {
-          if (!(err instanceof ConflictError) || attempt >= 10) throw err;
-        }
-      }
+  async mutate(
+    agentId: string,
+    change: (tasks: TaskAssignment[]) => TaskAssignment[] | undefined,
+  ): Promise<AllocEntry> {
+    const stored = await this.commits.mutate(agentId, (current) => {
+      const next = change(structuredClone(current?.tasks ?? []));
+      return next === undefined ? undefined : { agentId, tasks: next, updatedAtMs: this.now() };
     });
+    return stored
+      ? { value: stored.value, revision: stored.revision }
+      : (this.cache.get(agentId) ?? { value: empty(agentId, 0), revision: 0 });
   }
 
   observe(agentId: string, entry: AllocEntry): void {

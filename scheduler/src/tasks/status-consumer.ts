@@ -17,6 +17,8 @@ import { foldStatus } from "./fold.js";
 import { reportOriginProblem } from "./report-origin.js";
 
 export const STATUS_CONSUMER = "capa-scheduler-status";
+/** Reports being folded at once (at most `max_ack_pending` are delivered unacknowledged anyway). */
+const MAX_CONCURRENT_REPORTS = 128;
 
 export interface StatusDeps {
   store: Store;
@@ -36,8 +38,16 @@ export interface StatusDeps {
 
 type Messages = Awaited<ReturnType<Awaited<ReturnType<Store["js"]["consumers"]["get"]>>["consume"]>>;
 
+interface QueuedReport {
+  report: TaskStatusReport;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
 export class StatusConsumer {
   private messages: Messages | undefined;
+  /** Reports waiting for their job's lock, by job: folded together when it is taken. */
+  private readonly pending = new Map<string, QueuedReport[]>();
   private loop: Promise<void> | undefined;
 
   private active = false;
@@ -86,15 +96,24 @@ export class StatusConsumer {
         // A stop while subscribing: this loop is over (and must not hide a newer loop's subscription from stop).
         if (live()) this.messages = messages;
         else messages.stop();
+        // Reports of different jobs are folded concurrently (their job writes and listing removals overlap, the
+        // removals group-committed per agent); reports of one job keep their order, since `handle` takes the
+        // job's lock (FIFO) before its first await. Each is acked only once applied.
+        const inFlight = new Set<Promise<void>>();
         for await (const m of messages) {
-          try {
-            await this.handle(m.subject, m.data);
-            m.ack();
-          } catch (err) {
-            this.d.logger.warn({ err, subject: m.subject }, "task status not applied; will be redelivered");
-            m.nak(500);
-          }
+          const applied = this.handle(m.subject, m.data)
+            .then(
+              () => m.ack(),
+              (err) => {
+                this.d.logger.warn({ err, subject: m.subject }, "task status not applied; will be redelivered");
+                m.nak(500);
+              },
+            )
+            .finally(() => inFlight.delete(applied));
+          inFlight.add(applied);
+          if (inFlight.size >= MAX_CONCURRENT_REPORTS) await Promise.race(inFlight);
         }
+        await Promise.allSettled(inFlight);
       } catch (err) {
         this.d.logger.warn({ err }, "status consumer failed; restarting it");
       }
@@ -109,7 +128,10 @@ export class StatusConsumer {
     await this.loop?.catch(() => undefined);
   }
 
-  /** Folds one report. Throws only when the store is unavailable (the message is then redelivered). */
+  /**
+   * Folds one report (with the others of its job queued meanwhile). Resolves once its job write and listing
+   * removal are durable; throws only when the store is unavailable (the message is then redelivered).
+   */
   async handle(subject: string, data: Uint8Array): Promise<void> {
     const parsed = parseTaskSubject(subject);
     let report: TaskStatusReport;
@@ -137,35 +159,74 @@ export class StatusConsumer {
       this.d.metrics.statuses.inc({ verdict: origin });
       return;
     }
-    let verdict = "unknown-job";
-    let final = false;
-    let stateChanged = false;
-    await this.d.jobs.withLock(jobId, async () => {
-      const before = await this.d.jobs.fetch(jobId);
-      if (!before) return;
-      const after = await this.d.jobs.mutateLocked(jobId, (job) => {
-        const r = foldStatus(job, report, this.d.now());
-        verdict = r.verdict;
-        final = r.final;
-        return r.job;
-      });
-      // A checkpoint-only report rewrites the job but changes no state: nothing to re-evaluate.
-      stateChanged =
-        after !== undefined &&
-        after.revision !== before.revision &&
-        (after.job.state !== before.job.state ||
-          after.job.tasks.some((t, i) => t.state !== before.job.tasks[i]?.state));
-      if (final) {
-        const freed = await this.d.applier.changeListings(
-          [],
-          [{ agentId: report.agentId, taskId: report.taskId, epoch: report.epoch }],
-        );
-        if (freed) this.d.capacityFreed();
+    // Reports of one job that queue up while its lock is held are folded together: one job write for all.
+    return new Promise<void>((resolve, reject) => {
+      let queue = this.pending.get(jobId);
+      if (!queue) {
+        queue = [];
+        this.pending.set(jobId, queue);
+        void this.d.jobs.withLock(jobId, () => this.foldQueued(jobId));
       }
-      // Re-place lost/rejected tasks, stop the siblings of a failed task, clean up a finished job's listings.
-      if (stateChanged) this.d.evaluate(jobId, `task ${report.taskId} ${report.state}`, report.state === "rejected");
+      queue.push({ report, resolve, reject });
     });
-    if (verdict !== "unknown-job") this.d.heard?.(report.agentId);
-    this.d.metrics.statuses.inc({ verdict });
+  }
+
+  /**
+   * Under the job's lock: folds every report queued for the job, in arrival order, into ONE job write (CAS),
+   * then removes the listings the final ones name (group-committed per agent) and answers them all; an error
+   * fails them all (each is redelivered, and folding is idempotent: states only move forward).
+   */
+  private async foldQueued(jobId: string): Promise<void> {
+    const batch = this.pending.get(jobId) ?? [];
+    this.pending.delete(jobId);
+    const verdicts: string[] = batch.map(() => "unknown-job");
+    try {
+      const before = await this.d.jobs.fetch(jobId);
+      let stateChanged = false;
+      const finals: TaskStatusReport[] = [];
+      if (before) {
+        const after = await this.d.jobs.mutateLocked(jobId, (job) => {
+          let current = job;
+          let changed = false;
+          finals.length = 0;
+          batch.forEach(({ report }, i) => {
+            const r = foldStatus(current, report, this.d.now());
+            verdicts[i] = r.verdict;
+            if (r.final) finals.push(report);
+            if (r.job) {
+              current = r.job;
+              changed = true;
+            }
+          });
+          return changed ? current : undefined;
+        });
+        // A checkpoint-only report rewrites the job but changes no state: nothing to re-evaluate.
+        stateChanged =
+          after !== undefined &&
+          after.revision !== before.revision &&
+          (after.job.state !== before.job.state ||
+            after.job.tasks.some((t, i) => t.state !== before.job.tasks[i]?.state));
+        if (finals.length > 0) {
+          const freed = await this.d.applier.changeListings(
+            [],
+            finals.map((r) => ({ agentId: r.agentId, taskId: r.taskId, epoch: r.epoch })),
+          );
+          if (freed) this.d.capacityFreed();
+        }
+        // Re-place lost/rejected tasks, stop the siblings of a failed task, clean up a finished job's listings.
+        if (stateChanged) {
+          const last = batch.at(-1)!.report;
+          const rejected = batch.some((b) => b.report.state === "rejected");
+          this.d.evaluate(jobId, `task ${last.taskId} ${last.state}`, rejected);
+        }
+      }
+      batch.forEach(({ report }, i) => {
+        if (verdicts[i] !== "unknown-job") this.d.heard?.(report.agentId);
+        this.d.metrics.statuses.inc({ verdict: verdicts[i]! });
+      });
+      for (const b of batch) b.resolve();
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+    }
   }
 }

@@ -5,7 +5,7 @@
  *   node e2e-procs.js agents '{"natsUrl":…,"ids":["a1",…],"gpus":"8xH100-80GB","workRoot":…,"region":…}'
  * An `agents` process runs one real agent per id (startAgent: its own NATS connection, supervisor, child
  * processes); with one id per process every agent is a process of its own. Each prints one JSON line when ready
- * and stops on SIGTERM.
+ * and stops on SIGTERM or when its stdin (a pipe from the benchmark) closes, so none outlives the benchmark.
  */
 import { join } from "node:path";
 import { startAgent } from "@capa/agent";
@@ -51,6 +51,9 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+  // stdin is a pipe from the benchmark: when it closes (the benchmark ended, however), stop too.
+  process.stdin.on("end", stop);
+  process.stdin.resume();
 }
 
 main().catch((err) => {

@@ -59,6 +59,13 @@ export interface E2eResult {
   ackP99Ms: number;
   finalP50Ms: number;
   finalP99Ms: number;
+  settled: number;
+  settledPerSec: number;
+  /** Seconds from the last final job to the last settled one (settlement catching up). */
+  settleLagS: number;
+  /** Scheduler CPU from the first submit until the last job was final. */
+  schedulerCpuMsPerJobToFinal: number;
+  /** Scheduler CPU from the first submit until the last job was settled (or the wait timed out). */
   schedulerCpuMsPerJob: number;
   agentsCpuMsPerJob: number;
   taskProcsCpuMsPerJob: number;
@@ -88,7 +95,7 @@ async function spawnChild(
   execArgv: string[] = [],
 ): Promise<{ child: ChildProcess; ready: Record<string, unknown> }> {
   const child = spawn(process.execPath, [...execArgv, PROCS, role, JSON.stringify(args)], {
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["pipe", "pipe", "inherit"],
   });
   const lines = createInterface({ input: child.stdout! });
   const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -164,6 +171,19 @@ async function runScenario(s: Scenario, opts: { cpuProf?: string; timeoutMs: num
     let allFinal: () => void = () => {};
     const acked = new Map<string, number>();
     let submitting = true;
+    // Settlement (ledger, reservation, job.spent) ends with the job's `settled.<jobId>` marker in capa_budgets.
+    const settledAt = new Map<string, number>();
+    let allSettled: () => void = () => {};
+    const budgets = await new Kvm(jetstream(nc)).open("capa_budgets");
+    const settledWatch = await budgets.watch({ key: "settled.>", include: "updates" });
+    void (async () => {
+      for await (const e of settledWatch) {
+        if (e.operation !== "PUT") continue;
+        const id = e.key.slice("settled.".length);
+        if (!settledAt.has(id)) settledAt.set(id, performance.now());
+        if (!submitting && [...acked.keys()].every((j) => settledAt.has(j))) allSettled();
+      }
+    })();
     const watch = await kv.watch({ key: "*", include: "updates" });
     void (async () => {
       for await (const e of watch) {
@@ -223,18 +243,28 @@ async function runScenario(s: Scenario, opts: { cpuProf?: string; timeoutMs: num
     const done = new Promise<void>((r) => {
       allFinal = r;
     });
-    if (![...acked.keys()].every((id) => finalAt.has(id)))
-      await Promise.race([done, new Promise((r) => setTimeout(r, opts.timeoutMs))]);
+    const settled = new Promise<void>((r) => {
+      allSettled = r;
+    });
+    const waitLimit = new Promise((r) => setTimeout(r, opts.timeoutMs).unref());
+    if (![...acked.keys()].every((id) => finalAt.has(id))) await Promise.race([done, waitLimit]);
+    const tFinal = performance.now();
+    const atFinal = { sched: cpuTimes(schedPid), agents: sumCpu(agentPids), nats: cpuTimes(natsPid) };
+    // CPU per job counts until every job is settled too: settlement is part of what a job costs.
+    if (![...acked.keys()].every((id) => settledAt.has(id))) await Promise.race([settled, waitLimit]);
     const after = { sched: cpuTimes(schedPid), agents: sumCpu(agentPids), nats: cpuTimes(natsPid) };
     const schedMem = memory(schedPid);
     const agentMem = agentPids.map((p) => memory(p).peakMb);
     watch.stop();
+    settledWatch.stop();
     await nc.close();
     for (const c of clients) c.close();
 
     const finals = [...acked.keys()].map((id) => finalAt.get(id)).filter((f) => f !== undefined);
     const succeeded = finals.filter((f) => f.state === "succeeded");
     const lastSucceeded = Math.max(t0, ...succeeded.map((f) => f.atMs));
+    const settledIds = [...acked.keys()].filter((id) => settledAt.has(id));
+    const lastSettled = Math.max(t0, ...settledIds.map((id) => settledAt.get(id)!));
     const toFinal = [...acked.keys()]
       .filter((id) => finalAt.has(id))
       .map((id) => finalAt.get(id)!.atMs - submittedAt.get(id)!)
@@ -258,6 +288,10 @@ async function runScenario(s: Scenario, opts: { cpuProf?: string; timeoutMs: num
       ackP99Ms: round(percentile(ackMs, 99)),
       finalP50Ms: round(percentile(toFinal, 50)),
       finalP99Ms: round(percentile(toFinal, 99)),
+      settled: settledIds.length,
+      settledPerSec: round(settledIds.length / ((lastSettled - t0) / 1000)),
+      settleLagS: round((lastSettled - tFinal) / 1000),
+      schedulerCpuMsPerJobToFinal: round((atFinal.sched.ownMs - before.sched.ownMs) / n, 2),
       schedulerCpuMsPerJob: round((after.sched.ownMs - before.sched.ownMs) / n, 2),
       agentsCpuMsPerJob: round((after.agents.ownMs - before.agents.ownMs) / n, 2),
       taskProcsCpuMsPerJob: round((after.agents.childrenMs - before.agents.childrenMs) / n, 2),
@@ -291,7 +325,10 @@ function printResults(results: E2eResult[]): void {
     ["SubmitJob acks/s", (r) => `${r.acksPerSec}`],
     ["ack latency p50 / p99 ms", (r) => `${r.ackP50Ms} / ${r.ackP99Ms}`],
     ["submit → final p50 / p99 ms", (r) => `${r.finalP50Ms} / ${r.finalP99Ms}`],
-    ["scheduler CPU per job ms", (r) => `${r.schedulerCpuMsPerJob}`],
+    ["jobs settled/s (first submit → last settled)", (r) => `${r.settledPerSec}`],
+    ["settlement lag after the last final s", (r) => `${r.settleLagS}`],
+    ["scheduler CPU per job ms (to settled)", (r) => `${r.schedulerCpuMsPerJob}`],
+    ["scheduler CPU per job ms (to final)", (r) => `${r.schedulerCpuMsPerJobToFinal}`],
     ["agents' CPU per job ms", (r) => `${r.agentsCpuMsPerJob}`],
     ["task supervisors+tasks CPU per job ms", (r) => `${r.taskProcsCpuMsPerJob}`],
     ["nats-server CPU per job ms", (r) => `${r.natsCpuMsPerJob}`],
@@ -305,7 +342,7 @@ function printResults(results: E2eResult[]): void {
           .join(", ") || "0",
     ],
     ["lost tasks / jobs never final", (r) => `${r.lostTasks} / ${r.neverFinal}`],
-    ["succeeded / acked / submitted", (r) => `${r.succeeded} / ${r.acked} / ${r.jobs}`],
+    ["settled / succeeded / acked / submitted", (r) => `${r.settled} / ${r.succeeded} / ${r.acked} / ${r.jobs}`],
     ["wall s", (r) => `${r.wallS}`],
   ];
   const header = [
