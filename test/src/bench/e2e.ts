@@ -154,9 +154,9 @@ async function runScenario(s: Scenario, opts: { cpuProf?: string; timeoutMs: num
     const operator = new pb.OperatorServiceClient(grpcAddress, credentials.createInsecure(), channel);
     const deadline = Date.now() + 120_000;
     for (;;) {
-      const res = await rpc<pb.ListAgentsResponse>((cb) => operator.listAgents({ region: "", limit: 0, pageToken: "" }, cb)).catch(
-        () => undefined,
-      );
+      const res = await rpc<pb.ListAgentsResponse>((cb) =>
+        operator.listAgents({ region: "", limit: 0, pageToken: "" }, cb),
+      ).catch(() => undefined);
       if ((res?.agents.length ?? 0) >= s.agents) break;
       if (Date.now() > deadline) throw new Error(`only ${res?.agents.length ?? 0} of ${s.agents} agents listed`);
       await new Promise((r) => setTimeout(r, 250));
