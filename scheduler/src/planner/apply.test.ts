@@ -307,9 +307,9 @@ describe("plan applier", () => {
     );
     while (!release) await new Promise((r) => setImmediate(r)); // the lock is held now
     const handled = Promise.all([
-      statuses.handle(subjects.taskStatus("jgang-0"), report("jgang-0", "a1", "running")),
-      statuses.handle(subjects.taskStatus("jgang-0"), report("jgang-0", "a1", "succeeded")),
-      statuses.handle(subjects.taskStatus("jgang-1"), report("jgang-1", "a2", "succeeded")),
+      statuses.handle(subjects.taskStatus("jgang-0", "a1"), report("jgang-0", "a1", "running")),
+      statuses.handle(subjects.taskStatus("jgang-0", "a1"), report("jgang-0", "a1", "succeeded")),
+      statuses.handle(subjects.taskStatus("jgang-1", "a2"), report("jgang-1", "a2", "succeeded")),
     ]);
     release();
     await held;
