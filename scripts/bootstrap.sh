@@ -30,6 +30,16 @@ capa_require_nats_server() {
   DEBIAN_FRONTEND=noninteractive capa_as_root apt-get install -y -q nats-server
 }
 
+# The container driver's end-to-end test builds its image from a static busybox (images cannot be pulled in CI);
+# only needed where podman is installed (without podman that test runs the process driver only).
+capa_require_container_test_tools() {
+  if ! command -v podman >/dev/null 2>&1; then return; fi
+  if [ -x /bin/busybox ] || [ -x /usr/bin/busybox ]; then return; fi
+  capa_log "installing busybox-static for the container driver test (apt-get)"
+  capa_as_root apt-get update -q
+  DEBIAN_FRONTEND=noninteractive capa_as_root apt-get install -y -q busybox-static
+}
+
 # $1 = "always" runs npm ci unconditionally (CI: a fresh clone); otherwise only when node_modules is missing.
 capa_install_dependencies() {
   if [ "${1:-}" = "always" ] || [ ! -d node_modules ]; then

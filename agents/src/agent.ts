@@ -22,6 +22,7 @@ import type { AdvertBody } from "./advertiser.js";
 import { Advertiser } from "./advertiser.js";
 import { AssignmentsWatcher } from "./assignments-watcher.js";
 import { AGENT_VERSION, type AgentConfig, type ResolvedAgentConfig, resolveAgentConfig } from "./config.js";
+import { Drivers } from "./drivers/index.js";
 import { AgentConfigError } from "./errors.js";
 import { discoverGpus, discoverInventory, type GpuInventory } from "./gpu/discover.js";
 import { type HostFacts, readHostFacts } from "./host.js";
@@ -68,6 +69,14 @@ export async function startAgent(config: AgentConfig): Promise<AgentHandle> {
     nvidiaSmi: cfg.nvidiaSmi,
   });
   mkdirSync(cfg.workDir, { recursive: true });
+  const drivers = await Drivers.detect({
+    agentId: cfg.agentId,
+    containerRuntime: cfg.containerRuntime,
+    // Simulated GPUs have no CDI spec: a --device for them would make the runtime refuse the container.
+    gpuMode: cfg.gpuMode ?? (inventory.simulated ? "env" : "cdi"),
+  });
+  // No task runs yet: any container labelled with this agent was left by an earlier life.
+  await drivers.container?.removeLeftovers();
   // Replies and watch deliveries under `_INBOX_<agentId>`: the only inbox the agent's NATS user may subscribe to.
   const nc = await connectBus({
     servers: cfg.nats,
@@ -75,7 +84,7 @@ export async function startAgent(config: AgentConfig): Promise<AgentHandle> {
     inboxPrefix: inboxPrefixFor(cfg.agentId),
     ...cfg.natsAuth,
   });
-  const agent = new Agent(cfg, host, inventory, nc, logger.child({ agentId: cfg.agentId }));
+  const agent = new Agent(cfg, host, inventory, nc, logger.child({ agentId: cfg.agentId }), drivers);
   try {
     await agent.start();
   } catch (err) {
@@ -117,6 +126,7 @@ class Agent {
     private readonly inventory: GpuInventory,
     private readonly nc: NatsConnection,
     private readonly logger: Logger,
+    private readonly drivers: Drivers,
   ) {
     this.gpus = inventory.gpus;
     const js = jetstream(nc);
@@ -203,6 +213,7 @@ class Agent {
       provider: cfg.provider,
       residency: residencyOfRegion(cfg.region),
       reliability: cfg.reliability,
+      drivers: this.drivers.names(),
     };
   }
 
@@ -376,6 +387,7 @@ class Agent {
       bootId: this.bootId,
       workDir: this.cfg.workDir,
       inheritEnv: this.cfg.inheritEnv,
+      drivers: this.drivers,
       usageIntervalMs: this.cfg.usageIntervalMs,
       reporter: this.reporter,
       records: this.records,

@@ -46,6 +46,14 @@ export interface AgentConfig {
   inheritEnv?: string[];
   /** Address service replicas are reached at (their endpoint host; they get `$PORT`). Default 127.0.0.1. */
   serviceHost?: string;
+  /**
+   * The container driver's CLI (docker-compatible): "podman", "docker" or a path; "auto" = podman, else docker,
+   * whichever answers `version`; "none" (default for embedded agents) = no container driver.
+   */
+  containerRuntime?: string;
+  /** How containers get their GPUs: "cdi" (`--device nvidia.com/gpu=N`) or "env" (NVIDIA_VISIBLE_DEVICES). Default:
+   * "cdi" for real GPUs, "env" for simulated ones (they have no CDI spec). */
+  gpuMode?: "cdi" | "env";
   /** pino logger; pass `pino({ level: "silent" })` to silence. */
   logger?: Logger;
 }
@@ -90,6 +98,8 @@ export interface ResolvedAgentConfig {
   reliability: number;
   inheritEnv: string[];
   serviceHost: string;
+  containerRuntime: string;
+  gpuMode: "cdi" | "env" | undefined;
 }
 
 /** "GPU-Box 7.example.com" → "gpu-box-7-example-com": a valid subject token of at most 64 characters. */
@@ -169,7 +179,21 @@ export function resolveAgentConfig(config: AgentConfig, hostname: string = osHos
     reliability,
     inheritEnv: [...(config.inheritEnv ?? AGENT_DEFAULTS.inheritEnv)],
     serviceHost: config.serviceHost || "127.0.0.1",
+    containerRuntime: containerRuntime(config.containerRuntime),
+    gpuMode: config.gpuMode,
   };
+}
+
+const RUNTIME = /^[A-Za-z0-9_./-]{1,256}$/;
+
+function containerRuntime(value: string | undefined): string {
+  const runtime = value?.trim() || "none";
+  if (!RUNTIME.test(runtime) || runtime.startsWith("-")) {
+    throw new AgentConfigError(
+      `--container-runtime: expected auto, none, podman, docker or a path, got ${JSON.stringify(value)}`,
+    );
+  }
+  return runtime;
 }
 
 // ---- CLI flag parsers -----------------------------------------------------------------------------------------
@@ -190,6 +214,8 @@ export interface AgentFlags {
   provider?: string;
   fabricDomain?: string;
   serviceHost?: string;
+  containerRuntime?: string;
+  gpuMode?: string;
 }
 
 /** "H100-80GB=2.49/1.20" → on-demand $2.49, interruptible $1.20 per GPU-hour; "H100=2.49" → no interruptible. */
@@ -267,6 +293,13 @@ export function parseAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = pro
   }
   if (flags.workDir !== undefined) config.workDir = flags.workDir;
   if (flags.serviceHost !== undefined) config.serviceHost = flags.serviceHost;
+  config.containerRuntime = flags.containerRuntime ?? "auto";
+  if (flags.gpuMode !== undefined) {
+    if (flags.gpuMode !== "cdi" && flags.gpuMode !== "env") {
+      throw new AgentConfigError(`--gpu-mode ${JSON.stringify(flags.gpuMode)}: expected cdi or env`);
+    }
+    config.gpuMode = flags.gpuMode;
+  }
   if (flags.advertInterval !== undefined) {
     config.advertIntervalMs = parseDurationMs(flags.advertInterval, "--advert-interval");
   }

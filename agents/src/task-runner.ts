@@ -7,8 +7,9 @@
  */
 import { mkdirSync, statSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
-import type { TaskAssignment, TaskState, TaskStatusReport } from "@capa/domain";
+import { requiredDriver, type TaskAssignment, type TaskState, type TaskStatusReport } from "@capa/domain";
 import type { Logger } from "pino";
+import { type Drivers, processDriver } from "./drivers/index.js";
 import { type ExecExit, TaskProcess } from "./executor.js";
 import { LogShipper } from "./log-shipper.js";
 import type { RunningTaskView } from "./reconciler.js";
@@ -26,6 +27,8 @@ export interface TaskRunnerDeps {
   records: TaskRecords;
   logger: Logger;
   baseEnv?: NodeJS.ProcessEnv;
+  /** The agent's drivers; absent = every task runs as a host process. */
+  drivers?: Drivers;
   /** A service replica's port and readiness prober (service-replica.ts); undefined for other tasks. */
   prober?: ReplicaProber;
 }
@@ -142,7 +145,10 @@ export class RunningTask {
     deps.reporter.status(a, "starting");
     this.saveRecord({});
     let exit: ExecExit;
+    // The process driver unless the task needs another (an image: the container driver).
+    const driver = deps.drivers ? deps.drivers.for(a) : processDriver;
     try {
+      if (!driver) throw new Error(`this agent has no ${requiredDriver(a.template)} driver (no container runtime)`);
       const cwd = taskWorkingDir(a, deps.workDir);
       mkdirSync(cwd, { recursive: true });
       mkdirSync(dirname(this.checkpointPath), { recursive: true });
@@ -150,8 +156,15 @@ export class RunningTask {
       const grace = a.template.killGraceSeconds > 0 ? a.template.killGraceSeconds : DEFAULT_KILL_GRACE_SECONDS;
       const env = taskEnv(a, deps.inheritEnv, deps.baseEnv, this.checkpointPath);
       if (deps.prober) env.PORT = String(await deps.prober.assignPort());
+      const run = driver.run(a, env, cwd, join(deps.workDir, "tasks", a.taskId));
       this.proc = TaskProcess.start(
-        { command: a.template.command, env, cwd, killGraceMs: grace * 1000, supervisorDir: join(deps.workDir, "bin") },
+        {
+          command: run.command,
+          env: run.env,
+          cwd,
+          killGraceMs: grace * 1000,
+          supervisorDir: join(deps.workDir, "bin"),
+        },
         {
           onSpawn: (pid) => this.onSpawn(pid),
           onOutput: (stream, data) => this.shipper.write(stream, data),
@@ -165,6 +178,8 @@ export class RunningTask {
     }
     if (this.usageTimer) clearInterval(this.usageTimer);
     deps.prober?.stop();
+    // A container outlives a SIGKILLed CLI: remove it before the GPUs are reported free.
+    await driver?.cleanup(a);
     return this.finish(exit, log);
   }
 

@@ -78,6 +78,7 @@ describe("service autoscaling on gateway-measured load", () => {
           env: { MODEL_DELAY_MS: "20" },
           workingDir: "",
           killGraceSeconds: 2,
+          image: "",
         },
         regions: [
           { region: "eu-west", minReplicas: 1, maxReplicas: 4, demand: 0 },

@@ -81,7 +81,13 @@ export const logStreamFromPb = (s: pb.LogStream): LogStreamName => LOG_STREAM_FR
 // ---- job spec / job / task ----------------------------------------------------------------------------
 
 export function templateToPb(t: TaskTemplate): pb.TaskTemplate {
-  return { command: [...t.command], env: { ...t.env }, workingDir: t.workingDir, killGraceSeconds: t.killGraceSeconds };
+  return {
+    command: [...t.command],
+    env: { ...t.env },
+    workingDir: t.workingDir,
+    killGraceSeconds: t.killGraceSeconds,
+    image: t.image ?? "",
+  };
 }
 export function templateFromPb(t: pb.TaskTemplate | undefined): TaskTemplate {
   return {
@@ -89,6 +95,7 @@ export function templateFromPb(t: pb.TaskTemplate | undefined): TaskTemplate {
     env: { ...(t?.env ?? {}) },
     workingDir: t?.workingDir ?? "",
     killGraceSeconds: t?.killGraceSeconds ?? 0,
+    ...(t?.image && { image: t.image }),
   };
 }
 
@@ -278,10 +285,24 @@ export function priceFromPb(p: pb.GpuPrice): GpuPrice {
 }
 
 export function advertToPb(a: Advert): pb.AgentAdvert {
-  return { ...a, gpus: a.gpus.map(gpuToPb), prices: a.prices.map(priceToPb), labels: { ...a.labels } };
+  return {
+    ...a,
+    gpus: a.gpus.map(gpuToPb),
+    prices: a.prices.map(priceToPb),
+    labels: { ...a.labels },
+    drivers: [...(a.drivers ?? [])],
+  };
 }
 export function advertFromPb(a: pb.AgentAdvert): Advert {
-  return { ...a, gpus: a.gpus.map(gpuFromPb), prices: a.prices.map(priceFromPb), labels: { ...a.labels } };
+  const { drivers, ...rest } = a;
+  return {
+    ...rest,
+    gpus: a.gpus.map(gpuFromPb),
+    prices: a.prices.map(priceFromPb),
+    labels: { ...a.labels },
+    // An older agent sends none: it runs processes only.
+    drivers: drivers.length > 0 ? [...drivers] : ["process"],
+  };
 }
 export function heartbeatToPb(h: Heartbeat): pb.AgentHeartbeat {
   return { ...h, gpus: h.gpus.map(gpuToPb), runningTaskIds: [...h.runningTaskIds] };

@@ -43,6 +43,7 @@ export interface SpecFlags {
   env: Record<string, string>;
   workdir?: string;
   killGrace?: number;
+  image?: string;
   retries?: number;
   retryBackoff?: number;
   retryOn?: string[];
@@ -93,6 +94,7 @@ export function specFromFlags(
       command: command.length > 0 ? [...command] : [...t.command],
       env: { ...t.env, ...(use("env") ? flags.env : {}) },
       workingDir: pick("workdir", flags.workdir, t.workingDir),
+      ...(pick("image", flags.image, t.image) ? { image: pick("image", flags.image, t.image) } : {}),
       killGraceSeconds: pick("killGrace", flags.killGrace, base ? t.killGraceSeconds : DEFAULT_KILL_GRACE_SECONDS),
     },
     ...retriesFrom(flags, from.retries, use),
@@ -239,6 +241,7 @@ export function addSpecOptions(cmd: Command): Command {
     .option("--allow-fabric-spanning", "training: the gang may span several NVLink domains")
     .option("--env <K=V>", "environment variable for the process (repeatable)", collectKeyValue, {})
     .option("--workdir <dir>", "working directory of the process on the agent")
+    .option("--image <image>", "run the command in this OCI image (agents with a container runtime)")
     .option("--kill-grace <duration>", "time between SIGTERM and SIGKILL on cancel: 10s, 2m", parseSpecDuration)
     .option("--retries <n>", "retry up to N more times (a training gang restarts as a whole)", parseInteger)
     .option("--retry-backoff <duration>", "wait before the first retry, doubling each time (10s)", parseSpecDuration)

@@ -44,6 +44,8 @@ export interface Advert {
   provider: string;
   residency: string;
   reliability: number;
+  /** Task drivers the agent has ("process", "container"); absent (an older agent) = ["process"]. */
+  drivers?: string[];
 }
 
 export interface Heartbeat {

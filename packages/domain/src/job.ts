@@ -50,6 +50,16 @@ export interface TaskTemplate {
   workingDir: string;
   /** Seconds between SIGTERM and SIGKILL on cancel. */
   killGraceSeconds: number;
+  /** OCI image to run the command in (container driver); absent or "" = a host process. */
+  image?: string;
+}
+
+/** How an agent runs a task: as a host process, or in an OCI container. */
+export type TaskDriverName = "process" | "container";
+
+/** The driver a task needs: an image needs the container driver. */
+export function requiredDriver(template: Pick<TaskTemplate, "image">): TaskDriverName {
+  return template.image ? "container" : "process";
 }
 
 /** What ends an attempt and starts the next one under a retry policy. */

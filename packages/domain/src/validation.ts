@@ -23,11 +23,14 @@ export const LIMITS = {
   maxBudget: 100_000_000 * 1_000_000,
   maxPriority: 1000,
   maxRetries: 100,
+  maxImageLength: 512,
   maxRetryBackoffSeconds: 3600,
 } as const;
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** An OCI image reference: [registry/]name[:tag][@digest]; no spaces, no leading "-" (it would read as a flag). */
+const IMAGE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$/;
 const TENANT_PATTERN = /^[a-z0-9][a-z0-9_-]*$/;
 
 class Collector {
@@ -137,6 +140,7 @@ export function jobSpecViolations(spec: JobSpec, prefix = "spec"): FieldViolatio
     });
   c.map(tp("env"), t.env, ENV_NAME_PATTERN, LIMITS.maxEnvValueLength);
   c.string(tp("working_dir"), t.workingDir, LIMITS.maxWorkingDirLength);
+  if (t.image) c.string(tp("image"), t.image, LIMITS.maxImageLength, IMAGE_PATTERN);
   c.intRange(tp("kill_grace_seconds"), t.killGraceSeconds, 0, LIMITS.maxKillGraceSeconds);
   return c.violations;
 }

@@ -32,6 +32,7 @@ spec:
   command: [python, train.py, --lr, "3e-4"]
   env: {EPOCHS: "3", WANDB_MODE: offline}
   workdir: /data/run
+  image: localhost/trainer:1
   killGrace: 45s
   retries: {max: 3, backoff: 30s, on: [failed, lost]}
 `;
@@ -77,6 +78,7 @@ describe("job file → JobSpec", () => {
           env: { EPOCHS: "3", WANDB_MODE: "offline" },
           workingDir: "/data/run",
           killGraceSeconds: 45,
+          image: "localhost/trainer:1",
         },
         retries: { max: 3, backoffSeconds: 30, on: ["failed", "lost"] },
       }),
@@ -147,7 +149,8 @@ describe("job file errors name each invalid field", () => {
     ["  env: {EPOCHS: 3}\n", "spec.env.EPOCHS: must be a string (quote numbers and booleans)"],
     ["  env: {1BAD: x}\n", 'spec.env["1BAD"]:'],
     ["  workdir: 7\n", "spec.workdir:"],
-    ["  image: busybox\n", "spec.image: unknown field"],
+    ["  image: '-v /:/host'\n", "spec.image: must be an image reference"],
+    ["  imag: busybox\n", "spec.imag: unknown field"],
     ["  retries: {max: -1}\n", "spec.retries.max: must be an integer in 0..100"],
     ["  retries: {max: 1, backoff: 5}\n", "spec.retries.backoff: must be a duration"],
     ["  retries: {max: 1, on: [crashed]}\n", "spec.retries.on[0]:"],

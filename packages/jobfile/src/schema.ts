@@ -107,6 +107,12 @@ export const jobSpecSchema = z.strictObject({
     .optional()
     .describe("environment variables of the process"),
   workdir: z.string().max(LIMITS.maxWorkingDirLength).optional().describe("working directory on the agent"),
+  image: z
+    .string()
+    .max(LIMITS.maxImageLength)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$/, "must be an image reference such as registry/name:tag")
+    .optional()
+    .describe("OCI image the command runs in (the agent's container driver); default: a host process"),
   killGrace: duration.optional().describe("time between SIGTERM and SIGKILL on cancel or preemption; default 10s"),
   retries: z
     .strictObject({

@@ -51,6 +51,7 @@ export function jobSpecFromDocument(doc: JobDocument, source = "job file"): JobS
       command: [...s.command],
       env: { ...(s.env ?? {}) },
       workingDir: s.workdir ?? "",
+      ...(s.image && { image: s.image }),
       killGraceSeconds: s.killGrace === undefined ? DEFAULT_KILL_GRACE_SECONDS : parseDuration(s.killGrace),
     },
     ...(s.retries && {
@@ -92,6 +93,7 @@ export function jobDocumentFromSpec(spec: JobSpec): JobDocument {
     command: [...t.command],
     ...(Object.keys(t.env).length > 0 && { env: { ...t.env } }),
     ...(t.workingDir && { workdir: t.workingDir }),
+    ...(t.image && { image: t.image }),
     ...(t.killGraceSeconds !== DEFAULT_KILL_GRACE_SECONDS && { killGrace: formatDuration(t.killGraceSeconds) }),
     ...(spec.retries && {
       retries: {
@@ -131,6 +133,7 @@ export const FILE_PATH_OF_WIRE_FIELD: Readonly<Record<string, string>> = {
   "template.command": "spec.command",
   "template.env": "spec.env",
   "template.working_dir": "spec.workdir",
+  "template.image": "spec.image",
   "template.kill_grace_seconds": "spec.killGrace",
   "retries.max": "spec.retries.max",
   "retries.backoff_seconds": "spec.retries.backoff",

@@ -32,6 +32,8 @@ export interface AgentView {
   lastSeenMs: number;
   draining: boolean;
   simulated: boolean;
+  /** Task drivers the agent has; absent = ["process"]. */
+  drivers?: readonly string[];
 }
 
 /** A running (or assigned) task holding GPUs. */

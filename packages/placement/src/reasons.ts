@@ -21,6 +21,8 @@ export const REASON = {
   staleAdvert: "stale-advert",
   /** The operator is draining the agent. */
   agentDraining: "agent-draining",
+  /** The agent cannot run the job's tasks the way they need (an image needs the container driver). */
+  driverMissing: "driver-missing",
   /** The agent lacks a label the job's node selector requires. */
   labelMismatch: "label-mismatch",
   /** No single fabric domain can host the whole gang and the job does not allow spanning. */

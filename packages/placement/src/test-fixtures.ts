@@ -20,6 +20,7 @@ export interface AgentOptions {
   lastSeenMs?: number;
   draining?: boolean;
   unhealthy?: number[];
+  drivers?: string[];
 }
 
 export function agent(id: string, o: AgentOptions = {}): AgentView {
@@ -49,6 +50,7 @@ export function agent(id: string, o: AgentOptions = {}): AgentView {
     })),
     lastSeenMs: o.lastSeenMs ?? NOW,
     draining: o.draining ?? false,
+    ...(o.drivers && { drivers: o.drivers }),
     simulated: true,
   };
 }

@@ -16,6 +16,7 @@ export function advertProblem(advert: Advert, subjectAgentId?: string): string |
   if (indices.size !== advert.gpus.length) return "duplicate GPU indices";
   if (advert.prices.some((p) => !Number.isSafeInteger(p.onDemandPerHour) || p.onDemandPerHour < 0))
     return "invalid price";
+  if ((advert.drivers ?? []).length > 8 || (advert.drivers ?? []).some((d) => !TOKEN.test(d))) return "invalid drivers";
   return undefined;
 }
 
@@ -60,6 +61,7 @@ export function agentView(record: AgentRecord, lastSeenMs: number): AgentView {
     lastSeenMs,
     draining: record.draining,
     simulated: a.simulated,
+    drivers: a.drivers && a.drivers.length > 0 ? [...a.drivers] : ["process"],
   };
 }
 

@@ -49,6 +49,15 @@ export function agentCommand(): Command {
       .option("--simulate-gpus <spec>", "simulate GPUs instead of running nvidia-smi, e.g. 4xH100-80GB,2xA100-40GB")
       .option("--work-dir <dir>", "where task working directories go")
       .option("--service-host <host>", "address service replicas are reached at (default 127.0.0.1)")
+      .option(
+        "--container-runtime <cli>",
+        "container driver CLI: auto (podman, else docker, if one answers), none, podman, docker or a path",
+        "auto",
+      )
+      .option(
+        "--gpu-mode <mode>",
+        "GPUs in containers: cdi (--device nvidia.com/gpu=N) or env (NVIDIA_VISIBLE_DEVICES)",
+      )
       .option("--provider <name>", "provider name shown in offers")
       .option("--fabric-domain <name>", "NVLink domain of this machine (gangs prefer one domain)")
       .option("--advert-interval <duration>", "full advert period (default 10s)")

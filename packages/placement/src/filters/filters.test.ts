@@ -73,6 +73,24 @@ const CASES: Case[] = [
   { name: "fresh advert", agent: { lastSeenMs: NOW - 30_000 }, spec: {} },
   { name: "stale advert", agent: { lastSeenMs: NOW - 30_001 }, spec: {}, rejectedFor: REASON.staleAdvert },
   { name: "draining agent", agent: { draining: true }, spec: {}, rejectedFor: REASON.agentDraining },
+  { name: "process task on an agent without drivers listed", agent: {}, spec: {} },
+  {
+    name: "image on a process-only agent",
+    agent: { drivers: ["process"] },
+    spec: { template: { command: ["x"], env: {}, workingDir: "", killGraceSeconds: 1, image: "busybox" } },
+    rejectedFor: REASON.driverMissing,
+  },
+  {
+    name: "image on an agent without drivers listed (an older agent)",
+    agent: {},
+    spec: { template: { command: ["x"], env: {}, workingDir: "", killGraceSeconds: 1, image: "busybox" } },
+    rejectedFor: REASON.driverMissing,
+  },
+  {
+    name: "image on an agent with the container driver",
+    agent: { drivers: ["process", "container"] },
+    spec: { template: { command: ["x"], env: {}, workingDir: "", killGraceSeconds: 1, image: "busybox" } },
+  },
   { name: "labels match", agent: { labels: { disk: "nvme", tier: "a" } }, spec: { nodeSelector: { disk: "nvme" } } },
   {
     name: "label missing",

@@ -6,6 +6,7 @@
 import type { Filter } from "../pipeline.js";
 import { capacityFilter } from "./capacity.js";
 import { drainingFilter } from "./draining.js";
+import { driverFilter } from "./driver.js";
 import { fabricFilter } from "./fabric.js";
 import { freshnessFilter } from "./freshness.js";
 import { gpuModelFilter } from "./gpu-model.js";
@@ -30,6 +31,7 @@ export const FILTERS: readonly Filter[] = [
   // Candidate level: health and operator state first, then fit (vram also runs here, for mixed buckets).
   drainingFilter,
   freshnessFilter,
+  driverFilter,
   labelsFilter,
   capacityFilter,
 ];

@@ -45,6 +45,11 @@ export interface AgentAdvert {
   /** Residency zone of the agent's region (e.g. "eu"). */
   residency: string;
   reliability: number;
+  /**
+   * How the agent can run tasks: "process" (always) and "container" (a docker-compatible runtime was found).
+   * Empty (an older agent) = ["process"].
+   */
+  drivers: string[];
 }
 
 export interface AgentAdvert_LabelsEntry {
@@ -158,6 +163,7 @@ function createBaseAgentAdvert(): AgentAdvert {
     provider: "",
     residency: "",
     reliability: 0,
+    drivers: [],
   };
 }
 
@@ -219,6 +225,9 @@ export const AgentAdvert: MessageFns<AgentAdvert> = {
     }
     if (message.reliability !== 0) {
       writer.uint32(153).double(message.reliability);
+    }
+    for (const v of message.drivers) {
+      writer.uint32(162).string(v!);
     }
     return writer;
   },
@@ -391,6 +400,14 @@ export const AgentAdvert: MessageFns<AgentAdvert> = {
             message.reliability = reader.double();
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.drivers.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -467,6 +484,9 @@ export const AgentAdvert: MessageFns<AgentAdvert> = {
       provider: isSet(object.provider) ? globalThis.String(object.provider) : "",
       residency: isSet(object.residency) ? globalThis.String(object.residency) : "",
       reliability: isSet(object.reliability) ? globalThis.Number(object.reliability) : 0,
+      drivers: globalThis.Array.isArray(object?.drivers)
+        ? object.drivers.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -535,6 +555,9 @@ export const AgentAdvert: MessageFns<AgentAdvert> = {
     if (message.reliability !== 0) {
       obj.reliability = floatToJson(message.reliability);
     }
+    if (message.drivers?.length) {
+      obj.drivers = message.drivers;
+    }
     return obj;
   },
 
@@ -570,6 +593,7 @@ export const AgentAdvert: MessageFns<AgentAdvert> = {
     message.provider = object.provider ?? "";
     message.residency = object.residency ?? "";
     message.reliability = object.reliability ?? 0;
+    message.drivers = object.drivers?.map((e) => e) || [];
     return message;
   },
 };

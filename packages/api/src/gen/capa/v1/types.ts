@@ -376,6 +376,8 @@ export interface TaskTemplate {
   workingDir: string;
   /** Seconds between SIGTERM and SIGKILL on cancel. Default (0): 10. */
   killGraceSeconds: number;
+  /** OCI image to run the command in (the agent's container driver); empty = a host process (process driver). */
+  image: string;
 }
 
 export interface TaskTemplate_EnvEntry {
@@ -1564,7 +1566,7 @@ export const Attempt: MessageFns<Attempt> = {
 };
 
 function createBaseTaskTemplate(): TaskTemplate {
-  return { command: [], env: {}, workingDir: "", killGraceSeconds: 0 };
+  return { command: [], env: {}, workingDir: "", killGraceSeconds: 0, image: "" };
 }
 
 export const TaskTemplate: MessageFns<TaskTemplate> = {
@@ -1580,6 +1582,9 @@ export const TaskTemplate: MessageFns<TaskTemplate> = {
     }
     if (message.killGraceSeconds !== 0) {
       writer.uint32(32).int32(message.killGraceSeconds);
+    }
+    if (message.image !== "") {
+      writer.uint32(42).string(message.image);
     }
     return writer;
   },
@@ -1632,6 +1637,14 @@ export const TaskTemplate: MessageFns<TaskTemplate> = {
             message.killGraceSeconds = reader.int32();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.image = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1671,6 +1684,7 @@ export const TaskTemplate: MessageFns<TaskTemplate> = {
         : isSet(object.kill_grace_seconds)
         ? globalThis.Number(object.kill_grace_seconds)
         : 0,
+      image: isSet(object.image) ? globalThis.String(object.image) : "",
     };
   },
 
@@ -1694,6 +1708,9 @@ export const TaskTemplate: MessageFns<TaskTemplate> = {
     if (message.killGraceSeconds !== 0) {
       obj.killGraceSeconds = Math.round(message.killGraceSeconds);
     }
+    if (message.image !== "") {
+      obj.image = message.image;
+    }
     return obj;
   },
 
@@ -1714,6 +1731,7 @@ export const TaskTemplate: MessageFns<TaskTemplate> = {
     );
     message.workingDir = object.workingDir ?? "";
     message.killGraceSeconds = object.killGraceSeconds ?? 0;
+    message.image = object.image ?? "";
     return message;
   },
 };
