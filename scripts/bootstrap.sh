@@ -40,6 +40,14 @@ capa_require_container_test_tools() {
   DEBIAN_FRONTEND=noninteractive capa_as_root apt-get install -y -q busybox-static
 }
 
+# The TLS tests make their certificates with openssl.
+capa_require_openssl() {
+  if command -v openssl >/dev/null 2>&1; then return; fi
+  capa_log "installing openssl (apt-get)"
+  capa_as_root apt-get update -q
+  DEBIAN_FRONTEND=noninteractive capa_as_root apt-get install -y -q openssl
+}
+
 # $1 = "always" runs npm ci unconditionally (CI: a fresh clone); otherwise only when node_modules is missing.
 capa_install_dependencies() {
   if [ "${1:-}" = "always" ] || [ ! -d node_modules ]; then

@@ -61,10 +61,16 @@ fi
 sed 's/^/  /' "$STATE_DIR/up.err"
 CAPA_GRPC_ADDR=$(json_field grpcAddress <"$STATE_DIR/up.json")
 CAPA_NATS_URL=$(json_field natsUrl <"$STATE_DIR/up.json")
-export CAPA_GRPC_ADDR CAPA_NATS_URL
-capa_log "capa is up: export CAPA_GRPC_ADDR=$CAPA_GRPC_ADDR CAPA_NATS_URL=$CAPA_NATS_URL"
+# Auth is on: tenant verbs run as tenant "default", operator verbs with the admin credential capa up made.
+CAPA_CREDENTIALS=$(json_field credentials.tenant <"$STATE_DIR/up.json")
+ADMIN_CREDENTIALS=$(json_field credentials.admin <"$STATE_DIR/up.json")
+export CAPA_GRPC_ADDR CAPA_NATS_URL CAPA_CREDENTIALS
+capa_log "capa is up: export CAPA_GRPC_ADDR=$CAPA_GRPC_ADDR CAPA_NATS_URL=$CAPA_NATS_URL CAPA_CREDENTIALS=$CAPA_CREDENTIALS"
+# An operator verb: the same `step`, with the admin credential.
+admin_step() { CAPA_CREDENTIALS="$ADMIN_CREDENTIALS" step "$@"; }
 
-step agents
+step auth whoami
+admin_step agents
 step offers
 
 # Waits until a job is final (or 120 s pass) and prints its final state.
@@ -129,7 +135,7 @@ step offers --region 'eu-*'
 wait_settled 3
 step bill
 TRAIN_AGENT=$(capa status "$TRAIN" --json | json_field tasks.0.agentId)
-step earnings --agent "$TRAIN_AGENT"
+admin_step earnings --agent "$TRAIN_AGENT"
 RECEIPT=$(capa receipt list --json --job "$TRAIN" | json_field receipts.0.receiptId)
 step receipt get "$RECEIPT" -o "$STATE_DIR/receipt.json"
 step receipt verify "$STATE_DIR/receipt.json"
@@ -137,5 +143,7 @@ step receipt verify "$STATE_DIR/receipt.json"
 node -e 'const fs=require("fs");const r=JSON.parse(fs.readFileSync(process.argv[1],"utf8"));r.amount+=1;r.payout+=1;fs.writeFileSync(process.argv[2],JSON.stringify(r,null,2))' \
   "$STATE_DIR/receipt.json" "$STATE_DIR/receipt-tampered.json"
 step receipt verify "$STATE_DIR/receipt-tampered.json"
+
+admin_step audit --limit 5
 
 printf '\nThe demo is over; capa up stops now. Run it yourself: node packages/cli/bin/capa.js up\n'

@@ -53,6 +53,20 @@ export interface SchedulerConfig {
   receiptKeyPath?: string;
   /** How often running jobs with a budget are re-checked between usage reports. Default 5 000 ms. */
   budgetCheckIntervalMs?: number;
+  /**
+   * An admin API key (`capa_<keyId>_<secret>`, e.g. from `capa auth new-token`) registered at start, for
+   * deployments that provision the first credential themselves. Without it, a scheduler that finds no admin key
+   * makes one and writes it to `<dataDir>/admin.credentials` (mode 0600). Default `$CAPA_BOOTSTRAP_TOKEN`.
+   */
+  bootstrapToken?: string;
+  /** Serve gRPC over TLS with this certificate and key (PEM files); mTLS when `tlsClientCaFile` is set too. */
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  tlsClientCaFile?: string;
+  /** Highest priority a tenant without its own ceiling may submit. Default 100. */
+  defaultMaxPriority?: number;
+  /** Max price per GPU-hour given to jobs that name none, for tenants without their own. Default $100. */
+  defaultMaxPricePerGpuHour?: number;
   logger?: Logger;
   /** Injected clock (tests). Default Date.now. */
   now?: () => number;
@@ -76,6 +90,11 @@ export interface ResolvedConfig {
   feeBasisPoints: number;
   receiptKeyPath: string;
   budgetCheckIntervalMs: number;
+  dataDir: string;
+  bootstrapToken: string | undefined;
+  tls: { certFile: string; keyFile: string; clientCaFile?: string } | undefined;
+  defaultMaxPriority: number;
+  defaultMaxPricePerGpuHour: number;
   logger: Logger;
   now: () => number;
 }
@@ -87,6 +106,17 @@ export const DEFAULT_MAX_ADVERT_PRICE_PER_GPU_HOUR = 100_000_000;
 export function resolveConfig(config: SchedulerConfig): ResolvedConfig {
   if (!config.natsUrl) throw new Error("natsUrl is required");
   const agentTimeoutMs = positive(config.agentTimeoutMs, "agentTimeoutMs");
+  const dataDir = config.dataDir ?? process.env.CAPA_DATA_DIR ?? join(homedir(), ".capa", "scheduler");
+  if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined))
+    throw new Error("tlsCertFile and tlsKeyFile go together");
+  if (config.tlsClientCaFile !== undefined && config.tlsCertFile === undefined)
+    throw new Error("tlsClientCaFile (mTLS) needs tlsCertFile and tlsKeyFile");
+  const defaultMaxPriority = config.defaultMaxPriority ?? 100;
+  if (!Number.isInteger(defaultMaxPriority) || Math.abs(defaultMaxPriority) > 1000)
+    throw new Error(`defaultMaxPriority must be an integer in -1000..1000, got ${defaultMaxPriority}`);
+  const defaultMaxPricePerGpuHour = config.defaultMaxPricePerGpuHour ?? 100_000_000;
+  if (!Number.isSafeInteger(defaultMaxPricePerGpuHour) || defaultMaxPricePerGpuHour <= 0)
+    throw new Error(`defaultMaxPricePerGpuHour must be a positive integer of micros, got ${defaultMaxPricePerGpuHour}`);
   return {
     natsUrl: config.natsUrl,
     natsNkeySeed: config.natsNkeySeed,
@@ -104,13 +134,20 @@ export function resolveConfig(config: SchedulerConfig): ResolvedConfig {
     retryDelayMs: config.retryDelayMs ?? 250,
     replicas: config.replicas,
     feeBasisPoints: feeBasisPoints(config.feeBasisPoints),
-    receiptKeyPath:
-      config.receiptKeyPath ??
-      join(
-        config.dataDir ?? process.env.CAPA_DATA_DIR ?? join(homedir(), ".capa", "scheduler"),
-        "receipt-signing-key.pem",
-      ),
+    receiptKeyPath: config.receiptKeyPath ?? join(dataDir, "receipt-signing-key.pem"),
     budgetCheckIntervalMs: positive(config.budgetCheckIntervalMs, "budgetCheckIntervalMs") ?? 5_000,
+    dataDir,
+    bootstrapToken: config.bootstrapToken ?? (process.env.CAPA_BOOTSTRAP_TOKEN || undefined),
+    tls:
+      config.tlsCertFile && config.tlsKeyFile
+        ? {
+            certFile: config.tlsCertFile,
+            keyFile: config.tlsKeyFile,
+            ...(config.tlsClientCaFile ? { clientCaFile: config.tlsClientCaFile } : {}),
+          }
+        : undefined,
+    defaultMaxPriority,
+    defaultMaxPricePerGpuHour,
     logger: config.logger ?? pino({ name: "capa-scheduler", level: process.env.CAPA_LOG_LEVEL ?? "info" }),
     now: config.now ?? Date.now,
   };

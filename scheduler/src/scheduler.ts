@@ -9,7 +9,13 @@ import { Fleet } from "./agents/fleet.js";
 import { listenToAgents } from "./agents/listener.js";
 import { AgentLiveness } from "./agents/liveness.js";
 import { AgentRegistry } from "./agents/registry.js";
+import { AuditLog } from "./audit/audit-log.js";
+import { admitWithTenantPolicy, withDefaultMaxPrice } from "./auth/admission.js";
+import { bootstrapAdmin } from "./auth/bootstrap.js";
+import { KeyStore } from "./auth/key-store.js";
+import { TenantPolicies } from "./auth/tenant-policy.js";
 import { resolveConfig, type SchedulerConfig } from "./config.js";
+import { auditHandlers, authHandlers } from "./grpc/auth-handlers.js";
 import { billingHandlers } from "./grpc/billing-handlers.js";
 import { advertisedGpuModels } from "./grpc/edge.js";
 import { jobHandlers } from "./grpc/job-handlers.js";
@@ -44,6 +50,8 @@ export interface SchedulerHandle {
   /** "host:port" of the metrics endpoint when `metricsPort` was set. */
   metricsAddress?: string;
   schedulerId: string;
+  /** Where the bootstrap admin credential was written, when this start made one. */
+  adminCredentialsFile?: string;
   /** Whether this replica currently holds the leader lease. */
   isLeader(): boolean;
   stop(): Promise<void>;
@@ -112,6 +120,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       now,
       retryDelayMs: cfg.retryDelayMs,
       marketReason: (job) => market.marketReason(job),
+      placementSpec: (job) => withDefaultMaxPrice(job.spec, () => tenants.effective(job.tenant).defaultMaxPrice),
     });
     const lease = { leader: false };
     const evaluate = (jobId: string, reason: string, backoff = false) => {
@@ -228,9 +237,24 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
     });
     cleanups.push(() => services.stop());
     const fleet = new Fleet(registry, allocs, cluster, now, () => capacityChanged("agent undrained"));
+    const keys = await KeyStore.open(nc, log, layout);
+    cleanups.push(() => keys.stop());
+    const tenants = await TenantPolicies.open(
+      nc,
+      { maxPriority: cfg.defaultMaxPriority, defaultMaxPrice: cfg.defaultMaxPricePerGpuHour },
+      log,
+      layout,
+    );
+    cleanups.push(() => tenants.stop());
+    const audit = await AuditLog.open(store, log, layout);
+    const authDeps = { logger: log, metrics, keys, tenants, audit, now };
     const grpc = await startGrpcServer({
       address: cfg.grpcAddress,
       logger: log,
+      ...(cfg.tls ? { tls: cfg.tls } : {}),
+      guard: { logger: log, metrics, keys: keys.table, audit, now },
+      authService: authHandlers(authDeps),
+      auditService: auditHandlers(authDeps),
       jobService: jobHandlers({
         logger: log,
         metrics,
@@ -239,6 +263,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
         logs: new LogReader(store, jobs, cfg.logDrainGraceMs),
         market: ext.market ?? marketHandlers({ logger: log, metrics, cluster, engine, jobs, fleet, now }),
         knownGpuModels: advertisedGpuModels(cluster),
+        admit: (tenant, spec) => admitWithTenantPolicy(tenants.effective(tenant), spec),
       }),
       operatorService: operatorHandlers({
         logger: log,
@@ -259,10 +284,16 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
         budgets: market.budgets,
         jobs,
         now,
+        providerOf: (agentId) => registry.get(agentId)?.record.advert.provider ?? "",
       }),
       serviceService: services.handlers,
     });
     cleanups.push(() => grpc.stop(1000));
+    const adminCredentialsFile = await bootstrapAdmin(
+      keys,
+      { dataDir: cfg.dataDir, bootstrapToken: cfg.bootstrapToken, address: grpc.address, now: now() },
+      log,
+    );
 
     const keeper = new LeaseKeeper(
       b.leader,
@@ -304,6 +335,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
     let stopped: Promise<void> | undefined;
     return {
       grpcAddress: grpc.address,
+      ...(adminCredentialsFile ? { adminCredentialsFile } : {}),
       ...(metricsServer ? { metricsAddress: metricsServer.address } : {}),
       schedulerId: cfg.schedulerId,
       isLeader: () => lease.leader && leadership.isActive,

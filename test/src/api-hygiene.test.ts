@@ -20,7 +20,16 @@ import {
 } from "@grpc/grpc-js";
 import { loadFileDescriptorSetFromBuffer, loadSync } from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FakeAgent, getJob, type Harness, rpc, rpcError, startHarness, stateName } from "./scheduler-harness.js";
+import {
+  FakeAgent,
+  getJob,
+  type Harness,
+  rpc,
+  rpcError,
+  startHarness,
+  stateName,
+  withToken,
+} from "./scheduler-harness.js";
 
 /** What a client that only knows google/rpc/*.proto reads from a failed call. */
 function badRequestOf(err: ServiceError): { code: number; message: string; fields: string[]; descriptions: string[] } {
@@ -366,8 +375,9 @@ describe("server reflection serves the real descriptor set", () => {
     const JobService = ((pkg.capa as GrpcObject).v1 as GrpcObject).JobService as unknown as new (
       a: string,
       c: ChannelCredentials,
+      o: object,
     ) => { ListJobs(req: object, cb: (e: ServiceError | null, r: { jobs: unknown[] }) => void): void; close(): void };
-    const client = new JobService(h.scheduler.grpcAddress, credentials.createInsecure());
+    const client = new JobService(h.scheduler.grpcAddress, credentials.createInsecure(), withToken(h.adminToken));
     const listed = await rpc<{ jobs: unknown[] }>((cb) => client.ListJobs({ tenant: "nobody" }, cb));
     expect(listed.jobs).toEqual([]);
     client.close();

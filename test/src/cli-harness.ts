@@ -125,6 +125,8 @@ export interface UpReady {
     provider: string;
     prices: { gpuModel: string; onDemandPerHour: number; interruptiblePerHour: number }[];
   }[];
+  /** Credentials files `capa up` wrote (mode 0600): CAPA_CREDENTIALS=<one of them>. */
+  credentials: { dir: string; admin: string; tenant: string; provider: string };
 }
 
 export interface RunningUp {

@@ -16,7 +16,8 @@ import { getJob, type Harness, rpc, startHarness } from "./scheduler-harness.js"
 const TENANT = "jobfile";
 let h: Harness;
 let dir: string;
-const capa = (args: string[]) => runCapa(["--addr", h.scheduler.grpcAddress, "--tenant", TENANT, ...args]);
+const capa = (args: string[]) =>
+  runCapa(["--addr", h.scheduler.grpcAddress, "--tenant", TENANT, ...args], { env: { CAPA_TOKEN: h.adminToken } });
 
 beforeAll(async () => {
   assertCliBuilt();

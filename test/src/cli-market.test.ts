@@ -91,7 +91,12 @@ describe("capa up, then the marketplace verbs against it", () => {
   const capa = (args: string[]): Promise<CapaResult> =>
     runCapa(args, {
       cwd: workDir,
-      env: { CAPA_GRPC_ADDR: up!.ready.grpcAddress, CAPA_NATS_URL: up!.ready.natsUrl, CAPA_TENANT: TENANT },
+      env: {
+        CAPA_GRPC_ADDR: up!.ready.grpcAddress,
+        CAPA_NATS_URL: up!.ready.natsUrl,
+        CAPA_TENANT: TENANT,
+        CAPA_CREDENTIALS: up!.ready.credentials.admin,
+      },
     });
   const h100Price = (region: string): number => {
     const agent = up!.ready.agents.find((a) => a.region === region);

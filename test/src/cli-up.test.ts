@@ -28,6 +28,7 @@ interface UpReady {
   stateDir: string;
   pricesSource: string;
   agents: { agentId: string; region: string; prices: { gpuModel: string; onDemandPerHour: number }[] }[];
+  credentials: { dir: string; admin: string; tenant: string; provider: string };
 }
 
 interface JobView {
@@ -41,7 +42,10 @@ describe("capa up, then the tenant verbs against it", () => {
   let up: { child: ChildProcess; output: () => { stdout: string; stderr: string } } | undefined;
   let ready: UpReady;
   const capa = (args: string[]): Promise<CapaResult> =>
-    runCapa(args, { cwd: workDir, env: { CAPA_GRPC_ADDR: ready.grpcAddress, CAPA_TENANT: "cli-test" } });
+    runCapa(args, {
+      cwd: workDir,
+      env: { CAPA_GRPC_ADDR: ready.grpcAddress, CAPA_TENANT: "cli-test", CAPA_CREDENTIALS: ready.credentials.admin },
+    });
 
   beforeAll(async () => {
     assertCliBuilt();
@@ -142,6 +146,46 @@ describe("capa up, then the tenant verbs against it", () => {
     const lines = result.stderr.trim().split("\n");
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^capa: invalid argument: .*spec\.gpus_per_replica/);
+  });
+
+  it("writes 0600 credentials; the tenant one acts for tenant default only; the admin one reads the audit trail", async () => {
+    for (const path of [ready.credentials.admin, ready.credentials.tenant, ready.credentials.provider])
+      expect((statSync(path).mode & 0o777).toString(8)).toBe("600");
+    const asTenant = (args: string[]) =>
+      runCapa(args, {
+        cwd: workDir,
+        env: { CAPA_GRPC_ADDR: ready.grpcAddress, CAPA_CREDENTIALS: ready.credentials.tenant },
+      });
+    const who = parseJsonOutput<{ role: string; tenant: string }>(
+      await asTenant(["auth", "whoami", "--json"]),
+      "whoami",
+    );
+    expect(who).toMatchObject({ role: "tenant", tenant: "default" });
+    const submitted = parseJsonOutput<{ job: { id: string } }>(
+      await asTenant(["submit", "--json", "--gpus", "0", "--", "true"]),
+      "capa submit as tenant",
+    );
+    // The cli-test tenant's jobs (submitted by the admin above) are not the default tenant's.
+    const listed = parseJsonOutput<{ jobs: { id: string }[] }>(await asTenant(["jobs", "--json"]), "capa jobs");
+    expect(listed.jobs.map((j) => j.id)).toEqual([submitted.job.id]);
+    const other = await asTenant(["--tenant", "cli-test", "jobs"]);
+    expect(other.code).not.toBe(0);
+    expect(other.stderr).toMatch(/^capa: permission denied: /);
+    const noCreds = await runCapa(["jobs"], {
+      cwd: workDir,
+      env: { CAPA_GRPC_ADDR: ready.grpcAddress, CAPA_CREDENTIALS: "", HOME: workDir },
+    });
+    expect(noCreds.stderr).toMatch(/^capa: unauthenticated: /);
+    const audit = parseJsonOutput<{ method: string; actor: string; tenant: string }[]>(
+      await runCapa(["audit", "--json", "--method", "SubmitJob", "--tenant", "default"], {
+        cwd: workDir,
+        env: { CAPA_GRPC_ADDR: ready.grpcAddress, CAPA_CREDENTIALS: ready.credentials.admin },
+      }),
+      "capa audit",
+    );
+    expect(audit.some((e) => e.tenant === "default" && e.actor === "capa-up-tenant")).toBe(true);
+    const denied = await asTenant(["audit"]);
+    expect(denied.stderr).toMatch(/^capa: permission denied: /);
   });
 
   it("stops everything it started on SIGINT and exits 0", async () => {

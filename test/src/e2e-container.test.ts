@@ -96,7 +96,14 @@ describe(`task drivers (podman ${PODMAN ? "present: containers run for real" : "
       h,
       spec({
         nodeSelector: { pool: "p" },
-        template: { command: ["true"], env: {}, workingDir: "", killGraceSeconds: 1, image: TEST_IMAGE },
+        template: {
+          command: ["true"],
+          env: {},
+          workingDir: "",
+          killGraceSeconds: 1,
+          image: TEST_IMAGE,
+          secretEnvNames: [],
+        },
       }),
     );
     const explanation = await waitFor(
@@ -139,6 +146,7 @@ describe(`task drivers (podman ${PODMAN ? "present: containers run for real" : "
           workingDir: "",
           killGraceSeconds: 2,
           image: TEST_IMAGE,
+          secretEnvNames: [],
         },
       }),
     );
@@ -167,6 +175,7 @@ describe(`task drivers (podman ${PODMAN ? "present: containers run for real" : "
           workingDir: "",
           killGraceSeconds: 10,
           image: TEST_IMAGE,
+          secretEnvNames: [],
         },
       }),
     );

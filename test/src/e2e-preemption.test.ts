@@ -45,7 +45,14 @@ describe("preemption end to end", () => {
           gpusPerReplica: 2,
           interruptible: true,
           priority: 0,
-          template: { command: ["sh", "-c", command], env: {}, workingDir: "", killGraceSeconds: 3, image: "" },
+          template: {
+            command: ["sh", "-c", command],
+            env: {},
+            workingDir: "",
+            killGraceSeconds: 3,
+            secretEnvNames: [],
+            image: "",
+          },
         },
         [],
       );

@@ -21,6 +21,7 @@ import {
   stateName,
   submit,
   watch,
+  withToken,
 } from "./scheduler-harness.js";
 
 async function agentStatus(h: Harness, agentId: string): Promise<string | undefined> {
@@ -149,7 +150,11 @@ describe("leader lease and restarts", () => {
       dataDir: h.dataDir,
     });
     expect(follower.isLeader()).toBe(false);
-    const followerJobs = new pb.JobServiceClient(follower.grpcAddress, credentials.createInsecure());
+    const followerJobs = new pb.JobServiceClient(
+      follower.grpcAddress,
+      credentials.createInsecure(),
+      withToken(h.adminToken),
+    );
     try {
       // Submitted through the follower, planned by the leader.
       const agent = new FakeAgent(h, "lease-a").start();

@@ -15,20 +15,83 @@ import type { Advert, AgentAssignments, TaskAssignment, TaskStatusReport } from 
 import { type AuthDir, openAuthDir } from "@capa/nats-auth";
 import { type SchedulerConfig, type SchedulerHandle, startScheduler } from "@capa/scheduler";
 import { type NatsServerHandle, startNatsServer } from "@capa/testkit";
-import { credentials, type ServiceError } from "@grpc/grpc-js";
+import { type ClientOptions, credentials, InterceptingCall, type Interceptor, type ServiceError } from "@grpc/grpc-js";
 import { pino } from "pino";
 
 export const silent = pino({ level: process.env.CAPA_TEST_LOG ?? "silent" });
+
+/** Client options that send `authorization: Bearer <token>` on every call (insecure channels cannot carry call credentials). */
+export function withToken(token: string): ClientOptions {
+  const bearer: Interceptor = (options, next) =>
+    new InterceptingCall(next(options), {
+      start(metadata, listener, nextStart) {
+        metadata.set("authorization", `Bearer ${token}`);
+        nextStart(metadata, listener);
+      },
+    });
+  return { interceptors: [bearer] };
+}
+
+/** The bootstrap admin key a scheduler wrote into its data dir on its first start. */
+export function adminTokenOf(scheduler: SchedulerHandle): string {
+  if (!scheduler.adminCredentialsFile) throw new Error("this scheduler start made no admin credential");
+  return (JSON.parse(readFileSync(scheduler.adminCredentialsFile, "utf8")) as { token: string }).token;
+}
+
+/** One set of clients of every service, all carrying one credential. */
+export interface Clients {
+  token: string;
+  jobs: pb.JobServiceClient;
+  operator: pb.OperatorServiceClient;
+  billing: pb.BillingServiceClient;
+  auth: pb.AuthServiceClient;
+  audit: pb.AuditServiceClient;
+  services: pb.ServiceServiceClient;
+  close(): void;
+}
+
+export function clientsFor(address: string, token: string): Clients {
+  const c = credentials.createInsecure();
+  const o = withToken(token);
+  const clients = {
+    token,
+    jobs: new pb.JobServiceClient(address, c, o),
+    operator: new pb.OperatorServiceClient(address, c, o),
+    billing: new pb.BillingServiceClient(address, c, o),
+    auth: new pb.AuthServiceClient(address, c, o),
+    audit: new pb.AuditServiceClient(address, c, o),
+    services: new pb.ServiceServiceClient(address, c, o),
+    close() {
+      for (const k of ["jobs", "operator", "billing", "auth", "audit", "services"] as const) clients[k].close();
+    },
+  };
+  return clients;
+}
 
 export interface Harness {
   nats: NatsServerHandle;
   nc: NatsConnection;
   store: Store;
   scheduler: SchedulerHandle;
+  /** Admin clients (the bootstrap credential): operators act for the tenant named in each request. */
   jobs: pb.JobServiceClient;
   operator: pb.OperatorServiceClient;
   billing: pb.BillingServiceClient;
   services: pb.ServiceServiceClient;
+  /** AuthService (API keys, tenant ceilings) as admin. */
+  keys: pb.AuthServiceClient;
+  audit: pb.AuditServiceClient;
+  /** The bootstrap admin API key the scheduler wrote into its data dir on first start. */
+  adminToken: string;
+  /** Mints a key (through CreateKey, as admin) and returns its token. */
+  mintKey(
+    role: "tenant" | "provider" | "operator" | "admin",
+    scope?: { tenant?: string; provider?: string; name?: string },
+  ): Promise<string>;
+  /** Clients carrying a tenant key for `tenant` (minted once per harness and tenant). */
+  asTenant(tenant: string): Promise<Clients>;
+  /** Clients carrying any token (closed at stop). */
+  as(token: string): Clients;
   /** The scheduler's data dir (receipt signing key), a temp dir removed at stop. */
   dataDir: string;
   /** The NATS auth directory (scheduler key, enrolled agents, auth.conf) the server runs with. */
@@ -76,6 +139,9 @@ export async function startHarness(overrides: Partial<SchedulerConfig> = {}): Pr
     operator: undefined as unknown as pb.OperatorServiceClient,
     billing: undefined as unknown as pb.BillingServiceClient,
     services: undefined as unknown as pb.ServiceServiceClient,
+    keys: undefined as unknown as pb.AuthServiceClient,
+    audit: undefined as unknown as pb.AuditServiceClient,
+    adminToken: "",
     dataDir,
     auth,
     schedulerSeed,
@@ -99,31 +165,66 @@ export async function startHarness(overrides: Partial<SchedulerConfig> = {}): Pr
       const { nkeySeed } = await h.enrollAgent(agentId, region);
       return { nats: nats.url, natsAuth: { nkeySeed } };
     },
+    async mintKey(role, scope = {}) {
+      const res = await rpc<pb.CreateKeyResponse>((cb) =>
+        h.keys.createKey(
+          {
+            role,
+            name: scope.name ?? `${role}-${scope.tenant ?? scope.provider ?? "key"}`,
+            tenant: scope.tenant ?? "",
+            provider: scope.provider ?? "",
+          },
+          cb,
+        ),
+      );
+      return res.token;
+    },
+    async asTenant(tenant) {
+      let token = tenantTokens.get(tenant);
+      if (!token) {
+        token = await h.mintKey("tenant", { tenant });
+        tenantTokens.set(tenant, token);
+      }
+      return h.as(token);
+    },
+    as(token) {
+      const clients = clientsFor(h.scheduler.grpcAddress, token);
+      extraClients.push(clients);
+      return clients;
+    },
     async restartScheduler(extra = {}) {
-      h.jobs.close();
-      h.operator.close();
-      h.billing.close();
-      h.services.close();
+      closeClients();
       await h.scheduler.stop();
       h.scheduler = await startScheduler(config(extra));
       connectClients();
     },
     async stop() {
-      h.jobs?.close();
-      h.operator?.close();
-      h.billing?.close();
-      h.services?.close();
+      closeClients();
       await h.scheduler?.stop();
       await nc.close();
       await nats.stop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+  const tenantTokens = new Map<string, string>();
+  const extraClients: Clients[] = [];
+  let admin: Clients | undefined;
+  const closeClients = () => {
+    admin?.close();
+    for (const c of extraClients.splice(0)) c.close();
+  };
   const connectClients = () => {
-    h.jobs = new pb.JobServiceClient(h.scheduler.grpcAddress, credentials.createInsecure());
-    h.operator = new pb.OperatorServiceClient(h.scheduler.grpcAddress, credentials.createInsecure());
-    h.billing = new pb.BillingServiceClient(h.scheduler.grpcAddress, credentials.createInsecure());
-    h.services = new pb.ServiceServiceClient(h.scheduler.grpcAddress, credentials.createInsecure());
+    // The first start wrote the bootstrap admin key into the data dir; later starts find keys and keep it.
+    if (h.scheduler.adminCredentialsFile) h.adminToken = adminTokenOf(h.scheduler);
+    admin = clientsFor(h.scheduler.grpcAddress, h.adminToken);
+    Object.assign(h, {
+      jobs: admin.jobs,
+      operator: admin.operator,
+      billing: admin.billing,
+      keys: admin.auth,
+      audit: admin.audit,
+      services: admin.services,
+    });
   };
   connectClients();
   return h;

@@ -79,6 +79,7 @@ describe("service autoscaling on gateway-measured load", () => {
           workingDir: "",
           killGraceSeconds: 2,
           image: "",
+          secretEnvNames: [],
         },
         regions: [
           { region: "eu-west", minReplicas: 1, maxReplicas: 4, demand: 0 },

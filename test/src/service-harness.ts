@@ -186,7 +186,8 @@ export async function startGatewayProcess(h: Harness, service: string, region: s
       "--log-level",
       "warn",
     ],
-    {},
+    // A gateway lists endpoints and reports load with a credential (the harness's admin key, acting for TENANT).
+    { env: { CAPA_TOKEN: h.adminToken } },
   );
   const address = await waitFor(
     () => {

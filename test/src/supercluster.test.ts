@@ -15,7 +15,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { H100_PRICE, rpc, silent, spec, stateName } from "./scheduler-harness.js";
+import { adminTokenOf, H100_PRICE, rpc, silent, spec, stateName, withToken } from "./scheduler-harness.js";
 
 const CAPA_STREAMS = [
   "KV_capa_jobs",
@@ -59,7 +59,11 @@ describe("scheduler on a 2-region NATS supercluster", () => {
       advertTtlSeconds: 10,
       logger: silent,
     });
-    jobs = new pb.JobServiceClient(scheduler.grpcAddress, credentials.createInsecure());
+    jobs = new pb.JobServiceClient(
+      scheduler.grpcAddress,
+      credentials.createInsecure(),
+      withToken(adminTokenOf(scheduler)),
+    );
   });
   afterAll(async () => {
     jobs?.close();

@@ -1,5 +1,7 @@
 // Generated protobuf types and gRPC service definitions (capa.v1). Only the edges (bus codecs, gRPC server,
 // CLI) import this package; the domain and placement packages never see generated types.
+
+export * from "./gen/capa/v1/auth.js";
 export * from "./gen/capa/v1/billing.js";
 export * from "./gen/capa/v1/bus.js";
 export * from "./gen/capa/v1/jobs.js";

@@ -87,6 +87,7 @@ export function templateToPb(t: TaskTemplate): pb.TaskTemplate {
     workingDir: t.workingDir,
     killGraceSeconds: t.killGraceSeconds,
     image: t.image ?? "",
+    secretEnvNames: [...(t.secretEnvNames ?? [])],
   };
 }
 export function templateFromPb(t: pb.TaskTemplate | undefined): TaskTemplate {
@@ -96,6 +97,7 @@ export function templateFromPb(t: pb.TaskTemplate | undefined): TaskTemplate {
     workingDir: t?.workingDir ?? "",
     killGraceSeconds: t?.killGraceSeconds ?? 0,
     ...(t?.image && { image: t.image }),
+    ...(t?.secretEnvNames?.length ? { secretEnvNames: [...t.secretEnvNames] } : {}),
   };
 }
 

@@ -3,6 +3,8 @@
  * over the generated JobService/OperatorService/BillingService clients, and the mapping from gRPC status to one-line
  * reasons a person can act on.
  */
+
+import { readFileSync } from "node:fs";
 import * as api from "@capa/api";
 import {
   type CallOptions,
@@ -12,30 +14,87 @@ import {
   type ServiceError,
   status,
 } from "@grpc/grpc-js";
+import { type CredentialsFile, readCredentials } from "./credentials.js";
 import { CliError, oneLine } from "./errors.js";
 
 export const DEFAULT_GRPC_ADDR = "127.0.0.1:50051";
-export const DEFAULT_TENANT = "default";
 const UNARY_TIMEOUT_MS = 30_000;
+
+export interface ClientTls {
+  /** PEM of the CA that signed the scheduler's certificate (default: the system roots). */
+  caFile?: string;
+  /** Client certificate and key for mTLS. */
+  certFile?: string;
+  keyFile?: string;
+}
 
 export interface ClientOptions {
   address: string;
+  /**
+   * The tenant named in requests: "" lets the scheduler take it from the credential (a tenant key acts for its own
+   * tenant); an operator names the tenant it acts for with --tenant / CAPA_TENANT.
+   */
   tenant: string;
   /** Sent as `authorization: Bearer <token>` on every call. */
   token?: string;
+  /** TLS to the scheduler; plaintext when absent. */
+  tls?: ClientTls;
 }
 
-/** Flags win over the environment, the environment over defaults. */
+/**
+ * Flags win over the environment, the environment over the credentials file, the file over defaults. The token is
+ * CAPA_TOKEN, else the credentials file's (CAPA_CREDENTIALS or ~/.config/capa/credentials).
+ */
 export function clientOptions(
   flags: { addr?: string; tenant?: string },
   env: NodeJS.ProcessEnv = process.env,
+  credentials: (env: NodeJS.ProcessEnv) => CredentialsFile | undefined = readCredentials,
 ): ClientOptions {
-  const token = env.CAPA_TOKEN?.trim();
-  return {
-    address: flags.addr || env.CAPA_GRPC_ADDR || DEFAULT_GRPC_ADDR,
-    tenant: flags.tenant || env.CAPA_TENANT || DEFAULT_TENANT,
-    ...(token ? { token } : {}),
+  const envToken = env.CAPA_TOKEN?.trim();
+  const file = envToken ? undefined : credentials(env);
+  const token = envToken || file?.token;
+  const tlsOn = env.CAPA_TLS === "1" || env.CAPA_TLS === "true" || !!env.CAPA_TLS_CA;
+  const tls: ClientTls = {
+    ...(env.CAPA_TLS_CA ? { caFile: env.CAPA_TLS_CA } : {}),
+    ...(env.CAPA_TLS_CLIENT_CERT ? { certFile: env.CAPA_TLS_CLIENT_CERT } : {}),
+    ...(env.CAPA_TLS_CLIENT_KEY ? { keyFile: env.CAPA_TLS_CLIENT_KEY } : {}),
   };
+  return {
+    address: flags.addr || env.CAPA_GRPC_ADDR || file?.address || DEFAULT_GRPC_ADDR,
+    tenant: flags.tenant || env.CAPA_TENANT || "",
+    ...(token ? { token } : {}),
+    ...(tlsOn ? { tls } : {}),
+  };
+}
+
+/**
+ * grpc-js passes the target host as the TLS server name, and Node warns (DEP0123) when that is an IP address,
+ * although the certificate is still checked against the IP (its subjectAltName). The CLI's stderr is its one-line
+ * error contract, so that one warning is dropped.
+ */
+function dropIpServernameWarning(): void {
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
+    const code = typeof rest[0] === "object" ? (rest[0] as { code?: string })?.code : rest[1];
+    if (code === "DEP0123") return;
+    emit(warning, ...rest);
+  }) as typeof process.emitWarning;
+}
+
+function channelCredentials(tls: ClientTls | undefined) {
+  if (!tls) return credentials.createInsecure();
+  dropIpServernameWarning();
+  const read = (path: string | undefined, what: string) => {
+    if (!path) return null;
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new CliError(`cannot read the TLS ${what} ${path}: ${(err as Error).message}`);
+    }
+  };
+  if (!!tls.certFile !== !!tls.keyFile)
+    throw new CliError("CAPA_TLS_CLIENT_CERT and CAPA_TLS_CLIENT_KEY go together (mTLS)");
+  return credentials.createSsl(read(tls.caFile, "CA"), read(tls.keyFile, "key"), read(tls.certFile, "certificate"));
 }
 
 /** Why a call failed, in one line, naming what to do where there is something to do. */
@@ -59,7 +118,7 @@ export function describeGrpcError(
     case status.ABORTED:
       return `aborted (conflict, retry): ${details}`;
     case status.UNAUTHENTICATED:
-      return `unauthenticated: ${details} (set CAPA_TOKEN)`;
+      return `unauthenticated: ${details} (set CAPA_TOKEN or CAPA_CREDENTIALS)`;
     case status.PERMISSION_DENIED:
       return `permission denied: ${details}`;
     case status.UNIMPLEMENTED:
@@ -94,13 +153,17 @@ export class SchedulerClient {
   private readonly operator: api.OperatorServiceClient;
   private readonly billing: api.BillingServiceClient;
   private readonly services: api.ServiceServiceClient;
+  private readonly authClient: api.AuthServiceClient;
+  private readonly auditClient: api.AuditServiceClient;
 
   constructor(readonly options: ClientOptions) {
-    const creds = credentials.createInsecure();
+    const creds = channelCredentials(options.tls);
     this.jobs = new api.JobServiceClient(options.address, creds);
     this.operator = new api.OperatorServiceClient(options.address, creds);
     this.billing = new api.BillingServiceClient(options.address, creds);
     this.services = new api.ServiceServiceClient(options.address, creds);
+    this.authClient = new api.AuthServiceClient(options.address, creds);
+    this.auditClient = new api.AuditServiceClient(options.address, creds);
   }
 
   submitJob = (req: api.SubmitJobRequest) => this.unary("SubmitJob", this.jobs.submitJob.bind(this.jobs), req);
@@ -149,12 +212,26 @@ export class SchedulerClient {
     this.unary("ListEndpoints", this.services.listEndpoints.bind(this.services), req);
   reportLoad = (req: api.ReportLoadRequest) =>
     this.unary("ReportLoad", this.services.reportLoad.bind(this.services), req);
+  whoAmI = (req: api.WhoAmIRequest) => this.unary("WhoAmI", this.authClient.whoAmI.bind(this.authClient), req);
+  createKey = (req: api.CreateKeyRequest) =>
+    this.unary("CreateKey", this.authClient.createKey.bind(this.authClient), req);
+  listKeys = (req: api.ListKeysRequest) => this.unary("ListKeys", this.authClient.listKeys.bind(this.authClient), req);
+  revokeKey = (req: api.RevokeKeyRequest) =>
+    this.unary("RevokeKey", this.authClient.revokeKey.bind(this.authClient), req);
+  setTenantPolicy = (req: api.SetTenantPolicyRequest) =>
+    this.unary("SetTenantPolicy", this.authClient.setTenantPolicy.bind(this.authClient), req);
+  getTenantPolicy = (req: api.GetTenantPolicyRequest) =>
+    this.unary("GetTenantPolicy", this.authClient.getTenantPolicy.bind(this.authClient), req);
+  listAudit = (req: api.ListAuditRequest) =>
+    this.unary("ListAudit", this.auditClient.listAudit.bind(this.auditClient), req);
 
   close(): void {
     this.services.close();
     this.jobs.close();
     this.operator.close();
     this.billing.close();
+    this.authClient.close();
+    this.auditClient.close();
   }
 
   private metadata(): Metadata {

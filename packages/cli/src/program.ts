@@ -3,6 +3,8 @@ import { Command } from "commander";
 import { agentCommand } from "./commands/agent.js";
 import { agentsCommand } from "./commands/agents.js";
 import { applyCommand } from "./commands/apply.js";
+import { auditCommand } from "./commands/audit.js";
+import { authCommand } from "./commands/auth.js";
 import { billCommand } from "./commands/bill.js";
 import { cancelCommand } from "./commands/cancel.js";
 import { drainCommand } from "./commands/drain.js";
@@ -33,7 +35,7 @@ export function buildProgram(): Command {
     .option("--addr <host:port>", "scheduler gRPC address (env CAPA_GRPC_ADDR; default 127.0.0.1:50051)")
     .option(
       "--tenant <tenant>",
-      'tenant for submit, jobs, quote, bill, receipt list and tenant limits (env CAPA_TENANT; default "default")',
+      "tenant for submit, jobs, quote, bill, receipt list, tenant limits and policy (env CAPA_TENANT; default: the credential's tenant; operators name the tenant they act for)",
     )
     .showHelpAfterError("(run capa <command> --help for usage)");
   for (const command of [
@@ -61,6 +63,8 @@ export function buildProgram(): Command {
     serviceCommand(),
     endpointsCommand(),
     gatewayCommand(),
+    authCommand(),
+    auditCommand(),
   ]) {
     program.addCommand(command);
   }

@@ -3,6 +3,8 @@
  * a dollar amount, K=V?); whether the values are acceptable is the scheduler's call, so a rejected spec
  * comes back as INVALID_ARGUMENT with the field path (`spec.gpus_per_replica: ...`) from the one validator.
  */
+
+import { readFileSync } from "node:fs";
 import {
   DEFAULT_KILL_GRACE_SECONDS,
   defaultJobSpec,
@@ -41,6 +43,8 @@ export interface SpecFlags {
   selector: Record<string, string>;
   allowFabricSpanning?: boolean;
   env: Record<string, string>;
+  secret?: Record<string, string>;
+  secretFile?: Record<string, string>;
   workdir?: string;
   killGrace?: number;
   image?: string;
@@ -67,6 +71,8 @@ export function specFromFlags(
   const pick = <T>(flag: keyof SpecFlags, value: T | undefined, fallback: T): T =>
     use(flag) && value !== undefined ? value : fallback;
   const t = from.template;
+  const secrets = { ...(use("secretFile") ? flags.secretFile : {}), ...(use("secret") ? flags.secret : {}) };
+  const secretNames = [...new Set([...(t.secretEnvNames ?? []), ...Object.keys(secrets)])];
   return defaultJobSpec({
     name: pick("name", flags.name, from.name),
     kind: pick("kind", flags.kind as JobKind | undefined, from.kind),
@@ -92,10 +98,11 @@ export function specFromFlags(
     nodeSelector: { ...from.nodeSelector, ...(use("selector") ? flags.selector : {}) },
     template: {
       command: command.length > 0 ? [...command] : [...t.command],
-      env: { ...t.env, ...(use("env") ? flags.env : {}) },
+      env: { ...t.env, ...(use("env") ? flags.env : {}), ...secrets },
       workingDir: pick("workdir", flags.workdir, t.workingDir),
       ...(pick("image", flags.image, t.image) ? { image: pick("image", flags.image, t.image) } : {}),
       killGraceSeconds: pick("killGrace", flags.killGrace, base ? t.killGraceSeconds : DEFAULT_KILL_GRACE_SECONDS),
+      ...(secretNames.length > 0 ? { secretEnvNames: secretNames } : {}),
     },
     ...retriesFrom(flags, from.retries, use),
   });
@@ -202,6 +209,29 @@ export function collectList(value: string, previous: string[] = []): string[] {
   ];
 }
 
+/** `--secret-file`: K=V per line, blank lines and `#` comments ignored; merged into `--secret`. */
+export function collectSecretFile(path: string, previous: Record<string, string> = {}): Record<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new InvalidArgumentError(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  return { ...previous, ...parseSecretFile(text, path) };
+}
+
+export function parseSecretFile(text: string, path: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  text.split(/\r?\n/).forEach((line, i) => {
+    const trimmed = line.trim();
+    if (trimmed === "" || trimmed.startsWith("#")) return;
+    const eq = trimmed.indexOf("=");
+    if (eq <= 0) throw new InvalidArgumentError(`${path}:${i + 1}: expected NAME=VALUE`);
+    out[trimmed.slice(0, eq).trim()] = trimmed.slice(eq + 1);
+  });
+  return out;
+}
+
 export function collectKeyValue(value: string, previous: Record<string, string> = {}): Record<string, string> {
   const [k, v] = splitKeyValue(value);
   return { ...previous, [k]: v };
@@ -240,6 +270,16 @@ export function addSpecOptions(cmd: Command): Command {
     .option("--selector <label=value>", "agent label that must match (repeatable)", collectKeyValue, {})
     .option("--allow-fabric-spanning", "training: the gang may span several NVLink domains")
     .option("--env <K=V>", "environment variable for the process (repeatable)", collectKeyValue, {})
+    .option(
+      "--secret <K=V>",
+      "secret environment variable: delivered to the task, shown as *** and never logged (repeatable)",
+      collectKeyValue,
+    )
+    .option(
+      "--secret-file <file>",
+      "secret environment variables from a file of K=V lines (# comments)",
+      collectSecretFile,
+    )
     .option("--workdir <dir>", "working directory of the process on the agent")
     .option("--image <image>", "run the command in this OCI image (agents with a container runtime)")
     .option("--kill-grace <duration>", "time between SIGTERM and SIGKILL on cancel: 10s, 2m", parseSpecDuration)

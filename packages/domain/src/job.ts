@@ -52,6 +52,8 @@ export interface TaskTemplate {
   killGraceSeconds: number;
   /** OCI image to run the command in (container driver); absent or "" = a host process. */
   image?: string;
+  /** Env names whose values are secrets: delivered to the task, answered as "***" by the API, never logged. */
+  secretEnvNames?: string[];
 }
 
 /** How an agent runs a task: as a host process, or in an OCI container. */

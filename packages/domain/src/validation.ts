@@ -139,6 +139,13 @@ export function jobSpecViolations(spec: JobSpec, prefix = "spec"): FieldViolatio
       if (arg.includes("\0")) c.add(`${tp("command")}[${i}]`, "must not contain NUL");
     });
   c.map(tp("env"), t.env, ENV_NAME_PATTERN, LIMITS.maxEnvValueLength);
+  if ((t.secretEnvNames ?? []).length > LIMITS.maxEnvEntries)
+    c.add(tp("secret_env_names"), `must have at most ${LIMITS.maxEnvEntries} names`);
+  else
+    (t.secretEnvNames ?? []).forEach((name, i) => {
+      if (!Object.hasOwn(t.env, name))
+        c.add(`${tp("secret_env_names")}[${i}]`, `names no env entry (${name.slice(0, 64)})`);
+    });
   c.string(tp("working_dir"), t.workingDir, LIMITS.maxWorkingDirLength);
   if (t.image) c.string(tp("image"), t.image, LIMITS.maxImageLength, IMAGE_PATTERN);
   c.intRange(tp("kill_grace_seconds"), t.killGraceSeconds, 0, LIMITS.maxKillGraceSeconds);

@@ -4,6 +4,7 @@
  * Errors: bad input → INVALID_ARGUMENT (field path), unknown receipt → NOT_FOUND, ledger down → UNAVAILABLE.
  */
 import type * as pb from "@capa/api";
+import { actingTenant, ForbiddenError, isOperator, mayReadProvider, mayReadTenant, type Principal } from "@capa/auth";
 import { type FieldViolation, NotFoundError, tenantViolations, throwIfViolations, ValidationError } from "@capa/domain";
 import {
   type BudgetStore,
@@ -18,6 +19,7 @@ import {
 import { tokenViolations } from "../agents/fleet.js";
 import { jobIdViolations } from "../jobs/job-service.js";
 import type { JobRepo } from "../store/job-repo.js";
+import { callerOf } from "./guard.js";
 import { pageByOffset } from "./paging.js";
 import { type EdgeContext, unary } from "./unary.js";
 
@@ -26,6 +28,14 @@ export interface BillingDeps extends EdgeContext {
   budgets: BudgetStore;
   jobs: JobRepo;
   now: () => number;
+  /** The provider an agent advertises ("" when unknown): a provider key sees only its own agents' money. */
+  providerOf: (agentId: string) => string;
+}
+
+/** A provider credential may name only its own agents (an unknown agent is not its own either). */
+function requireOwnAgent(d: BillingDeps, caller: Principal, agentId: string): void {
+  if (agentId !== "" && !isOperator(caller.role) && !mayReadProvider(caller, d.providerOf(agentId)))
+    throw new ForbiddenError(`agent ${agentId} is not an agent of provider ${caller.provider || "(none)"}`);
 }
 
 export const DEFAULT_RECEIPTS_LIMIT = 100;
@@ -49,14 +59,22 @@ function capViolations(value: number, field: string): FieldViolation[] {
 
 export function billingHandlers(d: BillingDeps): pb.BillingServiceServer {
   return {
-    getInvoice: unary(d, "GetInvoice", async (req: pb.GetInvoiceRequest) => {
+    getInvoice: unary(d, "GetInvoice", async (req: pb.GetInvoiceRequest, call) => {
+      req.tenant = actingTenant(callerOf(call), req.tenant, "");
       const violations = tenantViolations(req.tenant);
       if (req.jobId !== "") violations.push(...jobIdViolations(req.jobId));
       const { from, to } = period(req.fromUnixMs, req.toUnixMs, d.now(), violations);
       throwIfViolations(violations);
       return invoiceToPb(await d.ledger.invoice(req.tenant, from, to, req.jobId));
     }),
-    getEarnings: unary(d, "GetEarnings", async (req: pb.GetEarningsRequest) => {
+    getEarnings: unary(d, "GetEarnings", async (req: pb.GetEarningsRequest, call) => {
+      const caller = callerOf(call);
+      if (caller.role === "provider") {
+        if (req.provider !== "" && req.provider !== caller.provider)
+          throw new ForbiddenError(`provider: this credential is provider ${caller.provider}, not ${req.provider}`);
+        requireOwnAgent(d, caller, req.agentId);
+        if (req.agentId === "") req.provider = caller.provider;
+      }
       const violations = [
         ...tokenViolations(req.agentId, "agent_id", false),
         ...(req.provider.length > 128 ? [{ field: "provider", message: "must be at most 128 characters" }] : []),
@@ -71,7 +89,8 @@ export function billingHandlers(d: BillingDeps): pb.BillingServiceServer {
       };
       return earningsToPb(await d.ledger.earnings(who, from, to));
     }),
-    getReceipt: unary(d, "GetReceipt", async (req: pb.GetReceiptRequest) => {
+    getReceipt: unary(d, "GetReceipt", async (req: pb.GetReceiptRequest, call) => {
+      const caller = callerOf(call);
       if (req.receiptId === "" || req.receiptId.length > 256)
         throw new ValidationError([{ field: "receipt_id", message: "must be a receipt id (rcpt:<taskId>:<epoch>)" }]);
       let receipt: Awaited<ReturnType<Ledger["getReceipt"]>>;
@@ -82,10 +101,23 @@ export function billingHandlers(d: BillingDeps): pb.BillingServiceServer {
           throw new ValidationError([{ field: "receipt_id", message: err.message }]);
         throw err;
       }
-      if (!receipt) throw new NotFoundError(`receipt ${req.receiptId} not found`);
+      // Someone else's receipt is answered like a missing one.
+      const visible =
+        receipt &&
+        (mayReadTenant(caller, receipt.tenant) ||
+          (caller.role === "provider" && mayReadProvider(caller, d.providerOf(receipt.agentId))));
+      if (!receipt || !visible) throw new NotFoundError(`receipt ${req.receiptId} not found`);
       return { receipt: receiptToPb(receipt) };
     }),
-    listReceipts: unary(d, "ListReceipts", async (req: pb.ListReceiptsRequest) => {
+    listReceipts: unary(d, "ListReceipts", async (req: pb.ListReceiptsRequest, call) => {
+      const caller = callerOf(call);
+      if (caller.role === "tenant") req.tenant = actingTenant(caller, req.tenant, "");
+      if (caller.role === "provider") {
+        if (req.tenant !== "") throw new ForbiddenError("tenant: a provider credential lists its agents' receipts");
+        if (req.agentId === "")
+          throw new ValidationError([{ field: "agent_id", message: "is required for a provider" }]);
+        requireOwnAgent(d, caller, req.agentId);
+      }
       const violations: FieldViolation[] = [];
       if (req.tenant !== "") violations.push(...tenantViolations(req.tenant));
       violations.push(...tokenViolations(req.agentId, "agent_id", false));
@@ -113,7 +145,7 @@ export function billingHandlers(d: BillingDeps): pb.BillingServiceServer {
       return { receipts: page.items.map(receiptToPb), nextPageToken: page.nextPageToken };
     }),
     getSigningKey: unary(d, "GetSigningKey", () => d.ledger.signingKeyInfo()),
-    setTenantLimits: unary(d, "SetTenantLimits", async (req: pb.SetTenantLimitsRequest) => {
+    setTenantLimits: unary(d, "SetTenantLimits", async (req: pb.SetTenantLimitsRequest, call) => {
       // A partial update: only the caps present (proto3 presence) change, applied inside the budget document's
       // CAS, so a concurrent change to the other cap is never written over.
       const limits = req.limits;
@@ -135,7 +167,8 @@ export function billingHandlers(d: BillingDeps): pb.BillingServiceServer {
         violations.push({ field: "actor", message: `must be at most ${MAX_ACTOR_LENGTH} characters` });
       throwIfViolations(violations);
       const tenant = limits!.tenant;
-      const updatedBy = req.actor || "unknown";
+      const caller = callerOf(call);
+      const updatedBy = req.actor || caller.name;
       const outcome = await d.budgets.setLimits(
         tenant,
         {
@@ -148,7 +181,8 @@ export function billingHandlers(d: BillingDeps): pb.BillingServiceServer {
       d.logger.info({ tenant, actor: updatedBy, limits: outcome.state.limits }, "tenant limits set");
       return { limits: tenantLimitsToPb(tenant, outcome.state.limits) };
     }),
-    getTenantLimits: unary(d, "GetTenantLimits", async (req: pb.GetTenantLimitsRequest) => {
+    getTenantLimits: unary(d, "GetTenantLimits", async (req: pb.GetTenantLimitsRequest, call) => {
+      req.tenant = actingTenant(callerOf(call), req.tenant, "");
       throwIfViolations(tenantViolations(req.tenant));
       return tenantBudgetToPb(req.tenant, await d.budgets.summary(req.tenant, d.now()));
     }),

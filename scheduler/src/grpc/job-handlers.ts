@@ -1,16 +1,19 @@
 /** JobService over gRPC: converts protobuf ↔ domain, validates at the edge, maps errors; no logic of its own. */
 import type * as pb from "@capa/api";
-import { jobStateToPb, jobToPb, logStreamToPb } from "@capa/bus";
-import { isFinalJobState, type Job, throwIfViolations, ValidationError } from "@capa/domain";
+import { actingTenant } from "@capa/auth";
+import { jobStateToPb, logStreamToPb } from "@capa/bus";
+import { isFinalJobState, type Job, type JobSpec, throwIfViolations, ValidationError } from "@capa/domain";
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import { DEFAULT_LIST_LIMIT, type JobService, jobIdViolations } from "../jobs/job-service.js";
 import { type LogReader, LogsUnavailableError, MAX_FOLLOWED_TASKS } from "../jobs/logs.js";
 import type { JobEntry, JobRepo } from "../store/job-repo.js";
 import { statesFromPb } from "./convert.js";
 import { type KnownGpuModels, specFromWire, tenantOrDefault } from "./edge.js";
+import { callerOf } from "./guard.js";
 import type { MarketHandlers } from "./market.js";
 import { compareKeys, pageByKey } from "./paging.js";
-import { type EdgeContext, failStream, unary, writeWithBackpressure } from "./unary.js";
+import { publicJobToPb, requireVisible } from "./scope.js";
+import { type EdgeContext, failStream, failUnary, unary, writeWithBackpressure } from "./unary.js";
 
 export interface JobHandlerDeps extends EdgeContext {
   jobs: JobService;
@@ -18,38 +21,55 @@ export interface JobHandlerDeps extends EdgeContext {
   logs: LogReader;
   market: MarketHandlers;
   knownGpuModels: KnownGpuModels;
+  /** The tenant's operator-set ceilings applied to a spec at admission (priority, default max price). */
+  admit?: <S extends Pick<JobSpec, "priority" | "maxPricePerGpuHour">>(tenant: string, spec: S) => S;
 }
 
 export function jobHandlers(d: JobHandlerDeps): pb.JobServiceServer {
   return {
-    submitJob: unary(d, "SubmitJob", async (req: pb.SubmitJobRequest) => {
+    submitJob: unary(d, "SubmitJob", async (req: pb.SubmitJobRequest, call) => {
+      // An operator that names no tenant submits for the default tenant (server-side default).
+      const tenant = actingTenant(callerOf(call), req.tenant, tenantOrDefault(""));
+      const spec = specFromWire(req.spec, d.knownGpuModels);
       const result = await d.jobs.submit({
         requestId: req.requestId,
-        tenant: tenantOrDefault(req.tenant),
-        spec: specFromWire(req.spec, d.knownGpuModels),
+        tenant,
+        spec: spec && d.admit ? d.admit(tenant, spec) : spec,
       });
-      return { job: jobToPb(result.job), deduplicated: result.deduplicated };
+      return { job: publicJobToPb(result.job), deduplicated: result.deduplicated };
     }),
-    getJob: unary(d, "GetJob", async (req: pb.GetJobRequest) => ({ job: jobToPb(await d.jobs.get(req.jobId)) })),
-    listJobs: unary(d, "ListJobs", (req: pb.ListJobsRequest) => {
+    getJob: unary(d, "GetJob", async (req: pb.GetJobRequest, call) => ({
+      job: publicJobToPb(requireVisible(callerOf(call), await d.jobs.get(req.jobId))),
+    })),
+    listJobs: unary(d, "ListJobs", (req: pb.ListJobsRequest, call) => {
+      const tenant = actingTenant(callerOf(call), req.tenant, "");
       const { states, violations } = statesFromPb(req.states);
       throwIfViolations(violations);
-      const matching = d.jobs.matching({ tenant: req.tenant, states, limit: req.limit });
+      const matching = d.jobs.matching({ tenant, states, limit: req.limit });
       const page = pageByKey(matching, {
         pageToken: req.pageToken,
         size: req.limit || DEFAULT_LIST_LIMIT,
-        filter: ["jobs", req.tenant, [...states].sort()],
+        filter: ["jobs", tenant, [...states].sort()],
         key: (j) => [-j.createdAtMs, j.id],
         compare: compareKeys,
       });
-      return { jobs: page.items.map(jobToPb), nextPageToken: page.nextPageToken };
+      return { jobs: page.items.map(publicJobToPb), nextPageToken: page.nextPageToken };
     }),
-    cancelJob: unary(d, "CancelJob", async (req: pb.CancelJobRequest) => ({
-      job: jobToPb(await d.jobs.cancel(req.jobId, req.reason)),
-    })),
+    cancelJob: unary(d, "CancelJob", async (req: pb.CancelJobRequest, call) => {
+      requireVisible(callerOf(call), await d.jobs.get(req.jobId));
+      return { job: publicJobToPb(await d.jobs.cancel(req.jobId, req.reason)) };
+    }),
     watchJob: (call) => settled(d, "WatchJob", watchJob(d, call)),
     streamLogs: (call) => settled(d, "StreamLogs", streamLogs(d, call)),
-    quote: d.market.quote,
+    quote: (call, callback) => {
+      // The quote is priced for the caller's tenant (or the one an operator names).
+      try {
+        call.request.tenant = actingTenant(callerOf(call), call.request.tenant, "");
+      } catch (err) {
+        return failUnary(d, "Quote", callback, err);
+      }
+      d.market.quote(call, callback);
+    },
     listOffers: d.market.listOffers,
   };
 }
@@ -66,6 +86,7 @@ function settled(d: JobHandlerDeps, method: string, run: Promise<void>): void {
 
 async function watchJob(d: JobHandlerDeps, call: ServerWritableStream<pb.WatchJobRequest, pb.JobEvent>): Promise<void> {
   const jobId = call.request.jobId;
+  const caller = callerOf(call);
   let ended = false;
   let unsubscribe = () => {};
   // Whichever way the stream ends (final state, client cancel, failure), the job listener goes with it.
@@ -80,6 +101,7 @@ async function watchJob(d: JobHandlerDeps, call: ServerWritableStream<pb.WatchJo
     let lastSignature = "";
     const send = (entry: JobEntry) => {
       if (ended || call.cancelled || entry.revision <= lastRevision) return;
+      requireVisible(caller, entry.job);
       lastRevision = entry.revision;
       const sig = signature(entry.job);
       if (sig === lastSignature) return;
@@ -87,7 +109,7 @@ async function watchJob(d: JobHandlerDeps, call: ServerWritableStream<pb.WatchJo
       call.write({
         jobId,
         state: jobStateToPb(entry.job.state),
-        job: jobToPb(entry.job),
+        job: publicJobToPb(entry.job),
         message: entry.job.reason,
         atMs: entry.job.updatedAtMs,
       });
@@ -131,7 +153,7 @@ async function streamLogs(
   if (call.cancelled) abort.abort();
   try {
     throwIfViolations(jobIdViolations(jobId));
-    const { job } = await d.repo.require(jobId);
+    const job = requireVisible(callerOf(call), (await d.repo.require(jobId)).job);
     if (taskId !== "" && !job.tasks.some((t) => t.id === taskId))
       throw new ValidationError([{ field: "task_id", message: `is not a task of job ${jobId}` }]);
     const taskIds = taskId !== "" ? [taskId] : job.tasks.map((t) => t.id);

@@ -15,6 +15,8 @@ import { compareKeys, pageByKey } from "./paging.js";
 /** Largest ListAgents page; without a limit every agent is listed (one page). */
 export const MAX_AGENTS_LIMIT = 1000;
 
+import { callerOf } from "./guard.js";
+import { requireVisible } from "./scope.js";
 import { type EdgeContext, unary } from "./unary.js";
 
 export interface OperatorHandlerDeps extends EdgeContext {
@@ -57,9 +59,9 @@ export function operatorHandlers(d: OperatorHandlerDeps): pb.OperatorServiceServ
       d.onPolicyChanged();
       return { policy: policyToPb(view) };
     }),
-    explainJob: unary(d, "ExplainJob", async (req: pb.ExplainJobRequest) => {
+    explainJob: unary(d, "ExplainJob", async (req: pb.ExplainJobRequest, call) => {
       throwIfViolations(jobIdViolations(req.jobId));
-      await d.repo.require(req.jobId);
+      requireVisible(callerOf(call), (await d.repo.require(req.jobId)).job);
       const explanation = await d.explanations.get(req.jobId);
       if (!explanation) throw new NotFoundError(`no placement decision recorded for job ${req.jobId} yet`);
       return { explanation: explanationToPb(explanation) };

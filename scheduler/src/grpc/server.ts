@@ -2,25 +2,39 @@
  * The gRPC server: JobService, OperatorService, BillingService, ServiceService, grpc.health.v1.Health and server reflection (v1 and v1alpha),
  * bound to one address ("host:0" picks a free port).
  */
+import { readFileSync } from "node:fs";
 import {
+  AuditServiceService,
+  AuthServiceService,
   BillingServiceService,
   FILE_DESCRIPTOR_PROTOS,
   JobServiceService,
   OperatorServiceService,
   ServiceServiceService,
 } from "@capa/api";
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import type { PackageDefinition } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
+import { type GuardDeps, guardService } from "./guard.js";
+import { scopedByTenantField } from "./scope.js";
 
 export const SERVICE_NAMES = [
   "capa.v1.JobService",
   "capa.v1.OperatorService",
   "capa.v1.BillingService",
   "capa.v1.ServiceService",
+  "capa.v1.AuthService",
+  "capa.v1.AuditService",
 ] as const;
+
+/** Server TLS: PEM files; with `clientCaFile`, clients must present a certificate it signed (mTLS). */
+export interface GrpcTlsOptions {
+  certFile: string;
+  keyFile: string;
+  clientCaFile?: string;
+}
 
 export interface GrpcServerOptions {
   address: string;
@@ -29,6 +43,12 @@ export interface GrpcServerOptions {
   billingService: import("@capa/api").BillingServiceServer;
   /** Inference services (scheduler/src/services). */
   serviceService: import("@capa/api").ServiceServiceServer;
+  authService: import("@capa/api").AuthServiceServer;
+  auditService: import("@capa/api").AuditServiceServer;
+  /** Authentication, permissions and audit of every capa RPC (health and reflection stay open). */
+  guard: GuardDeps;
+  /** Plaintext when absent. */
+  tls?: GrpcTlsOptions;
   logger: Logger;
 }
 
@@ -44,10 +64,16 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     "grpc.max_receive_message_length": 4 * 1024 * 1024,
     "grpc.max_send_message_length": 16 * 1024 * 1024,
   });
-  server.addService(JobServiceService, options.jobService);
-  server.addService(OperatorServiceService, options.operatorService);
-  server.addService(BillingServiceService, options.billingService);
-  server.addService(ServiceServiceService, options.serviceService);
+  const add = (definition: ServiceDefinition, impl: object) => {
+    const guarded = guardService(definition, impl as UntypedServiceImplementation, options.guard);
+    server.addService(guarded.definition, guarded.impl);
+  };
+  add(JobServiceService, options.jobService);
+  add(OperatorServiceService, options.operatorService);
+  add(BillingServiceService, options.billingService);
+  add(AuthServiceService, options.authService);
+  add(AuditServiceService, options.auditService);
+  add(ServiceServiceService, scopedByTenantField(options.serviceService));
   const health = new HealthImplementation({
     "": "NOT_SERVING",
     ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, "NOT_SERVING"])),
@@ -55,7 +81,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   health.addToServer(server);
   addReflection(server);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(options.address, ServerCredentials.createInsecure(), (err, bound) =>
+    server.bindAsync(options.address, serverCredentials(options.tls), (err, bound) =>
       err ? reject(err) : resolve(bound),
     ),
   );
@@ -76,6 +102,16 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
       });
     },
   };
+}
+
+export function serverCredentials(tls: GrpcTlsOptions | undefined): ServerCredentials {
+  if (!tls) return ServerCredentials.createInsecure();
+  const ca = tls.clientCaFile ? readFileSync(tls.clientCaFile) : null;
+  return ServerCredentials.createSsl(
+    ca,
+    [{ private_key: readFileSync(tls.keyFile), cert_chain: readFileSync(tls.certFile) }],
+    ca !== null,
+  );
 }
 
 /**

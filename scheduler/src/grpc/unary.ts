@@ -1,5 +1,5 @@
 /** Wraps a promise-returning handler as a grpc-js unary handler: errors are mapped, counted and logged. */
-import type { handleUnaryCall, ServerUnaryCall, ServerWritableStream } from "@grpc/grpc-js";
+import type { handleUnaryCall, ServerUnaryCall, ServerWritableStream, sendUnaryData } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { SchedulerMetrics } from "../metrics.js";
 import { mapError } from "./errors.js";
@@ -35,6 +35,14 @@ export function unary<Req, Res>(
         },
       );
   };
+}
+
+/** Answers a unary call with a mapped error status (for handlers not built with `unary`). */
+export function failUnary<Res>(ctx: EdgeContext, method: string, callback: sendUnaryData<Res>, err: unknown): void {
+  const mapped = mapError(err);
+  ctx.metrics.rpcs.inc({ method, code: String(mapped.code) });
+  if (mapped.internal) ctx.logger.error({ err, method }, "RPC failed");
+  callback({ code: mapped.code, details: mapped.details });
 }
 
 /** Ends a server stream with a mapped error status. */

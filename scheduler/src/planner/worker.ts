@@ -43,6 +43,8 @@ export interface PlannerDeps {
   retryDelayMs: number;
   /** Why the market cannot serve the job (e.g. every offer is above its max price, naming the cheapest), if so. */
   marketReason?: (job: Job) => string | undefined;
+  /** The spec the engine places: the job's, with the tenant's default max price where it names none (auth). */
+  placementSpec?: (job: Job) => Job["spec"];
 }
 
 const MAX_RETRY_DELAY_MS = 10_000;
@@ -169,7 +171,7 @@ export class PlannerWorker {
     const started = performance.now();
     const plan = this.d.engine.place(
       this.d.cluster,
-      { jobId: job.id, spec: job.spec, replicas },
+      { jobId: job.id, spec: this.d.placementSpec ? this.d.placementSpec(job) : job.spec, replicas },
       { nowMs: this.d.now(), seed: seedFor(job.id) },
     );
     // Before any await: later evaluations plan around these GPUs while this commit is in flight.

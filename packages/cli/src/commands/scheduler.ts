@@ -6,6 +6,18 @@ import { stopWithin, waitForShutdownSignal } from "../local/signals.js";
 import { nkeySeedFrom } from "../nats-credentials.js";
 import { parseDurationFlag, parseInteger, parseMoney } from "../spec.js";
 
+/** TLS files from flags, else CAPA_TLS_CERT / CAPA_TLS_KEY / CAPA_TLS_CLIENT_CA. */
+function tlsConfig(flags: SchedulerFlags) {
+  const cert = flags.tlsCert ?? process.env.CAPA_TLS_CERT;
+  const key = flags.tlsKey ?? process.env.CAPA_TLS_KEY;
+  const ca = flags.tlsClientCa ?? process.env.CAPA_TLS_CLIENT_CA;
+  return {
+    ...(cert ? { tlsCertFile: cert } : {}),
+    ...(key ? { tlsKeyFile: key } : {}),
+    ...(ca ? { tlsClientCaFile: ca } : {}),
+  };
+}
+
 interface SchedulerFlags {
   natsUrl?: string;
   natsNkey?: string;
@@ -20,6 +32,11 @@ interface SchedulerFlags {
   receiptKey?: string;
   feeBps?: number;
   jsReplicas?: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsClientCa?: string;
+  maxPriority?: number;
+  defaultMaxPrice?: number;
   logLevel: string;
 }
 
@@ -51,6 +68,18 @@ export function schedulerCommand(): Command {
         "(default 3 when that cluster has >= 3 servers, else 1)",
       parseInteger,
     )
+    .option("--tls-cert <pem-file>", "serve gRPC over TLS with this certificate (env CAPA_TLS_CERT)")
+    .option("--tls-key <pem-file>", "the TLS certificate's private key (env CAPA_TLS_KEY)")
+    .option(
+      "--tls-client-ca <pem-file>",
+      "mTLS: clients must present a certificate this CA signed (env CAPA_TLS_CLIENT_CA)",
+    )
+    .option("--max-priority <n>", "highest priority of tenants without their own ceiling (default 100)", parseInteger)
+    .option(
+      "--default-max-price <usd>",
+      "max $/GPU-hour of jobs that name none, for tenants without their own (default $100)",
+      parseMoney,
+    )
     .option("--log-level <level>", "trace, debug, info, warn, error", process.env.CAPA_LOG_LEVEL ?? "info")
     .action(async (flags: SchedulerFlags) => {
       let handle: Awaited<ReturnType<typeof startScheduler>>;
@@ -70,12 +99,19 @@ export function schedulerCommand(): Command {
           ...(flags.receiptKey ? { receiptKeyPath: flags.receiptKey } : {}),
           ...(flags.feeBps !== undefined ? { feeBasisPoints: flags.feeBps } : {}),
           ...(flags.jsReplicas !== undefined ? { replicas: flags.jsReplicas } : {}),
+          ...tlsConfig(flags),
+          ...(flags.maxPriority !== undefined ? { defaultMaxPriority: flags.maxPriority } : {}),
+          ...(flags.defaultMaxPrice !== undefined ? { defaultMaxPricePerGpuHour: flags.defaultMaxPrice } : {}),
           logger: stdoutLogger("capa-scheduler", flags.logLevel),
         });
       } catch (err) {
         throw new CliError(`scheduler failed to start: ${(err as Error).message}`);
       }
       process.stderr.write(`capa scheduler: serving gRPC on ${handle.grpcAddress}\n`);
+      if (handle.adminCredentialsFile)
+        process.stderr.write(
+          `capa scheduler: no admin key existed; one was written to ${handle.adminCredentialsFile} (CAPA_CREDENTIALS)\n`,
+        );
       await waitForShutdownSignal();
       if (!(await stopWithin(() => handle.stop(), 30_000))) throw new CliError("scheduler did not stop within 30 s");
     });

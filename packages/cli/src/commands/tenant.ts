@@ -2,8 +2,9 @@ import type * as api from "@capa/api";
 import { Command } from "commander";
 import { jsonOption, print, printJson, withScheduler } from "../context.js";
 import { CliError } from "../errors.js";
+import { formatAge, formatPrice, renderFields } from "../format.js";
 import { renderTenantLimits } from "../render-billing.js";
-import { parseMoney } from "../spec.js";
+import { parseInteger, parseMoney } from "../spec.js";
 
 export function tenantCommand(): Command {
   const tenant = new Command("tenant").description("tenant settings (--tenant picks the tenant)");
@@ -11,7 +12,57 @@ export function tenantCommand(): Command {
   limits.addCommand(getLimitsCommand());
   limits.addCommand(setLimitsCommand());
   tenant.addCommand(limits);
+  const policy = new Command("policy").description(
+    "operator-set ceilings: the highest priority and the default max price per GPU-hour of jobs that name none",
+  );
+  policy.addCommand(
+    jsonOption(new Command("get").description("the tenant's effective ceilings")).action(
+      async (flags: { json?: boolean }, self: Command) => {
+        await withScheduler(self, async (client) => {
+          const { policy: p } = await client.getTenantPolicy({ tenant: client.options.tenant });
+          if (!p) throw new CliError("the scheduler answered GetTenantPolicy without a policy");
+          if (flags.json) printJson(p);
+          else print(renderTenantPolicy(p));
+        });
+      },
+    ),
+  );
+  policy.addCommand(
+    jsonOption(
+      new Command("set")
+        .description("change a tenant's ceilings (operators); a field left out keeps its value")
+        .option("--max-priority <n>", "highest priority the tenant may submit", parseInteger)
+        .option("--default-max-price <usd>", "max $/GPU-hour of its jobs that name none (0 = the default)", parseMoney),
+    ).action(async (flags: { maxPriority?: number; defaultMaxPrice?: number; json?: boolean }, self: Command) => {
+      if (flags.maxPriority === undefined && flags.defaultMaxPrice === undefined)
+        throw new CliError("tenant policy set needs --max-priority and/or --default-max-price");
+      await withScheduler(self, async (client) => {
+        const { policy: p } = await client.setTenantPolicy({
+          policy: {
+            tenant: client.options.tenant,
+            ...(flags.maxPriority === undefined ? {} : { maxPriority: flags.maxPriority }),
+            ...(flags.defaultMaxPrice === undefined ? {} : { defaultMaxPriceMicrosPerGpuHour: flags.defaultMaxPrice }),
+            updatedBy: "",
+            updatedAtUnixMs: 0,
+          },
+        });
+        if (!p) throw new CliError("the scheduler answered SetTenantPolicy without a policy");
+        if (flags.json) printJson(p);
+        else print(renderTenantPolicy(p));
+      });
+    }),
+  );
+  tenant.addCommand(policy);
   return tenant;
+}
+
+function renderTenantPolicy(p: api.TenantPolicy): string {
+  return renderFields([
+    ["tenant", p.tenant],
+    ["max priority", String(p.maxPriority ?? "-")],
+    ["default max price", `${formatPrice(p.defaultMaxPriceMicrosPerGpuHour)}/GPU-h`],
+    ["updated", p.updatedAtUnixMs ? `${formatAge(p.updatedAtUnixMs, Date.now())} by ${p.updatedBy}` : "never"],
+  ]);
 }
 
 function getLimitsCommand(): Command {

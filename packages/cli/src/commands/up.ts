@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Command } from "commander";
 import { print, printJsonLine } from "../context.js";
@@ -73,6 +74,7 @@ export function upCommand(): Command {
           logFile,
           pricesSource: stack.pricesSource,
           agents: stack.agents,
+          credentials: stack.credentials,
         });
       } else {
         print(readyText(stack, logFile));
@@ -87,7 +89,8 @@ export function upCommand(): Command {
 
 /** Ready means the scheduler lists every agent: a job submitted right after sees the whole fleet. */
 async function waitUntilAgentsAreSeen(stack: LocalStack, say: (line: string) => void): Promise<void> {
-  const client = new SchedulerClient({ address: stack.grpcAddress, tenant: "default" });
+  const token = (JSON.parse(readFileSync(stack.credentials.admin, "utf8")) as { token: string }).token;
+  const client = new SchedulerClient({ address: stack.grpcAddress, tenant: "", token });
   const deadline = Date.now() + 30_000;
   try {
     while (Date.now() < deadline) {
@@ -119,12 +122,14 @@ function readyText(stack: LocalStack, logFile: string): string {
     `  prices     ${stack.pricesSource}`,
     `  state      ${stack.stateDir}`,
     `  log        ${logFile}`,
+    `  credentials ${stack.credentials.dir}: admin, tenant (tenant "default"), provider (mode 0600)`,
     "  agents",
     ...agents,
     "",
     "In another shell:",
     `  export CAPA_GRPC_ADDR=${stack.grpcAddress}`,
     `  export CAPA_NATS_URL=${stack.natsUrl}`,
+    `  export CAPA_CREDENTIALS=${stack.credentials.tenant}   # operator verbs: ${stack.credentials.admin}`,
     "  capa submit --gpus 1 -- sh -c 'echo hello from $CUDA_VISIBLE_DEVICES'",
     "",
     "Ctrl-C stops everything.",

@@ -15,6 +15,7 @@ import { openAuthDir } from "@capa/nats-auth";
 import { startScheduler } from "@capa/scheduler";
 import { type NatsServerHandle, startNatsServer } from "@capa/testkit";
 import type { Logger } from "pino";
+import { ensureLocalCredentials, type LocalCredentials } from "./credentials.js";
 import { type LocalAgent, planLocalAgents } from "./fleet.js";
 
 export interface LocalStackOptions {
@@ -46,6 +47,8 @@ export interface LocalStack {
   stateDir: string;
   pricesSource: string;
   agents: LocalAgent[];
+  /** Credentials files for the admin, tenant `default` and a provider (mode 0600). */
+  credentials: LocalCredentials;
   stop(): Promise<void>;
 }
 
@@ -104,6 +107,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     });
     stops.push(() => scheduler.stop());
     options.say(`scheduler gRPC ${scheduler.grpcAddress}`);
+    const credentials = await ensureLocalCredentials({
+      stateDir,
+      schedulerDataDir: join(stateDir, "scheduler"),
+      grpcAddress: scheduler.grpcAddress,
+      provider: plan.agents[0]?.provider || "local",
+    });
+    options.say(`credentials in ${credentials.dir} (admin, tenant, provider; mode 0600)`);
 
     for (const agent of plan.agents) {
       mkdirSync(agent.workDir, { recursive: true });
@@ -135,6 +145,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       stateDir,
       pricesSource: catalog.source,
       agents: plan.agents,
+      credentials,
       stop: stopAll,
     };
   } catch (err) {

@@ -378,6 +378,11 @@ export interface TaskTemplate {
   killGraceSeconds: number;
   /** OCI image to run the command in (the agent's container driver); empty = a host process (process driver). */
   image: string;
+  /**
+   * Names of env entries whose values are secrets (`capa submit --secret`): stored, delivered to the agent that
+   * runs the task, but answered as "***" by GetJob/ListJobs/WatchJob and never logged.
+   */
+  secretEnvNames: string[];
 }
 
 export interface TaskTemplate_EnvEntry {
@@ -1566,7 +1571,7 @@ export const Attempt: MessageFns<Attempt> = {
 };
 
 function createBaseTaskTemplate(): TaskTemplate {
-  return { command: [], env: {}, workingDir: "", killGraceSeconds: 0, image: "" };
+  return { command: [], env: {}, workingDir: "", killGraceSeconds: 0, image: "", secretEnvNames: [] };
 }
 
 export const TaskTemplate: MessageFns<TaskTemplate> = {
@@ -1585,6 +1590,9 @@ export const TaskTemplate: MessageFns<TaskTemplate> = {
     }
     if (message.image !== "") {
       writer.uint32(42).string(message.image);
+    }
+    for (const v of message.secretEnvNames) {
+      writer.uint32(122).string(v!);
     }
     return writer;
   },
@@ -1645,6 +1653,14 @@ export const TaskTemplate: MessageFns<TaskTemplate> = {
             message.image = reader.string();
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.secretEnvNames.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1685,6 +1701,11 @@ export const TaskTemplate: MessageFns<TaskTemplate> = {
         ? globalThis.Number(object.kill_grace_seconds)
         : 0,
       image: isSet(object.image) ? globalThis.String(object.image) : "",
+      secretEnvNames: globalThis.Array.isArray(object?.secretEnvNames)
+        ? object.secretEnvNames.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.secret_env_names)
+        ? object.secret_env_names.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1711,6 +1732,9 @@ export const TaskTemplate: MessageFns<TaskTemplate> = {
     if (message.image !== "") {
       obj.image = message.image;
     }
+    if (message.secretEnvNames?.length) {
+      obj.secretEnvNames = message.secretEnvNames;
+    }
     return obj;
   },
 
@@ -1732,6 +1756,7 @@ export const TaskTemplate: MessageFns<TaskTemplate> = {
     message.workingDir = object.workingDir ?? "";
     message.killGraceSeconds = object.killGraceSeconds ?? 0;
     message.image = object.image ?? "";
+    message.secretEnvNames = object.secretEnvNames?.map((e) => e) || [];
     return message;
   },
 };

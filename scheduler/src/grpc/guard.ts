@@ -1,0 +1,157 @@
+/**
+ * The auth edge, wrapped around every service at `addService` time so that no RPC can be served unchecked:
+ * 1. the caller's `authorization: Bearer <key>` is checked against the in-memory key table (UNAUTHENTICATED);
+ * 2. the role is checked against the permission table (PERMISSION_DENIED; unlisted methods are operator-only);
+ * 3. a request whose protobuf did not decode (malformed bytes, an int64 outside ±2^53) is INVALID_ARGUMENT,
+ *    never INTERNAL;
+ * 4. mutating calls are audited with their answer's status.
+ * Handlers read the caller with `callerOf(call)` and apply tenant scoping themselves.
+ */
+import { authorize, type KeyTable, type MethodRule, type Principal, ruleFor, shortMethod } from "@capa/auth";
+import type {
+  MethodDefinition,
+  ServerUnaryCall,
+  ServerWritableStream,
+  ServiceDefinition,
+  sendUnaryData,
+  UntypedServiceImplementation,
+} from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
+import type { AuditLog } from "../audit/audit-log.js";
+import { auditTarget } from "./audit-target.js";
+import { mapError } from "./errors.js";
+import type { EdgeContext } from "./unary.js";
+
+/** What a request deserializer answers instead of throwing: grpc-js would turn a throw into INTERNAL. */
+export class MalformedRequest {
+  constructor(readonly reason: string) {}
+}
+
+const callers = new WeakMap<object, Principal>();
+
+/** The authenticated caller of a call the guard let through. */
+export function callerOf(call: object): Principal {
+  const p = callers.get(call);
+  if (!p) throw new Error("callerOf: the call did not pass the auth guard");
+  return p;
+}
+
+export interface GuardDeps extends EdgeContext {
+  keys: KeyTable;
+  audit?: AuditLog;
+  now: () => number;
+}
+
+type AnyCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>;
+
+/** A copy of the service definition whose deserializers never throw, and the implementation wrapped. */
+export function guardService(
+  definition: ServiceDefinition,
+  impl: UntypedServiceImplementation,
+  d: GuardDeps,
+): { definition: ServiceDefinition; impl: UntypedServiceImplementation } {
+  const guardedDef: Record<string, MethodDefinition<unknown, unknown>> = {};
+  const guardedImpl: UntypedServiceImplementation = {};
+  for (const [name, method] of Object.entries(definition) as [string, MethodDefinition<unknown, unknown>][]) {
+    const decode = method.requestDeserialize;
+    guardedDef[name] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return decode(bytes);
+        } catch (err) {
+          return new MalformedRequest((err as Error)?.message ?? String(err));
+        }
+      },
+    };
+    const handler = impl[name];
+    if (!handler) continue;
+    const path = method.path;
+    guardedImpl[name] = method.responseStream
+      ? guardStream(path, handler as (call: ServerWritableStream<unknown, unknown>) => void, d)
+      : guardUnary(path, handler as (call: ServerUnaryCall<unknown, unknown>, cb: sendUnaryData<unknown>) => void, d);
+  }
+  return { definition: guardedDef as ServiceDefinition, impl: guardedImpl };
+}
+
+interface Admitted {
+  principal: Principal;
+  rule: MethodRule;
+}
+
+/** Authenticates and authorizes; on refusal returns the status to answer (and audits a refused mutation). */
+function admit(path: string, call: AnyCall, d: GuardDeps): Admitted | { code: status; details: string } {
+  const method = shortMethod(path);
+  let principal: Principal | undefined;
+  try {
+    const header = call.metadata.get("authorization")[0];
+    principal = d.keys.authenticate(typeof header === "string" ? header : header?.toString());
+    const rule = authorize(principal, path);
+    if (call.request instanceof MalformedRequest) {
+      const details = `request: malformed protobuf (${call.request.reason.slice(0, 200)})`;
+      return { code: status.INVALID_ARGUMENT, details };
+    }
+    callers.set(call, principal);
+    return { principal, rule };
+  } catch (err) {
+    const mapped = mapError(err);
+    d.metrics.rpcs.inc({ method, code: String(mapped.code) });
+    if (principal && ruleFor(path).mutating)
+      audit(d, principal, method, undefined, undefined, mapped.code, mapped.details);
+    return { code: mapped.code, details: mapped.details };
+  }
+}
+
+function guardUnary(
+  path: string,
+  handler: (call: ServerUnaryCall<unknown, unknown>, cb: sendUnaryData<unknown>) => void,
+  d: GuardDeps,
+) {
+  return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+    const admitted = admit(path, call, d);
+    if (!("principal" in admitted)) return callback(admitted);
+    if (!admitted.rule.mutating) return handler(call, callback);
+    const method = shortMethod(path);
+    handler(call, (err, res) => {
+      const code = err ? ((err as { code?: status }).code ?? status.INTERNAL) : status.OK;
+      const details = err ? String((err as { details?: string }).details ?? "") : "";
+      void audit(d, admitted.principal, method, call.request, res, code, details).finally(() => callback(err, res));
+    });
+  };
+}
+
+function guardStream(path: string, handler: (call: ServerWritableStream<unknown, unknown>) => void, d: GuardDeps) {
+  return (call: ServerWritableStream<unknown, unknown>) => {
+    const admitted = admit(path, call, d);
+    if (!("principal" in admitted)) {
+      call.emit("error", admitted);
+      return;
+    }
+    handler(call);
+  };
+}
+
+async function audit(
+  d: GuardDeps,
+  p: Principal,
+  method: string,
+  request: unknown,
+  response: unknown,
+  code: status,
+  details: string,
+): Promise<void> {
+  if (!d.audit) return;
+  const target =
+    request instanceof MalformedRequest ? { target: "", tenant: "" } : auditTarget(method, request, response);
+  await d.audit.append({
+    atMs: d.now(),
+    keyId: p.keyId,
+    actor: p.name,
+    role: p.role,
+    tenant: p.tenant || target.tenant,
+    method,
+    target: target.target,
+    result: status[code] ?? String(code),
+    detail: details.slice(0, 300),
+  });
+}

@@ -1,0 +1,428 @@
+/**
+ * The gRPC security suite: every gRPC attack of issue 7's "Why", tried as a hostile caller would, over a real
+ * channel against a real scheduler and nats-server. Each try is recorded in an AttackTable as denied, leaked (an
+ * answer carried another tenant's data or a secret, or a state changed) or allowed (it went through); the table is
+ * printed and every row must have 0 leaked and 0 unexpected allows. Controls check that the legitimate owner
+ * still can.
+ */
+
+import { join } from "node:path";
+import * as pb from "@capa/api";
+import { startScheduler } from "@capa/scheduler";
+import { AttackTable, waitFor } from "@capa/testkit";
+import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type Clients,
+  clientsFor,
+  FakeAgent,
+  type Harness,
+  rpc,
+  silent,
+  spec,
+  startHarness,
+  stateName,
+} from "./scheduler-harness.js";
+
+const SECRET = "hf_victim_secret_7a9f1c";
+const PLAIN_SECRET = "plain_env_token_5b2e";
+
+describe("gRPC security: every attack denied, nothing leaked", () => {
+  let h: Harness;
+  let agent: FakeAgent;
+  let victim: Clients;
+  let mallory: Clients;
+  let provider: Clients;
+  let otherProvider: Clients;
+  let operator: Clients;
+  let victimJobId = "";
+  let victimReceiptId = "";
+  const table = new AttackTable();
+
+  beforeAll(async () => {
+    h = await startHarness({ defaultMaxPriority: 50 });
+    agent = new FakeAgent(h, "sec-agent-1").start();
+    victim = await h.asTenant("victim");
+    mallory = await h.asTenant("mallory");
+    provider = h.as(await h.mintKey("provider", { provider: "fake" }));
+    otherProvider = h.as(await h.mintKey("provider", { provider: "evil" }));
+    operator = h.as(await h.mintKey("operator", { name: "ops" }));
+    await waitFor(
+      async () =>
+        (await rpc<pb.ListAgentsResponse>((cb) => h.operator.listAgents({ region: "", limit: 0, pageToken: "" }, cb)))
+          .agents.length === 1,
+      { what: "the agent listed" },
+    );
+    const job = spec({}, ["sh", "-c", "echo victim"]);
+    job.template!.env = { HF_TOKEN: SECRET, PLAIN: PLAIN_SECRET };
+    job.template!.secretEnvNames = ["HF_TOKEN"];
+    job.expectedDurationSeconds = 60;
+    const submitted = await rpc<pb.SubmitJobResponse>((cb) =>
+      victim.jobs.submitJob({ requestId: "victim-1", tenant: "", spec: job }, cb),
+    );
+    victimJobId = submitted.job!.id;
+    // Run it to the end on the fake agent, so there is a bill and a receipt to go after.
+    const [assignment] = await waitFor(async () => {
+      const a = await agent.assignments();
+      return a.length > 0 && a;
+    });
+    expect(assignment!.template.env.HF_TOKEN).toBe(SECRET); // delivered, in clear, to the agent that runs it
+    await agent.report(assignment!, "running");
+    await agent.report(assignment!, "succeeded");
+    victimReceiptId = await waitFor(
+      async () => {
+        const r = await rpc<pb.ListReceiptsResponse>((cb) =>
+          victim.billing.listReceipts(
+            { tenant: "", agentId: "", jobId: victimJobId, fromUnixMs: 0, toUnixMs: 0, limit: 0, pageToken: "" },
+            cb,
+          ),
+        );
+        return r.receipts[0]?.receiptId;
+      },
+      { what: "the victim's receipt", timeoutMs: 30_000 },
+    );
+  });
+
+  afterAll(async () => {
+    agent?.silence();
+    await h?.stop();
+  });
+
+  /** Whether an answer carries anything of the victim's (its job, its secret values, its receipt). */
+  const leaks = (answer: unknown) => {
+    const text = JSON.stringify(answer);
+    return (
+      text.includes(victimJobId) ||
+      text.includes(SECRET) ||
+      text.includes(PLAIN_SECRET) ||
+      text.includes(victimReceiptId) ||
+      text.includes('"victim"')
+    );
+  };
+
+  /** One try: refused with one of `codes` → denied; answered → leaked when it carries victim data, else allowed. */
+  async function attempt<T>(
+    attack: string,
+    codes: status[],
+    call: (cb: (err: ServiceError | null, res: T) => void) => unknown,
+    judge: (answer: T) => "denied" | "leaked" | "allowed" = (a) => (leaks(a) ? "leaked" : "allowed"),
+  ): Promise<void> {
+    try {
+      const answer = await rpc(call);
+      table.record(attack, judge(answer));
+    } catch (err) {
+      const e = err as ServiceError;
+      // A refusal may echo what the attacker sent (the job id); it must carry no secret.
+      const secretIn = e.details.includes(SECRET) || e.details.includes(PLAIN_SECRET);
+      if (codes.includes(e.code)) table.record(attack, secretIn ? "leaked" : "denied");
+      else {
+        table.record(attack, "allowed");
+        throw new Error(`${attack}: unexpected status ${status[e.code]} ${e.details}`);
+      }
+    }
+  }
+
+  const U = [status.UNAUTHENTICATED];
+  const PD = [status.PERMISSION_DENIED];
+  const NF = [status.NOT_FOUND];
+  const listAll = { tenant: "", states: [], limit: 0, pageToken: "" };
+
+  it("refuses calls without a valid credential (UNAUTHENTICATED)", async () => {
+    const anon = new pb.JobServiceClient(h.scheduler.grpcAddress, credentials.createInsecure());
+    try {
+      await attempt("no token: ListJobs (all tenants, env secrets)", U, (cb) => anon.listJobs(listAll, cb));
+      await attempt("no token: CancelJob", U, (cb) => anon.cancelJob({ jobId: victimJobId, reason: "x" }, cb));
+      for (const header of ["Bearer garbage", "garbage", "Bearer ", `Basic ${h.adminToken}`]) {
+        const md = new Metadata();
+        md.set("authorization", header);
+        await attempt("garbage token: ListJobs", U, (cb) => anon.listJobs(listAll, md, cb));
+      }
+      const forged = clientsFor(h.scheduler.grpcAddress, `capa_${h.adminToken.slice(5, 21)}_${"A".repeat(43)}`);
+      await attempt("admin key id with a forged secret", U, (cb) => forged.jobs.listJobs(listAll, cb));
+      forged.close();
+    } finally {
+      anon.close();
+    }
+  });
+
+  it("refuses a revoked key at once", async () => {
+    const created = await rpc<pb.CreateKeyResponse>((cb) =>
+      h.keys.createKey({ role: "tenant", name: "leaver", tenant: "mallory", provider: "" }, cb),
+    );
+    const leaver = h.as(created.token);
+    await rpc((cb) => leaver.jobs.listJobs(listAll, cb)); // works before
+    await rpc((cb) => h.keys.revokeKey({ keyId: created.key!.keyId }, cb));
+    await attempt("revoked key: ListJobs", U, (cb) => leaver.jobs.listJobs(listAll, cb));
+    await attempt("revoked key: SubmitJob", U, (cb) =>
+      leaver.jobs.submitJob({ requestId: "r", tenant: "", spec: spec() }, cb),
+    );
+  });
+
+  it("a key revoked on one replica stops working on another (its key table follows the KV watch)", async () => {
+    const replica = await startScheduler({
+      natsUrl: h.nats.url,
+      natsNkeySeed: h.schedulerSeed,
+      grpcAddress: "127.0.0.1:0",
+      logger: silent,
+      leaseTtlMs: 3_000,
+      dataDir: join(h.dataDir, "replica-2"),
+    });
+    try {
+      expect(replica.adminCredentialsFile).toBeUndefined(); // an admin key existed: none made
+      const created = await rpc<pb.CreateKeyResponse>((cb) =>
+        h.keys.createKey({ role: "tenant", name: "roamer", tenant: "mallory", provider: "" }, cb),
+      );
+      const there = clientsFor(replica.grpcAddress, created.token);
+      try {
+        await waitFor(
+          async () =>
+            rpc((cb) => there.jobs.listJobs(listAll, cb)).then(
+              () => true,
+              () => false,
+            ),
+          {
+            what: "the new key known on the second replica",
+          },
+        );
+        await rpc((cb) => h.keys.revokeKey({ keyId: created.key!.keyId }, cb));
+        await waitFor(
+          async () =>
+            rpc((cb) => there.jobs.listJobs(listAll, cb)).then(
+              () => false,
+              (e: ServiceError) => e.code === status.UNAUTHENTICATED,
+            ),
+          { what: "the revoked key refused by the second replica" },
+        );
+        await attempt("revoked key on another replica", U, (cb) => there.jobs.listJobs(listAll, cb));
+      } finally {
+        there.close();
+      }
+    } finally {
+      await replica.stop();
+    }
+  });
+
+  it("keeps every tenant to its own jobs: another tenant's job is NOT_FOUND", async () => {
+    await attempt(
+      "ListJobs without tenant reads other tenants' jobs and env",
+      PD,
+      (cb) => mallory.jobs.listJobs(listAll, cb),
+      (a) => (leaks(a) ? "leaked" : "denied"),
+    );
+    await attempt("ListJobs naming another tenant", PD, (cb) =>
+      mallory.jobs.listJobs({ ...listAll, tenant: "victim" }, cb),
+    );
+    await attempt("GetJob of another tenant's job", NF, (cb) => mallory.jobs.getJob({ jobId: victimJobId }, cb));
+    await attempt("CancelJob of another tenant's job", NF, (cb) =>
+      mallory.jobs.cancelJob({ jobId: victimJobId, reason: "mine now" }, cb),
+    );
+    await attempt("ExplainJob of another tenant's job", NF, (cb) =>
+      mallory.operator.explainJob({ jobId: victimJobId }, cb),
+    );
+    for (const [attack, stream] of [
+      ["WatchJob of another tenant's job", () => mallory.jobs.watchJob({ jobId: victimJobId })],
+      [
+        "StreamLogs of another tenant's job",
+        () => mallory.jobs.streamLogs({ jobId: victimJobId, follow: false, taskId: "" }),
+      ],
+    ] as const) {
+      const received: unknown[] = [];
+      const outcome = await new Promise<ServiceError | undefined>((resolve) => {
+        const s = stream();
+        s.on("data", (m: unknown) => received.push(m));
+        s.on("error", (e: ServiceError) => resolve(e));
+        s.on("end", () => resolve(undefined));
+      });
+      if (outcome?.code === status.NOT_FOUND && received.length === 0) table.record(attack, "denied");
+      else table.record(attack, received.some(leaks) ? "leaked" : "allowed");
+    }
+    // No existence leak: another tenant's job reads exactly like a job that never existed.
+    const missing = (await rpc((cb) => mallory.jobs.getJob({ jobId: "jdoesnotexist0000" }, cb)).catch(
+      (e: ServiceError) => e,
+    )) as ServiceError;
+    const theirs = (await rpc((cb) => mallory.jobs.getJob({ jobId: victimJobId }, cb)).catch(
+      (e: ServiceError) => e,
+    )) as ServiceError;
+    expect(theirs.code).toBe(missing.code);
+    expect(theirs.details.replace(victimJobId, "ID")).toBe(missing.details.replace("jdoesnotexist0000", "ID"));
+    const still = await rpc<pb.GetJobResponse>((cb) => victim.jobs.getJob({ jobId: victimJobId }, cb));
+    expect(stateName(still.job!.state)).not.toBe("CANCELLED");
+  });
+
+  it("keeps money and limits to their owners", async () => {
+    await attempt("SubmitJob billed to another tenant", PD, (cb) =>
+      mallory.jobs.submitJob({ requestId: "steal", tenant: "victim", spec: spec() }, cb),
+    );
+    await attempt("GetInvoice of another tenant", PD, (cb) =>
+      mallory.billing.getInvoice({ tenant: "victim", fromUnixMs: 0, toUnixMs: 0, jobId: "" }, cb),
+    );
+    await attempt(
+      "GetInvoice without tenant (all tenants)",
+      PD,
+      (cb) => mallory.billing.getInvoice({ tenant: "", fromUnixMs: 0, toUnixMs: 0, jobId: "" }, cb),
+      (a) => (leaks(a) ? "leaked" : "denied"),
+    );
+    await attempt("GetReceipt of another tenant's receipt", NF, (cb) =>
+      mallory.billing.getReceipt({ receiptId: victimReceiptId }, cb),
+    );
+    await attempt("ListReceipts of another tenant", PD, (cb) =>
+      mallory.billing.listReceipts(
+        { tenant: "victim", agentId: "", jobId: "", fromUnixMs: 0, toUnixMs: 0, limit: 0, pageToken: "" },
+        cb,
+      ),
+    );
+    await attempt(
+      "ListReceipts by agent (every tenant's)",
+      PD,
+      (cb) =>
+        mallory.billing.listReceipts(
+          { tenant: "", agentId: agent.agentId, jobId: "", fromUnixMs: 0, toUnixMs: 0, limit: 0, pageToken: "" },
+          cb,
+        ),
+      (a) => (leaks(a) ? "leaked" : "denied"),
+    );
+    await attempt(
+      "ListReceipts by the victim's job id",
+      PD,
+      (cb) =>
+        mallory.billing.listReceipts(
+          { tenant: "", agentId: "", jobId: victimJobId, fromUnixMs: 0, toUnixMs: 0, limit: 0, pageToken: "" },
+          cb,
+        ),
+      (a) => (leaks(a) ? "leaked" : "denied"),
+    );
+    await attempt("GetTenantLimits of another tenant", PD, (cb) =>
+      mallory.billing.getTenantLimits({ tenant: "victim" }, cb),
+    );
+    await attempt("Quote as another tenant", PD, (cb) => mallory.jobs.quote({ tenant: "victim", spec: spec() }, cb));
+    for (const tenant of ["mallory", "victim"])
+      await attempt("SetTenantLimits by a tenant (own or another's)", PD, (cb) =>
+        mallory.billing.setTenantLimits(
+          { limits: { tenant, hourlyCapMicros: 0, monthlyCapMicros: 0, updatedAtUnixMs: 0 }, actor: "m" },
+          cb,
+        ),
+      );
+    await attempt("SetTenantPolicy by a tenant (raise own priority ceiling)", PD, (cb) =>
+      mallory.auth.setTenantPolicy(
+        { policy: { tenant: "mallory", maxPriority: 1000, updatedBy: "", updatedAtUnixMs: 0 } },
+        cb,
+      ),
+    );
+  });
+
+  it("refuses operator verbs to tenants and providers", async () => {
+    for (const [who, c] of [
+      ["tenant", () => mallory],
+      ["provider", () => provider],
+    ] as const) {
+      await attempt(`SetPolicy by a ${who}`, PD, (cb) =>
+        c().operator.setPolicy({ profile: "cheapest", profileDocument: "", weights: {}, actor: who }, cb),
+      );
+      await attempt(`DrainAgent by a ${who}`, PD, (cb) =>
+        c().operator.drainAgent({ agentId: agent.agentId, drain: true }, cb),
+      );
+      await attempt(`ListAgents by a ${who}`, PD, (cb) =>
+        c().operator.listAgents({ region: "", limit: 0, pageToken: "" }, cb),
+      );
+      await attempt(`ListServices by a ${who}`, PD, (cb) => c().services.listServices({ tenant: "victim" }, cb));
+      await attempt(`ListAudit by a ${who}`, PD, (cb) =>
+        c().audit.listAudit({ fromUnixMs: 0, toUnixMs: 0, actor: "", method: "", tenant: "", limit: 0 }, cb),
+      );
+    }
+    const agents = await rpc<pb.ListAgentsResponse>((cb) =>
+      h.operator.listAgents({ region: "", limit: 0, pageToken: "" }, cb),
+    );
+    expect(agents.agents[0]!.status).not.toMatch(/drain/i);
+  });
+
+  it("refuses priority above the tenant's ceiling (no preempting other tenants at 1000)", async () => {
+    for (const priority of [51, 1000])
+      await attempt("SubmitJob with priority above the ceiling", [status.INVALID_ARGUMENT], (cb) =>
+        mallory.jobs.submitJob({ requestId: `prio-${priority}`, tenant: "", spec: spec({ priority }) }, cb),
+      );
+    await rpc((cb) =>
+      h.keys.setTenantPolicy({ policy: { tenant: "mallory", maxPriority: 5, updatedBy: "", updatedAtUnixMs: 0 } }, cb),
+    );
+    await attempt("SubmitJob above an operator-lowered ceiling", [status.INVALID_ARGUMENT], (cb) =>
+      mallory.jobs.submitJob({ requestId: "prio-6", tenant: "", spec: spec({ priority: 6 }) }, cb),
+    );
+  });
+
+  it("keeps key management to operators, and operator keys to admins", async () => {
+    for (const [who, c] of [
+      ["tenant", () => mallory],
+      ["provider", () => provider],
+    ] as const) {
+      await attempt(`CreateKey by a ${who}`, PD, (cb) =>
+        c().auth.createKey({ role: "admin", name: "x", tenant: "", provider: "" }, cb),
+      );
+      await attempt(`ListKeys by a ${who}`, PD, (cb) => c().auth.listKeys({ role: "", tenant: "" }, cb));
+      await attempt(`RevokeKey by a ${who}`, PD, (cb) => c().auth.revokeKey({ keyId: h.adminToken.slice(5, 21) }, cb));
+    }
+    await attempt("CreateKey admin by an operator", PD, (cb) =>
+      operator.auth.createKey({ role: "admin", name: "x", tenant: "", provider: "" }, cb),
+    );
+    await attempt("RevokeKey of the admin by an operator", PD, (cb) =>
+      operator.auth.revokeKey({ keyId: h.adminToken.slice(5, 21) }, cb),
+    );
+    // The admin key still works.
+    await rpc((cb) => h.keys.whoAmI({}, cb));
+  });
+
+  it("keeps providers to their own agents' money and off tenant verbs", async () => {
+    await attempt("provider calls SubmitJob", PD, (cb) =>
+      provider.jobs.submitJob({ requestId: "p", tenant: "victim", spec: spec() }, cb),
+    );
+    await attempt("provider calls ListJobs", PD, (cb) => provider.jobs.listJobs(listAll, cb));
+    await attempt("provider calls GetInvoice", PD, (cb) =>
+      provider.billing.getInvoice({ tenant: "victim", fromUnixMs: 0, toUnixMs: 0, jobId: "" }, cb),
+    );
+    await attempt("GetEarnings of another provider's agent", PD, (cb) =>
+      otherProvider.billing.getEarnings({ agentId: agent.agentId, provider: "", fromUnixMs: 0, toUnixMs: 0 }, cb),
+    );
+    await attempt("GetEarnings naming another provider", PD, (cb) =>
+      otherProvider.billing.getEarnings({ agentId: "", provider: "fake", fromUnixMs: 0, toUnixMs: 0 }, cb),
+    );
+    await attempt("ListReceipts of another provider's agent", PD, (cb) =>
+      otherProvider.billing.listReceipts(
+        { tenant: "", agentId: agent.agentId, jobId: "", fromUnixMs: 0, toUnixMs: 0, limit: 0, pageToken: "" },
+        cb,
+      ),
+    );
+    await attempt("GetReceipt of another provider's allocation", NF, (cb) =>
+      otherProvider.billing.getReceipt({ receiptId: victimReceiptId }, cb),
+    );
+  });
+
+  it("controls: owners still can, secrets are masked even for them", async () => {
+    const own = await rpc<pb.GetJobResponse>((cb) => victim.jobs.getJob({ jobId: victimJobId }, cb));
+    expect(own.job!.spec!.template!.env).toEqual({ HF_TOKEN: "***", PLAIN: PLAIN_SECRET });
+    const listed = await rpc<pb.ListJobsResponse>((cb) => victim.jobs.listJobs(listAll, cb));
+    expect(listed.jobs.map((j) => j.id)).toEqual([victimJobId]);
+    expect(JSON.stringify(listed)).not.toContain(SECRET);
+    const earnings = await rpc<pb.GetEarningsResponse>((cb) =>
+      provider.billing.getEarnings({ agentId: agent.agentId, provider: "", fromUnixMs: 0, toUnixMs: 0 }, cb),
+    );
+    expect(earnings.lines.length).toBeGreaterThan(0);
+    const receipt = await rpc<pb.GetReceiptResponse>((cb) =>
+      provider.billing.getReceipt({ receiptId: victimReceiptId }, cb),
+    );
+    expect(receipt.receipt?.receiptId).toBe(victimReceiptId);
+    const all = await rpc<pb.ListJobsResponse>((cb) => operator.jobs.listJobs(listAll, cb));
+    expect(all.jobs.some((j) => j.id === victimJobId)).toBe(true);
+    const health = await rpc<pb.WhoAmIResponse>((cb) => mallory.auth.whoAmI({}, cb));
+    expect(health.key).toMatchObject({ role: "tenant", tenant: "mallory" });
+  });
+
+  it("prints the attack table: 0 leaked, 0 unexpected allows", () => {
+    console.log(table.render("gRPC attacks (issue 7)"));
+    expect(table.list().length).toBeGreaterThanOrEqual(40);
+    for (const row of table.list())
+      expect({ attack: row.attack, leaked: row.leaked, allowed: row.unexpectedAllows }).toEqual({
+        attack: row.attack,
+        leaked: 0,
+        allowed: 0,
+      });
+    expect(table.failures()).toBe(0);
+  });
+});
