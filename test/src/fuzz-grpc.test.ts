@@ -42,6 +42,15 @@ interface RawMethod {
 /** `spec.template.env[BAD NAME]: …`, `states[0]: …`, `request: malformed protobuf …`. */
 const FIELD_PATH = /^[a-z_][a-z0-9_]*(\[[^\]]*\])?(\.[a-z_][a-z0-9_]*(\[[^\]]*\])?)*: /;
 
+/** How many google.rpc.BadRequest field violations a failure's trailers carry. */
+function violationsOf(trailers: Metadata | undefined): unknown[] {
+  const raw = trailers?.get("grpc-status-details-bin")[0];
+  if (!raw || typeof raw === "string") return [];
+  return pb.RpcStatus.decode(raw)
+    .details.filter((d) => d.typeUrl.endsWith("/google.rpc.BadRequest"))
+    .flatMap((d) => pb.BadRequest.decode(d.value).fieldViolations);
+}
+
 function varint(value: bigint): number[] {
   const out: number[] = [];
   let v = BigInt.asUintN(64, value);
@@ -108,7 +117,7 @@ describe("generated hostile input over all RPCs", () => {
     const deadline = Date.now() + 15_000;
     sent++;
     let answered = false;
-    const record = (code: number, details: string) => {
+    const record = (code: number, details: string, trailers?: Metadata) => {
       if (answered) return;
       answered = true;
       if (code === status.OK && /SubmitJob|CancelJob|Set|Drain|CreateKey|RevokeKey/.test(m.path))
@@ -118,6 +127,8 @@ describe("generated hostile input over all RPCs", () => {
       if (code === status.INTERNAL || code === status.UNKNOWN || code === status.DEADLINE_EXCEEDED)
         bad.push(`${m.path} ${what}: ${name} ${details}`);
       if (code === status.INVALID_ARGUMENT && details.startsWith("request: malformed protobuf")) malformed++;
+      if (code === status.INVALID_ARGUMENT && violationsOf(trailers).length === 0)
+        bad.push(`${m.path} ${what}: INVALID_ARGUMENT without a google.rpc.BadRequest: ${details}`);
       if (code === status.INVALID_ARGUMENT && !FIELD_PATH.test(details))
         bad.push(`${m.path} ${what}: INVALID_ARGUMENT without a field path: ${details}`);
     };
@@ -129,7 +140,7 @@ describe("generated hostile input over all RPCs", () => {
         });
         call.on("data", () => {});
         call.on("error", (e: ServiceError) => {
-          record(e.code, e.details);
+          record(e.code, e.details, e.metadata);
           resolve();
         });
         call.on("end", () => {
@@ -142,7 +153,7 @@ describe("generated hostile input over all RPCs", () => {
           md,
           { deadline },
           (e) => {
-            record(e ? e.code : status.OK, e ? e.details : "");
+            record(e ? e.code : status.OK, e ? e.details : "", e?.metadata);
             resolve();
           },
         );

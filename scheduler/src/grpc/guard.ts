@@ -9,6 +9,7 @@
  */
 import { authorize, type KeyTable, type MethodRule, type Principal, ruleFor, shortMethod } from "@capa/auth";
 import type {
+  Metadata,
   MethodDefinition,
   ServerUnaryCall,
   ServerWritableStream,
@@ -20,6 +21,7 @@ import { status } from "@grpc/grpc-js";
 import type { AuditLog } from "../audit/audit-log.js";
 import { auditTarget } from "./audit-target.js";
 import { mapError } from "./errors.js";
+import { statusDetails } from "./status-details.js";
 import type { EdgeContext } from "./unary.js";
 
 /** What a request deserializer answers instead of throwing: grpc-js would turn a throw into INTERNAL. */
@@ -80,7 +82,9 @@ interface Admitted {
 }
 
 /** Authenticates and authorizes; on refusal returns the status to answer (and audits a refused mutation). */
-function admit(path: string, call: AnyCall, d: GuardDeps): Admitted | { code: status; details: string } {
+type Refusal = { code: status; details: string; metadata: Metadata };
+
+function admit(path: string, call: AnyCall, d: GuardDeps): Admitted | Refusal {
   const method = shortMethod(path);
   let principal: Principal | undefined;
   try {
@@ -88,8 +92,11 @@ function admit(path: string, call: AnyCall, d: GuardDeps): Admitted | { code: st
     principal = d.keys.authenticate(typeof header === "string" ? header : header?.toString());
     const rule = authorize(principal, path);
     if (call.request instanceof MalformedRequest) {
-      const details = `request: malformed protobuf (${call.request.reason.slice(0, 200)})`;
-      return { code: status.INVALID_ARGUMENT, details };
+      const message = `malformed protobuf (${call.request.reason.slice(0, 200)})`;
+      const details = `request: ${message}`;
+      d.metrics.rpcs.inc({ method, code: String(status.INVALID_ARGUMENT) });
+      const metadata = statusDetails(status.INVALID_ARGUMENT, details, [{ field: "request", message }]);
+      return { code: status.INVALID_ARGUMENT, details, metadata };
     }
     callers.set(call, principal);
     return { principal, rule };
@@ -98,7 +105,11 @@ function admit(path: string, call: AnyCall, d: GuardDeps): Admitted | { code: st
     d.metrics.rpcs.inc({ method, code: String(mapped.code) });
     if (principal && ruleFor(path).mutating)
       audit(d, principal, method, undefined, undefined, mapped.code, mapped.details);
-    return { code: mapped.code, details: mapped.details };
+    return {
+      code: mapped.code,
+      details: mapped.details,
+      metadata: statusDetails(mapped.code, mapped.details, mapped.violations),
+    };
   }
 }
 

@@ -10,6 +10,7 @@ import { type Job, NotFoundError } from "@capa/domain";
 import type { ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from "@grpc/grpc-js";
 import { mapError } from "./errors.js";
 import { callerOf } from "./guard.js";
+import { statusDetails } from "./status-details.js";
 
 export const SECRET_MASK = "***";
 
@@ -43,7 +44,11 @@ export function scopedByTenantField(impl: object): UntypedServiceImplementation 
         call.request.tenant = actingTenant(callerOf(call), call.request.tenant, "");
       } catch (err) {
         const mapped = mapError(err);
-        return callback({ code: mapped.code, details: mapped.details });
+        return callback({
+          code: mapped.code,
+          details: mapped.details,
+          metadata: statusDetails(mapped.code, mapped.details, mapped.violations),
+        });
       }
       (handler as (c: typeof call, cb: typeof callback) => void)(call, callback);
     };

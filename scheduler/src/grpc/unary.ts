@@ -42,7 +42,11 @@ export function failUnary<Res>(ctx: EdgeContext, method: string, callback: sendU
   const mapped = mapError(err);
   ctx.metrics.rpcs.inc({ method, code: String(mapped.code) });
   if (mapped.internal) ctx.logger.error({ err, method }, "RPC failed");
-  callback({ code: mapped.code, details: mapped.details });
+  callback({
+    code: mapped.code,
+    details: mapped.details,
+    metadata: statusDetails(mapped.code, mapped.details, mapped.violations),
+  });
 }
 
 /** Ends a server stream with a mapped error status. */
