@@ -2,18 +2,22 @@
  * A real NATS supercluster (2 regions × 3 servers, gateways, JetStream in the home region): the scheduler
  * connects to the home cluster and places every capa bucket and stream there with 3 replicas by default; an
  * agent in the other region reaches it through the gateways; losing one home server loses no acknowledged write.
+ * Every server embeds capa's generated authorization (@capa/nats-auth): the scheduler and the agent connect as
+ * their own nkey users, whichever cluster they reach, and an anonymous client is refused in every region.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type AgentHandle, startAgent } from "@capa/agent";
 import * as pb from "@capa/api";
+import { inboxPrefixFor } from "@capa/bus";
+import { openAuthDir } from "@capa/nats-auth";
 import { type SchedulerHandle, startScheduler } from "@capa/scheduler";
 import { type SuperclusterHandle, startSupercluster, waitFor } from "@capa/testkit";
 import { credentials, type ServiceError, status } from "@grpc/grpc-js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { connect } from "@nats-io/transport-node";
+import { connect, nkeyAuthenticator } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adminTokenOf, H100_PRICE, rpc, silent, spec, stateName, withToken } from "./scheduler-harness.js";
 
@@ -36,12 +40,24 @@ describe("scheduler on a 2-region NATS supercluster", () => {
   let agent: AgentHandle;
   let jobs: pb.JobServiceClient;
   let dir: string;
+  let schedulerSeed: string;
+  /** A client as the scheduler user (full access), for the checks below. */
+  const asScheduler = (servers: string | string[]) =>
+    connect({ servers, authenticator: nkeyAuthenticator(new TextEncoder().encode(schedulerSeed)) });
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "capa-sc-test-"));
-    sc = await startSupercluster({ regions: ["eu-west", "us-east"], dir: join(dir, "nats") });
+    const auth = openAuthDir(join(dir, "nats-auth"));
+    const agentSeed = auth.enroll({ agentId: "far-agent-1", region: "us-east" }).seed;
+    schedulerSeed = auth.schedulerSeed();
+    sc = await startSupercluster({
+      regions: ["eu-west", "us-east"],
+      dir: join(dir, "nats"),
+      render: { auth: readFileSync(auth.authConfFile, "utf8") },
+    });
     scheduler = await startScheduler({
       natsUrl: sc.homeUrls.join(","),
+      natsNkeySeed: schedulerSeed,
       grpcAddress: "127.0.0.1:0",
       dataDir: join(dir, "scheduler"),
       leaseTtlMs: 3_000,
@@ -49,6 +65,7 @@ describe("scheduler on a 2-region NATS supercluster", () => {
     });
     agent = await startAgent({
       nats: sc.urls("us-east"),
+      natsAuth: { nkeySeed: agentSeed },
       agentId: "far-agent-1",
       region: "us-east",
       prices: [H100_PRICE],
@@ -74,7 +91,7 @@ describe("scheduler on a 2-region NATS supercluster", () => {
   });
 
   it("places every capa bucket and stream in the home cluster with 3 replicas (the default for 3 servers)", async () => {
-    const nc = await connect({ servers: sc.urls("us-east") });
+    const nc = await asScheduler(sc.urls("us-east"));
     try {
       const jsm = await jetstreamManager(nc);
       for (const name of CAPA_STREAMS) {
@@ -84,6 +101,26 @@ describe("scheduler on a 2-region NATS supercluster", () => {
         const peers = [info.cluster?.leader, ...(info.cluster?.replicas ?? []).map((r) => r.name)];
         expect(peers.sort(), name).toEqual(["eu-west-1", "eu-west-2", "eu-west-3"]);
       }
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it("refuses anonymous clients in every region; the agent's user cannot read the scheduler's buckets", async () => {
+    for (const region of ["eu-west", "us-east"]) {
+      await expect(connect({ servers: sc.urls(region), maxReconnectAttempts: 0 })).rejects.toThrow(/Authorization/i);
+    }
+    const auth = openAuthDir(join(dir, "nats-auth"));
+    const nc = await connect({
+      servers: sc.urls("us-east"),
+      authenticator: nkeyAuthenticator(
+        new TextEncoder().encode(readFileSync(auth.agentSeedFile("far-agent-1"), "utf8").trim()),
+      ),
+      inboxPrefix: inboxPrefixFor("far-agent-1"),
+    });
+    try {
+      const kv = await new Kvm(nc).open("capa_jobs");
+      await expect(kv.get("anything")).rejects.toThrow(/Permissions Violation/i);
     } finally {
       await nc.close();
     }
@@ -129,7 +166,7 @@ describe("scheduler on a 2-region NATS supercluster", () => {
     await victim.start();
     // Read from a client connected to the restarted server only: JetStream answers from the stream leader,
     // and every acknowledged job is there.
-    const nc = await connect({ servers: victim.url });
+    const nc = await asScheduler(victim.url);
     try {
       // The restarted server answers JetStream calls once it has rejoined the meta group: retry until then.
       await waitFor(
@@ -150,6 +187,7 @@ describe("scheduler on a 2-region NATS supercluster", () => {
     await expect(
       startScheduler({
         natsUrl: sc.homeUrls.join(","),
+        natsNkeySeed: schedulerSeed,
         grpcAddress: "127.0.0.1:0",
         replicas: 5,
         logger: silent,
