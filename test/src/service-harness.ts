@@ -4,13 +4,15 @@
  * MODEL_FAIL=1), and ServiceService calls over the harness's gRPC client.
  */
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as pb from "@capa/api";
+import { type GatewayHandle, startGateway } from "@capa/gateway";
 import { waitFor } from "@capa/testkit";
 import { exited, startCapa } from "./cli-harness.js";
-import { type Harness, rpc } from "./scheduler-harness.js";
+import { type Harness, rpc, startHarness } from "./scheduler-harness.js";
 
 export const MODEL_SOURCE = `
 const http = require("node:http");
@@ -208,4 +210,47 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
 export function split(address: string): [string, number] {
   const at = address.lastIndexOf(":");
   return [address.slice(0, at), Number(address.slice(at + 1))];
+}
+
+/** An in-process gateway (packages/gateway) over the harness's gRPC client, fast refresh and reports. */
+export function startTestGateway(h: Harness, region: string, gatewayId: string): Promise<GatewayHandle> {
+  return startGateway({
+    source: {
+      listEndpoints: (req) => rpc<pb.ListEndpointsResponse>((cb) => h.services.listEndpoints(req, cb)),
+      reportLoad: (req) => rpc((cb) => h.services.reportLoad(req, cb)),
+    },
+    tenant: TENANT,
+    service: "echo",
+    region,
+    gatewayId,
+    refreshMs: 300,
+    reportMs: 500,
+  });
+}
+
+/**
+ * The shared setup of the service suites: a harness (agents lost after 3 s), the model script, agent processes
+ * (`[id, region, price, gpus?]`), and the gateways a test starts; `stop` tears everything down.
+ */
+export async function startServiceFixture(prefix: string, agentSpecs: [string, string, string, string?][]) {
+  const root = mkdtempSync(join(tmpdir(), `capa-${prefix}-`));
+  const model = writeModel(root);
+  const h = await startHarness({ agentTimeoutMs: 3_000 });
+  const agents = await Promise.all(
+    agentSpecs.map(([id, region, price, gpus]) => startAgentProcess(h, root, id, region, price, gpus)),
+  );
+  const gateways: GatewayHandle[] = [];
+  return {
+    h,
+    root,
+    model,
+    agents,
+    gateways,
+    async stop() {
+      await Promise.all(gateways.map((g) => g.stop()));
+      await Promise.all(agents.map((a) => stopAgentProcess(a)));
+      await h.stop();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
 }

@@ -141,8 +141,10 @@ describe("permissions", () => {
         "JobService/SubmitJob",
         "OperatorService/DrainAgent",
         "OperatorService/SetPolicy",
+        "ServiceService/AbortRollout",
         "ServiceService/ApplyService",
         "ServiceService/DeleteService",
+        "ServiceService/PromoteRollout",
       ].sort(),
     );
     expect(ruleFor("/x.Y/Z").mutating).toBe(true);

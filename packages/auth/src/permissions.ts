@@ -58,6 +58,8 @@ export const PERMISSIONS: Readonly<Record<string, MethodRule>> = {
   "ServiceService/ListServices": read(TENANTS),
   "ServiceService/DeleteService": write(TENANTS),
   "ServiceService/ListEndpoints": read(TENANTS),
+  "ServiceService/PromoteRollout": write(TENANTS),
+  "ServiceService/AbortRollout": write(TENANTS),
   // Gateway load telemetry, many per second: not audited.
   "ServiceService/ReportLoad": read(TENANTS),
 };

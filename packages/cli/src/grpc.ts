@@ -224,6 +224,10 @@ export class SchedulerClient {
     this.unary("GetTenantPolicy", this.authClient.getTenantPolicy.bind(this.authClient), req);
   listAudit = (req: api.ListAuditRequest) =>
     this.unary("ListAudit", this.auditClient.listAudit.bind(this.auditClient), req);
+  promoteRollout = (req: api.PromoteRolloutRequest) =>
+    this.unary("PromoteRollout", this.services.promoteRollout.bind(this.services), req);
+  abortRollout = (req: api.AbortRolloutRequest) =>
+    this.unary("AbortRollout", this.services.abortRollout.bind(this.services), req);
 
   close(): void {
     this.services.close();

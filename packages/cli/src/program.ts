@@ -18,6 +18,7 @@ import { policyCommand } from "./commands/policy.js";
 import { quoteCommand } from "./commands/quote.js";
 import { receiptCommand } from "./commands/receipt.js";
 import { replayCommand } from "./commands/replay.js";
+import { rolloutCommand } from "./commands/rollout.js";
 import { schedulerCommand } from "./commands/scheduler.js";
 import { endpointsCommand, serviceCommand } from "./commands/service.js";
 import { simulateCommand } from "./commands/simulate.js";
@@ -65,6 +66,7 @@ export function buildProgram(): Command {
     gatewayCommand(),
     authCommand(),
     auditCommand(),
+    rolloutCommand(),
   ]) {
     program.addCommand(command);
   }

@@ -101,6 +101,7 @@ export async function startGateway(o: GatewayOptions): Promise<GatewayHandle> {
       host: e.host,
       port: e.port,
       revision: e.revision,
+      trafficPercent: e.trafficPercent,
     }));
     const live = new Set(targets.map((t) => t.taskId));
     for (const [taskId, s] of states) if (!live.has(taskId) && s.inFlight === 0) states.delete(taskId);

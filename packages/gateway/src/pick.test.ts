@@ -1,7 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { pickTarget, type Target, type TargetState } from "./pick.js";
 
-const t = (taskId: string, region: string): Target => ({ taskId, region, host: "127.0.0.1", port: 1, revision: 1 });
+const t = (taskId: string, region: string): Target => ({
+  taskId,
+  region,
+  host: "127.0.0.1",
+  port: 1,
+  revision: 1,
+  trafficPercent: 100,
+});
 const RTT: Record<string, number> = { "eu-west|us-east": 75, "eu-west|ap-south": 120 };
 const rtt = (a: string, b: string) => (a === b ? 0 : (RTT[`${a}|${b}`] ?? 200));
 
@@ -53,5 +60,36 @@ describe("pickTarget", () => {
     expect(pick([t("a", "eu-west"), t("b", "eu-west")], {}, "eu-west", ["a"])).toBe("b");
     expect(pick([t("a", "eu-west")], {}, "eu-west", ["a"])).toBeUndefined();
     expect(pick([], {})).toBeUndefined();
+  });
+});
+
+describe("pickTarget during a rollout", () => {
+  const old = { ...t("old", "eu-west"), revision: 1, trafficPercent: 90 };
+  const canary = { ...t("new", "eu-west"), revision: 2, trafficPercent: 10 };
+  const state = (): TargetState => ({ inFlight: 0, ewmaMs: 0, lastPickedSeq: 0, penaltyUntilMs: 0 });
+  const at = (draw: number) =>
+    pickTarget({ targets: [old, canary], state, region: "eu-west", rttMs: rtt, nowMs: 0, random: () => draw })?.taskId;
+
+  it("splits the nearest replicas' traffic by their revisions' percent", () => {
+    expect(at(0)).toBe("old");
+    expect(at(0.89)).toBe("old");
+    expect(at(0.9)).toBe("new");
+    expect(at(0.99)).toBe("new");
+  });
+
+  it("sends about the canary's share to it over many draws", () => {
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 16807) % 2147483647;
+      return seed / 2147483647;
+    };
+    let toCanary = 0;
+    for (let i = 0; i < 10_000; i++)
+      if (
+        pickTarget({ targets: [old, canary], state, region: "eu-west", rttMs: rtt, nowMs: 0, random })?.taskId === "new"
+      )
+        toCanary++;
+    expect(toCanary / 10_000).toBeGreaterThan(0.08);
+    expect(toCanary / 10_000).toBeLessThan(0.12);
   });
 });

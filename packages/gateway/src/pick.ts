@@ -12,6 +12,8 @@ export interface Target {
   host: string;
   port: number;
   revision: number;
+  /** Share of its region's traffic for its revision during a rollout (100 otherwise). */
+  trafficPercent: number;
 }
 
 export interface TargetState {
@@ -31,6 +33,8 @@ export interface PickInput {
   nowMs: number;
   /** Task ids already tried for this request. */
   exclude?: ReadonlySet<string>;
+  /** Uniform in [0, 1): splits traffic between revisions by their percent. */
+  random?: () => number;
 }
 
 export function pickTarget(input: PickInput): Target | undefined {
@@ -41,7 +45,8 @@ export function pickTarget(input: PickInput): Target | undefined {
   if (pool.length === 0) return undefined;
   const distance = (t: Target) => (t.region === region ? 0 : rttMs(region, t.region));
   const nearest = Math.min(...pool.map(distance));
-  const candidates = pool.filter((t) => distance(t) === nearest);
+  const near = pool.filter((t) => distance(t) === nearest);
+  const candidates = byRevisionShare(near, input.random ?? Math.random);
   return candidates.reduce((best, t) => (better(state(t.taskId), state(best.taskId)) ? t : best));
 }
 
@@ -51,4 +56,22 @@ function better(a: TargetState, b: TargetState): boolean {
   if (a.ewmaMs > 0 && b.ewmaMs > 0 && Math.abs(a.ewmaMs - b.ewmaMs) > 0.2 * Math.max(a.ewmaMs, b.ewmaMs))
     return a.ewmaMs < b.ewmaMs;
   return a.lastPickedSeq < b.lastPickedSeq;
+}
+
+/**
+ * During a rollout the nearest replicas may serve two revisions: one is drawn by the revisions' traffic percent
+ * (the canary's share), then the least loaded of its replicas is taken. One revision: all of them.
+ */
+function byRevisionShare(targets: Target[], random: () => number): Target[] {
+  const shares = new Map<number, number>();
+  for (const t of targets) shares.set(t.revision, Math.max(shares.get(t.revision) ?? 0, t.trafficPercent));
+  if (shares.size < 2) return targets;
+  const total = [...shares.values()].reduce((a, b) => a + b, 0);
+  if (total <= 0) return targets;
+  let draw = random() * total;
+  for (const [revision, share] of shares) {
+    draw -= share;
+    if (draw < 0) return targets.filter((t) => t.revision === revision);
+  }
+  return targets;
 }

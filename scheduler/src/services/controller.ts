@@ -23,9 +23,11 @@ import {
   replicaJobSpec,
   type ServiceEvent,
   type ServiceRecord,
+  type ServiceSpec,
   serviceKey,
 } from "./model.js";
 import type { ReadinessTracker } from "./readiness.js";
+import { canaryCount, judgeStep, ladder } from "./rollout.js";
 
 export interface EndpointRecord {
   taskId: string;
@@ -35,6 +37,8 @@ export interface EndpointRecord {
   host: string;
   port: number;
   revision: number;
+  /** Share of its region's traffic for its revision (100 outside a rollout). */
+  trafficPercent: number;
 }
 
 export interface EndpointSet {
@@ -73,6 +77,8 @@ export class ServiceController {
   private readonly history = new Map<string, Recommendation[]>();
   private readonly written = new Map<string, string>();
   private readonly removingSince = new Map<string, number>();
+  /** Per service: traffic percent of replicas in a rolling region (by request id); others get 100. */
+  private readonly weights = new Map<string, Map<string, number>>();
 
   constructor(private readonly d: ControllerDeps) {}
 
@@ -99,6 +105,7 @@ export class ServiceController {
             host: report!.host,
             port: report!.port,
             revision: rec.revision,
+            trafficPercent: 100,
           }
         : undefined,
       price: task?.pricePerGpuHour ?? 0,
@@ -143,12 +150,25 @@ export class ServiceController {
     const stopAll = rec.deleteRequested || rec.state === "budget-exhausted";
 
     const regionOf = (taskId: string) => views.find((v) => v.job?.tasks[0]?.id === taskId)?.record.region;
-    const regions = new Set([...rec.spec.regions.map((r) => r.region), ...views.map((v) => v.record.region)]);
+    const order = rec.spec.regions.map((r) => r.region);
+    const regions = new Set([...order, ...views.map((v) => v.record.region)]);
+    const ro = rec.rollout?.phase === "progressing" ? rec.rollout : undefined;
+    /** A pending region still serves the old revision; the rolling one both; the others the current one. */
+    const role = (region: string): "steady" | "pending" | "rolling" => {
+      if (!ro) return "steady";
+      const i = order.indexOf(region);
+      if (i < 0 || i < ro.regionIndex) return "steady";
+      return i === ro.regionIndex ? "rolling" : "pending";
+    };
+    const weights = new Map<string, number>();
     let allReady = true;
+    let rolledBack = false;
     for (const region of regions) {
       const bounds = rec.spec.regions.find((r) => r.region === region);
       const mine = views.filter((v) => v.record.region === region && !v.record.removing);
-      const current = mine.filter((v) => v.record.revision === rec.revision);
+      const r = role(region);
+      const serving = r === "steady" ? rec.revision : ro!.fromRevision;
+      const current = mine.filter((v) => v.record.revision === serving);
       const hKey = `${key}/${region}`;
       const history = this.history.get(hKey) ?? [];
       const decision =
@@ -166,40 +186,88 @@ export class ServiceController {
       history.push({ atMs: nowMs, replicas: decision.recommendation });
       this.history.set(hKey, trimHistory(history, rec.spec.target, nowMs));
       rec.desired[region] = decision.replicas;
-      if (decision.replicas > current.length) {
-        event({ region, kind: "scale-up", from: current.length, to: decision.replicas, reason: decision.reason });
-        for (let i = current.length; i < decision.replicas; i++)
-          rec.replicas.push({
-            requestId: `svc-${rec.name}-${rec.nextSeq++}`,
-            jobId: "",
-            region,
-            revision: rec.revision,
-            removing: false,
-            createdAtMs: nowMs,
-          });
-      } else if (decision.replicas < current.length) {
-        event({ region, kind: "scale-down", from: current.length, to: decision.replicas, reason: decision.reason });
-        const victims = [...current].sort(
-          (a, b) => Number(a.placed) - Number(b.placed) || Number(a.ready) - Number(b.ready) || b.price - a.price,
-        );
-        for (const v of victims.slice(0, current.length - decision.replicas)) v.record.removing = true;
-      }
-      // Old revisions go once the current one has its count ready in this region (or nothing is wanted).
+      this.resize(rec, region, serving, current, decision, event, nowMs);
       const readyNow = current.filter((v) => v.ready && !v.record.removing).length;
-      const old = mine.filter((v) => v.record.revision !== rec.revision && !v.record.removing);
+      if (readyNow < decision.replicas) allReady = false;
+      if (r === "rolling" && ro && !stopAll) {
+        const pct = ladder(rec.spec.rollout)[ro.stepIndex] ?? 100;
+        const fresh = mine.filter((v) => v.record.revision === ro.revision);
+        const wanted = canaryCount(decision.replicas, pct);
+        this.resize(
+          rec,
+          region,
+          ro.revision,
+          fresh,
+          { replicas: wanted, reason: `rollout of revision ${ro.revision} at ${pct}%` },
+          event,
+          nowMs,
+        );
+        for (const v of fresh) weights.set(v.record.requestId, pct);
+        for (const v of current) weights.set(v.record.requestId, 100 - pct);
+        const tasks = fresh.map((v) => v.job?.tasks[0]?.id).filter((t): t is string => !!t);
+        const counts = tasks.map((t) => {
+          const total = this.d.load.totals(t);
+          const base = ro.baseline[t] ?? { requests: 0, errors: 0 };
+          return { requests: total.requests - base.requests, errors: total.errors - base.errors };
+        });
+        const observation = {
+          wanted,
+          ready: fresh.filter((v) => v.ready).length,
+          requests: counts.reduce((n, c) => n + c.requests, 0),
+          errors: counts.reduce((n, c) => n + c.errors, 0),
+        };
+        if (observation.ready < wanted) ro.readySinceMs = 0;
+        else if (ro.readySinceMs === 0) ro.readySinceMs = nowMs;
+        const verdict = judgeStep(rec.spec.rollout, ro, region, observation, nowMs, ro.request);
+        delete ro.request;
+        if (verdict.kind === "rollback") {
+          this.rollback(rec, verdict.reason, event, nowMs);
+          rolledBack = true;
+          break;
+        }
+        if (verdict.kind === "advance") {
+          event({ region, kind: "rollout", from: pct, to: 0, reason: verdict.reason });
+          ro.stepIndex++;
+          if (ro.stepIndex >= ladder(rec.spec.rollout).length) {
+            ro.stepIndex = 0;
+            ro.regionIndex++;
+          }
+          ro.stepStartedAtMs = nowMs;
+          ro.readySinceMs = 0;
+          ro.baseline = {};
+          for (const v of views.filter((x) => x.record.revision === ro.revision)) {
+            const t = v.job?.tasks[0]?.id;
+            if (t) ro.baseline[t] = this.d.load.totals(t);
+          }
+          ro.reason = verdict.reason;
+          ro.updatedAtMs = nowMs;
+          if (ro.regionIndex >= order.length) {
+            ro.phase = "promoted";
+            const revision = rec.revisions.find((x) => x.revision === ro.revision);
+            if (revision) revision.status = "active";
+            const from = rec.revisions.find((x) => x.revision === ro.fromRevision);
+            if (from) from.status = "superseded";
+            event({
+              region: "",
+              kind: "rollout",
+              from: 0,
+              to: 100,
+              reason: `revision ${ro.revision} promoted in every region`,
+            });
+          }
+        }
+        allReady = false;
+        continue;
+      }
+      // Other revisions go once the serving one has its count ready in this region (or nothing is wanted).
+      const old = mine.filter((v) => v.record.revision !== serving && !v.record.removing);
       if (old.length > 0 && readyNow >= decision.replicas) {
         for (const v of old) v.record.removing = true;
-        event({
-          region,
-          kind: "revision",
-          from: old.length,
-          to: 0,
-          reason: `revision ${rec.revision} ready (${readyNow})`,
-        });
+        event({ region, kind: "revision", from: old.length, to: 0, reason: `revision ${serving} ready (${readyNow})` });
       }
-      if (readyNow < Math.min(decision.replicas, bounds?.minReplicas ?? 0) || readyNow < decision.replicas)
-        allReady = false;
     }
+    if (rolledBack) for (const v of views) if (v.record.revision !== rec.revision) v.record.removing = true;
+    this.weights.set(key, weights);
     rec.replicas = rec.replicas.filter((r) => !ended.has(r));
     if (!stopAll) rec.state = allReady ? "ready" : "progressing";
     if (rec.deleteRequested && rec.replicas.length === 0) {
@@ -217,9 +285,69 @@ export class ServiceController {
       await this.writeEndpoints(
         rec,
         region,
-        live.filter((v) => v.record.region === region && v.endpoint && !v.record.removing).map((v) => v.endpoint!),
+        live
+          .filter((v) => v.record.region === region && v.endpoint && !v.record.removing)
+          .map((v) => ({ ...v.endpoint!, trafficPercent: this.weights.get(key)?.get(v.record.requestId) ?? 100 })),
         nowMs,
       );
+  }
+
+  /** Adds replicas of `revision` in `region` up to the decision, or marks the surplus for removal. */
+  private resize(
+    rec: ServiceRecord,
+    region: string,
+    revision: number,
+    current: ReplicaView[],
+    decision: { replicas: number; reason: string },
+    event: (e: Omit<ServiceEvent, "atMs" | "jobId">) => void,
+    nowMs: number,
+  ): void {
+    if (decision.replicas > current.length) {
+      event({ region, kind: "scale-up", from: current.length, to: decision.replicas, reason: decision.reason });
+      for (let i = current.length; i < decision.replicas; i++)
+        rec.replicas.push({
+          requestId: `svc-${rec.name}-${rec.nextSeq++}`,
+          jobId: "",
+          region,
+          revision,
+          removing: false,
+          createdAtMs: nowMs,
+        });
+    } else if (decision.replicas < current.length) {
+      event({ region, kind: "scale-down", from: current.length, to: decision.replicas, reason: decision.reason });
+      const victims = [...current].sort(
+        (a, b) => Number(a.placed) - Number(b.placed) || Number(a.ready) - Number(b.ready) || b.price - a.price,
+      );
+      for (const v of victims.slice(0, current.length - decision.replicas)) v.record.removing = true;
+    }
+  }
+
+  /** Back to the revision the rollout started from, everywhere; the new revision's replicas go. */
+  private rollback(
+    rec: ServiceRecord,
+    reason: string,
+    event: (e: Omit<ServiceEvent, "atMs" | "jobId">) => void,
+    nowMs: number,
+  ): void {
+    const ro = rec.rollout!;
+    const from = rec.revisions.find((x) => x.revision === ro.fromRevision);
+    const bad = rec.revisions.find((x) => x.revision === ro.revision);
+    if (bad) bad.status = "rolled-back";
+    if (from) {
+      from.status = "active";
+      rec.spec = { ...structuredClone(from.spec), rollout: rec.spec.rollout };
+    }
+    rec.revision = ro.fromRevision;
+    ro.phase = "rolled-back";
+    ro.reason = reason;
+    ro.updatedAtMs = nowMs;
+    event({
+      region: "",
+      kind: "rollout",
+      from: 0,
+      to: 0,
+      reason: `rolled back to revision ${ro.fromRevision}: ${reason}`,
+    });
   }
 
   /** Submits replicas without a job, cancels drained removed ones. Both are idempotent; failures retry next tick. */
@@ -227,7 +355,7 @@ export class ServiceController {
     const key = serviceKey(rec.tenant, rec.name);
     const submitted = new Map<string, string>();
     for (const r of rec.replicas.filter((x) => x.jobId === "")) {
-      const spec = replicaJobSpec(rec.spec, r.region, r.revision);
+      const spec = replicaJobSpec(revisionSpec(rec, r.revision), r.region, r.revision);
       const result = await this.d.jobs.submit({ requestId: r.requestId, tenant: rec.tenant, spec });
       submitted.set(r.requestId, result.job.id);
     }
@@ -268,4 +396,9 @@ export class ServiceController {
 /** The record without what changes every round by itself. */
 function strip(rec: ServiceRecord): unknown {
   return { ...rec, updatedAtMs: 0 };
+}
+
+/** The spec a replica of `revision` runs (kept in the revision history; the current spec when not found). */
+function revisionSpec(rec: ServiceRecord, revision: number): ServiceSpec {
+  return rec.revisions.find((r) => r.revision === revision)?.spec ?? rec.spec;
 }

@@ -4,6 +4,7 @@ import { taskStateToPb, templateFromPb, templateToPb } from "@capa/bus";
 import { type EdgeContext, unary } from "../grpc/unary.js";
 import type { EndpointRecord } from "./controller.js";
 import type { ServiceEvent, ServiceSpec, ServiceState } from "./model.js";
+import { ladder, type RolloutPhase } from "./rollout.js";
 import type { ServiceApi, ServiceView } from "./service-api.js";
 
 export function serviceSpecFromPb(s: pb.ServiceSpec | undefined): ServiceSpec | undefined {
@@ -35,6 +36,14 @@ export function serviceSpecFromPb(s: pb.ServiceSpec | undefined): ServiceSpec | 
     maxPricePerGpuHour: s.maxPriceMicrosPerGpuHour,
     budget: s.budgetMicros,
     modelVersion: s.modelVersion,
+    rollout: {
+      canaryPercent: s.rollout?.canaryPercent ?? 0,
+      steps: [...(s.rollout?.steps ?? [])],
+      pauseMs: s.rollout?.pauseMs ?? 0,
+      maxErrorRate: s.rollout?.maxErrorRate ?? 0,
+      minRequests: s.rollout?.minRequests ?? 0,
+      readyTimeoutMs: s.rollout?.readyTimeoutMs ?? 0,
+    },
   };
 }
 
@@ -52,6 +61,34 @@ export function serviceSpecToPb(s: ServiceSpec): pb.ServiceSpec {
     maxPriceMicrosPerGpuHour: s.maxPricePerGpuHour,
     budgetMicros: s.budget,
     modelVersion: s.modelVersion,
+    rollout: { ...s.rollout, steps: [...s.rollout.steps] },
+  };
+}
+
+const PHASE: Record<RolloutPhase, pb.RolloutPhase> = {
+  progressing: pb.RolloutPhase.ROLLOUT_PHASE_PROGRESSING,
+  promoted: pb.RolloutPhase.ROLLOUT_PHASE_PROMOTED,
+  "rolled-back": pb.RolloutPhase.ROLLOUT_PHASE_ROLLED_BACK,
+};
+
+function rolloutToPb(v: ServiceView): pb.RolloutStatus | undefined {
+  const ro = v.record.rollout;
+  if (!ro) return undefined;
+  const order = v.record.spec.regions.map((r) => r.region);
+  const progressing = ro.phase === "progressing";
+  return {
+    revision: ro.revision,
+    fromRevision: ro.fromRevision,
+    phase: PHASE[ro.phase],
+    region: progressing ? (order[ro.regionIndex] ?? "") : "",
+    percent: progressing ? (ladder(v.record.spec.rollout)[ro.stepIndex] ?? 100) : 0,
+    doneRegions: order.slice(0, ro.phase === "promoted" ? order.length : ro.regionIndex),
+    stepStartedAtMs: ro.stepStartedAtMs,
+    reason: ro.reason,
+    stepRequests: v.step.requests,
+    stepErrors: v.step.errors,
+    startedAtMs: ro.startedAtMs,
+    updatedAtMs: ro.updatedAtMs,
   };
 }
 
@@ -120,10 +157,12 @@ export function serviceToPb(v: ServiceView): pb.Service {
       modelVersion: x.modelVersion,
       createdAtMs: x.createdAtMs,
       templateDigest: x.templateDigest,
+      status: x.status,
     })),
     spentMicros: v.spent,
     createdAtMs: r.createdAtMs,
     updatedAtMs: r.updatedAtMs,
+    rollout: rolloutToPb(v),
   };
 }
 
@@ -164,5 +203,11 @@ export function serviceHandlers(ctx: EdgeContext, api: ServiceApi): pb.ServiceSe
       });
       return {};
     }),
+    promoteRollout: unary(ctx, "PromoteRollout", async (req: pb.PromoteRolloutRequest) => ({
+      service: serviceToPb(await api.rolloutRequest(req.tenant, req.name, "promote")),
+    })),
+    abortRollout: unary(ctx, "AbortRollout", async (req: pb.AbortRolloutRequest) => ({
+      service: serviceToPb(await api.rolloutRequest(req.tenant, req.name, "abort")),
+    })),
   };
 }

@@ -19,9 +19,12 @@ interface Stored extends GatewayReport {
 }
 
 const MAX_GATEWAYS_PER_SERVICE = 256;
+const MAX_TOTALS = 10_000;
 
 export class LoadTracker {
   private readonly byService = new Map<string, Map<string, Stored>>();
+  /** Requests and errors per task since first reported (rollout verdicts compare against a step's baseline). */
+  private readonly totalsByTask = new Map<string, { requests: number; errors: number }>();
 
   constructor(private readonly now: () => number) {}
 
@@ -31,6 +34,17 @@ export class LoadTracker {
     gateways.delete(report.gatewayId);
     gateways.set(report.gatewayId, { ...report, receivedAtMs: this.now() });
     if (gateways.size > MAX_GATEWAYS_PER_SERVICE) gateways.delete(gateways.keys().next().value as string);
+    for (const r of report.replicas) {
+      const t = this.totalsByTask.get(r.taskId) ?? { requests: 0, errors: 0 };
+      this.totalsByTask.delete(r.taskId);
+      this.totalsByTask.set(r.taskId, { requests: t.requests + r.requests, errors: t.errors + r.errors });
+    }
+    while (this.totalsByTask.size > MAX_TOTALS)
+      this.totalsByTask.delete(this.totalsByTask.keys().next().value as string);
+  }
+
+  totals(taskId: string): { requests: number; errors: number } {
+    return this.totalsByTask.get(taskId) ?? { requests: 0, errors: 0 };
   }
 
   private fresh(serviceKey: string): Stored[] {

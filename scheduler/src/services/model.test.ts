@@ -16,6 +16,7 @@ function spec(overrides: Partial<ServiceSpec> = {}): ServiceSpec {
     maxPricePerGpuHour: 0,
     budget: 0,
     modelVersion: "v1",
+    rollout: { canaryPercent: 0, steps: [], pauseMs: 0, maxErrorRate: 0, minRequests: 0, readyTimeoutMs: 0 },
     ...overrides,
   };
 }

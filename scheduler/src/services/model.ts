@@ -14,6 +14,7 @@ import {
   throwIfViolations,
 } from "@capa/domain";
 import { specDigest } from "../util/ids.js";
+import type { RolloutPolicy, RolloutState } from "./rollout.js";
 
 export interface ReadinessProbe {
   /** "" = TCP connect. */
@@ -49,6 +50,7 @@ export interface ServiceSpec {
   maxPricePerGpuHour: number;
   budget: number;
   modelVersion: string;
+  rollout: RolloutPolicy;
 }
 
 /** One replica the controller asked for. `jobId` is empty until its submission answered. */
@@ -66,7 +68,7 @@ export interface ReplicaRecord {
 export interface ServiceEvent {
   atMs: number;
   region: string;
-  kind: "scale-up" | "scale-down" | "replace" | "budget" | "revision";
+  kind: "scale-up" | "scale-down" | "replace" | "budget" | "revision" | "rollout";
   from: number;
   to: number;
   reason: string;
@@ -79,6 +81,7 @@ export interface ServiceRevision {
   createdAtMs: number;
   templateDigest: string;
   spec: ServiceSpec;
+  status: "active" | "rolling-out" | "rolled-back" | "superseded";
 }
 
 export type ServiceState = "progressing" | "ready" | "budget-exhausted" | "deleting";
@@ -100,6 +103,8 @@ export interface ServiceRecord {
   /** Spend of replicas already dropped from `replicas` (their jobs final). */
   spentDropped: number;
   deleteRequested: boolean;
+  /** The latest rollout; `request` is a pending promote/abort for the controller. */
+  rollout?: RolloutState & { request?: "promote" | "abort" };
   createdAtMs: number;
   updatedAtMs: number;
 }
@@ -112,6 +117,7 @@ export const DEFAULT_PROBE_PERIOD_MS = 1_000;
 export const DEFAULT_FAILURE_THRESHOLD = 2;
 export const DEFAULT_SCALE_UP_WINDOW_MS = 5_000;
 export const DEFAULT_SCALE_DOWN_WINDOW_MS = 30_000;
+export const DEFAULT_ROLLOUT = { pauseMs: 30_000, maxErrorRate: 0.05, minRequests: 20, readyTimeoutMs: 120_000 };
 const NAME = /^[a-z0-9]([a-z0-9-]{0,46}[a-z0-9])?$/;
 const REGION = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -161,6 +167,24 @@ export function normalizeServiceSpec(tenant: string, spec: ServiceSpec | undefin
   t.scaleDownWindowMs ||= DEFAULT_SCALE_DOWN_WINDOW_MS;
   if (t.scaleUpWindowMs > 3_600_000) v.push({ field: "spec.target.scale_up_window_ms", message: "must be ≤ 1 h" });
   if (t.scaleDownWindowMs > 3_600_000) v.push({ field: "spec.target.scale_down_window_ms", message: "must be ≤ 1 h" });
+  const ro = s.rollout;
+  ro.pauseMs ||= DEFAULT_ROLLOUT.pauseMs;
+  ro.maxErrorRate ||= DEFAULT_ROLLOUT.maxErrorRate;
+  ro.minRequests ||= DEFAULT_ROLLOUT.minRequests;
+  ro.readyTimeoutMs ||= DEFAULT_ROLLOUT.readyTimeoutMs;
+  if (ro.steps.length === 0) ro.steps = [100];
+  if (!Number.isInteger(ro.canaryPercent) || ro.canaryPercent > 100)
+    v.push({ field: "spec.rollout.canary_percent", message: "must be in 0..100" });
+  if (
+    ro.steps.some((x, i) => !Number.isInteger(x) || x < 1 || x > 100 || (i > 0 && x <= ro.steps[i - 1]!)) ||
+    ro.steps.at(-1) !== 100 ||
+    ro.steps.length > 10
+  )
+    v.push({ field: "spec.rollout.steps", message: "must be at most 10 increasing percents ending at 100" });
+  if (!(ro.maxErrorRate >= 0 && ro.maxErrorRate <= 1))
+    v.push({ field: "spec.rollout.max_error_rate", message: "must be in 0..1" });
+  if (ro.pauseMs > 3_600_000) v.push({ field: "spec.rollout.pause_ms", message: "must be at most 1 h" });
+  if (ro.readyTimeoutMs > 3_600_000) v.push({ field: "spec.rollout.ready_timeout_ms", message: "must be at most 1 h" });
   if (s.modelVersion.length > 128) v.push({ field: "spec.model_version", message: "must be at most 128 characters" });
   for (const name of Object.keys(s.template.env))
     if (name.startsWith("CAPA_")) v.push({ field: `spec.template.env.${name}`, message: "CAPA_* is reserved" });

@@ -4,7 +4,13 @@
  * endpoint set (read from `capa_endpoints`, so any scheduler replica answers) and gateway load reports.
  */
 import type { TypedKv } from "@capa/bus";
-import { type FieldViolation, NotFoundError, tenantViolations, throwIfViolations } from "@capa/domain";
+import {
+  type FieldViolation,
+  NotFoundError,
+  PreconditionError,
+  tenantViolations,
+  throwIfViolations,
+} from "@capa/domain";
 import type { EndpointSet, ReplicaView, ServiceController } from "./controller.js";
 import type { GatewayReport, LoadTracker } from "./load.js";
 import {
@@ -21,6 +27,8 @@ export interface ServiceView {
   record: ServiceRecord;
   replicas: (ReplicaView & { rps: number; p95: number })[];
   spent: number;
+  /** New-revision requests and errors in the rolling region since its step began. */
+  step: { requests: number; errors: number };
 }
 
 const NAME = /^[a-z0-9-]{1,48}$/;
@@ -61,7 +69,14 @@ export class ServiceApi {
           nextSeq: 0,
           events: [],
           revisions: [
-            { revision: 1, modelVersion: spec.modelVersion, createdAtMs: nowMs, templateDigest: digest, spec },
+            {
+              revision: 1,
+              modelVersion: spec.modelVersion,
+              createdAtMs: nowMs,
+              templateDigest: digest,
+              spec,
+              status: "active",
+            },
           ],
           spentDropped: 0,
           deleteRequested: false,
@@ -75,16 +90,40 @@ export class ServiceApi {
       next.spec = spec;
       next.deleteRequested = false;
       if (next.state === "budget-exhausted" || next.state === "deleting") next.state = "progressing";
-      if (cur.revisions[0]?.templateDigest !== digest) {
-        next.revision = cur.revision + 1;
+      if (templateDigest(cur.spec) !== digest) {
+        // A rollout in progress is superseded: the new one starts from the revision that was stable.
+        const stable = cur.rollout?.phase === "progressing" ? cur.rollout.fromRevision : cur.revision;
+        next.revision = Math.max(...cur.revisions.map((r) => r.revision), cur.revision) + 1;
+        for (const r of next.revisions) if (r.status === "rolling-out") r.status = "superseded";
+        for (const r of next.replicas) if (r.revision !== stable) r.removing = true;
+        const rolling = spec.rollout.canaryPercent > 0 && cur.replicas.some((r) => r.revision === stable);
         next.revisions.unshift({
           revision: next.revision,
           modelVersion: spec.modelVersion,
           createdAtMs: nowMs,
           templateDigest: digest,
           spec,
+          status: rolling ? "rolling-out" : "active",
         });
         next.revisions.length = Math.min(next.revisions.length, MAX_REVISIONS);
+        if (rolling)
+          next.rollout = {
+            revision: next.revision,
+            fromRevision: stable,
+            regionIndex: 0,
+            stepIndex: 0,
+            stepStartedAtMs: nowMs,
+            readySinceMs: 0,
+            phase: "progressing",
+            reason: `revision ${next.revision} (model ${spec.modelVersion || "-"}) rolling out from ${stable}`,
+            baseline: {},
+            startedAtMs: nowMs,
+            updatedAtMs: nowMs,
+          };
+        else {
+          for (const r of next.revisions.slice(1)) if (r.status === "active") r.status = "superseded";
+          delete next.rollout;
+        }
       }
       next.updatedAtMs = nowMs;
       return next;
@@ -117,6 +156,22 @@ export class ServiceApi {
     });
     if (!entry) throw new NotFoundError(`service ${name} not found for tenant ${tenant}`);
     return this.view(entry.value);
+  }
+
+  /** Marks a promote or abort for the controller's next round; FAILED_PRECONDITION without a rollout in progress. */
+  async rolloutRequest(tenant: string, name: string, request: "promote" | "abort"): Promise<ServiceView> {
+    throwIfViolations(nameViolations(tenant, name));
+    const key = serviceKey(tenant, name);
+    if (!(await this.services.get(key))) throw new NotFoundError(`service ${name} not found for tenant ${tenant}`);
+    const entry = await this.services.mutate(key, (cur) => {
+      if (!cur) throw new NotFoundError(`service ${name} not found for tenant ${tenant}`);
+      if (cur.rollout?.phase !== "progressing")
+        throw new PreconditionError(`service ${name} has no rollout in progress`);
+      const next = structuredClone(cur);
+      next.rollout!.request = request;
+      return next;
+    });
+    return this.view(entry!.value);
   }
 
   async endpointSets(tenant: string, name: string, region: string): Promise<EndpointSet[]> {
@@ -154,6 +209,18 @@ export class ServiceApi {
       return { ...v, rps: l?.rps ?? 0, p95: l?.p95 ?? 0 };
     });
     const spent = record.spentDropped + replicas.reduce((s, v) => s + (v.job?.spent ?? 0), 0);
-    return { record, replicas, spent };
+    const ro = record.rollout;
+    let step = { requests: 0, errors: 0 };
+    if (ro?.phase === "progressing") {
+      const region = record.spec.regions[ro.regionIndex]?.region;
+      for (const v of replicas) {
+        const task = v.job?.tasks[0]?.id;
+        if (!task || v.record.revision !== ro.revision || v.record.region !== region) continue;
+        const t = this.load.totals(task);
+        const b = ro.baseline[task] ?? { requests: 0, errors: 0 };
+        step = { requests: step.requests + t.requests - b.requests, errors: step.errors + t.errors - b.errors };
+      }
+    }
+    return { record, replicas, spent, step };
   }
 }

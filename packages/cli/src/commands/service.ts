@@ -29,6 +29,11 @@ interface ApplyFlags {
   budget?: number;
   modelVersion?: string;
   env: Record<string, string>;
+  canary?: number;
+  steps?: string;
+  pause?: number;
+  maxErrorRate?: number;
+  minRequests?: number;
   json?: boolean;
 }
 
@@ -42,6 +47,16 @@ export function parseRegionFlag(text: string): api.ServiceRegion {
     maxReplicas: m[3] === undefined ? (m[2] === undefined ? 0 : Number(m[2])) : Number(m[3]),
     demand: m[4] === undefined ? 0 : Number(m[4]),
   };
+}
+
+/** "50,100" → [50, 100]; "10%" and "10" are the same. */
+export function parseSteps(text: string | undefined): number[] {
+  if (!text) return [];
+  return text.split(",").map((part) => {
+    const n = Number(part.trim().replace(/%$/, ""));
+    if (!Number.isInteger(n)) throw new CliError(`--steps ${JSON.stringify(text)}: expected percents such as 50,100`);
+    return n;
+  });
 }
 
 export function specFromServiceFlags(flags: ApplyFlags, command: string[]): api.ServiceSpec {
@@ -75,6 +90,14 @@ export function specFromServiceFlags(flags: ApplyFlags, command: string[]): api.
     maxPriceMicrosPerGpuHour: flags.maxPrice ?? 0,
     budgetMicros: flags.budget ?? 0,
     modelVersion: flags.modelVersion ?? "",
+    rollout: {
+      canaryPercent: flags.canary ?? 0,
+      steps: parseSteps(flags.steps),
+      pauseMs: (flags.pause ?? 0) * 1000,
+      maxErrorRate: flags.maxErrorRate ?? 0,
+      minRequests: flags.minRequests ?? 0,
+      readyTimeoutMs: 0,
+    },
   });
 }
 
@@ -137,7 +160,16 @@ export function serviceCommand(): Command {
     .option("--max-price <usd>", "highest price per GPU-hour", parseMoney)
     .option("--budget <usd>", "total spend of all replicas; the service scales to 0 once reached", parseMoney)
     .option("--model-version <v>", "the model version this revision serves (provenance)")
-    .option("--env <k=v>", "environment variable (repeatable)", collectKeyValue, {});
+    .option("--env <k=v>", "environment variable (repeatable)", collectKeyValue, {})
+    .option(
+      "--canary <percent>",
+      "roll new revisions out region by region, this share first (0 = all at once)",
+      parseInteger,
+    )
+    .option("--steps <percents>", "further traffic steps after the canary, e.g. 50,100 (default 100)")
+    .option("--pause <s>", "seconds each step must hold (30)", parseInteger)
+    .option("--max-error-rate <r>", "highest error rate of the new revision, 0..1 (0.05)", parseNumber)
+    .option("--min-requests <n>", "requests before the error rate can fail a step (20)", parseInteger);
   jsonOption(apply).action(async (command: string[], flags: ApplyFlags, self: Command) => {
     const spec = specFromServiceFlags(flags, command);
     await withScheduler(self, async (client) => {
@@ -201,8 +233,15 @@ export function endpointsCommand(): Command {
         else
           print(
             renderTable(
-              ["REGION", "ENDPOINT", "TASK", "AGENT", "REV"],
-              res.endpoints.map((e) => [e.region, `${e.host}:${e.port}`, e.taskId, e.agentId, e.revision]),
+              ["REGION", "ENDPOINT", "TASK", "AGENT", "REV", "TRAFFIC"],
+              res.endpoints.map((e) => [
+                e.region,
+                `${e.host}:${e.port}`,
+                e.taskId,
+                e.agentId,
+                e.revision,
+                `${e.trafficPercent}%`,
+              ]),
             ),
           );
       });

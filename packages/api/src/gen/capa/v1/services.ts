@@ -20,6 +20,51 @@ import {
 } from "@grpc/grpc-js";
 import { TaskState, taskStateFromJSON, taskStateToJSON, TaskTemplate } from "./types.js";
 
+export enum RolloutPhase {
+  ROLLOUT_PHASE_UNSPECIFIED = 0,
+  ROLLOUT_PHASE_PROGRESSING = 1,
+  ROLLOUT_PHASE_PROMOTED = 2,
+  ROLLOUT_PHASE_ROLLED_BACK = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function rolloutPhaseFromJSON(object: any): RolloutPhase {
+  switch (object) {
+    case 0:
+    case "ROLLOUT_PHASE_UNSPECIFIED":
+      return RolloutPhase.ROLLOUT_PHASE_UNSPECIFIED;
+    case 1:
+    case "ROLLOUT_PHASE_PROGRESSING":
+      return RolloutPhase.ROLLOUT_PHASE_PROGRESSING;
+    case 2:
+    case "ROLLOUT_PHASE_PROMOTED":
+      return RolloutPhase.ROLLOUT_PHASE_PROMOTED;
+    case 3:
+    case "ROLLOUT_PHASE_ROLLED_BACK":
+      return RolloutPhase.ROLLOUT_PHASE_ROLLED_BACK;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RolloutPhase.UNRECOGNIZED;
+  }
+}
+
+export function rolloutPhaseToJSON(object: RolloutPhase): string {
+  switch (object) {
+    case RolloutPhase.ROLLOUT_PHASE_UNSPECIFIED:
+      return "ROLLOUT_PHASE_UNSPECIFIED";
+    case RolloutPhase.ROLLOUT_PHASE_PROGRESSING:
+      return "ROLLOUT_PHASE_PROGRESSING";
+    case RolloutPhase.ROLLOUT_PHASE_PROMOTED:
+      return "ROLLOUT_PHASE_PROMOTED";
+    case RolloutPhase.ROLLOUT_PHASE_ROLLED_BACK:
+      return "ROLLOUT_PHASE_ROLLED_BACK";
+    case RolloutPhase.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum ServiceState {
   SERVICE_STATE_UNSPECIFIED = 0,
   /** SERVICE_STATE_PROGRESSING - Not every region has its minimum of ready replicas. */
@@ -73,6 +118,62 @@ export function serviceStateToJSON(object: ServiceState): string {
   }
 }
 
+/**
+ * How a new revision rolls out: region by region (in the spec's region order), each region through the traffic
+ * ladder [canary_percent, steps...], each step held for pause_ms with the new replicas ready and their error rate
+ * at most max_error_rate; rolled back automatically when not.
+ */
+export interface RolloutPolicy {
+  /** Traffic share of the new revision's first step in a region; 0 = no rollout (replace everywhere at once). */
+  canaryPercent: number;
+  /** Further steps in percent, increasing, ending at 100; empty = [100]. */
+  steps: number[];
+  /** How long each step must hold; 0 = 30 s. */
+  pauseMs: number;
+  /** Highest error rate (5xx and proxy failures / requests) of the new revision; 0 = 0.05. */
+  maxErrorRate: number;
+  /** Requests to the new revision needed before the error rate can fail a step; 0 = 20. */
+  minRequests: number;
+  /** New replicas not ready within this long roll back; 0 = 120 s. */
+  readyTimeoutMs: number;
+}
+
+export interface RolloutStatus {
+  revision: number;
+  fromRevision: number;
+  phase: RolloutPhase;
+  /** The region being rolled and its current traffic step. */
+  region: string;
+  percent: number;
+  doneRegions: string[];
+  stepStartedAtMs: number;
+  /** Why it is where it is (the last verdict). */
+  reason: string;
+  /** New-revision requests and errors in the region since the step began. */
+  stepRequests: number;
+  stepErrors: number;
+  startedAtMs: number;
+  updatedAtMs: number;
+}
+
+export interface PromoteRolloutRequest {
+  tenant: string;
+  name: string;
+}
+
+export interface PromoteRolloutResponse {
+  service: Service | undefined;
+}
+
+export interface AbortRolloutRequest {
+  tenant: string;
+  name: string;
+}
+
+export interface AbortRolloutResponse {
+  service: Service | undefined;
+}
+
 /** How the agent decides a replica is ready: an HTTP GET answering 2xx, or a TCP connect, on its $PORT. */
 export interface ReadinessProbe {
   /** e.g. "/healthz"; empty = TCP connect. */
@@ -123,6 +224,7 @@ export interface ServiceSpec {
   budgetMicros: number;
   /** Provenance of this revision: the model version it serves. */
   modelVersion: string;
+  rollout: RolloutPolicy | undefined;
 }
 
 export interface ServiceReplica {
@@ -167,6 +269,8 @@ export interface ServiceRevision {
   createdAtMs: number;
   /** Digest of the template (command, env, working dir). */
   templateDigest: string;
+  /** "active", "rolling-out", "rolled-back", "superseded". */
+  status: string;
 }
 
 export interface Service {
@@ -183,6 +287,8 @@ export interface Service {
   spentMicros: number;
   createdAtMs: number;
   updatedAtMs: number;
+  /** The latest rollout, if any. */
+  rollout: RolloutStatus | undefined;
 }
 
 export interface ApplyServiceRequest {
@@ -233,6 +339,8 @@ export interface Endpoint {
   host: string;
   port: number;
   revision: number;
+  /** Share of its region's traffic for its revision, in percent (100 outside a rollout). */
+  trafficPercent: number;
 }
 
 export interface ListEndpointsRequest {
@@ -288,6 +396,783 @@ export interface TaskReadiness {
   /** Why it is not ready (the probe's last error). */
   message: string;
 }
+
+function createBaseRolloutPolicy(): RolloutPolicy {
+  return { canaryPercent: 0, steps: [], pauseMs: 0, maxErrorRate: 0, minRequests: 0, readyTimeoutMs: 0 };
+}
+
+export const RolloutPolicy: MessageFns<RolloutPolicy> = {
+  encode(message: RolloutPolicy, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.canaryPercent !== 0) {
+      writer.uint32(8).uint32(message.canaryPercent);
+    }
+    if (message.steps.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.steps) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.pauseMs !== 0) {
+      writer.uint32(24).uint32(message.pauseMs);
+    }
+    if (message.maxErrorRate !== 0) {
+      writer.uint32(33).double(message.maxErrorRate);
+    }
+    if (message.minRequests !== 0) {
+      writer.uint32(40).uint32(message.minRequests);
+    }
+    if (message.readyTimeoutMs !== 0) {
+      writer.uint32(48).uint32(message.readyTimeoutMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RolloutPolicy {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRolloutPolicy();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.canaryPercent = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.steps.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.steps.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.pauseMs = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.maxErrorRate = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.minRequests = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.readyTimeoutMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RolloutPolicy {
+    return {
+      canaryPercent: isSet(object.canaryPercent)
+        ? globalThis.Number(object.canaryPercent)
+        : isSet(object.canary_percent)
+        ? globalThis.Number(object.canary_percent)
+        : 0,
+      steps: globalThis.Array.isArray(object?.steps) ? object.steps.map((e: any) => globalThis.Number(e)) : [],
+      pauseMs: isSet(object.pauseMs)
+        ? globalThis.Number(object.pauseMs)
+        : isSet(object.pause_ms)
+        ? globalThis.Number(object.pause_ms)
+        : 0,
+      maxErrorRate: isSet(object.maxErrorRate)
+        ? globalThis.Number(object.maxErrorRate)
+        : isSet(object.max_error_rate)
+        ? globalThis.Number(object.max_error_rate)
+        : 0,
+      minRequests: isSet(object.minRequests)
+        ? globalThis.Number(object.minRequests)
+        : isSet(object.min_requests)
+        ? globalThis.Number(object.min_requests)
+        : 0,
+      readyTimeoutMs: isSet(object.readyTimeoutMs)
+        ? globalThis.Number(object.readyTimeoutMs)
+        : isSet(object.ready_timeout_ms)
+        ? globalThis.Number(object.ready_timeout_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: RolloutPolicy): unknown {
+    const obj: any = {};
+    if (message.canaryPercent !== 0) {
+      obj.canaryPercent = Math.round(message.canaryPercent);
+    }
+    if (message.steps?.length) {
+      obj.steps = message.steps.map((e) => Math.round(e));
+    }
+    if (message.pauseMs !== 0) {
+      obj.pauseMs = Math.round(message.pauseMs);
+    }
+    if (message.maxErrorRate !== 0) {
+      obj.maxErrorRate = floatToJson(message.maxErrorRate);
+    }
+    if (message.minRequests !== 0) {
+      obj.minRequests = Math.round(message.minRequests);
+    }
+    if (message.readyTimeoutMs !== 0) {
+      obj.readyTimeoutMs = Math.round(message.readyTimeoutMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RolloutPolicy>): RolloutPolicy {
+    return RolloutPolicy.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RolloutPolicy>): RolloutPolicy {
+    const message = createBaseRolloutPolicy();
+    message.canaryPercent = object.canaryPercent ?? 0;
+    message.steps = object.steps?.map((e) => e) || [];
+    message.pauseMs = object.pauseMs ?? 0;
+    message.maxErrorRate = object.maxErrorRate ?? 0;
+    message.minRequests = object.minRequests ?? 0;
+    message.readyTimeoutMs = object.readyTimeoutMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseRolloutStatus(): RolloutStatus {
+  return {
+    revision: 0,
+    fromRevision: 0,
+    phase: 0,
+    region: "",
+    percent: 0,
+    doneRegions: [],
+    stepStartedAtMs: 0,
+    reason: "",
+    stepRequests: 0,
+    stepErrors: 0,
+    startedAtMs: 0,
+    updatedAtMs: 0,
+  };
+}
+
+export const RolloutStatus: MessageFns<RolloutStatus> = {
+  encode(message: RolloutStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.revision !== 0) {
+      writer.uint32(8).uint64(message.revision);
+    }
+    if (message.fromRevision !== 0) {
+      writer.uint32(16).uint64(message.fromRevision);
+    }
+    if (message.phase !== 0) {
+      writer.uint32(24).int32(message.phase);
+    }
+    if (message.region !== "") {
+      writer.uint32(34).string(message.region);
+    }
+    if (message.percent !== 0) {
+      writer.uint32(40).uint32(message.percent);
+    }
+    for (const v of message.doneRegions) {
+      writer.uint32(50).string(v!);
+    }
+    if (message.stepStartedAtMs !== 0) {
+      writer.uint32(56).int64(message.stepStartedAtMs);
+    }
+    if (message.reason !== "") {
+      writer.uint32(66).string(message.reason);
+    }
+    if (message.stepRequests !== 0) {
+      writer.uint32(72).uint32(message.stepRequests);
+    }
+    if (message.stepErrors !== 0) {
+      writer.uint32(80).uint32(message.stepErrors);
+    }
+    if (message.startedAtMs !== 0) {
+      writer.uint32(88).int64(message.startedAtMs);
+    }
+    if (message.updatedAtMs !== 0) {
+      writer.uint32(96).int64(message.updatedAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RolloutStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRolloutStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.fromRevision = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.phase = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.region = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.percent = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.doneRegions.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.stepStartedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.stepRequests = reader.uint32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.stepErrors = reader.uint32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.startedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.updatedAtMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RolloutStatus {
+    return {
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+      fromRevision: isSet(object.fromRevision)
+        ? globalThis.Number(object.fromRevision)
+        : isSet(object.from_revision)
+        ? globalThis.Number(object.from_revision)
+        : 0,
+      phase: isSet(object.phase) ? rolloutPhaseFromJSON(object.phase) : 0,
+      region: isSet(object.region) ? globalThis.String(object.region) : "",
+      percent: isSet(object.percent) ? globalThis.Number(object.percent) : 0,
+      doneRegions: globalThis.Array.isArray(object?.doneRegions)
+        ? object.doneRegions.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.done_regions)
+        ? object.done_regions.map((e: any) => globalThis.String(e))
+        : [],
+      stepStartedAtMs: isSet(object.stepStartedAtMs)
+        ? globalThis.Number(object.stepStartedAtMs)
+        : isSet(object.step_started_at_ms)
+        ? globalThis.Number(object.step_started_at_ms)
+        : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      stepRequests: isSet(object.stepRequests)
+        ? globalThis.Number(object.stepRequests)
+        : isSet(object.step_requests)
+        ? globalThis.Number(object.step_requests)
+        : 0,
+      stepErrors: isSet(object.stepErrors)
+        ? globalThis.Number(object.stepErrors)
+        : isSet(object.step_errors)
+        ? globalThis.Number(object.step_errors)
+        : 0,
+      startedAtMs: isSet(object.startedAtMs)
+        ? globalThis.Number(object.startedAtMs)
+        : isSet(object.started_at_ms)
+        ? globalThis.Number(object.started_at_ms)
+        : 0,
+      updatedAtMs: isSet(object.updatedAtMs)
+        ? globalThis.Number(object.updatedAtMs)
+        : isSet(object.updated_at_ms)
+        ? globalThis.Number(object.updated_at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: RolloutStatus): unknown {
+    const obj: any = {};
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
+    if (message.fromRevision !== 0) {
+      obj.fromRevision = Math.round(message.fromRevision);
+    }
+    if (message.phase !== 0) {
+      obj.phase = rolloutPhaseToJSON(message.phase);
+    }
+    if (message.region !== "") {
+      obj.region = message.region;
+    }
+    if (message.percent !== 0) {
+      obj.percent = Math.round(message.percent);
+    }
+    if (message.doneRegions?.length) {
+      obj.doneRegions = message.doneRegions;
+    }
+    if (message.stepStartedAtMs !== 0) {
+      obj.stepStartedAtMs = Math.round(message.stepStartedAtMs);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.stepRequests !== 0) {
+      obj.stepRequests = Math.round(message.stepRequests);
+    }
+    if (message.stepErrors !== 0) {
+      obj.stepErrors = Math.round(message.stepErrors);
+    }
+    if (message.startedAtMs !== 0) {
+      obj.startedAtMs = Math.round(message.startedAtMs);
+    }
+    if (message.updatedAtMs !== 0) {
+      obj.updatedAtMs = Math.round(message.updatedAtMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RolloutStatus>): RolloutStatus {
+    return RolloutStatus.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RolloutStatus>): RolloutStatus {
+    const message = createBaseRolloutStatus();
+    message.revision = object.revision ?? 0;
+    message.fromRevision = object.fromRevision ?? 0;
+    message.phase = object.phase ?? 0;
+    message.region = object.region ?? "";
+    message.percent = object.percent ?? 0;
+    message.doneRegions = object.doneRegions?.map((e) => e) || [];
+    message.stepStartedAtMs = object.stepStartedAtMs ?? 0;
+    message.reason = object.reason ?? "";
+    message.stepRequests = object.stepRequests ?? 0;
+    message.stepErrors = object.stepErrors ?? 0;
+    message.startedAtMs = object.startedAtMs ?? 0;
+    message.updatedAtMs = object.updatedAtMs ?? 0;
+    return message;
+  },
+};
+
+function createBasePromoteRolloutRequest(): PromoteRolloutRequest {
+  return { tenant: "", name: "" };
+}
+
+export const PromoteRolloutRequest: MessageFns<PromoteRolloutRequest> = {
+  encode(message: PromoteRolloutRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenant !== "") {
+      writer.uint32(10).string(message.tenant);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PromoteRolloutRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePromoteRolloutRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PromoteRolloutRequest {
+    return {
+      tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+    };
+  },
+
+  toJSON(message: PromoteRolloutRequest): unknown {
+    const obj: any = {};
+    if (message.tenant !== "") {
+      obj.tenant = message.tenant;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PromoteRolloutRequest>): PromoteRolloutRequest {
+    return PromoteRolloutRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PromoteRolloutRequest>): PromoteRolloutRequest {
+    const message = createBasePromoteRolloutRequest();
+    message.tenant = object.tenant ?? "";
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBasePromoteRolloutResponse(): PromoteRolloutResponse {
+  return { service: undefined };
+}
+
+export const PromoteRolloutResponse: MessageFns<PromoteRolloutResponse> = {
+  encode(message: PromoteRolloutResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.service !== undefined) {
+      Service.encode(message.service, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PromoteRolloutResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePromoteRolloutResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.service = Service.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PromoteRolloutResponse {
+    return { service: isSet(object.service) ? Service.fromJSON(object.service) : undefined };
+  },
+
+  toJSON(message: PromoteRolloutResponse): unknown {
+    const obj: any = {};
+    if (message.service !== undefined) {
+      obj.service = Service.toJSON(message.service);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PromoteRolloutResponse>): PromoteRolloutResponse {
+    return PromoteRolloutResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PromoteRolloutResponse>): PromoteRolloutResponse {
+    const message = createBasePromoteRolloutResponse();
+    message.service = (object.service !== undefined && object.service !== null)
+      ? Service.fromPartial(object.service)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseAbortRolloutRequest(): AbortRolloutRequest {
+  return { tenant: "", name: "" };
+}
+
+export const AbortRolloutRequest: MessageFns<AbortRolloutRequest> = {
+  encode(message: AbortRolloutRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenant !== "") {
+      writer.uint32(10).string(message.tenant);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AbortRolloutRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAbortRolloutRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AbortRolloutRequest {
+    return {
+      tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+    };
+  },
+
+  toJSON(message: AbortRolloutRequest): unknown {
+    const obj: any = {};
+    if (message.tenant !== "") {
+      obj.tenant = message.tenant;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AbortRolloutRequest>): AbortRolloutRequest {
+    return AbortRolloutRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AbortRolloutRequest>): AbortRolloutRequest {
+    const message = createBaseAbortRolloutRequest();
+    message.tenant = object.tenant ?? "";
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseAbortRolloutResponse(): AbortRolloutResponse {
+  return { service: undefined };
+}
+
+export const AbortRolloutResponse: MessageFns<AbortRolloutResponse> = {
+  encode(message: AbortRolloutResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.service !== undefined) {
+      Service.encode(message.service, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AbortRolloutResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAbortRolloutResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.service = Service.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AbortRolloutResponse {
+    return { service: isSet(object.service) ? Service.fromJSON(object.service) : undefined };
+  },
+
+  toJSON(message: AbortRolloutResponse): unknown {
+    const obj: any = {};
+    if (message.service !== undefined) {
+      obj.service = Service.toJSON(message.service);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AbortRolloutResponse>): AbortRolloutResponse {
+    return AbortRolloutResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AbortRolloutResponse>): AbortRolloutResponse {
+    const message = createBaseAbortRolloutResponse();
+    message.service = (object.service !== undefined && object.service !== null)
+      ? Service.fromPartial(object.service)
+      : undefined;
+    return message;
+  },
+};
 
 function createBaseReadinessProbe(): ReadinessProbe {
   return { httpPath: "", periodMs: 0, failureThreshold: 0 };
@@ -674,6 +1559,7 @@ function createBaseServiceSpec(): ServiceSpec {
     maxPriceMicrosPerGpuHour: 0,
     budgetMicros: 0,
     modelVersion: "",
+    rollout: undefined,
   };
 }
 
@@ -714,6 +1600,9 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
     }
     if (message.modelVersion !== "") {
       writer.uint32(98).string(message.modelVersion);
+    }
+    if (message.rollout !== undefined) {
+      RolloutPolicy.encode(message.rollout, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -827,6 +1716,14 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
             message.modelVersion = reader.string();
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.rollout = RolloutPolicy.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -883,6 +1780,7 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
         : isSet(object.model_version)
         ? globalThis.String(object.model_version)
         : "",
+      rollout: isSet(object.rollout) ? RolloutPolicy.fromJSON(object.rollout) : undefined,
     };
   },
 
@@ -924,6 +1822,9 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
     if (message.modelVersion !== "") {
       obj.modelVersion = message.modelVersion;
     }
+    if (message.rollout !== undefined) {
+      obj.rollout = RolloutPolicy.toJSON(message.rollout);
+    }
     return obj;
   },
 
@@ -950,6 +1851,9 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
     message.maxPriceMicrosPerGpuHour = object.maxPriceMicrosPerGpuHour ?? 0;
     message.budgetMicros = object.budgetMicros ?? 0;
     message.modelVersion = object.modelVersion ?? "";
+    message.rollout = (object.rollout !== undefined && object.rollout !== null)
+      ? RolloutPolicy.fromPartial(object.rollout)
+      : undefined;
     return message;
   },
 };
@@ -1563,7 +2467,7 @@ export const ServiceEvent: MessageFns<ServiceEvent> = {
 };
 
 function createBaseServiceRevision(): ServiceRevision {
-  return { revision: 0, modelVersion: "", createdAtMs: 0, templateDigest: "" };
+  return { revision: 0, modelVersion: "", createdAtMs: 0, templateDigest: "", status: "" };
 }
 
 export const ServiceRevision: MessageFns<ServiceRevision> = {
@@ -1579,6 +2483,9 @@ export const ServiceRevision: MessageFns<ServiceRevision> = {
     }
     if (message.templateDigest !== "") {
       writer.uint32(34).string(message.templateDigest);
+    }
+    if (message.status !== "") {
+      writer.uint32(42).string(message.status);
     }
     return writer;
   },
@@ -1628,6 +2535,14 @@ export const ServiceRevision: MessageFns<ServiceRevision> = {
             message.templateDigest = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.status = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1658,6 +2573,7 @@ export const ServiceRevision: MessageFns<ServiceRevision> = {
         : isSet(object.template_digest)
         ? globalThis.String(object.template_digest)
         : "",
+      status: isSet(object.status) ? globalThis.String(object.status) : "",
     };
   },
 
@@ -1675,6 +2591,9 @@ export const ServiceRevision: MessageFns<ServiceRevision> = {
     if (message.templateDigest !== "") {
       obj.templateDigest = message.templateDigest;
     }
+    if (message.status !== "") {
+      obj.status = message.status;
+    }
     return obj;
   },
 
@@ -1687,6 +2606,7 @@ export const ServiceRevision: MessageFns<ServiceRevision> = {
     message.modelVersion = object.modelVersion ?? "";
     message.createdAtMs = object.createdAtMs ?? 0;
     message.templateDigest = object.templateDigest ?? "";
+    message.status = object.status ?? "";
     return message;
   },
 };
@@ -1705,6 +2625,7 @@ function createBaseService(): Service {
     spentMicros: 0,
     createdAtMs: 0,
     updatedAtMs: 0,
+    rollout: undefined,
   };
 }
 
@@ -1745,6 +2666,9 @@ export const Service: MessageFns<Service> = {
     }
     if (message.updatedAtMs !== 0) {
       writer.uint32(96).int64(message.updatedAtMs);
+    }
+    if (message.rollout !== undefined) {
+      RolloutStatus.encode(message.rollout, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -1858,6 +2782,14 @@ export const Service: MessageFns<Service> = {
             message.updatedAtMs = longToNumber(reader.int64());
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.rollout = RolloutStatus.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1902,6 +2834,7 @@ export const Service: MessageFns<Service> = {
         : isSet(object.updated_at_ms)
         ? globalThis.Number(object.updated_at_ms)
         : 0,
+      rollout: isSet(object.rollout) ? RolloutStatus.fromJSON(object.rollout) : undefined,
     };
   },
 
@@ -1943,6 +2876,9 @@ export const Service: MessageFns<Service> = {
     if (message.updatedAtMs !== 0) {
       obj.updatedAtMs = Math.round(message.updatedAtMs);
     }
+    if (message.rollout !== undefined) {
+      obj.rollout = RolloutStatus.toJSON(message.rollout);
+    }
     return obj;
   },
 
@@ -1965,6 +2901,9 @@ export const Service: MessageFns<Service> = {
     message.spentMicros = object.spentMicros ?? 0;
     message.createdAtMs = object.createdAtMs ?? 0;
     message.updatedAtMs = object.updatedAtMs ?? 0;
+    message.rollout = (object.rollout !== undefined && object.rollout !== null)
+      ? RolloutStatus.fromPartial(object.rollout)
+      : undefined;
     return message;
   },
 };
@@ -2588,7 +3527,7 @@ export const DeleteServiceResponse: MessageFns<DeleteServiceResponse> = {
 };
 
 function createBaseEndpoint(): Endpoint {
-  return { taskId: "", jobId: "", region: "", agentId: "", host: "", port: 0, revision: 0 };
+  return { taskId: "", jobId: "", region: "", agentId: "", host: "", port: 0, revision: 0, trafficPercent: 0 };
 }
 
 export const Endpoint: MessageFns<Endpoint> = {
@@ -2613,6 +3552,9 @@ export const Endpoint: MessageFns<Endpoint> = {
     }
     if (message.revision !== 0) {
       writer.uint32(56).uint64(message.revision);
+    }
+    if (message.trafficPercent !== 0) {
+      writer.uint32(64).uint32(message.trafficPercent);
     }
     return writer;
   },
@@ -2686,6 +3628,14 @@ export const Endpoint: MessageFns<Endpoint> = {
             message.revision = longToNumber(reader.uint64());
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.trafficPercent = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2719,6 +3669,11 @@ export const Endpoint: MessageFns<Endpoint> = {
       host: isSet(object.host) ? globalThis.String(object.host) : "",
       port: isSet(object.port) ? globalThis.Number(object.port) : 0,
       revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+      trafficPercent: isSet(object.trafficPercent)
+        ? globalThis.Number(object.trafficPercent)
+        : isSet(object.traffic_percent)
+        ? globalThis.Number(object.traffic_percent)
+        : 0,
     };
   },
 
@@ -2745,6 +3700,9 @@ export const Endpoint: MessageFns<Endpoint> = {
     if (message.revision !== 0) {
       obj.revision = Math.round(message.revision);
     }
+    if (message.trafficPercent !== 0) {
+      obj.trafficPercent = Math.round(message.trafficPercent);
+    }
     return obj;
   },
 
@@ -2760,6 +3718,7 @@ export const Endpoint: MessageFns<Endpoint> = {
     message.host = object.host ?? "";
     message.port = object.port ?? 0;
     message.revision = object.revision ?? 0;
+    message.trafficPercent = object.trafficPercent ?? 0;
     return message;
   },
 };
@@ -3612,7 +4571,7 @@ export const ServiceServiceService = {
       Buffer.from(ListEndpointsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListEndpointsResponse => ListEndpointsResponse.decode(value),
   },
-  /** A gateway's measured load per replica over its last window; drives autoscaling. */
+  /** A gateway's measured load per replica over its last window; drives autoscaling and rollout verdicts. */
   reportLoad: {
     path: "/capa.v1.ServiceService/ReportLoad" as const,
     requestStream: false as const,
@@ -3621,6 +4580,29 @@ export const ServiceServiceService = {
     requestDeserialize: (value: Buffer): ReportLoadRequest => ReportLoadRequest.decode(value),
     responseSerialize: (value: ReportLoadResponse): Buffer => Buffer.from(ReportLoadResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ReportLoadResponse => ReportLoadResponse.decode(value),
+  },
+  /** Moves a progressing rollout to its next step now (once the step's new replicas are ready). */
+  promoteRollout: {
+    path: "/capa.v1.ServiceService/PromoteRollout" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PromoteRolloutRequest): Buffer =>
+      Buffer.from(PromoteRolloutRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PromoteRolloutRequest => PromoteRolloutRequest.decode(value),
+    responseSerialize: (value: PromoteRolloutResponse): Buffer =>
+      Buffer.from(PromoteRolloutResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PromoteRolloutResponse => PromoteRolloutResponse.decode(value),
+  },
+  /** Rolls a progressing rollout back to the revision it started from. */
+  abortRollout: {
+    path: "/capa.v1.ServiceService/AbortRollout" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AbortRolloutRequest): Buffer => Buffer.from(AbortRolloutRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AbortRolloutRequest => AbortRolloutRequest.decode(value),
+    responseSerialize: (value: AbortRolloutResponse): Buffer =>
+      Buffer.from(AbortRolloutResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AbortRolloutResponse => AbortRolloutResponse.decode(value),
   },
 } as const;
 
@@ -3633,8 +4615,12 @@ export interface ServiceServiceServer extends UntypedServiceImplementation {
   deleteService: handleUnaryCall<DeleteServiceRequest, DeleteServiceResponse>;
   /** The live endpoint set: ready replicas by region. */
   listEndpoints: handleUnaryCall<ListEndpointsRequest, ListEndpointsResponse>;
-  /** A gateway's measured load per replica over its last window; drives autoscaling. */
+  /** A gateway's measured load per replica over its last window; drives autoscaling and rollout verdicts. */
   reportLoad: handleUnaryCall<ReportLoadRequest, ReportLoadResponse>;
+  /** Moves a progressing rollout to its next step now (once the step's new replicas are ready). */
+  promoteRollout: handleUnaryCall<PromoteRolloutRequest, PromoteRolloutResponse>;
+  /** Rolls a progressing rollout back to the revision it started from. */
+  abortRollout: handleUnaryCall<AbortRolloutRequest, AbortRolloutResponse>;
 }
 
 export interface ServiceServiceClient extends Client {
@@ -3716,7 +4702,7 @@ export interface ServiceServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListEndpointsResponse) => void,
   ): ClientUnaryCall;
-  /** A gateway's measured load per replica over its last window; drives autoscaling. */
+  /** A gateway's measured load per replica over its last window; drives autoscaling and rollout verdicts. */
   reportLoad(
     request: ReportLoadRequest,
     callback: (error: ServiceError | null, response: ReportLoadResponse) => void,
@@ -3731,6 +4717,38 @@ export interface ServiceServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ReportLoadResponse) => void,
+  ): ClientUnaryCall;
+  /** Moves a progressing rollout to its next step now (once the step's new replicas are ready). */
+  promoteRollout(
+    request: PromoteRolloutRequest,
+    callback: (error: ServiceError | null, response: PromoteRolloutResponse) => void,
+  ): ClientUnaryCall;
+  promoteRollout(
+    request: PromoteRolloutRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PromoteRolloutResponse) => void,
+  ): ClientUnaryCall;
+  promoteRollout(
+    request: PromoteRolloutRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PromoteRolloutResponse) => void,
+  ): ClientUnaryCall;
+  /** Rolls a progressing rollout back to the revision it started from. */
+  abortRollout(
+    request: AbortRolloutRequest,
+    callback: (error: ServiceError | null, response: AbortRolloutResponse) => void,
+  ): ClientUnaryCall;
+  abortRollout(
+    request: AbortRolloutRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AbortRolloutResponse) => void,
+  ): ClientUnaryCall;
+  abortRollout(
+    request: AbortRolloutRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AbortRolloutResponse) => void,
   ): ClientUnaryCall;
 }
 
