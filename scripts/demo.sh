@@ -146,4 +146,7 @@ step receipt verify "$STATE_DIR/receipt-tampered.json"
 
 admin_step audit --limit 5
 
+# Inference services: a 2-region service, a scale-up under load, a canary promotion (scripts/demo-services.sh).
+. scripts/demo-services.sh
+
 printf '\nThe demo is over; capa up stops now. Run it yourself: node packages/cli/bin/capa.js up\n'

@@ -4,7 +4,8 @@
  * readiness (HTTP GET on `CAPA_READINESS_PATH` answering 2xx, or a TCP connect when the path is empty) every
  * `CAPA_READINESS_PERIOD_MS`, and reports ready / not ready on `capa.v1.task.<taskId>.ready` at every change and
  * once per period (the scheduler trusts a report for a few periods only: an agent that dies drops out).
- * A ready replica turns not ready after `CAPA_READINESS_FAILURES` consecutive failed probes.
+ * A ready replica turns not ready after `CAPA_READINESS_FAILURES` consecutive failed probes. Model metrics the
+ * replica prints (`CAPA_METRICS {...}` on stdout, model-metrics.ts) ride along with every report.
  */
 import { request } from "node:http";
 import { connect, createServer } from "node:net";
@@ -12,6 +13,7 @@ import * as pb from "@capa/api";
 import { subjects } from "@capa/bus";
 import type { TaskAssignment } from "@capa/domain";
 import type { Logger } from "pino";
+import { ModelMetrics } from "./model-metrics.js";
 
 export interface ReplicaProbeSpec {
   service: string;
@@ -86,6 +88,7 @@ export class ReplicaProber {
   private message = "not probed yet";
   private probing = false;
   private stopped = false;
+  private readonly metrics = new ModelMetrics();
   port = 0;
 
   constructor(
@@ -98,6 +101,11 @@ export class ReplicaProber {
   async assignPort(): Promise<number> {
     this.port = await freePort(this.deps.host);
     return this.port;
+  }
+
+  /** The task's stdout: `CAPA_METRICS {...}` lines are its model metrics, sent with each readiness report. */
+  observeOutput(stream: "stdout" | "stderr", data: Buffer): void {
+    if (stream === "stdout") this.metrics.write(data);
   }
 
   /** Starts probing (the process runs). */
@@ -153,6 +161,7 @@ export class ReplicaProber {
       periodMs: this.spec.periodMs,
       sentAtMs: Date.now(),
       message: this.message,
+      metrics: this.metrics.snapshot(),
     }).finish();
     try {
       this.deps.publisher.publish(subjects.taskReady(this.a.taskId, this.deps.agentId), msg);

@@ -167,7 +167,10 @@ export class RunningTask {
         },
         {
           onSpawn: (pid) => this.onSpawn(pid),
-          onOutput: (stream, data) => this.shipper.write(stream, data),
+          onOutput: (stream, data) => {
+            deps.prober?.observeOutput(stream, data);
+            this.shipper.write(stream, data);
+          },
         },
       );
       // A stop that arrived while the task was being prepared.

@@ -28,6 +28,16 @@ const server = http.createServer((req, res) => {
 });
 server.listen(Number(process.env.PORT), "127.0.0.1");
 process.on("SIGTERM", () => server.close(() => process.exit(0)));
+// Model metrics for drift monitoring: the score is read from a file the test writes.
+if (process.env.MODEL_DRIFT_FILE) {
+  let predictions = 0;
+  setInterval(() => {
+    let drift = 0;
+    try { drift = Number(require("node:fs").readFileSync(process.env.MODEL_DRIFT_FILE, "utf8")) || 0; } catch {}
+    predictions += 10;
+    console.log("CAPA_METRICS " + JSON.stringify({ drift_score: drift, predictions }));
+  }, 200);
+}
 `;
 
 export function writeModel(dir: string): string {
@@ -232,10 +242,14 @@ export function startTestGateway(h: Harness, region: string, gatewayId: string):
  * The shared setup of the service suites: a harness (agents lost after 3 s), the model script, agent processes
  * (`[id, region, price, gpus?]`), and the gateways a test starts; `stop` tears everything down.
  */
-export async function startServiceFixture(prefix: string, agentSpecs: [string, string, string, string?][]) {
+export async function startServiceFixture(
+  prefix: string,
+  agentSpecs: [string, string, string, string?][],
+  overrides: Parameters<typeof startHarness>[0] = {},
+) {
   const root = mkdtempSync(join(tmpdir(), `capa-${prefix}-`));
   const model = writeModel(root);
-  const h = await startHarness({ agentTimeoutMs: 3_000 });
+  const h = await startHarness({ agentTimeoutMs: 3_000, ...overrides });
   const agents = await Promise.all(
     agentSpecs.map(([id, region, price, gpus]) => startAgentProcess(h, root, id, region, price, gpus)),
   );

@@ -56,6 +56,9 @@ export const subjects = {
   /** A service replica's readiness (core NATS, protobuf TaskReadiness), under the task's own subjects. */
   taskReady: (taskId: string, agentId: string) => taskSubject(taskId, "ready", agentId),
   allTaskReady: `${SUBJECT_ROOT}.task.*.ready.*`,
+  /** A service's retraining trigger (JSON, from the scheduler's drift rule): the training side subscribes. */
+  serviceRetrain: (tenant: string, service: string) =>
+    `${SUBJECT_ROOT}.service.${assertToken(tenant, "tenant")}.${assertToken(service, "service")}.retrain`,
   allTaskStatus: `${SUBJECT_ROOT}.task.*.status.*`,
   allTaskUsage: `${SUBJECT_ROOT}.task.*.usage.*`,
   allTaskLogs: `${SUBJECT_ROOT}.task.*.logs.*`,

@@ -15,6 +15,7 @@ import type { Logger } from "pino";
 import type { JobService } from "../jobs/job-service.js";
 import type { JobRepo } from "../store/job-repo.js";
 import { decideScale, type Recommendation, trimHistory } from "./autoscaler.js";
+import { driftTrigger, type ModelMetricsGauges, type RetrainTrigger } from "./drift.js";
 import type { LoadTracker } from "./load.js";
 import {
   endpointsKey,
@@ -71,6 +72,10 @@ export interface ControllerDeps {
   now: () => number;
   /** A removed replica leaves the endpoint set this long before it is cancelled (gateways refresh meanwhile). */
   drainMs: number;
+  /** Model-metric gauges (Prometheus); none in unit tests. */
+  gauges?: ModelMetricsGauges;
+  /** Fires a retraining trigger (NATS publish of its JSON). */
+  fireTrigger: (t: RetrainTrigger) => void;
 }
 
 export class ServiceController {
@@ -110,6 +115,13 @@ export class ServiceController {
         : undefined,
       price: task?.pricePerGpuHour ?? 0,
     };
+  }
+
+  /** The replica's latest model metrics (from its fresh readiness report). */
+  metricsOf(v: ReplicaView): Record<string, number> {
+    const task = v.job?.tasks[0];
+    const report = task ? this.d.readiness.get(task.id) : undefined;
+    return report && report.agentId === task?.agentId && report.epoch === task.epoch ? report.metrics : {};
   }
 
   async tick(): Promise<void> {
@@ -275,10 +287,25 @@ export class ServiceController {
       for (const region of regions) await this.writeEndpoints(rec, region, [], nowMs);
       return;
     }
+    const withMetrics = views.map((view) => ({ view, metrics: this.metricsOf(view) }));
+    this.d.gauges?.set(rec, withMetrics);
+    const trigger = stopAll ? undefined : driftTrigger(rec, withMetrics, nowMs);
+    if (trigger) {
+      rec.driftFiredRevision = rec.revision;
+      event({
+        region: trigger.region,
+        kind: "drift",
+        from: 0,
+        to: 0,
+        reason: `${trigger.metric} ${trigger.value} > ${trigger.threshold} on ${trigger.taskId}: retraining trigger ${trigger.trigger || "(unnamed)"} fired`,
+      });
+    }
     if (JSON.stringify(strip(rec)) !== JSON.stringify(strip(original))) {
       rec.updatedAtMs = nowMs;
       await this.d.services.update(key, rec, kvRevision);
     }
+    // Fired only once the record says so (CAS won): another round or leader never fires it twice.
+    if (trigger) this.d.fireTrigger(trigger);
     await this.sideEffects(rec, nowMs);
     const live = rec.replicas.map((r) => this.observe(r));
     for (const region of regions)

@@ -44,6 +44,7 @@ export function serviceSpecFromPb(s: pb.ServiceSpec | undefined): ServiceSpec | 
       minRequests: s.rollout?.minRequests ?? 0,
       readyTimeoutMs: s.rollout?.readyTimeoutMs ?? 0,
     },
+    drift: { metric: s.drift?.metric ?? "", threshold: s.drift?.threshold ?? 0, trigger: s.drift?.trigger ?? "" },
   };
 }
 
@@ -62,6 +63,7 @@ export function serviceSpecToPb(s: ServiceSpec): pb.ServiceSpec {
     budgetMicros: s.budget,
     modelVersion: s.modelVersion,
     rollout: { ...s.rollout, steps: [...s.rollout.steps] },
+    drift: { ...s.drift },
   };
 }
 
@@ -149,6 +151,7 @@ export function serviceToPb(v: ServiceView): pb.Service {
         revision: x.record.revision,
         requestsPerSecond: x.rps,
         p95LatencyMs: Math.round(x.p95),
+        modelMetrics: { ...x.metrics },
       };
     }),
     events: r.events.map(eventToPb),

@@ -2,13 +2,23 @@
  * The services room's wiring: its two KV buckets, the readiness listener, the leader-only controller loop and
  * the gRPC handlers. scheduler.ts only calls `startServices` and mounts the handlers.
  */
-import { BUCKETS, jsonCodec, jsPlacement, type NatsConnection, type Store, type StoreLayout, TypedKv } from "@capa/bus";
+import {
+  BUCKETS,
+  jsonCodec,
+  jsPlacement,
+  type NatsConnection,
+  type Store,
+  type StoreLayout,
+  subjects,
+  TypedKv,
+} from "@capa/bus";
 import { Kvm } from "@nats-io/kv";
 import type { Logger } from "pino";
 import type { EdgeContext } from "../grpc/unary.js";
 import type { JobService } from "../jobs/job-service.js";
 import type { JobRepo } from "../store/job-repo.js";
 import { type EndpointSet, ServiceController } from "./controller.js";
+import { ModelMetricsGauges } from "./drift.js";
 import { serviceHandlers } from "./grpc.js";
 import { LoadTracker } from "./load.js";
 import type { ServiceRecord } from "./model.js";
@@ -51,6 +61,7 @@ export async function startServices(d: ServicesDeps) {
   const readiness = new ReadinessTracker(d.now);
   const load = new LoadTracker(d.now);
   const stopListening = listenToReadiness(d.nc, readiness, log);
+  const gauges = new ModelMetricsGauges(d.edge.metrics.registry);
   const controller = new ServiceController({
     services,
     endpoints,
@@ -61,6 +72,12 @@ export async function startServices(d: ServicesDeps) {
     logger: log,
     now: d.now,
     drainMs: d.drainMs ?? 2_000,
+    gauges,
+    fireTrigger: (t) => {
+      gauges.fired.inc({ tenant: t.tenant, service: t.service });
+      log.info({ trigger: t }, "drift over threshold: retraining trigger fired");
+      d.nc.publish(subjects.serviceRetrain(t.tenant, t.service), new TextEncoder().encode(JSON.stringify(t)));
+    },
   });
   const api = new ServiceApi(services, endpoints, controller, load, d.now);
   let running = false;

@@ -17,6 +17,7 @@ function spec(overrides: Partial<ServiceSpec> = {}): ServiceSpec {
     budget: 0,
     modelVersion: "v1",
     rollout: { canaryPercent: 0, steps: [], pauseMs: 0, maxErrorRate: 0, minRequests: 0, readyTimeoutMs: 0 },
+    drift: { metric: "", threshold: 0, trigger: "" },
     ...overrides,
   };
 }
@@ -53,6 +54,7 @@ describe("normalizeServiceSpec", () => {
       "spec.template.env.CAPA_SERVICE",
     ],
     [{ gpusPerReplica: -1 }, "spec.gpus_per_replica"],
+    [{ drift: { metric: "Drift Score", threshold: 0.3, trigger: "" } }, "spec.drift.metric"],
     [
       {
         target: { requestsPerSecondPerReplica: -1, p95LatencyMs: 0, scaleUpWindowMs: 0, scaleDownWindowMs: 0 },

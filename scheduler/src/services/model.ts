@@ -51,6 +51,14 @@ export interface ServiceSpec {
   budget: number;
   modelVersion: string;
   rollout: RolloutPolicy;
+  drift: DriftPolicy;
+}
+
+export interface DriftPolicy {
+  /** "" = off. */
+  metric: string;
+  threshold: number;
+  trigger: string;
 }
 
 /** One replica the controller asked for. `jobId` is empty until its submission answered. */
@@ -68,7 +76,7 @@ export interface ReplicaRecord {
 export interface ServiceEvent {
   atMs: number;
   region: string;
-  kind: "scale-up" | "scale-down" | "replace" | "budget" | "revision" | "rollout";
+  kind: "scale-up" | "scale-down" | "replace" | "budget" | "revision" | "rollout" | "drift";
   from: number;
   to: number;
   reason: string;
@@ -105,6 +113,8 @@ export interface ServiceRecord {
   deleteRequested: boolean;
   /** The latest rollout; `request` is a pending promote/abort for the controller. */
   rollout?: RolloutState & { request?: "promote" | "abort" };
+  /** The revision whose drift trigger has fired (once per revision). */
+  driftFiredRevision?: number;
   createdAtMs: number;
   updatedAtMs: number;
 }
@@ -185,6 +195,10 @@ export function normalizeServiceSpec(tenant: string, spec: ServiceSpec | undefin
     v.push({ field: "spec.rollout.max_error_rate", message: "must be in 0..1" });
   if (ro.pauseMs > 3_600_000) v.push({ field: "spec.rollout.pause_ms", message: "must be at most 1 h" });
   if (ro.readyTimeoutMs > 3_600_000) v.push({ field: "spec.rollout.ready_timeout_ms", message: "must be at most 1 h" });
+  if (s.drift.metric !== "" && !/^[a-z_][a-z0-9_]{0,63}$/.test(s.drift.metric))
+    v.push({ field: "spec.drift.metric", message: "must be a metric name ([a-z_][a-z0-9_]*, at most 64)" });
+  if (!Number.isFinite(s.drift.threshold)) v.push({ field: "spec.drift.threshold", message: "must be a number" });
+  if (s.drift.trigger.length > 256) v.push({ field: "spec.drift.trigger", message: "must be at most 256 characters" });
   if (s.modelVersion.length > 128) v.push({ field: "spec.model_version", message: "must be at most 128 characters" });
   for (const name of Object.keys(s.template.env))
     if (name.startsWith("CAPA_")) v.push({ field: `spec.template.env.${name}`, message: "CAPA_* is reserved" });

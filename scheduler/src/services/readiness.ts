@@ -18,6 +18,8 @@ export interface ReadinessReport {
   port: number;
   periodMs: number;
   message: string;
+  /** The replica's latest model metrics (CAPA_METRICS lines), at most 32. */
+  metrics: Record<string, number>;
   receivedAtMs: number;
 }
 
@@ -73,6 +75,11 @@ export function listenToReadiness(nc: NatsConnection, tracker: ReadinessTracker,
           port: m.port,
           periodMs: m.periodMs,
           message: m.message.slice(0, 512),
+          metrics: Object.fromEntries(
+            Object.entries(m.metrics)
+              .filter(([k, v]) => /^[a-z_][a-z0-9_]{0,63}$/.test(k) && Number.isFinite(v))
+              .slice(0, 32),
+          ),
         });
       } catch (e) {
         logger.warn({ err: e, subject: msg.subject }, "dropping an undecodable readiness report");

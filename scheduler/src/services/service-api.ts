@@ -25,7 +25,7 @@ import {
 
 export interface ServiceView {
   record: ServiceRecord;
-  replicas: (ReplicaView & { rps: number; p95: number })[];
+  replicas: (ReplicaView & { rps: number; p95: number; metrics: Record<string, number> })[];
   spent: number;
   /** New-revision requests and errors in the rolling region since its step began. */
   step: { requests: number; errors: number };
@@ -206,7 +206,7 @@ export class ServiceApi {
     const replicas = record.replicas.map((r) => {
       const v = this.controller.observe(r);
       const l = v.job ? loads.get(v.job.tasks[0]?.id ?? "") : undefined;
-      return { ...v, rps: l?.rps ?? 0, p95: l?.p95 ?? 0 };
+      return { ...v, rps: l?.rps ?? 0, p95: l?.p95 ?? 0, metrics: this.controller.metricsOf(v) };
     });
     const spent = record.spentDropped + replicas.reduce((s, v) => s + (v.job?.spent ?? 0), 0);
     const ro = record.rollout;

@@ -34,6 +34,9 @@ interface ApplyFlags {
   pause?: number;
   maxErrorRate?: number;
   minRequests?: number;
+  driftMetric?: string;
+  driftThreshold?: number;
+  driftTrigger?: string;
   json?: boolean;
 }
 
@@ -98,6 +101,7 @@ export function specFromServiceFlags(flags: ApplyFlags, command: string[]): api.
       minRequests: flags.minRequests ?? 0,
       readyTimeoutMs: 0,
     },
+    drift: { metric: flags.driftMetric ?? "", threshold: flags.driftThreshold ?? 0, trigger: flags.driftTrigger ?? "" },
   });
 }
 
@@ -169,7 +173,10 @@ export function serviceCommand(): Command {
     .option("--steps <percents>", "further traffic steps after the canary, e.g. 50,100 (default 100)")
     .option("--pause <s>", "seconds each step must hold (30)", parseInteger)
     .option("--max-error-rate <r>", "highest error rate of the new revision, 0..1 (0.05)", parseNumber)
-    .option("--min-requests <n>", "requests before the error rate can fail a step (20)", parseInteger);
+    .option("--min-requests <n>", "requests before the error rate can fail a step (20)", parseInteger)
+    .option("--drift-metric <name>", "model metric (CAPA_METRICS lines) watched for drift, e.g. drift_score")
+    .option("--drift-threshold <x>", "fire the retraining trigger once when the metric goes above this", parseNumber)
+    .option("--drift-trigger <name>", "what to retrain, carried in the trigger message");
   jsonOption(apply).action(async (command: string[], flags: ApplyFlags, self: Command) => {
     const spec = specFromServiceFlags(flags, command);
     await withScheduler(self, async (client) => {

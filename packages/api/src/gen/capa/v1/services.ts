@@ -225,6 +225,7 @@ export interface ServiceSpec {
   /** Provenance of this revision: the model version it serves. */
   modelVersion: string;
   rollout: RolloutPolicy | undefined;
+  drift: DriftPolicy | undefined;
 }
 
 export interface ServiceReplica {
@@ -241,6 +242,13 @@ export interface ServiceReplica {
   /** Gateway-measured, last window. */
   requestsPerSecond: number;
   p95LatencyMs: number;
+  /** Latest model metrics the replica reported. */
+  modelMetrics: { [key: string]: number };
+}
+
+export interface ServiceReplica_ModelMetricsEntry {
+  key: string;
+  value: number;
 }
 
 export interface ServiceRegionStatus {
@@ -395,6 +403,26 @@ export interface TaskReadiness {
   sentAtMs: number;
   /** Why it is not ready (the probe's last error). */
   message: string;
+  /** The replica's latest model metrics (`CAPA_METRICS {...}` lines on its stdout), e.g. drift_score. */
+  metrics: { [key: string]: number };
+}
+
+export interface TaskReadiness_MetricsEntry {
+  key: string;
+  value: number;
+}
+
+/**
+ * When a model metric of the current revision crosses a threshold, the scheduler fires a retraining trigger
+ * once per revision: a JSON message on capa.v1.service.<tenant>.<service>.retrain (see README).
+ */
+export interface DriftPolicy {
+  /** e.g. "drift_score"; empty = no drift monitoring. */
+  metric: string;
+  /** Fires when any ready replica of the current revision reports more than this. */
+  threshold: number;
+  /** Carried in the trigger message: what to retrain (e.g. the training schedule's name). */
+  trigger: string;
 }
 
 function createBaseRolloutPolicy(): RolloutPolicy {
@@ -1560,6 +1588,7 @@ function createBaseServiceSpec(): ServiceSpec {
     budgetMicros: 0,
     modelVersion: "",
     rollout: undefined,
+    drift: undefined,
   };
 }
 
@@ -1603,6 +1632,9 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
     }
     if (message.rollout !== undefined) {
       RolloutPolicy.encode(message.rollout, writer.uint32(106).fork()).join();
+    }
+    if (message.drift !== undefined) {
+      DriftPolicy.encode(message.drift, writer.uint32(114).fork()).join();
     }
     return writer;
   },
@@ -1724,6 +1756,14 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
             message.rollout = RolloutPolicy.decode(reader, reader.uint32());
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.drift = DriftPolicy.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1781,6 +1821,7 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
         ? globalThis.String(object.model_version)
         : "",
       rollout: isSet(object.rollout) ? RolloutPolicy.fromJSON(object.rollout) : undefined,
+      drift: isSet(object.drift) ? DriftPolicy.fromJSON(object.drift) : undefined,
     };
   },
 
@@ -1825,6 +1866,9 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
     if (message.rollout !== undefined) {
       obj.rollout = RolloutPolicy.toJSON(message.rollout);
     }
+    if (message.drift !== undefined) {
+      obj.drift = DriftPolicy.toJSON(message.drift);
+    }
     return obj;
   },
 
@@ -1854,6 +1898,9 @@ export const ServiceSpec: MessageFns<ServiceSpec> = {
     message.rollout = (object.rollout !== undefined && object.rollout !== null)
       ? RolloutPolicy.fromPartial(object.rollout)
       : undefined;
+    message.drift = (object.drift !== undefined && object.drift !== null)
+      ? DriftPolicy.fromPartial(object.drift)
+      : undefined;
     return message;
   },
 };
@@ -1872,6 +1919,7 @@ function createBaseServiceReplica(): ServiceReplica {
     revision: 0,
     requestsPerSecond: 0,
     p95LatencyMs: 0,
+    modelMetrics: {},
   };
 }
 
@@ -1913,6 +1961,9 @@ export const ServiceReplica: MessageFns<ServiceReplica> = {
     if (message.p95LatencyMs !== 0) {
       writer.uint32(96).uint32(message.p95LatencyMs);
     }
+    globalThis.Object.entries(message.modelMetrics).forEach(([key, value]: [string, number]) => {
+      ServiceReplica_ModelMetricsEntry.encode({ key: key as any, value }, writer.uint32(106).fork()).join();
+    });
     return writer;
   },
 
@@ -2025,6 +2076,17 @@ export const ServiceReplica: MessageFns<ServiceReplica> = {
             message.p95LatencyMs = reader.uint32();
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            const entry13 = ServiceReplica_ModelMetricsEntry.decode(reader, reader.uint32());
+            if (entry13.value !== undefined) {
+              message.modelMetrics[entry13.key] = entry13.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2079,6 +2141,33 @@ export const ServiceReplica: MessageFns<ServiceReplica> = {
         : isSet(object.p95_latency_ms)
         ? globalThis.Number(object.p95_latency_ms)
         : 0,
+      modelMetrics: isObject(object.modelMetrics)
+        ? (globalThis.Object.entries(object.modelMetrics) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.model_metrics)
+        ? (globalThis.Object.entries(object.model_metrics) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -2120,6 +2209,15 @@ export const ServiceReplica: MessageFns<ServiceReplica> = {
     if (message.p95LatencyMs !== 0) {
       obj.p95LatencyMs = Math.round(message.p95LatencyMs);
     }
+    if (message.modelMetrics) {
+      const entries = globalThis.Object.entries(message.modelMetrics) as [string, number][];
+      if (entries.length > 0) {
+        obj.modelMetrics = {};
+        entries.forEach(([k, v]) => {
+          obj.modelMetrics[k] = floatToJson(v);
+        });
+      }
+    }
     return obj;
   },
 
@@ -2140,6 +2238,100 @@ export const ServiceReplica: MessageFns<ServiceReplica> = {
     message.revision = object.revision ?? 0;
     message.requestsPerSecond = object.requestsPerSecond ?? 0;
     message.p95LatencyMs = object.p95LatencyMs ?? 0;
+    message.modelMetrics = (globalThis.Object.entries(object.modelMetrics ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseServiceReplica_ModelMetricsEntry(): ServiceReplica_ModelMetricsEntry {
+  return { key: "", value: 0 };
+}
+
+export const ServiceReplica_ModelMetricsEntry: MessageFns<ServiceReplica_ModelMetricsEntry> = {
+  encode(message: ServiceReplica_ModelMetricsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(17).double(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ServiceReplica_ModelMetricsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseServiceReplica_ModelMetricsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.value = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ServiceReplica_ModelMetricsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: ServiceReplica_ModelMetricsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = floatToJson(message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ServiceReplica_ModelMetricsEntry>): ServiceReplica_ModelMetricsEntry {
+    return ServiceReplica_ModelMetricsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ServiceReplica_ModelMetricsEntry>): ServiceReplica_ModelMetricsEntry {
+    const message = createBaseServiceReplica_ModelMetricsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
     return message;
   },
 };
@@ -4279,6 +4471,7 @@ function createBaseTaskReadiness(): TaskReadiness {
     periodMs: 0,
     sentAtMs: 0,
     message: "",
+    metrics: {},
   };
 }
 
@@ -4314,6 +4507,9 @@ export const TaskReadiness: MessageFns<TaskReadiness> = {
     if (message.message !== "") {
       writer.uint32(82).string(message.message);
     }
+    globalThis.Object.entries(message.metrics).forEach(([key, value]: [string, number]) => {
+      TaskReadiness_MetricsEntry.encode({ key: key as any, value }, writer.uint32(90).fork()).join();
+    });
     return writer;
   },
 
@@ -4410,6 +4606,17 @@ export const TaskReadiness: MessageFns<TaskReadiness> = {
             message.message = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            const entry11 = TaskReadiness_MetricsEntry.decode(reader, reader.uint32());
+            if (entry11.value !== undefined) {
+              message.metrics[entry11.key] = entry11.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4454,6 +4661,20 @@ export const TaskReadiness: MessageFns<TaskReadiness> = {
         ? globalThis.Number(object.sent_at_ms)
         : 0,
       message: isSet(object.message) ? globalThis.String(object.message) : "",
+      metrics: isObject(object.metrics)
+        ? (globalThis.Object.entries(object.metrics) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -4489,6 +4710,15 @@ export const TaskReadiness: MessageFns<TaskReadiness> = {
     if (message.message !== "") {
       obj.message = message.message;
     }
+    if (message.metrics) {
+      const entries = globalThis.Object.entries(message.metrics) as [string, number][];
+      if (entries.length > 0) {
+        obj.metrics = {};
+        entries.forEach(([k, v]) => {
+          obj.metrics[k] = floatToJson(v);
+        });
+      }
+    }
     return obj;
   },
 
@@ -4507,6 +4737,201 @@ export const TaskReadiness: MessageFns<TaskReadiness> = {
     message.periodMs = object.periodMs ?? 0;
     message.sentAtMs = object.sentAtMs ?? 0;
     message.message = object.message ?? "";
+    message.metrics = (globalThis.Object.entries(object.metrics ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseTaskReadiness_MetricsEntry(): TaskReadiness_MetricsEntry {
+  return { key: "", value: 0 };
+}
+
+export const TaskReadiness_MetricsEntry: MessageFns<TaskReadiness_MetricsEntry> = {
+  encode(message: TaskReadiness_MetricsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(17).double(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TaskReadiness_MetricsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTaskReadiness_MetricsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.value = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TaskReadiness_MetricsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: TaskReadiness_MetricsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = floatToJson(message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TaskReadiness_MetricsEntry>): TaskReadiness_MetricsEntry {
+    return TaskReadiness_MetricsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TaskReadiness_MetricsEntry>): TaskReadiness_MetricsEntry {
+    const message = createBaseTaskReadiness_MetricsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
+    return message;
+  },
+};
+
+function createBaseDriftPolicy(): DriftPolicy {
+  return { metric: "", threshold: 0, trigger: "" };
+}
+
+export const DriftPolicy: MessageFns<DriftPolicy> = {
+  encode(message: DriftPolicy, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.metric !== "") {
+      writer.uint32(10).string(message.metric);
+    }
+    if (message.threshold !== 0) {
+      writer.uint32(17).double(message.threshold);
+    }
+    if (message.trigger !== "") {
+      writer.uint32(26).string(message.trigger);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DriftPolicy {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDriftPolicy();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.metric = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.threshold = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.trigger = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DriftPolicy {
+    return {
+      metric: isSet(object.metric) ? globalThis.String(object.metric) : "",
+      threshold: isSet(object.threshold) ? globalThis.Number(object.threshold) : 0,
+      trigger: isSet(object.trigger) ? globalThis.String(object.trigger) : "",
+    };
+  },
+
+  toJSON(message: DriftPolicy): unknown {
+    const obj: any = {};
+    if (message.metric !== "") {
+      obj.metric = message.metric;
+    }
+    if (message.threshold !== 0) {
+      obj.threshold = floatToJson(message.threshold);
+    }
+    if (message.trigger !== "") {
+      obj.trigger = message.trigger;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DriftPolicy>): DriftPolicy {
+    return DriftPolicy.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DriftPolicy>): DriftPolicy {
+    const message = createBaseDriftPolicy();
+    message.metric = object.metric ?? "";
+    message.threshold = object.threshold ?? 0;
+    message.trigger = object.trigger ?? "";
     return message;
   },
 };
@@ -4782,6 +5207,10 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {
