@@ -1,6 +1,6 @@
 # Sourced by scripts/demo.sh (uses its capa, step, json_field, STATE_DIR): an inference service in two regions
 # behind `capa gateway`, a scale-up under load, and a canary rollout promoted region by region.
-MODEL="$STATE_DIR/model.cjs"
+MODEL="$(pwd)/$STATE_DIR/model.cjs"
 cat >"$MODEL" <<'JS'
 const http = require("node:http");
 http.createServer((req, res) => {
@@ -48,6 +48,6 @@ node scripts/demo-load.mjs "$GATEWAY" 10 4 >/dev/null &
 wait_service 's.rollout&&s.rollout.phase==="ROLLOUT_PHASE_PROMOTED"'
 step rollout status echo
 step endpoints echo
-kill "$GATEWAY_PID" 2>/dev/null
-wait "$GATEWAY_PID" 2>/dev/null
+kill "$GATEWAY_PID" 2>/dev/null || true
+wait "$GATEWAY_PID" 2>/dev/null || true
 step service delete echo

@@ -15,13 +15,15 @@ export function renderRollout(s: api.Service, nowMs: number): string {
     ["rollout", `revision ${ro.revision} from ${ro.fromRevision}: ${phaseName(ro.phase)}`],
     ...(ro.phase === api.RolloutPhase.ROLLOUT_PHASE_PROGRESSING
       ? ([
-          ["region", `${ro.region} at ${ro.percent}% for ${formatAge(ro.stepStartedAtMs, nowMs)}`],
+          ["region", `${ro.region} at ${ro.percent}% (step began ${formatAge(ro.stepStartedAtMs, nowMs)})`],
           ["step", `${ro.stepErrors} errors / ${ro.stepRequests} requests to the new revision`],
         ] as [string, string][])
       : []),
     ["done", ro.doneRegions.join(", ") || "-"],
     ["reason", ro.reason],
-    ["serving", `revision ${s.revision}`],
+    ...(ro.phase === api.RolloutPhase.ROLLOUT_PHASE_PROGRESSING
+      ? []
+      : ([["serving", `revision ${s.revision}`]] as [string, string][])),
   ]);
   const revisions = renderTable(
     ["REVISION", "MODEL", "STATUS", "DIGEST", "CREATED"],
@@ -30,7 +32,7 @@ export function renderRollout(s: api.Service, nowMs: number): string {
       r.modelVersion || "-",
       r.status,
       r.templateDigest.slice(0, 12),
-      `${formatAge(r.createdAtMs, nowMs)} ago`,
+      formatAge(r.createdAtMs, nowMs),
     ]),
   );
   return `${fields}\n\n${revisions}`;

@@ -138,7 +138,7 @@ export function renderService(s: api.Service, nowMs: number): string {
     .slice(0, 10)
     .map(
       (e) =>
-        `${formatAge(e.atMs, nowMs)} ago  ${e.region || "-"}  ${e.kind} ${e.fromReplicas}→${e.toReplicas}  ${e.reason}`,
+        `${formatAge(e.atMs, nowMs)}  ${e.region || "-"}  ${e.kind} ${e.fromReplicas}→${e.toReplicas}  ${e.reason}`,
     );
   return [head, "", regions, "", replicas, ...(events.length ? ["", "events:", ...events] : [])].join("\n");
 }
