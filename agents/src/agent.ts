@@ -82,6 +82,7 @@ export async function startAgent(config: AgentConfig): Promise<AgentHandle> {
     servers: cfg.nats,
     name: `capa-agent-${cfg.agentId}`,
     inboxPrefix: inboxPrefixFor(cfg.agentId),
+    asyncTraces: false,
     ...cfg.natsAuth,
   });
   const agent = new Agent(cfg, host, inventory, nc, logger.child({ agentId: cfg.agentId }), drivers);

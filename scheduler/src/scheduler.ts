@@ -69,6 +69,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
   const nc = await connectBus({
     servers: cfg.natsUrl,
     name: `capa-scheduler-${cfg.schedulerId}`,
+    asyncTraces: false,
     ...(cfg.natsNkeySeed ? { nkeySeed: cfg.natsNkeySeed } : {}),
   });
   const cleanups: (() => Promise<void> | void)[] = [() => nc.close()];

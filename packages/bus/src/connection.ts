@@ -22,6 +22,12 @@ export interface BusConnectOptions {
   inboxPrefix?: string;
   /** Give up on the first connect after this long. */
   timeoutMs?: number;
+  /**
+   * Capture a stack trace at every request (KV get/put, JetStream publish) so a failed request's error points at
+   * its caller. Default true; the scheduler and agents turn it off: a capture per request is a measurable share
+   * of their CPU under load (profiled by `npm run bench:e2e`), and their errors carry the key or subject anyway.
+   */
+  asyncTraces?: boolean;
 }
 
 export class BusConnectError extends Error {
@@ -42,6 +48,7 @@ export async function connectBus(options: BusConnectOptions): Promise<NatsConnec
       maxReconnectAttempts: options.maxReconnectAttempts ?? -1,
       reconnectTimeWait: 500,
       timeout: options.timeoutMs ?? 5_000,
+      ...(options.asyncTraces === false ? { noAsyncTraces: true } : {}),
       ...(options.user ? { user: options.user, pass: options.pass } : {}),
       ...(options.token ? { token: options.token } : {}),
       ...(options.nkeySeed

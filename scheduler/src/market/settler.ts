@@ -28,14 +28,20 @@
  * ended after the job was settled) is still billed, added to `job.spent` and to the tenant's settled spend
  * (`settle-late`; a crash between that and the marker's update may count it twice there, never in the ledger).
  *
- * Work runs one item at a time on a queue; a failure (ledger or store unavailable) is retried with backoff.
+ * Work runs on one lane per job: the items of one job (its allocations, its settlement, a late settlement) run
+ * one at a time in the order they were queued, so a job's bookkeeping never races itself; the lanes of
+ * different jobs run concurrently (at most MAX_CONCURRENT_SETTLEMENTS items at once), so the store's round
+ * trips of many jobs overlap. Exactly-once does not depend on that order: every ledger write is idempotent per
+ * task + epoch, and tenant budget operations are group-committed (CAS). A failure (ledger or store
+ * unavailable) is retried with backoff.
  */
 import type { Store } from "@capa/bus";
-import { isFinalJobState, type Job, type Micros, type Task } from "@capa/domain";
+import { isFinalJobState, type Job, jobIdOfTask, type Micros, type Task } from "@capa/domain";
 import { type BudgetStore, type JobSettledMarker, type Ledger, readUsageReports, settleAllocation } from "@capa/ledger";
 import type { Logger } from "pino";
 import type { SchedulerMetrics } from "../metrics.js";
 import type { JobEntry, JobRepo } from "../store/job-repo.js";
+import { KeyedMutex } from "../util/keyed-mutex.js";
 import { allocKey, finishedAllocationOf, holdsAllocation, isSettleable } from "./allocations.js";
 
 export interface SettlerDeps {
@@ -52,6 +58,16 @@ export interface SettlerDeps {
 
 const MAX_BACKOFF_MS = 30_000;
 const RECOVERY = "recovery";
+/** Work items running at once (each on its own job's lane). */
+const MAX_CONCURRENT_SETTLEMENTS = 16;
+
+/** The lane of a work item: its job ("job:<id>", "late:<id>", or an allocation "<taskId>:<epoch>"). */
+function laneOf(key: string): string {
+  if (key === RECOVERY) return RECOVERY;
+  if (key.startsWith("job:")) return key.slice(4);
+  if (key.startsWith("late:")) return key.slice(5);
+  return jobIdOfTask(key.slice(0, key.lastIndexOf(":")));
+}
 
 /** A charge of the job; `complete` = its receipt is written (the allocation needs no more work). */
 interface Charge {
@@ -65,7 +81,11 @@ export class Settler {
   private term = 0;
   /** False until the settled markers are read at start; observations before are covered by the recovery pass. */
   private ready = false;
-  private chain: Promise<void> = Promise.resolve();
+  private readonly lanes = new KeyedMutex();
+  /** Work items queued or running (their lane's promise), for idle() and stop(). */
+  private readonly inFlight = new Set<Promise<void>>();
+  private running = 0;
+  private readonly slotWaiters: (() => void)[] = [];
   /** Work items queued or running, by key (an allocation, "job:<id>", or "recovery"). */
   private readonly queued = new Set<string>();
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -110,17 +130,27 @@ export class Settler {
     this.timers.clear();
     // A key left here (its retry timer was just cleared) would de-duplicate the next term's work away for ever.
     this.queued.clear();
-    await this.chain;
+    await this.idle();
     this.charges.clear();
   }
 
   /** Resolves once the queue is empty (work waiting on a retry timer is not counted; for tests). */
   async idle(): Promise<void> {
-    let chain: Promise<void> | undefined;
-    while (chain !== this.chain) {
-      chain = this.chain;
-      await chain;
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
+  private async slot(): Promise<void> {
+    if (this.running < MAX_CONCURRENT_SETTLEMENTS) {
+      this.running++;
+      return;
     }
+    await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+  }
+
+  private releaseSlot(): void {
+    const next = this.slotWaiters.shift();
+    if (next) next();
+    else this.running--;
   }
 
   /** Jobs whose settlement state is held in memory (for tests and metrics). */
@@ -194,10 +224,12 @@ export class Settler {
     const term = this.term;
     this.queued.add(key);
     const current = () => this.active && this.term === term;
-    this.chain = this.chain.then(async () => {
+    const run = this.lanes.run(laneOf(key), async () => {
       if (!current()) return; // stop/start cleared `queued` already
-      this.queued.delete(key);
+      await this.slot();
       try {
+        if (!current()) return;
+        this.queued.delete(key);
         await work();
       } catch (err) {
         // Queued again while it ran: that run retries it.
@@ -210,8 +242,12 @@ export class Settler {
           if (current()) this.schedule(key, work, attempt + 1);
         }, delay);
         this.timers.add(timer);
+      } finally {
+        this.releaseSlot();
       }
     });
+    this.inFlight.add(run);
+    void run.finally(() => this.inFlight.delete(run));
   }
 
   private async settleTask(job: Job, task: Task): Promise<void> {

@@ -3,14 +3,17 @@
  * their CPU and memory can be read from /proc apart from the load generator's:
  *   node e2e-procs.js scheduler '{"natsUrl":…,"grpcAddress":…,"dataDir":…}'
  *   node e2e-procs.js agents '{"natsUrl":…,"ids":["a1",…],"gpus":"8xH100-80GB","workRoot":…,"region":…}'
+ *   node e2e-procs.js fleet '{"natsUrl":…,"count":10000,"prefix":…,"regions":[…],"heartbeatMs":…,…}' (fake agents)
  * An `agents` process runs one real agent per id (startAgent: its own NATS connection, supervisor, child
  * processes); with one id per process every agent is a process of its own. Each prints one JSON line when ready
  * and stops on SIGTERM or when its stdin (a pipe from the benchmark) closes, so none outlives the benchmark.
  */
 import { join } from "node:path";
 import { startAgent } from "@capa/agent";
+import { connectBus } from "@capa/bus";
 import { startScheduler } from "@capa/scheduler";
 import { pino } from "pino";
+import { FakeFleet } from "./fleet-gen.js";
 
 const [role, raw] = process.argv.slice(2);
 const args = JSON.parse(raw ?? "{}");
@@ -39,6 +42,15 @@ async function main(): Promise<void> {
     );
     for (const a of agents) stops.push(() => a.stop());
     console.log(JSON.stringify({ agents: ids.length }));
+  } else if (role === "fleet") {
+    const nc = await connectBus({ servers: args.natsUrl, name: "bench-fake-fleet" });
+    const fleet = new FakeFleet(nc, args);
+    fleet.start();
+    stops.push(async () => {
+      fleet.stop();
+      await nc.close();
+    });
+    console.log(JSON.stringify({ fakeAgents: args.count }));
   } else {
     throw new Error(`unknown role ${role}`);
   }

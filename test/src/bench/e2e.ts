@@ -17,12 +17,10 @@
  *        --cpu-prof (profile the scheduler; prints its top self-time functions and keeps the .cpuprofile),
  *        --timeout-s N (how long to wait for the last job, default 300).
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, cpus, tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import * as pb from "@capa/api";
 import { BUCKETS, connectBus, decode } from "@capa/bus";
 import { isFinalJobState } from "@capa/domain";
@@ -30,10 +28,8 @@ import { freePort, startNatsServer } from "@capa/testkit";
 import { credentials, status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
+import { rpc, spawnChild, stopChild } from "./e2e-children.js";
 import { cpuTimes, loadLine, memory, percentile, sumCpu, topCosts } from "./e2e-stats.js";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const PROCS = join(here, "e2e-procs.js");
 
 interface Scenario {
   name: string;
@@ -82,36 +78,6 @@ export interface E2eResult {
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
-function rpc<T>(invoke: (cb: (err: ServiceError | null, res: T) => void) => unknown): Promise<T> {
-  return new Promise((resolve, reject) => invoke((err, res) => (err ? reject(err) : resolve(res))));
-}
-
-/** Spawns a child of e2e-procs.js and resolves with its first stdout line (JSON) once it is ready. */
-async function spawnChild(
-  role: string,
-  args: object,
-  execArgv: string[] = [],
-): Promise<{ child: ChildProcess; ready: Record<string, unknown> }> {
-  const child = spawn(process.execPath, [...execArgv, PROCS, role, JSON.stringify(args)], {
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  const lines = createInterface({ input: child.stdout! });
-  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`${role} exited with ${code} before it was ready`)));
-    lines.once("line", (line) => resolve(JSON.parse(line)));
-  });
-  return { child, ready };
-}
-
-async function stopChild(child: ChildProcess, graceMs = 15_000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
-  await exited;
-  clearTimeout(timer);
 }
 
 async function runScenario(s: Scenario, opts: { cpuProf?: string; timeoutMs: number }): Promise<E2eResult> {

@@ -1,0 +1,41 @@
+/** Child processes of the end-to-end benchmarks (e2e-procs.js roles), and a promisified unary gRPC call. */
+import { type ChildProcess, spawn } from "node:child_process";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import type { ServiceError } from "@grpc/grpc-js";
+
+const PROCS = join(dirname(fileURLToPath(import.meta.url)), "e2e-procs.js");
+
+export function rpc<T>(invoke: (cb: (err: ServiceError | null, res: T) => void) => unknown): Promise<T> {
+  return new Promise((resolve, reject) => invoke((err, res) => (err ? reject(err) : resolve(res))));
+}
+
+/**
+ * Spawns a child of e2e-procs.js and resolves with its first stdout line (JSON) once it is ready. Its stdin is
+ * a pipe from this process: the child stops when it closes, so none outlives the benchmark.
+ */
+export async function spawnChild(
+  role: string,
+  args: object,
+  execArgv: string[] = [],
+): Promise<{ child: ChildProcess; ready: Record<string, unknown> }> {
+  const child = spawn(process.execPath, [...execArgv, PROCS, role, JSON.stringify(args)], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`${role} exited with ${code} before it was ready`)));
+    lines.once("line", (line) => resolve(JSON.parse(line)));
+  });
+  return { child, ready };
+}
+
+export async function stopChild(child: ChildProcess, graceMs = 15_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
