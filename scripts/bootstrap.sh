@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Shared setup for scripts/demo.sh and .ci/run on a Debian/Ubuntu machine with Node >= 20: checks Node,
-# installs nats-server from the distribution when it is missing, and installs the npm dependencies.
+# installs nats-server (and, for the Python SDK, protoc, its gRPC plugin, python3-grpcio and python3-protobuf) from
+# the distribution when they are missing, and installs the npm dependencies.
 # Source it from the repository root; it defines functions and runs nothing by itself.
 
 capa_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -53,5 +54,39 @@ capa_install_dependencies() {
   if [ "${1:-}" = "always" ] || [ ! -d node_modules ]; then
     capa_log "installing npm dependencies (npm ci)"
     npm ci --no-audit --no-fund
+  fi
+}
+
+# apt-get install, through sudo when not root; `apt-get update` once per run.
+capa_apt_install() {
+  if [ -z "${CAPA_APT_UPDATED:-}" ]; then
+    capa_as_root apt-get update -q
+    CAPA_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive capa_as_root apt-get install -y -q "$@"
+}
+
+# A python3 that imports grpc and protobuf: Debian's /usr/bin/python3 first (another python3 may come first on PATH).
+capa_python() {
+  local candidate
+  for candidate in /usr/bin/python3 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import grpc, google.protobuf' >/dev/null 2>&1; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# What the Python SDK (clients/python) needs to be generated and tested: protoc + grpc_python_plugin for the
+# stubs' staleness check, python3-grpcio + python3-protobuf for its test suite. Installed only when missing.
+capa_require_python_sdk_tools() {
+  local missing=()
+  command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+  command -v grpc_python_plugin >/dev/null 2>&1 || missing+=(protobuf-compiler-grpc)
+  capa_python >/dev/null || missing+=(python3 python3-grpcio python3-protobuf)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    capa_log "installing ${missing[*]} (apt-get)"
+    capa_apt_install "${missing[@]}"
   fi
 }

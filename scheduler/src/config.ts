@@ -2,6 +2,7 @@
 import { homedir, hostname } from "node:os";
 import { join } from "node:path";
 import { type Logger, pino } from "pino";
+import { DEFAULT_RETENTION_MS } from "./retention/policy.js";
 
 export interface SchedulerConfig {
   /** NATS server URL(s); comma-separated accepted. */
@@ -67,6 +68,15 @@ export interface SchedulerConfig {
   defaultMaxPriority?: number;
   /** Max price per GPU-hour given to jobs that name none, for tenants without their own. Default $100. */
   defaultMaxPricePerGpuHour?: number;
+  /**
+   * How long a final job (with its explanation and request record) is kept after it finished; older ones are
+   * removed by the leader's retention sweep. Default 30 days.
+   */
+  retentionMs?: number;
+  /** How often the retention sweep runs. Default 10 minutes. */
+  retentionSweepIntervalMs?: number;
+  /** At most this many jobs removed per sweep. Default 1 000. */
+  retentionBatch?: number;
   logger?: Logger;
   /** Injected clock (tests). Default Date.now. */
   now?: () => number;
@@ -95,6 +105,9 @@ export interface ResolvedConfig {
   tls: { certFile: string; keyFile: string; clientCaFile?: string } | undefined;
   defaultMaxPriority: number;
   defaultMaxPricePerGpuHour: number;
+  retentionMs: number;
+  retentionSweepIntervalMs: number;
+  retentionBatch: number;
   logger: Logger;
   now: () => number;
 }
@@ -148,6 +161,9 @@ export function resolveConfig(config: SchedulerConfig): ResolvedConfig {
         : undefined,
     defaultMaxPriority,
     defaultMaxPricePerGpuHour,
+    retentionMs: positive(config.retentionMs, "retentionMs") ?? DEFAULT_RETENTION_MS,
+    retentionSweepIntervalMs: positive(config.retentionSweepIntervalMs, "retentionSweepIntervalMs") ?? 600_000,
+    retentionBatch: positive(config.retentionBatch, "retentionBatch") ?? 1_000,
     logger: config.logger ?? pino({ name: "capa-scheduler", level: process.env.CAPA_LOG_LEVEL ?? "info" }),
     now: config.now ?? Date.now,
   };

@@ -36,6 +36,7 @@ import { EvalQueue } from "./planner/eval-queue.js";
 import { ExplanationStore } from "./planner/explanations.js";
 import { PlannerWorker } from "./planner/worker.js";
 import { PolicyService } from "./policy/policy-service.js";
+import { Compactor } from "./retention/compactor.js";
 import { startServices } from "./services/index.js";
 import { AllocRepo } from "./store/alloc-repo.js";
 import { buckets } from "./store/buckets.js";
@@ -214,7 +215,18 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       statuses,
       logger: log,
       sweepIntervalMs: 5_000,
-      extras: market.leaderParts,
+      extras: [
+        ...market.leaderParts,
+        new Compactor({
+          jobs,
+          requests: b.requests,
+          now,
+          logger: log,
+          retentionMs: cfg.retentionMs,
+          intervalMs: cfg.retentionSweepIntervalMs,
+          batch: cfg.retentionBatch,
+        }),
+      ],
     });
 
     const jobService = new JobService(

@@ -324,7 +324,9 @@ describe("gRPC security: every attack denied, nothing leaked", () => {
       await attempt(`ListAgents by a ${who}`, PD, (cb) =>
         c().operator.listAgents({ region: "", limit: 0, pageToken: "" }, cb),
       );
-      await attempt(`ListServices by a ${who}`, PD, (cb) => c().services.listServices({ tenant: "victim" }, cb));
+      await attempt(`ListServices by a ${who}`, PD, (cb) =>
+        c().services.listServices({ tenant: "victim", limit: 0, pageToken: "" }, cb),
+      );
       await attempt(`ListAudit by a ${who}`, PD, (cb) =>
         c().audit.listAudit({ fromUnixMs: 0, toUnixMs: 0, actor: "", method: "", tenant: "", limit: 0 }, cb),
       );

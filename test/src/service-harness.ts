@@ -150,7 +150,9 @@ export async function getService(h: Harness, name: string): Promise<pb.Service> 
 }
 
 export async function endpoints(h: Harness, name: string, region = ""): Promise<pb.Endpoint[]> {
-  const r = await rpc<pb.ListEndpointsResponse>((cb) => h.services.listEndpoints({ tenant: TENANT, name, region }, cb));
+  const r = await rpc<pb.ListEndpointsResponse>((cb) =>
+    h.services.listEndpoints({ tenant: TENANT, name, region, limit: 0, pageToken: "" }, cb),
+  );
   return r.endpoints;
 }
 
@@ -226,7 +228,8 @@ export function split(address: string): [string, number] {
 export function startTestGateway(h: Harness, region: string, gatewayId: string): Promise<GatewayHandle> {
   return startGateway({
     source: {
-      listEndpoints: (req) => rpc<pb.ListEndpointsResponse>((cb) => h.services.listEndpoints(req, cb)),
+      listEndpoints: (req) =>
+        rpc<pb.ListEndpointsResponse>((cb) => h.services.listEndpoints({ limit: 0, pageToken: "", ...req }, cb)),
       reportLoad: (req) => rpc((cb) => h.services.reportLoad(req, cb)),
     },
     tenant: TENANT,

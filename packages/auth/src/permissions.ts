@@ -32,6 +32,7 @@ export const PERMISSIONS: Readonly<Record<string, MethodRule>> = {
   "JobService/StreamLogs": read(TENANTS),
   "JobService/Quote": read(TENANTS),
   "JobService/ListOffers": read(EVERYONE),
+  "JobService/GetVersion": read(EVERYONE),
   "OperatorService/ListAgents": read(OPERATORS),
   "OperatorService/DrainAgent": write(OPERATORS),
   "OperatorService/GetPolicy": read(OPERATORS),

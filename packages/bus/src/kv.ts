@@ -88,6 +88,17 @@ export class TypedKv<T> {
     await this.kv.delete(key);
   }
 
+  /** Removes the key and its history if it is still at `revision` (CAS); false when it changed since. */
+  async purgeAt(key: string, revision: number): Promise<boolean> {
+    try {
+      await this.kv.purge(key, { previousSeq: revision });
+      return true;
+    } catch (err) {
+      if (isWrongLastSequence(err)) return false;
+      throw err;
+    }
+  }
+
   async keys(): Promise<string[]> {
     const out: string[] = [];
     for await (const key of await this.kv.keys()) out.push(key);

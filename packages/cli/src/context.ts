@@ -2,8 +2,9 @@
  * What every client command shares: the connection options from global flags and the environment, and the
  * two ways of answering (a table for people, one JSON document for scripts).
  */
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { clientOptions, SchedulerClient } from "./grpc.js";
+import { OUTPUT_FORMATS, renderDocument, renderStreamItem } from "./output.js";
 
 export interface GlobalFlags {
   addr?: string;
@@ -20,24 +21,34 @@ export async function withScheduler<T>(cmd: Command, fn: (client: SchedulerClien
   }
 }
 
+/** The answer as one document, in the format of `-o` (json by default; yaml; name: one name per line). */
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, jsonReplacer, 2)}\n`);
+  const text = renderDocument(value);
+  if (text !== "") process.stdout.write(`${text}\n`);
 }
 
-/** One compact JSON object per line, for streams (`logs -f --json`, `submit --watch --json`). */
+/** One item of a stream (`logs -f --json`, `submit --watch --json`): a compact JSON line, a YAML document, a name. */
 export function printJsonLine(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, jsonReplacer)}\n`);
-}
-
-function jsonReplacer(_key: string, value: unknown): unknown {
-  return typeof value === "bigint" ? Number(value) : value;
+  const text = renderStreamItem(value);
+  if (text !== "") process.stdout.write(`${text}\n`);
 }
 
 export function print(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
-/** Adds `--json` to a command. */
+/** Commands that print answers: `-o` applies to them (program.ts's preAction hook reads it). */
+export const FORMAT_COMMANDS = new WeakSet<Command>();
+
+/** Adds `-o json|yaml|wide|name` and `--json` (= `-o json`) to a command. */
 export function jsonOption(cmd: Command): Command {
-  return cmd.option("--json", "print one JSON document for scripts instead of a table");
+  FORMAT_COMMANDS.add(cmd);
+  return cmd
+    .addOption(
+      new Option(
+        "-o, --output <format>",
+        "json | yaml (documents for scripts), wide (a table with more columns), name",
+      ).choices(OUTPUT_FORMATS),
+    )
+    .option("--json", "print one JSON document for scripts instead of a table (= -o json)");
 }

@@ -12,6 +12,17 @@ export class CliError extends Error {
   }
 }
 
+/** A command line that cannot be run as given (a missing or malformed flag or argument): exit status 2. */
+export class UsageError extends CliError {
+  override name = "UsageError";
+  constructor(message: string) {
+    super(message, USAGE_EXIT_CODE);
+  }
+}
+
+/** Exit statuses: 0 ok, 1 a runtime failure (the scheduler refused, could not be reached, ...), 2 a usage error. */
+export const USAGE_EXIT_CODE = 2;
+
 /** One line, whatever the error carried: scripts read the first line of stderr. */
 export function oneLine(text: string): string {
   return text

@@ -3,6 +3,7 @@
  * deterministic (the clock is a parameter) so it is unit-tested without a scheduler.
  */
 import { formatUsd, type Micros } from "@capa/domain";
+import { colourCell, colourHeader, outputSettings } from "./output.js";
 
 export type Cell = string | number | boolean | undefined | null;
 
@@ -11,21 +12,55 @@ export type Cell = string | number | boolean | undefined | null;
  * (by index) are right-aligned: numbers and money read better that way.
  * Cells never contain newlines: they are replaced, so one row stays one line.
  */
-export function renderTable(header: string[], rows: Cell[][], options: { rightAlign?: number[] } = {}): string {
+export function renderTable(
+  header: string[],
+  rows: Cell[][],
+  options: { rightAlign?: number[]; maxWidth?: number; colour?: boolean } = {},
+): string {
   const text = (cell: Cell) => (cell === undefined || cell === null ? "" : String(cell).replace(/\s*\n\s*/g, " "));
   const body = rows.map((row) => header.map((_, i) => text(row[i])));
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
+  const natural = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
+  const widths = fitWidths(natural, options.maxWidth ?? outputSettings().width);
+  const colour = options.colour ?? outputSettings().colour;
   const right = new Set(options.rightAlign ?? []);
-  const line = (cells: string[]) =>
+  const line = (cells: string[], isHeader: boolean) =>
     cells
-      .map((cell, i) => {
+      .map((raw, i) => {
+        const cell = cut(raw, widths[i]!);
         const last = i === cells.length - 1;
-        if (right.has(i)) return cell.padStart(widths[i]!);
-        return last ? cell : cell.padEnd(widths[i]!);
+        const padded = right.has(i) ? cell.padStart(widths[i]!) : last ? cell : cell.padEnd(widths[i]!);
+        return isHeader ? padded : colourCell(padded, colour);
       })
       .join("  ")
       .trimEnd();
-  return [line(header), ...body.map(line)].join("\n");
+  return [colourHeader(line(header, true), colour), ...body.map((r) => line(r, false))].join("\n");
+}
+
+/** Narrowest a column is cut to when a table must fit the terminal. */
+const MIN_COLUMN = 6;
+
+/**
+ * Column widths that fit `maxWidth` (separators included) by narrowing the widest columns first, none below
+ * MIN_COLUMN (a table with many columns may still overflow a very narrow terminal). No limit: as they are.
+ */
+export function fitWidths(natural: readonly number[], maxWidth: number | undefined): number[] {
+  const widths = [...natural];
+  if (!maxWidth) return widths;
+  let total = widths.reduce((a, b) => a + b, 0) + 2 * Math.max(0, widths.length - 1);
+  while (total > maxWidth) {
+    let widest = -1;
+    for (let i = 0; i < widths.length; i++)
+      if (widths[i]! > MIN_COLUMN && (widest < 0 || widths[i]! > widths[widest]!)) widest = i;
+    if (widest < 0) break;
+    widths[widest]!--;
+    total--;
+  }
+  return widths;
+}
+
+/** A cell cut to `width` characters, ending in "…" when it was longer. */
+function cut(cell: string, width: number): string {
+  return cell.length <= width ? cell : `${cell.slice(0, Math.max(0, width - 1))}…`;
 }
 
 /** A price per GPU-hour for a table cell; "-" when there is none (0 means "not offered"). */

@@ -172,6 +172,7 @@ export class SchedulerClient {
   cancelJob = (req: api.CancelJobRequest) => this.unary("CancelJob", this.jobs.cancelJob.bind(this.jobs), req);
   quote = (req: api.QuoteRequest) => this.unary("Quote", this.jobs.quote.bind(this.jobs), req);
   listOffers = (req: api.ListOffersRequest) => this.unary("ListOffers", this.jobs.listOffers.bind(this.jobs), req);
+  getVersion = (req: api.GetVersionRequest) => this.unary("GetVersion", this.jobs.getVersion.bind(this.jobs), req);
   watchJob = (req: api.WatchJobRequest) => this.stream("WatchJob", this.jobs.watchJob.bind(this.jobs), req);
   streamLogs = (req: api.StreamLogsRequest) => this.stream("StreamLogs", this.jobs.streamLogs.bind(this.jobs), req);
 

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import type { JobSpec } from "@capa/domain";
 import { type CapaDocument, JobFileError, jobSpecFromDocument, parseDocument, parseDocuments } from "@capa/jobfile";
 import type { Command } from "commander";
-import { CliError } from "./errors.js";
+import { CliError, UsageError } from "./errors.js";
 import { type SpecFlags, specFromFlags } from "./spec.js";
 
 /** The arguments the user typed (the root command keeps them; subcommands see only their operands). */
@@ -42,11 +42,11 @@ export function commandAfterDashes(cmd: Command, operands: readonly string[], ve
   if (ok) return [...operands];
   const first = operands[0]!;
   if (looksLikeFile(first)) {
-    throw new CliError(
+    throw new UsageError(
       `${JSON.stringify(first)} looks like a job file, not a command: use capa ${verb} -f ${first} (a command goes after --)`,
     );
   }
-  throw new CliError(
+  throw new UsageError(
     `${JSON.stringify(first)} is not after --: a command goes after -- (capa ${verb} [flags] -- CMD ARGS); ` +
       "if it belongs to a flag's value, quote the value",
   );
@@ -109,7 +109,7 @@ export function resolveSpec(
   }
   if (spec.template.command.length === 0) {
     if (!opts.defaultCommand) {
-      throw new CliError(
+      throw new UsageError(
         `capa ${opts.verb} needs a command after -- (capa ${opts.verb} [flags] -- CMD ARGS) or a job file (-f job.yaml)`,
       );
     }

@@ -1,5 +1,7 @@
 /** Entry point of `capa`: parse, run, and turn any failure into `capa: <one line>` and a non-zero exit. */
-import { CliError, oneLine } from "./errors.js";
+import { CommanderError } from "commander";
+import { CliError, oneLine, USAGE_EXIT_CODE } from "./errors.js";
+import { configureOutput, shouldColour, terminalWidth } from "./output.js";
 import { buildProgram } from "./program.js";
 
 // `capa logs -f | head` closes our stdout early: that is the reader being done, not a failure.
@@ -8,11 +10,18 @@ process.stdout.on("error", (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
+configureOutput({
+  colour: shouldColour(process.stdout.isTTY, process.env),
+  width: terminalWidth(process.stdout.isTTY, process.stdout.columns, process.env),
+});
+
 try {
   await buildProgram().parseAsync(process.argv);
   // Long-running verbs end here after a clean stop; open handles (a gRPC channel, a timer) must not keep us up.
   process.exit(0);
 } catch (err) {
+  // commander has printed its own message (or the help, or the version): only the exit status is ours.
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : USAGE_EXIT_CODE);
   const message = err instanceof CliError ? err.message : (err as Error).message || String(err);
   process.stderr.write(`capa: ${oneLine(message)}\n`);
   if (process.env.CAPA_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);

@@ -1,4 +1,5 @@
 /** The `capa` command tree: only wiring; each verb lives in commands/<verb>.ts. */
+import { API_VERSION, CAPA_VERSION } from "@capa/domain";
 import { Command } from "commander";
 import { agentCommand } from "./commands/agent.js";
 import { agentsCommand } from "./commands/agents.js";
@@ -7,6 +8,7 @@ import { auditCommand } from "./commands/audit.js";
 import { authCommand } from "./commands/auth.js";
 import { billCommand } from "./commands/bill.js";
 import { cancelCommand } from "./commands/cancel.js";
+import { completionCommand } from "./commands/completion.js";
 import { drainCommand } from "./commands/drain.js";
 import { earningsCommand } from "./commands/earnings.js";
 import { explainCommand } from "./commands/explain.js";
@@ -26,13 +28,16 @@ import { statusCommand } from "./commands/status.js";
 import { submitCommand } from "./commands/submit.js";
 import { tenantCommand } from "./commands/tenant.js";
 import { upCommand } from "./commands/up.js";
+import { versionCommand } from "./commands/version.js";
+import { FORMAT_COMMANDS } from "./context.js";
+import { configureOutput, formatFromFlags, wantsDocument } from "./output.js";
 
-export const CLI_VERSION = "0.1.0";
+export const CLI_VERSION = CAPA_VERSION;
 
 export function buildProgram(): Command {
   const program = new Command("capa")
     .description("capa: a distributed GPU scheduler and marketplace broker")
-    .version(CLI_VERSION)
+    .version(`${CLI_VERSION} (${API_VERSION})`, "-V, --version", "print the client's version (capa version: both)")
     .option("--addr <host:port>", "scheduler gRPC address (env CAPA_GRPC_ADDR; default 127.0.0.1:50051)")
     .option(
       "--tenant <tenant>",
@@ -67,6 +72,8 @@ export function buildProgram(): Command {
     authCommand(),
     auditCommand(),
     rolloutCommand(),
+    versionCommand(),
+    completionCommand(() => program),
   ]) {
     program.addCommand(command);
   }
@@ -76,5 +83,19 @@ export function buildProgram(): Command {
     cmd.commands.forEach(showGlobals);
   };
   program.commands.forEach(showGlobals);
+  // Usage errors throw (main.ts exits 2) instead of commander exiting 1 itself; addCommand does not inherit it.
+  const throwOnUsageErrors = (cmd: Command): void => {
+    cmd.exitOverride();
+    cmd.commands.forEach(throwOnUsageErrors);
+  };
+  throwOnUsageErrors(program);
+  // `-o json|yaml|name` prints documents: those verbs take their --json path, printJson renders the format.
+  program.hook("preAction", (_root, action) => {
+    if (!FORMAT_COMMANDS.has(action)) return;
+    const flags = action.opts<{ output?: string; json?: boolean }>();
+    const format = formatFromFlags(flags);
+    configureOutput({ format });
+    if (wantsDocument(format)) action.setOptionValue("json", true);
+  });
   return program;
 }

@@ -17,6 +17,12 @@ import {
   renderFields,
   renderTable,
 } from "./format.js";
+import { outputSettings } from "./output.js";
+
+/** `-o wide`: tables with more columns (jobs: tenant, models, reason; agents: host, fabric, free GPUs, labels). */
+function wide(): boolean {
+  return outputSettings().format === "wide";
+}
 
 export function jobJson(job: api.Job): Job {
   return jobFromPb(job);
@@ -76,9 +82,11 @@ export function renderJobsTable(jobs: api.Job[], nowMs: number): string {
       where,
       price,
       formatAge(job.createdAtMs, nowMs),
+      ...(wide() ? [job.tenant, job.spec.gpuModels.join(",") || "any", job.reason || "-"] : []),
     ];
   });
-  return renderTable(["ID", "NAME", "KIND", "STATE", "GPUS", "REGION", "$/GPU-H", "CREATED"], rows);
+  const extra = wide() ? ["TENANT", "MODELS", "REASON"] : [];
+  return renderTable(["ID", "NAME", "KIND", "STATE", "GPUS", "REGION", "$/GPU-H", "CREATED", ...extra], rows);
 }
 
 export function renderJobDetail(pb: api.Job, nowMs: number): string {
@@ -196,8 +204,19 @@ export function renderAgentsTable(agents: api.AgentInfo[], nowMs: number): strin
     priceSummary(a.prices),
     String(a.taskIds.length),
     formatAge(a.lastSeenMs, nowMs) + (a.simulated ? " (sim)" : ""),
+    ...(wide()
+      ? [
+          a.hostname || "-",
+          a.fabricDomain || "-",
+          formatIndices(a.freeGpuIndices),
+          Object.entries(a.labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(",") || "-",
+        ]
+      : []),
   ]);
-  return renderTable(["AGENT", "REGION", "ZONE", "STATUS", "GPUS", "$/GPU-H", "TASKS", "SEEN"], rows);
+  const extra = wide() ? ["HOST", "FABRIC", "FREE-GPUS", "LABELS"] : [];
+  return renderTable(["AGENT", "REGION", "ZONE", "STATUS", "GPUS", "$/GPU-H", "TASKS", "SEEN", ...extra], rows);
 }
 
 export function renderOffersTable(offers: api.Offer[]): string {

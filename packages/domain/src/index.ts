@@ -5,3 +5,4 @@ export * from "./gpu.js";
 export * from "./job.js";
 export * from "./money.js";
 export * from "./validation.js";
+export * from "./version.js";

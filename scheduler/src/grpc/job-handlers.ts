@@ -1,8 +1,16 @@
 /** JobService over gRPC: converts protobuf ↔ domain, validates at the edge, maps errors; no logic of its own. */
 import type * as pb from "@capa/api";
 import { actingTenant } from "@capa/auth";
-import { jobStateToPb, logStreamToPb } from "@capa/bus";
-import { isFinalJobState, type Job, type JobSpec, throwIfViolations, ValidationError } from "@capa/domain";
+import { jobStateToPb, jobToPb, logStreamToPb } from "@capa/bus";
+import {
+  API_VERSION,
+  CAPA_VERSION,
+  isFinalJobState,
+  type Job,
+  type JobSpec,
+  throwIfViolations,
+  ValidationError,
+} from "@capa/domain";
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import { DEFAULT_LIST_LIMIT, type JobService, jobIdViolations } from "../jobs/job-service.js";
 import { type LogReader, LogsUnavailableError, MAX_FOLLOWED_TASKS } from "../jobs/logs.js";
@@ -61,6 +69,7 @@ export function jobHandlers(d: JobHandlerDeps): pb.JobServiceServer {
     }),
     watchJob: (call) => settled(d, "WatchJob", watchJob(d, call)),
     streamLogs: (call) => settled(d, "StreamLogs", streamLogs(d, call)),
+    getVersion: unary(d, "GetVersion", () => ({ version: CAPA_VERSION, apiVersion: API_VERSION })),
     quote: (call, callback) => {
       // The quote is priced for the caller's tenant (or the one an operator names).
       try {

@@ -70,10 +70,20 @@ export function pageByKey<T>(
   if (token && (!Array.isArray(after) || after.some((k) => typeof k !== "string" && typeof k !== "number")))
     throw new ValidationError([{ field: opts.field ?? "page_token", message: "is not a page token of this listing" }]);
   const rest = after ? sorted.filter((item) => opts.compare(opts.key(item), after) > 0) : sorted;
-  const items = rest.slice(0, opts.size);
+  const items = opts.size > 0 ? rest.slice(0, opts.size) : [...rest];
   const last = items[items.length - 1];
   const more = rest.length > items.length && last !== undefined;
   return { items, nextPageToken: more ? encode({ f: fingerprint(opts.filter), k: opts.key(last) }) : "" };
+}
+
+/** Largest page any List RPC answers. */
+export const MAX_PAGE_SIZE = 1000;
+
+/** A request's `limit` as a page size: 0 = everything (one page), above MAX_PAGE_SIZE refused. */
+export function pageSize(limit: number, field = "limit"): number {
+  if (!Number.isInteger(limit) || limit < 0 || limit > MAX_PAGE_SIZE)
+    throw new ValidationError([{ field, message: `must be an integer in 0..${MAX_PAGE_SIZE}` }]);
+  return limit;
 }
 
 /** Lexicographic order of two sort keys (numbers numerically, strings by code unit). */

@@ -1,6 +1,7 @@
 /** ServiceService over gRPC: protobuf ↔ domain at this edge only; the logic is ServiceApi's. */
 import * as pb from "@capa/api";
 import { taskStateToPb, templateFromPb, templateToPb } from "@capa/bus";
+import { compareKeys, pageByKey, pageByOffset, pageSize } from "../grpc/paging.js";
 import { type EdgeContext, unary } from "../grpc/unary.js";
 import type { EndpointRecord } from "./controller.js";
 import type { ServiceEvent, ServiceSpec, ServiceState } from "./model.js";
@@ -178,17 +179,34 @@ export function serviceHandlers(ctx: EdgeContext, api: ServiceApi): pb.ServiceSe
     getService: unary(ctx, "GetService", async (req: pb.GetServiceRequest) => ({
       service: serviceToPb(await api.get(req.tenant, req.name)),
     })),
-    listServices: unary(ctx, "ListServices", async (req: pb.ListServicesRequest) => ({
-      services: (await api.list(req.tenant)).map(serviceToPb),
-    })),
+    listServices: unary(ctx, "ListServices", async (req: pb.ListServicesRequest) => {
+      const services = (await api.list(req.tenant)).map(serviceToPb);
+      const page = pageByKey(
+        services.sort((a, b) => compareKeys([a.name], [b.name])),
+        {
+          pageToken: req.pageToken,
+          size: pageSize(req.limit),
+          filter: ["services", req.tenant],
+          key: (s) => [s.name],
+          compare: compareKeys,
+        },
+      );
+      return { services: page.items, nextPageToken: page.nextPageToken };
+    }),
     deleteService: unary(ctx, "DeleteService", async (req: pb.DeleteServiceRequest) => ({
       service: serviceToPb(await api.delete(req.tenant, req.name)),
     })),
     listEndpoints: unary(ctx, "ListEndpoints", async (req: pb.ListEndpointsRequest) => {
       const sets = await api.endpointSets(req.tenant, req.name, req.region);
+      const page = await pageByOffset(() => sets.flatMap((s) => s.endpoints.map(endpointToPb)), {
+        pageToken: req.pageToken,
+        size: pageSize(req.limit),
+        filter: ["endpoints", req.tenant, req.name, req.region],
+      });
       return {
-        endpoints: sets.flatMap((s) => s.endpoints.map(endpointToPb)),
+        endpoints: page.items,
         updatedAtMs: Math.max(0, ...sets.map((s) => s.updatedAtMs)),
+        nextPageToken: page.nextPageToken,
       };
     }),
     reportLoad: unary(ctx, "ReportLoad", (req: pb.ReportLoadRequest) => {

@@ -122,8 +122,23 @@ export class JobRepo {
     for (const listener of this.all) listener(entry, previous);
   }
 
+  /**
+   * Removes a final job from KV and memory if it is still at the revision the caller read (retention; CAS).
+   * False when it changed since. The caller holds the job's lock.
+   */
+  async purge(entry: JobEntry): Promise<boolean> {
+    if (!(await this.kv.purgeAt(entry.job.id, entry.revision))) return false;
+    this.cache.delete(entry.job.id);
+    return true;
+  }
+
   observeWatched(e: WatchedEntry): void {
-    if (e.deleted || e.key.startsWith(EXPLAIN_PREFIX)) return;
+    if (e.key.startsWith(EXPLAIN_PREFIX)) return;
+    // Another replica's retention purged it: it leaves this replica's memory too.
+    if (e.deleted) {
+      this.cache.delete(e.key);
+      return;
+    }
     this.observe({ job: decode.job(e.value), revision: e.revision });
   }
 

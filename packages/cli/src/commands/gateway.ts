@@ -38,7 +38,7 @@ export function gatewayCommand(): Command {
       const { service, region } = flags;
       await withScheduler(self, async (client) => {
         const source: GatewaySource = {
-          listEndpoints: (req) => client.listEndpoints(req),
+          listEndpoints: (req) => client.listEndpoints({ ...req, limit: 0, pageToken: "" }),
           reportLoad: (req) => client.reportLoad(req),
         };
         const logger = stdoutLogger("capa-gateway", flags.logLevel);

@@ -37,10 +37,19 @@ export function logsCommand(): Command {
     });
 }
 
+/** Lines capa wrote itself, each starting with "[capa] " exactly once. */
+export function markSystemLines(text: string): string {
+  return prefixLines(text, "")
+    .split("\n")
+    .map((l) => (l === "" || l.startsWith("[capa] ") ? l : `[capa] ${l}`))
+    .join("\n");
+}
+
 function writeLogLine(line: api.LogLine, prefixed: boolean): void {
   const kind = streamName(line.stream);
   let text = Buffer.from(line.data).toString("utf8");
-  if (kind === "system") text = prefixLines(text, "[capa] ");
+  // The agent writes its own lines already marked ("[capa] cannot start ..."): mark only those that are not.
+  if (kind === "system") text = markSystemLines(text);
   if (prefixed) text = prefixLines(text, `[${line.taskId}] `);
   (kind === "stdout" ? process.stdout : process.stderr).write(text);
 }

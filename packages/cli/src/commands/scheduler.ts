@@ -31,6 +31,7 @@ interface SchedulerFlags {
   dataDir?: string;
   receiptKey?: string;
   feeBps?: number;
+  retention?: number;
   jsReplicas?: number;
   tlsCert?: string;
   tlsKey?: string;
@@ -80,6 +81,11 @@ export function schedulerCommand(): Command {
       "max $/GPU-hour of jobs that name none, for tenants without their own (default $100)",
       parseMoney,
     )
+    .option(
+      "--retention <duration>",
+      "keep final jobs (explanations, request ids) this long after they finished (default 30d)",
+      parseDurationFlag,
+    )
     .option("--log-level <level>", "trace, debug, info, warn, error", process.env.CAPA_LOG_LEVEL ?? "info")
     .action(async (flags: SchedulerFlags) => {
       let handle: Awaited<ReturnType<typeof startScheduler>>;
@@ -102,6 +108,7 @@ export function schedulerCommand(): Command {
           ...tlsConfig(flags),
           ...(flags.maxPriority !== undefined ? { defaultMaxPriority: flags.maxPriority } : {}),
           ...(flags.defaultMaxPrice !== undefined ? { defaultMaxPricePerGpuHour: flags.defaultMaxPrice } : {}),
+          ...(flags.retention ? { retentionMs: flags.retention * 1000 } : {}),
           logger: stdoutLogger("capa-scheduler", flags.logLevel),
         });
       } catch (err) {

@@ -199,7 +199,7 @@ export function serviceCommand(): Command {
   const list = jsonOption(new Command("list").description("the tenant's services")).action(
     async (flags: { json?: boolean }, self: Command) => {
       await withScheduler(self, async (client) => {
-        const { services } = await client.listServices({ tenant: client.options.tenant });
+        const { services } = await client.listServices({ tenant: client.options.tenant, limit: 0, pageToken: "" });
         if (flags.json) printJson({ services: services.map((s) => api.Service.toJSON(s)) });
         else
           print(
@@ -235,7 +235,13 @@ export function endpointsCommand(): Command {
     .option("--region <region>", "only this region")
     .action(async (name: string, flags: { region?: string; json?: boolean }, self: Command) => {
       await withScheduler(self, async (client) => {
-        const res = await client.listEndpoints({ tenant: client.options.tenant, name, region: flags.region ?? "" });
+        const res = await client.listEndpoints({
+          tenant: client.options.tenant,
+          name,
+          region: flags.region ?? "",
+          limit: 0,
+          pageToken: "",
+        });
         if (flags.json) printJson(api.ListEndpointsResponse.toJSON(res));
         else
           print(

@@ -50,10 +50,14 @@ export function submitCommand(): Command {
 /** Streams the job's events; the exit status says whether it succeeded. */
 async function watchUntilFinal(client: SchedulerClient, job: api.Job, json: boolean): Promise<void> {
   let last = jobStateFromPb(job.state) ?? "pending";
+  let printed = "";
   for await (const event of client.watchJob({ jobId: job.id })) {
-    if (json) printJsonLine(jobEventJson(event));
-    else print(renderJobEvent(event));
     last = jobStateFromPb(event.state) ?? last;
+    // Events also come for task-level changes (assigned → starting, ...) under the same job state: people see
+    // each job state once; --json streams every event.
+    if (json) printJsonLine(jobEventJson(event));
+    else if (last !== printed) print(renderJobEvent(event));
+    printed = last;
     if (isFinalJobState(last)) break;
   }
   if (last !== "succeeded") throw new CliError(`job ${job.id} ended ${last}`);

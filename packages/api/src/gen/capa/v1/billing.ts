@@ -126,6 +126,7 @@ export interface Receipt {
 }
 
 export interface GetInvoiceRequest {
+  /** Default "": the tenant "default". */
   tenant: string;
   fromUnixMs: number;
   /** 0 = up to now. */

@@ -34,6 +34,16 @@ import {
   logStreamToJSON,
 } from "./types.js";
 
+export interface GetVersionRequest {
+}
+
+export interface GetVersionResponse {
+  /** capa's release, e.g. "0.1.0". */
+  version: string;
+  /** The API package served, "capa.v1". */
+  apiVersion: string;
+}
+
 export interface SubmitJobRequest {
   /** Client-chosen idempotency key; a retry with the same key returns the same job. Default "": no deduplication. */
   requestId: string;
@@ -220,6 +230,147 @@ export interface AgentInfo_LabelsEntry {
   key: string;
   value: string;
 }
+
+function createBaseGetVersionRequest(): GetVersionRequest {
+  return {};
+}
+
+export const GetVersionRequest: MessageFns<GetVersionRequest> = {
+  encode(_: GetVersionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetVersionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetVersionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GetVersionRequest {
+    return {};
+  },
+
+  toJSON(_: GetVersionRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetVersionRequest>): GetVersionRequest {
+    return GetVersionRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GetVersionRequest>): GetVersionRequest {
+    const message = createBaseGetVersionRequest();
+    return message;
+  },
+};
+
+function createBaseGetVersionResponse(): GetVersionResponse {
+  return { version: "", apiVersion: "" };
+}
+
+export const GetVersionResponse: MessageFns<GetVersionResponse> = {
+  encode(message: GetVersionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== "") {
+      writer.uint32(10).string(message.version);
+    }
+    if (message.apiVersion !== "") {
+      writer.uint32(18).string(message.apiVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetVersionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetVersionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.apiVersion = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetVersionResponse {
+    return {
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      apiVersion: isSet(object.apiVersion)
+        ? globalThis.String(object.apiVersion)
+        : isSet(object.api_version)
+        ? globalThis.String(object.api_version)
+        : "",
+    };
+  },
+
+  toJSON(message: GetVersionResponse): unknown {
+    const obj: any = {};
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.apiVersion !== "") {
+      obj.apiVersion = message.apiVersion;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetVersionResponse>): GetVersionResponse {
+    return GetVersionResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetVersionResponse>): GetVersionResponse {
+    const message = createBaseGetVersionResponse();
+    message.version = object.version ?? "";
+    message.apiVersion = object.apiVersion ?? "";
+    return message;
+  },
+};
 
 function createBaseSubmitJobRequest(): SubmitJobRequest {
   return { requestId: "", tenant: "", spec: undefined };
@@ -3048,6 +3199,16 @@ export const JobServiceService = {
     responseSerialize: (value: ListOffersResponse): Buffer => Buffer.from(ListOffersResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListOffersResponse => ListOffersResponse.decode(value),
   },
+  /** The scheduler's version and the API it serves (`capa version`). */
+  getVersion: {
+    path: "/capa.v1.JobService/GetVersion" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetVersionRequest): Buffer => Buffer.from(GetVersionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetVersionRequest => GetVersionRequest.decode(value),
+    responseSerialize: (value: GetVersionResponse): Buffer => Buffer.from(GetVersionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetVersionResponse => GetVersionResponse.decode(value),
+  },
 } as const;
 
 export interface JobServiceServer extends UntypedServiceImplementation {
@@ -3063,6 +3224,8 @@ export interface JobServiceServer extends UntypedServiceImplementation {
   quote: handleUnaryCall<QuoteRequest, QuoteResponse>;
   /** The order book: offers aggregated by (region, GPU model). */
   listOffers: handleUnaryCall<ListOffersRequest, ListOffersResponse>;
+  /** The scheduler's version and the API it serves (`capa version`). */
+  getVersion: handleUnaryCall<GetVersionRequest, GetVersionResponse>;
 }
 
 export interface JobServiceClient extends Client {
@@ -3171,6 +3334,22 @@ export interface JobServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListOffersResponse) => void,
+  ): ClientUnaryCall;
+  /** The scheduler's version and the API it serves (`capa version`). */
+  getVersion(
+    request: GetVersionRequest,
+    callback: (error: ServiceError | null, response: GetVersionResponse) => void,
+  ): ClientUnaryCall;
+  getVersion(
+    request: GetVersionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetVersionResponse) => void,
+  ): ClientUnaryCall;
+  getVersion(
+    request: GetVersionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetVersionResponse) => void,
   ): ClientUnaryCall;
 }
 

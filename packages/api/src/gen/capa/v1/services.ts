@@ -323,10 +323,16 @@ export interface GetServiceResponse {
 
 export interface ListServicesRequest {
   tenant: string;
+  /** Page size, by name; default (0): every service, at most 1000. */
+  limit: number;
+  /** next_page_token of the previous page (same tenant); "" = the first page. */
+  pageToken: string;
 }
 
 export interface ListServicesResponse {
   services: Service[];
+  /** Pass as page_token for the next page; "" = this was the last page. */
+  nextPageToken: string;
 }
 
 export interface DeleteServiceRequest {
@@ -356,11 +362,17 @@ export interface ListEndpointsRequest {
   name: string;
   /** Only this region; empty = all. */
   region: string;
+  /** Page size; default (0): every endpoint, at most 1000. */
+  limit: number;
+  /** next_page_token of the previous page (same tenant, name and region); "" = the first page. */
+  pageToken: string;
 }
 
 export interface ListEndpointsResponse {
   endpoints: Endpoint[];
   updatedAtMs: number;
+  /** Pass as page_token for the next page; "" = this was the last page. */
+  nextPageToken: string;
 }
 
 export interface ReplicaLoad {
@@ -3429,13 +3441,19 @@ export const GetServiceResponse: MessageFns<GetServiceResponse> = {
 };
 
 function createBaseListServicesRequest(): ListServicesRequest {
-  return { tenant: "" };
+  return { tenant: "", limit: 0, pageToken: "" };
 }
 
 export const ListServicesRequest: MessageFns<ListServicesRequest> = {
   encode(message: ListServicesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.tenant !== "") {
       writer.uint32(10).string(message.tenant);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).uint32(message.limit);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
     }
     return writer;
   },
@@ -3461,6 +3479,22 @@ export const ListServicesRequest: MessageFns<ListServicesRequest> = {
             message.tenant = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3474,13 +3508,27 @@ export const ListServicesRequest: MessageFns<ListServicesRequest> = {
   },
 
   fromJSON(object: any): ListServicesRequest {
-    return { tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "" };
+    return {
+      tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
   },
 
   toJSON(message: ListServicesRequest): unknown {
     const obj: any = {};
     if (message.tenant !== "") {
       obj.tenant = message.tenant;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
     }
     return obj;
   },
@@ -3491,18 +3539,23 @@ export const ListServicesRequest: MessageFns<ListServicesRequest> = {
   fromPartial(object: DeepPartial<ListServicesRequest>): ListServicesRequest {
     const message = createBaseListServicesRequest();
     message.tenant = object.tenant ?? "";
+    message.limit = object.limit ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListServicesResponse(): ListServicesResponse {
-  return { services: [] };
+  return { services: [], nextPageToken: "" };
 }
 
 export const ListServicesResponse: MessageFns<ListServicesResponse> = {
   encode(message: ListServicesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.services) {
       Service.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -3528,6 +3581,14 @@ export const ListServicesResponse: MessageFns<ListServicesResponse> = {
             message.services.push(Service.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3543,6 +3604,11 @@ export const ListServicesResponse: MessageFns<ListServicesResponse> = {
   fromJSON(object: any): ListServicesResponse {
     return {
       services: globalThis.Array.isArray(object?.services) ? object.services.map((e: any) => Service.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
     };
   },
 
@@ -3550,6 +3616,9 @@ export const ListServicesResponse: MessageFns<ListServicesResponse> = {
     const obj: any = {};
     if (message.services?.length) {
       obj.services = message.services.map((e) => Service.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -3560,6 +3629,7 @@ export const ListServicesResponse: MessageFns<ListServicesResponse> = {
   fromPartial(object: DeepPartial<ListServicesResponse>): ListServicesResponse {
     const message = createBaseListServicesResponse();
     message.services = object.services?.map((e) => Service.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };
@@ -3916,7 +3986,7 @@ export const Endpoint: MessageFns<Endpoint> = {
 };
 
 function createBaseListEndpointsRequest(): ListEndpointsRequest {
-  return { tenant: "", name: "", region: "" };
+  return { tenant: "", name: "", region: "", limit: 0, pageToken: "" };
 }
 
 export const ListEndpointsRequest: MessageFns<ListEndpointsRequest> = {
@@ -3929,6 +3999,12 @@ export const ListEndpointsRequest: MessageFns<ListEndpointsRequest> = {
     }
     if (message.region !== "") {
       writer.uint32(26).string(message.region);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(32).uint32(message.limit);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(42).string(message.pageToken);
     }
     return writer;
   },
@@ -3970,6 +4046,22 @@ export const ListEndpointsRequest: MessageFns<ListEndpointsRequest> = {
             message.region = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3987,6 +4079,12 @@ export const ListEndpointsRequest: MessageFns<ListEndpointsRequest> = {
       tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "",
       name: isSet(object.name) ? globalThis.String(object.name) : "",
       region: isSet(object.region) ? globalThis.String(object.region) : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
     };
   },
 
@@ -4001,6 +4099,12 @@ export const ListEndpointsRequest: MessageFns<ListEndpointsRequest> = {
     if (message.region !== "") {
       obj.region = message.region;
     }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
     return obj;
   },
 
@@ -4012,12 +4116,14 @@ export const ListEndpointsRequest: MessageFns<ListEndpointsRequest> = {
     message.tenant = object.tenant ?? "";
     message.name = object.name ?? "";
     message.region = object.region ?? "";
+    message.limit = object.limit ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseListEndpointsResponse(): ListEndpointsResponse {
-  return { endpoints: [], updatedAtMs: 0 };
+  return { endpoints: [], updatedAtMs: 0, nextPageToken: "" };
 }
 
 export const ListEndpointsResponse: MessageFns<ListEndpointsResponse> = {
@@ -4027,6 +4133,9 @@ export const ListEndpointsResponse: MessageFns<ListEndpointsResponse> = {
     }
     if (message.updatedAtMs !== 0) {
       writer.uint32(16).int64(message.updatedAtMs);
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(26).string(message.nextPageToken);
     }
     return writer;
   },
@@ -4060,6 +4169,14 @@ export const ListEndpointsResponse: MessageFns<ListEndpointsResponse> = {
             message.updatedAtMs = longToNumber(reader.int64());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4082,6 +4199,11 @@ export const ListEndpointsResponse: MessageFns<ListEndpointsResponse> = {
         : isSet(object.updated_at_ms)
         ? globalThis.Number(object.updated_at_ms)
         : 0,
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
     };
   },
 
@@ -4093,6 +4215,9 @@ export const ListEndpointsResponse: MessageFns<ListEndpointsResponse> = {
     if (message.updatedAtMs !== 0) {
       obj.updatedAtMs = Math.round(message.updatedAtMs);
     }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
     return obj;
   },
 
@@ -4103,6 +4228,7 @@ export const ListEndpointsResponse: MessageFns<ListEndpointsResponse> = {
     const message = createBaseListEndpointsResponse();
     message.endpoints = object.endpoints?.map((e) => Endpoint.fromPartial(e)) || [];
     message.updatedAtMs = object.updatedAtMs ?? 0;
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };

@@ -1,0 +1,89 @@
+/**
+ * Retention (leader only): every `intervalMs`, final jobs finished more than `retentionMs` ago are removed from KV
+ * `capa_jobs` with compare-and-set on the revision the sweep read (a job that changed since is left for the next
+ * sweep), then their explanation (`explain.<id>`) and their request record (`capa_requests`, only while it still
+ * names that job), and the job leaves every replica's memory (the KV watch delivers the purge). Nothing that is
+ * not final is ever a candidate (retention/policy.ts), so running work and its allocations are never touched; the
+ * ledger (charges, receipts) keeps its own retention and is not compacted here. At most `batch` jobs per sweep.
+ */
+import type { TypedKv } from "@capa/bus";
+import type { Logger } from "pino";
+import type { LeaderPart } from "../leader/leadership.js";
+import { EXPLAIN_PREFIX } from "../store/buckets.js";
+import type { JobEntry, JobRepo } from "../store/job-repo.js";
+import type { RequestRecord } from "../store/records.js";
+import { requestKey } from "../util/ids.js";
+import { expiredJobs } from "./policy.js";
+
+export interface CompactorDeps {
+  jobs: JobRepo;
+  requests: TypedKv<RequestRecord>;
+  now: () => number;
+  logger: Logger;
+  retentionMs: number;
+  intervalMs: number;
+  batch?: number;
+  /** Called with the number of jobs removed by each sweep (metrics). */
+  onCompacted?: (removed: number) => void;
+}
+
+const CONCURRENCY = 32;
+
+export class Compactor implements LeaderPart {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<number> | undefined;
+
+  constructor(private readonly d: CompactorDeps) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      this.sweep().catch((err) => this.d.logger.warn({ err }, "retention sweep failed"));
+    }, this.d.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running?.catch(() => undefined);
+  }
+
+  /** One sweep; returns how many jobs it removed. Sweeps never overlap. */
+  sweep(): Promise<number> {
+    this.running ??= this.sweepOnce().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async sweepOnce(): Promise<number> {
+    const candidates = expiredJobs(this.d.jobs.list(), this.d.now(), this.d.retentionMs, this.d.batch ?? 1000);
+    let removed = 0;
+    // A few removals in flight at once: a sweep after a long outage may have many jobs to remove.
+    for (let i = 0; i < candidates.length; i += CONCURRENCY) {
+      const done = await Promise.all(candidates.slice(i, i + CONCURRENCY).map((entry) => this.remove(entry)));
+      removed += done.filter(Boolean).length;
+    }
+    if (removed > 0) this.d.logger.info({ removed, retentionMs: this.d.retentionMs }, "retention removed final jobs");
+    this.d.onCompacted?.(removed);
+    return removed;
+  }
+
+  /** The job (CAS on the revision read), then its explanation and request record. False when it changed since. */
+  private async remove(entry: JobEntry): Promise<boolean> {
+    const { job } = entry;
+    const gone = await this.d.jobs.withLock(job.id, async () => {
+      const current = this.d.jobs.get(job.id);
+      return current?.revision === entry.revision && (await this.d.jobs.purge(entry));
+    });
+    if (!gone) return false;
+    await this.d.jobs.kv.kv.purge(EXPLAIN_PREFIX + job.id).catch(() => undefined);
+    if (job.requestId !== "") {
+      const key = requestKey(job.tenant, job.requestId);
+      const record = await this.d.requests.get(key).catch(() => undefined);
+      if (record?.value.jobId === job.id) await this.d.requests.purgeAt(key, record.revision).catch(() => false);
+    }
+    return true;
+  }
+}
