@@ -98,7 +98,9 @@ describe("capa output formats, colour, width, watch and logs against a scheduler
     assertCliBuilt();
     h = await startHarness();
     agents = await startMarketAgents(h, [{ agentId: "cli-habits-a1", region: "eu-west", h100: "2.00", gpus: 4 }]);
-    env = { CAPA_GRPC_ADDR: h.scheduler.grpcAddress, CAPA_TENANT: "habits", NO_COLOR: "" };
+    // Tenant verbs act as the tenant of the credential (auth is on): a tenant key for "habits".
+    const token = await h.mintKey("tenant", { tenant: "habits" });
+    env = { CAPA_GRPC_ADDR: h.scheduler.grpcAddress, CAPA_TOKEN: token, NO_COLOR: "" };
   });
   afterAll(async () => {
     await agents?.stop();
@@ -133,7 +135,9 @@ describe("capa output formats, colour, width, watch and logs against a scheduler
       json.jobs.map((j) => `job/${j.id}\n`).join(""),
     );
     expect((await runCapa(["status", jobId, "-o", "name"], { env })).stdout).toBe(`job/${jobId}\n`);
-    expect((await runCapa(["agents", "-o", "name"], { env })).stdout).toBe("agent/cli-habits-a1\n");
+    expect((await runCapa(["agents", "-o", "name"], { env: { ...env, CAPA_TOKEN: h.adminToken } })).stdout).toBe(
+      "agent/cli-habits-a1\n",
+    );
     const wide = (await runCapa(["jobs", "-o", "wide"], { env })).stdout.split("\n")[0]!;
     expect(wide.split(/\s+/)).toEqual(expect.arrayContaining(["TENANT", "MODELS", "REASON"]));
     const narrow = (await runCapa(["jobs"], { env })).stdout.split("\n")[0]!;

@@ -52,8 +52,11 @@ function readmePythonBlocks(): string[] {
 describe("Python SDK against a real scheduler", () => {
   let h: Harness;
   let agents: MarketAgents;
+  let token = "";
   beforeAll(async () => {
     h = await startHarness();
+    // The SDK authenticates like any client: a tenant API key sent as `authorization: Bearer`.
+    token = await h.mintKey("tenant", { tenant: "default" });
     agents = await startMarketAgents(h, [
       { agentId: "py-a1", region: "eu-west", h100: "2.00", gpus: 4 },
       { agentId: "py-a2", region: "us-east", h100: "2.50", gpus: 4 },
@@ -67,6 +70,7 @@ describe("Python SDK against a real scheduler", () => {
   it("passes the SDK's unittest suite: submit, watch, logs, cancel, invoice, field violations", async () => {
     const r = await run(["-m", "unittest", "discover", "-s", join(sdk, "tests"), "-v"], {
       CAPA_GRPC_ADDR: h.scheduler.grpcAddress,
+      CAPA_TOKEN: token,
     });
     expect(r.output).toMatch(/Ran 4 tests in/);
     expect(r.output).toMatch(/\nOK\n/);
@@ -77,7 +81,7 @@ describe("Python SDK against a real scheduler", () => {
     const blocks = readmePythonBlocks();
     expect(blocks.length).toBeGreaterThanOrEqual(2);
     for (const block of blocks) {
-      const r = await run(["-c", block], { CAPA_GRPC_ADDR: h.scheduler.grpcAddress });
+      const r = await run(["-c", block], { CAPA_GRPC_ADDR: h.scheduler.grpcAddress, CAPA_TOKEN: token });
       expect(r.code, `${block}\n---\n${r.output}`).toBe(0);
     }
     const five = blocks[0]!.trim().split("\n");
