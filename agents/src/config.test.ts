@@ -94,7 +94,7 @@ describe("parseAgentConfig", () => {
     [{ region: "eu west" }, /region must match/],
     [{ simulateGpus: "lots" }, /--simulate-gpus: invalid GPU spec/],
     [{ price: ["H100=1", "H100-80GB=2"] }, /H100-80GB is priced twice/],
-    [{ heartbeatInterval: "40s" }, /advert TTL \(30 s\) must be longer than the heartbeat interval/],
+    [{ heartbeatInterval: "40s", advertTtl: "30s" }, /advert TTL \(30 s\) must be longer than the heartbeat interval/],
   ])("rejects %o", (flags, message) => {
     expect(() => parseAgentConfig(flags, {})).toThrow(message);
   });
@@ -108,13 +108,17 @@ describe("resolveAgentConfig", () => {
       zone: "us-east-a",
       advertIntervalMs: 10_000,
       heartbeatIntervalMs: 2_000,
-      advertTtlSeconds: 30,
+      advertTtlSeconds: 6,
       usageIntervalMs: 30_000,
       republishIntervalMs: 10_000,
       prices: [],
       simulateGpus: undefined,
     });
     expect(cfg.inheritEnv).toEqual([...AGENT_DEFAULTS.inheritEnv]);
+    // The TTL follows the heartbeat: three missed heartbeats, rounded up to whole seconds, at least 3 s.
+    expect(resolveAgentConfig({ nats: "x", region: "r", heartbeatIntervalMs: 200 }).advertTtlSeconds).toBe(3);
+    expect(resolveAgentConfig({ nats: "x", region: "r", heartbeatIntervalMs: 1_500 }).advertTtlSeconds).toBe(5);
+    expect(resolveAgentConfig({ nats: "x", region: "r", heartbeatIntervalMs: 10_000 }).advertTtlSeconds).toBe(30);
     expect(cfg.workDir).toMatch(/capa-agent-host-one$/);
   });
 });

@@ -70,7 +70,14 @@ export const AGENT_VERSION = "0.1.0";
 export const AGENT_DEFAULTS = {
   advertIntervalMs: 10_000,
   heartbeatIntervalMs: 2_000,
-  advertTtlSeconds: 30,
+  /**
+   * Default advert TTL in heartbeats: the scheduler declares the agent lost after this many missed heartbeats
+   * (6 s at the 2 s default), so a dead agent's tasks are re-placed within seconds, while one late heartbeat
+   * (GC pause, NATS reconnect) is not a loss.
+   */
+  advertTtlHeartbeats: 3,
+  /** ...but never under 3 s by default: a busy host's event loop can stall for a second. */
+  minAdvertTtlSeconds: 3,
   usageIntervalMs: 30_000,
   reliability: 1,
   inheritEnv: ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ", "TMPDIR", "LD_LIBRARY_PATH"],
@@ -145,7 +152,14 @@ export function resolveAgentConfig(config: AgentConfig, hostname: string = osHos
     config.heartbeatIntervalMs ?? AGENT_DEFAULTS.heartbeatIntervalMs,
     "heartbeat interval",
   );
-  const advertTtlSeconds = positive(config.advertTtlSeconds ?? AGENT_DEFAULTS.advertTtlSeconds, "advert TTL");
+  const advertTtlSeconds = positive(
+    config.advertTtlSeconds ??
+      Math.max(
+        AGENT_DEFAULTS.minAdvertTtlSeconds,
+        Math.ceil((AGENT_DEFAULTS.advertTtlHeartbeats * heartbeatIntervalMs) / 1000),
+      ),
+    "advert TTL",
+  );
   // A TTL shorter than the heartbeat period would make the scheduler drop a healthy agent between heartbeats.
   if (advertTtlSeconds * 1000 <= heartbeatIntervalMs) {
     throw new AgentConfigError(`advert TTL (${advertTtlSeconds} s) must be longer than the heartbeat interval`);

@@ -16,6 +16,7 @@ import {
 } from "@grpc/grpc-js";
 import { type CredentialsFile, readCredentials } from "./credentials.js";
 import { CliError, oneLine } from "./errors.js";
+import { AddressRotation, DEFAULT_RETRY, parseAddresses, type RetryPolicy, withFailover } from "./failover.js";
 
 export const DEFAULT_GRPC_ADDR = "127.0.0.1:50051";
 const UNARY_TIMEOUT_MS = 30_000;
@@ -147,96 +148,130 @@ type Callback<Res> = (err: ServiceError | null, res: Res) => void;
 type Unary<Req, Res> = (req: Req, md: Metadata, options: Partial<CallOptions>, cb: Callback<Res>) => unknown;
 type ServerStream<Req, Res> = (req: Req, md: Metadata) => ClientReadableStream<Res>;
 
-/** A connection to one scheduler; every method rejects with a CliError carrying a one-line reason. */
-export class SchedulerClient {
-  private readonly jobs: api.JobServiceClient;
-  private readonly operator: api.OperatorServiceClient;
-  private readonly billing: api.BillingServiceClient;
-  private readonly services: api.ServiceServiceClient;
-  private readonly authClient: api.AuthServiceClient;
-  private readonly auditClient: api.AuditServiceClient;
+interface ReplicaClients {
+  jobs: api.JobServiceClient;
+  operator: api.OperatorServiceClient;
+  billing: api.BillingServiceClient;
+  services: api.ServiceServiceClient;
+  authClient: api.AuthServiceClient;
+  auditClient: api.AuditServiceClient;
+}
 
-  constructor(readonly options: ClientOptions) {
-    const creds = channelCredentials(options.tls);
-    this.jobs = new api.JobServiceClient(options.address, creds);
-    this.operator = new api.OperatorServiceClient(options.address, creds);
-    this.billing = new api.BillingServiceClient(options.address, creds);
-    this.services = new api.ServiceServiceClient(options.address, creds);
-    this.authClient = new api.AuthServiceClient(options.address, creds);
-    this.auditClient = new api.AuditServiceClient(options.address, creds);
+/**
+ * A connection to the scheduler replicas named by `options.address` (comma-separated, see failover.ts); every
+ * method rejects with a CliError carrying a one-line reason. Unary calls fail over and retry UNAVAILABLE.
+ */
+export class SchedulerClient {
+  private readonly rotation: AddressRotation;
+  private readonly replicas = new Map<string, ReplicaClients>();
+
+  constructor(
+    readonly options: ClientOptions,
+    private readonly retry: RetryPolicy = DEFAULT_RETRY,
+  ) {
+    try {
+      this.rotation = new AddressRotation(parseAddresses(options.address));
+    } catch (err) {
+      throw new CliError((err as Error).message);
+    }
   }
 
-  submitJob = (req: api.SubmitJobRequest) => this.unary("SubmitJob", this.jobs.submitJob.bind(this.jobs), req);
-  getJob = (req: api.GetJobRequest) => this.unary("GetJob", this.jobs.getJob.bind(this.jobs), req);
-  listJobs = (req: api.ListJobsRequest) => this.unary("ListJobs", this.jobs.listJobs.bind(this.jobs), req);
-  cancelJob = (req: api.CancelJobRequest) => this.unary("CancelJob", this.jobs.cancelJob.bind(this.jobs), req);
-  quote = (req: api.QuoteRequest) => this.unary("Quote", this.jobs.quote.bind(this.jobs), req);
-  listOffers = (req: api.ListOffersRequest) => this.unary("ListOffers", this.jobs.listOffers.bind(this.jobs), req);
-  getVersion = (req: api.GetVersionRequest) => this.unary("GetVersion", this.jobs.getVersion.bind(this.jobs), req);
+  /** Streams go to the replica that answered last (a unary call before them has found one that is up). */
+  private get jobs(): api.JobServiceClient {
+    return this.replica(this.rotation.current).jobs;
+  }
+
+  private replica(address: string): ReplicaClients {
+    let clients = this.replicas.get(address);
+    if (!clients) {
+      const creds = channelCredentials(this.options.tls);
+      clients = {
+        jobs: new api.JobServiceClient(address, creds),
+        operator: new api.OperatorServiceClient(address, creds),
+        billing: new api.BillingServiceClient(address, creds),
+        services: new api.ServiceServiceClient(address, creds),
+        authClient: new api.AuthServiceClient(address, creds),
+        auditClient: new api.AuditServiceClient(address, creds),
+      };
+      this.replicas.set(address, clients);
+    }
+    return clients;
+  }
+
+  submitJob = (req: api.SubmitJobRequest) => this.unary("SubmitJob", (c) => c.jobs.submitJob.bind(c.jobs), req);
+  getJob = (req: api.GetJobRequest) => this.unary("GetJob", (c) => c.jobs.getJob.bind(c.jobs), req);
+  listJobs = (req: api.ListJobsRequest) => this.unary("ListJobs", (c) => c.jobs.listJobs.bind(c.jobs), req);
+  cancelJob = (req: api.CancelJobRequest) => this.unary("CancelJob", (c) => c.jobs.cancelJob.bind(c.jobs), req);
+  quote = (req: api.QuoteRequest) => this.unary("Quote", (c) => c.jobs.quote.bind(c.jobs), req);
+  listOffers = (req: api.ListOffersRequest) => this.unary("ListOffers", (c) => c.jobs.listOffers.bind(c.jobs), req);
+  getVersion = (req: api.GetVersionRequest) => this.unary("GetVersion", (c) => c.jobs.getVersion.bind(c.jobs), req);
   watchJob = (req: api.WatchJobRequest) => this.stream("WatchJob", this.jobs.watchJob.bind(this.jobs), req);
   streamLogs = (req: api.StreamLogsRequest) => this.stream("StreamLogs", this.jobs.streamLogs.bind(this.jobs), req);
 
   listAgents = (req: api.ListAgentsRequest) =>
-    this.unary("ListAgents", this.operator.listAgents.bind(this.operator), req);
+    this.unary("ListAgents", (c) => c.operator.listAgents.bind(c.operator), req);
   drainAgent = (req: api.DrainAgentRequest) =>
-    this.unary("DrainAgent", this.operator.drainAgent.bind(this.operator), req);
-  getPolicy = (req: api.GetPolicyRequest) => this.unary("GetPolicy", this.operator.getPolicy.bind(this.operator), req);
-  setPolicy = (req: api.SetPolicyRequest) => this.unary("SetPolicy", this.operator.setPolicy.bind(this.operator), req);
+    this.unary("DrainAgent", (c) => c.operator.drainAgent.bind(c.operator), req);
+  getPolicy = (req: api.GetPolicyRequest) => this.unary("GetPolicy", (c) => c.operator.getPolicy.bind(c.operator), req);
+  setPolicy = (req: api.SetPolicyRequest) => this.unary("SetPolicy", (c) => c.operator.setPolicy.bind(c.operator), req);
   explainJob = (req: api.ExplainJobRequest) =>
-    this.unary("ExplainJob", this.operator.explainJob.bind(this.operator), req);
-  simulate = (req: api.SimulateRequest) => this.unary("Simulate", this.operator.simulate.bind(this.operator), req);
+    this.unary("ExplainJob", (c) => c.operator.explainJob.bind(c.operator), req);
+  simulate = (req: api.SimulateRequest) => this.unary("Simulate", (c) => c.operator.simulate.bind(c.operator), req);
 
   getInvoice = (req: api.GetInvoiceRequest) =>
-    this.unary("GetInvoice", this.billing.getInvoice.bind(this.billing), req);
+    this.unary("GetInvoice", (c) => c.billing.getInvoice.bind(c.billing), req);
   getEarnings = (req: api.GetEarningsRequest) =>
-    this.unary("GetEarnings", this.billing.getEarnings.bind(this.billing), req);
+    this.unary("GetEarnings", (c) => c.billing.getEarnings.bind(c.billing), req);
   getReceipt = (req: api.GetReceiptRequest) =>
-    this.unary("GetReceipt", this.billing.getReceipt.bind(this.billing), req);
+    this.unary("GetReceipt", (c) => c.billing.getReceipt.bind(c.billing), req);
   listReceipts = (req: api.ListReceiptsRequest) =>
-    this.unary("ListReceipts", this.billing.listReceipts.bind(this.billing), req);
+    this.unary("ListReceipts", (c) => c.billing.listReceipts.bind(c.billing), req);
   getSigningKey = (req: api.GetSigningKeyRequest) =>
-    this.unary("GetSigningKey", this.billing.getSigningKey.bind(this.billing), req);
+    this.unary("GetSigningKey", (c) => c.billing.getSigningKey.bind(c.billing), req);
   setTenantLimits = (req: api.SetTenantLimitsRequest) =>
-    this.unary("SetTenantLimits", this.billing.setTenantLimits.bind(this.billing), req);
+    this.unary("SetTenantLimits", (c) => c.billing.setTenantLimits.bind(c.billing), req);
   getTenantLimits = (req: api.GetTenantLimitsRequest) =>
-    this.unary("GetTenantLimits", this.billing.getTenantLimits.bind(this.billing), req);
+    this.unary("GetTenantLimits", (c) => c.billing.getTenantLimits.bind(c.billing), req);
 
   applyService = (req: api.ApplyServiceRequest) =>
-    this.unary("ApplyService", this.services.applyService.bind(this.services), req);
+    this.unary("ApplyService", (c) => c.services.applyService.bind(c.services), req);
   getService = (req: api.GetServiceRequest) =>
-    this.unary("GetService", this.services.getService.bind(this.services), req);
+    this.unary("GetService", (c) => c.services.getService.bind(c.services), req);
   listServices = (req: api.ListServicesRequest) =>
-    this.unary("ListServices", this.services.listServices.bind(this.services), req);
+    this.unary("ListServices", (c) => c.services.listServices.bind(c.services), req);
   deleteService = (req: api.DeleteServiceRequest) =>
-    this.unary("DeleteService", this.services.deleteService.bind(this.services), req);
+    this.unary("DeleteService", (c) => c.services.deleteService.bind(c.services), req);
   listEndpoints = (req: api.ListEndpointsRequest) =>
-    this.unary("ListEndpoints", this.services.listEndpoints.bind(this.services), req);
+    this.unary("ListEndpoints", (c) => c.services.listEndpoints.bind(c.services), req);
   reportLoad = (req: api.ReportLoadRequest) =>
-    this.unary("ReportLoad", this.services.reportLoad.bind(this.services), req);
-  whoAmI = (req: api.WhoAmIRequest) => this.unary("WhoAmI", this.authClient.whoAmI.bind(this.authClient), req);
+    this.unary("ReportLoad", (c) => c.services.reportLoad.bind(c.services), req);
+  whoAmI = (req: api.WhoAmIRequest) => this.unary("WhoAmI", (c) => c.authClient.whoAmI.bind(c.authClient), req);
   createKey = (req: api.CreateKeyRequest) =>
-    this.unary("CreateKey", this.authClient.createKey.bind(this.authClient), req);
-  listKeys = (req: api.ListKeysRequest) => this.unary("ListKeys", this.authClient.listKeys.bind(this.authClient), req);
+    this.unary("CreateKey", (c) => c.authClient.createKey.bind(c.authClient), req);
+  listKeys = (req: api.ListKeysRequest) => this.unary("ListKeys", (c) => c.authClient.listKeys.bind(c.authClient), req);
   revokeKey = (req: api.RevokeKeyRequest) =>
-    this.unary("RevokeKey", this.authClient.revokeKey.bind(this.authClient), req);
+    this.unary("RevokeKey", (c) => c.authClient.revokeKey.bind(c.authClient), req);
   setTenantPolicy = (req: api.SetTenantPolicyRequest) =>
-    this.unary("SetTenantPolicy", this.authClient.setTenantPolicy.bind(this.authClient), req);
+    this.unary("SetTenantPolicy", (c) => c.authClient.setTenantPolicy.bind(c.authClient), req);
   getTenantPolicy = (req: api.GetTenantPolicyRequest) =>
-    this.unary("GetTenantPolicy", this.authClient.getTenantPolicy.bind(this.authClient), req);
+    this.unary("GetTenantPolicy", (c) => c.authClient.getTenantPolicy.bind(c.authClient), req);
   listAudit = (req: api.ListAuditRequest) =>
-    this.unary("ListAudit", this.auditClient.listAudit.bind(this.auditClient), req);
+    this.unary("ListAudit", (c) => c.auditClient.listAudit.bind(c.auditClient), req);
   promoteRollout = (req: api.PromoteRolloutRequest) =>
-    this.unary("PromoteRollout", this.services.promoteRollout.bind(this.services), req);
+    this.unary("PromoteRollout", (c) => c.services.promoteRollout.bind(c.services), req);
   abortRollout = (req: api.AbortRolloutRequest) =>
-    this.unary("AbortRollout", this.services.abortRollout.bind(this.services), req);
+    this.unary("AbortRollout", (c) => c.services.abortRollout.bind(c.services), req);
 
   close(): void {
-    this.services.close();
-    this.jobs.close();
-    this.operator.close();
-    this.billing.close();
-    this.authClient.close();
-    this.auditClient.close();
+    for (const clients of this.replicas.values()) {
+      clients.jobs.close();
+      clients.operator.close();
+      clients.billing.close();
+      clients.services.close();
+      clients.authClient.close();
+      clients.auditClient.close();
+    }
+    this.replicas.clear();
   }
 
   private metadata(): Metadata {
@@ -250,12 +285,26 @@ export class SchedulerClient {
     return new GrpcCallError(describeGrpcError(e, { method, address: this.options.address }), e.code);
   }
 
-  private unary<Req, Res>(method: string, fn: Unary<Req, Res>, req: Req): Promise<Res> {
-    return new Promise((resolve, reject) => {
-      fn(req, this.metadata(), { deadline: Date.now() + UNARY_TIMEOUT_MS }, (err, res) =>
-        err ? reject(this.fail(method, err)) : resolve(res),
+  /** `pick` selects the method on a replica's clients; each retry picks it on the replica the rotation moved to. */
+  private async unary<Req, Res>(method: string, pick: (c: ReplicaClients) => Unary<Req, Res>, req: Req): Promise<Res> {
+    try {
+      return await withFailover(
+        this.rotation,
+        (address) =>
+          new Promise<Res>((resolve, reject) => {
+            pick(this.replica(address))(
+              req,
+              this.metadata(),
+              { deadline: Date.now() + UNARY_TIMEOUT_MS },
+              (err, res) => (err ? reject(err) : resolve(res)),
+            );
+          }),
+        (err) => (err as ServiceError)?.code === status.UNAVAILABLE,
+        this.retry,
       );
-    });
+    } catch (err) {
+      throw this.fail(method, err);
+    }
   }
 
   /** A server stream as an async iterable; ends when the server ends it, throws a GrpcCallError on failure. */

@@ -8,6 +8,7 @@ import { auditCommand } from "./commands/audit.js";
 import { authCommand } from "./commands/auth.js";
 import { billCommand } from "./commands/bill.js";
 import { cancelCommand } from "./commands/cancel.js";
+import { clusterCommand } from "./commands/cluster.js";
 import { completionCommand } from "./commands/completion.js";
 import { drainCommand } from "./commands/drain.js";
 import { earningsCommand } from "./commands/earnings.js";
@@ -74,6 +75,7 @@ export function buildProgram(): Command {
     rolloutCommand(),
     versionCommand(),
     completionCommand(() => program),
+    clusterCommand(),
   ]) {
     program.addCommand(command);
   }

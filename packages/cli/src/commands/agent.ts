@@ -62,7 +62,10 @@ export function agentCommand(): Command {
       .option("--fabric-domain <name>", "NVLink domain of this machine (gangs prefer one domain)")
       .option("--advert-interval <duration>", "full advert period (default 10s)")
       .option("--heartbeat-interval <duration>", "heartbeat period (default 2s)")
-      .option("--advert-ttl <duration>", "how long an advert stays valid without a heartbeat (default 30s)")
+      .option(
+        "--advert-ttl <duration>",
+        "how long an advert stays valid without a heartbeat (default 3 heartbeat intervals, 6s)",
+      )
       .option("--log-level <level>", "trace, debug, info, warn, error", process.env.CAPA_LOG_LEVEL ?? "info")
       .action(async (flags: AgentCommandFlags) => {
         if (!flags.region) throw new CliError("agent needs --region, the region this machine is in (e.g. eu-west)");

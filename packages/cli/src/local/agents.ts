@@ -1,0 +1,43 @@
+/** Starts `capa up`'s simulated agents in this process, each connected to the NATS URLs of its region. */
+import { mkdirSync } from "node:fs";
+import { type AgentHandle, startAgent } from "@capa/agent";
+import type { Logger } from "pino";
+import type { LocalAgent } from "./fleet.js";
+
+const ADVERT_INTERVAL_MS = 5_000;
+const HEARTBEAT_INTERVAL_MS = 1_000;
+
+export async function startLocalAgents(
+  agents: readonly LocalAgent[],
+  natsFor: (region: string) => string | string[],
+  /** The agent's enrolled nkey seed (see auth.ts). */
+  seedFor: (agentId: string) => string,
+  { logger, say }: { logger: Logger; say: (line: string) => void },
+  /** Each started agent's stop, pushed as soon as it runs (so a later failure still stops it). */
+  stops: (() => Promise<void>)[],
+): Promise<AgentHandle[]> {
+  const handles: AgentHandle[] = [];
+  for (const agent of agents) {
+    mkdirSync(agent.workDir, { recursive: true });
+    const handle = await startAgent({
+      nats: natsFor(agent.region),
+      natsAuth: { nkeySeed: seedFor(agent.agentId) },
+      agentId: agent.agentId,
+      region: agent.region,
+      zone: agent.zone,
+      labels: { "capa.io/stack": "capa-up" },
+      provider: agent.provider,
+      fabricDomain: `${agent.agentId}-nvlink`,
+      prices: agent.prices,
+      simulateGpus: agent.gpus,
+      workDir: agent.workDir,
+      advertIntervalMs: ADVERT_INTERVAL_MS,
+      heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
+      logger: logger.child({ component: "agent", agentId: agent.agentId }),
+    });
+    stops.push(() => handle.stop());
+    handles.push(handle);
+    say(`agent ${agent.agentId} (${agent.region}, ${agent.gpus}, ${agent.provider} prices)`);
+  }
+  return handles;
+}
