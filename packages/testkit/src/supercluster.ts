@@ -66,7 +66,22 @@ export interface SuperclusterHandle {
   stop(): Promise<void>;
 }
 
+/**
+ * Free ports are picked before the servers bind them, so another process can take one in between: with free
+ * ports a start that fails because a port was taken is tried again on new ports (twice at most).
+ */
 export async function startSupercluster(options: SuperclusterOptions): Promise<SuperclusterHandle> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (err) {
+      const portTaken = /address already in use/i.test(String((err as Error).message));
+      if (!portTaken || options.basePort !== undefined || attempt >= 3) throw err;
+    }
+  }
+}
+
+async function startOnce(options: SuperclusterOptions): Promise<SuperclusterHandle> {
   const serversPerRegion = options.serversPerRegion ?? 3;
   const ownsDir = options.dir === undefined;
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), "capa-supercluster-"));
