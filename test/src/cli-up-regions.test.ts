@@ -1,13 +1,14 @@
 /**
  * `capa up --regions 2` end to end: a real local supercluster (2 regions × 3 nats-servers, gateways, JetStream
  * R3 in the home region), 2 scheduler replicas and one agent per region, all started by the built CLI; then
- * `capa cluster` reads the topology from the servers' monitoring endpoints and the JetStream API, a job is
+ * every server embeds the per-agent nkey users; `capa cluster` reads the topology from the servers' monitoring endpoints and the JetStream API, a job is
  * submitted through an address list whose first replica is down, and SIGINT stops every nats-server.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { waitFor } from "@capa/testkit";
+import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   assertCliBuilt,
@@ -70,6 +71,12 @@ describe("capa up --regions 2, capa cluster, and a client with an address list",
     expect(ready.grpcAddresses).toHaveLength(2);
     expect(pids).toHaveLength(6);
     expect(ready.clusterFile).toBe(join(workDir, ".capa", "supercluster", "cluster.json"));
+  });
+
+  it("runs every server with capa's generated NATS users: an anonymous client is refused in every region", async () => {
+    for (const urls of Object.values(ready.natsUrls)) {
+      await expect(connect({ servers: urls, reconnect: false, timeout: 3_000 })).rejects.toThrow(/authoriz/i);
+    }
   });
 
   it("capa cluster shows servers, gateways, the leader and R3 streams in the home region, all healthy", async () => {

@@ -74,8 +74,15 @@ const CAPA_STREAM = /^(KV_capa_|CAPA_)/;
 
 export async function collectJetStream(
   natsUrls: string[],
+  nkeySeed?: string,
 ): Promise<{ streams: StreamReport[]; leader: LeaderReport | undefined }> {
-  const nc = await connectBus({ servers: natsUrls, name: "capa-cluster", maxReconnectAttempts: 0, timeoutMs: 3_000 });
+  const nc = await connectBus({
+    servers: natsUrls,
+    name: "capa-cluster",
+    maxReconnectAttempts: 0,
+    timeoutMs: 3_000,
+    ...(nkeySeed ? { nkeySeed } : {}),
+  });
   try {
     const jsm = await jetstreamManager(nc, { timeout: 3_000 });
     const streams: StreamReport[] = [];
@@ -122,6 +129,8 @@ export async function collectJetStream(
 export async function collectCluster(source: {
   monitorUrls: string[];
   natsUrls: string[];
+  /** nkey seed for the NATS connection when the servers require auth. */
+  nkeySeed?: string;
   home?: string;
   schedulers?: string[];
 }): Promise<ClusterReport> {
@@ -131,7 +140,7 @@ export async function collectCluster(source: {
   let leader: LeaderReport | undefined;
   if (source.natsUrls.length > 0) {
     try {
-      ({ streams, leader } = await collectJetStream(source.natsUrls));
+      ({ streams, leader } = await collectJetStream(source.natsUrls, source.nkeySeed));
     } catch (err) {
       problems.push(`JetStream at ${source.natsUrls.join(",")}: ${(err as Error).message}`);
     }

@@ -7,12 +7,14 @@ import { renderCluster } from "../cluster/render.js";
 import { print, printJson } from "../context.js";
 import { CliError } from "../errors.js";
 import { CLUSTER_FILE, type ClusterFile } from "../local/cluster-file.js";
+import { NKEY_OPTION_HELP, nkeySeedFrom } from "../nats-credentials.js";
 import { collectList } from "../spec.js";
 
 interface ClusterFlags {
   stateDir: string;
   monitor: string[];
   natsUrl?: string;
+  natsNkey?: string;
   json?: boolean;
 }
 
@@ -34,6 +36,7 @@ export function clusterCommand(): Command {
       [],
     )
     .option("--nats-url <url>", "home cluster URL(s) for the JetStream view (env CAPA_NATS_URL)")
+    .option("--nats-nkey <file>", `${NKEY_OPTION_HELP}; default: the scheduler key of capa up --regions`)
     .option("--json", "print the report as one JSON document")
     .action(async (flags: ClusterFlags) => {
       const file = join(resolve(flags.stateDir), "supercluster", CLUSTER_FILE);
@@ -49,9 +52,11 @@ export function clusterCommand(): Command {
         );
       const natsValue = flags.natsUrl ?? process.env.CAPA_NATS_URL;
       const natsUrls = natsValue ? natsServers(natsValue) : described ? (described.natsUrls[described.home] ?? []) : [];
+      const nkeySeed = nkeySeedFrom(flags.natsNkey ?? described?.natsNkeyFile);
       const report = await collectCluster({
         monitorUrls,
         natsUrls,
+        ...(nkeySeed ? { nkeySeed } : {}),
         ...(described ? { home: described.home, schedulers: described.schedulers } : {}),
       });
       if (flags.json) printJson(report);

@@ -13,6 +13,8 @@ export interface LocalAuth {
   /** The `authorization { ... }` block every nats-server embeds. */
   authorization: string;
   schedulerSeed: string;
+  /** The file holding it (what `capa cluster` connects with). */
+  schedulerSeedFile: string;
   agentSeed(agentId: string): string;
 }
 
@@ -26,6 +28,7 @@ export function prepareLocalAuth(stateDir: string, agents: readonly LocalAgent[]
     dir: auth.dir,
     authorization: readFileSync(auth.authConfFile, "utf8"),
     schedulerSeed: auth.schedulerSeed(),
+    schedulerSeedFile: auth.schedulerSeedFile,
     agentSeed: (agentId) => readFileSync(auth.agentSeedFile(agentId), "utf8").trim(),
   };
 }

@@ -7,5 +7,7 @@ export interface ClusterFile {
   natsUrls: Record<string, string[]>;
   /** gRPC addresses of the scheduler replicas. */
   schedulers: string[];
+  /** The scheduler's nkey seed file: full access, for the JetStream view of `capa cluster`. */
+  natsNkeyFile?: string;
   servers: { name: string; region: string; url: string; monitorUrl: string; pid: number }[];
 }

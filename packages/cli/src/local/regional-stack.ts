@@ -114,6 +114,7 @@ export async function startRegionalStack(options: RegionalStackOptions): Promise
       home: sc.topology.home,
       natsUrls,
       schedulers: schedulers.map((s) => s.grpcAddress),
+      natsNkeyFile: auth.schedulerSeedFile,
       servers: sc.servers.map((s) => ({
         name: s.node.name,
         region: s.node.region,
