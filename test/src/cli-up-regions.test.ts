@@ -26,6 +26,7 @@ interface RegionsReady {
   natsUrls: Record<string, string[]>;
   grpcAddresses: string[];
   clusterFile: string;
+  credentials: { tenant: string; admin: string };
 }
 interface ClusterJson {
   home: string;
@@ -46,7 +47,7 @@ describe("capa up --regions 2, capa cluster, and a client with an address list",
   let ready: RegionsReady;
   let pids: number[] = [];
   const capa = (args: string[], env: Record<string, string> = {}): Promise<CapaResult> =>
-    runCapa(args, { cwd: workDir, env: { CAPA_TENANT: "regions-test", ...env } });
+    runCapa(args, { cwd: workDir, env: { CAPA_CREDENTIALS: ready.credentials.tenant, ...env } });
 
   beforeAll(async () => {
     assertCliBuilt();

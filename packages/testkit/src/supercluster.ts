@@ -86,13 +86,23 @@ async function startOnce(options: SuperclusterOptions): Promise<SuperclusterHand
   const ownsDir = options.dir === undefined;
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), "capa-supercluster-"));
   const ports = new Map<string, number[]>();
+  const taken = new Set<number>();
   const endpoint = async (region: string, index: number) => {
     const key = `${region}/${index}`;
     if (options.basePort !== undefined) {
       const first = options.basePort + (options.regions.indexOf(region) * serversPerRegion + index) * 4;
       ports.set(key, [first, first + 1, first + 2, first + 3]);
     } else {
-      ports.set(key, [await freePort(), await freePort(), await freePort(), await freePort()]);
+      // The OS may hand the same free port out twice (each probe socket is closed at once): keep them distinct.
+      const picked: number[] = [];
+      while (picked.length < 4) {
+        const port = await freePort();
+        if (!taken.has(port)) {
+          taken.add(port);
+          picked.push(port);
+        }
+      }
+      ports.set(key, picked);
     }
   };
   for (const region of options.regions) for (let i = 0; i < serversPerRegion; i++) await endpoint(region, i);
