@@ -85,9 +85,11 @@ describe("capa up --regions 2, capa cluster, and a client with an address list",
       async () => {
         const r = parseJsonOutput<ClusterJson>(await capa(["cluster", "--json"]), "capa cluster");
         const current = r.streams.every((s) => s.peers.length === 3 && s.peers.every((p) => p.current));
-        return current && r.leader && r.streams.length >= 10 ? r : undefined;
+        // A server's healthz also covers consumers, whose replicas catch up a moment after the streams do.
+        const healthy = r.servers.every((s) => s.health === "ok");
+        return current && healthy && r.leader && r.streams.length >= 10 ? r : undefined;
       },
-      { timeoutMs: 30_000, intervalMs: 500, what: "a leader and every stream current" },
+      { timeoutMs: 30_000, intervalMs: 500, what: "a leader, every stream current and every server healthy" },
     );
     expect(report.servers.map((s) => s.name).sort()).toEqual([
       "eu-west-1",

@@ -15,6 +15,7 @@ import { waitFor } from "@capa/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { containersNamed, podmanPresent, prepareTestImage, TEST_IMAGE } from "./container-image.js";
 import {
+  finalJob,
   getJob,
   H100_PRICE,
   type Harness,
@@ -74,17 +75,7 @@ describe(`task drivers (podman ${PODMAN ? "present: containers run for real" : "
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  async function final(jobId: string): Promise<pb.Job> {
-    let job: pb.Job | undefined;
-    await waitFor(
-      async () => {
-        job = await getJob(h, jobId);
-        return ["SUCCEEDED", "FAILED", "CANCELLED"].includes(stateName(job.state));
-      },
-      { what: `job ${jobId} final`, timeoutMs: 60_000 },
-    );
-    return job!;
-  }
+  const final = (jobId: string) => finalJob(h, jobId, 60_000);
 
   it("agents advertise their drivers", () => {
     expect(agents[0]!.advert().drivers).toEqual(["process"]);

@@ -11,6 +11,7 @@ import * as pb from "@capa/api";
 import { waitFor } from "@capa/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  finalJob,
   getJob,
   H100_PRICE,
   type Harness,
@@ -72,17 +73,7 @@ describe("retries with real agents", () => {
       `if [ $n -lt ${succeedOn} ]; then exit 3; fi`,
   ];
 
-  async function final(jobId: string): Promise<pb.Job> {
-    let job: pb.Job | undefined;
-    await waitFor(
-      async () => {
-        job = await getJob(h, jobId);
-        return ["SUCCEEDED", "FAILED", "CANCELLED"].includes(stateName(job.state));
-      },
-      { what: `job ${jobId} final`, timeoutMs: 45_000 },
-    );
-    return job!;
-  }
+  const final = (jobId: string) => finalJob(h, jobId, 45_000);
 
   it("fails twice, then succeeds: SUCCEEDED after 3 attempts, each one recorded", async () => {
     const counter = join(dir, "flaky-count");

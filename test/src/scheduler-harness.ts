@@ -14,7 +14,7 @@ import { connectBus, decode, encode, ensureStore, type NatsConnection, type Stor
 import type { Advert, AgentAssignments, TaskAssignment, TaskStatusReport } from "@capa/domain";
 import { type AuthDir, openAuthDir } from "@capa/nats-auth";
 import { type SchedulerConfig, type SchedulerHandle, startScheduler } from "@capa/scheduler";
-import { type NatsServerHandle, startNatsServer } from "@capa/testkit";
+import { type NatsServerHandle, startNatsServer, waitFor } from "@capa/testkit";
 import { type ClientOptions, credentials, InterceptingCall, type Interceptor, type ServiceError } from "@grpc/grpc-js";
 import { pino } from "pino";
 
@@ -307,6 +307,19 @@ export function logs(h: Harness, jobId: string, follow: boolean, taskId = "") {
       .map((l) => Buffer.from(l.data).toString())
       .join("");
   return { lines, done, text, cancel: () => stream.cancel() };
+}
+
+/** Waits until the job is final (SUCCEEDED, FAILED or CANCELLED) and returns it. */
+export async function finalJob(h: Harness, jobId: string, timeoutMs = 60_000): Promise<pb.Job> {
+  let job: pb.Job | undefined;
+  await waitFor(
+    async () => {
+      job = await getJob(h, jobId);
+      return ["SUCCEEDED", "FAILED", "CANCELLED"].includes(stateName(job.state));
+    },
+    { what: `job ${jobId} final`, timeoutMs },
+  );
+  return job!;
 }
 
 export function stateName(state: pb.JobState): string {
