@@ -7,16 +7,10 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
+import type { CredentialsFile } from "@capa/auth";
 import { CliError } from "./errors.js";
 
-export interface CredentialsFile {
-  token: string;
-  address?: string;
-  role?: string;
-  tenant?: string;
-  provider?: string;
-  keyId?: string;
-}
+export type { CredentialsFile };
 
 export function defaultCredentialsPath(env: NodeJS.ProcessEnv = process.env): string {
   const base = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), ".config");

@@ -6,21 +6,11 @@
  */
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { hashSecret, parseToken } from "@capa/auth";
+import { type CredentialsFile, hashSecret, parseToken } from "@capa/auth";
 import type { Logger } from "pino";
 import type { KeyStore } from "./key-store.js";
 
 export const ADMIN_CREDENTIALS_FILE = "admin.credentials";
-
-/** The credentials-file format shared with the CLI: one JSON object, the token and (optionally) where to send it. */
-export interface CredentialsFile {
-  token: string;
-  address?: string;
-  role?: string;
-  tenant?: string;
-  provider?: string;
-  keyId?: string;
-}
 
 export function writeCredentialsFile(path: string, creds: CredentialsFile): void {
   writeFileSync(path, `${JSON.stringify(creds, null, 2)}\n`, { mode: 0o600 });
