@@ -29,7 +29,7 @@ step() {
 
 capa_log "starting capa up (state in $STATE_DIR, log in $STATE_DIR/capa.log)"
 # node itself in the background (not the capa function, whose subshell would get the signal instead).
-node packages/cli/bin/capa.js up --json --fresh --state-dir "$STATE_DIR" --grpc-port 0 \
+node packages/cli/bin/capa.js up --json --fresh --state-dir "$STATE_DIR" --grpc-port 0 --http-port 0 \
   >"$STATE_DIR/up.json" 2>"$STATE_DIR/up.err" &
 UP_PID=$!
 stop_capa_up() {

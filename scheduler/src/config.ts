@@ -33,6 +33,13 @@ export interface SchedulerConfig {
   /** Serve Prometheus metrics on http://metricsHost:metricsPort/metrics (port 0 = free). Off when undefined. */
   metricsPort?: number;
   metricsHost?: string;
+  /**
+   * Serve the HTTP edge (health, the console, webhooks, JSON reads; every route but /healthz and the console's
+   * static shell needs an API key) on http://httpHost:httpPort (port 0 = free). Off when undefined. HTTPS with the
+   * gRPC certificate when TLS is configured.
+   */
+  httpPort?: number;
+  httpHost?: string;
   /** After a job is final, how long StreamLogs(follow) waits for late log chunks before it ends. Default 500 ms. */
   logDrainGraceMs?: number;
   /** Delay before re-planning after a commit conflict or a rejected assignment. Default 250 ms. */
@@ -93,6 +100,8 @@ export interface ResolvedConfig {
   leaseTtlMs: number;
   metricsPort: number | undefined;
   metricsHost: string;
+  httpPort: number | undefined;
+  httpHost: string;
   logDrainGraceMs: number;
   retryDelayMs: number;
   /** undefined = from the connected cluster's size (`storeLayout`). */
@@ -143,6 +152,8 @@ export function resolveConfig(config: SchedulerConfig): ResolvedConfig {
     leaseTtlMs: positive(config.leaseTtlMs, "leaseTtlMs") ?? 10_000,
     metricsPort: config.metricsPort,
     metricsHost: config.metricsHost ?? "127.0.0.1",
+    httpPort: config.httpPort,
+    httpHost: config.httpHost ?? "127.0.0.1",
     logDrainGraceMs: config.logDrainGraceMs ?? 500,
     retryDelayMs: config.retryDelayMs ?? 250,
     replicas: config.replicas,

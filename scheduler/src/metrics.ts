@@ -91,6 +91,13 @@ export class SchedulerMetrics {
     registers: [this.registry],
   });
 
+  readonly httpRequests = new Counter({
+    name: "capa_http_requests_total",
+    help: "HTTP edge requests by route pattern and status code",
+    labelNames: ["route", "code"] as const,
+    registers: [this.registry],
+  });
+
   /** Serves GET /metrics; resolves with the bound address. */
   async serve(host: string, port: number): Promise<{ address: string; close(): Promise<void> }> {
     const server: Server = createServer((req, res) => {

@@ -22,6 +22,7 @@ import { jobHandlers } from "./grpc/job-handlers.js";
 import { type MarketHandlers, marketHandlers } from "./grpc/market.js";
 import { operatorHandlers } from "./grpc/operator-handlers.js";
 import { SERVICE_NAMES, startGrpcServer } from "./grpc/server.js";
+import { type HttpEdge, type HttpRoute, httpRoutes, startHttpEdge } from "./http/index.js";
 import { JobService } from "./jobs/job-service.js";
 import { LogReader } from "./jobs/logs.js";
 import { Leadership } from "./leader/leadership.js";
@@ -50,6 +51,10 @@ export interface SchedulerHandle {
   grpcAddress: string;
   /** "host:port" of the metrics endpoint when `metricsPort` was set. */
   metricsAddress?: string;
+  /** "http(s)://host:port" of the HTTP edge when `httpPort` was set. */
+  httpUrl?: string;
+  /** The routes the HTTP edge serves (empty when it is off): the security suite walks them. */
+  httpRoutes: readonly HttpRoute[];
   schedulerId: string;
   /** Where the bootstrap admin credential was written, when this start made one. */
   adminCredentialsFile?: string;
@@ -342,6 +347,23 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       cleanups.push(() => metricsServer?.close());
     }
 
+    let http: HttpEdge | undefined;
+    if (cfg.httpPort !== undefined) {
+      const routes = httpRoutes({ schedulerId: cfg.schedulerId, isLeader: () => lease.leader && leadership.isActive });
+      http = await startHttpEdge({
+        host: cfg.httpHost,
+        port: cfg.httpPort,
+        routes,
+        keys: keys.table,
+        logger: log,
+        now,
+        metrics,
+        audit,
+        ...(cfg.tls ? { tls: cfg.tls } : {}),
+      });
+      cleanups.push(() => http?.close());
+    }
+
     for (const name of ["", ...SERVICE_NAMES]) grpc.health.setStatus(name, "SERVING");
     log.info({ grpc: grpc.address, leader: lease.leader }, "scheduler started");
 
@@ -350,6 +372,8 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       grpcAddress: grpc.address,
       ...(adminCredentialsFile ? { adminCredentialsFile } : {}),
       ...(metricsServer ? { metricsAddress: metricsServer.address } : {}),
+      ...(http ? { httpUrl: http.url } : {}),
+      httpRoutes: http?.routes ?? [],
       schedulerId: cfg.schedulerId,
       isLeader: () => lease.leader && leadership.isActive,
       stop: () => {

@@ -138,7 +138,19 @@ export interface RunningUp {
 /** Starts `capa up --json` (free ports, one agent per region) in `cwd` and resolves with its ready line. */
 export async function startCapaUp(cwd: string, extraArgs: string[] = []): Promise<RunningUp> {
   const up = startCapa(
-    ["up", "--json", "--nats-port", "0", "--grpc-port", "0", "--agents-per-region", "1", ...extraArgs],
+    [
+      "up",
+      "--json",
+      "--nats-port",
+      "0",
+      "--grpc-port",
+      "0",
+      "--http-port",
+      "0",
+      "--agents-per-region",
+      "1",
+      ...extraArgs,
+    ],
     { cwd },
   );
   const ready = await waitFor(

@@ -50,9 +50,12 @@ describe("capa up, then the tenant verbs against it", () => {
   beforeAll(async () => {
     assertCliBuilt();
     workDir = mkdtempSync(join(tmpdir(), "capa-cli-up-"));
-    up = startCapa(["up", "--json", "--nats-port", "0", "--grpc-port", "0", "--agents-per-region", "1"], {
-      cwd: workDir,
-    });
+    up = startCapa(
+      ["up", "--json", "--nats-port", "0", "--grpc-port", "0", "--http-port", "0", "--agents-per-region", "1"],
+      {
+        cwd: workDir,
+      },
+    );
     const child = up.child;
     ready = await waitFor(
       () => {

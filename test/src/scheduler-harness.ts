@@ -123,6 +123,8 @@ export async function startHarness(overrides: Partial<SchedulerConfig> = {}): Pr
     natsNkeySeed: schedulerSeed,
     dataDir,
     grpcAddress: "127.0.0.1:0",
+    // Every harness serves the HTTP edge on a free port, so route tests need no extra setup.
+    httpPort: 0,
     logger: silent,
     leaseTtlMs: 3_000,
     logDrainGraceMs: 200,
@@ -265,6 +267,22 @@ export function submit(
   extra: Partial<pb.SubmitJobRequest> = {},
 ): Promise<pb.SubmitJobResponse> {
   return rpc((cb) => h.jobs.submitJob({ requestId: "", tenant: "acme", spec: jobSpec, ...extra }, cb));
+}
+
+/** One HTTP call to the harness scheduler's edge; the body is parsed as JSON when the answer is JSON. */
+export async function httpCall(
+  h: Harness,
+  path: string,
+  init: { method?: string; token?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<{ status: number; headers: Headers; body: unknown; text: string }> {
+  const headers: Record<string, string> = { ...init.headers };
+  if (init.token) headers.authorization = `Bearer ${init.token}`;
+  const body =
+    init.body === undefined ? undefined : typeof init.body === "string" ? init.body : JSON.stringify(init.body);
+  const res = await fetch(`${h.scheduler.httpUrl}${path}`, { method: init.method ?? "GET", headers, body });
+  const text = await res.text();
+  const json = res.headers.get("content-type")?.startsWith("application/json");
+  return { status: res.status, headers: res.headers, body: json && text ? JSON.parse(text) : undefined, text };
 }
 
 export async function getJob(h: Harness, jobId: string): Promise<pb.Job> {

@@ -28,6 +28,8 @@ interface SchedulerFlags {
   leaseTtl?: number;
   metricsPort?: number;
   metricsHost?: string;
+  httpPort?: number;
+  httpHost?: string;
   dataDir?: string;
   receiptKey?: string;
   feeBps?: number;
@@ -57,6 +59,12 @@ export function schedulerCommand(): Command {
     .option("--lease-ttl <duration>", "leader lease length (default 10s)", parseDurationFlag)
     .option("--metrics-port <port>", "serve Prometheus metrics on this port (off by default)", parseInteger)
     .option("--metrics-host <host>", "metrics listen host (default 127.0.0.1)")
+    .option(
+      "--http-port <port>",
+      "serve the HTTP edge (console, webhooks, JSON reads; API keys required) on this port (off by default)",
+      parseInteger,
+    )
+    .option("--http-host <host>", "HTTP edge listen host (default 127.0.0.1)")
     .option("--data-dir <dir>", "where the scheduler keeps files (env CAPA_DATA_DIR; default ~/.capa/scheduler)")
     .option(
       "--receipt-key <pem-file>",
@@ -101,6 +109,8 @@ export function schedulerCommand(): Command {
           ...(flags.leaseTtl ? { leaseTtlMs: flags.leaseTtl * 1000 } : {}),
           ...(flags.metricsPort !== undefined ? { metricsPort: flags.metricsPort } : {}),
           ...(flags.metricsHost ? { metricsHost: flags.metricsHost } : {}),
+          ...(flags.httpPort !== undefined ? { httpPort: flags.httpPort } : {}),
+          ...(flags.httpHost ? { httpHost: flags.httpHost } : {}),
           ...(flags.dataDir ? { dataDir: flags.dataDir } : {}),
           ...(flags.receiptKey ? { receiptKeyPath: flags.receiptKey } : {}),
           ...(flags.feeBps !== undefined ? { feeBasisPoints: flags.feeBps } : {}),
@@ -115,6 +125,7 @@ export function schedulerCommand(): Command {
         throw new CliError(`scheduler failed to start: ${(err as Error).message}`);
       }
       process.stderr.write(`capa scheduler: serving gRPC on ${handle.grpcAddress}\n`);
+      if (handle.httpUrl) process.stderr.write(`capa scheduler: serving HTTP on ${handle.httpUrl}\n`);
       if (handle.adminCredentialsFile)
         process.stderr.write(
           `capa scheduler: no admin key existed; one was written to ${handle.adminCredentialsFile} (CAPA_CREDENTIALS)\n`,

@@ -16,6 +16,7 @@ interface UpFlags {
   natsPort: number;
   grpcHost: string;
   grpcPort: number;
+  httpPort: number;
   region: string[];
   agentsPerRegion: number;
   gpus: string;
@@ -38,6 +39,12 @@ export function upCommand(): Command {
     .option("--nats-port <port>", "NATS port (0 = a free port)", parseInteger, 0)
     .option("--grpc-host <host>", "scheduler gRPC listen host", "127.0.0.1")
     .option("--grpc-port <port>", "scheduler gRPC port (0 = a free port)", parseInteger, 50051)
+    .option(
+      "--http-port <port>",
+      "scheduler HTTP edge port: console, webhooks, JSON reads (0 = a free port; with --regions, port+i per replica)",
+      parseInteger,
+      8088,
+    )
     .option("--region <region>", "agent regions (repeatable; default eu-west and us-east)", collectList, [])
     .option("--agents-per-region <n>", "simulated agents per region", parseInteger, 2)
     .option("--gpus <spec>", "simulated GPUs of each agent", "4xH100-80GB,2xA100-80GB")
@@ -81,6 +88,7 @@ export function upCommand(): Command {
           natsPid: stack.natsPid,
           natsAuthDir: stack.natsAuthDir,
           grpcAddress: stack.grpcAddress,
+          httpUrl: stack.httpUrl,
           stateDir: stack.stateDir,
           logFile,
           pricesSource: stack.pricesSource,
@@ -100,6 +108,7 @@ function sharedStackOptions(flags: UpFlags, logFile: string, say: (line: string)
     stateDir: flags.stateDir,
     grpcHost: flags.grpcHost,
     grpcPort: flags.grpcPort,
+    httpPort: flags.httpPort,
     agentsPerRegion: flags.agentsPerRegion,
     gpus: flags.gpus,
     ...(flags.pricesDir ? { pricesDir: flags.pricesDir } : {}),
@@ -139,6 +148,7 @@ async function upRegions(flags: UpFlags, logFile: string, say: (line: string) =>
       natsUrl: stack.natsUrls[stack.home]!.join(","),
       grpcAddress,
       grpcAddresses: stack.grpcAddresses,
+      httpUrls: stack.httpUrls,
       stateDir: stack.stateDir,
       clusterFile: stack.clusterFile,
       logFile,
@@ -155,6 +165,7 @@ async function upRegions(flags: UpFlags, logFile: string, say: (line: string) =>
             `  NATS ${region.padEnd(12)} ${urls.join(",")}${region === stack.home ? "  (home: JetStream)" : ""}`,
         ),
         `  schedulers ${grpcAddress} (gRPC; one leader)`,
+        `  HTTP       ${stack.httpUrls.join(", ")} (console, webhooks; API keys)`,
         `  prices     ${stack.pricesSource}`,
         `  state      ${stack.stateDir}`,
         `  log        ${logFile}`,
@@ -225,6 +236,7 @@ function readyText(stack: LocalStack, logFile: string): string {
     "capa is up.",
     `  NATS       ${stack.natsUrl} (nkey users: ${stack.natsAuthDir})`,
     `  scheduler  ${stack.grpcAddress} (gRPC)`,
+    `  HTTP       ${stack.httpUrl} (console, webhooks; API keys)`,
     `  prices     ${stack.pricesSource}`,
     `  state      ${stack.stateDir}`,
     `  log        ${logFile}`,

@@ -30,6 +30,8 @@ export interface RegionalStackOptions {
   grpcHost: string;
   /** First scheduler's gRPC port, the others follow; 0 = free ports. */
   grpcPort: number;
+  /** First scheduler's HTTP edge port, the others follow; 0 = free ports. */
+  httpPort: number;
   schedulers: number;
   /** JetStream replicas; default from the home cluster's size (3 for 3 servers). */
   jsReplicas?: number;
@@ -45,6 +47,8 @@ export interface RegionalStack {
   home: string;
   natsUrls: Record<string, string[]>;
   grpcAddresses: string[];
+  /** Each scheduler replica's HTTP edge, "http://host:port". */
+  httpUrls: string[];
   schedulers: SchedulerHandle[];
   supercluster: SuperclusterHandle;
   stateDir: string;
@@ -88,6 +92,8 @@ export async function startRegionalStack(options: RegionalStackOptions): Promise
         natsUrl: sc.homeUrls.join(","),
         natsNkeySeed: auth.schedulerSeed,
         grpcAddress: `${options.grpcHost}:${options.grpcPort > 0 ? options.grpcPort + i : 0}`,
+        httpHost: options.grpcHost,
+        httpPort: options.httpPort > 0 ? options.httpPort + i : 0,
         schedulerId: `capa-up-${i + 1}`,
         dataDir: join(stateDir, "scheduler"),
         ...(options.jsReplicas !== undefined ? { replicas: options.jsReplicas } : {}),
@@ -95,7 +101,7 @@ export async function startRegionalStack(options: RegionalStackOptions): Promise
       });
       stops.push(() => scheduler.stop());
       schedulers.push(scheduler);
-      options.say(`scheduler capa-up-${i + 1} gRPC ${scheduler.grpcAddress}`);
+      options.say(`scheduler capa-up-${i + 1} gRPC ${scheduler.grpcAddress}, HTTP ${scheduler.httpUrl}`);
     }
 
     const credentials = await ensureLocalCredentials({
@@ -129,6 +135,7 @@ export async function startRegionalStack(options: RegionalStackOptions): Promise
       home: sc.topology.home,
       natsUrls,
       grpcAddresses: schedulers.map((s) => s.grpcAddress),
+      httpUrls: schedulers.map((s) => s.httpUrl ?? ""),
       schedulers,
       supercluster: sc,
       stateDir,

@@ -23,6 +23,8 @@ export interface LocalStackOptions {
   grpcHost: string;
   /** 0 = a free port. */
   grpcPort: number;
+  /** HTTP edge port (console, webhooks); 0 = a free port. */
+  httpPort: number;
   regions: string[];
   agentsPerRegion: number;
   /** Simulated GPUs of each agent, e.g. "4xH100-80GB,2xA100-80GB". */
@@ -42,6 +44,8 @@ export interface LocalStack {
   /** Scheduler and agent nkey seeds, and the server's auth.conf. */
   natsAuthDir: string;
   grpcAddress: string;
+  /** The scheduler's HTTP edge, "http://host:port". */
+  httpUrl: string;
   stateDir: string;
   pricesSource: string;
   agents: LocalAgent[];
@@ -74,6 +78,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       natsUrl: nats.url,
       natsNkeySeed: auth.schedulerSeed,
       grpcAddress: `${options.grpcHost}:${options.grpcPort}`,
+      httpHost: options.grpcHost,
+      httpPort: options.httpPort,
       // A stable id lets a restarted `capa up` take its own leader lease back at once.
       schedulerId: "capa-up",
       // The receipt signing key lives with the rest of capa up's state, not in ~/.capa.
@@ -81,7 +87,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       logger: options.logger.child({ component: "scheduler" }),
     });
     stops.push(() => scheduler.stop());
-    options.say(`scheduler gRPC ${scheduler.grpcAddress}`);
+    options.say(`scheduler gRPC ${scheduler.grpcAddress}, HTTP ${scheduler.httpUrl}`);
     const credentials = await ensureLocalCredentials({
       stateDir,
       schedulerDataDir: join(stateDir, "scheduler"),
@@ -97,6 +103,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       natsPid: nats.process.pid,
       natsAuthDir: auth.dir,
       grpcAddress: scheduler.grpcAddress,
+      httpUrl: scheduler.httpUrl ?? "",
       stateDir,
       pricesSource: fleet.pricesSource,
       agents: fleet.agents,
