@@ -19,6 +19,12 @@ export interface SchedulerConfig {
   maxAdvertPricePerGpuHour?: number;
   /** gRPC listen address "host:port"; port 0 picks a free port. Default "127.0.0.1:50051". */
   grpcAddress?: string;
+  /**
+   * The gRPC address other replicas reach this one at, written into the leader lease so followers can forward
+   * writes to the leader (`--advertise-address`). Default: the bound address, a wildcard host replaced by the
+   * host name.
+   */
+  advertiseAddress?: string;
   /** Identity in the leader lease and logs. Default `<hostname>-<pid>-<random>`. */
   schedulerId?: string;
   /**
@@ -94,6 +100,7 @@ export interface ResolvedConfig {
   natsNkeySeed: string | undefined;
   maxAdvertPricePerGpuHour: number;
   grpcAddress: string;
+  advertiseAddress: string | undefined;
   schedulerId: string;
   agentTimeoutMs: number | undefined;
   livenessIntervalMs: number;
@@ -144,6 +151,7 @@ export function resolveConfig(config: SchedulerConfig): ResolvedConfig {
     natsNkeySeed: config.natsNkeySeed,
     maxAdvertPricePerGpuHour: priceCeiling(config.maxAdvertPricePerGpuHour),
     grpcAddress: config.grpcAddress ?? DEFAULT_GRPC_ADDRESS,
+    advertiseAddress: config.advertiseAddress,
     schedulerId: config.schedulerId ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
     agentTimeoutMs,
     livenessIntervalMs:

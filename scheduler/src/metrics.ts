@@ -59,6 +59,12 @@ export class SchedulerMetrics {
     labelNames: ["method", "code"] as const,
     registers: [this.registry],
   });
+  readonly forwardedCalls = new Counter({
+    name: "capa_grpc_forwarded_total",
+    help: "Leader-only calls a follower received, by method and outcome (forwarded, leader-error, not-forwarded)",
+    labelNames: ["method", "outcome"] as const,
+    registers: [this.registry],
+  });
   readonly usageReports = new Counter({
     name: "capa_usage_reports_total",
     help: "Agent usage reports by verdict (accepted, or the rejection reason)",

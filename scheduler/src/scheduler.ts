@@ -22,6 +22,7 @@ import { jobHandlers } from "./grpc/job-handlers.js";
 import { type MarketHandlers, marketHandlers } from "./grpc/market.js";
 import { operatorHandlers } from "./grpc/operator-handlers.js";
 import { SERVICE_NAMES, startGrpcServer } from "./grpc/server.js";
+import { advertisedAddress, WriteRouter } from "./ha/index.js";
 import { type HttpEdge, type HttpRoute, httpRoutes, startHttpEdge } from "./http/index.js";
 import { JobService } from "./jobs/job-service.js";
 import { LogReader } from "./jobs/logs.js";
@@ -266,11 +267,17 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
     cleanups.push(() => tenants.stop());
     const audit = await AuditLog.open(store, log, layout);
     const authDeps = { logger: log, metrics, keys, tenants, audit, now };
+    const leaseView: { keeper?: LeaseKeeper } = {};
+    const writes = new WriteRouter(
+      { self: cfg.schedulerId, isLeader: () => lease.leader, currentLeader: () => leaseView.keeper?.currentLeader() },
+      { channelCredentials: cfg.tls ? null : undefined },
+    );
+    cleanups.push(() => writes.close());
     const grpc = await startGrpcServer({
       address: cfg.grpcAddress,
       logger: log,
       ...(cfg.tls ? { tls: cfg.tls } : {}),
-      guard: { logger: log, metrics, keys: keys.table, audit, now },
+      guard: { logger: log, metrics, keys: keys.table, audit, now, writes },
       authService: authHandlers(authDeps),
       auditService: auditHandlers(authDeps),
       jobService: jobHandlers({
@@ -337,7 +344,9 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
         },
       },
       log,
+      advertisedAddress(grpc.address, cfg.advertiseAddress),
     );
+    leaseView.keeper = keeper;
     await keeper.start();
     cleanups.push(() => keeper.stop());
 

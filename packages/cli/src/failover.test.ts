@@ -67,3 +67,28 @@ describe("withFailover", () => {
     expect(calls).toBe(FAST.retries + 1);
   });
 });
+
+describe("leader hint", () => {
+  it("goes straight to the leader a follower named when it is in the list, else to the next address", async () => {
+    const rotation = new AddressRotation(["a:1", "b:2", "c:3"]);
+    rotation.failed("a:1", "c:3");
+    expect(rotation.current).toBe("c:3");
+    rotation.failed("c:3", "elsewhere:9");
+    expect(rotation.current).toBe("a:1");
+    const tried: string[] = [];
+    const notLeader = (leader: string) => Object.assign(unavailable(), { leader });
+    const out = await withFailover(
+      new AddressRotation(["a:1", "b:2", "c:3"]),
+      async (address) => {
+        tried.push(address);
+        if (address !== "c:3") throw notLeader("c:3");
+        return "ok";
+      },
+      isUnavailable,
+      FAST,
+      (err) => (err as { leader?: string }).leader,
+    );
+    expect(out).toBe("ok");
+    expect(tried).toEqual(["a:1", "c:3"]);
+  });
+});

@@ -5,6 +5,8 @@
  * leader) moves to the next address and is retried with exponential backoff (p-retry), within a time budget.
  * Only UNAVAILABLE is retried: the call never reached a replica's handler, or the handler failed before
  * writing; writes are idempotent anyway (SubmitJob carries a request id, cancel and drain are level-set).
+ * A follower that cannot forward a write names the leader's address (`capa-leader-address` trailer); when that
+ * address is one of the list, the retry goes straight to it.
  */
 import pRetry from "p-retry";
 
@@ -48,9 +50,14 @@ export class AddressRotation {
   get current(): string {
     return this.addresses[this.index]!;
   }
-  /** Moves on after a failure on `address` (unless another call already moved on). */
-  failed(address: string): void {
-    if (this.current === address) this.index = (this.index + 1) % this.addresses.length;
+  /**
+   * Moves on after a failure on `address` (unless another call already moved on): to `hint` (the leader a
+   * follower named) when it is one of the addresses, else to the next one.
+   */
+  failed(address: string, hint?: string): void {
+    if (this.current !== address) return;
+    const hinted = hint ? this.addresses.indexOf(hint) : -1;
+    this.index = hinted >= 0 && hint !== address ? hinted : (this.index + 1) % this.addresses.length;
   }
 }
 
@@ -60,6 +67,7 @@ export async function withFailover<T>(
   call: (address: string) => Promise<T>,
   retryable: (err: unknown) => boolean,
   policy: RetryPolicy = DEFAULT_RETRY,
+  hint: (err: unknown) => string | undefined = () => undefined,
 ): Promise<T> {
   const started = Date.now();
   return pRetry(
@@ -68,7 +76,7 @@ export async function withFailover<T>(
       try {
         return await call(address);
       } catch (err) {
-        if (retryable(err)) rotation.failed(address);
+        if (retryable(err)) rotation.failed(address, hint(err));
         throw err;
       }
     },

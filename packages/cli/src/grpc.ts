@@ -301,6 +301,7 @@ export class SchedulerClient {
           }),
         (err) => (err as ServiceError)?.code === status.UNAVAILABLE,
         this.retry,
+        (err) => (err as ServiceError)?.metadata?.get("capa-leader-address")[0]?.toString(),
       );
     } catch (err) {
       throw this.fail(method, err);

@@ -4,7 +4,8 @@
  * 2. the role is checked against the permission table (PERMISSION_DENIED; unlisted methods are operator-only);
  * 3. a request whose protobuf did not decode (malformed bytes, an int64 outside ±2^53) is INVALID_ARGUMENT,
  *    never INTERNAL;
- * 4. mutating calls are audited with their answer's status.
+ * 4. mutating calls are audited with their answer's status;
+ * 5. on a follower, calls that need the leader are forwarded to it (scheduler/src/ha; the leader audits them).
  * Handlers read the caller with `callerOf(call)` and apply tenant scoping themselves.
  */
 import { authorize, type KeyTable, type MethodRule, type Principal, ruleFor, shortMethod } from "@capa/auth";
@@ -19,6 +20,7 @@ import type {
 } from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import type { AuditLog } from "../audit/audit-log.js";
+import { LEADER_ADDRESS, NotLeaderError, type WriteRouter } from "../ha/write-router.js";
 import { auditTarget } from "./audit-target.js";
 import { mapError } from "./errors.js";
 import { statusDetails } from "./status-details.js";
@@ -42,6 +44,8 @@ export interface GuardDeps extends EdgeContext {
   keys: KeyTable;
   audit?: AuditLog;
   now: () => number;
+  /** Sends leader-only calls from a follower to the leader; every replica serves everything itself without it. */
+  writes?: WriteRouter;
 }
 
 type AnyCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>;
@@ -71,7 +75,7 @@ export function guardService(
     const path = method.path;
     guardedImpl[name] = method.responseStream
       ? guardStream(path, handler as (call: ServerWritableStream<unknown, unknown>) => void, d)
-      : guardUnary(path, handler as (call: ServerUnaryCall<unknown, unknown>, cb: sendUnaryData<unknown>) => void, d);
+      : guardUnary(method, handler as (call: ServerUnaryCall<unknown, unknown>, cb: sendUnaryData<unknown>) => void, d);
   }
   return { definition: guardedDef as ServiceDefinition, impl: guardedImpl };
 }
@@ -114,13 +118,16 @@ function admit(path: string, call: AnyCall, d: GuardDeps): Admitted | Refusal {
 }
 
 function guardUnary(
-  path: string,
+  definition: MethodDefinition<unknown, unknown>,
   handler: (call: ServerUnaryCall<unknown, unknown>, cb: sendUnaryData<unknown>) => void,
   d: GuardDeps,
 ) {
+  const path = definition.path;
   return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
     const admitted = admit(path, call, d);
     if (!("principal" in admitted)) return callback(admitted);
+    if (d.writes && !d.writes.servesLocally(path, admitted.rule))
+      return forwardToLeader(d.writes, definition, call, callback, admitted, d);
     if (!admitted.rule.mutating) return handler(call, callback);
     const method = shortMethod(path);
     handler(call, (err, res) => {
@@ -129,6 +136,45 @@ function guardUnary(
       void audit(d, admitted.principal, method, call.request, res, code, details).finally(() => callback(err, res));
     });
   };
+}
+
+/**
+ * A follower's leader-only call: the leader's answer (it authenticates, serves and audits the call again), or
+ * UNAVAILABLE naming the leader when it cannot be forwarded (audited here, as a refused mutation).
+ */
+function forwardToLeader(
+  writes: WriteRouter,
+  definition: MethodDefinition<unknown, unknown>,
+  call: ServerUnaryCall<unknown, unknown>,
+  callback: sendUnaryData<unknown>,
+  admitted: Admitted,
+  d: GuardDeps,
+): void {
+  const method = shortMethod(definition.path);
+  const deadline = call.getDeadline();
+  const until =
+    deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? Number(deadline) : undefined;
+  writes.forward(definition, call.request, call.metadata, until).then(
+    (response) => {
+      d.metrics.forwardedCalls.inc({ method, outcome: "forwarded" });
+      callback(null, response);
+    },
+    (err) => {
+      if (!(err instanceof NotLeaderError)) {
+        // The leader's own answer (a validation error, a conflict...): passed through unchanged.
+        d.metrics.forwardedCalls.inc({ method, outcome: "leader-error" });
+        return callback(err);
+      }
+      const mapped = mapError(err);
+      d.metrics.forwardedCalls.inc({ method, outcome: "not-forwarded" });
+      d.metrics.rpcs.inc({ method, code: String(mapped.code) });
+      const metadata = statusDetails(mapped.code, mapped.details, []);
+      if (err.leaderAddress) metadata.set(LEADER_ADDRESS, err.leaderAddress);
+      const refuse = () => callback({ code: mapped.code, details: mapped.details, metadata });
+      if (!admitted.rule.mutating) return refuse();
+      void audit(d, admitted.principal, method, call.request, undefined, mapped.code, mapped.details).finally(refuse);
+    },
+  );
 }
 
 function guardStream(path: string, handler: (call: ServerWritableStream<unknown, unknown>) => void, d: GuardDeps) {

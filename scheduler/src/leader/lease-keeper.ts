@@ -35,6 +35,8 @@ export class LeaseKeeper {
   private leader = false;
   private stopped = false;
   private chain: Promise<void> = Promise.resolve();
+  /** The lease as last read or written: who leads, until when, and where (for followers forwarding writes). */
+  private observed: LeaseRecord | undefined;
 
   constructor(
     private readonly kv: TypedKv<LeaseRecord>,
@@ -43,7 +45,16 @@ export class LeaseKeeper {
     private readonly now: () => number,
     private readonly hooks: LeaseHooks,
     private readonly logger: Logger,
+    /** Written into the lease so followers can forward writes to this replica when it leads. */
+    private readonly address?: string,
   ) {}
+
+  /** The live lease holder as this replica last saw it (refreshed every third of the TTL), if any. */
+  currentLeader(): { holder: string; address?: string; term: number } | undefined {
+    const seen = this.observed;
+    if (!seen || seen.expiresAtMs <= this.now()) return undefined;
+    return { holder: seen.holder, term: seen.term, ...(seen.address ? { address: seen.address } : {}) };
+  }
 
   private get marginMs(): number {
     return Math.floor(this.ttlMs / 5);
@@ -87,14 +98,17 @@ export class LeaseKeeper {
     try {
       const current = await this.bounded(this.kv.get(LEASE_KEY));
       const decision = decideLease(current?.value, this.me, this.now(), this.ttlMs);
+      this.observed = current?.value;
       if (decision.kind === "follow") {
         this.held = undefined;
         if (this.leader) await this.setLeader(false);
         return;
       }
-      const revision = await this.bounded(this.kv.write(LEASE_KEY, decision.record, current?.revision ?? 0));
+      const record = this.address ? { ...decision.record, address: this.address } : decision.record;
+      const revision = await this.bounded(this.kv.write(LEASE_KEY, record, current?.revision ?? 0));
       this.revision = revision;
-      this.held = decision.record;
+      this.held = record;
+      this.observed = record;
       if (this.stopped) return; // stop() releases it
       this.armDeadline();
       if (!this.leader && mayAct(this.held, this.me, this.now(), this.marginMs)) {

@@ -43,4 +43,6 @@ export interface LeaseRecord {
   term: number;
   expiresAtMs: number;
   acquiredAtMs: number;
+  /** The holder's gRPC address as other replicas reach it: followers forward writes there (scheduler/src/ha). */
+  address?: string;
 }

@@ -23,6 +23,7 @@ interface SchedulerFlags {
   natsNkey?: string;
   maxAdvertPrice?: number;
   grpcAddress: string;
+  advertiseAddress?: string;
   id?: string;
   agentTimeout?: number;
   leaseTtl?: number;
@@ -50,6 +51,11 @@ export function schedulerCommand(): Command {
     .option("--nats-nkey <file>", "the scheduler's nkey seed file, <auth-dir>/scheduler.nk (env CAPA_NATS_NKEY)")
     .option("--max-advert-price <usd>", "refuse adverts priced above this per GPU-hour (default $100)", parseMoney)
     .option("--grpc-address <host:port>", "gRPC listen address (port 0 = a free port)", "127.0.0.1:50051")
+    .option(
+      "--advertise-address <host:port>",
+      "where other replicas reach this one; followers forward writes to the leader there " +
+        "(env CAPA_ADVERTISE_ADDRESS; default the gRPC address, a 0.0.0.0 host replaced by the host name)",
+    )
     .option("--id <scheduler-id>", "identity in the leader lease and logs (default: hostname-pid-random)")
     .option(
       "--agent-timeout <duration>",
@@ -105,6 +111,9 @@ export function schedulerCommand(): Command {
           ...(natsNkeySeed ? { natsNkeySeed } : {}),
           ...(flags.maxAdvertPrice !== undefined ? { maxAdvertPricePerGpuHour: flags.maxAdvertPrice } : {}),
           ...(flags.id ? { schedulerId: flags.id } : {}),
+          ...((flags.advertiseAddress ?? process.env.CAPA_ADVERTISE_ADDRESS)
+            ? { advertiseAddress: flags.advertiseAddress ?? process.env.CAPA_ADVERTISE_ADDRESS }
+            : {}),
           ...(flags.agentTimeout ? { agentTimeoutMs: flags.agentTimeout * 1000 } : {}),
           ...(flags.leaseTtl ? { leaseTtlMs: flags.leaseTtl * 1000 } : {}),
           ...(flags.metricsPort !== undefined ? { metricsPort: flags.metricsPort } : {}),
