@@ -358,7 +358,17 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
 
     let http: HttpEdge | undefined;
     if (cfg.httpPort !== undefined) {
-      const routes = httpRoutes({ schedulerId: cfg.schedulerId, isLeader: () => lease.leader && leadership.isActive });
+      const routes = httpRoutes({
+        schedulerId: cfg.schedulerId,
+        isLeader: () => lease.leader && leadership.isActive,
+        fleet,
+        jobs,
+        explanations,
+        policy,
+        ledger: market.ledger,
+        providerOf: (agentId) => registry.get(agentId)?.record.advert.provider ?? "",
+        now,
+      });
       http = await startHttpEdge({
         host: cfg.httpHost,
         port: cfg.httpPort,
