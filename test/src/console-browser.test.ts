@@ -4,16 +4,14 @@
  * agent running real child processes: the page signs in with an API key, shows the agent and the jobs, and updates
  * by itself when a job finishes. Screenshots are kept in test/artifacts/console/.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type AgentHandle, startAgent } from "@capa/agent";
 import type * as pb from "@capa/api";
-import { waitFor } from "@capa/testkit";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { artifactsDir, type Browser, launchChromium } from "./browser.js";
-import { H100_PRICE, type Harness, rpc, silent, spec, startHarness } from "./scheduler-harness.js";
+import { type Harness, rpc, spec, startHarness } from "./scheduler-harness.js";
+import { type MarketAgents, startMarketAgents } from "./scheduler-market.js";
 
 const AGENT_ID = "console-agent-1";
 /** Under load a refresh cycle (2 s) can be slow: wait for page conditions generously. */
@@ -21,7 +19,7 @@ const PAGE_WAIT = { timeout: 45_000 };
 
 describe("web console in Chromium", () => {
   let h: Harness;
-  let agent: AgentHandle;
+  let agents: MarketAgents;
   let browser: Browser;
   let workDir: string;
   let operatorKey: string;
@@ -29,37 +27,17 @@ describe("web console in Chromium", () => {
 
   beforeAll(async () => {
     h = await startHarness();
-    workDir = mkdtempSync(join(tmpdir(), "capa-console-"));
-    agent = await startAgent({
-      ...(await h.agentNats(AGENT_ID, "eu-west")),
-      agentId: AGENT_ID,
-      region: "eu-west",
-      prices: [H100_PRICE],
-      simulateGpus: "4xH100-80GB",
-      provider: "gpuco",
-      workDir,
-      advertIntervalMs: 500,
-      heartbeatIntervalMs: 200,
-      advertTtlSeconds: 10,
-      logger: silent,
-    });
-    await waitFor(
-      async () => {
-        const r = await rpc<pb.ListAgentsResponse>((cb) =>
-          h.operator.listAgents({ region: "", limit: 0, pageToken: "" }, cb),
-        );
-        return r.agents.some((a) => a.agentId === AGENT_ID && a.status === "ready");
-      },
-      { what: "the agent registered with the scheduler" },
-    );
+    agents = await startMarketAgents(h, [
+      { agentId: AGENT_ID, region: "eu-west", h100: "2.49", h100Interruptible: "1.20", gpus: 4, provider: "gpuco" },
+    ]);
+    workDir = agents.workDir;
     operatorKey = await h.mintKey("operator", { name: "console-operator" });
     browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
-    await agent?.stop();
+    await agents?.stop();
     await h?.stop();
-    if (workDir) rmSync(workDir, { recursive: true, force: true });
   });
 
   async function signIn(key: string): Promise<Page> {
