@@ -272,14 +272,14 @@ async function runReplay(event) {
     .filter(Boolean);
   status.textContent = "replaying…";
   try {
-    const r = await api("/api/v1/console/replay", {
+    const r = await api("/api/v1/replay", {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({
         traceCsv: trace,
         fleetCsv: fleet,
         agents: Number($("#replay-agents").value),
-        active: $("#replay-active").value.trim(),
+        activeProfile: $("#replay-active").value.trim(),
         profiles,
         seed: Number($("#replay-seed").value),
       }),
@@ -305,7 +305,10 @@ async function runReplay(event) {
       (p) => ({ policy: p.name }),
     );
     await chart($("#replay-chart"), r.plot);
-    status.textContent = `replayed ${r.jobs} jobs over ${r.agents} agents (${r.gpus} GPUs) for ${r.policies.length} policies in ${r.wallSeconds}s`;
+    const nowhere = r.policies[0]?.unplaceable ?? 0;
+    status.textContent =
+      `replayed ${r.jobs} jobs over ${r.agents} agents (${r.gpus} GPUs, ${r.fleetSource}) for ${r.policies.length} policies in ${r.wallSeconds}s` +
+      (nowhere > 0 ? `; ${nowhere} job(s) fit nowhere on this fleet` : "");
   } catch (err) {
     status.textContent = `replay failed: ${err.message}`;
   }

@@ -153,6 +153,33 @@ describe("web console in Chromium", () => {
     await page.close();
   });
 
+  it("compares policies on an uploaded trace in the replay view (OperatorService.Replay's engine)", async () => {
+    const rows = ["job_id,submit_s,duration_s,gpus,gpu_model,kind"];
+    for (let i = 0; i < 60; i++) rows.push(`j${i},${i * 120},${1800 + (i % 4) * 900},${1 + (i % 2)},,batch`);
+    const page = await signIn(operatorKey);
+    await page.click('#tabs button[data-tab="replay"]');
+    await page.fill("#replay-trace", rows.join("\n"));
+    await page.fill("#replay-agents", "20");
+    await page.fill("#replay-profiles", "balanced");
+    await page.click("#replay-form button[type=submit]");
+    await page.waitForSelector('#replay-table tr[data-policy="active"]', PAGE_WAIT);
+    for (const policy of ["balanced", "first-fit", "random", "spread", "cheapest-single-region"])
+      expect(await page.$(`#replay-table tr[data-policy="${policy}"]`), policy).not.toBeNull();
+    await page.waitForSelector("#replay-chart svg", PAGE_WAIT);
+    expect(await page.textContent("#replay-status")).toMatch(/replayed 60 jobs over 20 agents/);
+    await page.screenshot({ path: join(shots, "console-replay.png"), fullPage: true });
+
+    // A bad row is named by line and column on the page.
+    await page.fill("#replay-trace", "job_id,submit_s,duration_s,gpus,gpu_model,kind\nj1,0,-1,1,,batch");
+    await page.click("#replay-form button[type=submit]");
+    await page.waitForFunction(
+      () => (document.querySelector("#replay-status")?.textContent ?? "").includes("line 2, column 3"),
+      null,
+      PAGE_WAIT,
+    );
+    await page.close();
+  });
+
   it("refuses a bad key on the sign-in form", async () => {
     const page = await browser.context.newPage();
     await page.goto(`${h.scheduler.httpUrl}/console/`);

@@ -3,16 +3,18 @@
  * see the same list. A room adds `...myRoutes(deps)` here and the fields it needs to HttpRouteDeps.
  */
 import { type ConsoleRouteDeps, consoleRoutes } from "../console/routes.js";
+import { type ReplayRouteDeps, replayRoutes } from "../replay/index.js";
 import { type CoreRouteDeps, coreRoutes } from "./core-routes.js";
 import type { HttpRoute } from "./route.js";
 
-export interface HttpRouteDeps extends Omit<CoreRouteDeps, "routes">, ConsoleRouteDeps {}
+export interface HttpRouteDeps extends Omit<CoreRouteDeps, "routes">, ConsoleRouteDeps, ReplayRouteDeps {}
 
 export function httpRoutes(d: HttpRouteDeps): HttpRoute[] {
   const routes: HttpRoute[] = [
     ...coreRoutes({ ...d, routes: () => routes }),
     // rooms: one line each, e.g. ...serviceRoutes(d),
     ...consoleRoutes(d),
+    ...replayRoutes(d),
   ];
   return routes;
 }
