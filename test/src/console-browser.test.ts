@@ -16,8 +16,10 @@ import { type MarketAgents, startMarketAgents } from "./scheduler-market.js";
 const AGENT_ID = "console-agent-1";
 /** Under load a refresh cycle (2 s) can be slow: wait for page conditions generously. */
 const PAGE_WAIT = { timeout: 45_000 };
+/** Each test waits on several page conditions in turn. */
+const TEST_TIMEOUT = 180_000;
 
-describe("web console in Chromium", () => {
+describe("web console in Chromium", { timeout: TEST_TIMEOUT }, () => {
   let h: Harness;
   let agents: MarketAgents;
   let browser: Browser;

@@ -128,9 +128,9 @@ describe("HTTP edge: the console's data routes are scoped to the caller's tenant
         const jobIds = (d.body as { decisions: { jobId: string }[] }).decisions.map((x) => x.jobId);
         return jobIds.includes(acmeJob) && jobIds.includes(globexJob);
       },
-      { what: "placement decisions for both tenants' jobs", timeoutMs: 30_000 },
+      { what: "placement decisions for both tenants' jobs", timeoutMs: 50_000 },
     );
-  });
+  }, 90_000);
 
   it("GET /api/v1/console/jobs: a tenant lists only its own jobs; naming another tenant is 403; operators see all", async () => {
     const mine = await httpCall(h, "/api/v1/console/jobs", { token: tokens.tenant });
