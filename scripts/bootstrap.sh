@@ -56,6 +56,13 @@ capa_require_openssl() {
   DEBIAN_FRONTEND=noninteractive capa_as_root apt-get install -y -q openssl
 }
 
+# The web console's page test drives Debian's Chromium (playwright-core never downloads a browser).
+capa_require_chromium() {
+  if [ -x "${CAPA_CHROMIUM:-/usr/bin/chromium}" ]; then return; fi
+  capa_log "installing chromium for the console's page test (apt-get)"
+  capa_apt_install chromium
+}
+
 # $1 = "always" runs npm ci unconditionally (CI: a fresh clone); otherwise only when node_modules is missing.
 capa_install_dependencies() {
   if [ "${1:-}" = "always" ] || [ ! -d node_modules ]; then

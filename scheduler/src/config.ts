@@ -90,6 +90,8 @@ export interface SchedulerConfig {
   retentionSweepIntervalMs?: number;
   /** At most this many jobs removed per sweep. Default 1 000. */
   retentionBatch?: number;
+  /** Wall-clock limit of one OperatorService.Replay (worker thread). Default 120 s. */
+  replayTimeoutMs?: number;
   logger?: Logger;
   /** Injected clock (tests). Default Date.now. */
   now?: () => number;
@@ -124,6 +126,7 @@ export interface ResolvedConfig {
   retentionMs: number;
   retentionSweepIntervalMs: number;
   retentionBatch: number;
+  replayTimeoutMs: number;
   logger: Logger;
   now: () => number;
 }
@@ -183,6 +186,7 @@ export function resolveConfig(config: SchedulerConfig): ResolvedConfig {
     retentionMs: positive(config.retentionMs, "retentionMs") ?? DEFAULT_RETENTION_MS,
     retentionSweepIntervalMs: positive(config.retentionSweepIntervalMs, "retentionSweepIntervalMs") ?? 600_000,
     retentionBatch: positive(config.retentionBatch, "retentionBatch") ?? 1_000,
+    replayTimeoutMs: positive(config.replayTimeoutMs, "replayTimeoutMs") ?? 120_000,
     logger: config.logger ?? pino({ name: "capa-scheduler", level: process.env.CAPA_LOG_LEVEL ?? "info" }),
     now: config.now ?? Date.now,
   };

@@ -38,6 +38,7 @@ import { EvalQueue } from "./planner/eval-queue.js";
 import { ExplanationStore } from "./planner/explanations.js";
 import { PlannerWorker } from "./planner/worker.js";
 import { PolicyService } from "./policy/policy-service.js";
+import { ReplayRunner, ReplayService } from "./replay/index.js";
 import { Compactor } from "./retention/compactor.js";
 import { startServices } from "./services/index.js";
 import { AllocRepo } from "./store/alloc-repo.js";
@@ -273,6 +274,9 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       { channelCredentials: cfg.tls ? null : undefined },
     );
     cleanups.push(() => writes.close());
+    const replayRunner = new ReplayRunner(log, cfg.replayTimeoutMs);
+    cleanups.push(() => replayRunner.stop());
+    const replays = new ReplayService(engine, replayRunner);
     const grpc = await startGrpcServer({
       address: cfg.grpcAddress,
       logger: log,
@@ -301,6 +305,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
         cluster,
         now,
         onPolicyChanged: () => capacityChanged("policy changed"),
+        replays,
       }),
       billingService: billingHandlers({
         logger: log,
@@ -358,7 +363,18 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
 
     let http: HttpEdge | undefined;
     if (cfg.httpPort !== undefined) {
-      const routes = httpRoutes({ schedulerId: cfg.schedulerId, isLeader: () => lease.leader && leadership.isActive });
+      const routes = httpRoutes({
+        schedulerId: cfg.schedulerId,
+        isLeader: () => lease.leader && leadership.isActive,
+        fleet,
+        jobs,
+        explanations,
+        policy,
+        ledger: market.ledger,
+        providerOf: (agentId) => registry.get(agentId)?.record.advert.provider ?? "",
+        now,
+        replays,
+      });
       http = await startHttpEdge({
         host: cfg.httpHost,
         port: cfg.httpPort,

@@ -4,7 +4,7 @@
  * SIGINT stops everything `capa up` started.
  */
 import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectBus } from "@capa/bus";
@@ -25,6 +25,7 @@ interface UpReady {
   natsAuthDir: string;
   natsPid: number;
   grpcAddress: string;
+  consoleUrl: string;
   stateDir: string;
   pricesSource: string;
   agents: { agentId: string; region: string; prices: { gpuModel: string; onDemandPerHour: number }[] }[];
@@ -87,6 +88,19 @@ describe("capa up, then the tenant verbs against it", () => {
       expect(agent.prices.length).toBeGreaterThan(0);
       expect(agent.prices.every((p) => Number.isSafeInteger(p.onDemandPerHour) && p.onDemandPerHour > 0)).toBe(true);
     }
+  });
+
+  it("serves the web console: its page in public, its data with capa up's admin key (the agents it started)", async () => {
+    const page = await fetch(ready.consoleUrl);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("capa console");
+    const url = new URL("/api/v1/console/fleet", ready.consoleUrl);
+    expect((await fetch(url)).status).toBe(401);
+    const { token } = JSON.parse(readFileSync(ready.credentials.admin, "utf8")) as { token: string };
+    const fleet = (await (await fetch(url, { headers: { authorization: `Bearer ${token}` } })).json()) as {
+      agents: { agentId: string }[];
+    };
+    expect(fleet.agents.map((a) => a.agentId).sort()).toEqual(ready.agents.map((a) => a.agentId).sort());
   });
 
   it("runs NATS with per-agent nkey users: seeds 0600 under nats-auth, anonymous clients refused", async () => {

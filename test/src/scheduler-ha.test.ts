@@ -38,6 +38,9 @@ describe("scheduler HA: followers forward writes to the leader or name it", () =
 
   beforeAll(async () => {
     h = await startHarness({ leaseTtlMs: 2_000 });
+    // The first scheduler must lead before the second starts: under load its recovery can still be running, and a
+    // follower started then may take the lease itself.
+    await waitFor(() => h.scheduler.isLeader(), { what: "the harness scheduler to lead", timeoutMs: 30_000 });
     follower = await startScheduler({
       natsUrl: h.nats.url,
       natsNkeySeed: h.schedulerSeed,

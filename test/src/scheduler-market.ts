@@ -18,6 +18,7 @@ export interface MarketAgentDef {
   h100: string;
   h100Interruptible?: string;
   gpus?: number;
+  provider?: string;
 }
 
 export interface MarketAgents {
@@ -42,6 +43,7 @@ export async function startMarketAgents(h: Harness, defs: MarketAgentDef[]): Pro
         },
       ],
       simulateGpus: `${d.gpus ?? 2}xH100-80GB`,
+      ...(d.provider ? { provider: d.provider } : {}),
       workDir: join(workDir, d.agentId),
       advertIntervalMs: 500,
       heartbeatIntervalMs: 200,

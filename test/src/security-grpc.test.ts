@@ -330,6 +330,14 @@ describe("gRPC security: every attack denied, nothing leaked", () => {
       await attempt(`ListAudit by a ${who}`, PD, (cb) =>
         c().audit.listAudit({ fromUnixMs: 0, toUnixMs: 0, actor: "", method: "", tenant: "", limit: 0 }, cb),
       );
+      await attempt(`Replay by a ${who}`, PD, (cb) =>
+        c().operator.replay(
+          pb.ReplayRequest.fromPartial({
+            traceCsv: "job_id,submit_s,duration_s,gpus,gpu_model,kind\nj1,0,60,1,,batch\n",
+          }),
+          cb,
+        ),
+      );
     }
     const agents = await rpc<pb.ListAgentsResponse>((cb) =>
       h.operator.listAgents({ region: "", limit: 0, pageToken: "" }, cb),

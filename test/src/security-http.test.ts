@@ -7,12 +7,17 @@
  *   it does not list;
  * - routes that serve tenant data add a cross-tenant row in CROSS_TENANT (another tenant's object is 404).
  */
+
+import type * as pb from "@capa/api";
+import { waitFor } from "@capa/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Harness, httpCall, rpc, startHarness } from "./scheduler-harness.js";
+import { type Harness, httpCall, rpc, spec, startHarness } from "./scheduler-harness.js";
 
 /** Routes anyone may call, and why that is safe. */
 const PUBLIC: Record<string, string> = {
   "GET /healthz": "liveness for probes: the process serves and whether it leads; no data",
+  "GET /console/*":
+    "the web console's static shell from a fixed file list (page, script, style, chart library); no data: every data call it makes carries the viewer's key",
 };
 
 const ROLES = ["tenant", "provider", "operator", "admin"] as const;
@@ -94,5 +99,91 @@ describe("HTTP edge: every route is authorised", () => {
     expect((await httpCall(h, "/no/such/route")).status).toBe(404);
     expect((await httpCall(h, "/healthz", { method: "DELETE" })).status).toBe(405);
     expect((await httpCall(h, "/api/v1/whoami/%E0%A4%A", { token: tokens.tenant })).status).toBe(400);
+  });
+});
+
+describe("HTTP edge: the console's data routes are scoped to the caller's tenant", () => {
+  let acmeJob: string;
+  let globexJob: string;
+  const ids = (rows: { id: string }[]) => rows.map((r) => r.id);
+  const listed = (body: unknown) => {
+    const v = body as Record<"queue" | "running" | "recent", { id: string }[]>;
+    return [...ids(v.queue), ...ids(v.running), ...ids(v.recent)];
+  };
+
+  beforeAll(async () => {
+    const submitAs = async (tenant: string) => {
+      const c = await h.asTenant(tenant);
+      const res = await rpc<pb.SubmitJobResponse>((cb) =>
+        c.jobs.submitJob({ requestId: "", tenant: "", spec: spec({ name: `${tenant}-job` }) }, cb),
+      );
+      return res.job!.id;
+    };
+    acmeJob = await submitAs("acme");
+    globexJob = await submitAs("globex");
+    // Both jobs wait (no agents): wait until the planner has recorded a decision for each.
+    await waitFor(
+      async () => {
+        const d = await httpCall(h, "/api/v1/console/decisions", { token: tokens.operator });
+        const jobIds = (d.body as { decisions: { jobId: string }[] }).decisions.map((x) => x.jobId);
+        return jobIds.includes(acmeJob) && jobIds.includes(globexJob);
+      },
+      { what: "placement decisions for both tenants' jobs", timeoutMs: 50_000 },
+    );
+  }, 90_000);
+
+  it("GET /api/v1/console/jobs: a tenant lists only its own jobs; naming another tenant is 403; operators see all", async () => {
+    const mine = await httpCall(h, "/api/v1/console/jobs", { token: tokens.tenant });
+    expect(mine.status).toBe(200);
+    expect(listed(mine.body)).toContain(acmeJob);
+    expect(listed(mine.body)).not.toContain(globexJob);
+    expect((await httpCall(h, "/api/v1/console/jobs?tenant=globex", { token: tokens.tenant })).status).toBe(403);
+    const all = await httpCall(h, "/api/v1/console/jobs", { token: tokens.operator });
+    expect(listed(all.body)).toEqual(expect.arrayContaining([acmeJob, globexJob]));
+    const one = await httpCall(h, "/api/v1/console/jobs?tenant=globex", { token: tokens.operator });
+    expect(listed(one.body)).toEqual([globexJob]);
+  });
+
+  it("GET /api/v1/console/jobs/:jobId: another tenant's job is 404, like a missing one", async () => {
+    expect((await httpCall(h, `/api/v1/console/jobs/${acmeJob}`, { token: tokens.tenant })).status).toBe(200);
+    const theirs = await httpCall(h, `/api/v1/console/jobs/${globexJob}`, { token: tokens.tenant });
+    const missing = await httpCall(h, "/api/v1/console/jobs/jnosuchjob", { token: tokens.tenant });
+    expect(theirs.status).toBe(404);
+    expect(missing.status).toBe(404);
+    expect(theirs.text).not.toContain("globex");
+    expect((await httpCall(h, `/api/v1/console/jobs/${globexJob}`, { token: tokens.operator })).status).toBe(200);
+  });
+
+  it("GET /api/v1/console/decisions: a tenant sees only its own jobs' decisions", async () => {
+    const d = await httpCall(h, "/api/v1/console/decisions", { token: tokens.tenant });
+    const rows = (d.body as { decisions: { jobId: string; tenant: string }[] }).decisions;
+    expect(rows.map((r) => r.jobId)).toContain(acmeJob);
+    expect(rows.filter((r) => r.tenant !== "acme")).toEqual([]);
+    expect((await httpCall(h, "/api/v1/console/decisions?tenant=globex", { token: tokens.tenant })).status).toBe(403);
+  });
+
+  it("GET /api/v1/console/spend: a tenant's own spend only; naming another tenant is 403", async () => {
+    const s = await httpCall(h, "/api/v1/console/spend", { token: tokens.tenant });
+    expect(s.status).toBe(200);
+    expect((s.body as { tenant: string }).tenant).toBe("acme");
+    expect((await httpCall(h, "/api/v1/console/spend?tenant=globex", { token: tokens.tenant })).status).toBe(403);
+  });
+
+  it("GET /api/v1/console/fleet: agents are listed to operators only (tenants get the region/model cells)", async () => {
+    const t = await httpCall(h, "/api/v1/console/fleet", { token: tokens.tenant });
+    expect(t.body).toHaveProperty("cells");
+    expect(t.body).not.toHaveProperty("agents");
+    expect(await httpCall(h, "/api/v1/console/fleet", { token: tokens.operator })).toMatchObject({
+      body: { agents: [] },
+    });
+  });
+
+  it("GET /console/*: serves only the shell's own files, with a script policy", async () => {
+    const page = await httpCall(h, "/console/");
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+    expect((await httpCall(h, "/console/vendor/vega.min.js")).status).toBe(200);
+    for (const probe of ["/console/../package.json", "/console/%2e%2e/package.json", "/console/static.ts"])
+      expect((await httpCall(h, probe)).status, probe).toBe(404);
   });
 });

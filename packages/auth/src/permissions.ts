@@ -39,6 +39,8 @@ export const PERMISSIONS: Readonly<Record<string, MethodRule>> = {
   "OperatorService/SetPolicy": write(OPERATORS),
   "OperatorService/ExplainJob": read(TENANTS),
   "OperatorService/Simulate": read(OPERATORS),
+  // CPU-heavy (a worker thread, one at a time) and over uploaded inputs: operators only; it changes no state.
+  "OperatorService/Replay": read(OPERATORS),
   "BillingService/GetInvoice": read(TENANTS),
   "BillingService/GetEarnings": read(PROVIDERS),
   "BillingService/GetReceipt": read(EVERYONE),

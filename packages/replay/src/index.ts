@@ -33,6 +33,7 @@ export {
   offersFromCatalog,
   parseFleet,
 } from "./fleet.js";
+export { loadReplayInputs, REPLAY_START_MS, type ReplayInputs, type ReplaySource } from "./inputs.js";
 export { activeIndices, type LpJob, lpBound, maximalInstants, resourceClasses } from "./lp.js";
 export { plotSpec, renderPlotSvg } from "./plot.js";
 export {

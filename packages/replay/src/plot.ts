@@ -19,13 +19,19 @@ export function plotSpec(result: ReplayResult, title = "capa replay"): TopLevelS
       cumulative: Math.round(pt.cumulativeMicros / 10_000) / 100,
     })),
   );
-  const chart = (field: string, label: string) => ({
+  const chart = (field: string, label: string, whole = false) => ({
     width: 720,
     height: 180,
     mark: { type: "line" as const, interpolate: "step-after" as const, strokeWidth: 1.5 },
     encoding: {
       x: { field: "hours", type: "quantitative" as const, title: "hours since the first submission" },
-      y: { field, type: "quantitative" as const, title: label },
+      // Jobs are counted in whole numbers (an all-zero queue would otherwise be labelled "0.000000").
+      y: {
+        field,
+        type: "quantitative" as const,
+        title: label,
+        ...(whole ? { axis: { format: "d", tickMinStep: 1 } } : {}),
+      },
       color: { field: "policy", type: "nominal" as const, title: "policy" },
     },
   });
@@ -35,7 +41,7 @@ export function plotSpec(result: ReplayResult, title = "capa replay"): TopLevelS
     data: { values },
     vconcat: [
       chart("rate", "spend rate ($/h)"),
-      chart("queue", "jobs waiting"),
+      chart("queue", "jobs waiting", true),
       chart("cumulative", "cumulative cost ($)"),
     ],
     config: { background: "white" },

@@ -144,7 +144,8 @@ describe("replay: determinism", () => {
     const b = replay(trace, fleetOf(5), ALL, { seed: 11, startMs: NOW });
     expect(strip(a)).toEqual(strip(b));
     expect(byName(a, "active").placed).toBeGreaterThan(0);
-  });
+    // Two full replays of five policies: about 2 s alone, past the 5 s default on a loaded 2-core machine.
+  }, 60_000);
 
   it("another seed changes the random baseline's choices", () => {
     const trace = syntheticTrace(400, 3);

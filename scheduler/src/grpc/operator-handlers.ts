@@ -7,10 +7,12 @@ import type { ClusterStateApi, PlacementEngineApi } from "../planner/engine.js";
 import type { ExplanationStore } from "../planner/explanations.js";
 import { simulate } from "../planner/simulate.js";
 import type { PolicyService } from "../policy/policy-service.js";
+import { GRPC_REPLAY_FIELDS, type ReplayService } from "../replay/index.js";
 import type { JobRepo } from "../store/job-repo.js";
 import { agentInfoToPb, explanationToPb, policyToPb } from "./convert.js";
 import { advertisedGpuModels, specFromWire } from "./edge.js";
 import { compareKeys, pageByKey } from "./paging.js";
+import { replayOutputToPb, replayRequestFromPb } from "./replay-convert.js";
 
 /** Largest ListAgents page; without a limit every agent is listed (one page). */
 export const MAX_AGENTS_LIMIT = 1000;
@@ -28,6 +30,7 @@ export interface OperatorHandlerDeps extends EdgeContext {
   cluster: ClusterStateApi;
   now: () => number;
   onPolicyChanged: () => void;
+  replays: ReplayService;
 }
 
 export function operatorHandlers(d: OperatorHandlerDeps): pb.OperatorServiceServer {
@@ -76,5 +79,8 @@ export function operatorHandlers(d: OperatorHandlerDeps): pb.OperatorServiceServ
         ),
       ),
     })),
+    replay: unary(d, "Replay", async (req: pb.ReplayRequest) =>
+      replayOutputToPb(await d.replays.run(replayRequestFromPb(req), GRPC_REPLAY_FIELDS)),
+    ),
   };
 }

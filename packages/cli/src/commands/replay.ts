@@ -14,9 +14,11 @@ import {
   defaultFleet,
   formatTrace,
   loadFleetData,
+  loadReplayInputs,
   type PolicySpec,
   parseFleet,
   parseTrace,
+  REPLAY_START_MS,
   type ReplayResult,
   renderPlotSvg,
   replay,
@@ -50,8 +52,7 @@ interface ReplayFlags {
   json?: boolean;
 }
 
-/** Trace second 0 on the injected clock: a fixed instant, so a replay never depends on when it runs. */
-const START_MS = Date.UTC(2026, 0, 1);
+const START_MS = REPLAY_START_MS;
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -140,30 +141,25 @@ function baselineList(text: string): BaselineName[] {
   });
 }
 
-function loadTrace(flags: ReplayFlags): TraceJob[] {
-  if (!flags.trace) throw new CliError("replay needs --trace FILE (see capa replay --help)");
-  const text = readText(flags.trace);
-  const jobs =
-    flags.traceFormat === "capa"
-      ? parseTrace(text, flags.trace)
-      : convertTrace(traceFormat(flags.traceFormat), text).jobs;
-  const sorted = [...jobs].sort((a, b) => a.submitS - b.submitS);
-  return flags.limit !== undefined ? sorted.slice(0, flags.limit) : sorted;
-}
-
 async function runReplay(flags: ReplayFlags): Promise<void> {
   const started = performance.now();
-  const jobs = loadTrace(flags);
-  let fleetSource: string;
-  let agents: ReturnType<typeof parseFleet>;
-  if (flags.fleet) {
-    agents = parseFleet(readText(flags.fleet), START_MS, flags.fleet);
-    fleetSource = flags.fleet;
-  } else {
-    const data = loadFleetData(flags.dataDir);
-    agents = defaultFleet(flags.agents, flags.seed, START_MS, data);
-    fleetSource = `generated from ${data.source}`;
-  }
+  if (!flags.trace) throw new CliError("replay needs --trace FILE (see capa replay --help)");
+  const format = flags.traceFormat === "capa" ? "capa" : traceFormat(flags.traceFormat);
+  const {
+    trace: jobs,
+    agents,
+    fleetSource,
+  } = loadReplayInputs({
+    traceText: readText(flags.trace),
+    traceFormat: format,
+    traceName: flags.trace,
+    ...(flags.fleet ? { fleetText: readText(flags.fleet), fleetName: flags.fleet } : {}),
+    agents: flags.agents,
+    seed: flags.seed,
+    ...(flags.limit !== undefined ? { limit: flags.limit } : {}),
+    startMs: START_MS,
+    fleetData: () => loadFleetData(flags.dataDir),
+  });
   const policies: PolicySpec[] = [{ name: "active", profile: loadProfile(flags.active) }];
   for (const ref of flags.profile) {
     const profile = loadProfile(ref);

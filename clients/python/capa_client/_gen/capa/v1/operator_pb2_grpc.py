@@ -45,6 +45,11 @@ class OperatorServiceStub(object):
                 request_serializer=capa_dot_v1_dot_operator__pb2.SimulateRequest.SerializeToString,
                 response_deserializer=capa_dot_v1_dot_operator__pb2.SimulateResponse.FromString,
                 )
+        self.Replay = channel.unary_unary(
+                '/capa.v1.OperatorService/Replay',
+                request_serializer=capa_dot_v1_dot_operator__pb2.ReplayRequest.SerializeToString,
+                response_deserializer=capa_dot_v1_dot_operator__pb2.ReplayResponse.FromString,
+                )
 
 
 class OperatorServiceServicer(object):
@@ -88,6 +93,15 @@ class OperatorServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Replay(self, request, context):
+        """What-if replay of a workload trace over a fleet, in simulated time, through the same placement engine code as
+        `capa replay` (@capa/replay): one result per policy (profiles and baselines). Runs in a worker thread, one at a
+        time per scheduler; inputs are bounded (INVALID_ARGUMENT beyond).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -120,6 +134,11 @@ def add_OperatorServiceServicer_to_server(servicer, server):
                     servicer.Simulate,
                     request_deserializer=capa_dot_v1_dot_operator__pb2.SimulateRequest.FromString,
                     response_serializer=capa_dot_v1_dot_operator__pb2.SimulateResponse.SerializeToString,
+            ),
+            'Replay': grpc.unary_unary_rpc_method_handler(
+                    servicer.Replay,
+                    request_deserializer=capa_dot_v1_dot_operator__pb2.ReplayRequest.FromString,
+                    response_serializer=capa_dot_v1_dot_operator__pb2.ReplayResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -231,5 +250,22 @@ class OperatorService(object):
         return grpc.experimental.unary_unary(request, target, '/capa.v1.OperatorService/Simulate',
             capa_dot_v1_dot_operator__pb2.SimulateRequest.SerializeToString,
             capa_dot_v1_dot_operator__pb2.SimulateResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Replay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/capa.v1.OperatorService/Replay',
+            capa_dot_v1_dot_operator__pb2.ReplayRequest.SerializeToString,
+            capa_dot_v1_dot_operator__pb2.ReplayResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -106,6 +106,88 @@ export interface SimulateResponse {
   explanation: Explanation | undefined;
 }
 
+export interface ReplayRequest {
+  /**
+   * Required: the trace, as capa's trace CSV (header job_id,submit_s,duration_s,gpus,gpu_model,kind, optional
+   * replicas, region, max_price, data_region, priority, budget, interruptible) or a public trace's text
+   * (trace_format). At most 2 MiB and 20000 jobs.
+   */
+  traceCsv: string;
+  /** Default "" = "capa"; "alibaba-v2023" or "alibaba-v2025" read a public trace directly. */
+  traceFormat: string;
+  /**
+   * Optional fleet CSV (agent_id,region,gpu_model,gpus,price_per_gpu_hour[,spot_price]; at most 1 MiB and 2000
+   * agents). Default "": a fleet of `agents` agents generated from the price catalogs, deterministic per seed.
+   */
+  fleetCsv: string;
+  /** Size of the generated fleet; default (0): 100, at most 2000. Ignored with fleet_csv. */
+  agents: number;
+  /** The profile reported as "active"; default "": the scheduler's active profile. A known profile's name. */
+  activeProfile: string;
+  /** More known profiles to compare (at most 8). */
+  profiles: string[];
+  /**
+   * Baselines by label (first-fit, random, spread, cheapest-single-region); default (empty): all of them.
+   * ["none"]: no baseline.
+   */
+  baselines: string[];
+  /** Seed of tie-breaks, the random baseline and the generated fleet; the same seed gives the same result. */
+  seed: number;
+  /** Replay only the first N jobs by submit time; default (0): every job. */
+  limit: number;
+  /** Also render the plot as SVG (plot_svg); the Vega-Lite spec is always returned. */
+  plotSvg: boolean;
+}
+
+export interface ReplayTimelinePoint {
+  /** Seconds since the first submission. */
+  tS: number;
+  /** Jobs waiting at t. */
+  queue: number;
+  /** Spend rate at t, micro-dollars per hour. */
+  rateMicrosPerHour: number;
+  cumulativeMicros: number;
+}
+
+export interface ReplayPolicyResult {
+  /** "active", a profile's name, or a baseline's label. */
+  name: string;
+  baseline: boolean;
+  /** Jobs that started at least once / ran to completion / fit nowhere / were still waiting at the end. */
+  placed: number;
+  completed: number;
+  unplaceable: number;
+  neverStarted: number;
+  /** GPU time at the placed price plus egress from the data region. */
+  costMicros: number;
+  meanQueueS: number;
+  p50QueueS: number;
+  p99QueueS: number;
+  /** Busy GPU-seconds over fleet GPU-seconds, 0..1. */
+  utilisation: number;
+  overPriceCap: number;
+  overBudget: number;
+  preemptions: number;
+  makespanS: number;
+  wallSeconds: number;
+  timeline: ReplayTimelinePoint[];
+}
+
+export interface ReplayResponse {
+  jobs: number;
+  agents: number;
+  gpus: number;
+  seed: number;
+  policies: ReplayPolicyResult[];
+  /** Where the fleet came from, in words. */
+  fleetSource: string;
+  /** The plot (spend rate, jobs waiting, cumulative cost per policy) as a Vega-Lite JSON spec. */
+  plotVegaLiteJson: string;
+  /** The same plot as SVG, when plot_svg was asked. */
+  plotSvg: string;
+  wallSeconds: number;
+}
+
 function createBaseListAgentsRequest(): ListAgentsRequest {
   return { region: "", limit: 0, pageToken: "" };
 }
@@ -1361,6 +1443,985 @@ export const SimulateResponse: MessageFns<SimulateResponse> = {
   },
 };
 
+function createBaseReplayRequest(): ReplayRequest {
+  return {
+    traceCsv: "",
+    traceFormat: "",
+    fleetCsv: "",
+    agents: 0,
+    activeProfile: "",
+    profiles: [],
+    baselines: [],
+    seed: 0,
+    limit: 0,
+    plotSvg: false,
+  };
+}
+
+export const ReplayRequest: MessageFns<ReplayRequest> = {
+  encode(message: ReplayRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.traceCsv !== "") {
+      writer.uint32(10).string(message.traceCsv);
+    }
+    if (message.traceFormat !== "") {
+      writer.uint32(18).string(message.traceFormat);
+    }
+    if (message.fleetCsv !== "") {
+      writer.uint32(26).string(message.fleetCsv);
+    }
+    if (message.agents !== 0) {
+      writer.uint32(32).uint32(message.agents);
+    }
+    if (message.activeProfile !== "") {
+      writer.uint32(42).string(message.activeProfile);
+    }
+    for (const v of message.profiles) {
+      writer.uint32(50).string(v!);
+    }
+    for (const v of message.baselines) {
+      writer.uint32(58).string(v!);
+    }
+    if (message.seed !== 0) {
+      writer.uint32(64).uint64(message.seed);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(72).uint32(message.limit);
+    }
+    if (message.plotSvg !== false) {
+      writer.uint32(80).bool(message.plotSvg);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplayRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplayRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.traceCsv = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.traceFormat = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.fleetCsv = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.agents = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.activeProfile = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.profiles.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.baselines.push(reader.string());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.seed = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.plotSvg = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplayRequest {
+    return {
+      traceCsv: isSet(object.traceCsv)
+        ? globalThis.String(object.traceCsv)
+        : isSet(object.trace_csv)
+        ? globalThis.String(object.trace_csv)
+        : "",
+      traceFormat: isSet(object.traceFormat)
+        ? globalThis.String(object.traceFormat)
+        : isSet(object.trace_format)
+        ? globalThis.String(object.trace_format)
+        : "",
+      fleetCsv: isSet(object.fleetCsv)
+        ? globalThis.String(object.fleetCsv)
+        : isSet(object.fleet_csv)
+        ? globalThis.String(object.fleet_csv)
+        : "",
+      agents: isSet(object.agents) ? globalThis.Number(object.agents) : 0,
+      activeProfile: isSet(object.activeProfile)
+        ? globalThis.String(object.activeProfile)
+        : isSet(object.active_profile)
+        ? globalThis.String(object.active_profile)
+        : "",
+      profiles: globalThis.Array.isArray(object?.profiles)
+        ? object.profiles.map((e: any) => globalThis.String(e))
+        : [],
+      baselines: globalThis.Array.isArray(object?.baselines)
+        ? object.baselines.map((e: any) => globalThis.String(e))
+        : [],
+      seed: isSet(object.seed) ? globalThis.Number(object.seed) : 0,
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      plotSvg: isSet(object.plotSvg)
+        ? globalThis.Boolean(object.plotSvg)
+        : isSet(object.plot_svg)
+        ? globalThis.Boolean(object.plot_svg)
+        : false,
+    };
+  },
+
+  toJSON(message: ReplayRequest): unknown {
+    const obj: any = {};
+    if (message.traceCsv !== "") {
+      obj.traceCsv = message.traceCsv;
+    }
+    if (message.traceFormat !== "") {
+      obj.traceFormat = message.traceFormat;
+    }
+    if (message.fleetCsv !== "") {
+      obj.fleetCsv = message.fleetCsv;
+    }
+    if (message.agents !== 0) {
+      obj.agents = Math.round(message.agents);
+    }
+    if (message.activeProfile !== "") {
+      obj.activeProfile = message.activeProfile;
+    }
+    if (message.profiles?.length) {
+      obj.profiles = message.profiles;
+    }
+    if (message.baselines?.length) {
+      obj.baselines = message.baselines;
+    }
+    if (message.seed !== 0) {
+      obj.seed = Math.round(message.seed);
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.plotSvg !== false) {
+      obj.plotSvg = message.plotSvg;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReplayRequest>): ReplayRequest {
+    return ReplayRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReplayRequest>): ReplayRequest {
+    const message = createBaseReplayRequest();
+    message.traceCsv = object.traceCsv ?? "";
+    message.traceFormat = object.traceFormat ?? "";
+    message.fleetCsv = object.fleetCsv ?? "";
+    message.agents = object.agents ?? 0;
+    message.activeProfile = object.activeProfile ?? "";
+    message.profiles = object.profiles?.map((e) => e) || [];
+    message.baselines = object.baselines?.map((e) => e) || [];
+    message.seed = object.seed ?? 0;
+    message.limit = object.limit ?? 0;
+    message.plotSvg = object.plotSvg ?? false;
+    return message;
+  },
+};
+
+function createBaseReplayTimelinePoint(): ReplayTimelinePoint {
+  return { tS: 0, queue: 0, rateMicrosPerHour: 0, cumulativeMicros: 0 };
+}
+
+export const ReplayTimelinePoint: MessageFns<ReplayTimelinePoint> = {
+  encode(message: ReplayTimelinePoint, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tS !== 0) {
+      writer.uint32(9).double(message.tS);
+    }
+    if (message.queue !== 0) {
+      writer.uint32(16).uint32(message.queue);
+    }
+    if (message.rateMicrosPerHour !== 0) {
+      writer.uint32(24).int64(message.rateMicrosPerHour);
+    }
+    if (message.cumulativeMicros !== 0) {
+      writer.uint32(32).int64(message.cumulativeMicros);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplayTimelinePoint {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplayTimelinePoint();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 9) {
+              break;
+            }
+
+            message.tS = reader.double();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.queue = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.rateMicrosPerHour = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.cumulativeMicros = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplayTimelinePoint {
+    return {
+      tS: isSet(object.tS) ? globalThis.Number(object.tS) : isSet(object.t_s) ? globalThis.Number(object.t_s) : 0,
+      queue: isSet(object.queue) ? globalThis.Number(object.queue) : 0,
+      rateMicrosPerHour: isSet(object.rateMicrosPerHour)
+        ? globalThis.Number(object.rateMicrosPerHour)
+        : isSet(object.rate_micros_per_hour)
+        ? globalThis.Number(object.rate_micros_per_hour)
+        : 0,
+      cumulativeMicros: isSet(object.cumulativeMicros)
+        ? globalThis.Number(object.cumulativeMicros)
+        : isSet(object.cumulative_micros)
+        ? globalThis.Number(object.cumulative_micros)
+        : 0,
+    };
+  },
+
+  toJSON(message: ReplayTimelinePoint): unknown {
+    const obj: any = {};
+    if (message.tS !== 0) {
+      obj.tS = floatToJson(message.tS);
+    }
+    if (message.queue !== 0) {
+      obj.queue = Math.round(message.queue);
+    }
+    if (message.rateMicrosPerHour !== 0) {
+      obj.rateMicrosPerHour = Math.round(message.rateMicrosPerHour);
+    }
+    if (message.cumulativeMicros !== 0) {
+      obj.cumulativeMicros = Math.round(message.cumulativeMicros);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReplayTimelinePoint>): ReplayTimelinePoint {
+    return ReplayTimelinePoint.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReplayTimelinePoint>): ReplayTimelinePoint {
+    const message = createBaseReplayTimelinePoint();
+    message.tS = object.tS ?? 0;
+    message.queue = object.queue ?? 0;
+    message.rateMicrosPerHour = object.rateMicrosPerHour ?? 0;
+    message.cumulativeMicros = object.cumulativeMicros ?? 0;
+    return message;
+  },
+};
+
+function createBaseReplayPolicyResult(): ReplayPolicyResult {
+  return {
+    name: "",
+    baseline: false,
+    placed: 0,
+    completed: 0,
+    unplaceable: 0,
+    neverStarted: 0,
+    costMicros: 0,
+    meanQueueS: 0,
+    p50QueueS: 0,
+    p99QueueS: 0,
+    utilisation: 0,
+    overPriceCap: 0,
+    overBudget: 0,
+    preemptions: 0,
+    makespanS: 0,
+    wallSeconds: 0,
+    timeline: [],
+  };
+}
+
+export const ReplayPolicyResult: MessageFns<ReplayPolicyResult> = {
+  encode(message: ReplayPolicyResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.baseline !== false) {
+      writer.uint32(16).bool(message.baseline);
+    }
+    if (message.placed !== 0) {
+      writer.uint32(24).uint32(message.placed);
+    }
+    if (message.completed !== 0) {
+      writer.uint32(32).uint32(message.completed);
+    }
+    if (message.unplaceable !== 0) {
+      writer.uint32(40).uint32(message.unplaceable);
+    }
+    if (message.neverStarted !== 0) {
+      writer.uint32(48).uint32(message.neverStarted);
+    }
+    if (message.costMicros !== 0) {
+      writer.uint32(56).int64(message.costMicros);
+    }
+    if (message.meanQueueS !== 0) {
+      writer.uint32(65).double(message.meanQueueS);
+    }
+    if (message.p50QueueS !== 0) {
+      writer.uint32(73).double(message.p50QueueS);
+    }
+    if (message.p99QueueS !== 0) {
+      writer.uint32(81).double(message.p99QueueS);
+    }
+    if (message.utilisation !== 0) {
+      writer.uint32(89).double(message.utilisation);
+    }
+    if (message.overPriceCap !== 0) {
+      writer.uint32(96).uint32(message.overPriceCap);
+    }
+    if (message.overBudget !== 0) {
+      writer.uint32(104).uint32(message.overBudget);
+    }
+    if (message.preemptions !== 0) {
+      writer.uint32(112).uint32(message.preemptions);
+    }
+    if (message.makespanS !== 0) {
+      writer.uint32(121).double(message.makespanS);
+    }
+    if (message.wallSeconds !== 0) {
+      writer.uint32(129).double(message.wallSeconds);
+    }
+    for (const v of message.timeline) {
+      ReplayTimelinePoint.encode(v!, writer.uint32(138).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplayPolicyResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplayPolicyResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.baseline = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.placed = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.completed = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.unplaceable = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.neverStarted = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.costMicros = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.meanQueueS = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.p50QueueS = reader.double();
+            continue;
+          }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.p99QueueS = reader.double();
+            continue;
+          }
+          case 11: {
+            if (tag !== 89) {
+              break;
+            }
+
+            message.utilisation = reader.double();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.overPriceCap = reader.uint32();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.overBudget = reader.uint32();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.preemptions = reader.uint32();
+            continue;
+          }
+          case 15: {
+            if (tag !== 121) {
+              break;
+            }
+
+            message.makespanS = reader.double();
+            continue;
+          }
+          case 16: {
+            if (tag !== 129) {
+              break;
+            }
+
+            message.wallSeconds = reader.double();
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.timeline.push(ReplayTimelinePoint.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplayPolicyResult {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      baseline: isSet(object.baseline) ? globalThis.Boolean(object.baseline) : false,
+      placed: isSet(object.placed) ? globalThis.Number(object.placed) : 0,
+      completed: isSet(object.completed) ? globalThis.Number(object.completed) : 0,
+      unplaceable: isSet(object.unplaceable) ? globalThis.Number(object.unplaceable) : 0,
+      neverStarted: isSet(object.neverStarted)
+        ? globalThis.Number(object.neverStarted)
+        : isSet(object.never_started)
+        ? globalThis.Number(object.never_started)
+        : 0,
+      costMicros: isSet(object.costMicros)
+        ? globalThis.Number(object.costMicros)
+        : isSet(object.cost_micros)
+        ? globalThis.Number(object.cost_micros)
+        : 0,
+      meanQueueS: isSet(object.meanQueueS)
+        ? globalThis.Number(object.meanQueueS)
+        : isSet(object.mean_queue_s)
+        ? globalThis.Number(object.mean_queue_s)
+        : 0,
+      p50QueueS: isSet(object.p50QueueS)
+        ? globalThis.Number(object.p50QueueS)
+        : isSet(object.p50_queue_s)
+        ? globalThis.Number(object.p50_queue_s)
+        : 0,
+      p99QueueS: isSet(object.p99QueueS)
+        ? globalThis.Number(object.p99QueueS)
+        : isSet(object.p99_queue_s)
+        ? globalThis.Number(object.p99_queue_s)
+        : 0,
+      utilisation: isSet(object.utilisation) ? globalThis.Number(object.utilisation) : 0,
+      overPriceCap: isSet(object.overPriceCap)
+        ? globalThis.Number(object.overPriceCap)
+        : isSet(object.over_price_cap)
+        ? globalThis.Number(object.over_price_cap)
+        : 0,
+      overBudget: isSet(object.overBudget)
+        ? globalThis.Number(object.overBudget)
+        : isSet(object.over_budget)
+        ? globalThis.Number(object.over_budget)
+        : 0,
+      preemptions: isSet(object.preemptions) ? globalThis.Number(object.preemptions) : 0,
+      makespanS: isSet(object.makespanS)
+        ? globalThis.Number(object.makespanS)
+        : isSet(object.makespan_s)
+        ? globalThis.Number(object.makespan_s)
+        : 0,
+      wallSeconds: isSet(object.wallSeconds)
+        ? globalThis.Number(object.wallSeconds)
+        : isSet(object.wall_seconds)
+        ? globalThis.Number(object.wall_seconds)
+        : 0,
+      timeline: globalThis.Array.isArray(object?.timeline)
+        ? object.timeline.map((e: any) => ReplayTimelinePoint.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ReplayPolicyResult): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.baseline !== false) {
+      obj.baseline = message.baseline;
+    }
+    if (message.placed !== 0) {
+      obj.placed = Math.round(message.placed);
+    }
+    if (message.completed !== 0) {
+      obj.completed = Math.round(message.completed);
+    }
+    if (message.unplaceable !== 0) {
+      obj.unplaceable = Math.round(message.unplaceable);
+    }
+    if (message.neverStarted !== 0) {
+      obj.neverStarted = Math.round(message.neverStarted);
+    }
+    if (message.costMicros !== 0) {
+      obj.costMicros = Math.round(message.costMicros);
+    }
+    if (message.meanQueueS !== 0) {
+      obj.meanQueueS = floatToJson(message.meanQueueS);
+    }
+    if (message.p50QueueS !== 0) {
+      obj.p50QueueS = floatToJson(message.p50QueueS);
+    }
+    if (message.p99QueueS !== 0) {
+      obj.p99QueueS = floatToJson(message.p99QueueS);
+    }
+    if (message.utilisation !== 0) {
+      obj.utilisation = floatToJson(message.utilisation);
+    }
+    if (message.overPriceCap !== 0) {
+      obj.overPriceCap = Math.round(message.overPriceCap);
+    }
+    if (message.overBudget !== 0) {
+      obj.overBudget = Math.round(message.overBudget);
+    }
+    if (message.preemptions !== 0) {
+      obj.preemptions = Math.round(message.preemptions);
+    }
+    if (message.makespanS !== 0) {
+      obj.makespanS = floatToJson(message.makespanS);
+    }
+    if (message.wallSeconds !== 0) {
+      obj.wallSeconds = floatToJson(message.wallSeconds);
+    }
+    if (message.timeline?.length) {
+      obj.timeline = message.timeline.map((e) => ReplayTimelinePoint.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReplayPolicyResult>): ReplayPolicyResult {
+    return ReplayPolicyResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReplayPolicyResult>): ReplayPolicyResult {
+    const message = createBaseReplayPolicyResult();
+    message.name = object.name ?? "";
+    message.baseline = object.baseline ?? false;
+    message.placed = object.placed ?? 0;
+    message.completed = object.completed ?? 0;
+    message.unplaceable = object.unplaceable ?? 0;
+    message.neverStarted = object.neverStarted ?? 0;
+    message.costMicros = object.costMicros ?? 0;
+    message.meanQueueS = object.meanQueueS ?? 0;
+    message.p50QueueS = object.p50QueueS ?? 0;
+    message.p99QueueS = object.p99QueueS ?? 0;
+    message.utilisation = object.utilisation ?? 0;
+    message.overPriceCap = object.overPriceCap ?? 0;
+    message.overBudget = object.overBudget ?? 0;
+    message.preemptions = object.preemptions ?? 0;
+    message.makespanS = object.makespanS ?? 0;
+    message.wallSeconds = object.wallSeconds ?? 0;
+    message.timeline = object.timeline?.map((e) => ReplayTimelinePoint.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseReplayResponse(): ReplayResponse {
+  return {
+    jobs: 0,
+    agents: 0,
+    gpus: 0,
+    seed: 0,
+    policies: [],
+    fleetSource: "",
+    plotVegaLiteJson: "",
+    plotSvg: "",
+    wallSeconds: 0,
+  };
+}
+
+export const ReplayResponse: MessageFns<ReplayResponse> = {
+  encode(message: ReplayResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobs !== 0) {
+      writer.uint32(8).uint32(message.jobs);
+    }
+    if (message.agents !== 0) {
+      writer.uint32(16).uint32(message.agents);
+    }
+    if (message.gpus !== 0) {
+      writer.uint32(24).uint32(message.gpus);
+    }
+    if (message.seed !== 0) {
+      writer.uint32(32).uint64(message.seed);
+    }
+    for (const v of message.policies) {
+      ReplayPolicyResult.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.fleetSource !== "") {
+      writer.uint32(50).string(message.fleetSource);
+    }
+    if (message.plotVegaLiteJson !== "") {
+      writer.uint32(58).string(message.plotVegaLiteJson);
+    }
+    if (message.plotSvg !== "") {
+      writer.uint32(66).string(message.plotSvg);
+    }
+    if (message.wallSeconds !== 0) {
+      writer.uint32(73).double(message.wallSeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplayResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplayResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.jobs = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.agents = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.gpus = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.seed = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.policies.push(ReplayPolicyResult.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.fleetSource = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.plotVegaLiteJson = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.plotSvg = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.wallSeconds = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplayResponse {
+    return {
+      jobs: isSet(object.jobs) ? globalThis.Number(object.jobs) : 0,
+      agents: isSet(object.agents) ? globalThis.Number(object.agents) : 0,
+      gpus: isSet(object.gpus) ? globalThis.Number(object.gpus) : 0,
+      seed: isSet(object.seed) ? globalThis.Number(object.seed) : 0,
+      policies: globalThis.Array.isArray(object?.policies)
+        ? object.policies.map((e: any) => ReplayPolicyResult.fromJSON(e))
+        : [],
+      fleetSource: isSet(object.fleetSource)
+        ? globalThis.String(object.fleetSource)
+        : isSet(object.fleet_source)
+        ? globalThis.String(object.fleet_source)
+        : "",
+      plotVegaLiteJson: isSet(object.plotVegaLiteJson)
+        ? globalThis.String(object.plotVegaLiteJson)
+        : isSet(object.plot_vega_lite_json)
+        ? globalThis.String(object.plot_vega_lite_json)
+        : "",
+      plotSvg: isSet(object.plotSvg)
+        ? globalThis.String(object.plotSvg)
+        : isSet(object.plot_svg)
+        ? globalThis.String(object.plot_svg)
+        : "",
+      wallSeconds: isSet(object.wallSeconds)
+        ? globalThis.Number(object.wallSeconds)
+        : isSet(object.wall_seconds)
+        ? globalThis.Number(object.wall_seconds)
+        : 0,
+    };
+  },
+
+  toJSON(message: ReplayResponse): unknown {
+    const obj: any = {};
+    if (message.jobs !== 0) {
+      obj.jobs = Math.round(message.jobs);
+    }
+    if (message.agents !== 0) {
+      obj.agents = Math.round(message.agents);
+    }
+    if (message.gpus !== 0) {
+      obj.gpus = Math.round(message.gpus);
+    }
+    if (message.seed !== 0) {
+      obj.seed = Math.round(message.seed);
+    }
+    if (message.policies?.length) {
+      obj.policies = message.policies.map((e) => ReplayPolicyResult.toJSON(e));
+    }
+    if (message.fleetSource !== "") {
+      obj.fleetSource = message.fleetSource;
+    }
+    if (message.plotVegaLiteJson !== "") {
+      obj.plotVegaLiteJson = message.plotVegaLiteJson;
+    }
+    if (message.plotSvg !== "") {
+      obj.plotSvg = message.plotSvg;
+    }
+    if (message.wallSeconds !== 0) {
+      obj.wallSeconds = floatToJson(message.wallSeconds);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReplayResponse>): ReplayResponse {
+    return ReplayResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReplayResponse>): ReplayResponse {
+    const message = createBaseReplayResponse();
+    message.jobs = object.jobs ?? 0;
+    message.agents = object.agents ?? 0;
+    message.gpus = object.gpus ?? 0;
+    message.seed = object.seed ?? 0;
+    message.policies = object.policies?.map((e) => ReplayPolicyResult.fromPartial(e)) || [];
+    message.fleetSource = object.fleetSource ?? "";
+    message.plotVegaLiteJson = object.plotVegaLiteJson ?? "";
+    message.plotSvg = object.plotSvg ?? "";
+    message.wallSeconds = object.wallSeconds ?? 0;
+    return message;
+  },
+};
+
 /** The operator API: fleet, placement policy, and why each decision was made. */
 export type OperatorServiceService = typeof OperatorServiceService;
 export const OperatorServiceService = {
@@ -1419,6 +2480,20 @@ export const OperatorServiceService = {
     responseSerialize: (value: SimulateResponse): Buffer => Buffer.from(SimulateResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SimulateResponse => SimulateResponse.decode(value),
   },
+  /**
+   * What-if replay of a workload trace over a fleet, in simulated time, through the same placement engine code as
+   * `capa replay` (@capa/replay): one result per policy (profiles and baselines). Runs in a worker thread, one at a
+   * time per scheduler; inputs are bounded (INVALID_ARGUMENT beyond).
+   */
+  replay: {
+    path: "/capa.v1.OperatorService/Replay" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReplayRequest): Buffer => Buffer.from(ReplayRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReplayRequest => ReplayRequest.decode(value),
+    responseSerialize: (value: ReplayResponse): Buffer => Buffer.from(ReplayResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReplayResponse => ReplayResponse.decode(value),
+  },
 } as const;
 
 export interface OperatorServiceServer extends UntypedServiceImplementation {
@@ -1429,6 +2504,12 @@ export interface OperatorServiceServer extends UntypedServiceImplementation {
   explainJob: handleUnaryCall<ExplainJobRequest, ExplainJobResponse>;
   /** Dry run: where would this spec go now, and why. */
   simulate: handleUnaryCall<SimulateRequest, SimulateResponse>;
+  /**
+   * What-if replay of a workload trace over a fleet, in simulated time, through the same placement engine code as
+   * `capa replay` (@capa/replay): one result per policy (profiles and baselines). Runs in a worker thread, one at a
+   * time per scheduler; inputs are bounded (INVALID_ARGUMENT beyond).
+   */
+  replay: handleUnaryCall<ReplayRequest, ReplayResponse>;
 }
 
 export interface OperatorServiceClient extends Client {
@@ -1522,6 +2603,26 @@ export interface OperatorServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SimulateResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * What-if replay of a workload trace over a fleet, in simulated time, through the same placement engine code as
+   * `capa replay` (@capa/replay): one result per policy (profiles and baselines). Runs in a worker thread, one at a
+   * time per scheduler; inputs are bounded (INVALID_ARGUMENT beyond).
+   */
+  replay(
+    request: ReplayRequest,
+    callback: (error: ServiceError | null, response: ReplayResponse) => void,
+  ): ClientUnaryCall;
+  replay(
+    request: ReplayRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReplayResponse) => void,
+  ): ClientUnaryCall;
+  replay(
+    request: ReplayRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReplayResponse) => void,
   ): ClientUnaryCall;
 }
 
