@@ -117,7 +117,13 @@ describe("capa failures", () => {
   it("keeps exit 2 of receipt verify for usage errors only", async () => {
     const noFile = await runCapa(["receipt", "verify"]);
     expect(noFile.code).toBe(2);
-    const unreadable = await runCapa(["receipt", "verify", "/nonexistent/receipt.json", "--key", "/nonexistent/key.pem"]);
+    const unreadable = await runCapa([
+      "receipt",
+      "verify",
+      "/nonexistent/receipt.json",
+      "--key",
+      "/nonexistent/key.pem",
+    ]);
     expect(unreadable.code).toBe(1);
     expect(unreadable.stderr).toMatch(/^capa: cannot read \/nonexistent\/receipt\.json: /);
   });
