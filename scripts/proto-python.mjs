@@ -20,6 +20,8 @@ const FILES = [
   "capa/v1/jobs.proto",
   "capa/v1/operator.proto",
   "capa/v1/billing.proto",
+  "capa/v1/services.proto",
+  "capa/v1/auth.proto",
   "google/rpc/status.proto",
   "google/rpc/error_details.proto",
 ];

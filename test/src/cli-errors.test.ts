@@ -105,13 +105,27 @@ describe("capa failures", () => {
     expect(result.stderr).toBe("capa: earnings needs one of --agent ID or --provider NAME\n");
   });
 
-  it("says a receipt could not be checked (exit 2) when there is no key and no scheduler", async () => {
+  it("says a receipt could not be checked (a runtime failure, exit 1) when there is no key and no scheduler", async () => {
     const addr = `127.0.0.1:${await closedPort()}`;
     const result = await runCapa(["receipt", "verify", "package.json"], { env: { CAPA_GRPC_ADDR: addr } });
-    expect(result.code).toBe(2);
+    expect(result.code).toBe(1);
     expect(result.stderr).toBe(
       `capa: cannot get the signing key (or pass --key): cannot reach the scheduler at ${addr} (CAPA_GRPC_ADDR)\n`,
     );
+  });
+
+  it("keeps exit 2 of receipt verify for usage errors only", async () => {
+    const noFile = await runCapa(["receipt", "verify"]);
+    expect(noFile.code).toBe(2);
+    const unreadable = await runCapa([
+      "receipt",
+      "verify",
+      "/nonexistent/receipt.json",
+      "--key",
+      "/nonexistent/key.pem",
+    ]);
+    expect(unreadable.code).toBe(1);
+    expect(unreadable.stderr).toMatch(/^capa: cannot read \/nonexistent\/receipt\.json: /);
   });
 
   it("needs the agent's region for a price change and names an unreachable NATS", async () => {

@@ -1,6 +1,7 @@
 /**
  * The Python SDK (clients/python, package capa-client) against a real scheduler and real agents (simulated GPUs):
- * its unittest suite submits, watches, streams logs, cancels, reads an invoice and checks field violations; and
+ * its unittest suite submits, watches, streams logs, cancels, reads an invoice, checks field violations and
+ * applies, reads, lists and deletes an inference service (ServiceService); and
  * the README's Python examples run as printed. Needs a python3 with grpcio and protobuf (Debian: python3-grpcio,
  * python3-protobuf; scripts/bootstrap.sh installs them).
  */
@@ -67,12 +68,12 @@ describe("Python SDK against a real scheduler", () => {
     await h?.stop();
   });
 
-  it("passes the SDK's unittest suite: submit, watch, logs, cancel, invoice, field violations", async () => {
+  it("passes the SDK's unittest suite: submit, watch, logs, cancel, invoice, field violations, services", async () => {
     const r = await run(["-m", "unittest", "discover", "-s", join(sdk, "tests"), "-v"], {
       CAPA_GRPC_ADDR: h.scheduler.grpcAddress,
       CAPA_TOKEN: token,
     });
-    expect(r.output).toMatch(/Ran 4 tests in/);
+    expect(r.output).toMatch(/Ran 5 tests in/);
     expect(r.output).toMatch(/\nOK\n/);
     expect(r.code, r.output).toBe(0);
   }, 180_000);

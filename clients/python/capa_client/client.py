@@ -21,7 +21,7 @@ from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, 
 import grpc
 
 from ._gen.capa.v1 import billing_pb2, billing_pb2_grpc, jobs_pb2, jobs_pb2_grpc, operator_pb2, types_pb2
-from ._gen.capa.v1 import operator_pb2_grpc
+from ._gen.capa.v1 import operator_pb2_grpc, services_pb2, services_pb2_grpc
 from .errors import CapaError, from_rpc_error
 
 #: Job states by name, as ``JobEvent.state`` / ``Job.state`` carry them.
@@ -84,6 +84,7 @@ class Client:
         self._jobs = jobs_pb2_grpc.JobServiceStub(self._channel)
         self._operator = operator_pb2_grpc.OperatorServiceStub(self._channel)
         self._billing = billing_pb2_grpc.BillingServiceStub(self._channel)
+        self._services = services_pb2_grpc.ServiceServiceStub(self._channel)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
@@ -269,6 +270,81 @@ class Client:
         """What the tenant was charged (``lines``, ``total_micros``), optionally for one job."""
         request = billing_pb2.GetInvoiceRequest(tenant=tenant if tenant is not None else self.tenant, job_id=job_id)
         return self._call(self._billing.GetInvoice, request)
+
+    # -- inference services ------------------------------------------------------------------------------
+
+    def apply_service(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        regions: Mapping[str, "tuple[int, int]"],
+        gpus: int = 1,
+        gpu_models: Iterable[str] = (),
+        http_path: str = "",
+        model_version: str = "",
+        max_price_usd: Union[None, int, float, str] = None,
+        budget_usd: Union[None, int, float, str] = None,
+        env: Optional[Mapping[str, str]] = None,
+    ) -> services_pb2.ApplyServiceResponse:
+        """Creates the service or replaces its spec (a new revision); ``changed`` is False when nothing changed.
+
+        Each replica runs ``command`` and must listen on ``$PORT``; ``regions`` maps a region to its
+        ``(min_replicas, max_replicas)``; ``http_path`` is the readiness probe ("" = a TCP connect).
+        """
+        spec = services_pb2.ServiceSpec(
+            name=name,
+            template=types_pb2.TaskTemplate(command=list(command), env=dict(env or {})),
+            readiness=services_pb2.ReadinessProbe(http_path=http_path),
+            regions=[
+                services_pb2.ServiceRegion(region=region, min_replicas=lo, max_replicas=hi)
+                for region, (lo, hi) in regions.items()
+            ],
+            gpus_per_replica=gpus,
+            gpu_models=list(gpu_models),
+            max_price_micros_per_gpu_hour=usd(max_price_usd) if max_price_usd is not None else 0,
+            budget_micros=usd(budget_usd) if budget_usd is not None else 0,
+            model_version=model_version,
+        )
+        request = services_pb2.ApplyServiceRequest(tenant=self.tenant, spec=spec)
+        return self._call(self._services.ApplyService, request)
+
+    def service(self, name: str) -> services_pb2.Service:
+        """One service as it is now: spec, revision, per-region status, replicas, recent events."""
+        request = services_pb2.GetServiceRequest(tenant=self.tenant, name=name)
+        return self._call(self._services.GetService, request).service
+
+    def services(self, *, page_size: int = 100) -> Iterator[services_pb2.Service]:
+        """Every service of the tenant, by name, fetched page by page."""
+        token = ""
+        while True:
+            page = self._call(
+                self._services.ListServices,
+                services_pb2.ListServicesRequest(tenant=self.tenant, limit=page_size, page_token=token),
+            )
+            yield from page.services
+            token = page.next_page_token
+            if not token:
+                return
+
+    def endpoints(self, name: str, *, region: str = "") -> List[services_pb2.Endpoint]:
+        """The service's live endpoint set (ready replicas), optionally of one region."""
+        out: List[services_pb2.Endpoint] = []
+        token = ""
+        while True:
+            page = self._call(
+                self._services.ListEndpoints,
+                services_pb2.ListEndpointsRequest(tenant=self.tenant, name=name, region=region, page_token=token),
+            )
+            out.extend(page.endpoints)
+            token = page.next_page_token
+            if not token:
+                return out
+
+    def delete_service(self, name: str) -> services_pb2.Service:
+        """Scales every region to 0; the service is removed once its replicas are gone."""
+        request = services_pb2.DeleteServiceRequest(tenant=self.tenant, name=name)
+        return self._call(self._services.DeleteService, request).service
 
     def agents(self, *, region: str = "") -> List[jobs_pb2.AgentInfo]:
         """The agents the scheduler knows (operators)."""

@@ -84,6 +84,27 @@ class ClientTest(unittest.TestCase):
         self.assertTrue(ids <= set(listed), (ids, listed))
         self.assertEqual(len(listed), len(set(listed)))
 
+    def test_services_apply_get_list_endpoints_delete(self):
+        # Minimum 0 replicas: the service exists (ServiceService over the generated stubs) without placing one.
+        applied = self.capa.apply_service(
+            "py-svc", ["sh", "-c", "exec sleep 600"], regions={"eu-west": (0, 1)}, model_version="v1"
+        )
+        self.assertTrue(applied.changed)
+        self.assertEqual(applied.service.revision, 1)
+        again = self.capa.apply_service(
+            "py-svc", ["sh", "-c", "exec sleep 600"], regions={"eu-west": (0, 1)}, model_version="v1"
+        )
+        self.assertFalse(again.changed)
+        got = self.capa.service("py-svc")
+        self.assertEqual(got.spec.model_version, "v1")
+        self.assertEqual([r.region for r in got.spec.regions], ["eu-west"])
+        self.assertIn("py-svc", [s.name for s in self.capa.services(page_size=1)])
+        self.assertEqual(self.capa.endpoints("py-svc"), [])
+        with self.assertRaises(NotFound):
+            self.capa.service("py-no-such-service")
+        self.capa.delete_service("py-svc")
+        eventually(lambda: "py-svc" not in [s.name for s in self.capa.services()], "the service to be removed")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -93,9 +93,10 @@ describe("checkReceipt", () => {
     expect(checkReceipt('{"receiptId": "x"}', key.publicKeyPem).message).toMatch(/^not valid: malformed-receipt: /);
   });
 
-  it("cannot check without a usable key: exit 2, not a verdict on the receipt", () => {
+  it("cannot check without a usable key: a runtime failure (exit 1, never the usage status 2), not a verdict", () => {
     const check = checkReceipt(signed(), "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n");
-    expect(check).toMatchObject({ valid: false, exitCode: RECEIPT_UNCHECKED, reason: "malformed-key" });
+    expect(check).toMatchObject({ valid: false, checked: false, exitCode: 1, reason: "malformed-key" });
+    expect(RECEIPT_UNCHECKED).toBe(1);
     expect(check.message).toMatch(/^cannot check receipt rcpt:j-one-0:1: /);
   });
 });

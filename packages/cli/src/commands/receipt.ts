@@ -83,7 +83,7 @@ function verifyCommand(): Command {
   return jsonOption(
     new Command("verify")
       .description(
-        "check a receipt file's Ed25519 signature and arithmetic: exit 0 valid, 1 not valid, 2 could not check",
+        "check a receipt file's Ed25519 signature and arithmetic: exit 0 valid, 1 not valid or could not check, 2 usage error",
       )
       .argument("<file>", "a receipt from capa receipt get -o FILE ('-' = stdin)")
       .option("--key <pem-file>", "the scheduler's public key (SPKI PEM): verify offline (default: ask the scheduler)"),
@@ -100,7 +100,7 @@ function verifyCommand(): Command {
   });
 }
 
-/** The scheduler's public key; not getting it means the receipt could not be checked (exit 2). */
+/** The scheduler's public key; not getting it means the receipt could not be checked (a runtime failure, exit 1). */
 async function fetchSigningKey(self: Command): Promise<string> {
   let pem: string;
   try {
@@ -112,7 +112,7 @@ async function fetchSigningKey(self: Command): Promise<string> {
   return pem;
 }
 
-/** A file's text; failing to read it means the receipt could not be checked (exit 2), not that it is invalid. */
+/** A file's text; failing to read it means the receipt could not be checked (exit 1, "cannot ..."), not that it is invalid. */
 function readText(path: string | number, name: string): string {
   try {
     return readFileSync(path, "utf8");
