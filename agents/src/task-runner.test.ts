@@ -50,6 +50,30 @@ describe("taskEnv", () => {
     expect(taskEnv(a, [], {}, file).CAPA_CHECKPOINT_FILE).toBe(file);
   });
 
+  it("gives a gang worker torchrun's rendezvous env, which the template cannot override", () => {
+    const rendezvous = {
+      generation: 3,
+      worldSize: 4,
+      rank: 2,
+      localRank: 0,
+      localWorldSize: 1,
+      masterAddr: "node-a",
+      masterPort: 29733,
+    };
+    const a = assignment({ rendezvous, template: { ...assignment().template, env: { RANK: "0", WORLD_SIZE: "1" } } });
+    expect(taskEnv(a, [], {})).toMatchObject({
+      MASTER_ADDR: "node-a",
+      MASTER_PORT: "29733",
+      WORLD_SIZE: "4",
+      RANK: "2",
+      LOCAL_RANK: "0",
+      LOCAL_WORLD_SIZE: "1",
+      GROUP_RANK: "2",
+      CAPA_GENERATION: "3",
+    });
+    expect(taskEnv(assignment(), [], {}).RANK).toBeUndefined();
+  });
+
   it("sets an empty CUDA_VISIBLE_DEVICES for a task without GPUs (hides every GPU)", () => {
     expect(taskEnv(assignment({ gpuIndices: [] }), [], {}).CUDA_VISIBLE_DEVICES).toBe("");
   });

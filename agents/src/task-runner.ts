@@ -60,6 +60,19 @@ export function taskEnv(
   env.CAPA_JOB_ID = a.jobId;
   env.CAPA_REPLICA = String(a.replica);
   env.CAPA_EPOCH = String(a.epoch);
+  // A training gang's worker: torchrun's env (torch.distributed's env:// init reads exactly these names), so a
+  // script launched directly or under `torchrun --standalone`-style wrappers joins this generation's rendezvous.
+  const r = a.rendezvous;
+  if (r) {
+    env.MASTER_ADDR = r.masterAddr;
+    env.MASTER_PORT = String(r.masterPort);
+    env.WORLD_SIZE = String(r.worldSize);
+    env.RANK = String(r.rank);
+    env.LOCAL_RANK = String(r.localRank);
+    env.LOCAL_WORLD_SIZE = String(r.localWorldSize);
+    env.GROUP_RANK = String(r.rank);
+    env.CAPA_GENERATION = String(r.generation);
+  }
   if (checkpointFile !== undefined) env.CAPA_CHECKPOINT_FILE = checkpointFile;
   return env;
 }

@@ -16,6 +16,7 @@ import type {
   JobState,
   LogChunk,
   LogStreamName,
+  Rendezvous,
   RetryOn,
   Task,
   TaskAssignment,
@@ -127,6 +128,7 @@ export function jobSpecToPb(s: JobSpec): pb.JobSpec {
       ? { max: s.retries.max, backoffSeconds: s.retries.backoffSeconds, on: [...s.retries.on] }
       : undefined,
     failIfUnschedulableAfterSeconds: s.failIfUnschedulableAfterSeconds ?? 0,
+    elastic: s.elastic ? { minReplicas: s.elastic.min, maxReplicas: s.elastic.max } : undefined,
   };
 }
 
@@ -169,6 +171,7 @@ export function jobSpecFromPb(s: pb.JobSpec | undefined): Omit<JobSpec, "kind"> 
     ...(spec.failIfUnschedulableAfterSeconds
       ? { failIfUnschedulableAfterSeconds: spec.failIfUnschedulableAfterSeconds }
       : {}),
+    ...(spec.elastic && { elastic: { min: spec.elastic.minReplicas, max: spec.elastic.maxReplicas } }),
   };
 }
 
@@ -237,6 +240,25 @@ export function jobToPb(j: Job): pb.Job {
     attempt: j.attempt ?? 0,
     attemptStartedAtMs: j.attemptStartedAtMs ?? 0,
     attempts: (j.attempts ?? []).map((a) => ({ ...a })),
+    rendezvous: j.rendezvous ? rendezvousToPb(j.rendezvous) : undefined,
+  };
+}
+
+function rendezvousToPb(r: Rendezvous): pb.Rendezvous {
+  return {
+    generation: r.generation,
+    size: r.size,
+    changingReason: r.changing?.reason ?? "",
+    changingSinceMs: r.changing?.sinceMs ?? 0,
+    history: r.history.map((g) => ({ ...g })),
+  };
+}
+function rendezvousFromPb(r: pb.Rendezvous): Rendezvous {
+  return {
+    generation: r.generation,
+    size: r.size,
+    ...(r.changingReason && { changing: { reason: r.changingReason, sinceMs: r.changingSinceMs } }),
+    history: r.history.map((g) => ({ ...g })),
   };
 }
 export function jobFromPb(j: pb.Job): Job {
@@ -258,6 +280,7 @@ export function jobFromPb(j: pb.Job): Job {
     ...(j.attempt > 0 && { attempt: j.attempt }),
     ...(j.attemptStartedAtMs > 0 && { attemptStartedAtMs: j.attemptStartedAtMs }),
     ...(j.attempts.length > 0 && { attempts: j.attempts.map((a) => ({ ...a })) }),
+    ...(j.rendezvous && { rendezvous: rendezvousFromPb(j.rendezvous) }),
   };
 }
 
@@ -328,6 +351,7 @@ export function assignmentToPb(t: TaskAssignment): pb.TaskAssignment {
     assignedAtMs: t.assignedAtMs,
     stop: t.stop,
     stopReason: t.stopReason,
+    rendezvous: t.rendezvous ? { ...t.rendezvous } : undefined,
   };
 }
 export function assignmentFromPb(t: pb.TaskAssignment): TaskAssignment {
@@ -343,6 +367,7 @@ export function assignmentFromPb(t: pb.TaskAssignment): TaskAssignment {
     assignedAtMs: t.assignedAtMs,
     stop: t.stop,
     stopReason: t.stopReason,
+    ...(t.rendezvous && { rendezvous: { ...t.rendezvous } }),
   };
 }
 

@@ -105,7 +105,7 @@ export function resolveSpec(
     const base = jobSpecOf(doc!, flags.file === "-" ? "stdin" : flags.file);
     spec = specFromFlags(flags, command, base, (flag) => cmd.getOptionValueSource(flag) === "cli");
   } else {
-    spec = specFromFlags(flags, command);
+    spec = specFromFlags(flags, command, undefined, (flag) => cmd.getOptionValueSource(flag) === "cli");
   }
   if (spec.template.command.length === 0) {
     if (!opts.defaultCommand) {

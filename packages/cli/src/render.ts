@@ -97,7 +97,12 @@ export function renderJobDetail(pb: api.Job, nowMs: number): string {
     ["name", s.name || "-"],
     ["tenant", job.tenant],
     ["state", formatState(job.state) + (job.cancelRequested && job.state !== "cancelled" ? " (cancel requested)" : "")],
-    ["kind", `${s.kind}, ${s.replicas} replica(s) x ${s.gpusPerReplica} GPU(s)`],
+    [
+      "kind",
+      s.elastic
+        ? `${s.kind}, elastic ${s.elastic.min}..${s.elastic.max} replica(s) x ${s.gpusPerReplica} GPU(s)`
+        : `${s.kind}, ${s.replicas} replica(s) x ${s.gpusPerReplica} GPU(s)`,
+    ],
     ["command", s.template.command.join(" ")],
     ["models", formatList(s.gpuModels)],
     ["regions", formatList(s.regions)],
@@ -118,6 +123,11 @@ export function renderJobDetail(pb: api.Job, nowMs: number): string {
       `attempt ${job.attempt ?? 1} of ${r.max + 1} (on ${r.on.join(", ")}, backoff ${formatDuration(r.backoffSeconds)})`,
     ]);
   }
+  const r = job.rendezvous;
+  if (r && r.generation > 0) {
+    const changing = r.changing ? `; changing: ${r.changing.reason}` : "";
+    fields.push(["generation", `${r.generation}: ${r.size} worker(s)${changing}`]);
+  }
   const tasks = job.tasks.map((t) => [
     t.id,
     formatState(t.state),
@@ -135,7 +145,15 @@ export function renderJobDetail(pb: api.Job, nowMs: number): string {
       : renderTable(["TASK", "STATE", "AGENT", "REGION", "MODEL", "GPUS", "$/GPU-H", "EXIT", "MESSAGE"], tasks, {
           rightAlign: [6],
         });
-  return `${renderFields(fields)}\n\n${table}${renderAttempts(job)}`;
+  return `${renderFields(fields)}\n\n${table}${renderAttempts(job)}${renderGenerations(job)}`;
+}
+
+/** A training gang's rendezvous generations: size and why each formed (grew, shrank, restarted). */
+function renderGenerations(job: Job): string {
+  const history = job.rendezvous?.history ?? [];
+  if (history.length <= 1 && !job.spec.elastic) return "";
+  const rows = history.map((g) => [String(g.generation), String(g.size), new Date(g.atMs).toISOString(), g.reason]);
+  return `\n\n${renderTable(["GENERATION", "WORKERS", "AT", "WHY"], rows)}`;
 }
 
 /** Every recorded attempt of a job with a retry policy: how it ended, where, with which exit. */

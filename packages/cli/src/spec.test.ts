@@ -10,7 +10,7 @@ function parse(argv: string[]) {
     .configureOutput({ writeErr: () => {}, writeOut: () => {} })
     .action(() => {});
   cmd.parse(argv, { from: "user" });
-  return specFromFlags(cmd.opts<SpecFlags>(), cmd.args);
+  return specFromFlags(cmd.opts<SpecFlags>(), cmd.args, undefined, (f) => cmd.getOptionValueSource(f) === "cli");
 }
 
 function parseError(argv: string[]): string {
@@ -24,6 +24,16 @@ function parseError(argv: string[]): string {
 }
 
 describe("submit flags → JobSpec", () => {
+  it("--elastic MIN:MAX makes an elastic gang of MAX tasks; a typed --replicas that differs is named", () => {
+    const spec = parse(["--kind", "training", "--elastic", "2:4", "--", "train"]);
+    expect(spec).toMatchObject({ replicas: 4, elastic: { min: 2, max: 4 } });
+    expect(jobSpecViolations(spec)).toEqual([]);
+    const mismatch = parse(["--kind", "training", "--elastic", "2:4", "--replicas", "3", "--", "train"]);
+    expect(jobSpecViolations(mismatch).map((v) => v.field)).toEqual(["spec.replicas"]);
+    expect(parseError(["--elastic", "two", "--", "x"])).toContain("must be MIN:MAX workers");
+    expect(jobSpecViolations(parse(["--elastic", "1:2", "--", "x"]))[0]).toMatchObject({ field: "spec.elastic" });
+  });
+
   it("defaults to one batch replica on one GPU with no constraints", () => {
     const spec = parse(["--", "sh", "-c", "echo hi"]);
     expect(spec).toMatchObject({

@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import {
   DEFAULT_KILL_GRACE_SECONDS,
   defaultJobSpec,
+  type ElasticPolicy,
   JOB_KINDS,
   type JobKind,
   type JobSpec,
@@ -51,6 +52,7 @@ export interface SpecFlags {
   retries?: number;
   retryBackoff?: number;
   retryOn?: string[];
+  elastic?: ElasticPolicy;
 }
 
 const MIB_PER_GIB = 1024;
@@ -71,12 +73,18 @@ export function specFromFlags(
   const pick = <T>(flag: keyof SpecFlags, value: T | undefined, fallback: T): T =>
     use(flag) && value !== undefined ? value : fallback;
   const t = from.template;
+  const elastic = use("elastic") && flags.elastic ? flags.elastic : from.elastic;
+  // An elastic job's replicas is its max unless --replicas was typed too (validation then names a mismatch).
+  const replicas =
+    use("elastic") && flags.elastic && !given("replicas")
+      ? flags.elastic.max
+      : pick("replicas", flags.replicas, from.replicas);
   const secrets = { ...(use("secretFile") ? flags.secretFile : {}), ...(use("secret") ? flags.secret : {}) };
   const secretNames = [...new Set([...(t.secretEnvNames ?? []), ...Object.keys(secrets)])];
   return defaultJobSpec({
     name: pick("name", flags.name, from.name),
     kind: pick("kind", flags.kind as JobKind | undefined, from.kind),
-    replicas: pick("replicas", flags.replicas, from.replicas),
+    replicas,
     gpusPerReplica: pick("gpus", flags.gpus, from.gpusPerReplica),
     gpuModels: [...pick("gpuModel", flags.gpuModel, from.gpuModels)],
     minVramMib: pick(
@@ -105,6 +113,7 @@ export function specFromFlags(
       ...(secretNames.length > 0 ? { secretEnvNames: secretNames } : {}),
     },
     ...retriesFrom(flags, from.retries, use),
+    ...(elastic && { elastic: { ...elastic } }),
   });
 }
 
@@ -144,6 +153,13 @@ export function parseNumber(value: string): number {
   const n = Number(value);
   if (value.trim() === "" || !Number.isFinite(n)) throw new InvalidArgumentError("must be a number");
   return n;
+}
+
+/** `--elastic 2:4`: min and max workers of an elastic training gang. */
+export function parseElastic(value: string): ElasticPolicy {
+  const m = /^\s*(\d+)\s*[:.-]{1,2}\s*(\d+)\s*$/.exec(value);
+  if (!m) throw new InvalidArgumentError("must be MIN:MAX workers, e.g. 2:4");
+  return { min: Number(m[1]), max: Number(m[2]) };
 }
 
 /** Dollars ("2.49", "$2.49") → integer micros; never a float on the way. */
@@ -255,6 +271,11 @@ export function addSpecOptions(cmd: Command): Command {
     .addOption(new Option("--kind <kind>", "job kind").choices(JOB_KINDS as string[]).default("batch"))
     .option("--gpus <n>", "GPUs per replica, on one agent (0 = CPU-only)", parseInteger, 1)
     .option("--replicas <n>", "replicas (training: gang workers, all or nothing)", parseInteger, 1)
+    .option(
+      "--elastic <min:max>",
+      "training: an elastic gang of MIN..MAX workers (starts at MIN, grows when capacity frees)",
+      parseElastic,
+    )
     .option("--gpu-model <model>", "accepted GPU model, e.g. H100-80GB (repeatable; default any)", collectList, [])
     .option("--min-vram <GiB>", "minimum GPU memory in GiB", parseNumber)
     .option("--region <region>", "allowed region (repeatable; default any)", collectList, [])

@@ -1,4 +1,4 @@
-import type { TaskState, TaskTemplate } from "./job.js";
+import type { TaskState, TaskTemplate, WorkerRendezvous } from "./job.js";
 import type { Micros } from "./money.js";
 
 /** One task the scheduler wants an agent to run (or, with `stop`, to stop). */
@@ -15,6 +15,8 @@ export interface TaskAssignment {
   assignedAtMs: number;
   stop: boolean;
   stopReason: string;
+  /** Training gangs: the worker's place in its generation (the agent turns it into torchrun's env). */
+  rendezvous?: WorkerRendezvous;
 }
 
 /** An agent's whole desired state (value of KV `capa_allocs/<agentId>`). */

@@ -75,6 +75,54 @@ export interface RetryPolicy {
   on: RetryOn[];
 }
 
+/**
+ * `elastic: {min, max}`: a training gang that runs with any number of workers from `min` to `max`. The job has
+ * `max` tasks (`spec.replicas` = `max`); the placement engine picks the size from capacity and cost, the gang
+ * grows when capacity frees and shrinks on loss or preemption instead of failing, never below `min`.
+ */
+export interface ElasticPolicy {
+  min: number;
+  max: number;
+}
+
+/** One membership of a training gang, as recorded on the job (newest last, bounded). */
+export interface Generation {
+  generation: number;
+  /** Workers in it: the tasks with replica < size (ranks are replica numbers). */
+  size: number;
+  /** Why it formed: "start", "grew 2 → 4: …", "shrank 4 → 3: …", "restart: …". */
+  reason: string;
+  atMs: number;
+}
+
+/**
+ * The rendezvous of a training gang: every placement of the whole gang is a new generation, and every worker
+ * gets torchrun's env for it (MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK, LOCAL_RANK, CAPA_GENERATION).
+ */
+export interface Rendezvous {
+  /** 1 = the first placement; 0 = never placed. */
+  generation: number;
+  /** Workers of the current generation (tasks with replica < size); the others stand by. */
+  size: number;
+  /**
+   * Set while the membership changes (a member lost or preempted with enough left to shrink, or a grow that
+   * stopped the members): those endings re-place the gang at a new size instead of counting as a retry.
+   */
+  changing?: { reason: string; sinceMs: number };
+  history: Generation[];
+}
+
+/** What each worker of a training gang is told about its rendezvous (set by the scheduler, env by the agent). */
+export interface WorkerRendezvous {
+  generation: number;
+  worldSize: number;
+  rank: number;
+  localRank: number;
+  localWorldSize: number;
+  masterAddr: string;
+  masterPort: number;
+}
+
 /** One run of a job (a gang restarts as a whole, so one attempt covers every task of the run). */
 export interface Attempt {
   /** 1 = the first run. */
@@ -115,6 +163,8 @@ export interface JobSpec {
   deadlineUnixMs: number;
   /** Absent (or max 0): a failed task fails the job; lost and preempted tasks are re-placed without limit. */
   retries?: RetryPolicy;
+  /** Training only: run with min..max workers (replicas = max); absent = a fixed-size gang. */
+  elastic?: ElasticPolicy;
   /**
    * Fail the job as UNSCHEDULABLE when, this long after submission, no agent could ever hold it (even idle);
    * absent or 0 = keep waiting for agents that may join.
@@ -170,6 +220,8 @@ export interface Job {
   attemptStartedAtMs?: number;
   /** Every finished attempt, oldest first (bounded). */
   attempts?: Attempt[];
+  /** Training gangs: the current generation of the gang and its history. */
+  rendezvous?: Rendezvous;
 }
 
 export const DEFAULT_KILL_GRACE_SECONDS = 10;
@@ -224,6 +276,26 @@ export function newTask(jobId: string, replica: number): Task {
   };
 }
 
+/**
+ * Back to pending for a new placement (a retry, or an elastic gang's standby). The agent id is cleared so a late
+ * report of the old run is stale (fold fences on agent and epoch) and the old listing no longer matches (reconcile
+ * removes it); the epoch stays, which marks the task as one that ran before (a gang restart waits for such tasks).
+ */
+export function resetTaskToPending(t: Task, message: string): void {
+  Object.assign(t, {
+    state: "pending",
+    agentId: "",
+    gpuIndices: [],
+    gpuUuids: [],
+    exitCode: 0,
+    signal: "",
+    startedAtMs: 0,
+    finishedAtMs: 0,
+    message,
+    lastCheckpointMs: 0,
+  });
+}
+
 /** Task ids are `<jobId>-<replica>`: one NATS token, so `capa.v1.task.<taskId>.*` stays well-formed. */
 export function taskIdFor(jobId: string, replica: number): string {
   return `${jobId}-${replica}`;
@@ -243,19 +315,34 @@ export function jobIdOfTask(taskId: string): string {
  * - Any task running → running; else any placed/assigned/starting → placed; else pending.
  * - A lost or preempted task while the job is not final → rescheduling (the scheduler re-places it).
  */
-export function foldJobState(job: Pick<Job, "tasks" | "cancelRequested" | "state">): JobState {
+export function foldJobState(job: Pick<Job, "tasks" | "cancelRequested" | "state" | "rendezvous">): JobState {
   if (isFinalJobState(job.state)) return job.state;
   const tasks = job.tasks;
+  // An elastic gang's standby tasks (replica >= size, never placed in this generation) do not hold it back.
+  const members = memberTasks(job);
   const allFinal = tasks.every((t) => isFinalTaskState(t.state) || t.state === "pending");
   if (job.cancelRequested) return allFinal ? "cancelled" : job.state;
   if (tasks.some((t) => t.state === "failed")) return "failed";
-  if (tasks.length > 0 && tasks.every((t) => t.state === "succeeded")) return "succeeded";
+  if (members.length > 0 && members.every((t) => t.state === "succeeded")) return "succeeded";
   if (tasks.some((t) => t.state === "lost" || t.state === "preempted" || t.state === "rejected")) {
     return "rescheduling";
   }
   if (tasks.some((t) => t.state === "running" || t.state === "succeeded")) return "running";
   if (tasks.some((t) => t.state === "assigned" || t.state === "starting")) return "placed";
   return "pending";
+}
+
+/**
+ * The tasks of the gang's current generation: all tasks, except for an elastic gang placed at fewer than
+ * `max` workers, whose standby tasks (replica >= size, pending) are left out.
+ */
+export function memberTasks<T extends Pick<Task, "replica" | "state">>(job: {
+  tasks: T[];
+  rendezvous?: Pick<Rendezvous, "size" | "generation">;
+}): T[] {
+  const r = job.rendezvous;
+  if (!r || r.generation === 0 || r.size >= job.tasks.length) return job.tasks;
+  return job.tasks.filter((t) => t.replica < r.size || t.state !== "pending");
 }
 
 /** GPUs the whole job needs. */

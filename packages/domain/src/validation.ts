@@ -127,6 +127,14 @@ export function jobSpecViolations(spec: JobSpec, prefix = "spec"): FieldViolatio
     if (r.max > 0 && r.on.length === 0)
       c.add(p("retries.on"), `must name at least one of ${RETRY_ON.join(", ")} when retries.max > 0`);
   }
+  if (spec.elastic) {
+    const e = spec.elastic;
+    c.intRange(p("elastic.max_replicas"), e.max, 1, LIMITS.maxReplicas);
+    c.intRange(p("elastic.min_replicas"), e.min, 1, Math.max(1, e.max));
+    if (spec.kind !== "training") c.add(p("elastic"), "only training jobs are elastic (kind training)");
+    else if (spec.replicas !== e.max)
+      c.add(p("replicas"), `must equal elastic.max_replicas (${e.max}) for an elastic job, got ${spec.replicas}`);
+  }
   const t = spec.template;
   const tp = (f: string) => p(`template.${f}`);
   if (t.command.length === 0 || t.command[0] === "") c.add(tp("command"), "must not be empty");

@@ -93,6 +93,16 @@ describe("job file → JobSpec", () => {
     });
   });
 
+  it("elastic: replicas default to max, and the spec round trips", () => {
+    const spec = jobSpecFromDocument(parseDocument(job("  kind: training\n  elastic: {min: 2, max: 4}\n")));
+    expect(spec.replicas).toBe(4);
+    expect(spec.elastic).toEqual({ min: 2, max: 4 });
+    const doc = jobDocumentFromSpec(spec);
+    expect(doc.spec.replicas).toBeUndefined();
+    expect(doc.spec.elastic).toEqual({ min: 2, max: 4 });
+    expect(jobSpecFromDocument(parseDocument(stringify(doc)))).toEqual(spec);
+  });
+
   it("round trips: spec → document → spec, as YAML and as JSON", () => {
     const spec = jobSpecFromDocument(parseDocument(FULL));
     const doc = jobDocumentFromSpec(spec);
@@ -120,6 +130,8 @@ describe("job file → JobSpec", () => {
   it("the example in examples/ is valid", () => {
     const text = readFileSync(new URL("../../../examples/train.yaml", import.meta.url), "utf8");
     expect(jobSpecFromDocument(parseDocument(text)).replicas).toBe(2);
+    const elastic = readFileSync(new URL("../../../examples/train-elastic.yaml", import.meta.url), "utf8");
+    expect(jobSpecFromDocument(parseDocument(elastic))).toMatchObject({ replicas: 4, elastic: { min: 2, max: 4 } });
   });
 });
 
@@ -158,6 +170,15 @@ describe("job file errors name each invalid field", () => {
     ["  retries: {max: 1, on: [failed, failed]}\n", "spec.retries.on[1]: repeats failed"],
     ["  retries: {max: 1, backoff: 2h}\n", "spec.retries.backoff: must be an integer in 0..3600"],
     ["  retries: {max: 1, attempts: 1}\n", "spec.retries.attempts: unknown field"],
+    ["  kind: training\n  elastic: {min: 3, max: 2}\n", "spec.elastic.min: min must not be above max"],
+    ["  kind: training\n  elastic: {min: 0, max: 2}\n", "spec.elastic.min: must be an integer in 1..1024"],
+    ["  kind: training\n  elastic: {min: 1}\n", "spec.elastic.max:"],
+    ["  kind: training\n  elastic: {min: 1, max: 2, step: 1}\n", "spec.elastic.step: unknown field"],
+    ["  elastic: {min: 1, max: 2}\n", "spec.elastic: only training jobs are elastic (kind training)"],
+    [
+      "  kind: training\n  replicas: 3\n  elastic: {min: 1, max: 2}\n",
+      "spec.replicas: must equal elastic.max_replicas (2)",
+    ],
   ])("%j → %s", (line, expected) => {
     const issues = issuesOf(job(line));
     expect(issues.join("\n")).toContain(expected);

@@ -72,7 +72,17 @@ export const jobSpecSchema = z.strictObject({
     .describe("training (gang), inference or batch; default batch"),
   replicas: int(1, LIMITS.maxReplicas)
     .optional()
-    .describe("replicas; training: gang workers, all or nothing; default 1"),
+    .describe("replicas; training: gang workers, all or nothing; default 1 (elastic: elastic.max)"),
+  elastic: z
+    .strictObject({
+      min: int(1, LIMITS.maxReplicas).describe("fewest workers the gang runs with (it starts once these fit)"),
+      max: int(1, LIMITS.maxReplicas).describe("most workers; the gang grows toward it as capacity frees"),
+    })
+    .refine((e) => e.min <= e.max, { error: "min must not be above max", path: ["min"] })
+    .optional()
+    .describe(
+      "training: an elastic gang of min..max workers; it grows when capacity frees, shrinks on loss instead of failing",
+    ),
   resources: resourcesSchema.optional(),
   regions: tokenList.optional().describe("allowed regions; default any"),
   excludeRegions: tokenList.optional().describe("regions to avoid"),

@@ -31,7 +31,7 @@ export function jobSpecFromDocument(doc: JobDocument, source = "job file"): JobS
   const spec = defaultJobSpec({
     name: doc.metadata?.name ?? "",
     kind: s.kind ?? "batch",
-    replicas: s.replicas ?? 1,
+    replicas: s.replicas ?? s.elastic?.max ?? 1,
     gpusPerReplica: r.gpus ?? 1,
     gpuModels: list(r.gpuModels),
     minVramMib: r.minVramGiB === undefined ? 0 : Math.round(r.minVramGiB * MIB_PER_GIB),
@@ -61,6 +61,7 @@ export function jobSpecFromDocument(doc: JobDocument, source = "job file"): JobS
         on: [...(s.retries.on ?? DEFAULT_RETRY_ON)],
       },
     }),
+    ...(s.elastic && { elastic: { min: s.elastic.min, max: s.elastic.max } }),
   });
   const issues = specIssues(spec);
   if (issues.length > 0) throw new JobFileError(source, issues);
@@ -76,7 +77,9 @@ export function jobDocumentFromSpec(spec: JobSpec): JobDocument {
   if (spec.minVramMib > 0) resources.minVramGiB = spec.minVramMib / MIB_PER_GIB;
   const out: JobDocument["spec"] = {
     ...(spec.kind !== "batch" && { kind: spec.kind }),
-    ...(spec.replicas !== 1 && { replicas: spec.replicas }),
+    // An elastic job's replicas is its max (the default there).
+    ...(spec.replicas !== (spec.elastic?.max ?? 1) && { replicas: spec.replicas }),
+    ...(spec.elastic && { elastic: { min: spec.elastic.min, max: spec.elastic.max } }),
     ...(Object.keys(resources).length > 0 && { resources }),
     ...(spec.regions.length > 0 && { regions: [...spec.regions] }),
     ...(spec.excludeRegions.length > 0 && { excludeRegions: [...spec.excludeRegions] }),
@@ -138,6 +141,9 @@ export const FILE_PATH_OF_WIRE_FIELD: Readonly<Record<string, string>> = {
   "retries.max": "spec.retries.max",
   "retries.backoff_seconds": "spec.retries.backoff",
   "retries.on": "spec.retries.on",
+  elastic: "spec.elastic",
+  "elastic.min_replicas": "spec.elastic.min",
+  "elastic.max_replicas": "spec.elastic.max",
 };
 
 /** The domain validator's verdict on `spec`, in file paths. */

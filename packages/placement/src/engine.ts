@@ -5,6 +5,8 @@
  */
 import { defaultJobSpec, type JobSpec } from "@capa/domain";
 import { buildContext, exactReplicaCost } from "./context.js";
+import { type ElasticPlan, elasticOf, topRejection } from "./elastic/place.js";
+import { decideSize, proposeSizes, type SizeOption } from "./elastic/size.js";
 import { UnknownProfileError } from "./errors.js";
 import { describePlan } from "./explain.js";
 import type {
@@ -91,6 +93,66 @@ export class PlacementEngine {
   place(state: ClusterState, request: PlacementRequest, options: PlaceOptions): Plan {
     const profile = this.resolve(options.profile);
     const spec = normaliseSpec(request.spec);
+    if (spec.elastic && spec.kind === "training" && request.replicas.length > 0) {
+      return this.placeElastic(state, request, spec, options, profile);
+    }
+    return this.placeFixed(state, request, spec, options, profile);
+  }
+
+  /**
+   * An elastic gang: propose sizes (max down to min), try a gang of each on the capacity there is (counting the
+   * gang's own allocations in `request.elastic.releasing` as free: "could it grow if it restarted now?"), let
+   * the size filters and scorers decide (elastic/size.ts), and plan the chosen size for the lowest replicas (a
+   * worker's rank is its replica number). When not even min fits, the normal gang path runs for min workers, so
+   * an elastic job waits, preempts or is unplaceable exactly as a fixed gang of min would be.
+   */
+  private placeElastic(
+    state: ClusterState,
+    request: PlacementRequest,
+    spec: JobSpec,
+    options: PlaceOptions,
+    profile: ResolvedProfile,
+  ): Plan {
+    const bounds = spec.elastic!;
+    const info = request.elastic ?? { current: 0 };
+    const replicas = [...request.replicas].sort((a, b) => a - b);
+    const max = Math.min(bounds.max, replicas.length);
+    const min = Math.min(bounds.min, max);
+    const gone = info.releasing ?? [];
+    const capacity: Capacity = gone.length > 0 ? "soon" : "free";
+    const tried = new Map<number, { ctx: RequestContext; attempt: Attempt }>();
+    const sizes: SizeOption[] = proposeSizes(min, max).map((size) => {
+      const sized = { ...request, replicas: replicas.slice(0, size) };
+      const ctx = buildContext(sized, spec, options, profile, this.tables);
+      const attempt = this.attempt(state, ctx, capacity, gone);
+      tried.set(size, { ctx, attempt });
+      if (!attempt.ok) return { size, fits: false, hourly: 0, cost: 0, why: topRejection(attempt.rejections) };
+      const hourly = attempt.chosen.reduce((sum, c) => sum + c.candidate.pricePerGpuHour * spec.gpusPerReplica, 0);
+      return { size, fits: true, hourly, cost: totalCost(ctx, attempt.chosen) };
+    });
+    const decision = decideSize({
+      min: bounds.min,
+      max: bounds.max,
+      current: info.current,
+      options: sizes,
+      ...(info.budgetLeft !== undefined && { budgetLeft: info.budgetLeft }),
+    });
+    const elastic: ElasticPlan = elasticOf(bounds, info, decision);
+    if (decision.size === 0) {
+      const fixed = this.placeFixed(state, { ...request, replicas: replicas.slice(0, min) }, spec, options, profile);
+      return withElastic(fixed, elastic);
+    }
+    const chosen = tried.get(decision.size)!;
+    return withElastic(this.plan(chosen.ctx, "placed", chosen.attempt, ""), elastic);
+  }
+
+  private placeFixed(
+    state: ClusterState,
+    request: PlacementRequest,
+    spec: JobSpec,
+    options: PlaceOptions,
+    profile: ResolvedProfile,
+  ): Plan {
     const ctx = buildContext(request, spec, options, profile, this.tables);
     if (request.replicas.length === 0) return this.plan(ctx, "placed", emptyAttempt(), "");
 
@@ -289,6 +351,13 @@ export class PlacementEngine {
     if (!resolved) throw new UnknownProfileError(profile ?? this.active);
     return resolved;
   }
+}
+
+/** The plan with the size decision attached, its line first in the explanation's summary. */
+function withElastic(plan: Plan, elastic: ElasticPlan): Plan {
+  const explanation = { ...plan.explanation, elastic };
+  explanation.summary = describePlan(explanation);
+  return { ...plan, elastic, explanation };
 }
 
 /** Takes the replica's GPUs on the overlay: concrete indices when placing now, a count when checking "ever". */

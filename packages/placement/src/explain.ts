@@ -16,7 +16,7 @@ export function describePlacement(p: Placement): string {
 }
 
 export function describePlan(e: Explanation): string[] {
-  const lines: string[] = [];
+  const lines: string[] = e.elastic ? [e.elastic.summary] : [];
   const rejected = Object.entries(e.rejections)
     .sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1))
     .map(([reason, n]) => `${n} ${reason}`)

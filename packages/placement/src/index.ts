@@ -4,6 +4,21 @@
  */
 
 export { type BoundJob, transportationBound } from "./bound.js";
+export type { ElasticPlan } from "./elastic/place.js";
+export {
+  DEFAULT_SIZE_WEIGHTS,
+  decideSize,
+  proposeSizes,
+  SIZE_FILTERS,
+  SIZE_REASON,
+  SIZE_SCORERS,
+  type SizeChange,
+  type SizeDecision,
+  type SizeInput,
+  type SizeOption,
+  type SizeVerdict,
+  type SizeWeights,
+} from "./elastic/size.js";
 export { type EngineOptions, PlacementEngine } from "./engine.js";
 export { OverCommitError, ProfileError, UnknownProfileError } from "./errors.js";
 export { FILTERS } from "./filters/registry.js";

@@ -4,6 +4,7 @@
  * the benchmarks use the same types. Pure data: no I/O, no clock, no randomness here.
  */
 import type { GpuPrice, JobSpec, Micros } from "@capa/domain";
+import type { ElasticPlan } from "./elastic/place.js";
 import type { Profile } from "./profile.js";
 
 export interface GpuView {
@@ -64,6 +65,22 @@ export interface PlacementRequest {
   replicas: number[];
   /** GB each replica reads from `spec.dataRegion` (egress cost); defaults to the profile's `defaultDataGb`. */
   dataGb?: number;
+  /** Elastic gangs (`spec.elastic`): what the gang runs at now, and what the size decision must know. */
+  elastic?: ElasticRequest;
+}
+
+export interface ElasticRequest {
+  /** Workers running now; 0 = none (a first placement, or a re-placement after a loss or a grow). */
+  current: number;
+  /** Why the gang is being (re-)placed, for the explanation: "task j-2 lost: agent gone". */
+  cause?: string;
+  /** Money left in the job's budget (micros); absent = no budget (or no duration to price one). */
+  budgetLeft?: Micros;
+  /**
+   * The gang's own allocations, counted as free: asks "what size would it get if it restarted now?" (the grow
+   * check of a running gang). The plan is then only a decision: its GPUs are still held by these allocations.
+   */
+  releasing?: AllocationView[];
 }
 
 export interface PlaceOptions {
@@ -118,6 +135,8 @@ export interface Explanation {
   decidedAtMs: number;
   seed: number;
   estimatedCost: Micros;
+  /** Elastic gangs: the size decision (its summary is the first line of `summary`). */
+  elastic?: ElasticPlan;
 }
 
 export interface Plan {
@@ -128,4 +147,6 @@ export interface Plan {
   /** Allocations to stop first (outcome "preempting"). */
   preemptions: Preemption[];
   explanation: Explanation;
+  /** Elastic gangs: the size decision. */
+  elastic?: ElasticPlan;
 }

@@ -35,7 +35,8 @@ export function advertisedGpuModels(cluster: { agents(): Iterable<{ gpus: readon
 }
 
 /**
- * A wire spec with the defaults applied (kind UNSPECIFIED → batch, replicas 0 → 1, kill_grace_seconds 0 → 10)
+ * A wire spec with the defaults applied (kind UNSPECIFIED → batch, replicas 0 → 1, or elastic.max_replicas for
+ * an elastic job, kill_grace_seconds 0 → 10)
  * and its GPU models canonical. An unknown enum value stays `undefined` so validation names the field; an
  * unknown GPU model is INVALID_ARGUMENT at `<field>.gpu_models[i]` listing the known ones.
  */
@@ -57,7 +58,7 @@ export function specFromWire(
   return {
     ...s,
     kind,
-    replicas: s.replicas === 0 ? 1 : s.replicas,
+    replicas: s.replicas === 0 ? (s.elastic?.max ?? 1) || 1 : s.replicas,
     gpuModels,
     template: {
       ...s.template,

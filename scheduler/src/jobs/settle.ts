@@ -3,6 +3,7 @@
  * why, and close out tasks that can no longer run once the job is final.
  */
 import { foldJobState, isFinalJobState, type Job, type Task, type TaskState } from "@capa/domain";
+import { noteMembershipLoss } from "../elastic/membership.js";
 import { applyRetries, closeAttempt } from "../retries/policy.js";
 
 /** Tasks in these states wait for a (re-)placement. */
@@ -28,6 +29,7 @@ const RANK: Record<TaskState, number> = {
  * pending task keeps the epoch of its last run). A training gang with such a member restarts as a whole.
  */
 export function awaitsRestart(t: Task): boolean {
+  // (Callers pass an elastic gang's members only: its standby tasks are pending with an old epoch.)
   return NEEDS_PLACEMENT.has(t.state) && (t.state !== "pending" || t.epoch > 0);
 }
 
@@ -39,6 +41,8 @@ export function advances(from: TaskState, to: TaskState): boolean {
 /** Re-folds the job state; stamps `finishedAtMs` and a reason when it becomes final. Mutates and returns `job`. */
 export function settle(job: Job, nowMs: number): Job {
   const before = job.state;
+  // An elastic gang that can shrink does so instead of counting an attempt (elastic/membership.ts).
+  noteMembershipLoss(job, nowMs);
   // The retry policy first: a failed task with retries left is back to pending before the fold sees it.
   const retry = applyRetries(job, nowMs);
   const state = foldJobState(job);

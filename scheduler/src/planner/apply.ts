@@ -7,9 +7,10 @@
  * 3. Then the job is CAS-written with each task assigned (agent, GPUs, model, locked price, epoch).
  * The caller holds the job's lock, so status reports for the new epoch wait for the job commit.
  */
-import type { Job, TaskAssignment } from "@capa/domain";
+import type { Job, TaskAssignment, WorkerRendezvous } from "@capa/domain";
 import type { Logger } from "pino";
 import type { AgentRegistry } from "../agents/registry.js";
+import { generationReason, recordGeneration, workerRendezvous } from "../elastic/membership.js";
 import { NEEDS_PLACEMENT, settle } from "../jobs/settle.js";
 import { type AllocRepo, CommitRefused } from "../store/alloc-repo.js";
 import type { JobEntry, JobRepo } from "../store/job-repo.js";
@@ -33,6 +34,11 @@ export class PlanApplier {
     for (const p of plan.placements) byAgent.set(p.agentId, [...(byAgent.get(p.agentId) ?? []), p]);
     const written: string[] = [];
     const nowMs = this.now();
+    // A training gang is always placed whole: this placement is its next rendezvous generation.
+    const rendezvous =
+      job.spec.kind === "training"
+        ? workerRendezvous(job, plan.placements, (id) => this.agents.get(id)?.record.advert.hostname ?? "")
+        : new Map<number, WorkerRendezvous>();
     try {
       for (const agentId of [...byAgent.keys()].sort()) {
         const placements = byAgent.get(agentId)!;
@@ -40,7 +46,7 @@ export class PlanApplier {
           this.verify(agentId, placements, tasks);
           const ids = new Set(placements.map((p) => taskIdOf(job, p.replica)));
           const kept = tasks.filter((t) => !ids.has(t.taskId));
-          return [...kept, ...placements.map((p) => assignmentFor(job, p, epoch, nowMs))];
+          return [...kept, ...placements.map((p) => assignmentFor(job, p, epoch, nowMs, rendezvous.get(p.replica)))];
         });
         written.push(agentId);
       }
@@ -51,7 +57,7 @@ export class PlanApplier {
     }
     try {
       const committed = await this.jobs.mutateLocked(job.id, (current) =>
-        assignTasks(current, plan.placements, epoch, nowMs, this.agents),
+        assignTasks(current, plan, epoch, nowMs, this.agents),
       );
       if (!committed) throw new Error(`job ${job.id} disappeared`);
       return { ok: true, entry: committed };
@@ -122,7 +128,13 @@ function taskIdOf(job: Job, replica: number): string {
   return job.tasks.find((t) => t.replica === replica)!.id;
 }
 
-function assignmentFor(job: Job, p: Placement, epoch: number, nowMs: number): TaskAssignment {
+function assignmentFor(
+  job: Job,
+  p: Placement,
+  epoch: number,
+  nowMs: number,
+  rendezvous: WorkerRendezvous | undefined,
+): TaskAssignment {
   return {
     taskId: taskIdOf(job, p.replica),
     jobId: job.id,
@@ -135,10 +147,13 @@ function assignmentFor(job: Job, p: Placement, epoch: number, nowMs: number): Ta
     assignedAtMs: nowMs,
     stop: false,
     stopReason: "",
+    ...(rendezvous && { rendezvous }),
   };
 }
 
-function assignTasks(job: Job, placements: Placement[], epoch: number, nowMs: number, agents: AgentRegistry): Job {
+function assignTasks(job: Job, plan: Plan, epoch: number, nowMs: number, agents: AgentRegistry): Job {
+  const placements = plan.placements;
+  const reason = generationReason(job, plan.elastic);
   for (const p of placements) {
     const t = job.tasks.find((x) => x.replica === p.replica);
     if (!t || !NEEDS_PLACEMENT.has(t.state)) continue; // settled meanwhile; the stale listing is removed later
@@ -162,5 +177,11 @@ function assignTasks(job: Job, placements: Placement[], epoch: number, nowMs: nu
       lastCheckpointMs: 0,
     });
   }
+  recordGeneration(
+    job,
+    placements.map((p) => p.replica),
+    reason,
+    nowMs,
+  );
   return settle(job, nowMs);
 }

@@ -8,7 +8,7 @@
  * - Active tasks with no listing are orphans: lost (re-placed) or, when the job is ending, cancelled.
  * - Tasks waiting for a placement are returned in `place`; a gang only once none of its members still runs.
  */
-import { isFinalJobState, isFinalTaskState, type Job, type TaskAssignment } from "@capa/domain";
+import { isFinalJobState, isFinalTaskState, type Job, memberTasks, type TaskAssignment } from "@capa/domain";
 import { ACTIVE, awaitsRestart, NEEDS_PLACEMENT, settle } from "../jobs/settle.js";
 
 export interface Listing {
@@ -56,7 +56,7 @@ export function reconcile(
   const gangRestart =
     job.spec.kind === "training" &&
     !ending &&
-    job.tasks.some(awaitsRestart) &&
+    memberTasks(job).some(awaitsRestart) &&
     job.tasks.some((t) => ACTIVE.has(t.state));
 
   for (const task of job.tasks) {

@@ -11,6 +11,8 @@
 import { ConflictError, type Job } from "@capa/domain";
 import type { Logger } from "pino";
 import type { AgentRegistry } from "../agents/registry.js";
+import { budgetLeft, checkGrow, mayGrow } from "../elastic/grow.js";
+import { isElastic } from "../elastic/membership.js";
 import { NEEDS_PLACEMENT } from "../jobs/settle.js";
 import { unschedulableVerdict } from "../jobs/unschedulable.js";
 import type { SchedulerMetrics } from "../metrics.js";
@@ -162,7 +164,20 @@ export class PlannerWorker {
       }
       if (r.wakeAtMs !== undefined) this.d.queue.enqueue(entry.job.id, "retry backoff", r.wakeAtMs - nowMs);
       if (r.place.length > 0) await this.place(entry, r.place, evaluation, turn);
+      else if (mayGrow(entry.job)) await this.grow(entry, turn);
     });
+  }
+
+  /** A running elastic gang below max: would it get more workers now? If so, stop it to re-place it larger. */
+  private async grow(entry: JobEntry, turn?: Turn): Promise<void> {
+    if (turn) await turn.ready;
+    const verdict = checkGrow(this.d, entry);
+    turn?.done();
+    if (!verdict?.job) return;
+    void this.d.explanations.record(verdict.plan.explanation);
+    this.d.logger.info({ jobId: entry.job.id, reason: verdict.job.reason }, "elastic gang grows");
+    await this.d.jobs.write(entry, verdict.job);
+    await this.d.applier.changeListings(verdict.stops, []);
   }
 
   private async place(entry: JobEntry, replicas: number[], evaluation: Evaluation, turn?: Turn): Promise<void> {
@@ -171,7 +186,12 @@ export class PlannerWorker {
     const started = performance.now();
     const plan = this.d.engine.place(
       this.d.cluster,
-      { jobId: job.id, spec: this.d.placementSpec ? this.d.placementSpec(job) : job.spec, replicas },
+      {
+        jobId: job.id,
+        spec: this.d.placementSpec ? this.d.placementSpec(job) : job.spec,
+        replicas,
+        ...(isElastic(job) && { elastic: elasticRequest(job) }),
+      },
       { nowMs: this.d.now(), seed: seedFor(job.id) },
     );
     // Before any await: later evaluations plan around these GPUs while this commit is in flight.
@@ -257,6 +277,16 @@ export class PlannerWorker {
     if (entry.job.reason === reason) return;
     await this.d.jobs.write(entry, { ...entry.job, reason });
   }
+}
+
+/** What the engine's size decision needs to know about an elastic gang being (re-)placed. */
+function elasticRequest(job: Job): { current: number; cause?: string; budgetLeft?: number } {
+  const r = job.rendezvous;
+  return {
+    current: r?.size ?? 0,
+    ...(r?.changing && { cause: r.changing.reason }),
+    ...budgetLeft(job),
+  };
 }
 
 function waitingReason(job: Job, summary: string[], outcome: string): string {

@@ -19,8 +19,10 @@ import {
   type JobState,
   RETRY_ON,
   type RetryOn,
+  resetTaskToPending,
   type Task,
 } from "@capa/domain";
+import { retryExempt } from "../elastic/membership.js";
 
 export const MAX_BACKOFF_SECONDS = 600;
 /** Attempts kept on the job record (oldest dropped first): bounds the record however often a job retries. */
@@ -54,7 +56,7 @@ export function applyRetries(job: Job, nowMs: number): RetryOutcome {
   if (!policy || policy.max <= 0 || isFinalJobState(job.state) || job.cancelRequested) return {};
   const on = new Set(policy.on);
   const trigger = job.tasks.find(
-    (t) => RETRYABLE.has(t.state) && on.has(t.state as RetryOn) && inCurrentAttempt(job, t),
+    (t) => RETRYABLE.has(t.state) && on.has(t.state as RetryOn) && inCurrentAttempt(job, t) && !retryExempt(job, t),
   );
   if (!trigger) return {};
   const attempt = currentAttempt(job);
@@ -76,7 +78,7 @@ export function applyRetries(job: Job, nowMs: number): RetryOutcome {
   const restart = job.spec.kind === "training" ? job.tasks : [trigger];
   for (const t of restart) {
     if (t.state === "failed" || t.state === "succeeded") {
-      resetForRetry(t, `retry ${retry} of ${policy.max} after: ${reason}`);
+      resetTaskToPending(t, `retry ${retry} of ${policy.max} after: ${reason}`);
     }
     t.notBeforeMs = notBeforeMs;
   }
@@ -121,24 +123,4 @@ function describeEnd(t: Task): string {
     return `task ${t.id} ${how}${t.message && t.message !== how ? `: ${t.message}` : ""}`;
   }
   return `task ${t.id} ${t.state}${t.message ? `: ${t.message}` : ""}`;
-}
-
-/**
- * Back to pending for a new placement. The agent id is cleared so a late report of the old run is stale (fold
- * fences on agent and epoch) and the old listing no longer matches (reconcile removes it); the epoch stays, which
- * marks the task as one that ran before (a gang restart waits for such tasks; see settle.ts `awaitsRestart`).
- */
-function resetForRetry(t: Task, message: string): void {
-  Object.assign(t, {
-    state: "pending",
-    agentId: "",
-    gpuIndices: [],
-    gpuUuids: [],
-    exitCode: 0,
-    signal: "",
-    startedAtMs: 0,
-    finishedAtMs: 0,
-    message,
-    lastCheckpointMs: 0,
-  });
 }

@@ -86,6 +86,21 @@ export interface TaskAssignment {
   /** The task must stop (cancel, preemption); kept until the agent reports it final. */
   stop: boolean;
   stopReason: string;
+  /**
+   * Training gangs: the worker's place in its rendezvous generation; the agent sets torchrun's env from it
+   * (MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE, CAPA_GENERATION).
+   */
+  rendezvous: WorkerRendezvous | undefined;
+}
+
+export interface WorkerRendezvous {
+  generation: number;
+  worldSize: number;
+  rank: number;
+  localRank: number;
+  localWorldSize: number;
+  masterAddr: string;
+  masterPort: number;
 }
 
 /** Value of KV capa_allocs/<agentId>: the agent's whole desired state. */
@@ -899,6 +914,7 @@ function createBaseTaskAssignment(): TaskAssignment {
     assignedAtMs: 0,
     stop: false,
     stopReason: "",
+    rendezvous: undefined,
   };
 }
 
@@ -940,6 +956,9 @@ export const TaskAssignment: MessageFns<TaskAssignment> = {
     }
     if (message.stopReason !== "") {
       writer.uint32(90).string(message.stopReason);
+    }
+    if (message.rendezvous !== undefined) {
+      WorkerRendezvous.encode(message.rendezvous, writer.uint32(242).fork()).join();
     }
     return writer;
   },
@@ -1055,6 +1074,14 @@ export const TaskAssignment: MessageFns<TaskAssignment> = {
             message.stopReason = reader.string();
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.rendezvous = WorkerRendezvous.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1104,6 +1131,7 @@ export const TaskAssignment: MessageFns<TaskAssignment> = {
         : isSet(object.stop_reason)
         ? globalThis.String(object.stop_reason)
         : "",
+      rendezvous: isSet(object.rendezvous) ? WorkerRendezvous.fromJSON(object.rendezvous) : undefined,
     };
   },
 
@@ -1142,6 +1170,9 @@ export const TaskAssignment: MessageFns<TaskAssignment> = {
     if (message.stopReason !== "") {
       obj.stopReason = message.stopReason;
     }
+    if (message.rendezvous !== undefined) {
+      obj.rendezvous = WorkerRendezvous.toJSON(message.rendezvous);
+    }
     return obj;
   },
 
@@ -1163,6 +1194,194 @@ export const TaskAssignment: MessageFns<TaskAssignment> = {
     message.assignedAtMs = object.assignedAtMs ?? 0;
     message.stop = object.stop ?? false;
     message.stopReason = object.stopReason ?? "";
+    message.rendezvous = (object.rendezvous !== undefined && object.rendezvous !== null)
+      ? WorkerRendezvous.fromPartial(object.rendezvous)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseWorkerRendezvous(): WorkerRendezvous {
+  return { generation: 0, worldSize: 0, rank: 0, localRank: 0, localWorldSize: 0, masterAddr: "", masterPort: 0 };
+}
+
+export const WorkerRendezvous: MessageFns<WorkerRendezvous> = {
+  encode(message: WorkerRendezvous, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.generation !== 0) {
+      writer.uint32(8).uint32(message.generation);
+    }
+    if (message.worldSize !== 0) {
+      writer.uint32(16).uint32(message.worldSize);
+    }
+    if (message.rank !== 0) {
+      writer.uint32(24).uint32(message.rank);
+    }
+    if (message.localRank !== 0) {
+      writer.uint32(32).uint32(message.localRank);
+    }
+    if (message.localWorldSize !== 0) {
+      writer.uint32(40).uint32(message.localWorldSize);
+    }
+    if (message.masterAddr !== "") {
+      writer.uint32(50).string(message.masterAddr);
+    }
+    if (message.masterPort !== 0) {
+      writer.uint32(56).uint32(message.masterPort);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WorkerRendezvous {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWorkerRendezvous();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.generation = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.worldSize = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.rank = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.localRank = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.localWorldSize = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.masterAddr = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.masterPort = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WorkerRendezvous {
+    return {
+      generation: isSet(object.generation) ? globalThis.Number(object.generation) : 0,
+      worldSize: isSet(object.worldSize)
+        ? globalThis.Number(object.worldSize)
+        : isSet(object.world_size)
+        ? globalThis.Number(object.world_size)
+        : 0,
+      rank: isSet(object.rank) ? globalThis.Number(object.rank) : 0,
+      localRank: isSet(object.localRank)
+        ? globalThis.Number(object.localRank)
+        : isSet(object.local_rank)
+        ? globalThis.Number(object.local_rank)
+        : 0,
+      localWorldSize: isSet(object.localWorldSize)
+        ? globalThis.Number(object.localWorldSize)
+        : isSet(object.local_world_size)
+        ? globalThis.Number(object.local_world_size)
+        : 0,
+      masterAddr: isSet(object.masterAddr)
+        ? globalThis.String(object.masterAddr)
+        : isSet(object.master_addr)
+        ? globalThis.String(object.master_addr)
+        : "",
+      masterPort: isSet(object.masterPort)
+        ? globalThis.Number(object.masterPort)
+        : isSet(object.master_port)
+        ? globalThis.Number(object.master_port)
+        : 0,
+    };
+  },
+
+  toJSON(message: WorkerRendezvous): unknown {
+    const obj: any = {};
+    if (message.generation !== 0) {
+      obj.generation = Math.round(message.generation);
+    }
+    if (message.worldSize !== 0) {
+      obj.worldSize = Math.round(message.worldSize);
+    }
+    if (message.rank !== 0) {
+      obj.rank = Math.round(message.rank);
+    }
+    if (message.localRank !== 0) {
+      obj.localRank = Math.round(message.localRank);
+    }
+    if (message.localWorldSize !== 0) {
+      obj.localWorldSize = Math.round(message.localWorldSize);
+    }
+    if (message.masterAddr !== "") {
+      obj.masterAddr = message.masterAddr;
+    }
+    if (message.masterPort !== 0) {
+      obj.masterPort = Math.round(message.masterPort);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WorkerRendezvous>): WorkerRendezvous {
+    return WorkerRendezvous.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WorkerRendezvous>): WorkerRendezvous {
+    const message = createBaseWorkerRendezvous();
+    message.generation = object.generation ?? 0;
+    message.worldSize = object.worldSize ?? 0;
+    message.rank = object.rank ?? 0;
+    message.localRank = object.localRank ?? 0;
+    message.localWorldSize = object.localWorldSize ?? 0;
+    message.masterAddr = object.masterAddr ?? "";
+    message.masterPort = object.masterPort ?? 0;
     return message;
   },
 };

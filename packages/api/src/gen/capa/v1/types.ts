@@ -328,6 +328,11 @@ export interface JobSpec {
    * has). 0 (default) = keep waiting: agents may join later; the job's reason still says UNSCHEDULABLE.
    */
   failIfUnschedulableAfterSeconds: number;
+  /**
+   * Training only: an elastic gang that runs with min_replicas..max_replicas workers; replicas must equal
+   * max_replicas (0 = max_replicas). Absent: a fixed-size gang of `replicas`.
+   */
+  elastic: ElasticPolicy | undefined;
 }
 
 export interface JobSpec_DemandByRegionEntry {
@@ -338,6 +343,38 @@ export interface JobSpec_DemandByRegionEntry {
 export interface JobSpec_NodeSelectorEntry {
   key: string;
   value: string;
+}
+
+/**
+ * The gang starts once min_replicas workers fit (all or nothing for min), grows toward max_replicas when capacity
+ * frees (cheapest first) and shrinks on loss or preemption instead of failing, never below min_replicas. Each
+ * membership change is a new rendezvous generation; every worker is restarted with torchrun's env for it.
+ */
+export interface ElasticPolicy {
+  minReplicas: number;
+  maxReplicas: number;
+}
+
+/** One membership of a training gang. */
+export interface Generation {
+  generation: number;
+  /** Workers in it: the tasks with replica < size (a worker's RANK is its replica number). */
+  size: number;
+  /** Why it formed: "start", "grew 2 → 4: ...", "shrank 4 → 3: ...". */
+  reason: string;
+  atMs: number;
+}
+
+/** A training gang's rendezvous: every placement of the whole gang is a new generation. */
+export interface Rendezvous {
+  /** 1 = the first placement; 0 = never placed. */
+  generation: number;
+  size: number;
+  /** Set while the membership changes (the gang is being re-placed at a new size), with why and since when. */
+  changingReason: string;
+  changingSinceMs: number;
+  /** The generations, oldest first (at most 50). */
+  history: Generation[];
 }
 
 /**
@@ -440,6 +477,8 @@ export interface Job {
   attemptStartedAtMs: number;
   /** Every finished attempt, oldest first (at most 100). */
   attempts: Attempt[];
+  /** Training gangs: the current generation and its history. */
+  rendezvous: Rendezvous | undefined;
 }
 
 export interface GpuPrice {
@@ -530,6 +569,7 @@ function createBaseJobSpec(): JobSpec {
     deadlineUnixMs: 0,
     retries: undefined,
     failIfUnschedulableAfterSeconds: 0,
+    elastic: undefined,
   };
 }
 
@@ -600,6 +640,9 @@ export const JobSpec: MessageFns<JobSpec> = {
     }
     if (message.failIfUnschedulableAfterSeconds !== 0) {
       writer.uint32(176).int32(message.failIfUnschedulableAfterSeconds);
+    }
+    if (message.elastic !== undefined) {
+      ElasticPolicy.encode(message.elastic, writer.uint32(242).fork()).join();
     }
     return writer;
   },
@@ -799,6 +842,14 @@ export const JobSpec: MessageFns<JobSpec> = {
             message.failIfUnschedulableAfterSeconds = reader.int32();
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.elastic = ElasticPolicy.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -931,6 +982,7 @@ export const JobSpec: MessageFns<JobSpec> = {
         : isSet(object.fail_if_unschedulable_after_seconds)
         ? globalThis.Number(object.fail_if_unschedulable_after_seconds)
         : 0,
+      elastic: isSet(object.elastic) ? ElasticPolicy.fromJSON(object.elastic) : undefined,
     };
   },
 
@@ -1014,6 +1066,9 @@ export const JobSpec: MessageFns<JobSpec> = {
     if (message.failIfUnschedulableAfterSeconds !== 0) {
       obj.failIfUnschedulableAfterSeconds = Math.round(message.failIfUnschedulableAfterSeconds);
     }
+    if (message.elastic !== undefined) {
+      obj.elastic = ElasticPolicy.toJSON(message.elastic);
+    }
     return obj;
   },
 
@@ -1064,6 +1119,9 @@ export const JobSpec: MessageFns<JobSpec> = {
       ? RetryPolicy.fromPartial(object.retries)
       : undefined;
     message.failIfUnschedulableAfterSeconds = object.failIfUnschedulableAfterSeconds ?? 0;
+    message.elastic = (object.elastic !== undefined && object.elastic !== null)
+      ? ElasticPolicy.fromPartial(object.elastic)
+      : undefined;
     return message;
   },
 };
@@ -1234,6 +1292,361 @@ export const JobSpec_NodeSelectorEntry: MessageFns<JobSpec_NodeSelectorEntry> = 
     const message = createBaseJobSpec_NodeSelectorEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseElasticPolicy(): ElasticPolicy {
+  return { minReplicas: 0, maxReplicas: 0 };
+}
+
+export const ElasticPolicy: MessageFns<ElasticPolicy> = {
+  encode(message: ElasticPolicy, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.minReplicas !== 0) {
+      writer.uint32(8).int32(message.minReplicas);
+    }
+    if (message.maxReplicas !== 0) {
+      writer.uint32(16).int32(message.maxReplicas);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ElasticPolicy {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseElasticPolicy();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.minReplicas = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxReplicas = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ElasticPolicy {
+    return {
+      minReplicas: isSet(object.minReplicas)
+        ? globalThis.Number(object.minReplicas)
+        : isSet(object.min_replicas)
+        ? globalThis.Number(object.min_replicas)
+        : 0,
+      maxReplicas: isSet(object.maxReplicas)
+        ? globalThis.Number(object.maxReplicas)
+        : isSet(object.max_replicas)
+        ? globalThis.Number(object.max_replicas)
+        : 0,
+    };
+  },
+
+  toJSON(message: ElasticPolicy): unknown {
+    const obj: any = {};
+    if (message.minReplicas !== 0) {
+      obj.minReplicas = Math.round(message.minReplicas);
+    }
+    if (message.maxReplicas !== 0) {
+      obj.maxReplicas = Math.round(message.maxReplicas);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ElasticPolicy>): ElasticPolicy {
+    return ElasticPolicy.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ElasticPolicy>): ElasticPolicy {
+    const message = createBaseElasticPolicy();
+    message.minReplicas = object.minReplicas ?? 0;
+    message.maxReplicas = object.maxReplicas ?? 0;
+    return message;
+  },
+};
+
+function createBaseGeneration(): Generation {
+  return { generation: 0, size: 0, reason: "", atMs: 0 };
+}
+
+export const Generation: MessageFns<Generation> = {
+  encode(message: Generation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.generation !== 0) {
+      writer.uint32(8).uint32(message.generation);
+    }
+    if (message.size !== 0) {
+      writer.uint32(16).uint32(message.size);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    if (message.atMs !== 0) {
+      writer.uint32(32).int64(message.atMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Generation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGeneration();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.generation = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.size = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.atMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Generation {
+    return {
+      generation: isSet(object.generation) ? globalThis.Number(object.generation) : 0,
+      size: isSet(object.size) ? globalThis.Number(object.size) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      atMs: isSet(object.atMs)
+        ? globalThis.Number(object.atMs)
+        : isSet(object.at_ms)
+        ? globalThis.Number(object.at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: Generation): unknown {
+    const obj: any = {};
+    if (message.generation !== 0) {
+      obj.generation = Math.round(message.generation);
+    }
+    if (message.size !== 0) {
+      obj.size = Math.round(message.size);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.atMs !== 0) {
+      obj.atMs = Math.round(message.atMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Generation>): Generation {
+    return Generation.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Generation>): Generation {
+    const message = createBaseGeneration();
+    message.generation = object.generation ?? 0;
+    message.size = object.size ?? 0;
+    message.reason = object.reason ?? "";
+    message.atMs = object.atMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseRendezvous(): Rendezvous {
+  return { generation: 0, size: 0, changingReason: "", changingSinceMs: 0, history: [] };
+}
+
+export const Rendezvous: MessageFns<Rendezvous> = {
+  encode(message: Rendezvous, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.generation !== 0) {
+      writer.uint32(8).uint32(message.generation);
+    }
+    if (message.size !== 0) {
+      writer.uint32(16).uint32(message.size);
+    }
+    if (message.changingReason !== "") {
+      writer.uint32(26).string(message.changingReason);
+    }
+    if (message.changingSinceMs !== 0) {
+      writer.uint32(32).int64(message.changingSinceMs);
+    }
+    for (const v of message.history) {
+      Generation.encode(v!, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Rendezvous {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRendezvous();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.generation = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.size = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.changingReason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.changingSinceMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.history.push(Generation.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Rendezvous {
+    return {
+      generation: isSet(object.generation) ? globalThis.Number(object.generation) : 0,
+      size: isSet(object.size) ? globalThis.Number(object.size) : 0,
+      changingReason: isSet(object.changingReason)
+        ? globalThis.String(object.changingReason)
+        : isSet(object.changing_reason)
+        ? globalThis.String(object.changing_reason)
+        : "",
+      changingSinceMs: isSet(object.changingSinceMs)
+        ? globalThis.Number(object.changingSinceMs)
+        : isSet(object.changing_since_ms)
+        ? globalThis.Number(object.changing_since_ms)
+        : 0,
+      history: globalThis.Array.isArray(object?.history) ? object.history.map((e: any) => Generation.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: Rendezvous): unknown {
+    const obj: any = {};
+    if (message.generation !== 0) {
+      obj.generation = Math.round(message.generation);
+    }
+    if (message.size !== 0) {
+      obj.size = Math.round(message.size);
+    }
+    if (message.changingReason !== "") {
+      obj.changingReason = message.changingReason;
+    }
+    if (message.changingSinceMs !== 0) {
+      obj.changingSinceMs = Math.round(message.changingSinceMs);
+    }
+    if (message.history?.length) {
+      obj.history = message.history.map((e) => Generation.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Rendezvous>): Rendezvous {
+    return Rendezvous.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Rendezvous>): Rendezvous {
+    const message = createBaseRendezvous();
+    message.generation = object.generation ?? 0;
+    message.size = object.size ?? 0;
+    message.changingReason = object.changingReason ?? "";
+    message.changingSinceMs = object.changingSinceMs ?? 0;
+    message.history = object.history?.map((e) => Generation.fromPartial(e)) || [];
     return message;
   },
 };
@@ -2299,6 +2712,7 @@ function createBaseJob(): Job {
     attempt: 0,
     attemptStartedAtMs: 0,
     attempts: [],
+    rendezvous: undefined,
   };
 }
 
@@ -2351,6 +2765,9 @@ export const Job: MessageFns<Job> = {
     }
     for (const v of message.attempts) {
       Attempt.encode(v!, writer.uint32(130).fork()).join();
+    }
+    if (message.rendezvous !== undefined) {
+      Rendezvous.encode(message.rendezvous, writer.uint32(242).fork()).join();
     }
     return writer;
   },
@@ -2496,6 +2913,14 @@ export const Job: MessageFns<Job> = {
             message.attempts.push(Attempt.decode(reader, reader.uint32()));
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.rendezvous = Rendezvous.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2560,6 +2985,7 @@ export const Job: MessageFns<Job> = {
       attempts: globalThis.Array.isArray(object?.attempts)
         ? object.attempts.map((e: any) => Attempt.fromJSON(e))
         : [],
+      rendezvous: isSet(object.rendezvous) ? Rendezvous.fromJSON(object.rendezvous) : undefined,
     };
   },
 
@@ -2613,6 +3039,9 @@ export const Job: MessageFns<Job> = {
     if (message.attempts?.length) {
       obj.attempts = message.attempts.map((e) => Attempt.toJSON(e));
     }
+    if (message.rendezvous !== undefined) {
+      obj.rendezvous = Rendezvous.toJSON(message.rendezvous);
+    }
     return obj;
   },
 
@@ -2637,6 +3066,9 @@ export const Job: MessageFns<Job> = {
     message.attempt = object.attempt ?? 0;
     message.attemptStartedAtMs = object.attemptStartedAtMs ?? 0;
     message.attempts = object.attempts?.map((e) => Attempt.fromPartial(e)) || [];
+    message.rendezvous = (object.rendezvous !== undefined && object.rendezvous !== null)
+      ? Rendezvous.fromPartial(object.rendezvous)
+      : undefined;
     return message;
   },
 };

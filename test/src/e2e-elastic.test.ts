@@ -1,0 +1,238 @@
+/**
+ * Elastic gangs end to end: a real nats-server, the scheduler over gRPC and four real agents with one GPU each
+ * (three in-process, one a `capa agent` child process so it can be SIGKILLed), running real processes.
+ *
+ * An elastic 2..4 training gang starts at 2 while a blocker job holds the other two GPUs, grows to 4 when the
+ * blocker is cancelled, and shrinks to 3 when the child agent is SIGKILLed, never below 2. Every worker prints the
+ * torchrun env it got; in every generation the printed WORLD_SIZE is the generation's size and the RANKs are
+ * exactly 0..size-1. Each allocation that ran is charged exactly once.
+ */
+import type { ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type AgentHandle, startAgent } from "@capa/agent";
+import * as pb from "@capa/api";
+import { waitFor } from "@capa/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { assertCliBuilt, exited, startCapa } from "./cli-harness.js";
+import {
+  finalJob,
+  getJob,
+  H100_PRICE,
+  type Harness,
+  logs,
+  rpc,
+  silent,
+  spec,
+  startHarness,
+  stateName,
+  submit,
+} from "./scheduler-harness.js";
+
+const REGION = "eu-west";
+const IN_PROCESS = ["elastic-a", "elastic-b", "elastic-c"];
+const CHILD = "elastic-k";
+const TIMEOUT = 90_000;
+
+interface Printed {
+  task: string;
+  epoch: number;
+  generation: number;
+  rank: number;
+  world: number;
+  localRank: number;
+  master: string;
+}
+
+describe("elastic gang with real agents: start at min, grow, shrink on SIGKILL", () => {
+  let h: Harness;
+  let root: string;
+  const agents: AgentHandle[] = [];
+  let child: ChildProcess | undefined;
+
+  beforeAll(async () => {
+    assertCliBuilt();
+    root = mkdtempSync(join(tmpdir(), "capa-e2e-elastic-"));
+    h = await startHarness({ agentTimeoutMs: 3_000 });
+    for (const agentId of IN_PROCESS) {
+      agents.push(
+        await startAgent({
+          ...(await h.agentNats(agentId, REGION)),
+          agentId,
+          region: REGION,
+          prices: [H100_PRICE],
+          // The blocker job selects the pool=blocker agents, so the gang starts on the other two.
+          labels: agentId === "elastic-c" ? {} : { pool: "blocker" },
+          simulateGpus: "1xH100-80GB",
+          workDir: join(root, agentId),
+          advertIntervalMs: 500,
+          heartbeatIntervalMs: 200,
+          advertTtlSeconds: 10,
+          logger: silent,
+        }),
+      );
+    }
+    const workDir = join(root, CHILD);
+    mkdirSync(workDir, { recursive: true });
+    const { seedFile } = await h.enrollAgent(CHILD, REGION);
+    const started = startCapa([
+      "agent",
+      ...["--nats-url", h.nats.url, "--nats-nkey", seedFile, "--id", CHILD, "--region", REGION],
+      ...["--simulate-gpus", "1xH100-80GB", "--price", "H100-80GB=2.49", "--work-dir", workDir],
+      ...["--advert-interval", "500ms", "--heartbeat-interval", "200ms", "--advert-ttl", "3s", "--log-level", "warn"],
+    ]);
+    child = started.child;
+    await waitFor(
+      async () => {
+        if (child!.exitCode !== null) throw new Error(`capa agent exited: ${started.output().stderr}`);
+        const r = await rpc<pb.ListAgentsResponse>((cb) =>
+          h.operator.listAgents({ region: "", limit: 0, pageToken: "" }, cb),
+        );
+        return [...IN_PROCESS, CHILD].every((id) => r.agents.some((a) => a.agentId === id && a.status === "ready"));
+      },
+      { timeoutMs: 60_000, what: "four agents ready" },
+    );
+  });
+
+  afterAll(async () => {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGKILL");
+      await exited(child);
+    }
+    for (const a of agents) await a.stop();
+    await h?.stop();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  /** The job once its current generation has `size` workers, all running (returns it). */
+  async function generationOf(jobId: string, size: number, what: string): Promise<pb.Job> {
+    let job: pb.Job | undefined;
+    await waitFor(
+      async () => {
+        job = await getJob(h, jobId);
+        const r = job.rendezvous;
+        if (!r || r.size !== size || r.changingReason !== "") return false;
+        const members = job.tasks.filter((t) => t.replica < size);
+        return members.every((t) => t.state === pb.TaskState.TASK_STATE_RUNNING);
+      },
+      { timeoutMs: TIMEOUT, intervalMs: 100, what },
+    );
+    return job!;
+  }
+
+  async function printed(jobId: string): Promise<Printed[]> {
+    const out = logs(h, jobId, false);
+    await out.done;
+    const re = /task=(\S+) epoch=(\d+) gen=(\d+) rank=(\d+) world=(\d+) local=(\d+) master=(\S+)/g;
+    return [...out.text(pb.LogStream.LOG_STREAM_STDOUT).matchAll(re)].map((m) => ({
+      task: m[1]!,
+      epoch: Number(m[2]),
+      generation: Number(m[3]),
+      rank: Number(m[4]),
+      world: Number(m[5]),
+      localRank: Number(m[6]),
+      master: m[7]!,
+    }));
+  }
+
+  it("starts at 2 with 2 free slots, grows to 4, shrinks to 3 on an agent SIGKILL; env right in every generation", async () => {
+    const done = join(root, "done");
+    const blocker = await submit(
+      h,
+      spec({ replicas: 2, nodeSelector: { pool: "blocker" } }, ["sh", "-c", "while true; do sleep 0.2; done"]),
+    );
+    await waitFor(async () => stateName((await getJob(h, blocker.job!.id)).state) === "RUNNING", {
+      timeoutMs: TIMEOUT,
+      what: "blocker running on two agents",
+    });
+
+    const worker =
+      'echo "task=$CAPA_TASK_ID epoch=$CAPA_EPOCH gen=$CAPA_GENERATION rank=$RANK world=$WORLD_SIZE ' +
+      `local=$LOCAL_RANK master=$MASTER_ADDR:$MASTER_PORT"; while [ ! -f ${done} ]; do sleep 0.1; done`;
+    const { job: submitted } = await submit(
+      h,
+      spec(
+        {
+          kind: pb.JobKind.JOB_KIND_TRAINING,
+          replicas: 0, // defaults to elastic.max
+          allowFabricSpanning: true,
+          elastic: { minReplicas: 2, maxReplicas: 4 },
+        },
+        ["sh", "-c", worker],
+      ),
+    );
+    const jobId = submitted!.id;
+    expect(submitted!.tasks).toHaveLength(4);
+
+    // 1. Only two GPUs are free: it starts with min, on replicas 0 and 1; the others stand by.
+    const started = await generationOf(jobId, 2, "generation of 2 workers running");
+    expect(started.rendezvous!.generation).toBe(1);
+    expect(new Set(started.tasks.filter((t) => t.replica < 2).map((t) => t.agentId))).toEqual(
+      new Set(["elastic-c", CHILD]),
+    );
+    expect(started.tasks.filter((t) => t.replica >= 2).map((t) => t.state)).toEqual([
+      pb.TaskState.TASK_STATE_PENDING,
+      pb.TaskState.TASK_STATE_PENDING,
+    ]);
+
+    // 2. The blocker goes: two more GPUs free, the gang grows to 4 (restarting every worker).
+    await rpc((cb) => h.jobs.cancelJob({ jobId: blocker.job!.id, reason: "" }, cb));
+    const grown = await generationOf(jobId, 4, "generation of 4 workers running");
+    expect(grown.rendezvous!.history.at(-1)!.reason).toMatch(/^grew \d → 4/);
+    const explained = await rpc<pb.ExplainJobResponse>((cb) => h.operator.explainJob({ jobId }, cb));
+    expect(explained.explanation!.summary[0]).toMatch(/^elastic 2\.\.4: grow \d → 4 workers/);
+
+    // 3. The child agent is SIGKILLed: its worker is lost, the gang shrinks to 3 instead of failing.
+    child!.kill("SIGKILL");
+    await exited(child!);
+    const shrunk = await generationOf(jobId, 3, "generation of 3 workers running after the SIGKILL");
+    const last = shrunk.rendezvous!.history.at(-1)!;
+    expect(last.reason).toMatch(/^shrank 4 → 3: task \S+ lost/);
+    expect(shrunk.tasks.filter((t) => t.replica < 3).every((t) => t.agentId !== CHILD)).toBe(true);
+    expect(stateName(shrunk.state)).toBe("RUNNING");
+
+    // 4. The workers finish: the job succeeds with the 3 of the last generation; the standby task is closed.
+    writeFileSync(done, "");
+    const final = await finalJob(h, jobId, TIMEOUT);
+    expect(stateName(final.state)).toBe("SUCCEEDED");
+    expect(final.tasks.filter((t) => t.replica < 3).every((t) => t.state === pb.TaskState.TASK_STATE_SUCCEEDED)).toBe(
+      true,
+    );
+    expect(final.tasks[3]!.state).toBe(pb.TaskState.TASK_STATE_CANCELLED);
+
+    // Every generation: never below min, WORLD_SIZE = its size, RANKs exactly 0..size-1, one master.
+    const history = final.rendezvous!.history;
+    expect(history.map((g) => g.generation)).toEqual(history.map((_, i) => i + 1));
+    expect(history[0]!.size).toBe(2);
+    expect(history.at(-1)!.size).toBe(3);
+    expect(history.some((g) => g.size === 4)).toBe(true);
+    const lines = await printed(jobId);
+    for (const g of history) {
+      expect(g.size).toBeGreaterThanOrEqual(2);
+      const mine = lines.filter((l) => l.generation === g.generation);
+      expect(mine.map((l) => l.world)).toEqual(mine.map(() => g.size));
+      expect(mine.map((l) => l.rank).sort()).toEqual(Array.from({ length: g.size }, (_, i) => i));
+      expect(new Set(mine.map((l) => l.master)).size).toBe(1);
+      for (const l of mine) expect(l.task).toBe(`${jobId}-${l.rank}`);
+    }
+    console.log(
+      `[elastic] generations: ${history.map((g) => `${g.generation}:${g.size} (${g.reason.slice(0, 60)})`).join(" | ")}`,
+    );
+
+    // Billing: every allocation that ran (task + epoch, as the workers printed them) is charged exactly once.
+    const ran = [...new Set(lines.map((l) => `charge:${l.task}:${l.epoch}`))].sort();
+    let charges: string[] = [];
+    await waitFor(
+      async () => {
+        const inv = await rpc<pb.GetInvoiceResponse>((cb) =>
+          h.billing.getInvoice({ tenant: "acme", fromUnixMs: 0, toUnixMs: 0, jobId }, cb),
+        );
+        charges = (inv.lines[0]?.charges ?? []).map((c) => c.id);
+        return charges.length >= ran.length;
+      },
+      { timeoutMs: TIMEOUT, what: "every allocation charged" },
+    );
+    expect(charges.sort()).toEqual(ran);
+  });
+});
