@@ -89,7 +89,7 @@ export function chaosSteps(plan: ChaosPlan): ChaosStep[] {
       async run(c) {
         const nc = await c.stack.nats();
         const report = await c.watcher.stop();
-        const billing = await checkBilling(nc, report.allocations.values(), plan.billingSettleMs);
+        const billing = await checkBilling(nc, report.allocations.values(), plan.billingSettleMs, report.missed);
         c.log(
           `  ${report.revisions} allocation revisions checked (${report.missed} not seen), peak ${report.peakAllocated} of ${report.capacity} GPUs; ${billing.allocations} allocations, ${billing.charged} charged`,
         );
@@ -106,7 +106,7 @@ export function chaosSteps(plan: ChaosPlan): ChaosStep[] {
             "Billing after all of the above",
             "allocations not charged exactly once = GPU time",
             billing.mismatches.length,
-            `${billing.allocations} allocations`,
+            `${billing.allocations} allocations${billing.unverified ? `; ${billing.unverified} charges of allocations the watcher missed not judged` : ""}`,
           ),
         ];
       },
