@@ -18,6 +18,8 @@ export interface BillingReport {
   mismatches: string[];
   /** Charges for allocations the watcher missed (only when it missed revisions). */
   unverified: number;
+  /** Uncharged allocations of jobs that are not final. */
+  notEnded: number;
 }
 
 async function charges(nc: NatsConnection) {
@@ -31,6 +33,11 @@ export async function checkBilling(
   settleTimeoutMs: number,
   /** Revisions the allocation watcher never saw: a charge for an allocation it missed cannot be judged. */
   watcherMissed = 0,
+  /**
+   * Whether a job is final. An uncharged allocation of a job that never finished is not judged here (it has not
+   * ended; the fault's "acked jobs not finished" figure counts it).
+   */
+  jobFinal: (jobId: string) => Promise<boolean> = async () => true,
 ): Promise<BillingReport> {
   const expected = [...allocations];
   const byKey = (taskId: string, epoch: number) => `${taskId}/${epoch}`;
@@ -53,6 +60,7 @@ export async function checkBilling(
   // A charge for an allocation no assignment ever named is billing something that never ran.
   const assigned = new Set(expected.map((a) => byKey(a.taskId, a.epoch)));
   let unverified = 0;
+  let notEnded = 0;
   for (const k of counts.keys())
     if (assigned.has(k)) continue;
     else if (watcherMissed > 0) unverified++;
@@ -60,6 +68,10 @@ export async function checkBilling(
   for (const a of expected) {
     const k = byKey(a.taskId, a.epoch);
     const found = counts.get(k) ?? [];
+    if (found.length === 0 && !(await jobFinal(a.jobId))) {
+      notEnded++;
+      continue;
+    }
     if (found.length !== 1) {
       mismatches.push(`${k}: ${found.length} charges`);
       continue;
@@ -74,5 +86,5 @@ export async function checkBilling(
     if (c.amount !== costForGpuMillis(c.pricePerGpuHour, c.gpuMilliseconds))
       mismatches.push(`${k}: amount ${c.amount} ≠ ${costForGpuMillis(c.pricePerGpuHour, c.gpuMilliseconds)}`);
   }
-  return { allocations: expected.length, charged: counts.size, mismatches, unverified };
+  return { allocations: expected.length, charged: counts.size, mismatches, unverified, notEnded };
 }

@@ -12,6 +12,7 @@ import { duplicateSubmits } from "./faults/duplicates.js";
 import { gatewayCut } from "./faults/gateway-cut.js";
 import { type Figure, none } from "./report.js";
 import type { ChaosStack } from "./stack.js";
+import { FINAL } from "./workload.js";
 
 export interface ChaosPlan {
   regions: string[];
@@ -89,7 +90,17 @@ export function chaosSteps(plan: ChaosPlan): ChaosStep[] {
       async run(c) {
         const nc = await c.stack.nats();
         const report = await c.watcher.stop();
-        const billing = await checkBilling(nc, report.allocations.values(), plan.billingSettleMs, report.missed);
+        const client = c.stack.client();
+        const billing = await checkBilling(
+          nc,
+          report.allocations.values(),
+          plan.billingSettleMs,
+          report.missed,
+          async (id) => {
+            const { job } = await client.getJob({ jobId: id });
+            return FINAL.has(job!.state);
+          },
+        ).finally(() => client.close());
         c.log(
           `  ${report.revisions} allocation revisions checked (${report.missed} not seen), peak ${report.peakAllocated} of ${report.capacity} GPUs; ${billing.allocations} allocations, ${billing.charged} charged`,
         );
@@ -106,7 +117,7 @@ export function chaosSteps(plan: ChaosPlan): ChaosStep[] {
             "Billing after all of the above",
             "allocations not charged exactly once = GPU time",
             billing.mismatches.length,
-            `${billing.allocations} allocations${billing.unverified ? `; ${billing.unverified} charges of allocations the watcher missed not judged` : ""}`,
+            `${billing.allocations} allocations${billing.unverified ? `; ${billing.unverified} charges of allocations the watcher missed not judged` : ""}${billing.notEnded ? `; ${billing.notEnded} of unfinished jobs not judged` : ""}`,
           ),
         ];
       },

@@ -97,7 +97,11 @@ export function longestStall(acks: readonly Ack[], fromMs: number): number {
   return longest;
 }
 
-const FINAL = new Set([pb.JobState.JOB_STATE_SUCCEEDED, pb.JobState.JOB_STATE_FAILED, pb.JobState.JOB_STATE_CANCELLED]);
+export const FINAL = new Set([
+  pb.JobState.JOB_STATE_SUCCEEDED,
+  pb.JobState.JOB_STATE_FAILED,
+  pb.JobState.JOB_STATE_CANCELLED,
+]);
 
 /**
  * After a fault: every acknowledged job must exist and reach a final state. Returns the ids not found
