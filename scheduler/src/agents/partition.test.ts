@@ -13,9 +13,15 @@ const NOW = 100_000;
 const GRACE = 60_000;
 
 describe("decideLosses: a silent agent is lost, a silent region is held for the grace", () => {
-  it("loses one dead agent of a region whose others are heard", () => {
+  it("loses one dead agent as soon as another agent of its region is heard after its deadline", () => {
+    // a's deadline: NOW - 7 000 + 6 000 = NOW - 1 000; b was heard at NOW - 500, after it.
     const d = decideLosses([view("a", "eu", NOW - 7_000, true), view("b", "eu", NOW - 500, false)], NOW, GRACE);
     expect(d).toEqual({ lose: ["a"], held: [] });
+  });
+
+  it("holds a just-expired agent until its region shows it is reachable (b not heard since a's deadline)", () => {
+    const d = decideLosses([view("a", "eu", NOW - 6_100, true), view("b", "eu", NOW - 1_500, false)], NOW, GRACE);
+    expect(d).toEqual({ lose: [], held: [{ region: "eu", agents: 2, silentMs: 1_500 }] });
   });
 
   it("holds every agent of a region that went silent together, within the grace", () => {
@@ -27,10 +33,9 @@ describe("decideLosses: a silent agent is lost, a silent region is held for the 
     expect(d).toEqual({ lose: [], held: [{ region: "us", agents: 2, silentMs: 6_800 }] });
   });
 
-  it("holds a region whose other agents missed their last heartbeats too (heartbeats are not in step)", () => {
-    // Cut at NOW - 7 000: a's last heartbeat came just before, b's 1.8 s later than a's.
-    const d = decideLosses([view("a", "us", NOW - 7_000, true), view("b", "us", NOW - 5_200, false)], NOW, GRACE);
-    expect(d).toEqual({ lose: [], held: [{ region: "us", agents: 2, silentMs: 5_200 }] });
+  it("holds a cut region however its heartbeats were phased (b's last came 3.5 s after a's, before the cut)", () => {
+    const d = decideLosses([view("a", "us", NOW - 7_000, true), view("b", "us", NOW - 3_500, false)], NOW, GRACE);
+    expect(d).toEqual({ lose: [], held: [{ region: "us", agents: 2, silentMs: 3_500 }] });
   });
 
   it("loses them once the region has been silent for the grace", () => {

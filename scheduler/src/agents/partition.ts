@@ -4,10 +4,11 @@
  * the home cluster (a gateway cut, a WAN outage) or NATS itself being down, not every machine dying at once:
  * re-placing then would run every task of the region twice once the link returns. So the agents of a region
  * that is wholly silent are held, neither lost nor re-placed, for `graceMs` after the region's last sign of
- * life; after the grace they are lost as usual. "Wholly silent": one agent is past its timeout and every other
- * live agent of the region has missed more than half of its own (heartbeats are not in step, so after a cut the
- * last one heard is up to a heartbeat interval behind the first); a region where another agent was heard
- * recently is not cut, and its silent agent is lost at once. A region with fewer than `minAgents` live agents cannot tell a
+ * life; after the grace they are lost as usual. The test is evidence, not timing: an expired agent is lost as
+ * soon as another agent of its region is heard after the expired one's deadline (the region is reachable, so
+ * this machine is gone; with 2 s heartbeats that costs at most one heartbeat interval of detection). Until
+ * then it is held: after a cut no agent of the region is heard at all, however their heartbeats were phased
+ * or delayed by load. A region with fewer than `minAgents` live agents cannot tell a
  * dead machine from a cut link and gets no grace (a single agent's death is handled at its own timeout).
  * Pure: the liveness pass feeds it the registry's view.
  */
@@ -38,12 +39,7 @@ export interface LossDecision {
   held: HeldRegion[];
 }
 
-export function decideLosses(
-  views: readonly SilenceView[],
-  nowMs: number,
-  graceMs: number,
-  minAgents = 2,
-): LossDecision {
+export function decideLosses(views: readonly SilenceView[], nowMs: number, graceMs: number, minAgents = 2): LossDecision {
   const byRegion = new Map<string, SilenceView[]>();
   for (const v of views) {
     if (v.lost) continue;
@@ -56,11 +52,20 @@ export function decideLosses(
   for (const [region, live] of byRegion) {
     const expired = live.filter((v) => v.expired);
     if (expired.length === 0) continue;
-    const wholeRegion =
-      live.length >= minAgents && live.every((v) => v.expired || nowMs - v.lastSeenMs > v.timeoutMs / 2);
+    if (live.length < minAgents) {
+      lose.push(...expired.map((v) => v.agentId));
+      continue;
+    }
     const silentMs = nowMs - Math.max(...live.map((v) => v.lastSeenMs));
-    if (wholeRegion && silentMs < graceMs) held.push({ region, agents: live.length, silentMs });
-    else lose.push(...expired.map((v) => v.agentId));
+    let holding = 0;
+    for (const x of expired) {
+      // The region is reachable if another of its agents was heard after this one's deadline.
+      const deadline = x.lastSeenMs + x.timeoutMs;
+      const regionHeard = live.some((y) => y !== x && y.lastSeenMs > deadline);
+      if (regionHeard || silentMs >= graceMs) lose.push(x.agentId);
+      else holding++;
+    }
+    if (holding > 0) held.push({ region, agents: live.length, silentMs });
   }
   return { lose, held };
 }

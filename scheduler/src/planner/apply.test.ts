@@ -230,6 +230,27 @@ describe("plan applier", () => {
     expect(s.jobs.get("jgang")!.job.tasks.map((t) => t.state)).toEqual(["pending", "pending"]);
   });
 
+  it("an assignment write that timed out may have landed: kept for adoption (one agent), rolled back (a gang)", async () => {
+    const s = await setup();
+    const timeout = Object.assign(new Error("timeout"), { name: "TimeoutError" });
+    const write = s.allocKv.write.bind(s.allocKv);
+    s.allocKv.write = async (key, value, revision) => {
+      const revisionWritten = await write(key, value, revision); // it lands, but the caller only sees the timeout
+      if (key === "a2") throw timeout;
+      return revisionWritten;
+    };
+    // A gang over a1 and a2: all or nothing, so the write that may have landed is rolled back with a1's.
+    await expect(s.applier.commit(s.jobs.get("jgang")!, s.gang, 45)).rejects.toBe(timeout);
+    expect((await s.allocKv.get("a1"))?.value.tasks).toEqual([]);
+    expect((await s.allocKv.get("a2"))?.value.tasks).toEqual([]);
+    // One task on a2 alone: kept, for the re-plan to adopt instead of running the task twice.
+    const single = plan("jgang", [placement(1, "a2", [0, 1, 2, 3])]);
+    const err = await s.applier.commit(s.jobs.get("jgang")!, single, 46).catch((e: unknown) => e);
+    s.allocKv.write = write;
+    expect(err).toBeInstanceOf(JobCommitUncertain);
+    expect((await s.allocKv.get("a2"))?.value.tasks.map((t) => [t.taskId, t.epoch])).toEqual([["jgang-1", 46]]);
+  });
+
   it("still rolls the assignments back when the job commit is refused (a conflict, not an unknown outcome)", async () => {
     const s = await setup();
     s.jobKv.update = async () => {

@@ -3,7 +3,8 @@
  * 1. Per agent (sorted by id): read `capa_allocs/<agent>`, check the agent may take work and every planned GPU
  *    exists, is healthy and is not listed for any task (stopping ones included), then CAS-write the new list.
  * 2. Any refusal or error rolls back the agents already written (the plan is all or nothing, gangs included)
- *    and the caller re-plans.
+ *    and the caller re-plans; after an error other than a refusal the write that failed may still have landed,
+ *    so the re-plan adopts it if it did (JobCommitUncertain).
  * 3. Then the job is CAS-written with each task assigned (agent, GPUs, model, locked price, epoch). If that write
  *    loses a CAS race the assignments are rolled back. If its outcome is unknown (the store timed out or a stream
  *    is electing a leader) they are kept: the agent may already be running them (a short task may even have
@@ -48,6 +49,7 @@ export class PlanApplier {
     const byAgent = new Map<string, Placement[]>();
     for (const p of plan.placements) byAgent.set(p.agentId, [...(byAgent.get(p.agentId) ?? []), p]);
     const written: string[] = [];
+    let attempted = "";
     const nowMs = this.now();
     // A training gang is always placed whole: this placement is its next rendezvous generation.
     const rendezvous =
@@ -56,6 +58,7 @@ export class PlanApplier {
         : new Map<number, WorkerRendezvous>();
     try {
       for (const agentId of [...byAgent.keys()].sort()) {
+        attempted = agentId;
         const placements = byAgent.get(agentId)!;
         await this.allocs.mutate(agentId, (tasks) => {
           this.verify(agentId, placements, tasks);
@@ -66,8 +69,15 @@ export class PlanApplier {
         written.push(agentId);
       }
     } catch (err) {
-      await this.rollback(job, written, epoch);
-      if (err instanceof CommitRefused) return { ok: false, reason: err.message };
+      if (err instanceof CommitRefused) {
+        await this.rollback(job, written, epoch);
+        return { ok: false, reason: err.message };
+      }
+      // The failed write itself may have landed (a timeout). One agent's plan: keep it for the re-plan to adopt,
+      // rather than place the task again. A plan over several agents is all or nothing: roll that one back too.
+      const uncertain = !(err instanceof ConflictError);
+      if (uncertain && byAgent.size === 1) throw new JobCommitUncertain(job.id, { cause: err });
+      await this.rollback(job, uncertain ? [...written, attempted] : written, epoch);
       throw err;
     }
     try {
