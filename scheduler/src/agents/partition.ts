@@ -39,7 +39,12 @@ export interface LossDecision {
   held: HeldRegion[];
 }
 
-export function decideLosses(views: readonly SilenceView[], nowMs: number, graceMs: number, minAgents = 2): LossDecision {
+export function decideLosses(
+  views: readonly SilenceView[],
+  nowMs: number,
+  graceMs: number,
+  minAgents = 2,
+): LossDecision {
   const byRegion = new Map<string, SilenceView[]>();
   for (const v of views) {
     if (v.lost) continue;
