@@ -32,9 +32,17 @@ export interface SchedulerConfig {
    * Tests set it low.
    */
   agentTimeoutMs?: number;
+  /**
+   * When every agent of a region is silent at once (a cut link rather than dead machines), how long they are held
+   * before being lost and their tasks re-placed (`--partition-grace`). Default 120 000 ms.
+   */
+  partitionGraceMs?: number;
   /** How often agent liveness is checked. Default min(1000, timeout/4). */
   livenessIntervalMs?: number;
-  /** Leader lease length; renewed every third of it. Default 10 000 ms. */
+  /**
+   * Leader lease length; renewed every third of it. Default 8 000 ms: a dead leader is replaced within 8 s of
+   * its last renewal (the fault suite's failover goal is 10 s).
+   */
   leaseTtlMs?: number;
   /** Serve Prometheus metrics on http://metricsHost:metricsPort/metrics (port 0 = free). Off when undefined. */
   metricsPort?: number;
@@ -106,6 +114,7 @@ export interface ResolvedConfig {
   schedulerId: string;
   agentTimeoutMs: number | undefined;
   livenessIntervalMs: number;
+  partitionGraceMs: number;
   leaseTtlMs: number;
   metricsPort: number | undefined;
   metricsHost: string;
@@ -133,6 +142,7 @@ export interface ResolvedConfig {
 
 export const DEFAULT_GRPC_ADDRESS = "127.0.0.1:50051";
 export const DEFAULT_AGENT_TTL_MS = 30_000;
+export const DEFAULT_LEASE_TTL_MS = 8_000;
 export const DEFAULT_MAX_ADVERT_PRICE_PER_GPU_HOUR = 100_000_000;
 
 export function resolveConfig(config: SchedulerConfig): ResolvedConfig {
@@ -160,7 +170,8 @@ export function resolveConfig(config: SchedulerConfig): ResolvedConfig {
     livenessIntervalMs:
       positive(config.livenessIntervalMs, "livenessIntervalMs") ??
       Math.max(50, Math.min(1000, Math.floor((agentTimeoutMs ?? DEFAULT_AGENT_TTL_MS) / 4))),
-    leaseTtlMs: positive(config.leaseTtlMs, "leaseTtlMs") ?? 10_000,
+    partitionGraceMs: positive(config.partitionGraceMs, "partitionGraceMs") ?? 120_000,
+    leaseTtlMs: positive(config.leaseTtlMs, "leaseTtlMs") ?? DEFAULT_LEASE_TTL_MS,
     metricsPort: config.metricsPort,
     metricsHost: config.metricsHost ?? "127.0.0.1",
     httpPort: config.httpPort,

@@ -59,6 +59,11 @@ export class SchedulerMetrics {
     labelNames: ["method", "code"] as const,
     registers: [this.registry],
   });
+  readonly regionsHeld = new Gauge({
+    name: "capa_regions_held",
+    help: "Regions whose agents are all silent and held by the partition grace (not lost, not re-placed)",
+    registers: [this.registry],
+  });
   readonly forwardedCalls = new Counter({
     name: "capa_grpc_forwarded_total",
     help: "Leader-only calls a follower received, by method and outcome (forwarded, leader-error, not-forwarded)",

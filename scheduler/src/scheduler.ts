@@ -207,7 +207,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       heard: (agentId) => registry.heard(agentId),
     });
     const liveness = new AgentLiveness(
-      { registry, jobs, allocs, metrics, logger: log, now, evaluate },
+      { registry, jobs, allocs, metrics, logger: log, now, evaluate, partitionGraceMs: cfg.partitionGraceMs },
       cfg.livenessIntervalMs,
     );
     const leadership = new Leadership({

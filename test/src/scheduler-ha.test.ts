@@ -32,47 +32,70 @@ interface Lease {
 
 describe("scheduler HA: followers forward writes to the leader or name it", () => {
   let h: Harness;
-  let follower: SchedulerHandle;
-  let viaFollower: Clients;
+  let second: SchedulerHandle;
   let lease: TypedKv<Lease>;
+  const clients = new Map<SchedulerHandle, Clients>();
+
+  /**
+   * Which replica leads right now (a loaded machine can move the lease between tests), with clients of the
+   * follower. Waits until exactly one replica holds the lease.
+   */
+  async function roles(): Promise<{
+    leader: SchedulerHandle;
+    follower: SchedulerHandle;
+    viaFollower: Clients;
+    viaLeader: Clients;
+  }> {
+    const [leader, follower] = await waitFor(
+      () => {
+        const leaders = [h.scheduler, second].filter((s) => s.isLeader());
+        return leaders.length === 1 && (leaders[0] === h.scheduler ? [h.scheduler, second] : [second, h.scheduler]);
+      },
+      { what: "exactly one leader" },
+    );
+    const of = (s: SchedulerHandle) => {
+      const c = clients.get(s) ?? clientsFor(s.grpcAddress, h.adminToken);
+      clients.set(s, c);
+      return c;
+    };
+    return { leader: leader!, follower: follower!, viaFollower: of(follower!), viaLeader: of(leader!) };
+  }
 
   beforeAll(async () => {
-    h = await startHarness({ leaseTtlMs: 2_000 });
-    // The first scheduler must lead before the second starts: under load its recovery can still be running, and a
-    // follower started then may take the lease itself.
+    h = await startHarness({ leaseTtlMs: 8_000 });
+    // The first scheduler leads before the second starts (under load the second could otherwise take the lease).
     await waitFor(() => h.scheduler.isLeader(), { what: "the harness scheduler to lead", timeoutMs: 30_000 });
-    follower = await startScheduler({
+    second = await startScheduler({
       natsUrl: h.nats.url,
       natsNkeySeed: h.schedulerSeed,
       grpcAddress: "127.0.0.1:0",
       dataDir: h.dataDir,
-      leaseTtlMs: 2_000,
+      leaseTtlMs: 8_000,
       logger: silent,
     });
-    viaFollower = clientsFor(follower.grpcAddress, h.adminToken);
     lease = new TypedKv(h.store.leader, jsonCodec<Lease>());
   });
   afterAll(async () => {
-    viaFollower?.close();
-    await follower?.stop();
+    for (const c of clients.values()) c.close();
+    await second?.stop();
     await h?.stop();
   });
 
   it("writes the leader's address into the lease", async () => {
-    expect(h.scheduler.isLeader()).toBe(true);
-    expect(follower.isLeader()).toBe(false);
+    const { leader } = await roles();
     const current = await lease.get("scheduler");
-    expect(current?.value).toMatchObject({ holder: h.scheduler.schedulerId, address: h.scheduler.grpcAddress });
+    expect(current?.value).toMatchObject({ holder: leader.schedulerId, address: leader.grpcAddress });
   });
 
   it("forwards a submit to the leader, which audits it once; the follower serves the read", async () => {
+    const { viaFollower, viaLeader } = await roles();
     const { job, deduplicated } = await rpc<pb.SubmitJobResponse>((cb) =>
       viaFollower.jobs.submitJob({ requestId: "ha-fwd-1", tenant: "acme", spec: spec({}, ["true"]) }, cb),
     );
     expect(deduplicated).toBe(false);
     // The same request id through the leader is the same job (one writer, one request record).
     const again = await rpc<pb.SubmitJobResponse>((cb) =>
-      h.jobs.submitJob({ requestId: "ha-fwd-1", tenant: "acme", spec: spec({}, ["true"]) }, cb),
+      viaLeader.jobs.submitJob({ requestId: "ha-fwd-1", tenant: "acme", spec: spec({}, ["true"]) }, cb),
     );
     expect(again).toMatchObject({ deduplicated: true, job: { id: job!.id } });
     const read = await waitFor(
@@ -102,6 +125,7 @@ describe("scheduler HA: followers forward writes to the leader or name it", () =
   });
 
   it("passes the leader's own errors through unchanged (INVALID_ARGUMENT with its field)", async () => {
+    const { viaFollower } = await roles();
     const err = await rpcError((cb) =>
       viaFollower.jobs.submitJob({ requestId: "ha-bad", tenant: "acme", spec: spec({ gpusPerReplica: -1 }) }, cb),
     );
@@ -110,17 +134,19 @@ describe("scheduler HA: followers forward writes to the leader or name it", () =
   });
 
   it("refuses a call already forwarded once, naming the leader (no second hop)", async () => {
+    const { leader, viaFollower } = await roles();
     const md = new Metadata();
     md.set("capa-forwarded-by", "someone");
     const err = await rpcError<pb.CancelJobResponse>((cb) =>
       viaFollower.jobs.cancelJob({ jobId: "nope", reason: "x" }, md, cb),
     );
     expect(err.code).toBe(status.UNAVAILABLE);
-    expect(err.details).toContain(`the leader is ${h.scheduler.schedulerId} at ${h.scheduler.grpcAddress}`);
-    expect(err.metadata.get("capa-leader-address")).toEqual([h.scheduler.grpcAddress]);
+    expect(err.details).toContain(`the leader is ${leader.schedulerId} at ${leader.grpcAddress}`);
+    expect(err.metadata.get("capa-leader-address")).toEqual([leader.grpcAddress]);
   });
 
   it("answers UNAVAILABLE naming the leader when the leader does not answer; reads still work", async () => {
+    const { viaFollower } = await roles();
     // A lease naming a holder nobody runs: both replicas follow it until it expires.
     const current = await lease.get("scheduler");
     const ghost = "127.0.0.1:9"; // discard port: nothing listens there
@@ -129,13 +155,15 @@ describe("scheduler HA: followers forward writes to the leader or name it", () =
       {
         holder: "ghost",
         term: (current?.value.term ?? 0) + 1,
-        expiresAtMs: Date.now() + 8_000,
+        expiresAtMs: Date.now() + 15_000,
         acquiredAtMs: Date.now(),
         address: ghost,
       },
       current?.revision ?? 0,
     );
-    await waitFor(() => !h.scheduler.isLeader(), { what: "the leader steps down for the newer lease" });
+    await waitFor(() => !h.scheduler.isLeader() && !second.isLeader(), {
+      what: "the leader steps down for the newer lease",
+    });
     const err = await waitFor(
       async () => {
         const e = await rpcError((cb) =>
@@ -168,9 +196,9 @@ describe("scheduler HA: followers forward writes to the leader or name it", () =
           throw e;
         }
       },
-      { timeoutMs: 30_000, intervalMs: 250, what: "a submit accepted after the takeover" },
+      { timeoutMs: 60_000, intervalMs: 250, what: "a submit accepted after the takeover" },
     );
     expect(job?.id).toBeTruthy();
-    expect(h.scheduler.isLeader() || follower.isLeader()).toBe(true);
-  });
+    await waitFor(() => h.scheduler.isLeader() || second.isLeader(), { what: "a leader again" });
+  }, 90_000);
 });

@@ -19,7 +19,7 @@ export interface RetryPolicy {
   maxElapsedMs: number;
 }
 
-/** Rides out a leader failover (lease TTL 10 s) or a stream leader election (a few seconds). */
+/** Rides out a leader failover (lease TTL 8 s) or a stream leader election (a few seconds). */
 export const DEFAULT_RETRY: RetryPolicy = { retries: 10, minDelayMs: 100, maxDelayMs: 2_000, maxElapsedMs: 20_000 };
 
 export class AddressListError extends Error {

@@ -2,6 +2,7 @@
  * Agent loss (leader only): an agent silent past its timeout is marked lost (persisted); each of its tasks that
  * is not final becomes `lost` in its job (→ rescheduling), and its assignments are removed, so a returning
  * agent stops them and the GPUs are free in the cluster state. Affected jobs are re-evaluated.
+ * A region whose agents all went silent is held for the partition grace first (partition.ts).
  */
 import { isFinalTaskState } from "@capa/domain";
 import type { Logger } from "pino";
@@ -9,6 +10,7 @@ import { settle } from "../jobs/settle.js";
 import type { SchedulerMetrics } from "../metrics.js";
 import type { AllocRepo } from "../store/alloc-repo.js";
 import type { JobRepo } from "../store/job-repo.js";
+import { decideLosses } from "./partition.js";
 import type { AgentRegistry } from "./registry.js";
 
 export interface LivenessDeps {
@@ -19,6 +21,8 @@ export interface LivenessDeps {
   logger: Logger;
   now: () => number;
   evaluate: (jobId: string, reason: string) => void;
+  /** How long a wholly silent region's agents are held before they are lost (partition.ts). */
+  partitionGraceMs: number;
 }
 
 /**
@@ -37,6 +41,8 @@ export function lostTaskEnd(
 export class AgentLiveness {
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
+  /** Regions held by the partition grace, so each hold is logged once. */
+  private held = new Set<string>();
 
   constructor(
     private readonly d: LivenessDeps,
@@ -56,7 +62,16 @@ export class AgentLiveness {
     if (this.busy) return;
     this.busy = true;
     try {
-      for (const id of this.d.registry.expired()) await this.lose(id);
+      const { lose, held } = decideLosses(this.d.registry.silence(), this.d.now(), this.d.partitionGraceMs);
+      for (const h of held)
+        if (!this.held.has(h.region))
+          this.d.logger.warn(
+            { region: h.region, agents: h.agents, graceMs: this.d.partitionGraceMs },
+            "every agent of the region is silent: holding them (no re-placement) for the partition grace",
+          );
+      this.held = new Set(held.map((h) => h.region));
+      this.d.metrics.regionsHeld.set(held.length);
+      for (const id of lose) await this.lose(id);
       for (const id of this.d.registry.dirty()) await this.d.registry.persist(id);
     } catch (err) {
       this.d.logger.warn({ err }, "agent liveness pass failed; retrying next tick");

@@ -12,6 +12,7 @@ import { readAll } from "../store/read-all.js";
 import type { AgentRecord } from "../store/records.js";
 import type { WatchedEntry } from "../store/watch.js";
 import { advertFingerprint, advertProblem, agentTimeoutMs, agentView } from "./advert.js";
+import type { SilenceView } from "./partition.js";
 
 export interface AgentEntry {
   record: AgentRecord;
@@ -157,6 +158,19 @@ export class AgentRegistry {
 
   timeoutFor(entry: AgentEntry): number {
     return agentTimeoutMs(entry.record.advert, this.timeoutOverrideMs);
+  }
+
+  /** Every known agent's silence, for the loss decision (partition.ts). */
+  silence(): SilenceView[] {
+    const now = this.now();
+    return this.list().map((e) => ({
+      agentId: e.record.advert.agentId,
+      region: e.record.advert.region,
+      lastSeenMs: e.lastSeenMs,
+      lost: Boolean(e.record.lost),
+      expired: !e.record.lost && now - e.lastSeenMs > this.timeoutFor(e),
+      timeoutMs: this.timeoutFor(e),
+    }));
   }
 
   /** Agents silent past their timeout and not yet marked lost. */

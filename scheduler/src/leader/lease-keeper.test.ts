@@ -115,4 +115,19 @@ describe("lease keeper (fake timers and clock)", () => {
     expect(log).toEqual([expect.stringMatching(/^elected 5 at /)]);
     await k.stop();
   });
+
+  it("a follower takes over just after the lease it saw expires, not at its next tick", async () => {
+    const kv = new FakeLeaseKv();
+    // Expires 100 ms after a tick (ticks at 0, 333, 666, ...): the next tick would come 233 ms late.
+    kv.value = { holder: "s2", term: 4, expiresAtMs: T0 + 1_099, acquiredAtMs: T0 };
+    kv.revision = 7;
+    const { k, log } = keeper(kv);
+    await k.start();
+    await vi.advanceTimersByTimeAsync(1_098);
+    expect(log).toEqual([]);
+    await vi.advanceTimersByTimeAsync(20);
+    expect(log).toEqual(["elected 5 at 1109"]);
+    expect(kv.value).toMatchObject({ holder: "s1", term: 5 });
+    await k.stop();
+  });
 });

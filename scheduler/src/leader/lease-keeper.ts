@@ -6,6 +6,9 @@
  * write arms a deadline timer for that instant, which demotes unless a newer write has landed by then. The timer
  * does not depend on the store answering, and every KV call of a renewal is bounded by a timeout below the
  * margin, so a hung store neither keeps a leader acting nor blocks the next attempts.
+ *
+ * A follower also tries again the moment the lease it saw expires (not only at its next tick), so a leader that
+ * died is replaced at most one TTL after its last renewal: failover time is bounded by the TTL, not TTL + tick.
  */
 
 import type { TypedKv } from "@capa/bus";
@@ -28,6 +31,8 @@ export class LeaseKeeper {
   private held: LeaseRecord | undefined;
   private revision = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** A follower's extra attempt at the expiry of the lease it saw. */
+  private expiryTimer: NodeJS.Timeout | undefined;
   /** Demotes at `held.expiresAtMs - margin` unless a newer write re-armed it. */
   private deadline: NodeJS.Timeout | undefined;
   /** Counts successful lease writes; a deadline armed for an older write does nothing. */
@@ -75,6 +80,7 @@ export class LeaseKeeper {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    clearTimeout(this.expiryTimer);
     await this.chain;
     clearTimeout(this.deadline);
     if (this.leader) await this.setLeader(false);
@@ -100,6 +106,7 @@ export class LeaseKeeper {
       const decision = decideLease(current?.value, this.me, this.now(), this.ttlMs);
       this.observed = current?.value;
       if (decision.kind === "follow") {
+        this.attemptAtExpiry(decision.expiresAtMs);
         this.held = undefined;
         if (this.leader) await this.setLeader(false);
         return;
@@ -121,6 +128,13 @@ export class LeaseKeeper {
       // deadline timer enforces the same while this attempt hangs).
       if (this.leader && !mayAct(this.held, this.me, this.now(), this.marginMs)) await this.setLeader(false);
     }
+  }
+
+  private attemptAtExpiry(expiresAtMs: number): void {
+    clearTimeout(this.expiryTimer);
+    // Just past the expiry: decideLease treats `expiresAtMs <= now` as expired.
+    this.expiryTimer = setTimeout(() => void this.step(), Math.max(0, expiresAtMs - this.now()) + 10);
+    this.expiryTimer.unref?.();
   }
 
   /** After a successful write: demote at `expiresAtMs - margin` unless another write lands before. */

@@ -12,6 +12,7 @@ import type { Logger } from "pino";
 import type { SchedulerMetrics } from "../metrics.js";
 import { ensureDurableConsumer } from "../store/durable-consumer.js";
 import type { JobRepo } from "../store/job-repo.js";
+import { watchForQuiet } from "../store/quiet-consumer.js";
 import { reportOriginProblem } from "../tasks/report-origin.js";
 import { meteredAllocationOf } from "./allocations.js";
 import type { BudgetWatch } from "./budget-watch.js";
@@ -77,9 +78,15 @@ export class UsageConsumer {
         const messages = await consumer.consume({ max_messages: 100 });
         this.messages = messages;
         if (!this.active) messages.stop();
-        for await (const m of messages) {
-          this.handle(m.subject, m.data);
-          m.ack();
+        const quiet = watchForQuiet(jsm, STREAMS.tasks, USAGE_CONSUMER, () => messages.stop(), this.d.logger);
+        try {
+          for await (const m of messages) {
+            quiet.delivered();
+            this.handle(m.subject, m.data);
+            m.ack();
+          }
+        } finally {
+          quiet.stop();
         }
       } catch (err) {
         this.d.logger.warn({ err }, "usage consumer failed; restarting it");

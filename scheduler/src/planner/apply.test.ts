@@ -8,7 +8,7 @@ import { AllocRepo } from "../store/alloc-repo.js";
 import { JobRepo } from "../store/job-repo.js";
 import type { AgentRecord } from "../store/records.js";
 import { StatusConsumer } from "../tasks/status-consumer.js";
-import { PlanApplier } from "./apply.js";
+import { JobCommitUncertain, PlanApplier } from "./apply.js";
 import { clusterSync } from "./cluster-sync.js";
 import { createPlacement, type Placement, type Plan } from "./engine.js";
 
@@ -211,6 +211,54 @@ describe("plan applier", () => {
     expect(s.jobs.get("jgang")!.job.state).toBe("pending");
     expect(s.cluster.freeGpuIndices("a1")).toEqual([0, 1, 2, 3]);
     expect(s.cluster.freeGpuIndices("a2")).toEqual([0, 1, 3]);
+  });
+
+  it("keeps the assignments when the job commit's outcome is unknown (store timeout), for the retry to adopt", async () => {
+    const s = await setup();
+    const timeout = Object.assign(new Error("timeout"), { name: "TimeoutError" });
+    const update = s.jobKv.update.bind(s.jobKv);
+    s.jobKv.update = async () => {
+      throw timeout;
+    };
+    const err = await s.applier.commit(s.jobs.get("jgang")!, s.gang, 43).catch((e: unknown) => e);
+    s.jobKv.update = update;
+    expect(err).toBeInstanceOf(JobCommitUncertain);
+    expect((err as JobCommitUncertain).cause).toBe(timeout);
+    // An agent may already run them: removing them and planning again would run the tasks twice.
+    expect((await s.allocKv.get("a1"))?.value.tasks.map((t) => [t.taskId, t.epoch])).toEqual([["jgang-0", 43]]);
+    expect((await s.allocKv.get("a2"))?.value.tasks.map((t) => [t.taskId, t.epoch])).toEqual([["jgang-1", 43]]);
+    expect(s.jobs.get("jgang")!.job.tasks.map((t) => t.state)).toEqual(["pending", "pending"]);
+  });
+
+  it("an assignment write that timed out may have landed: kept for adoption (one agent), rolled back (a gang)", async () => {
+    const s = await setup();
+    const timeout = Object.assign(new Error("timeout"), { name: "TimeoutError" });
+    const write = s.allocKv.write.bind(s.allocKv);
+    s.allocKv.write = async (key, value, revision) => {
+      const revisionWritten = await write(key, value, revision); // it lands, but the caller only sees the timeout
+      if (key === "a2") throw timeout;
+      return revisionWritten;
+    };
+    // A gang over a1 and a2: all or nothing, so the write that may have landed is rolled back with a1's.
+    await expect(s.applier.commit(s.jobs.get("jgang")!, s.gang, 45)).rejects.toBe(timeout);
+    expect((await s.allocKv.get("a1"))?.value.tasks).toEqual([]);
+    expect((await s.allocKv.get("a2"))?.value.tasks).toEqual([]);
+    // One task on a2 alone: kept, for the re-plan to adopt instead of running the task twice.
+    const single = plan("jgang", [placement(1, "a2", [0, 1, 2, 3])]);
+    const err = await s.applier.commit(s.jobs.get("jgang")!, single, 46).catch((e: unknown) => e);
+    s.allocKv.write = write;
+    expect(err).toBeInstanceOf(JobCommitUncertain);
+    expect((await s.allocKv.get("a2"))?.value.tasks.map((t) => [t.taskId, t.epoch])).toEqual([["jgang-1", 46]]);
+  });
+
+  it("still rolls the assignments back when the job commit is refused (a conflict, not an unknown outcome)", async () => {
+    const s = await setup();
+    s.jobKv.update = async () => {
+      throw new ConflictError("key jgang changed");
+    };
+    await expect(s.applier.commit(s.jobs.get("jgang")!, s.gang, 44)).rejects.toBeInstanceOf(ConflictError);
+    expect((await s.allocKv.get("a1"))?.value.tasks).toEqual([]);
+    expect((await s.allocKv.get("a2"))?.value.tasks).toEqual([]);
   });
 
   it("refuses a draining agent", async () => {

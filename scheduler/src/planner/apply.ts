@@ -3,11 +3,16 @@
  * 1. Per agent (sorted by id): read `capa_allocs/<agent>`, check the agent may take work and every planned GPU
  *    exists, is healthy and is not listed for any task (stopping ones included), then CAS-write the new list.
  * 2. Any refusal or error rolls back the agents already written (the plan is all or nothing, gangs included)
- *    and the caller re-plans.
- * 3. Then the job is CAS-written with each task assigned (agent, GPUs, model, locked price, epoch).
+ *    and the caller re-plans; after an error other than a refusal the write that failed may still have landed,
+ *    so the re-plan adopts it if it did (JobCommitUncertain).
+ * 3. Then the job is CAS-written with each task assigned (agent, GPUs, model, locked price, epoch). If that write
+ *    loses a CAS race the assignments are rolled back. If its outcome is unknown (the store timed out or a stream
+ *    is electing a leader) they are kept: the agent may already be running them (a short task may even have
+ *    finished), so removing them and planning again would run the task twice. The caller's next evaluation of
+ *    the job adopts them instead (JobCommitUncertain).
  * The caller holds the job's lock, so status reports for the new epoch wait for the job commit.
  */
-import type { Job, TaskAssignment, WorkerRendezvous } from "@capa/domain";
+import { ConflictError, type Job, type TaskAssignment, type WorkerRendezvous } from "@capa/domain";
 import type { Logger } from "pino";
 import type { AgentRegistry } from "../agents/registry.js";
 import { generationReason, recordGeneration, workerRendezvous } from "../elastic/membership.js";
@@ -18,6 +23,17 @@ import type { Placement, Plan } from "./engine.js";
 import type { AllocRef, StopRef } from "./reconcile.js";
 
 export type CommitResult = { ok: true; entry: JobEntry } | { ok: false; reason: string };
+
+/** The assignments are written, the job commit's outcome is unknown: evaluate the job again adopting them. */
+export class JobCommitUncertain extends Error {
+  override readonly name = "JobCommitUncertain";
+  constructor(
+    readonly jobId: string,
+    options: { cause: unknown },
+  ) {
+    super(`job ${jobId}: the commit of its placement did not complete; its assignments are kept for adoption`, options);
+  }
+}
 
 export class PlanApplier {
   constructor(
@@ -33,6 +49,7 @@ export class PlanApplier {
     const byAgent = new Map<string, Placement[]>();
     for (const p of plan.placements) byAgent.set(p.agentId, [...(byAgent.get(p.agentId) ?? []), p]);
     const written: string[] = [];
+    let attempted = "";
     const nowMs = this.now();
     // A training gang is always placed whole: this placement is its next rendezvous generation.
     const rendezvous =
@@ -41,6 +58,7 @@ export class PlanApplier {
         : new Map<number, WorkerRendezvous>();
     try {
       for (const agentId of [...byAgent.keys()].sort()) {
+        attempted = agentId;
         const placements = byAgent.get(agentId)!;
         await this.allocs.mutate(agentId, (tasks) => {
           this.verify(agentId, placements, tasks);
@@ -51,8 +69,15 @@ export class PlanApplier {
         written.push(agentId);
       }
     } catch (err) {
-      await this.rollback(job, written, epoch);
-      if (err instanceof CommitRefused) return { ok: false, reason: err.message };
+      if (err instanceof CommitRefused) {
+        await this.rollback(job, written, epoch);
+        return { ok: false, reason: err.message };
+      }
+      // The failed write itself may have landed (a timeout). One agent's plan: keep it for the re-plan to adopt,
+      // rather than place the task again. A plan over several agents is all or nothing: roll that one back too.
+      const uncertain = !(err instanceof ConflictError);
+      if (uncertain && byAgent.size === 1) throw new JobCommitUncertain(job.id, { cause: err });
+      await this.rollback(job, uncertain ? [...written, attempted] : written, epoch);
       throw err;
     }
     try {
@@ -62,6 +87,7 @@ export class PlanApplier {
       if (!committed) throw new Error(`job ${job.id} disappeared`);
       return { ok: true, entry: committed };
     } catch (err) {
+      if (!(err instanceof ConflictError) && written.length > 0) throw new JobCommitUncertain(job.id, { cause: err });
       await this.rollback(job, written, epoch);
       throw err;
     }

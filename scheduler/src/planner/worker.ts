@@ -19,7 +19,7 @@ import type { SchedulerMetrics } from "../metrics.js";
 import type { AllocRepo } from "../store/alloc-repo.js";
 import type { JobEntry, JobRepo } from "../store/job-repo.js";
 import { seedFor } from "../util/ids.js";
-import type { PlanApplier } from "./apply.js";
+import { JobCommitUncertain, type PlanApplier } from "./apply.js";
 import { checkpointSync } from "./cluster-sync.js";
 import type { ClusterStateApi, PlacementEngineApi, Plan } from "./engine.js";
 import type { EpochSource } from "./epochs.js";
@@ -84,6 +84,8 @@ export class PlannerWorker {
   private readonly syncCheckpoints: (job: Job) => void;
   private readonly waiting = new WaitingJobs();
   private readonly turns = new PlanTurns();
+  /** Jobs whose last placement commit had an unknown outcome: their next evaluation adopts the listings. */
+  private readonly adoptNext = new Set<string>();
 
   constructor(private readonly d: PlannerDeps) {
     // Reported checkpoints (folded into the job's tasks) reach the allocations preemption weighs.
@@ -139,6 +141,7 @@ export class PlannerWorker {
       await this.evaluate(evaluation, false, turn);
     } catch (err) {
       if (err instanceof ConflictError) await this.d.jobs.refresh(evaluation.jobId).catch(() => undefined);
+      if (err instanceof JobCommitUncertain) this.adoptNext.add(err.jobId);
       const delay = Math.min(MAX_RETRY_DELAY_MS, this.d.retryDelayMs * 2 ** Math.min(evaluation.attempt, 6));
       this.d.logger.warn({ err, jobId: evaluation.jobId, delay }, "evaluation failed; retrying");
       if (this.running) this.d.queue.enqueue(evaluation.jobId, "retry", delay, evaluation.attempt + 1);
@@ -152,12 +155,14 @@ export class PlannerWorker {
       let entry = await jobs.fetch(evaluation.jobId);
       if (!entry) return;
       const nowMs = this.d.now();
+      const adopting = adopt || this.adoptNext.has(evaluation.jobId);
       const r = reconcile(entry.job, (taskId) => this.d.allocs.listings(taskId), {
         nowMs,
-        adopt,
+        adopt: adopting,
         agentRegion: (id) => this.d.agents.get(id)?.record.advert.region ?? "",
       });
       if (r.job) entry = await jobs.write(entry, r.job);
+      this.adoptNext.delete(evaluation.jobId);
       if (r.stops.length > 0 || r.removals.length > 0) {
         const freed = await this.d.applier.changeListings(r.stops, r.removals);
         if (freed) this.enqueueWaiting("capacity freed");

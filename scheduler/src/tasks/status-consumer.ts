@@ -13,6 +13,7 @@ import type { PlanApplier } from "../planner/apply.js";
 import type { AllocRepo } from "../store/alloc-repo.js";
 import { ensureDurableConsumer } from "../store/durable-consumer.js";
 import type { JobRepo } from "../store/job-repo.js";
+import { watchForQuiet } from "../store/quiet-consumer.js";
 import { foldStatus } from "./fold.js";
 import { reportOriginProblem } from "./report-origin.js";
 
@@ -100,18 +101,24 @@ export class StatusConsumer {
         // removals group-committed per agent); reports of one job keep their order, since `handle` takes the
         // job's lock (FIFO) before its first await. Each is acked only once applied.
         const inFlight = new Set<Promise<void>>();
-        for await (const m of messages) {
-          const applied = this.handle(m.subject, m.data)
-            .then(
-              () => m.ack(),
-              (err) => {
-                this.d.logger.warn({ err, subject: m.subject }, "task status not applied; will be redelivered");
-                m.nak(500);
-              },
-            )
-            .finally(() => inFlight.delete(applied));
-          inFlight.add(applied);
-          if (inFlight.size >= MAX_CONCURRENT_REPORTS) await Promise.race(inFlight);
+        const quiet = watchForQuiet(jsm, STREAMS.tasks, STATUS_CONSUMER, () => messages.stop(), this.d.logger);
+        try {
+          for await (const m of messages) {
+            quiet.delivered();
+            const applied = this.handle(m.subject, m.data)
+              .then(
+                () => m.ack(),
+                (err) => {
+                  this.d.logger.warn({ err, subject: m.subject }, "task status not applied; will be redelivered");
+                  m.nak(500);
+                },
+              )
+              .finally(() => inFlight.delete(applied));
+            inFlight.add(applied);
+            if (inFlight.size >= MAX_CONCURRENT_REPORTS) await Promise.race(inFlight);
+          }
+        } finally {
+          quiet.stop();
         }
         await Promise.allSettled(inFlight);
       } catch (err) {

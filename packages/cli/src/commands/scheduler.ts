@@ -27,6 +27,7 @@ interface SchedulerFlags {
   id?: string;
   agentTimeout?: number;
   leaseTtl?: number;
+  partitionGrace?: number;
   metricsPort?: number;
   metricsHost?: string;
   httpPort?: number;
@@ -62,7 +63,12 @@ export function schedulerCommand(): Command {
       "an agent silent this long is lost (default: its advert TTL)",
       parseDurationFlag,
     )
-    .option("--lease-ttl <duration>", "leader lease length (default 10s)", parseDurationFlag)
+    .option(
+      "--partition-grace <duration>",
+      "when every agent of a region is silent (a cut link), hold them this long before re-placing their tasks (default 2m)",
+      parseDurationFlag,
+    )
+    .option("--lease-ttl <duration>", "leader lease length (default 8s)", parseDurationFlag)
     .option("--metrics-port <port>", "serve Prometheus metrics on this port (off by default)", parseInteger)
     .option("--metrics-host <host>", "metrics listen host (default 127.0.0.1)")
     .option(
@@ -116,6 +122,7 @@ export function schedulerCommand(): Command {
             : {}),
           ...(flags.agentTimeout ? { agentTimeoutMs: flags.agentTimeout * 1000 } : {}),
           ...(flags.leaseTtl ? { leaseTtlMs: flags.leaseTtl * 1000 } : {}),
+          ...(flags.partitionGrace ? { partitionGraceMs: flags.partitionGrace * 1000 } : {}),
           ...(flags.metricsPort !== undefined ? { metricsPort: flags.metricsPort } : {}),
           ...(flags.metricsHost ? { metricsHost: flags.metricsHost } : {}),
           ...(flags.httpPort !== undefined ? { httpPort: flags.httpPort } : {}),
