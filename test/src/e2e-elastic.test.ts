@@ -214,7 +214,10 @@ describe("elastic gang with real agents: start at min, grow, shrink on SIGKILL",
       expect(mine.map((l) => l.world)).toEqual(mine.map(() => g.size));
       expect(mine.map((l) => l.rank).sort()).toEqual(Array.from({ length: g.size }, (_, i) => i));
       expect(new Set(mine.map((l) => l.master)).size).toBe(1);
-      for (const l of mine) expect(l.task).toBe(`${jobId}-${l.rank}`);
+      for (const l of mine) {
+        expect(l.task).toBe(`${jobId}-${l.rank}`);
+        expect(l.localRank).toBe(0);
+      }
     }
     console.log(
       `[elastic] generations: ${history.map((g) => `${g.generation}:${g.size} (${g.reason.slice(0, 60)})`).join(" | ")}`,
