@@ -146,6 +146,9 @@ step receipt verify "$STATE_DIR/receipt-tampered.json"
 
 admin_step audit --limit 5
 
+# An elastic training gang from a job file: starts at 2 workers, grows to 4 (scripts/demo-elastic.sh).
+. scripts/demo-elastic.sh
+
 # Inference services: a 2-region service, a scale-up under load, a canary promotion (scripts/demo-services.sh).
 . scripts/demo-services.sh
 

@@ -136,6 +136,18 @@ describe("elastic gang with real agents: start at min, grow, shrink on SIGKILL",
     }));
   }
 
+  /**
+   * Waits until every worker of `generation` printed its line: a worker's output reaches the log stream a little
+   * after it reports RUNNING, and the SIGKILLed agent's worker would otherwise lose a line it printed.
+   */
+  async function printedBy(jobId: string, generation: number, size: number): Promise<void> {
+    await waitFor(async () => (await printed(jobId)).filter((l) => l.generation === generation).length >= size, {
+      timeoutMs: TIMEOUT,
+      intervalMs: 200,
+      what: `the ${size} workers of generation ${generation} printed their env`,
+    });
+  }
+
   it("starts at 2 with 2 free slots, grows to 4, shrinks to 3 on an agent SIGKILL; env right in every generation", async () => {
     const done = join(root, "done");
     const blocker = await submit(
@@ -184,6 +196,7 @@ describe("elastic gang with real agents: start at min, grow, shrink on SIGKILL",
     expect(explained.explanation!.summary[0]).toMatch(/^elastic 2\.\.4: grow \d → 4 workers/);
 
     // 3. The child agent is SIGKILLed: its worker is lost, the gang shrinks to 3 instead of failing.
+    await printedBy(jobId, grown.rendezvous!.generation, 4);
     child!.kill("SIGKILL");
     await exited(child!);
     const shrunk = await generationOf(jobId, 3, "generation of 3 workers running after the SIGKILL");
@@ -214,7 +227,10 @@ describe("elastic gang with real agents: start at min, grow, shrink on SIGKILL",
       expect(mine.map((l) => l.world)).toEqual(mine.map(() => g.size));
       expect(mine.map((l) => l.rank).sort()).toEqual(Array.from({ length: g.size }, (_, i) => i));
       expect(new Set(mine.map((l) => l.master)).size).toBe(1);
-      for (const l of mine) expect(l.task).toBe(`${jobId}-${l.rank}`);
+      for (const l of mine) {
+        expect(l.task).toBe(`${jobId}-${l.rank}`);
+        expect(l.localRank).toBe(0);
+      }
     }
     console.log(
       `[elastic] generations: ${history.map((g) => `${g.generation}:${g.size} (${g.reason.slice(0, 60)})`).join(" | ")}`,

@@ -88,7 +88,7 @@ describe("elastic membership (settle)", () => {
 });
 
 describe("rendezvous generations", () => {
-  it("ranks by replica, local ranks per agent, rank 0's host as master, a port per job and generation", () => {
+  it("ranks by replica, one local process per worker, rank 0's host as master, a port per job and generation", () => {
     const job = elastic(["pending", "pending", "pending", "pending"], 2);
     const placements = [
       { replica: 2, agentId: "b" },
@@ -104,7 +104,7 @@ describe("rendezvous generations", () => {
           worldSize: 3,
           rank: 0,
           localRank: 0,
-          localWorldSize: 2,
+          localWorldSize: 1,
           masterAddr: "host-a",
           masterPort: masterPort("j1", 3),
         },
@@ -115,8 +115,8 @@ describe("rendezvous generations", () => {
           generation: 3,
           worldSize: 3,
           rank: 1,
-          localRank: 1,
-          localWorldSize: 2,
+          localRank: 0,
+          localWorldSize: 1,
           masterAddr: "host-a",
           masterPort: masterPort("j1", 3),
         },

@@ -62,8 +62,11 @@ export function masterPort(jobId: string, generation: number): number {
 }
 
 /**
- * The rendezvous of each worker of a gang placement, by replica: generation = the job's next, rank = position
- * by replica, local rank = position among the gang's workers on the same agent, master = rank 0's host.
+ * The rendezvous of each worker of a gang placement, by replica: generation = the job's next, rank = position by
+ * replica, master = rank 0's host. Each worker is its own torchrun "node" with one local process (LOCAL_RANK 0,
+ * LOCAL_WORLD_SIZE 1, GROUP_RANK = RANK): it sees only its own GPUs (CUDA_VISIBLE_DEVICES), so `cuda:LOCAL_RANK`
+ * must be its first GPU even when two workers share a machine; a worker with several GPUs runs
+ * `torchrun --nproc-per-node=G --nnodes=$WORLD_SIZE --node-rank=$RANK` itself.
  */
 export function workerRendezvous(
   job: Pick<Job, "id" | "rendezvous">,
@@ -77,16 +80,13 @@ export function workerRendezvous(
   const master = sorted[0]!.agentId;
   const masterAddr = hostOf(master) || master;
   const port = masterPort(job.id, generation);
-  const perAgent = new Map<string, number[]>();
-  for (const p of sorted) perAgent.set(p.agentId, [...(perAgent.get(p.agentId) ?? []), p.replica]);
   sorted.forEach((p, rank) => {
-    const local = perAgent.get(p.agentId)!;
     out.set(p.replica, {
       generation,
       worldSize: sorted.length,
       rank,
-      localRank: local.indexOf(p.replica),
-      localWorldSize: local.length,
+      localRank: 0,
+      localWorldSize: 1,
       masterAddr,
       masterPort: port,
     });

@@ -223,7 +223,8 @@ export class PlannerWorker {
         this.d.queue.enqueue(job.id, "commit conflict", this.d.retryDelayMs, evaluation.attempt + 1);
         return;
       }
-      if (result.entry.job.tasks.some((t) => NEEDS_PLACEMENT.has(t.state))) {
+      // An elastic gang placed at fewer than max runs; its standby tasks wait for growth, not the job.
+      if (!plan.elastic && result.entry.job.tasks.some((t) => NEEDS_PLACEMENT.has(t.state))) {
         await this.noteWaiting(result.entry, plan.explanation.summary);
       }
       return;

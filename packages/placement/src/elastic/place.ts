@@ -4,6 +4,7 @@
  */
 import type { ElasticPolicy } from "@capa/domain";
 import type { ElasticRequest } from "../model.js";
+import { REASON } from "../reasons.js";
 import type { SizeChange, SizeDecision, SizeVerdict } from "./size.js";
 
 export interface ElasticPlan {
@@ -34,8 +35,19 @@ export function elasticOf(bounds: ElasticPolicy, info: ElasticRequest, decision:
   };
 }
 
-/** The rejection the search counted most (how a size that does not fit is explained). */
+/**
+ * Why a size does not fit: a capacity reason when the search counted one (the other rejections, such as other
+ * models or regions, would have held for any size), else the one counted most.
+ */
 export function topRejection(rejections: Record<string, number>): string {
+  const capacity = CAPACITY_REASONS.find((r) => (rejections[r] ?? 0) > 0);
+  if (capacity) return `${rejections[capacity]} ${capacity}`;
   const top = Object.entries(rejections).sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1))[0];
   return top ? `${top[1]} ${top[0]}` : "no capacity";
 }
+
+const CAPACITY_REASONS: readonly string[] = [
+  REASON.gangDoesNotFitRegion,
+  REASON.fabricDomainTooSmall,
+  REASON.insufficientGpus,
+];

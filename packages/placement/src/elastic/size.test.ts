@@ -160,7 +160,9 @@ describe("PlacementEngine with an elastic gang", () => {
     expect(plan.placements.map((p) => p.replica)).toEqual([0, 1]);
     expect(plan.placements.map((p) => p.agentId).sort()).toEqual(["a", "b"]);
     expect(plan.elastic).toMatchObject({ size: 2, change: "start" });
-    expect(plan.explanation.summary[0]).toMatch(/^elastic 2\.\.4: 2 worker\(s\) at \$4\.00\/h; larger: 4 does-not-fit/);
+    expect(plan.explanation.summary[0]).toBe(
+      "elastic 2..4: 2 worker(s) at $4.00/h; larger: 4 does-not-fit (4 gang-does-not-fit-region), 3 does-not-fit (4 gang-does-not-fit-region)",
+    );
   });
 
   it("a running gang counting its own GPUs as free sees that it can grow", () => {

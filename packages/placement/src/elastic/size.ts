@@ -158,15 +158,10 @@ function summaryOf(input: SizeInput, size: number, change: SizeChange, list: Siz
   const chosen = list.find((v) => v.size === size)!;
   const price = chosen.hourly !== undefined ? ` at ${formatUsd(chosen.hourly)}/h` : "";
   const larger = list.filter((v) => v.size > size);
-  const why =
-    larger.length === 0
-      ? size === input.max
-        ? "the most allowed"
-        : ""
-      : larger
-          .slice(0, 3)
-          .map((v) => `${v.size} ${v.verdict}${v.why ? ` (${v.why})` : ""}`)
-          .join(", ");
+  const why = larger
+    .slice(0, 3)
+    .map((v) => `${v.size} ${v.verdict}${v.why ? ` (${v.why})` : ""}`)
+    .join(", ");
   const head =
     change === "start"
       ? `${range}: ${size} worker(s)${price}`
@@ -175,6 +170,7 @@ function summaryOf(input: SizeInput, size: number, change: SizeChange, list: Siz
         : change === "shrink"
           ? `${range}: shrink ${input.current} → ${size} workers${price}`
           : `${range}: keep ${size} worker(s)${price}`;
+  if (size === input.max) return `${head} (the max)`;
   return why ? `${head}; larger: ${why}` : head;
 }
 
