@@ -212,12 +212,13 @@ export class RunningTask {
       const grace = a.template.killGraceSeconds > 0 ? a.template.killGraceSeconds : DEFAULT_KILL_GRACE_SECONDS;
       const env = taskEnv(a, deps.inheritEnv, deps.baseEnv, this.checkpointPath);
       const taskDir = join(deps.workDir, "tasks", a.taskId);
-      const mounts = await this.stage(env, taskDir);
-      await this.prepareCheckpoints(env, log);
+      // Only awaited when there is work: a plain task starts without yielding, so a stop cannot slip in between.
+      const mounts = a.data?.length ? await this.stage(env, taskDir) : [];
+      if (a.checkpoint) await this.prepareCheckpoints(env, log);
       if (this.checkpointDir && !this.checkpointDir.startsWith(`${taskDir}/`))
         mounts.push({ hostPath: this.checkpointDir, containerPath: this.checkpointDir, readOnly: false });
       if (deps.prober) env.PORT = String(await deps.prober.assignPort());
-      this.imageDigest = (await driver.imageDigest?.(a)) ?? "";
+      if (driver.imageDigest && a.template.image) this.imageDigest = await driver.imageDigest(a);
       const run = driver.run(a, env, cwd, taskDir, mounts);
       this.proc = TaskProcess.start(
         {
