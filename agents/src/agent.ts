@@ -21,6 +21,7 @@ import { type Logger, pino } from "pino";
 import type { AdvertBody } from "./advertiser.js";
 import { Advertiser } from "./advertiser.js";
 import { AssignmentsWatcher } from "./assignments-watcher.js";
+import { CheckpointTransfer } from "./checkpoints/transfer.js";
 import { AGENT_VERSION, type AgentConfig, type ResolvedAgentConfig, resolveAgentConfig } from "./config.js";
 import { Drivers } from "./drivers/index.js";
 import { AgentConfigError } from "./errors.js";
@@ -120,6 +121,7 @@ class Agent {
   private lastResyncMs = 0;
   private stopping: Promise<void> | undefined;
   private priceControl: { stop(): void } | undefined;
+  private readonly checkpoints: CheckpointTransfer;
 
   constructor(
     private readonly cfg: ResolvedAgentConfig,
@@ -134,6 +136,7 @@ class Agent {
     this.outbox = new Outbox(js, { logger });
     this.reporter = new Reporter(this.outbox, { agentId: cfg.agentId, bootId: this.bootId });
     this.records = new TaskRecords(cfg.workDir);
+    this.checkpoints = new CheckpointTransfer({ nc, region: cfg.region, agentId: cfg.agentId });
     this.advertiser = new Advertiser(
       { publisher: nc, region: cfg.region, agentId: cfg.agentId, advertIntervalMs: cfg.advertIntervalMs, logger },
       () => this.advertBody(),
@@ -390,6 +393,8 @@ class Agent {
       inheritEnv: this.cfg.inheritEnv,
       drivers: this.drivers,
       usageIntervalMs: this.cfg.usageIntervalMs,
+      storeCheckpoint: (t, found) => this.checkpoints.store(t, found),
+      fetchCheckpoint: (t, checkpoint, intoDir) => this.checkpoints.fetch(t, checkpoint, intoDir),
       reporter: this.reporter,
       records: this.records,
       logger: this.logger,

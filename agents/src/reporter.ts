@@ -3,7 +3,7 @@
  * from time, so a retry — or a re-publish after an agent restart — is deduplicated by the CAPA_TASKS stream.
  */
 import { encode, subjects } from "@capa/bus";
-import type { LogChunk, TaskState, TaskStatusReport, UsageReport } from "@capa/domain";
+import type { Checkpoint, LogChunk, TaskState, TaskStatusReport, UsageReport } from "@capa/domain";
 import type { Outbox } from "./outbox.js";
 
 export interface TaskRef {
@@ -20,6 +20,11 @@ export interface StatusDetails {
   message?: string;
   /** When the task last signalled a checkpoint (mtime of `$CAPA_CHECKPOINT_FILE`); 0 = none this run. */
   lastCheckpointMs?: number;
+  /** The newest complete checkpoint in `$CAPA_CHECKPOINT_DIR`. */
+  checkpoint?: Checkpoint;
+  imageDigest?: string;
+  resumedFrom?: Checkpoint;
+  resumeNote?: string;
 }
 
 /** A running task re-reports "running" per checkpoint: those reports carry the checkpoint time in their msgID. */
@@ -75,6 +80,10 @@ export class Reporter {
       sentAtMs: this.now(),
       bootId: this.agent.bootId,
       ...(details.lastCheckpointMs ? { lastCheckpointMs: details.lastCheckpointMs } : {}),
+      ...(details.checkpoint && { checkpoint: details.checkpoint }),
+      ...(details.imageDigest && { imageDigest: details.imageDigest }),
+      ...(details.resumedFrom && { resumedFrom: details.resumedFrom }),
+      ...(details.resumeNote && { resumeNote: details.resumeNote }),
     };
     this.send(report);
     return report;

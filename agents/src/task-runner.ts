@@ -7,14 +7,29 @@
  */
 import { mkdirSync, statSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
-import { requiredDriver, type TaskAssignment, type TaskState, type TaskStatusReport } from "@capa/domain";
+import {
+  type Checkpoint,
+  requiredDriver,
+  type TaskAssignment,
+  type TaskState,
+  type TaskStatusReport,
+} from "@capa/domain";
 import type { Logger } from "pino";
-import { type Drivers, processDriver } from "./drivers/index.js";
+import {
+  checkpointDirOf,
+  copyLocalCheckpoint,
+  type FoundCheckpoint,
+  freshResumeDir,
+  newestCheckpoint,
+} from "./checkpoints/index.js";
+import type { StoredCopy } from "./checkpoints/transfer.js";
+import { type DriverMount, type Drivers, processDriver } from "./drivers/index.js";
 import { type ExecExit, TaskProcess } from "./executor.js";
 import { LogShipper } from "./log-shipper.js";
 import type { RunningTaskView } from "./reconciler.js";
-import { type Reporter, usageReport } from "./reporter.js";
+import { type Reporter, type StatusDetails, usageReport } from "./reporter.js";
 import type { ReplicaProber } from "./service-replica.js";
+import { defaultStagers, type StagedData, type StagerRegistry, StagingError, stageData } from "./staging/index.js";
 import { processStartTicks, type TaskRecord, type TaskRecords } from "./task-records.js";
 
 export interface TaskRunnerDeps {
@@ -31,7 +46,23 @@ export interface TaskRunnerDeps {
   drivers?: Drivers;
   /** A service replica's port and readiness prober (service-replica.ts); undefined for other tasks. */
   prober?: ReplicaProber;
+  /** Stagers for `data:` inputs by URI scheme; default: file:// and host paths. */
+  stagers?: StagerRegistry;
+  /** How often `$CAPA_CHECKPOINT_DIR` is scanned for a new complete checkpoint; default 1 s. */
+  checkpointPollMs?: number;
+  /**
+   * Fetches a checkpoint another agent wrote (through the scheduler's checkpoint store) into `intoDir`; resolves
+   * with the local path. Absent = this agent cannot fetch, so such a task starts fresh (and says why).
+   */
+  fetchCheckpoint?: (a: TaskAssignment, checkpoint: Checkpoint, intoDir: string) => Promise<string>;
+  /**
+   * Copies a new complete checkpoint into the scheduler's checkpoint store before it is reported, so a reported
+   * `copy: "stored"` is one any agent can fetch. Absent = checkpoints stay on this agent (`copy: "agent"`).
+   */
+  storeCheckpoint?: (a: TaskAssignment, found: FoundCheckpoint) => Promise<StoredCopy>;
 }
+
+export const DEFAULT_CHECKPOINT_POLL_MS = 1000;
 
 /** Used when the template says 0. */
 export const DEFAULT_KILL_GRACE_SECONDS = 10;
@@ -116,6 +147,18 @@ export class RunningTask {
   /** Checkpoint file mtime before the task started (an earlier run's): only later ones count. */
   private checkpointBaseline = 0;
   private lastCheckpointMs = 0;
+  /** `$CAPA_CHECKPOINT_DIR` (checkpoint policy only) and the newest complete checkpoint seen in it. */
+  private checkpointDir: string | undefined;
+  private newest: FoundCheckpoint | undefined;
+  private checkpointTimer: NodeJS.Timeout | undefined;
+  /** The newest checkpoint as last reported (with where its copy is), and the copy in flight, if any. */
+  private reported: Checkpoint | undefined;
+  private storing: Promise<void> | undefined;
+  /** What this run resumed from, or why it started fresh; sent with every report of the run. */
+  private resumedFrom: Checkpoint | undefined;
+  private resumeNote = "";
+  /** The container image's digest (provenance), when the driver could tell. */
+  private imageDigest = "";
   private readonly shipper: LogShipper;
 
   constructor(
@@ -168,8 +211,15 @@ export class RunningTask {
       this.checkpointBaseline = checkpointMtimeMs(this.checkpointPath);
       const grace = a.template.killGraceSeconds > 0 ? a.template.killGraceSeconds : DEFAULT_KILL_GRACE_SECONDS;
       const env = taskEnv(a, deps.inheritEnv, deps.baseEnv, this.checkpointPath);
+      const taskDir = join(deps.workDir, "tasks", a.taskId);
+      // Only awaited when there is work: a plain task starts without yielding, so a stop cannot slip in between.
+      const mounts = a.data?.length ? await this.stage(env, taskDir) : [];
+      if (a.checkpoint) await this.prepareCheckpoints(env, log);
+      if (this.checkpointDir && !this.checkpointDir.startsWith(`${taskDir}/`))
+        mounts.push({ hostPath: this.checkpointDir, containerPath: this.checkpointDir, readOnly: false });
       if (deps.prober) env.PORT = String(await deps.prober.assignPort());
-      const run = driver.run(a, env, cwd, join(deps.workDir, "tasks", a.taskId));
+      if (driver.imageDigest && a.template.image) this.imageDigest = await driver.imageDigest(a);
+      const run = driver.run(a, env, cwd, taskDir, mounts);
       this.proc = TaskProcess.start(
         {
           command: run.command,
@@ -193,9 +243,14 @@ export class RunningTask {
       exit = { exitCode: 127, signal: "", cancelled: false, spawnError: err as Error };
     }
     if (this.usageTimer) clearInterval(this.usageTimer);
+    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     deps.prober?.stop();
     // A container outlives a SIGKILLed CLI: remove it before the GPUs are reported free.
     await driver?.cleanup(a);
+    // A checkpoint written on the way out (e.g. on SIGTERM before a preemption) is copied and reported too.
+    await this.storing;
+    const lastFound = this.startedAtMs > 0 ? this.scanCheckpoint() : undefined;
+    if (lastFound) await this.storeAndNote(lastFound);
     return this.finish(exit, log);
   }
 
@@ -211,9 +266,159 @@ export class RunningTask {
       supervisorStartTicks: supervisorPid === undefined ? undefined : processStartTicks(supervisorPid),
       startedAtMs: this.startedAtMs,
     });
-    deps.reporter.status(a, "running", { startedAtMs: this.startedAtMs });
+    deps.reporter.status(a, "running", { startedAtMs: this.startedAtMs, ...this.checkpointDetails() });
     deps.prober?.start();
     this.usageTimer = setInterval(() => this.reportUsage(false), deps.usageIntervalMs);
+    if (this.checkpointDir) {
+      this.checkpointTimer = setInterval(
+        () => this.pollCheckpointDir(),
+        deps.checkpointPollMs ?? DEFAULT_CHECKPOINT_POLL_MS,
+      );
+    }
+  }
+
+  /**
+   * With a checkpoint policy: creates `$CAPA_CHECKPOINT_DIR`, notes the checkpoint already there (an earlier
+   * run's, reported then), and sets `$CAPA_RESUME_FROM` to a local copy of the checkpoint the assignment names.
+   * A checkpoint that cannot be had locally is not fatal: the task starts fresh and its log says why.
+   */
+  private async prepareCheckpoints(env: Record<string, string>, log: Logger): Promise<void> {
+    const a = this.assignment;
+    const { deps } = this;
+    const dir = checkpointDirOf(a, deps.workDir);
+    if (!dir) return;
+    mkdirSync(dir, { recursive: true });
+    this.checkpointDir = dir;
+    this.newest = newestCheckpoint(dir);
+    env.CAPA_CHECKPOINT_DIR = dir;
+    const every = a.checkpoint?.everySeconds ?? 0;
+    if (every > 0) env.CAPA_CHECKPOINT_EVERY_SECONDS = String(every);
+    const from = a.resumeFrom;
+    if (!from) {
+      if (a.resumeNote) {
+        this.resumeNote = a.resumeNote;
+        this.system(`[capa] starting fresh: ${a.resumeNote}\n`);
+      }
+      return;
+    }
+    const origin = `checkpoint ${from.name} of attempt ${from.attempt || 1} (task ${from.taskId} epoch ${from.epoch} on ${from.agentId})`;
+    let path: string | undefined;
+    let why = "";
+    try {
+      if (from.agentId === deps.agentId) {
+        path = copyLocalCheckpoint(a, deps.workDir, from.name);
+        if (!path) why = "it is no longer in the checkpoint dir";
+      }
+      if (!path && from.copy === "stored" && deps.fetchCheckpoint) {
+        path = await deps.fetchCheckpoint(a, from, freshResumeDir(a, deps.workDir));
+      } else if (!path && !why) {
+        why =
+          from.copy === "stored"
+            ? "this agent cannot fetch from the checkpoint store"
+            : `it is only on agent ${from.agentId} (${from.copyNote || `copy: ${from.copy}`})`;
+      }
+    } catch (err) {
+      why = (err as Error).message;
+      log.warn({ err, checkpoint: from.name }, "cannot prepare the checkpoint to resume from");
+    }
+    if (path) {
+      env.CAPA_RESUME_FROM = path;
+      this.resumedFrom = from;
+      this.system(`[capa] resuming from ${origin}: CAPA_RESUME_FROM=${path}\n`);
+    } else {
+      this.resumeNote = `cannot resume from ${origin}: ${why}`.slice(0, 512);
+      this.system(`[capa] starting fresh: ${this.resumeNote}\n`);
+    }
+  }
+
+  /** Stages `data:` inputs (their host paths in `$CAPA_DATA_<NAME>`); a failure fails the task, naming the input. */
+  private async stage(env: Record<string, string>, taskDir: string): Promise<DriverMount[]> {
+    const a = this.assignment;
+    if (!a.data?.length) return [];
+    let staged: StagedData[];
+    try {
+      staged = await stageData(a, taskDir, this.deps.stagers ?? defaultStagers());
+    } catch (err) {
+      const name = err instanceof StagingError ? ` ${err.mount}` : "";
+      throw new Error(`cannot stage data${name}: ${(err as Error).message}`, { cause: err });
+    }
+    for (const d of staged) {
+      env[d.env] = d.hostPath;
+      this.system(`[capa] data ${d.name}: ${d.hostPath}\n`);
+    }
+    return staged.map((d) => ({ hostPath: d.hostPath, containerPath: d.containerPath, readOnly: true, env: d.env }));
+  }
+
+  private system(line: string): void {
+    this.shipper.write("system", Buffer.from(line));
+  }
+
+  /** What every report of this run says about checkpoints: the newest one and what the run resumed from. */
+  private checkpointDetails(): StatusDetails {
+    return {
+      lastCheckpointMs: this.lastCheckpointMs,
+      ...(this.reported && { checkpoint: this.reported }),
+      ...(this.resumedFrom && { resumedFrom: this.resumedFrom }),
+      ...(this.resumeNote && { resumeNote: this.resumeNote }),
+      ...(this.imageDigest && { imageDigest: this.imageDigest }),
+    };
+  }
+
+  /**
+   * A new complete checkpoint: copied into the store (when this agent can), then reported as a "running" status
+   * naming it and where its copy is. One copy at a time; a checkpoint that appears meanwhile is taken next time.
+   */
+  private pollCheckpointDir(): void {
+    if (this.storing || this.stopping) return;
+    const found = this.scanCheckpoint();
+    if (!found) return;
+    this.storing = this.storeAndNote(found)
+      .then(() => {
+        if (this.stopping) return;
+        this.deps.reporter.status(this.assignment, "running", {
+          startedAtMs: this.startedAtMs,
+          ...this.checkpointDetails(),
+        });
+      })
+      .finally(() => {
+        this.storing = undefined;
+      });
+  }
+
+  private async storeAndNote(found: FoundCheckpoint): Promise<void> {
+    const stored = this.deps.storeCheckpoint
+      ? await this.deps.storeCheckpoint(this.assignment, found)
+      : { copy: "agent" as const, copyNote: "", object: "" };
+    this.reported = { ...this.checkpointReport(found), ...stored };
+  }
+
+  /** The newest complete checkpoint when it is new since the last scan; it also dates the task's last checkpoint. */
+  private scanCheckpoint(): FoundCheckpoint | undefined {
+    if (!this.checkpointDir) return undefined;
+    const found = newestCheckpoint(this.checkpointDir);
+    if (!found) return undefined;
+    const prev = this.newest;
+    if (prev && prev.name === found.name && prev.createdAtMs === found.createdAtMs) return undefined;
+    this.newest = found;
+    // Strictly later than the last one reported, so each report has its own msgID (reporter.statusMsgId).
+    this.lastCheckpointMs = Math.max(found.createdAtMs, this.lastCheckpointMs + 1);
+    return found;
+  }
+
+  private checkpointReport(found: FoundCheckpoint): Checkpoint {
+    const a = this.assignment;
+    return {
+      name: found.name,
+      sizeBytes: found.sizeBytes,
+      createdAtMs: found.createdAtMs,
+      taskId: a.taskId,
+      epoch: a.epoch,
+      agentId: this.deps.agentId,
+      attempt: 0,
+      copy: "agent",
+      copyNote: "",
+      object: "",
+    };
   }
 
   /** A full disk must not take the task down with it: the record only matters if the agent restarts. */
@@ -297,7 +502,7 @@ export class RunningTask {
       startedAtMs: this.startedAtMs,
       finishedAtMs,
       message,
-      lastCheckpointMs: this.lastCheckpointMs,
+      ...this.checkpointDetails(),
     });
     this.saveRecord({ startedAtMs: this.startedAtMs, final: report });
     log.info({ state, exitCode: exit.exitCode, signal: exit.signal, logChunks: this.shipper.chunks }, "task finished");

@@ -56,6 +56,11 @@ export interface SchedulerConfig {
   httpHost?: string;
   /** After a job is final, how long StreamLogs(follow) waits for late log chunks before it ends. Default 500 ms. */
   logDrainGraceMs?: number;
+  /**
+   * Largest checkpoint copy (a tar of the entry) the checkpoint store takes, so a task can resume on another
+   * agent; a bigger one stays on its agent (`copy: too-large`). Default 64 MiB.
+   */
+  checkpointCopyMaxBytes?: number;
   /** Delay before re-planning after a commit conflict or a rejected assignment. Default 250 ms. */
   retryDelayMs?: number;
   /**
@@ -121,6 +126,7 @@ export interface ResolvedConfig {
   httpPort: number | undefined;
   httpHost: string;
   logDrainGraceMs: number;
+  checkpointCopyMaxBytes: number;
   retryDelayMs: number;
   /** undefined = from the connected cluster's size (`storeLayout`). */
   replicas: number | undefined;
@@ -177,6 +183,7 @@ export function resolveConfig(config: SchedulerConfig): ResolvedConfig {
     httpPort: config.httpPort,
     httpHost: config.httpHost ?? "127.0.0.1",
     logDrainGraceMs: config.logDrainGraceMs ?? 500,
+    checkpointCopyMaxBytes: positive(config.checkpointCopyMaxBytes, "checkpointCopyMaxBytes") ?? 64 * 1024 * 1024,
     retryDelayMs: config.retryDelayMs ?? 250,
     replicas: config.replicas,
     feeBasisPoints: feeBasisPoints(config.feeBasisPoints),

@@ -14,6 +14,7 @@ import { admitWithTenantPolicy, withDefaultMaxPrice } from "./auth/admission.js"
 import { bootstrapAdmin } from "./auth/bootstrap.js";
 import { KeyStore } from "./auth/key-store.js";
 import { TenantPolicies } from "./auth/tenant-policy.js";
+import { openCheckpointStore, startCheckpointBroker } from "./checkpoints/broker.js";
 import { resolveConfig, type SchedulerConfig } from "./config.js";
 import { auditHandlers, authHandlers } from "./grpc/auth-handlers.js";
 import { billingHandlers } from "./grpc/billing-handlers.js";
@@ -256,6 +257,14 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       now,
     });
     cleanups.push(() => services.stop());
+    const checkpoints = startCheckpointBroker({
+      nc,
+      store: await openCheckpointStore(nc, layout),
+      assignments: (agentId) => allocs.get(agentId)?.value.tasks ?? [],
+      maxBytes: cfg.checkpointCopyMaxBytes,
+      logger: log,
+    });
+    cleanups.push(() => checkpoints.stop());
     const fleet = new Fleet(registry, allocs, cluster, now, () => capacityChanged("agent undrained"));
     const keys = await KeyStore.open(nc, log, layout);
     cleanups.push(() => keys.stop());

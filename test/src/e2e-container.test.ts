@@ -154,6 +154,8 @@ describe(`task drivers (podman ${PODMAN ? "present: containers run for real" : "
     );
     expect(l.text(pb.LogStream.LOG_STREAM_STDERR)).toContain("oops");
     expect(containersNamed(`capa-${task.id}-`)).toEqual([]);
+    // Provenance: the image the agent ran, by digest (an imported image has no registry digest: its id).
+    expect(task.imageDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
   });
 
   it.runIf(PODMAN)("cancel kills the container (SIGTERM, no handler needed), and it is gone", async () => {

@@ -18,10 +18,12 @@ import * as pb from "@capa/api";
 import {
   BUCKETS,
   connectBus,
+  decode,
   encode,
   inboxPrefixFor,
   kvStreamName,
   type NatsConnection,
+  OBJECT_BUCKETS,
   STREAMS,
   subjects,
 } from "@capa/bus";
@@ -31,6 +33,7 @@ import { newUserKeys } from "@capa/nats-auth";
 import { AttackTable, waitFor } from "@capa/testkit";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
+import { Objm } from "@nats-io/obj";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   FakeAgent,
@@ -569,6 +572,83 @@ describe("NATS security: hostile clients against the generated authorization", (
           () => true,
         ),
     );
+  });
+
+  it("cannot read or overwrite another task's checkpoint copies (store or broker)", async () => {
+    // A copy of the victim's task in the checkpoint store, as the broker would have written it.
+    const store = await new Objm(h.nc).open(OBJECT_BUCKETS.checkpoints);
+    const object = `${taskId}/${epoch}/step-1`;
+    const secret = new TextEncoder().encode("victim-checkpoint-weights");
+    await store.putBlob({ name: `${object}/0` }, secret);
+    await store.putBlob(
+      { name: object },
+      new TextEncoder().encode(JSON.stringify({ chunks: 1, sizeBytes: secret.length })),
+    );
+    const revision = async () => (await store.info(`${object}/0`))?.revision ?? 0;
+    const before = await revision();
+    const unchanged = async () => (await revision()) !== before;
+    const js = jetstream(mallory, { timeout: 3_000 });
+    // Directly: the store is a stream like any other, and mallory has no JetStream API on it.
+    let read: Uint8Array | null = null;
+    await refused(
+      "read a checkpoint copy from the object store",
+      async () => {
+        read = await (await new Objm(js).open(OBJECT_BUCKETS.checkpoints)).getBlob(`${object}/0`);
+        return read;
+      },
+      async () => read !== null,
+    );
+    await refused(
+      "overwrite a checkpoint copy in the object store",
+      async () => (await new Objm(js).open(OBJECT_BUCKETS.checkpoints, false)).putBlob({ name: `${object}/0` }, secret),
+      unchanged,
+    );
+    await refused(
+      "publish a chunk straight onto the object store's subjects",
+      () => js.publish(`$O.${OBJECT_BUCKETS.checkpoints}.C.forged`, secret),
+      unchanged,
+    );
+    // Through the broker, as the victim: the victim's subjects are not mallory's to publish on.
+    for (const op of ["get", "put"] as const) {
+      const subject = op === "get" ? subjects.checkpointGet(REGION, VICTIM) : subjects.checkpointPut(REGION, VICTIM);
+      await corePublish(`checkpoint ${op} on the victim's broker subject`, mallory, subject, new Uint8Array([1]));
+    }
+    // Through the broker, as itself, for the victim's task: refused as not held, nothing read or written.
+    const ask = async (subject: string, body: Uint8Array) =>
+      decode.checkpointReply((await mallory.request(subject, body, { timeout: 5_000 })).data);
+    let got: Uint8Array | undefined;
+    await refused(
+      "read the victim's checkpoint through the broker (own subject)",
+      async () => {
+        const r = await ask(subjects.checkpointGet(REGION, MALLORY), encode.checkpointGet({ taskId, epoch, seq: 0 }));
+        if (!r.ok) throw new Error(r.error);
+        got = r.data;
+        return r;
+      },
+      async () => got !== undefined && got.length > 0,
+    );
+    await refused(
+      "overwrite the victim's checkpoint through the broker (own subject)",
+      async () => {
+        const r = await ask(
+          subjects.checkpointPut(REGION, MALLORY),
+          encode.checkpointChunk({
+            taskId,
+            epoch,
+            name: "step-1",
+            seq: 0,
+            data: new TextEncoder().encode("poisoned"),
+            sizeBytes: 8,
+            chunks: 1,
+            last: true,
+          }),
+        );
+        if (!r.ok) throw new Error(r.error);
+        return r;
+      },
+      unchanged,
+    );
+    expect(new TextDecoder().decode((await store.getBlob(`${object}/0`))!)).toBe("victim-checkpoint-weights");
   });
 
   it("the victim's job still finishes and is billed from its own agent's reports; 0 leaked, 0 unexpected allows", async () => {

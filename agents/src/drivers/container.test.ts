@@ -115,3 +115,21 @@ describe("container driver", () => {
     });
   });
 });
+
+describe("container driver: data and checkpoint mounts", () => {
+  it("mounts staged data read-only at its target with the env naming the inside path; other mounts read-write", () => {
+    const d = new ContainerDriver({ runtime: "podman", agentId: "a1", gpuMode: "env" });
+    const env = { ...ENV, CAPA_DATA_TRAIN: "/datasets/train" };
+    const run = d.run(assignment(), env, TASK_DIR, TASK_DIR, [
+      { hostPath: "/datasets/train", containerPath: "/data/train", readOnly: true, env: "CAPA_DATA_TRAIN" },
+      { hostPath: "/scratch/ckpt", containerPath: "/scratch/ckpt", readOnly: false },
+    ]);
+    const args = run.command.join(" ");
+    expect(args).toContain("--volume /datasets/train:/data/train:ro");
+    expect(args).toContain("--volume /scratch/ckpt:/scratch/ckpt ");
+    expect(run.command).toContain("CAPA_DATA_TRAIN");
+    // Inside, the variable names the container path; the process driver keeps the host path.
+    expect(run.env.CAPA_DATA_TRAIN).toBe("/data/train");
+    expect(processDriver.run(assignment(), env, TASK_DIR, TASK_DIR).env.CAPA_DATA_TRAIN).toBe("/datasets/train");
+  });
+});

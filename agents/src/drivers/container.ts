@@ -14,12 +14,14 @@
  *   `NVIDIA_VISIBLE_DEVICES=<indices>` (`gpuMode: "env"`, and always for simulated GPUs, which have no CDI spec).
  *   Inside, the visible GPUs are numbered from 0, so CUDA_VISIBLE_DEVICES is `0..n-1`; CAPA_GPU_INDICES keeps the
  *   host's indices.
- * - The task's directory (`<workDir>/tasks/<taskId>`, which holds $CAPA_CHECKPOINT_FILE) is mounted at the same
- *   path, and the working dir is the same as the process driver's, so paths mean the same inside and out.
+ * - The task's directory (`<workDir>/tasks/<taskId>`, which holds $CAPA_CHECKPOINT_FILE, the default
+ *   $CAPA_CHECKPOINT_DIR and the resume copy) is mounted at the same path, and the working dir is the same as the
+ *   process driver's, so paths mean the same inside and out. A checkpoint dir elsewhere is mounted at its own path;
+ *   staged data (`data:`) is mounted read-only at its target and `$CAPA_DATA_<NAME>` names the inside path.
  */
 import { execFile } from "node:child_process";
 import type { TaskAssignment } from "@capa/domain";
-import type { DriverRun, TaskDriver } from "./types.js";
+import type { DriverMount, DriverRun, TaskDriver } from "./types.js";
 
 export type GpuMode = "cdi" | "env";
 
@@ -47,7 +49,13 @@ export class ContainerDriver implements TaskDriver {
   constructor(private readonly o: ContainerDriverOptions) {}
 
   /** The argv and environment of `<runtime> run ...` for the task. Pure: tested argument by argument. */
-  run(a: TaskAssignment, env: Record<string, string>, cwd: string, taskDir: string): DriverRun {
+  run(
+    a: TaskAssignment,
+    env: Record<string, string>,
+    cwd: string,
+    taskDir: string,
+    mounts: DriverMount[] = [],
+  ): DriverRun {
     const image = a.template.image ?? "";
     if (!image) throw new Error("the container driver needs an image");
     const inner: Record<string, string> = { ...env };
@@ -70,6 +78,11 @@ export class ContainerDriver implements TaskDriver {
       cwd,
     ];
     if (cwd !== taskDir && !cwd.startsWith(`${taskDir}/`)) args.push("--volume", `${cwd}:${cwd}`);
+    // Staged data read-only at its target (a task must not change shared inputs); its env names the inside path.
+    for (const m of mounts) {
+      args.push("--volume", `${m.hostPath}:${m.containerPath}${m.readOnly ? ":ro" : ""}`);
+      if (m.env) inner[m.env] = m.containerPath;
+    }
     if (this.o.gpuMode === "cdi") {
       for (const index of gpus) args.push("--device", `nvidia.com/gpu=${index}`);
     } else {
@@ -81,6 +94,19 @@ export class ContainerDriver implements TaskDriver {
     for (const name of Object.keys(inner).sort()) args.push("--env", name);
     args.push(...(this.o.extraArgs ?? []), image, ...a.template.command);
     return { command: [this.o.runtime, ...args], env: { ...this.o.runtimeEnv, ...env, ...inner } };
+  }
+
+  /**
+   * The image's repo digest when it has one (pulled images), else its image id (a locally built or imported image
+   * has no registry digest); "" when the runtime cannot tell.
+   */
+  async imageDigest(a: TaskAssignment): Promise<string> {
+    const image = a.template.image ?? "";
+    if (!image) return "";
+    const out = await this.exec(["image", "inspect", "--format", "{{.Digest}} {{.Id}}", image]).catch(() => "");
+    const [digest, id] = out.trim().split(/\s+/);
+    if (digest?.startsWith("sha256:")) return digest;
+    return id ? (id.startsWith("sha256:") ? id : `sha256:${id}`) : "";
   }
 
   /** Removes the task's container if the CLI left it behind (it was SIGKILLed); never throws. */

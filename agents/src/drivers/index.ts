@@ -9,7 +9,7 @@ import type { TaskDriver } from "./types.js";
 
 export { AGENT_LABEL, ContainerDriver, containerName, type GpuMode, runtimeAvailable } from "./container.js";
 export { processDriver } from "./process.js";
-export type { DriverRun, TaskDriver } from "./types.js";
+export type { DriverMount, DriverRun, TaskDriver } from "./types.js";
 
 /** Agent variables the container CLI itself needs (they never reach the task unless it is given them). */
 export const RUNTIME_ENV = ["CONTAINERS_CONF", "CONTAINER_HOST", "DOCKER_HOST", "DOCKER_CONFIG", "XDG_RUNTIME_DIR"];

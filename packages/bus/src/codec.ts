@@ -6,6 +6,10 @@ import * as pb from "@capa/api";
 import type {
   Advert,
   AgentAssignments,
+  Checkpoint,
+  CheckpointCopy,
+  CheckpointPolicy,
+  DataMount,
   Gpu,
   GpuHealth,
   GpuPrice,
@@ -14,6 +18,7 @@ import type {
   JobKind,
   JobSpec,
   JobState,
+  LineageEntry,
   LogChunk,
   LogStreamName,
   Rendezvous,
@@ -102,6 +107,31 @@ export function templateFromPb(t: pb.TaskTemplate | undefined): TaskTemplate {
   };
 }
 
+const policyToPb = (c: CheckpointPolicy | undefined) => c && { dir: c.dir, everySeconds: c.everySeconds };
+const dataToPb = (d: DataMount[] | undefined) =>
+  (d ?? []).map((m) => ({ source: m.source, name: m.name, target: m.target }));
+/** Only when set, so specs (and their request digests) without them are unchanged. */
+const policyFromPb = (c: pb.CheckpointPolicy | undefined) =>
+  c ? { checkpoint: { dir: c.dir, everySeconds: c.everySeconds } } : {};
+const dataFromPb = (d: pb.DataMount[] | undefined) =>
+  d?.length ? { data: d.map((m) => ({ source: m.source, name: m.name, target: m.target })) } : {};
+
+const CHECKPOINT_COPIES: ReadonlySet<string> = new Set<CheckpointCopy>(["agent", "stored", "too-large", "copy-failed"]);
+
+export function checkpointToPb(c: Checkpoint): pb.Checkpoint {
+  return { ...c };
+}
+export function checkpointFromPb(c: pb.Checkpoint): Checkpoint {
+  return { ...c, copy: (CHECKPOINT_COPIES.has(c.copy) ? c.copy : "agent") as CheckpointCopy };
+}
+
+function lineageToPb(l: LineageEntry): pb.LineageEntry {
+  return { ...l, resumedFrom: checkpointToPb(l.resumedFrom) };
+}
+function lineageFromPb(l: pb.LineageEntry): LineageEntry {
+  return { ...l, resumedFrom: checkpointFromPb(l.resumedFrom ?? pb.Checkpoint.fromPartial({})) };
+}
+
 export function jobSpecToPb(s: JobSpec): pb.JobSpec {
   return {
     name: s.name,
@@ -128,6 +158,8 @@ export function jobSpecToPb(s: JobSpec): pb.JobSpec {
       ? { max: s.retries.max, backoffSeconds: s.retries.backoffSeconds, on: [...s.retries.on] }
       : undefined,
     failIfUnschedulableAfterSeconds: s.failIfUnschedulableAfterSeconds ?? 0,
+    checkpoint: policyToPb(s.checkpoint),
+    data: dataToPb(s.data),
     elastic: s.elastic ? { minReplicas: s.elastic.min, maxReplicas: s.elastic.max } : undefined,
   };
 }
@@ -171,6 +203,8 @@ export function jobSpecFromPb(s: pb.JobSpec | undefined): Omit<JobSpec, "kind"> 
     ...(spec.failIfUnschedulableAfterSeconds
       ? { failIfUnschedulableAfterSeconds: spec.failIfUnschedulableAfterSeconds }
       : {}),
+    ...policyFromPb(spec.checkpoint),
+    ...dataFromPb(spec.data),
     ...(spec.elastic && { elastic: { min: spec.elastic.minReplicas, max: spec.elastic.maxReplicas } }),
   };
 }
@@ -196,6 +230,10 @@ export function taskToPb(t: Task): pb.Task {
     interruptible: t.interruptible,
     lastCheckpointUnixMs: t.lastCheckpointMs ?? 0,
     notBeforeMs: t.notBeforeMs ?? 0,
+    checkpoint: t.checkpoint && checkpointToPb(t.checkpoint),
+    resumedFrom: t.resumedFrom && checkpointToPb(t.resumedFrom),
+    resumeNote: t.resumeNote ?? "",
+    imageDigest: t.imageDigest ?? "",
   };
 }
 export function taskFromPb(t: pb.Task): Task {
@@ -219,6 +257,10 @@ export function taskFromPb(t: pb.Task): Task {
     interruptible: t.interruptible,
     lastCheckpointMs: t.lastCheckpointUnixMs,
     ...(t.notBeforeMs > 0 && { notBeforeMs: t.notBeforeMs }),
+    ...(t.checkpoint && { checkpoint: checkpointFromPb(t.checkpoint) }),
+    ...(t.resumedFrom && { resumedFrom: checkpointFromPb(t.resumedFrom) }),
+    ...(t.resumeNote && { resumeNote: t.resumeNote }),
+    ...(t.imageDigest && { imageDigest: t.imageDigest }),
   };
 }
 
@@ -240,6 +282,7 @@ export function jobToPb(j: Job): pb.Job {
     attempt: j.attempt ?? 0,
     attemptStartedAtMs: j.attemptStartedAtMs ?? 0,
     attempts: (j.attempts ?? []).map((a) => ({ ...a })),
+    lineage: (j.lineage ?? []).map(lineageToPb),
     rendezvous: j.rendezvous ? rendezvousToPb(j.rendezvous) : undefined,
   };
 }
@@ -280,6 +323,7 @@ export function jobFromPb(j: pb.Job): Job {
     ...(j.attempt > 0 && { attempt: j.attempt }),
     ...(j.attemptStartedAtMs > 0 && { attemptStartedAtMs: j.attemptStartedAtMs }),
     ...(j.attempts.length > 0 && { attempts: j.attempts.map((a) => ({ ...a })) }),
+    ...(j.lineage.length > 0 && { lineage: j.lineage.map(lineageFromPb) }),
     ...(j.rendezvous && { rendezvous: rendezvousFromPb(j.rendezvous) }),
   };
 }
@@ -351,6 +395,10 @@ export function assignmentToPb(t: TaskAssignment): pb.TaskAssignment {
     assignedAtMs: t.assignedAtMs,
     stop: t.stop,
     stopReason: t.stopReason,
+    resumeFrom: t.resumeFrom && checkpointToPb(t.resumeFrom),
+    resumeNote: t.resumeNote ?? "",
+    checkpoint: policyToPb(t.checkpoint),
+    data: dataToPb(t.data),
     rendezvous: t.rendezvous ? { ...t.rendezvous } : undefined,
   };
 }
@@ -367,17 +415,37 @@ export function assignmentFromPb(t: pb.TaskAssignment): TaskAssignment {
     assignedAtMs: t.assignedAtMs,
     stop: t.stop,
     stopReason: t.stopReason,
+    ...(t.resumeFrom && { resumeFrom: checkpointFromPb(t.resumeFrom) }),
+    ...(t.resumeNote && { resumeNote: t.resumeNote }),
+    ...policyFromPb(t.checkpoint),
+    ...dataFromPb(t.data),
     ...(t.rendezvous && { rendezvous: { ...t.rendezvous } }),
   };
 }
 
 export function statusToPb(s: TaskStatusReport): pb.TaskStatus {
-  const { lastCheckpointMs, ...rest } = s;
-  return { ...rest, state: taskStateToPb(s.state), lastCheckpointUnixMs: lastCheckpointMs ?? 0 };
+  const { lastCheckpointMs, checkpoint, imageDigest, resumedFrom, resumeNote, ...rest } = s;
+  return {
+    ...rest,
+    state: taskStateToPb(s.state),
+    lastCheckpointUnixMs: lastCheckpointMs ?? 0,
+    checkpoint: checkpoint && checkpointToPb(checkpoint),
+    imageDigest: imageDigest ?? "",
+    resumedFrom: resumedFrom && checkpointToPb(resumedFrom),
+    resumeNote: resumeNote ?? "",
+  };
 }
 export function statusFromPb(s: pb.TaskStatus): TaskStatusReport {
-  const { lastCheckpointUnixMs, ...rest } = s;
-  return { ...rest, state: taskStateFromPb(s.state) ?? "failed", lastCheckpointMs: lastCheckpointUnixMs };
+  const { lastCheckpointUnixMs, checkpoint, imageDigest, resumedFrom, resumeNote, ...rest } = s;
+  return {
+    ...rest,
+    state: taskStateFromPb(s.state) ?? "failed",
+    lastCheckpointMs: lastCheckpointUnixMs,
+    ...(checkpoint && { checkpoint: checkpointFromPb(checkpoint) }),
+    ...(imageDigest && { imageDigest }),
+    ...(resumedFrom && { resumedFrom: checkpointFromPb(resumedFrom) }),
+    ...(resumeNote && { resumeNote }),
+  };
 }
 
 export function usageToPb(u: UsageReport): pb.UsageReport {
@@ -388,6 +456,47 @@ export function usageFromPb(u: pb.UsageReport): UsageReport {
   const { lastCheckpointUnixMs, ...rest } = u;
   return { ...rest, lastCheckpointMs: lastCheckpointUnixMs };
 }
+
+// ---- checkpoint copies (agent ⇄ scheduler request-reply; see subjects.checkpointPut) ---------------------
+
+/** One chunk of a checkpoint copy (tar of the entry) from the agent that holds the task. */
+export interface CheckpointChunkMessage {
+  taskId: string;
+  epoch: number;
+  name: string;
+  seq: number;
+  data: Uint8Array;
+  sizeBytes: number;
+  chunks: number;
+  last: boolean;
+}
+export interface CheckpointGetMessage {
+  taskId: string;
+  epoch: number;
+  seq: number;
+}
+export type CheckpointRefusal = "not-held" | "too-large" | "missing" | "invalid" | "unavailable";
+export interface CheckpointReplyMessage {
+  ok: boolean;
+  error: CheckpointRefusal | "";
+  message: string;
+  data: Uint8Array;
+  chunks: number;
+  sizeBytes: number;
+  maxBytes: number;
+  object: string;
+}
+export const checkpointReply = (r: Partial<CheckpointReplyMessage>): CheckpointReplyMessage => ({
+  ok: false,
+  error: "",
+  message: "",
+  data: new Uint8Array(0),
+  chunks: 0,
+  sizeBytes: 0,
+  maxBytes: 0,
+  object: "",
+  ...r,
+});
 
 // ---- byte codecs: what actually travels ---------------------------------------------------------------
 
@@ -409,6 +518,17 @@ export const encode = {
     }).finish(),
   usage: (u: UsageReport) => pb.UsageReport.encode(usageToPb(u)).finish(),
   job: (j: Job) => pb.Job.encode(jobToPb(j)).finish(),
+  checkpointChunk: (c: CheckpointChunkMessage) =>
+    pb.CheckpointChunk.encode({
+      ...c,
+      data: Buffer.from(c.data.buffer, c.data.byteOffset, c.data.byteLength),
+    }).finish(),
+  checkpointGet: (g: CheckpointGetMessage) => pb.CheckpointGet.encode(g).finish(),
+  checkpointReply: (r: CheckpointReplyMessage) =>
+    pb.CheckpointReply.encode({
+      ...r,
+      data: Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength),
+    }).finish(),
 };
 
 export const decode = {
@@ -425,4 +545,10 @@ export const decode = {
   },
   usage: (b: Uint8Array): UsageReport => usageFromPb(pb.UsageReport.decode(b)),
   job: (b: Uint8Array) => jobFromPb(pb.Job.decode(b)),
+  checkpointChunk: (b: Uint8Array): CheckpointChunkMessage => pb.CheckpointChunk.decode(b),
+  checkpointGet: (b: Uint8Array): CheckpointGetMessage => pb.CheckpointGet.decode(b),
+  checkpointReply: (b: Uint8Array): CheckpointReplyMessage => {
+    const r = pb.CheckpointReply.decode(b);
+    return { ...r, error: r.error as CheckpointRefusal | "" };
+  },
 };

@@ -19,6 +19,12 @@ export const BUCKETS = {
   endpoints: "capa_endpoints",
 } as const;
 
+/** JetStream Object Store buckets (stream `OBJ_<name>`): only the scheduler reads or writes them. */
+export const OBJECT_BUCKETS = {
+  /** Checkpoint copies: `<taskId>/<epoch>/<name>` (manifest) and `.../<seq>` (chunks). */
+  checkpoints: "capa_checkpoints",
+} as const;
+
 export const STREAMS = {
   /** Task status and usage from agents (`capa.v1.task.*.status`, `capa.v1.task.*.usage`): state and billing. */
   tasks: "CAPA_TASKS",
@@ -42,6 +48,13 @@ export const subjects = {
   /** Request-reply: change the agent's prices at runtime (JSON `{prices, replace?}` → `{ok, prices | error}`). */
   agentPriceControl: (region: string, agentId: string) =>
     `${SUBJECT_ROOT}.agent.${assertToken(region, "region")}.${assertToken(agentId, "agent id")}.control.price`,
+  /**
+   * Request-reply from the agent's own subtree: copy a checkpoint chunk into, or read one out of, the scheduler's
+   * checkpoint store (protobuf CheckpointChunk / CheckpointGet → CheckpointReply). Agents never touch the store.
+   */
+  checkpointPut: (region: string, agentId: string) => `${subjects.agentRoot(region, agentId)}.checkpoint.put`,
+  checkpointGet: (region: string, agentId: string) => `${subjects.agentRoot(region, agentId)}.checkpoint.get`,
+  allCheckpointRequests: `${SUBJECT_ROOT}.agent.*.*.checkpoint.*`,
   allAdverts: `${SUBJECT_ROOT}.agent.*.*.advert`,
   allHeartbeats: `${SUBJECT_ROOT}.agent.*.*.heartbeat`,
   /** The agent's own subtree, `capa.v1.agent.<region>.<agentId>` (adverts, heartbeats, control). */

@@ -1,10 +1,10 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command } from "commander";
 import { describe, expect, it } from "vitest";
 import { CliError } from "./errors.js";
-import { resolveSpec } from "./job-input.js";
+import { resolveSpec, secretResolver } from "./job-input.js";
 import { addSpecOptions, type SpecFlags } from "./spec.js";
 
 const dir = mkdtempSync(join(tmpdir(), "capa-job-input-"));
@@ -159,5 +159,21 @@ describe("submit -f: the job file, with typed flags on top", () => {
     writeFileSync(bad, "apiVersion: capa/v1\nkind: Job\nspec:\n  replicas: 0\n  command: [x]\n");
     expect(refusal(["-f", bad])).toBe(`${bad}: spec.replicas: must be an integer in 1..1024`);
     expect(refusal(["-f", join(dir, "missing.yaml")])).toContain("cannot read job file");
+  });
+});
+
+describe("secrets: in job files, read on the submitting machine", () => {
+  it("reads {env} from the environment and {file} relative to the job file, naming what is missing", () => {
+    const dir = mkdtempSync(join(tmpdir(), "capa-secrets-"));
+    try {
+      writeFileSync(join(dir, "db-password.txt"), "hunter2\n");
+      const resolve = secretResolver(join(dir, "job.yaml"), { MY_TOKEN: "tok-1" });
+      expect(resolve({ env: "MY_TOKEN" })).toBe("tok-1");
+      expect(resolve({ file: "db-password.txt" })).toBe("hunter2");
+      expect(() => resolve({ env: "UNSET_VAR" })).toThrow("environment variable UNSET_VAR is not set");
+      expect(() => resolve({ file: "nope.txt" })).toThrow("cannot read nope.txt: no such file");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -5,8 +5,16 @@
  * `hours` in `--duration 2 hours` (made the command).
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
+import { dirname, isAbsolute, join, resolve as resolvePath } from "node:path";
 import type { JobSpec } from "@capa/domain";
-import { type CapaDocument, JobFileError, jobSpecFromDocument, parseDocument, parseDocuments } from "@capa/jobfile";
+import {
+  type CapaDocument,
+  JobFileError,
+  jobSpecFromDocument,
+  parseDocument,
+  parseDocuments,
+  type SecretResolver,
+} from "@capa/jobfile";
 import type { Command } from "commander";
 import { CliError, UsageError } from "./errors.js";
 import { type SpecFlags, specFromFlags } from "./spec.js";
@@ -75,9 +83,33 @@ export function loadDocuments(path: string, multiple: boolean): CapaDocument[] {
   }
 }
 
-export function jobSpecOf(doc: CapaDocument, source: string): JobSpec {
+/**
+ * `secrets:` references, read on the submitting machine: `{env: NAME}` from this process's environment, `{file:
+ * path}` from a file (relative to the job file's directory; one trailing newline dropped). The values travel like
+ * `--secret` ones: delivered to the task, masked as *** by the API.
+ */
+export function secretResolver(source: string, env: NodeJS.ProcessEnv = process.env): SecretResolver {
+  const base = source === "stdin" ? process.cwd() : dirname(resolvePath(source));
+  return (ref) => {
+    if ("env" in ref) {
+      const value = env[ref.env];
+      if (value === undefined) throw new Error(`environment variable ${ref.env} is not set`);
+      return value;
+    }
+    const path = isAbsolute(ref.file) ? ref.file : join(base, ref.file);
+    try {
+      return readFileSync(path, "utf8").replace(/\r?\n$/, "");
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new Error(`cannot read ${ref.file}: ${code === "ENOENT" ? "no such file" : (err as Error).message}`);
+    }
+  };
+}
+
+/** `source` names the document in errors; `path` is the file it came from ("stdin" for -), for `secrets: {file}`. */
+export function jobSpecOf(doc: CapaDocument, source: string, path = source): JobSpec {
   try {
-    return jobSpecFromDocument(doc, source);
+    return jobSpecFromDocument(doc, source, secretResolver(path));
   } catch (err) {
     if (err instanceof JobFileError) throw new CliError(err.message);
     throw err;

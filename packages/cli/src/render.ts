@@ -18,6 +18,7 @@ import {
   renderTable,
 } from "./format.js";
 import { outputSettings } from "./output.js";
+import { renderProvenance } from "./render-provenance.js";
 
 /** `-o wide`: tables with more columns (jobs: tenant, models, reason; agents: host, fabric, free GPUs, labels). */
 function wide(): boolean {
@@ -145,7 +146,7 @@ export function renderJobDetail(pb: api.Job, nowMs: number): string {
       : renderTable(["TASK", "STATE", "AGENT", "REGION", "MODEL", "GPUS", "$/GPU-H", "EXIT", "MESSAGE"], tasks, {
           rightAlign: [6],
         });
-  return `${renderFields(fields)}\n\n${table}${renderAttempts(job)}${renderGenerations(job)}`;
+  return `${renderFields(fields)}\n\n${table}${renderAttempts(job)}${renderGenerations(job)}${renderProvenance(job)}`;
 }
 
 /** A training gang's rendezvous generations: size and why each formed (grew, shrank, restarted). */

@@ -6,6 +6,8 @@
 
 import { readFileSync } from "node:fs";
 import {
+  type CheckpointPolicy,
+  type DataMount,
   DEFAULT_KILL_GRACE_SECONDS,
   defaultJobSpec,
   type ElasticPolicy,
@@ -52,6 +54,10 @@ export interface SpecFlags {
   retries?: number;
   retryBackoff?: number;
   retryOn?: string[];
+  checkpointDir?: string;
+  checkpointEvery?: number;
+  /** --data name=source (repeatable); replaces the file's `data:` when typed. */
+  data?: Record<string, string>;
   elastic?: ElasticPolicy;
 }
 
@@ -112,9 +118,34 @@ export function specFromFlags(
       killGraceSeconds: pick("killGrace", flags.killGrace, base ? t.killGraceSeconds : DEFAULT_KILL_GRACE_SECONDS),
       ...(secretNames.length > 0 ? { secretEnvNames: secretNames } : {}),
     },
+    ...checkpointFrom(flags, from.checkpoint, use),
+    ...dataFrom(flags, from.data, use),
     ...retriesFrom(flags, from.retries, use),
     ...(elastic && { elastic: { ...elastic } }),
   });
+}
+
+/** --checkpoint-dir D / --checkpoint-every D: each typed part overrides the file's `checkpoint`. */
+function checkpointFrom(
+  flags: SpecFlags,
+  base: CheckpointPolicy | undefined,
+  use: (flag: keyof SpecFlags) => boolean,
+): { checkpoint?: CheckpointPolicy } {
+  const dir = use("checkpointDir") ? flags.checkpointDir : undefined;
+  const every = use("checkpointEvery") ? flags.checkpointEvery : undefined;
+  if (!base && dir === undefined && every === undefined) return {};
+  return { checkpoint: { dir: dir ?? base?.dir ?? "", everySeconds: every ?? base?.everySeconds ?? 0 } };
+}
+
+/** --data name=source: typed mounts replace the file's `data:` list (one list, not merged by position). */
+function dataFrom(
+  flags: SpecFlags,
+  base: DataMount[] | undefined,
+  use: (flag: keyof SpecFlags) => boolean,
+): { data?: DataMount[] } {
+  const typed = use("data") && flags.data && Object.keys(flags.data).length > 0 ? flags.data : undefined;
+  if (typed) return { data: Object.entries(typed).map(([name, source]) => ({ name, source, target: "" })) };
+  return base?.length ? { data: base.map((d) => ({ ...d })) } : {};
 }
 
 /** --retries N [--retry-backoff D] [--retry-on LIST]: each typed part overrides the file's `retries`. */
@@ -310,5 +341,16 @@ export function addSpecOptions(cmd: Command): Command {
       "--retry-on <reasons>",
       `what starts a retry: ${RETRY_ON.join(", ")} (comma-separated; default failed)`,
       collectList,
+    )
+    .option("--checkpoint-dir <dir>", "the task writes checkpoints here ($CAPA_CHECKPOINT_DIR; default checkpoints)")
+    .option(
+      "--checkpoint-every <duration>",
+      "how often the task should checkpoint: 5m ($CAPA_CHECKPOINT_EVERY_SECONDS)",
+      parseSpecDuration,
+    )
+    .option(
+      "--data <name=source>",
+      "stage a host path or file:// URI before start: $CAPA_DATA_<NAME> (repeatable)",
+      collectKeyValue,
     );
 }

@@ -1,4 +1,4 @@
-import type { TaskState, TaskTemplate, WorkerRendezvous } from "./job.js";
+import type { Checkpoint, CheckpointPolicy, DataMount, TaskState, TaskTemplate, WorkerRendezvous } from "./job.js";
 import type { Micros } from "./money.js";
 
 /** One task the scheduler wants an agent to run (or, with `stop`, to stop). */
@@ -15,6 +15,13 @@ export interface TaskAssignment {
   assignedAtMs: number;
   stop: boolean;
   stopReason: string;
+  /** The checkpoint to resume from ($CAPA_RESUME_FROM); absent = start fresh. */
+  resumeFrom?: Checkpoint;
+  /** Why the task starts fresh although its job has a checkpoint; absent = n/a. */
+  resumeNote?: string;
+  /** The job's checkpoint policy and data mounts (copied from the spec at placement). */
+  checkpoint?: CheckpointPolicy;
+  data?: DataMount[];
   /** Training gangs: the worker's place in its generation (the agent turns it into torchrun's env). */
   rendezvous?: WorkerRendezvous;
 }
@@ -42,6 +49,13 @@ export interface TaskStatusReport {
   bootId: string;
   /** When the task last signalled a checkpoint (mtime of `$CAPA_CHECKPOINT_FILE`, agent clock); 0/absent = none. */
   lastCheckpointMs?: number;
+  /** Newest complete checkpoint in $CAPA_CHECKPOINT_DIR; absent = none this run. */
+  checkpoint?: Checkpoint;
+  /** Image digest of the container, when the driver could tell. */
+  imageDigest?: string;
+  /** First "running" report of a run: the checkpoint it resumed from, or why it started fresh. */
+  resumedFrom?: Checkpoint;
+  resumeNote?: string;
 }
 
 export type LogStreamName = "stdout" | "stderr" | "system";

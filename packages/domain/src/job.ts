@@ -56,6 +56,65 @@ export interface TaskTemplate {
   secretEnvNames?: string[];
 }
 
+/**
+ * `checkpoint: {dir, every}`. A checkpoint is COMPLETE when it is an entry (file or directory) directly in
+ * `$CAPA_CHECKPOINT_DIR` whose name does not start with "." : tasks write into a dot-name (".step-40.tmp") and
+ * publish it with an atomic rename, so a half-written checkpoint is never seen under its final name. The newest
+ * complete entry (modification time, then name) is the one reported and resumed from.
+ */
+export interface CheckpointPolicy {
+  /** Relative to the task's directory on the agent, or absolute; "" = "checkpoints". */
+  dir: string;
+  /** How often the task should checkpoint ($CAPA_CHECKPOINT_EVERY_SECONDS); 0 = the task decides. */
+  everySeconds: number;
+}
+
+export const DEFAULT_CHECKPOINT_DIR = "checkpoints";
+
+/** Where a copy of a checkpoint is (see Checkpoint.copy in types.proto). */
+export type CheckpointCopy = "agent" | "stored" | "too-large" | "copy-failed";
+
+/** One complete checkpoint a task reported, and which run wrote it. */
+export interface Checkpoint {
+  name: string;
+  sizeBytes: number;
+  /** The entry's modification time (agent clock). */
+  createdAtMs: number;
+  taskId: string;
+  epoch: number;
+  agentId: string;
+  attempt: number;
+  copy: CheckpointCopy;
+  /** Why the copy is in its state, for people; "" = nothing to say. */
+  copyNote: string;
+  /** Object name in the checkpoint store when copy = "stored"; "" otherwise. */
+  object: string;
+}
+
+/** `data:` one input the agent stages before start: a host path or a URI (`file://` here; a stager per scheme). */
+export interface DataMount {
+  source: string;
+  /** [a-z0-9_-]; the task finds it at $CAPA_DATA_<NAME>. */
+  name: string;
+  /** Path inside a container; "" = /data/<name>. */
+  target: string;
+}
+
+/** The env variable that names a data mount's staged path: CAPA_DATA_<NAME>, upper case, "-" → "_". */
+export function dataEnvName(name: string): string {
+  return `CAPA_DATA_${name.toUpperCase().replace(/-/g, "_")}`;
+}
+
+/** A placement that resumed from a checkpoint (checkpoint lineage on the job record). */
+export interface LineageEntry {
+  taskId: string;
+  epoch: number;
+  agentId: string;
+  attempt: number;
+  resumedFrom: Checkpoint;
+  atMs: number;
+}
+
 /** How an agent runs a task: as a host process, or in an OCI container. */
 export type TaskDriverName = "process" | "container";
 
@@ -170,6 +229,10 @@ export interface JobSpec {
    * absent or 0 = keep waiting for agents that may join.
    */
   failIfUnschedulableAfterSeconds?: number;
+  /** `checkpoint: {dir, every}`; absent = capa keeps no checkpoints for the job. */
+  checkpoint?: CheckpointPolicy;
+  /** `data:` inputs the agent stages before each task starts; absent = none. */
+  data?: DataMount[];
 }
 
 export interface Task {
@@ -199,6 +262,14 @@ export interface Task {
   lastCheckpointMs?: number;
   /** A retry waits for its backoff: not placed before this time (scheduler clock); 0 or absent = now. */
   notBeforeMs?: number;
+  /** Newest complete checkpoint of this task, of any run (kept across re-placements and retries). */
+  checkpoint?: Checkpoint;
+  /** The checkpoint this run started from ($CAPA_RESUME_FROM); absent = it started fresh. */
+  resumedFrom?: Checkpoint;
+  /** Why this run did not resume from `checkpoint`; absent = n/a. */
+  resumeNote?: string;
+  /** Image digest the agent ran (container driver), when it could tell. */
+  imageDigest?: string;
 }
 
 export interface Job {
@@ -220,6 +291,8 @@ export interface Job {
   attemptStartedAtMs?: number;
   /** Every finished attempt, oldest first (bounded). */
   attempts?: Attempt[];
+  /** Checkpoint lineage: every placement that resumed from a checkpoint, oldest first (bounded). */
+  lineage?: LineageEntry[];
   /** Training gangs: the current generation of the gang and its history. */
   rendezvous?: Rendezvous;
 }
@@ -348,4 +421,18 @@ export function memberTasks<T extends Pick<Task, "replica" | "state">>(job: {
 /** GPUs the whole job needs. */
 export function totalGpus(spec: Pick<JobSpec, "replicas" | "gpusPerReplica">): number {
   return spec.replicas * spec.gpusPerReplica;
+}
+
+/** Bytes for people, binary units: 512 B, 1.5 KiB, 64 MiB, 2.0 GiB. */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0
+    ? `${value} B`
+    : `${value >= 10 || Number.isInteger(value) ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
 }

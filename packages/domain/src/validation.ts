@@ -25,6 +25,7 @@ export const LIMITS = {
   maxRetries: 100,
   maxImageLength: 512,
   maxRetryBackoffSeconds: 3600,
+  maxDataMounts: 16,
 } as const;
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -156,8 +157,60 @@ export function jobSpecViolations(spec: JobSpec, prefix = "spec"): FieldViolatio
     });
   c.string(tp("working_dir"), t.workingDir, LIMITS.maxWorkingDirLength);
   if (t.image) c.string(tp("image"), t.image, LIMITS.maxImageLength, IMAGE_PATTERN);
+  if (spec.checkpoint) {
+    const ck = spec.checkpoint;
+    c.string(p("checkpoint.dir"), ck.dir, LIMITS.maxWorkingDirLength);
+    if (ck.dir.includes("\0")) c.add(p("checkpoint.dir"), "must not contain NUL");
+    c.intRange(p("checkpoint.every_seconds"), ck.everySeconds, 0, LIMITS.maxExpectedDurationSeconds);
+  }
+  dataViolations(c, p("data"), spec.data ?? []);
   c.intRange(tp("kill_grace_seconds"), t.killGraceSeconds, 0, LIMITS.maxKillGraceSeconds);
   return c.violations;
+}
+
+/**
+ * URI schemes agents can stage (agents/src/staging: one stager per scheme). A host path (absolute, no scheme) is
+ * staged like `file://`. Anything else is refused here, at submit, rather than failing on an agent later.
+ */
+export const STAGED_SCHEMES: readonly string[] = ["file"];
+const DATA_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]*$/;
+const SCHEME_PATTERN = /^([A-Za-z][A-Za-z0-9+.-]*):/;
+
+/** The scheme of a data source: "file" for a host path, else what precedes "://" (lower case). */
+export function dataScheme(source: string): string {
+  if (source.startsWith("/")) return "file";
+  return SCHEME_PATTERN.exec(source)?.[1]?.toLowerCase() ?? "";
+}
+
+function dataViolations(c: Collector, field: string, data: { source: string; name: string; target: string }[]): void {
+  if (data.length > LIMITS.maxDataMounts) {
+    c.add(field, `must have at most ${LIMITS.maxDataMounts} items, got ${data.length}`);
+    return;
+  }
+  const names = new Set<string>();
+  data.forEach((d, i) => {
+    const f = (x: string) => `${field}[${i}].${x}`;
+    if (d.source === "") c.add(f("source"), "must not be empty");
+    else if (d.source.length > LIMITS.maxWorkingDirLength)
+      c.add(f("source"), `must be at most ${LIMITS.maxWorkingDirLength} characters`);
+    else if (d.source.includes("\0")) c.add(f("source"), "must not contain NUL");
+    else {
+      const scheme = dataScheme(d.source);
+      if (scheme === "") c.add(f("source"), "must be an absolute host path or a URI (file:///path)");
+      else if (!STAGED_SCHEMES.includes(scheme))
+        c.add(
+          f("source"),
+          `no stager for scheme ${scheme}:// (agents stage ${STAGED_SCHEMES.join(", ")} and host paths)`,
+        );
+    }
+    if (d.name === "") c.add(f("name"), "must not be empty");
+    else c.string(f("name"), d.name, 64, DATA_NAME_PATTERN);
+    if (names.has(d.name)) c.add(f("name"), `repeats ${d.name}`);
+    names.add(d.name);
+    if (d.target !== "" && !d.target.startsWith("/"))
+      c.add(f("target"), "must be an absolute path inside the container");
+    c.string(f("target"), d.target, LIMITS.maxWorkingDirLength);
+  });
 }
 
 export function requestIdViolations(requestId: string, field = "request_id"): FieldViolation[] {

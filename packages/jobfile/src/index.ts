@@ -28,5 +28,6 @@ export {
   filePathOfWireField,
   jobDocumentFromSpec,
   jobSpecFromDocument,
+  type SecretResolver,
   specIssues,
 } from "./spec.js";

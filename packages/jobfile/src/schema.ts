@@ -139,6 +139,56 @@ export const jobSpecSchema = z.strictObject({
     })
     .optional()
     .describe("retry policy: every attempt is recorded; a training gang restarts as a whole"),
+  checkpoint: z
+    .strictObject({
+      dir: z
+        .string()
+        .max(LIMITS.maxWorkingDirLength)
+        .optional()
+        .describe(
+          "where the task writes checkpoints ($CAPA_CHECKPOINT_DIR): relative to its task dir, or absolute; default checkpoints",
+        ),
+      every: duration.optional().describe("how often the task should checkpoint ($CAPA_CHECKPOINT_EVERY_SECONDS)"),
+    })
+    .optional()
+    .describe(
+      "checkpoints: a complete one is an entry of $CAPA_CHECKPOINT_DIR published by atomic rename (dot-names are in progress); a re-placed, preempted or retried task starts with $CAPA_RESUME_FROM",
+    ),
+  data: z
+    .array(
+      z.strictObject({
+        name: z
+          .string()
+          .max(64)
+          .regex(/^[a-z0-9][a-z0-9_-]*$/, "must be lower-case letters, digits, _ and -")
+          .describe("the task finds the staged data at $CAPA_DATA_<NAME>"),
+        source: z
+          .string()
+          .min(1, { error: "must not be empty" })
+          .max(LIMITS.maxWorkingDirLength)
+          .describe("a host path (/datasets/x) or a URI (file:///datasets/x)"),
+        target: z
+          .string()
+          .max(LIMITS.maxWorkingDirLength)
+          .optional()
+          .describe("path in a container; default /data/<name>"),
+      }),
+    )
+    .max(LIMITS.maxDataMounts)
+    .optional()
+    .describe("inputs the agent stages before the task starts"),
+  secrets: z
+    .record(
+      z.string().regex(ENV_NAME, "must be an environment variable name"),
+      z.union([
+        z.strictObject({ env: z.string().regex(ENV_NAME, "must be an environment variable name") }),
+        z.strictObject({ file: z.string().min(1).max(LIMITS.maxWorkingDirLength) }),
+      ]),
+    )
+    .optional()
+    .describe(
+      "secret env of the task, read at submit from the submitter's environment ({env: NAME}) or a file ({file: path}); masked like --secret",
+    ),
 });
 
 export const jobDocumentSchema = z

@@ -25,8 +25,15 @@ export const DEFAULT_RETRY_ON: readonly RetryOn[] = ["failed"];
 const list = (value: string | string[] | undefined): string[] =>
   value === undefined ? [] : typeof value === "string" ? [value] : [...value];
 
-export function jobSpecFromDocument(doc: JobDocument, source = "job file"): JobSpec {
+/**
+ * Reads one `secrets:` reference on the submitting machine: `{env: NAME}` or `{file: path}`; throws (with a
+ * message naming what is missing) when it cannot. Absent = the document must have no secrets.
+ */
+export type SecretResolver = (ref: { env: string } | { file: string }) => string;
+
+export function jobSpecFromDocument(doc: JobDocument, source = "job file", resolveSecret?: SecretResolver): JobSpec {
   const s = doc.spec;
+  const secrets = secretEnv(s.secrets ?? {}, source, resolveSecret);
   const r = s.resources ?? {};
   const spec = defaultJobSpec({
     name: doc.metadata?.name ?? "",
@@ -49,11 +56,21 @@ export function jobSpecFromDocument(doc: JobDocument, source = "job file"): JobS
     nodeSelector: { ...(s.selector ?? {}) },
     template: {
       command: [...s.command],
-      env: { ...(s.env ?? {}) },
+      env: { ...(s.env ?? {}), ...secrets },
       workingDir: s.workdir ?? "",
       ...(s.image && { image: s.image }),
       killGraceSeconds: s.killGrace === undefined ? DEFAULT_KILL_GRACE_SECONDS : parseDuration(s.killGrace),
+      ...(Object.keys(secrets).length > 0 && { secretEnvNames: Object.keys(secrets) }),
     },
+    ...(s.checkpoint && {
+      checkpoint: {
+        dir: s.checkpoint.dir ?? "",
+        everySeconds: s.checkpoint.every === undefined ? 0 : parseDuration(s.checkpoint.every),
+      },
+    }),
+    ...(s.data?.length && {
+      data: s.data.map((d) => ({ name: d.name, source: d.source, target: d.target ?? "" })),
+    }),
     ...(s.retries && {
       retries: {
         max: s.retries.max,
@@ -68,7 +85,32 @@ export function jobSpecFromDocument(doc: JobDocument, source = "job file"): JobS
   return spec;
 }
 
-/** The document that jobSpecFromDocument turns back into `spec` (defaults left out). */
+function secretEnv(
+  refs: NonNullable<JobDocument["spec"]["secrets"]>,
+  source: string,
+  resolve: SecretResolver | undefined,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  const issues: JobFileIssue[] = [];
+  for (const [name, ref] of Object.entries(refs)) {
+    if (!resolve) {
+      issues.push({ path: `spec.secrets.${name}`, message: "cannot be read here (no secret resolver)" });
+      continue;
+    }
+    try {
+      out[name] = resolve(ref);
+    } catch (err) {
+      issues.push({ path: `spec.secrets.${name}`, message: (err as Error).message });
+    }
+  }
+  if (issues.length > 0) throw new JobFileError(source, issues);
+  return out;
+}
+
+/**
+ * The document that jobSpecFromDocument turns back into `spec` (defaults left out). Secret values are never
+ * written back: secret entries are left out of `env` (their source, an env var or a file, is not on the spec).
+ */
 export function jobDocumentFromSpec(spec: JobSpec): JobDocument {
   const t = spec.template;
   const resources: NonNullable<JobDocument["spec"]["resources"]> = {};
@@ -94,7 +136,7 @@ export function jobDocumentFromSpec(spec: JobSpec): JobDocument {
     ...(Object.keys(spec.nodeSelector).length > 0 && { selector: { ...spec.nodeSelector } }),
     ...(spec.allowFabricSpanning && { allowFabricSpanning: true }),
     command: [...t.command],
-    ...(Object.keys(t.env).length > 0 && { env: { ...t.env } }),
+    ...(Object.keys(publicEnv(t)).length > 0 && { env: publicEnv(t) }),
     ...(t.workingDir && { workdir: t.workingDir }),
     ...(t.image && { image: t.image }),
     ...(t.killGraceSeconds !== DEFAULT_KILL_GRACE_SECONDS && { killGrace: formatDuration(t.killGraceSeconds) }),
@@ -105,6 +147,15 @@ export function jobDocumentFromSpec(spec: JobSpec): JobDocument {
         ...(spec.retries.on.length > 0 && { on: [...spec.retries.on] }),
       },
     }),
+    ...(spec.checkpoint && {
+      checkpoint: {
+        ...(spec.checkpoint.dir && { dir: spec.checkpoint.dir }),
+        ...(spec.checkpoint.everySeconds > 0 && { every: formatDuration(spec.checkpoint.everySeconds) }),
+      },
+    }),
+    ...(spec.data?.length && {
+      data: spec.data.map((d) => ({ name: d.name, source: d.source, ...(d.target && { target: d.target }) })),
+    }),
   };
   return {
     apiVersion: API_VERSION,
@@ -112,6 +163,11 @@ export function jobDocumentFromSpec(spec: JobSpec): JobDocument {
     ...(spec.name && { metadata: { name: spec.name } }),
     spec: out,
   };
+}
+
+function publicEnv(t: JobSpec["template"]): Record<string, string> {
+  const secret = new Set(t.secretEnvNames ?? []);
+  return Object.fromEntries(Object.entries(t.env).filter(([k]) => !secret.has(k)));
 }
 
 /** Wire field (as the domain validator names it, without the `spec.` prefix) → the job file's path. */
@@ -138,6 +194,10 @@ export const FILE_PATH_OF_WIRE_FIELD: Readonly<Record<string, string>> = {
   "template.working_dir": "spec.workdir",
   "template.image": "spec.image",
   "template.kill_grace_seconds": "spec.killGrace",
+  "checkpoint.dir": "spec.checkpoint.dir",
+  "checkpoint.every_seconds": "spec.checkpoint.every",
+  data: "spec.data",
+  "template.secret_env_names": "spec.secrets",
   "retries.max": "spec.retries.max",
   "retries.backoff_seconds": "spec.retries.backoff",
   "retries.on": "spec.retries.on",

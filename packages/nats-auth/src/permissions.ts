@@ -11,6 +11,12 @@
  * (`_INBOX_<agentId>.>`: replies and watch deliveries) and its control subject. Everything else is denied: other
  * agents' subjects, every other KV bucket and stream, the JetStream API beyond those two calls, the ledger.
  *
+ * Checkpoint copies (the JetStream Object Store `capa_checkpoints`) are not opened to agents at all: an object
+ * store cannot be scoped per object (chunks live on `$O.<bucket>.C.<nuid>`, reads need STREAM.MSG.GET or consumers
+ * no filter ties to an object). An agent asks the scheduler instead, on `capa.v1.agent.<region>.<agentId>.
+ * checkpoint.put|get` inside its own subtree (so the subject proves the sender), and the scheduler's broker reads
+ * or writes only objects of tasks that agent holds (scheduler/src/checkpoints/broker.ts). No extra permission.
+ *
  * The scheduler has no permissions block: full access, and it is the only user that has it.
  */
 import { assertToken, BUCKETS, inboxPrefixFor, kvKeySubject, kvStreamName, SUBJECT_ROOT, subjects } from "@capa/bus";

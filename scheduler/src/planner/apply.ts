@@ -15,6 +15,7 @@
 import { ConflictError, type Job, type TaskAssignment, type WorkerRendezvous } from "@capa/domain";
 import type { Logger } from "pino";
 import type { AgentRegistry } from "../agents/registry.js";
+import { resumeDecision } from "../checkpoints/resume.js";
 import { generationReason, recordGeneration, workerRendezvous } from "../elastic/membership.js";
 import { NEEDS_PLACEMENT, settle } from "../jobs/settle.js";
 import { type AllocRepo, CommitRefused } from "../store/alloc-repo.js";
@@ -161,7 +162,13 @@ function assignmentFor(
   nowMs: number,
   rendezvous: WorkerRendezvous | undefined,
 ): TaskAssignment {
+  const task = job.tasks.find((t) => t.replica === p.replica)!;
+  const resume = resumeDecision(job, task, p.agentId);
   return {
+    ...(resume.resumeFrom && { resumeFrom: resume.resumeFrom }),
+    ...(resume.note && { resumeNote: resume.note }),
+    ...(job.spec.checkpoint && { checkpoint: { ...job.spec.checkpoint } }),
+    ...(job.spec.data?.length && { data: job.spec.data.map((d) => ({ ...d })) }),
     taskId: taskIdOf(job, p.replica),
     jobId: job.id,
     replica: p.replica,
@@ -202,6 +209,11 @@ function assignTasks(job: Job, plan: Plan, epoch: number, nowMs: number, agents:
       interruptible: p.interruptible,
       lastCheckpointMs: 0,
     });
+    // What the run resumed from is recorded when its agent reports it (fold.ts): the agent may not get the copy.
+    delete t.resumedFrom;
+    delete t.resumeNote;
+    const resume = resumeDecision(job, t, p.agentId);
+    if (resume.note) t.resumeNote = resume.note;
   }
   recordGeneration(
     job,

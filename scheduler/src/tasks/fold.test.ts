@@ -129,3 +129,98 @@ describe("foldStatus", () => {
     expect(fresh.tasks[0]!.lastCheckpointMs).toBe(100);
   });
 });
+
+describe("foldStatus: checkpoints", () => {
+  const reported = {
+    name: "step-3",
+    sizeBytes: 12,
+    createdAtMs: 150,
+    // What the agent claims about the run is replaced by the fenced report's identity.
+    taskId: "other-task",
+    epoch: 99,
+    agentId: "liar",
+    attempt: 7,
+    copy: "stored" as const,
+    copyNote: "",
+    object: "someone-elses-object",
+  };
+
+  it("keeps the newest complete checkpoint with the run's identity from the fenced report", () => {
+    const running = foldStatus(job(), report("running"), 200).job!;
+    const r = foldStatus(running, report("running", { checkpoint: reported }), 300);
+    expect(r.verdict).toBe("applied");
+    expect(r.job!.tasks[0]!.checkpoint).toEqual({
+      name: "step-3",
+      sizeBytes: 12,
+      createdAtMs: 150,
+      taskId: "jx-0",
+      epoch: 5,
+      agentId: "a1",
+      attempt: 1,
+      copy: "agent",
+      copyNote: "",
+      object: "",
+    });
+    // The same checkpoint again changes nothing; an older one is not taken.
+    expect(foldStatus(r.job!, report("running", { checkpoint: reported }), 400).verdict).toBe("unchanged");
+    const older = { ...reported, name: "step-2", createdAtMs: 100 };
+    expect(foldStatus(r.job!, report("running", { checkpoint: { ...older, name: "step-3" } }), 400).verdict).toBe(
+      "unchanged",
+    );
+  });
+
+  it("takes the checkpoint of a final report, and refuses unsafe names", () => {
+    const running = foldStatus(job(), report("running"), 200).job!;
+    const done = foldStatus(running, report("failed", { exitCode: 1, checkpoint: reported }), 300).job!;
+    expect(done.tasks[0]!.checkpoint?.name).toBe("step-3");
+    for (const name of ["../x", ".tmp", "a/b", ""]) {
+      const r = foldStatus(running, report("running", { checkpoint: { ...reported, name } }), 300);
+      expect(r.verdict, name).toBe("unchanged");
+    }
+  });
+});
+
+describe("foldStatus: where the checkpoint's copy is", () => {
+  const base = {
+    name: "step-3",
+    sizeBytes: 12,
+    createdAtMs: 150,
+    taskId: "jx-0",
+    epoch: 5,
+    agentId: "a1",
+    attempt: 1,
+    copyNote: "10 KiB in 1 chunk(s)",
+  };
+  it("believes 'stored' only for this task's own object; keeps too-large with its note", () => {
+    const running = foldStatus(job(), report("running"), 200).job!;
+    const own = { ...base, copy: "stored" as const, object: "jx-0/5/step-3" };
+    expect(foldStatus(running, report("running", { checkpoint: own }), 300).job!.tasks[0]!.checkpoint).toMatchObject({
+      copy: "stored",
+      object: "jx-0/5/step-3",
+    });
+    const foreign = { ...own, object: "other-0/5/step-3" };
+    expect(
+      foldStatus(running, report("running", { checkpoint: foreign }), 300).job!.tasks[0]!.checkpoint,
+    ).toMatchObject({ copy: "agent", object: "" });
+    const big = { ...base, copy: "too-large" as const, copyNote: "over the limit", object: "" };
+    expect(foldStatus(running, report("running", { checkpoint: big }), 300).job!.tasks[0]!.checkpoint).toMatchObject({
+      copy: "too-large",
+      copyNote: "over the limit",
+    });
+  });
+
+  it("records lineage once, from what the agent says it resumed from, and only the checkpoint the task holds", () => {
+    const held = { ...base, copy: "stored" as const, object: "jx-0/5/step-3", epoch: 3 };
+    const j = job();
+    j.tasks[0]!.checkpoint = held;
+    const resumed = foldStatus(j, report("running", { resumedFrom: held }), 300).job!;
+    expect(resumed.tasks[0]!.resumedFrom?.name).toBe("step-3");
+    expect(resumed.lineage).toHaveLength(1);
+    expect(foldStatus(resumed, report("running", { resumedFrom: held }), 400).verdict).toBe("unchanged");
+    const other = foldStatus(j, report("running", { resumedFrom: { ...held, name: "step-9" } }), 300);
+    expect(other.job?.lineage ?? []).toHaveLength(0);
+    const fresh = foldStatus(j, report("running", { resumeNote: "cannot resume: missing" }), 300).job!;
+    expect(fresh.tasks[0]!.resumeNote).toBe("cannot resume: missing");
+    expect(fresh.lineage ?? []).toHaveLength(0);
+  });
+});

@@ -4,7 +4,16 @@
  * redelivered or reordered reports change nothing. A report may also carry the task's last checkpoint (a running
  * task re-reports "running" when it checkpoints): kept on the task, clamped to the scheduler's window, forward only.
  */
-import { isFinalJobState, isFinalTaskState, type Job, type TaskStatusReport } from "@capa/domain";
+import {
+  type Checkpoint,
+  isFinalJobState,
+  isFinalTaskState,
+  type Job,
+  type Task,
+  type TaskStatusReport,
+} from "@capa/domain";
+import { manifestObject } from "../checkpoints/broker.js";
+import { recordLineage } from "../checkpoints/resume.js";
 import { advances, settle } from "../jobs/settle.js";
 
 export type FoldVerdict = "applied" | "unchanged" | "stale" | "unknown-task";
@@ -33,10 +42,20 @@ export function foldStatus(job: Job, report: TaskStatusReport, nowMs: number): F
   const started = task.startedAtMs || (report.startedAtMs > 0 ? clamp(report.startedAtMs, task.placedAtMs, nowMs) : 0);
   const checkpoint = reported > 0 && !final ? clamp(reported, started || task.placedAtMs, nowMs) : 0;
   const checkpointed = checkpoint > (task.lastCheckpointMs ?? 0);
-  if (!advancing && !checkpointed) return { verdict: "unchanged", final };
+  const newCheckpoint = reportedCheckpoint(job, task, report);
+  const resumed = resumeReport(task, report);
+  const digest = report.imageDigest && report.imageDigest !== task.imageDigest ? report.imageDigest.slice(0, 160) : "";
+  if (!advancing && !checkpointed && !newCheckpoint && !resumed && !digest) return { verdict: "unchanged", final };
   const next = structuredClone(job);
   const t = next.tasks.find((x) => x.id === report.taskId)!;
   if (checkpointed) t.lastCheckpointMs = checkpoint;
+  if (newCheckpoint) t.checkpoint = newCheckpoint;
+  if (digest) t.imageDigest = digest;
+  if (resumed?.from) {
+    t.resumedFrom = resumed.from;
+    delete t.resumeNote;
+    recordLineage(next, t, resumed.from, nowMs);
+  } else if (resumed?.note) t.resumeNote = resumed.note;
   if (!advancing) return { verdict: "applied", job: next, final };
   t.state = state;
   // The billing window is the scheduler's own: an agent's clock may be skewed (or lie), so its timestamps are
@@ -51,6 +70,63 @@ export function foldStatus(job: Job, report: TaskStatusReport, nowMs: number): F
   if (report.message) t.message = report.message.slice(0, 1024);
   settle(next, nowMs);
   return { verdict: "applied", job: next, final };
+}
+
+/** Names a checkpoint may have: one path segment, not in progress (dot-names), bounded. */
+const CHECKPOINT_NAME = /^[^./][^/]{0,254}$/;
+
+/**
+ * The report's checkpoint when it is newer than the one the task holds (a later run's, or a later one of the same
+ * run), with the run's identity taken from the task and the fenced report rather than from what the agent wrote.
+ */
+function reportedCheckpoint(job: Job, task: Task, report: TaskStatusReport): Checkpoint | undefined {
+  const c = report.checkpoint;
+  if (!c || !CHECKPOINT_NAME.test(c.name) || !Number.isSafeInteger(c.sizeBytes) || c.sizeBytes < 0) return undefined;
+  const held = task.checkpoint;
+  const newer =
+    !held ||
+    report.epoch > held.epoch ||
+    (report.epoch === held.epoch && (c.createdAtMs > held.createdAtMs || c.name !== held.name));
+  if (!newer) return undefined;
+  return {
+    name: c.name,
+    sizeBytes: c.sizeBytes,
+    createdAtMs: c.createdAtMs,
+    taskId: task.id,
+    epoch: report.epoch,
+    agentId: report.agentId,
+    attempt: Math.max(1, job.attempt ?? 1),
+    ...copyOf(c, task.id, report.epoch),
+  };
+}
+
+/**
+ * Where the agent says the copy is. "stored" is believed only for the object the broker names for this task,
+ * epoch and checkpoint (an agent cannot point a resume at another task's object; the broker would refuse the
+ * read anyway, since it reads only objects of the resuming task's own assignment).
+ */
+function copyOf(c: Checkpoint, taskId: string, epoch: number): Pick<Checkpoint, "copy" | "copyNote" | "object"> {
+  const note = c.copyNote.slice(0, 256);
+  if (c.copy === "stored")
+    return c.object === manifestObject(taskId, epoch, c.name)
+      ? { copy: "stored", copyNote: note, object: c.object }
+      : { copy: "agent", copyNote: "", object: "" };
+  if (c.copy === "too-large" || c.copy === "copy-failed") return { copy: c.copy, copyNote: note, object: "" };
+  return { copy: "agent", copyNote: "", object: "" };
+}
+
+/**
+ * What the run's agent says it resumed from, once per run: only the checkpoint the task holds counts (an agent
+ * cannot put another task's checkpoint into the lineage), and a run that resumed is never recorded twice.
+ */
+function resumeReport(task: Task, report: TaskStatusReport): { from?: Checkpoint; note?: string } | undefined {
+  if (task.resumedFrom) return undefined;
+  const from = report.resumedFrom;
+  const held = task.checkpoint;
+  if (from && held && from.name === held.name && from.epoch === held.epoch && from.taskId === held.taskId)
+    return { from: { ...held } };
+  const note = report.resumeNote?.slice(0, 512);
+  return note && note !== task.resumeNote ? { note } : undefined;
 }
 
 function clamp(value: number, low: number, high: number): number {

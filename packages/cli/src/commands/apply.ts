@@ -24,7 +24,9 @@ export function applyCommand(): Command {
     const source = flags.file === "-" ? "stdin" : flags.file;
     const docs = loadDocuments(flags.file, true);
     // Every document is checked before anything is created, so a bad third document creates nothing.
-    const specs = docs.map((doc, i) => jobSpecOf(doc, docs.length > 1 ? `${source} (document ${i + 1})` : source));
+    const specs = docs.map((doc, i) =>
+      jobSpecOf(doc, docs.length > 1 ? `${source} (document ${i + 1})` : source, source),
+    );
     await withScheduler(self, async (client) => {
       const results = [];
       for (const spec of specs) {

@@ -7,6 +7,9 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import {
+  Checkpoint,
+  CheckpointPolicy,
+  DataMount,
   Gpu,
   GpuPrice,
   LogStream,
@@ -86,6 +89,15 @@ export interface TaskAssignment {
   /** The task must stop (cancel, preemption); kept until the agent reports it final. */
   stop: boolean;
   stopReason: string;
+  /** The checkpoint to resume from ($CAPA_RESUME_FROM); absent = start fresh. */
+  resumeFrom:
+    | Checkpoint
+    | undefined;
+  /** Why the task starts fresh although its job has a checkpoint; "" = n/a. */
+  resumeNote: string;
+  /** The job's checkpoint policy and data mounts (JobSpec.checkpoint, JobSpec.data). */
+  checkpoint: CheckpointPolicy | undefined;
+  data: DataMount[];
   /**
    * Training gangs: the worker's place in its rendezvous generation; the agent sets torchrun's env from it
    * (MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE, CAPA_GENERATION).
@@ -126,6 +138,67 @@ export interface TaskStatus {
   bootId: string;
   /** When the task last signalled a checkpoint (mtime of $CAPA_CHECKPOINT_FILE); 0 = none this run. */
   lastCheckpointUnixMs: number;
+  /** Newest complete checkpoint in $CAPA_CHECKPOINT_DIR (name, size, time); absent = none this run. */
+  checkpoint:
+    | Checkpoint
+    | undefined;
+  /** Image digest of the container, when the driver could tell. */
+  imageDigest: string;
+  /**
+   * On the run's first "running" report: the checkpoint it actually resumed from ($CAPA_RESUME_FROM was set), or
+   * why it started fresh although its assignment named one.
+   */
+  resumedFrom: Checkpoint | undefined;
+  resumeNote: string;
+}
+
+/**
+ * capa.v1.agent.<region>.<agentId>.checkpoint.put (request-reply, from the agent's own subtree): one chunk of a
+ * checkpoint of a task the agent holds, copied into the scheduler's checkpoint store. Each request stands alone
+ * (any scheduler replica may answer): chunk `seq` becomes its own object; the request with `last` writes the
+ * manifest that makes the copy usable.
+ */
+export interface CheckpointChunk {
+  taskId: string;
+  epoch: number;
+  /** The checkpoint's name in $CAPA_CHECKPOINT_DIR. */
+  name: string;
+  /** 0-based chunk index. */
+  seq: number;
+  data: Buffer;
+  /**
+   * The whole copy (a tar of the entry): total bytes and chunks, on every chunk (the first one is refused when
+   * the copy is over the store's limit).
+   */
+  sizeBytes: number;
+  chunks: number;
+  last: boolean;
+}
+
+/**
+ * capa.v1.agent.<region>.<agentId>.checkpoint.get (request-reply): chunk `seq` of the checkpoint that the agent's
+ * assignment of `task_id` at `epoch` resumes from. The agent names no object: the scheduler takes it from the
+ * assignment, so an agent can read only the checkpoint it was given.
+ */
+export interface CheckpointGet {
+  taskId: string;
+  epoch: number;
+  seq: number;
+}
+
+export interface CheckpointReply {
+  ok: boolean;
+  /** Refusal reason: "not-held", "too-large", "missing", "invalid", "unavailable". */
+  error: string;
+  message: string;
+  /** get: the chunk and the copy's total chunks and bytes. */
+  data: Buffer;
+  chunks: number;
+  sizeBytes: number;
+  /** put refused as too-large: the store's limit. */
+  maxBytes: number;
+  /** put of the last chunk: the copy's object name. */
+  object: string;
 }
 
 /** capa.v1.task.<taskId>.logs (JetStream): from agents. */
@@ -914,6 +987,10 @@ function createBaseTaskAssignment(): TaskAssignment {
     assignedAtMs: 0,
     stop: false,
     stopReason: "",
+    resumeFrom: undefined,
+    resumeNote: "",
+    checkpoint: undefined,
+    data: [],
     rendezvous: undefined,
   };
 }
@@ -956,6 +1033,18 @@ export const TaskAssignment: MessageFns<TaskAssignment> = {
     }
     if (message.stopReason !== "") {
       writer.uint32(90).string(message.stopReason);
+    }
+    if (message.resumeFrom !== undefined) {
+      Checkpoint.encode(message.resumeFrom, writer.uint32(98).fork()).join();
+    }
+    if (message.resumeNote !== "") {
+      writer.uint32(106).string(message.resumeNote);
+    }
+    if (message.checkpoint !== undefined) {
+      CheckpointPolicy.encode(message.checkpoint, writer.uint32(114).fork()).join();
+    }
+    for (const v of message.data) {
+      DataMount.encode(v!, writer.uint32(122).fork()).join();
     }
     if (message.rendezvous !== undefined) {
       WorkerRendezvous.encode(message.rendezvous, writer.uint32(242).fork()).join();
@@ -1074,6 +1163,38 @@ export const TaskAssignment: MessageFns<TaskAssignment> = {
             message.stopReason = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.resumeFrom = Checkpoint.decode(reader, reader.uint32());
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.resumeNote = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.checkpoint = CheckpointPolicy.decode(reader, reader.uint32());
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.data.push(DataMount.decode(reader, reader.uint32()));
+            continue;
+          }
           case 30: {
             if (tag !== 242) {
               break;
@@ -1131,6 +1252,20 @@ export const TaskAssignment: MessageFns<TaskAssignment> = {
         : isSet(object.stop_reason)
         ? globalThis.String(object.stop_reason)
         : "",
+      resumeFrom: isSet(object.resumeFrom)
+        ? Checkpoint.fromJSON(object.resumeFrom)
+        : isSet(object.resume_from)
+        ? Checkpoint.fromJSON(object.resume_from)
+        : undefined,
+      resumeNote: isSet(object.resumeNote)
+        ? globalThis.String(object.resumeNote)
+        : isSet(object.resume_note)
+        ? globalThis.String(object.resume_note)
+        : "",
+      checkpoint: isSet(object.checkpoint) ? CheckpointPolicy.fromJSON(object.checkpoint) : undefined,
+      data: globalThis.Array.isArray(object?.data)
+        ? object.data.map((e: any) => DataMount.fromJSON(e))
+        : [],
       rendezvous: isSet(object.rendezvous) ? WorkerRendezvous.fromJSON(object.rendezvous) : undefined,
     };
   },
@@ -1170,6 +1305,18 @@ export const TaskAssignment: MessageFns<TaskAssignment> = {
     if (message.stopReason !== "") {
       obj.stopReason = message.stopReason;
     }
+    if (message.resumeFrom !== undefined) {
+      obj.resumeFrom = Checkpoint.toJSON(message.resumeFrom);
+    }
+    if (message.resumeNote !== "") {
+      obj.resumeNote = message.resumeNote;
+    }
+    if (message.checkpoint !== undefined) {
+      obj.checkpoint = CheckpointPolicy.toJSON(message.checkpoint);
+    }
+    if (message.data?.length) {
+      obj.data = message.data.map((e) => DataMount.toJSON(e));
+    }
     if (message.rendezvous !== undefined) {
       obj.rendezvous = WorkerRendezvous.toJSON(message.rendezvous);
     }
@@ -1194,6 +1341,14 @@ export const TaskAssignment: MessageFns<TaskAssignment> = {
     message.assignedAtMs = object.assignedAtMs ?? 0;
     message.stop = object.stop ?? false;
     message.stopReason = object.stopReason ?? "";
+    message.resumeFrom = (object.resumeFrom !== undefined && object.resumeFrom !== null)
+      ? Checkpoint.fromPartial(object.resumeFrom)
+      : undefined;
+    message.resumeNote = object.resumeNote ?? "";
+    message.checkpoint = (object.checkpoint !== undefined && object.checkpoint !== null)
+      ? CheckpointPolicy.fromPartial(object.checkpoint)
+      : undefined;
+    message.data = object.data?.map((e) => DataMount.fromPartial(e)) || [];
     message.rendezvous = (object.rendezvous !== undefined && object.rendezvous !== null)
       ? WorkerRendezvous.fromPartial(object.rendezvous)
       : undefined;
@@ -1510,6 +1665,10 @@ function createBaseTaskStatus(): TaskStatus {
     sentAtMs: 0,
     bootId: "",
     lastCheckpointUnixMs: 0,
+    checkpoint: undefined,
+    imageDigest: "",
+    resumedFrom: undefined,
+    resumeNote: "",
   };
 }
 
@@ -1553,6 +1712,18 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     }
     if (message.lastCheckpointUnixMs !== 0) {
       writer.uint32(104).int64(message.lastCheckpointUnixMs);
+    }
+    if (message.checkpoint !== undefined) {
+      Checkpoint.encode(message.checkpoint, writer.uint32(114).fork()).join();
+    }
+    if (message.imageDigest !== "") {
+      writer.uint32(122).string(message.imageDigest);
+    }
+    if (message.resumedFrom !== undefined) {
+      Checkpoint.encode(message.resumedFrom, writer.uint32(130).fork()).join();
+    }
+    if (message.resumeNote !== "") {
+      writer.uint32(138).string(message.resumeNote);
     }
     return writer;
   },
@@ -1674,6 +1845,38 @@ export const TaskStatus: MessageFns<TaskStatus> = {
             message.lastCheckpointUnixMs = longToNumber(reader.int64());
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.checkpoint = Checkpoint.decode(reader, reader.uint32());
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.imageDigest = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.resumedFrom = Checkpoint.decode(reader, reader.uint32());
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.resumeNote = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1737,6 +1940,22 @@ export const TaskStatus: MessageFns<TaskStatus> = {
         : isSet(object.last_checkpoint_unix_ms)
         ? globalThis.Number(object.last_checkpoint_unix_ms)
         : 0,
+      checkpoint: isSet(object.checkpoint) ? Checkpoint.fromJSON(object.checkpoint) : undefined,
+      imageDigest: isSet(object.imageDigest)
+        ? globalThis.String(object.imageDigest)
+        : isSet(object.image_digest)
+        ? globalThis.String(object.image_digest)
+        : "",
+      resumedFrom: isSet(object.resumedFrom)
+        ? Checkpoint.fromJSON(object.resumedFrom)
+        : isSet(object.resumed_from)
+        ? Checkpoint.fromJSON(object.resumed_from)
+        : undefined,
+      resumeNote: isSet(object.resumeNote)
+        ? globalThis.String(object.resumeNote)
+        : isSet(object.resume_note)
+        ? globalThis.String(object.resume_note)
+        : "",
     };
   },
 
@@ -1781,6 +2000,18 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     if (message.lastCheckpointUnixMs !== 0) {
       obj.lastCheckpointUnixMs = Math.round(message.lastCheckpointUnixMs);
     }
+    if (message.checkpoint !== undefined) {
+      obj.checkpoint = Checkpoint.toJSON(message.checkpoint);
+    }
+    if (message.imageDigest !== "") {
+      obj.imageDigest = message.imageDigest;
+    }
+    if (message.resumedFrom !== undefined) {
+      obj.resumedFrom = Checkpoint.toJSON(message.resumedFrom);
+    }
+    if (message.resumeNote !== "") {
+      obj.resumeNote = message.resumeNote;
+    }
     return obj;
   },
 
@@ -1802,6 +2033,497 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     message.sentAtMs = object.sentAtMs ?? 0;
     message.bootId = object.bootId ?? "";
     message.lastCheckpointUnixMs = object.lastCheckpointUnixMs ?? 0;
+    message.checkpoint = (object.checkpoint !== undefined && object.checkpoint !== null)
+      ? Checkpoint.fromPartial(object.checkpoint)
+      : undefined;
+    message.imageDigest = object.imageDigest ?? "";
+    message.resumedFrom = (object.resumedFrom !== undefined && object.resumedFrom !== null)
+      ? Checkpoint.fromPartial(object.resumedFrom)
+      : undefined;
+    message.resumeNote = object.resumeNote ?? "";
+    return message;
+  },
+};
+
+function createBaseCheckpointChunk(): CheckpointChunk {
+  return { taskId: "", epoch: 0, name: "", seq: 0, data: Buffer.alloc(0), sizeBytes: 0, chunks: 0, last: false };
+}
+
+export const CheckpointChunk: MessageFns<CheckpointChunk> = {
+  encode(message: CheckpointChunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(16).uint64(message.epoch);
+    }
+    if (message.name !== "") {
+      writer.uint32(26).string(message.name);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(32).uint32(message.seq);
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(42).bytes(message.data);
+    }
+    if (message.sizeBytes !== 0) {
+      writer.uint32(48).uint64(message.sizeBytes);
+    }
+    if (message.chunks !== 0) {
+      writer.uint32(56).uint32(message.chunks);
+    }
+    if (message.last !== false) {
+      writer.uint32(64).bool(message.last);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckpointChunk {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckpointChunk();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.seq = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.sizeBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.chunks = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.last = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CheckpointChunk {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      sizeBytes: isSet(object.sizeBytes)
+        ? globalThis.Number(object.sizeBytes)
+        : isSet(object.size_bytes)
+        ? globalThis.Number(object.size_bytes)
+        : 0,
+      chunks: isSet(object.chunks) ? globalThis.Number(object.chunks) : 0,
+      last: isSet(object.last) ? globalThis.Boolean(object.last) : false,
+    };
+  },
+
+  toJSON(message: CheckpointChunk): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    if (message.sizeBytes !== 0) {
+      obj.sizeBytes = Math.round(message.sizeBytes);
+    }
+    if (message.chunks !== 0) {
+      obj.chunks = Math.round(message.chunks);
+    }
+    if (message.last !== false) {
+      obj.last = message.last;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CheckpointChunk>): CheckpointChunk {
+    return CheckpointChunk.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CheckpointChunk>): CheckpointChunk {
+    const message = createBaseCheckpointChunk();
+    message.taskId = object.taskId ?? "";
+    message.epoch = object.epoch ?? 0;
+    message.name = object.name ?? "";
+    message.seq = object.seq ?? 0;
+    message.data = object.data ?? Buffer.alloc(0);
+    message.sizeBytes = object.sizeBytes ?? 0;
+    message.chunks = object.chunks ?? 0;
+    message.last = object.last ?? false;
+    return message;
+  },
+};
+
+function createBaseCheckpointGet(): CheckpointGet {
+  return { taskId: "", epoch: 0, seq: 0 };
+}
+
+export const CheckpointGet: MessageFns<CheckpointGet> = {
+  encode(message: CheckpointGet, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(16).uint64(message.epoch);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(24).uint32(message.seq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckpointGet {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckpointGet();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.seq = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CheckpointGet {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+    };
+  },
+
+  toJSON(message: CheckpointGet): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CheckpointGet>): CheckpointGet {
+    return CheckpointGet.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CheckpointGet>): CheckpointGet {
+    const message = createBaseCheckpointGet();
+    message.taskId = object.taskId ?? "";
+    message.epoch = object.epoch ?? 0;
+    message.seq = object.seq ?? 0;
+    return message;
+  },
+};
+
+function createBaseCheckpointReply(): CheckpointReply {
+  return { ok: false, error: "", message: "", data: Buffer.alloc(0), chunks: 0, sizeBytes: 0, maxBytes: 0, object: "" };
+}
+
+export const CheckpointReply: MessageFns<CheckpointReply> = {
+  encode(message: CheckpointReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ok !== false) {
+      writer.uint32(8).bool(message.ok);
+    }
+    if (message.error !== "") {
+      writer.uint32(18).string(message.error);
+    }
+    if (message.message !== "") {
+      writer.uint32(26).string(message.message);
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(34).bytes(message.data);
+    }
+    if (message.chunks !== 0) {
+      writer.uint32(40).uint32(message.chunks);
+    }
+    if (message.sizeBytes !== 0) {
+      writer.uint32(48).uint64(message.sizeBytes);
+    }
+    if (message.maxBytes !== 0) {
+      writer.uint32(56).uint64(message.maxBytes);
+    }
+    if (message.object !== "") {
+      writer.uint32(66).string(message.object);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckpointReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckpointReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.ok = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.chunks = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.sizeBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.maxBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.object = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CheckpointReply {
+    return {
+      ok: isSet(object.ok) ? globalThis.Boolean(object.ok) : false,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+      chunks: isSet(object.chunks) ? globalThis.Number(object.chunks) : 0,
+      sizeBytes: isSet(object.sizeBytes)
+        ? globalThis.Number(object.sizeBytes)
+        : isSet(object.size_bytes)
+        ? globalThis.Number(object.size_bytes)
+        : 0,
+      maxBytes: isSet(object.maxBytes)
+        ? globalThis.Number(object.maxBytes)
+        : isSet(object.max_bytes)
+        ? globalThis.Number(object.max_bytes)
+        : 0,
+      object: isSet(object.object) ? globalThis.String(object.object) : "",
+    };
+  },
+
+  toJSON(message: CheckpointReply): unknown {
+    const obj: any = {};
+    if (message.ok !== false) {
+      obj.ok = message.ok;
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    if (message.chunks !== 0) {
+      obj.chunks = Math.round(message.chunks);
+    }
+    if (message.sizeBytes !== 0) {
+      obj.sizeBytes = Math.round(message.sizeBytes);
+    }
+    if (message.maxBytes !== 0) {
+      obj.maxBytes = Math.round(message.maxBytes);
+    }
+    if (message.object !== "") {
+      obj.object = message.object;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CheckpointReply>): CheckpointReply {
+    return CheckpointReply.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CheckpointReply>): CheckpointReply {
+    const message = createBaseCheckpointReply();
+    message.ok = object.ok ?? false;
+    message.error = object.error ?? "";
+    message.message = object.message ?? "";
+    message.data = object.data ?? Buffer.alloc(0);
+    message.chunks = object.chunks ?? 0;
+    message.sizeBytes = object.sizeBytes ?? 0;
+    message.maxBytes = object.maxBytes ?? 0;
+    message.object = object.object ?? "";
     return message;
   },
 };

@@ -328,6 +328,12 @@ export interface JobSpec {
    * has). 0 (default) = keep waiting: agents may join later; the job's reason still says UNSCHEDULABLE.
    */
   failIfUnschedulableAfterSeconds: number;
+  /** Absent: the job keeps no checkpoints capa knows about (only $CAPA_CHECKPOINT_FILE's mtime is reported). */
+  checkpoint:
+    | CheckpointPolicy
+    | undefined;
+  /** Data the agent stages before each task starts. Default: none. */
+  data: DataMount[];
   /**
    * Training only: an elastic gang that runs with min_replicas..max_replicas workers; replicas must equal
    * max_replicas (0 = max_replicas). Absent: a fixed-size gang of `replicas`.
@@ -427,6 +433,62 @@ export interface TaskTemplate_EnvEntry {
   value: string;
 }
 
+/**
+ * `checkpoint: {dir, every}`: the task writes complete checkpoints into $CAPA_CHECKPOINT_DIR (each one an entry
+ * published by an atomic rename; names starting with "." are in progress and ignored). The agent reports the newest
+ * complete one; a re-placed, preempted or retried task starts with $CAPA_RESUME_FROM pointing at a local copy.
+ */
+export interface CheckpointPolicy {
+  /** Relative to the task's directory on the agent, or absolute. Default "": "checkpoints". */
+  dir: string;
+  /** How often the task should checkpoint, passed as $CAPA_CHECKPOINT_EVERY_SECONDS; 0 (default) = the task decides. */
+  everySeconds: number;
+}
+
+/** One complete checkpoint a task reported. */
+export interface Checkpoint {
+  /** Entry name in $CAPA_CHECKPOINT_DIR (a file or a directory). */
+  name: string;
+  sizeBytes: number;
+  /** The entry's modification time (agent clock). */
+  createdAtMs: number;
+  /** Which run wrote it: task, allocation epoch, agent, job attempt. */
+  taskId: string;
+  epoch: number;
+  agentId: string;
+  attempt: number;
+  /**
+   * Where a copy is: "agent" (only on the agent that wrote it), "stored" (in the scheduler's object store, so any
+   * agent can resume from it), "too-large" (over the copy limit: only the writing agent can resume from it),
+   * "copy-failed".
+   */
+  copy: string;
+  /** Why the copy is in its state (e.g. the size and the limit), for people. */
+  copyNote: string;
+  /** Object name in the checkpoint store when copy = "stored". */
+  object: string;
+}
+
+/** `data:` one input the agent stages before the task starts. */
+export interface DataMount {
+  /** A host path ("/datasets/x") or a URI ("file:///datasets/x"); other schemes need a stager on the agent. */
+  source: string;
+  /** Name of the mount ([a-z0-9_-]): the task finds it at $CAPA_DATA_<NAME> (upper case, "-" -> "_"). */
+  name: string;
+  /** Path inside a container; default "": /data/<name>. Processes see the staged host path. */
+  target: string;
+}
+
+/** A placement that resumed from a checkpoint: which run resumed from which checkpoint of which run. */
+export interface LineageEntry {
+  taskId: string;
+  epoch: number;
+  agentId: string;
+  attempt: number;
+  resumedFrom: Checkpoint | undefined;
+  atMs: number;
+}
+
 export interface Task {
   id: string;
   replica: number;
@@ -454,6 +516,18 @@ export interface Task {
   lastCheckpointUnixMs: number;
   /** A retry waits for its backoff: not placed before this time (scheduler clock); 0 = now. */
   notBeforeMs: number;
+  /** Newest complete checkpoint of this task, of any run (kept across re-placements and retries). */
+  checkpoint:
+    | Checkpoint
+    | undefined;
+  /** The checkpoint this run started from ($CAPA_RESUME_FROM); absent = it started fresh. */
+  resumedFrom:
+    | Checkpoint
+    | undefined;
+  /** Why this run did not resume from `checkpoint` (e.g. it is too large to copy to another agent); "" = n/a. */
+  resumeNote: string;
+  /** Image digest the agent ran (container driver), when it could tell. */
+  imageDigest: string;
 }
 
 export interface Job {
@@ -477,6 +551,8 @@ export interface Job {
   attemptStartedAtMs: number;
   /** Every finished attempt, oldest first (at most 100). */
   attempts: Attempt[];
+  /** Checkpoint lineage: every placement that resumed from a checkpoint, oldest first (at most 100). */
+  lineage: LineageEntry[];
   /** Training gangs: the current generation and its history. */
   rendezvous: Rendezvous | undefined;
 }
@@ -569,6 +645,8 @@ function createBaseJobSpec(): JobSpec {
     deadlineUnixMs: 0,
     retries: undefined,
     failIfUnschedulableAfterSeconds: 0,
+    checkpoint: undefined,
+    data: [],
     elastic: undefined,
   };
 }
@@ -640,6 +718,12 @@ export const JobSpec: MessageFns<JobSpec> = {
     }
     if (message.failIfUnschedulableAfterSeconds !== 0) {
       writer.uint32(176).int32(message.failIfUnschedulableAfterSeconds);
+    }
+    if (message.checkpoint !== undefined) {
+      CheckpointPolicy.encode(message.checkpoint, writer.uint32(186).fork()).join();
+    }
+    for (const v of message.data) {
+      DataMount.encode(v!, writer.uint32(194).fork()).join();
     }
     if (message.elastic !== undefined) {
       ElasticPolicy.encode(message.elastic, writer.uint32(242).fork()).join();
@@ -842,6 +926,22 @@ export const JobSpec: MessageFns<JobSpec> = {
             message.failIfUnschedulableAfterSeconds = reader.int32();
             continue;
           }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.checkpoint = CheckpointPolicy.decode(reader, reader.uint32());
+            continue;
+          }
+          case 24: {
+            if (tag !== 194) {
+              break;
+            }
+
+            message.data.push(DataMount.decode(reader, reader.uint32()));
+            continue;
+          }
           case 30: {
             if (tag !== 242) {
               break;
@@ -982,6 +1082,10 @@ export const JobSpec: MessageFns<JobSpec> = {
         : isSet(object.fail_if_unschedulable_after_seconds)
         ? globalThis.Number(object.fail_if_unschedulable_after_seconds)
         : 0,
+      checkpoint: isSet(object.checkpoint) ? CheckpointPolicy.fromJSON(object.checkpoint) : undefined,
+      data: globalThis.Array.isArray(object?.data)
+        ? object.data.map((e: any) => DataMount.fromJSON(e))
+        : [],
       elastic: isSet(object.elastic) ? ElasticPolicy.fromJSON(object.elastic) : undefined,
     };
   },
@@ -1066,6 +1170,12 @@ export const JobSpec: MessageFns<JobSpec> = {
     if (message.failIfUnschedulableAfterSeconds !== 0) {
       obj.failIfUnschedulableAfterSeconds = Math.round(message.failIfUnschedulableAfterSeconds);
     }
+    if (message.checkpoint !== undefined) {
+      obj.checkpoint = CheckpointPolicy.toJSON(message.checkpoint);
+    }
+    if (message.data?.length) {
+      obj.data = message.data.map((e) => DataMount.toJSON(e));
+    }
     if (message.elastic !== undefined) {
       obj.elastic = ElasticPolicy.toJSON(message.elastic);
     }
@@ -1119,6 +1229,10 @@ export const JobSpec: MessageFns<JobSpec> = {
       ? RetryPolicy.fromPartial(object.retries)
       : undefined;
     message.failIfUnschedulableAfterSeconds = object.failIfUnschedulableAfterSeconds ?? 0;
+    message.checkpoint = (object.checkpoint !== undefined && object.checkpoint !== null)
+      ? CheckpointPolicy.fromPartial(object.checkpoint)
+      : undefined;
+    message.data = object.data?.map((e) => DataMount.fromPartial(e)) || [];
     message.elastic = (object.elastic !== undefined && object.elastic !== null)
       ? ElasticPolicy.fromPartial(object.elastic)
       : undefined;
@@ -2259,6 +2373,607 @@ export const TaskTemplate_EnvEntry: MessageFns<TaskTemplate_EnvEntry> = {
   },
 };
 
+function createBaseCheckpointPolicy(): CheckpointPolicy {
+  return { dir: "", everySeconds: 0 };
+}
+
+export const CheckpointPolicy: MessageFns<CheckpointPolicy> = {
+  encode(message: CheckpointPolicy, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.dir !== "") {
+      writer.uint32(10).string(message.dir);
+    }
+    if (message.everySeconds !== 0) {
+      writer.uint32(16).int32(message.everySeconds);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CheckpointPolicy {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckpointPolicy();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.dir = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.everySeconds = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CheckpointPolicy {
+    return {
+      dir: isSet(object.dir) ? globalThis.String(object.dir) : "",
+      everySeconds: isSet(object.everySeconds)
+        ? globalThis.Number(object.everySeconds)
+        : isSet(object.every_seconds)
+        ? globalThis.Number(object.every_seconds)
+        : 0,
+    };
+  },
+
+  toJSON(message: CheckpointPolicy): unknown {
+    const obj: any = {};
+    if (message.dir !== "") {
+      obj.dir = message.dir;
+    }
+    if (message.everySeconds !== 0) {
+      obj.everySeconds = Math.round(message.everySeconds);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CheckpointPolicy>): CheckpointPolicy {
+    return CheckpointPolicy.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CheckpointPolicy>): CheckpointPolicy {
+    const message = createBaseCheckpointPolicy();
+    message.dir = object.dir ?? "";
+    message.everySeconds = object.everySeconds ?? 0;
+    return message;
+  },
+};
+
+function createBaseCheckpoint(): Checkpoint {
+  return {
+    name: "",
+    sizeBytes: 0,
+    createdAtMs: 0,
+    taskId: "",
+    epoch: 0,
+    agentId: "",
+    attempt: 0,
+    copy: "",
+    copyNote: "",
+    object: "",
+  };
+}
+
+export const Checkpoint: MessageFns<Checkpoint> = {
+  encode(message: Checkpoint, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.sizeBytes !== 0) {
+      writer.uint32(16).uint64(message.sizeBytes);
+    }
+    if (message.createdAtMs !== 0) {
+      writer.uint32(24).int64(message.createdAtMs);
+    }
+    if (message.taskId !== "") {
+      writer.uint32(34).string(message.taskId);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(40).uint64(message.epoch);
+    }
+    if (message.agentId !== "") {
+      writer.uint32(50).string(message.agentId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(56).uint32(message.attempt);
+    }
+    if (message.copy !== "") {
+      writer.uint32(66).string(message.copy);
+    }
+    if (message.copyNote !== "") {
+      writer.uint32(74).string(message.copyNote);
+    }
+    if (message.object !== "") {
+      writer.uint32(82).string(message.object);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Checkpoint {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCheckpoint();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sizeBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.createdAtMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.agentId = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.copy = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.copyNote = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.object = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Checkpoint {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      sizeBytes: isSet(object.sizeBytes)
+        ? globalThis.Number(object.sizeBytes)
+        : isSet(object.size_bytes)
+        ? globalThis.Number(object.size_bytes)
+        : 0,
+      createdAtMs: isSet(object.createdAtMs)
+        ? globalThis.Number(object.createdAtMs)
+        : isSet(object.created_at_ms)
+        ? globalThis.Number(object.created_at_ms)
+        : 0,
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      agentId: isSet(object.agentId)
+        ? globalThis.String(object.agentId)
+        : isSet(object.agent_id)
+        ? globalThis.String(object.agent_id)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      copy: isSet(object.copy) ? globalThis.String(object.copy) : "",
+      copyNote: isSet(object.copyNote)
+        ? globalThis.String(object.copyNote)
+        : isSet(object.copy_note)
+        ? globalThis.String(object.copy_note)
+        : "",
+      object: isSet(object.object) ? globalThis.String(object.object) : "",
+    };
+  },
+
+  toJSON(message: Checkpoint): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.sizeBytes !== 0) {
+      obj.sizeBytes = Math.round(message.sizeBytes);
+    }
+    if (message.createdAtMs !== 0) {
+      obj.createdAtMs = Math.round(message.createdAtMs);
+    }
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.agentId !== "") {
+      obj.agentId = message.agentId;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.copy !== "") {
+      obj.copy = message.copy;
+    }
+    if (message.copyNote !== "") {
+      obj.copyNote = message.copyNote;
+    }
+    if (message.object !== "") {
+      obj.object = message.object;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Checkpoint>): Checkpoint {
+    return Checkpoint.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Checkpoint>): Checkpoint {
+    const message = createBaseCheckpoint();
+    message.name = object.name ?? "";
+    message.sizeBytes = object.sizeBytes ?? 0;
+    message.createdAtMs = object.createdAtMs ?? 0;
+    message.taskId = object.taskId ?? "";
+    message.epoch = object.epoch ?? 0;
+    message.agentId = object.agentId ?? "";
+    message.attempt = object.attempt ?? 0;
+    message.copy = object.copy ?? "";
+    message.copyNote = object.copyNote ?? "";
+    message.object = object.object ?? "";
+    return message;
+  },
+};
+
+function createBaseDataMount(): DataMount {
+  return { source: "", name: "", target: "" };
+}
+
+export const DataMount: MessageFns<DataMount> = {
+  encode(message: DataMount, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.source !== "") {
+      writer.uint32(10).string(message.source);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.target !== "") {
+      writer.uint32(26).string(message.target);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DataMount {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDataMount();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.source = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.target = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DataMount {
+    return {
+      source: isSet(object.source) ? globalThis.String(object.source) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      target: isSet(object.target) ? globalThis.String(object.target) : "",
+    };
+  },
+
+  toJSON(message: DataMount): unknown {
+    const obj: any = {};
+    if (message.source !== "") {
+      obj.source = message.source;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.target !== "") {
+      obj.target = message.target;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<DataMount>): DataMount {
+    return DataMount.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DataMount>): DataMount {
+    const message = createBaseDataMount();
+    message.source = object.source ?? "";
+    message.name = object.name ?? "";
+    message.target = object.target ?? "";
+    return message;
+  },
+};
+
+function createBaseLineageEntry(): LineageEntry {
+  return { taskId: "", epoch: 0, agentId: "", attempt: 0, resumedFrom: undefined, atMs: 0 };
+}
+
+export const LineageEntry: MessageFns<LineageEntry> = {
+  encode(message: LineageEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.epoch !== 0) {
+      writer.uint32(16).uint64(message.epoch);
+    }
+    if (message.agentId !== "") {
+      writer.uint32(26).string(message.agentId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(32).uint32(message.attempt);
+    }
+    if (message.resumedFrom !== undefined) {
+      Checkpoint.encode(message.resumedFrom, writer.uint32(42).fork()).join();
+    }
+    if (message.atMs !== 0) {
+      writer.uint32(48).int64(message.atMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LineageEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLineageEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.epoch = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.agentId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.resumedFrom = Checkpoint.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.atMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LineageEntry {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      epoch: isSet(object.epoch) ? globalThis.Number(object.epoch) : 0,
+      agentId: isSet(object.agentId)
+        ? globalThis.String(object.agentId)
+        : isSet(object.agent_id)
+        ? globalThis.String(object.agent_id)
+        : "",
+      attempt: isSet(object.attempt) ? globalThis.Number(object.attempt) : 0,
+      resumedFrom: isSet(object.resumedFrom)
+        ? Checkpoint.fromJSON(object.resumedFrom)
+        : isSet(object.resumed_from)
+        ? Checkpoint.fromJSON(object.resumed_from)
+        : undefined,
+      atMs: isSet(object.atMs)
+        ? globalThis.Number(object.atMs)
+        : isSet(object.at_ms)
+        ? globalThis.Number(object.at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: LineageEntry): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.epoch !== 0) {
+      obj.epoch = Math.round(message.epoch);
+    }
+    if (message.agentId !== "") {
+      obj.agentId = message.agentId;
+    }
+    if (message.attempt !== 0) {
+      obj.attempt = Math.round(message.attempt);
+    }
+    if (message.resumedFrom !== undefined) {
+      obj.resumedFrom = Checkpoint.toJSON(message.resumedFrom);
+    }
+    if (message.atMs !== 0) {
+      obj.atMs = Math.round(message.atMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LineageEntry>): LineageEntry {
+    return LineageEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LineageEntry>): LineageEntry {
+    const message = createBaseLineageEntry();
+    message.taskId = object.taskId ?? "";
+    message.epoch = object.epoch ?? 0;
+    message.agentId = object.agentId ?? "";
+    message.attempt = object.attempt ?? 0;
+    message.resumedFrom = (object.resumedFrom !== undefined && object.resumedFrom !== null)
+      ? Checkpoint.fromPartial(object.resumedFrom)
+      : undefined;
+    message.atMs = object.atMs ?? 0;
+    return message;
+  },
+};
+
 function createBaseTask(): Task {
   return {
     id: "",
@@ -2280,6 +2995,10 @@ function createBaseTask(): Task {
     interruptible: false,
     lastCheckpointUnixMs: 0,
     notBeforeMs: 0,
+    checkpoint: undefined,
+    resumedFrom: undefined,
+    resumeNote: "",
+    imageDigest: "",
   };
 }
 
@@ -2345,6 +3064,18 @@ export const Task: MessageFns<Task> = {
     }
     if (message.notBeforeMs !== 0) {
       writer.uint32(152).int64(message.notBeforeMs);
+    }
+    if (message.checkpoint !== undefined) {
+      Checkpoint.encode(message.checkpoint, writer.uint32(162).fork()).join();
+    }
+    if (message.resumedFrom !== undefined) {
+      Checkpoint.encode(message.resumedFrom, writer.uint32(170).fork()).join();
+    }
+    if (message.resumeNote !== "") {
+      writer.uint32(178).string(message.resumeNote);
+    }
+    if (message.imageDigest !== "") {
+      writer.uint32(186).string(message.imageDigest);
     }
     return writer;
   },
@@ -2524,6 +3255,38 @@ export const Task: MessageFns<Task> = {
             message.notBeforeMs = longToNumber(reader.int64());
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.checkpoint = Checkpoint.decode(reader, reader.uint32());
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.resumedFrom = Checkpoint.decode(reader, reader.uint32());
+            continue;
+          }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.resumeNote = reader.string();
+            continue;
+          }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.imageDigest = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2601,6 +3364,22 @@ export const Task: MessageFns<Task> = {
         : isSet(object.not_before_ms)
         ? globalThis.Number(object.not_before_ms)
         : 0,
+      checkpoint: isSet(object.checkpoint) ? Checkpoint.fromJSON(object.checkpoint) : undefined,
+      resumedFrom: isSet(object.resumedFrom)
+        ? Checkpoint.fromJSON(object.resumedFrom)
+        : isSet(object.resumed_from)
+        ? Checkpoint.fromJSON(object.resumed_from)
+        : undefined,
+      resumeNote: isSet(object.resumeNote)
+        ? globalThis.String(object.resumeNote)
+        : isSet(object.resume_note)
+        ? globalThis.String(object.resume_note)
+        : "",
+      imageDigest: isSet(object.imageDigest)
+        ? globalThis.String(object.imageDigest)
+        : isSet(object.image_digest)
+        ? globalThis.String(object.image_digest)
+        : "",
     };
   },
 
@@ -2663,6 +3442,18 @@ export const Task: MessageFns<Task> = {
     if (message.notBeforeMs !== 0) {
       obj.notBeforeMs = Math.round(message.notBeforeMs);
     }
+    if (message.checkpoint !== undefined) {
+      obj.checkpoint = Checkpoint.toJSON(message.checkpoint);
+    }
+    if (message.resumedFrom !== undefined) {
+      obj.resumedFrom = Checkpoint.toJSON(message.resumedFrom);
+    }
+    if (message.resumeNote !== "") {
+      obj.resumeNote = message.resumeNote;
+    }
+    if (message.imageDigest !== "") {
+      obj.imageDigest = message.imageDigest;
+    }
     return obj;
   },
 
@@ -2690,6 +3481,14 @@ export const Task: MessageFns<Task> = {
     message.interruptible = object.interruptible ?? false;
     message.lastCheckpointUnixMs = object.lastCheckpointUnixMs ?? 0;
     message.notBeforeMs = object.notBeforeMs ?? 0;
+    message.checkpoint = (object.checkpoint !== undefined && object.checkpoint !== null)
+      ? Checkpoint.fromPartial(object.checkpoint)
+      : undefined;
+    message.resumedFrom = (object.resumedFrom !== undefined && object.resumedFrom !== null)
+      ? Checkpoint.fromPartial(object.resumedFrom)
+      : undefined;
+    message.resumeNote = object.resumeNote ?? "";
+    message.imageDigest = object.imageDigest ?? "";
     return message;
   },
 };
@@ -2712,6 +3511,7 @@ function createBaseJob(): Job {
     attempt: 0,
     attemptStartedAtMs: 0,
     attempts: [],
+    lineage: [],
     rendezvous: undefined,
   };
 }
@@ -2765,6 +3565,9 @@ export const Job: MessageFns<Job> = {
     }
     for (const v of message.attempts) {
       Attempt.encode(v!, writer.uint32(130).fork()).join();
+    }
+    for (const v of message.lineage) {
+      LineageEntry.encode(v!, writer.uint32(138).fork()).join();
     }
     if (message.rendezvous !== undefined) {
       Rendezvous.encode(message.rendezvous, writer.uint32(242).fork()).join();
@@ -2913,6 +3716,14 @@ export const Job: MessageFns<Job> = {
             message.attempts.push(Attempt.decode(reader, reader.uint32()));
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.lineage.push(LineageEntry.decode(reader, reader.uint32()));
+            continue;
+          }
           case 30: {
             if (tag !== 242) {
               break;
@@ -2985,6 +3796,9 @@ export const Job: MessageFns<Job> = {
       attempts: globalThis.Array.isArray(object?.attempts)
         ? object.attempts.map((e: any) => Attempt.fromJSON(e))
         : [],
+      lineage: globalThis.Array.isArray(object?.lineage)
+        ? object.lineage.map((e: any) => LineageEntry.fromJSON(e))
+        : [],
       rendezvous: isSet(object.rendezvous) ? Rendezvous.fromJSON(object.rendezvous) : undefined,
     };
   },
@@ -3039,6 +3853,9 @@ export const Job: MessageFns<Job> = {
     if (message.attempts?.length) {
       obj.attempts = message.attempts.map((e) => Attempt.toJSON(e));
     }
+    if (message.lineage?.length) {
+      obj.lineage = message.lineage.map((e) => LineageEntry.toJSON(e));
+    }
     if (message.rendezvous !== undefined) {
       obj.rendezvous = Rendezvous.toJSON(message.rendezvous);
     }
@@ -3066,6 +3883,7 @@ export const Job: MessageFns<Job> = {
     message.attempt = object.attempt ?? 0;
     message.attemptStartedAtMs = object.attemptStartedAtMs ?? 0;
     message.attempts = object.attempts?.map((e) => Attempt.fromPartial(e)) || [];
+    message.lineage = object.lineage?.map((e) => LineageEntry.fromPartial(e)) || [];
     message.rendezvous = (object.rendezvous !== undefined && object.rendezvous !== null)
       ? Rendezvous.fromPartial(object.rendezvous)
       : undefined;
