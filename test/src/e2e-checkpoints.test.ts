@@ -14,7 +14,7 @@ import { type AgentHandle, startAgent } from "@capa/agent";
 import * as pb from "@capa/api";
 import { waitFor } from "@capa/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { assertCliBuilt, exited, startCapa } from "./cli-harness.js";
+import { assertCliBuilt, exited } from "./cli-harness.js";
 import {
   finalJob,
   getJob,
@@ -29,6 +29,7 @@ import {
   stateName,
   submit,
 } from "./scheduler-harness.js";
+import { type AgentProcess, startAgentProcess, stopAgentProcess } from "./service-harness.js";
 
 const TRAIN = new URL("../fixtures/train-steps.sh", import.meta.url).pathname;
 
@@ -209,50 +210,13 @@ describe("data mounts with a real agent", () => {
 describe("checkpoints across agents: a SIGKILLed agent's training task resumes on another agent", () => {
   let h: Harness;
   let root: string;
-  const children: ChildProcess[] = [];
+  const agents: AgentProcess[] = [];
 
-  async function startAgentProcess(id: string, price: string): Promise<ChildProcess> {
-    const workDir = join(root, id);
-    mkdirSync(workDir, { recursive: true });
-    const { seedFile } = await h.enrollAgent(id, "eu-west");
-    const agent = startCapa([
-      "agent",
-      "--nats-url",
-      h.nats.url,
-      "--nats-nkey",
-      seedFile,
-      "--id",
-      id,
-      "--region",
-      "eu-west",
-      "--label",
-      "pool=ckpt-move",
-      "--simulate-gpus",
-      "1xH100-80GB",
-      "--price",
-      `H100-80GB=${price}`,
-      "--work-dir",
-      workDir,
-      "--advert-interval",
-      "500ms",
-      "--heartbeat-interval",
-      "200ms",
-      "--advert-ttl",
-      "3s",
-      "--log-level",
-      "warn",
-    ]);
-    children.push(agent.child);
-    await waitFor(
-      async () => {
-        if (agent.child.exitCode !== null) throw new Error(`capa agent ${id} exited: ${agent.output().stderr}`);
-        const r = await rpc<pb.ListAgentsResponse>((cb) =>
-          h.operator.listAgents({ region: "", limit: 0, pageToken: "" }, cb),
-        );
-        return r.agents.some((a) => a.agentId === id && a.status === "ready");
-      },
-      { timeoutMs: 60_000, intervalMs: 100, what: `agent ${id} ready` },
-    );
+  /** A `capa agent` child process in eu-west with 1 GPU, labelled for this suite's jobs, once the scheduler lists it. */
+  async function startAgentChild(id: string, price: string): Promise<ChildProcess> {
+    const labels = ["--label", "pool=ckpt-move"];
+    const agent = await startAgentProcess(h, root, id, "eu-west", price, "1xH100-80GB", labels);
+    agents.push(agent);
     return agent.child;
   }
 
@@ -262,20 +226,14 @@ describe("checkpoints across agents: a SIGKILLed agent's training task resumes o
     h = await startHarness({ agentTimeoutMs: 3_000 });
   });
   afterAll(async () => {
-    for (const child of children) {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill("SIGTERM");
-        await Promise.race([exited(child), new Promise((r) => setTimeout(r, 20_000))]);
-        if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-      }
-    }
+    for (const agent of agents) await stopAgentProcess(agent);
     await h?.stop();
     if (root) rmSync(root, { recursive: true, force: true });
   }, 60_000);
 
   it("killed mid-run, it resumes on the other agent from the checkpoint copied through the store", async () => {
-    const first = await startAgentProcess("ckpt-cheap", "2.00");
-    await startAgentProcess("ckpt-dear", "3.00");
+    const first = await startAgentChild("ckpt-cheap", "2.00");
+    await startAgentChild("ckpt-dear", "3.00");
     const { job } = await submit(
       h,
       spec(

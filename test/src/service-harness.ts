@@ -65,6 +65,8 @@ export async function startAgentProcess(
   region: string,
   price: string,
   gpus = "4xH100-80GB",
+  /** More `capa agent` flags, e.g. ["--label", "pool=x"]. */
+  extraArgs: readonly string[] = [],
 ): Promise<AgentProcess> {
   const workDir = join(root, id);
   mkdirSync(workDir, { recursive: true });
@@ -96,6 +98,7 @@ export async function startAgentProcess(
       "3s",
       "--log-level",
       "warn",
+      ...extraArgs,
     ]),
   };
   await waitFor(
