@@ -63,6 +63,14 @@ capa_require_chromium() {
   capa_apt_install chromium
 }
 
+# The deployment test validates docker/compose.yaml with Compose v1's own parser (`docker-compose config`, no
+# engine needed); CI installs it so that check runs there, elsewhere it runs where docker-compose is present.
+capa_require_compose_validator() {
+  if command -v docker-compose >/dev/null 2>&1 || [ -z "${CI:-}" ]; then return; fi
+  capa_log "installing docker-compose to validate docker/compose.yaml (apt-get)"
+  capa_apt_install docker-compose
+}
+
 # $1 = "always" runs npm ci unconditionally (CI: a fresh clone); otherwise only when node_modules is missing.
 capa_install_dependencies() {
   if [ "${1:-}" = "always" ] || [ ! -d node_modules ]; then

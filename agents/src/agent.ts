@@ -27,6 +27,7 @@ import { Drivers } from "./drivers/index.js";
 import { AgentConfigError } from "./errors.js";
 import { discoverGpus, discoverInventory, type GpuInventory } from "./gpu/discover.js";
 import { type HostFacts, readHostFacts } from "./host.js";
+import { AgentMetrics } from "./metrics/agent-metrics.js";
 import { Outbox } from "./outbox.js";
 import { servePriceControl } from "./price-control.js";
 import { type ReconcileAction, reconcile } from "./reconciler.js";
@@ -52,6 +53,9 @@ export const SIMULATED_LABEL = "capa.io/simulated";
 /** How long stop() waits for queued reports to be acknowledged before closing anyway. */
 const SHUTDOWN_FLUSH_MS = 5_000;
 const TOKEN = /^[A-Za-z0-9_-]+$/;
+/** Simulated GPU temperatures, busy and idle. */
+const SIM_BUSY_C = 68;
+const SIM_IDLE_C = 32;
 /** Consecutive nvidia-smi failures before the GPUs are advertised degraded. */
 const DEGRADE_AFTER_FAILURES = 3;
 
@@ -86,7 +90,8 @@ export async function startAgent(config: AgentConfig): Promise<AgentHandle> {
     asyncTraces: false,
     ...cfg.natsAuth,
   });
-  const agent = new Agent(cfg, host, inventory, nc, logger.child({ agentId: cfg.agentId }), drivers);
+  const metrics = config.metrics ?? new AgentMetrics();
+  const agent = new Agent(cfg, host, inventory, nc, logger.child({ agentId: cfg.agentId }), drivers, metrics);
   try {
     await agent.start();
   } catch (err) {
@@ -122,6 +127,8 @@ class Agent {
   private stopping: Promise<void> | undefined;
   private priceControl: { stop(): void } | undefined;
   private readonly checkpoints: CheckpointTransfer;
+  private readonly labels: { agent_id: string; region: string };
+  private readonly detachMetrics: () => void;
 
   constructor(
     private readonly cfg: ResolvedAgentConfig,
@@ -130,10 +137,26 @@ class Agent {
     private readonly nc: NatsConnection,
     private readonly logger: Logger,
     private readonly drivers: Drivers,
+    private readonly metrics: AgentMetrics,
   ) {
     this.gpus = inventory.gpus;
     const js = jetstream(nc);
-    this.outbox = new Outbox(js, { logger });
+    const labels = { agent_id: cfg.agentId, region: cfg.region };
+    this.labels = labels;
+    this.outbox = new Outbox(js, {
+      logger,
+      onAcked: (kind, lagMs) => metrics.reportLag.observe({ ...labels, kind }, lagMs / 1000),
+      onRetry: (kind) => metrics.publishRetries.inc({ ...labels, kind }),
+    });
+    this.detachMetrics = metrics.attach({
+      agentId: cfg.agentId,
+      region: cfg.region,
+      gpus: () => this.gpuTelemetry(),
+      runningTasks: () => this.running.size,
+      finishedTasks: () => this.finished.size,
+      queuedReports: () => this.outbox.queued(),
+    });
+    metrics.followConnection(nc);
     this.reporter = new Reporter(this.outbox, { agentId: cfg.agentId, bootId: this.bootId });
     this.records = new TaskRecords(cfg.workDir);
     this.checkpoints = new CheckpointTransfer({ nc, region: cfg.region, agentId: cfg.agentId });
@@ -227,11 +250,18 @@ class Agent {
     return busy;
   }
 
-  /** Real GPUs report what nvidia-smi measured; simulated ones look fully used while a task holds them. */
+  /**
+   * Real GPUs report what nvidia-smi measured; simulated ones look fully used while a task holds them (all of the
+   * compute, most of the memory, a warm die) and idle otherwise, so dashboards over a simulated fleet move.
+   */
   private gpuTelemetry(): Gpu[] {
     if (!this.inventory.simulated) return this.gpus.map((g) => ({ ...g }));
     const busy = this.busyGpus();
-    return this.gpus.map((g) => ({ ...g, utilizationPct: busy.has(g.index) ? 100 : 0 }));
+    return this.gpus.map((g) =>
+      busy.has(g.index)
+        ? { ...g, utilizationPct: 100, memoryUsedMib: Math.round(g.vramMib * 0.8), temperatureC: SIM_BUSY_C }
+        : { ...g, utilizationPct: 0, memoryUsedMib: 0, temperatureC: SIM_IDLE_C },
+    );
   }
 
   private heartbeatBody() {
@@ -354,6 +384,7 @@ class Agent {
         const state = action.type === "reject" ? "rejected" : "cancelled";
         this.logger.warn({ taskId: a.taskId, state, message: action.message }, "task not started");
         const report = this.reporter.status(a, state, { finishedAtMs: now, message: action.message });
+        this.metrics.tasksFinished.inc({ ...this.labels, state });
         this.remember(report);
         break;
       }
@@ -401,7 +432,9 @@ class Agent {
     });
     this.running.set(a.taskId, task);
     this.finished.delete(a.taskId);
+    this.metrics.tasksStarted.inc(this.labels);
     void task.done.then((report) => {
+      this.metrics.tasksFinished.inc({ ...this.labels, state: report.state });
       this.running.delete(a.taskId);
       this.finished.set(a.taskId, { report, sentAtMs: Date.now() });
       // Freed GPUs may let a waiting task start.
@@ -451,6 +484,7 @@ class Agent {
     if (!flushed) this.logger.warn("some task reports were not acknowledged before shutdown");
     this.outbox.close();
     await this.nc.close();
+    this.detachMetrics();
     this.logger.info("agent stopped");
   }
 }

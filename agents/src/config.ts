@@ -9,6 +9,7 @@ import { type GpuPrice, parseGpuSpec, parseUsd } from "@capa/domain";
 import type { Logger } from "pino";
 import { AgentConfigError } from "./errors.js";
 import type { NvidiaSmiOptions } from "./gpu/discover.js";
+import type { AgentMetrics } from "./metrics/agent-metrics.js";
 
 export interface AgentConfig {
   /** NATS URL(s); a comma-separated string is accepted, as in CAPA_NATS_URL. */
@@ -56,6 +57,8 @@ export interface AgentConfig {
   gpuMode?: "cdi" | "env";
   /** pino logger; pass `pino({ level: "silent" })` to silence. */
   logger?: Logger;
+  /** Metrics to record into (one may be shared by several agents of a process); default: the agent's own. */
+  metrics?: AgentMetrics;
 }
 
 export interface NatsAuth {

@@ -30,6 +30,7 @@ export {
   type SmiGpuRow,
   smiRowToGpu,
 } from "./gpu/nvidia-smi.js";
+export { AgentMetrics, type AgentMetricsSource } from "./metrics/agent-metrics.js";
 export {
   applyPriceChange,
   type PriceChangeReply,

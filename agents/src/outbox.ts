@@ -27,6 +27,10 @@ export interface OutboxOptions {
   publishTimeoutMs?: number;
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Told when a message is acknowledged, with the time since it was queued (metrics: report lag). */
+  onAcked?: (kind: OutboxKind, lagMs: number) => void;
+  /** Told when a publish failed and will be retried. */
+  onRetry?: (kind: OutboxKind) => void;
 }
 
 interface Lane {
@@ -42,6 +46,7 @@ export class Outbox {
   private readonly idleWaiters = new Set<() => void>();
   private closed = false;
   private readonly maxQueuedLogBytes: number;
+  private readonly queuedAt = new WeakMap<OutboxMessage, number>();
 
   constructor(
     private readonly js: JsPublisher,
@@ -63,8 +68,16 @@ export class Outbox {
       lane.logBytes += message.data.byteLength;
     }
     lane.queue.push(message);
+    this.queuedAt.set(message, performance.now());
     if (!lane.pumping) void this.pump(taskId, lane);
     return true;
+  }
+
+  /** Messages of every task not yet acknowledged. */
+  queued(): number {
+    let n = 0;
+    for (const lane of this.lanes.values()) n += lane.queue.length;
+    return n;
   }
 
   /** True while the task has unacknowledged messages. */
@@ -108,8 +121,10 @@ export class Outbox {
         });
         lane.queue.shift();
         if (message.kind === "log") lane.logBytes -= message.data.byteLength;
+        this.options.onAcked?.(message.kind, performance.now() - (this.queuedAt.get(message) ?? performance.now()));
         backoff = this.options.minBackoffMs ?? 100;
       } catch (err) {
+        this.options.onRetry?.(message.kind);
         this.options.logger.warn(
           { err, taskId, subject: message.subject, msgID: message.msgID },
           "publish failed; retrying",

@@ -1,7 +1,28 @@
-/** Prometheus metrics (own registry per scheduler, so several can run in one process) and the optional endpoint. */
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+/**
+ * Prometheus metrics (own registry per scheduler, so several can run in one process) and the optional endpoint.
+ * Labels never carry a tenant, a provider, an API key or a job id: the endpoint is unauthenticated (its own port,
+ * bound to loopback unless told otherwise), so it shows the fleet and the money in aggregate only.
+ * State gauges (jobs by state, GPUs) are computed at scrape time from what the replica already holds in memory
+ * (see observability/); counters and histograms are fed where the event happens.
+ */
+import type { KvObserver } from "@capa/bus";
+import { serveMetrics } from "@capa/metrics";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/** What the state gauges read at scrape time. */
+export interface MetricsStateSource {
+  /** Jobs held by this replica, by state (every state present, 0 included). */
+  jobsByState(): ReadonlyMap<string, number>;
+  /** Age in seconds of the oldest pending job (0 when none waits). */
+  oldestPendingAgeSeconds(): number;
+  /** GPUs of live agents by region and model: all of them, and those neither allocated nor unhealthy. */
+  gpus(): Iterable<{ region: string; model: string; total: number; free: number }>;
+}
+
+/** Billing totals in micro-dollars by entry kind, region and GPU model (see observability/billing-feed.ts). */
+export interface BillingTotalsSource {
+  totals(): Iterable<{ kind: "charge" | "fee" | "payout"; region: string; model: string; micros: number }>;
+}
 
 export class SchedulerMetrics {
   readonly registry = new Registry();
@@ -109,26 +130,114 @@ export class SchedulerMetrics {
     registers: [this.registry],
   });
 
-  /** Serves GET /metrics; resolves with the bound address. */
-  async serve(host: string, port: number): Promise<{ address: string; close(): Promise<void> }> {
-    const server: Server = createServer((req, res) => {
-      if (req.url !== "/metrics") {
-        res.writeHead(404).end();
-        return;
-      }
-      this.registry.metrics().then(
-        (text) => res.writeHead(200, { "content-type": this.registry.contentType }).end(text),
-        () => res.writeHead(500).end(),
-      );
+  readonly grpcSeconds = new Histogram({
+    name: "capa_grpc_request_duration_seconds",
+    help: "Unary gRPC call latency by method and status code, from admission by the auth guard to the answer",
+    labelNames: ["method", "code"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  readonly submitToRunning = new Histogram({
+    name: "capa_job_submit_to_running_seconds",
+    help: "Time from a job's creation to its first running state (observed by the leader only)",
+    buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600],
+    registers: [this.registry],
+  });
+
+  readonly natsEvents = new Counter({
+    name: "capa_nats_connection_events_total",
+    help: "NATS connection events by type (disconnect, reconnect, reconnecting, error, staleConnection, ldm)",
+    labelNames: ["event"] as const,
+    registers: [this.registry],
+  });
+  readonly kvErrors = new Counter({
+    name: "capa_kv_errors_total",
+    help: "KV operations that failed for a reason other than a CAS conflict (timeouts, no responders, JS errors)",
+    labelNames: ["bucket", "op"] as const,
+    registers: [this.registry],
+  });
+  readonly kvConflicts = new Counter({
+    name: "capa_kv_conflicts_total",
+    help: "KV CAS writes refused because the key changed (re-read and re-applied by the caller)",
+    labelNames: ["bucket"] as const,
+    registers: [this.registry],
+  });
+
+  private state: MetricsStateSource | undefined;
+  private billing: BillingTotalsSource | undefined;
+
+  constructor() {
+    const metrics = this;
+    new Gauge({
+      name: "capa_jobs",
+      help: "Jobs known to this replica by state (final jobs stay until the retention sweep)",
+      labelNames: ["state"] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [state, n] of metrics.state?.jobsByState() ?? []) this.set({ state }, n);
+      },
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, host, () => resolve());
+    new Gauge({
+      name: "capa_pending_job_oldest_age_seconds",
+      help: "Age of the oldest pending job (0 when none waits)",
+      registers: [this.registry],
+      collect() {
+        this.set(metrics.state?.oldestPendingAgeSeconds() ?? 0);
+      },
     });
-    const { port: bound } = server.address() as AddressInfo;
+    const gpuGauge = (name: string, help: string, pick: "total" | "free") =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ["region", "gpu_model"] as const,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const g of metrics.state?.gpus() ?? []) this.set({ region: g.region, gpu_model: g.model }, g[pick]);
+        },
+      });
+    gpuGauge("capa_gpus_total", "GPUs of live agents by region and model", "total");
+    gpuGauge("capa_gpus_free", "GPUs of live agents neither allocated nor unhealthy, by region and model", "free");
+    const billingCounter = (name: string, help: string, kind: "charge" | "fee" | "payout") =>
+      new Counter({
+        name,
+        help,
+        labelNames: ["region", "gpu_model"] as const,
+        registers: [this.registry],
+        collect() {
+          // The totals are exact integer micros summed from the ledger; converted to dollars only here.
+          this.reset();
+          for (const t of metrics.billing?.totals() ?? [])
+            if (t.kind === kind) this.inc({ region: t.region, gpu_model: t.model }, t.micros / 1_000_000);
+        },
+      });
+    billingCounter("capa_billing_charged_dollars_total", "Charged to tenants, from the ledger (dollars)", "charge");
+    billingCounter("capa_billing_fees_dollars_total", "Platform fees, from the ledger (dollars)", "fee");
+    billingCounter("capa_billing_payouts_dollars_total", "Paid out to providers, from the ledger (dollars)", "payout");
+  }
+
+  /** Counts one bucket's store failures. */
+  kvObserver(bucket: string): KvObserver {
     return {
-      address: `${host}:${bound}`,
-      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+      error: (op) => this.kvErrors.inc({ bucket, op }),
+      conflict: () => this.kvConflicts.inc({ bucket }),
     };
+  }
+
+  /** Where the state gauges read from (set once the replica's state is loaded). */
+  bindState(state: MetricsStateSource): void {
+    this.state = state;
+  }
+
+  /** Where the billing counters read from. */
+  bindBilling(billing: BillingTotalsSource): void {
+    this.billing = billing;
+  }
+
+  /** Serves GET /metrics (with Node's default process metrics); resolves with the bound address. */
+  serve(host: string, port: number): Promise<{ address: string; close(): Promise<void> }> {
+    return serveMetrics(this.registry, host, port);
   }
 }

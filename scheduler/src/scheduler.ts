@@ -31,6 +31,7 @@ import { Leadership } from "./leader/leadership.js";
 import { LeaseKeeper } from "./leader/lease-keeper.js";
 import { openMarket } from "./market/market.js";
 import { SchedulerMetrics } from "./metrics.js";
+import { observeScheduler } from "./observability/index.js";
 import { PlanApplier } from "./planner/apply.js";
 import { clusterSync, resyncAgent } from "./planner/cluster-sync.js";
 import { createPlacement } from "./planner/engine.js";
@@ -86,8 +87,8 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
     const layout = storeLayout(nc, cfg.replicas);
     log.info(layout, "JetStream layout");
     const store = await ensureStore(nc, layout);
-    const b = buckets(store);
     const metrics = new SchedulerMetrics();
+    const b = buckets(store, (bucket) => metrics.kvObserver(bucket));
     const { cluster, engine } = createPlacement();
     const jobs = new JobRepo(b.jobs, now);
     const allocs = new AllocRepo(b.allocs, now);
@@ -171,6 +172,18 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       if (!previous || (entry.job.cancelRequested && !previous.job.cancelRequested))
         if (!isFinalJobState(entry.job.state) || entry.job.cancelRequested) evaluate(entry.job.id, "job changed");
     });
+
+    const observed = observeScheduler({
+      metrics,
+      nc,
+      js: store.js,
+      jobs,
+      cluster,
+      isLeader: () => lease.leader,
+      logger: log,
+      now,
+    });
+    cleanups.push(() => observed.stop());
 
     const listener = listenToAgents(
       nc,

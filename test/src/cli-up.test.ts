@@ -28,6 +28,7 @@ interface UpReady {
   consoleUrl: string;
   stateDir: string;
   pricesSource: string;
+  metricsUrls: { scheduler: string; agents: string };
   agents: { agentId: string; region: string; prices: { gpuModel: string; onDemandPerHour: number }[] }[];
   credentials: { dir: string; admin: string; tenant: string; provider: string };
 }
@@ -154,6 +155,15 @@ describe("capa up, then the tenant verbs against it", () => {
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/SUCCEEDED/);
     expect(table.stdout).toMatch(/\$\d+\.\d{2}/);
+  });
+
+  it("serves Prometheus metrics by default: the scheduler's and one endpoint for its in-process agents", async () => {
+    const scheduler = await (await fetch(ready.metricsUrls.scheduler)).text();
+    expect(scheduler).toMatch(/^capa_gpus_total\{region="eu-west",gpu_model="H100-80GB"\} [1-9]/m);
+    expect(scheduler).toMatch(/^capa_jobs\{state="succeeded"\} [1-9]/m);
+    const agents = await (await fetch(ready.metricsUrls.agents)).text();
+    for (const agent of ready.agents)
+      expect(agents).toContain(`capa_agent_tasks_running{agent_id="${agent.agentId}",region="${agent.region}"}`);
   });
 
   it("rejects an invalid spec with a non-zero exit and one line naming the field", async () => {

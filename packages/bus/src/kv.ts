@@ -23,14 +23,27 @@ function isWrongLastSequence(err: unknown): boolean {
   return /wrong last sequence|key exists|10071/i.test(text);
 }
 
+/** Told about store failures (metrics): CAS conflicts apart from every other error. Must not throw. */
+export interface KvObserver {
+  error(op: "get" | "create" | "update" | "delete" | "purge", err: unknown): void;
+  conflict(op: "create" | "update"): void;
+}
+
 export class TypedKv<T> {
   constructor(
     readonly kv: KV,
     private readonly codec: Codec<T>,
+    private readonly observer?: KvObserver,
   ) {}
 
   async get(key: string): Promise<Versioned<T> | undefined> {
-    const entry = await this.kv.get(key);
+    let entry: Awaited<ReturnType<KV["get"]>>;
+    try {
+      entry = await this.kv.get(key);
+    } catch (err) {
+      this.observer?.error("get", err);
+      throw err;
+    }
     if (!entry || entry.operation !== "PUT" || entry.length === 0) return undefined;
     return { key, value: this.codec.decode(entry.value), revision: entry.revision };
   }
@@ -40,7 +53,11 @@ export class TypedKv<T> {
     try {
       return await this.kv.create(key, this.codec.encode(value));
     } catch (err) {
-      if (isWrongLastSequence(err)) throw new ConflictError(`key ${key} already exists`, { cause: err });
+      if (isWrongLastSequence(err)) {
+        this.observer?.conflict("create");
+        throw new ConflictError(`key ${key} already exists`, { cause: err });
+      }
+      this.observer?.error("create", err);
       throw err;
     }
   }
@@ -50,8 +67,11 @@ export class TypedKv<T> {
     try {
       return await this.kv.update(key, this.codec.encode(value), revision);
     } catch (err) {
-      if (isWrongLastSequence(err))
+      if (isWrongLastSequence(err)) {
+        this.observer?.conflict("update");
         throw new ConflictError(`key ${key} changed since revision ${revision}`, { cause: err });
+      }
+      this.observer?.error("update", err);
       throw err;
     }
   }
@@ -85,7 +105,12 @@ export class TypedKv<T> {
   }
 
   async delete(key: string): Promise<void> {
-    await this.kv.delete(key);
+    try {
+      await this.kv.delete(key);
+    } catch (err) {
+      this.observer?.error("delete", err);
+      throw err;
+    }
   }
 
   /** Removes the key and its history if it is still at `revision` (CAS); false when it changed since. */
@@ -95,6 +120,7 @@ export class TypedKv<T> {
       return true;
     } catch (err) {
       if (isWrongLastSequence(err)) return false;
+      this.observer?.error("purge", err);
       throw err;
     }
   }

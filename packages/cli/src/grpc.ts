@@ -82,7 +82,7 @@ function dropIpServernameWarning(): void {
   }) as typeof process.emitWarning;
 }
 
-function channelCredentials(tls: ClientTls | undefined) {
+export function channelCredentials(tls: ClientTls | undefined) {
   if (!tls) return credentials.createInsecure();
   dropIpServernameWarning();
   const read = (path: string | undefined, what: string) => {

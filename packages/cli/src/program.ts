@@ -14,6 +14,7 @@ import { drainCommand } from "./commands/drain.js";
 import { earningsCommand } from "./commands/earnings.js";
 import { explainCommand } from "./commands/explain.js";
 import { gatewayCommand } from "./commands/gateway.js";
+import { healthCommand } from "./commands/health.js";
 import { jobsCommand } from "./commands/jobs.js";
 import { logsCommand } from "./commands/logs.js";
 import { offersCommand } from "./commands/offers.js";
@@ -74,6 +75,7 @@ export function buildProgram(): Command {
     auditCommand(),
     rolloutCommand(),
     versionCommand(),
+    healthCommand(),
     completionCommand(() => program),
     clusterCommand(),
   ]) {

@@ -1,18 +1,7 @@
-import type { JobState } from "@capa/domain";
+import { JOB_STATES, type JobState } from "@capa/domain";
 import { InvalidArgumentError } from "commander";
 
 export type { JobState };
-
-const JOB_STATES: readonly JobState[] = [
-  "pending",
-  "placed",
-  "running",
-  "succeeded",
-  "failed",
-  "cancelled",
-  "preempted",
-  "rescheduling",
-];
 
 /** "running", "RUNNING" or "JOB_STATE_RUNNING" → "running"; anything else is a usage error. */
 export function parseJobStateName(value: string): JobState {

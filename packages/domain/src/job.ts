@@ -13,6 +13,18 @@ export type JobState =
   | "preempted"
   | "rescheduling";
 
+/** Every job state, in lifecycle order. */
+export const JOB_STATES: readonly JobState[] = [
+  "pending",
+  "placed",
+  "running",
+  "succeeded",
+  "failed",
+  "cancelled",
+  "preempted",
+  "rescheduling",
+];
+
 export type TaskState =
   | "pending"
   | "assigned"

@@ -1,3 +1,4 @@
+export * from "./deploy.js";
 export * from "./plan.js";
 export * from "./render.js";
 export * from "./replicas.js";

@@ -123,13 +123,19 @@ function guardUnary(
   d: GuardDeps,
 ) {
   const path = definition.path;
-  return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+  const method = shortMethod(path);
+  return (call: ServerUnaryCall<unknown, unknown>, answer: sendUnaryData<unknown>) => {
+    const timer = d.metrics.grpcSeconds.startTimer({ method });
+    const callback: sendUnaryData<unknown> = (err, res) => {
+      const code = err ? ((err as { code?: status }).code ?? status.INTERNAL) : status.OK;
+      timer({ code: status[code] ?? String(code) });
+      answer(err, res);
+    };
     const admitted = admit(path, call, d);
     if (!("principal" in admitted)) return callback(admitted);
     if (d.writes && !d.writes.servesLocally(path, admitted.rule))
       return forwardToLeader(d.writes, definition, call, callback, admitted, d);
     if (!admitted.rule.mutating) return handler(call, callback);
-    const method = shortMethod(path);
     handler(call, (err, res) => {
       const code = err ? ((err as { code?: status }).code ?? status.INTERNAL) : status.OK;
       const details = err ? String((err as { details?: string }).details ?? "") : "";

@@ -8,7 +8,7 @@
  * - capa_policy/active           JSON PolicyRecord; capa_policy/profile.<name> JSON ProfileDocument
  * - capa_leader/scheduler        JSON LeaseRecord
  */
-import { decode, encode, jsonCodec, type Store, TypedKv } from "@capa/bus";
+import { decode, encode, jsonCodec, type KvObserver, type Store, TypedKv } from "@capa/bus";
 import type { AgentAssignments, Job } from "@capa/domain";
 import type { Explanation } from "../planner/engine.js";
 import type { AgentRecord, LeaseRecord, PolicyRecord, ProfileDocument, RequestRecord } from "./records.js";
@@ -29,15 +29,24 @@ export const POLICY_KEY = "active";
 export const PROFILE_PREFIX = "profile.";
 export const LEASE_KEY = "scheduler";
 
-export function buckets(store: Store): Buckets {
+/** `observe(bucket)` gives each bucket's views an observer (metrics); none by default. */
+export function buckets(store: Store, observe: (bucket: string) => KvObserver | undefined = () => undefined): Buckets {
+  const o = {
+    jobs: observe("jobs"),
+    agents: observe("agents"),
+    allocs: observe("allocs"),
+    requests: observe("requests"),
+    policy: observe("policy"),
+    leader: observe("leader"),
+  };
   return {
-    jobs: new TypedKv(store.jobs, { encode: encode.job, decode: decode.job }),
-    explanations: new TypedKv(store.jobs, jsonCodec<Explanation>()),
-    agents: new TypedKv(store.agents, jsonCodec<AgentRecord>()),
-    allocs: new TypedKv(store.allocs, { encode: encode.assignments, decode: decode.assignments }),
-    requests: new TypedKv(store.requests, jsonCodec<RequestRecord>()),
-    policy: new TypedKv(store.policy, jsonCodec<PolicyRecord>()),
-    profiles: new TypedKv(store.policy, jsonCodec<ProfileDocument>()),
-    leader: new TypedKv(store.leader, jsonCodec<LeaseRecord>()),
+    jobs: new TypedKv(store.jobs, { encode: encode.job, decode: decode.job }, o.jobs),
+    explanations: new TypedKv(store.jobs, jsonCodec<Explanation>(), o.jobs),
+    agents: new TypedKv(store.agents, jsonCodec<AgentRecord>(), o.agents),
+    allocs: new TypedKv(store.allocs, { encode: encode.assignments, decode: decode.assignments }, o.allocs),
+    requests: new TypedKv(store.requests, jsonCodec<RequestRecord>(), o.requests),
+    policy: new TypedKv(store.policy, jsonCodec<PolicyRecord>(), o.policy),
+    profiles: new TypedKv(store.policy, jsonCodec<ProfileDocument>(), o.policy),
+    leader: new TypedKv(store.leader, jsonCodec<LeaseRecord>(), o.leader),
   };
 }

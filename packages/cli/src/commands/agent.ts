@@ -1,4 +1,4 @@
-import { type AgentFlags, parseAgentConfig, startAgent } from "@capa/agent";
+import { type AgentFlags, AgentMetrics, parseAgentConfig, startAgent } from "@capa/agent";
 import { loadCatalog } from "@capa/catalog";
 import { Command } from "commander";
 import { CliError } from "../errors.js";
@@ -7,7 +7,7 @@ import { stdoutLogger } from "../local/logger.js";
 import { regionPrices } from "../local/prices.js";
 import { stopWithin, waitForShutdownSignal } from "../local/signals.js";
 import { NKEY_OPTION_HELP, nkeySeedFrom } from "../nats-credentials.js";
-import { collect } from "../spec.js";
+import { collect, parseInteger } from "../spec.js";
 import { agentEnrollCommand, agentRevokeCommand } from "./agent-enroll.js";
 import { agentPriceCommand } from "./agent-price.js";
 
@@ -17,6 +17,8 @@ interface AgentCommandFlags extends Omit<AgentFlags, "nats"> {
   label: string[];
   price: string[];
   pricesDir?: string;
+  metricsPort?: number;
+  metricsHost?: string;
   logLevel: string;
 }
 
@@ -66,10 +68,16 @@ export function agentCommand(): Command {
         "--advert-ttl <duration>",
         "how long an advert stays valid without a heartbeat (default 3 heartbeat intervals, 6s)",
       )
+      .option(
+        "--metrics-port <port>",
+        "serve Prometheus metrics (GPU utilisation, memory, temperature, tasks, report lag) on this port",
+        parseInteger,
+      )
+      .option("--metrics-host <host>", "metrics listen host (default 127.0.0.1)", "127.0.0.1")
       .option("--log-level <level>", "trace, debug, info, warn, error", process.env.CAPA_LOG_LEVEL ?? "info")
       .action(async (flags: AgentCommandFlags) => {
         if (!flags.region) throw new CliError("agent needs --region, the region this machine is in (e.g. eu-west)");
-        const { natsUrl, natsNkey, pricesDir, logLevel, ...rest } = flags;
+        const { natsUrl, natsNkey, pricesDir, logLevel, metricsPort, metricsHost, ...rest } = flags;
         const nkeySeed = nkeySeedFrom(natsNkey);
         let config: ReturnType<typeof parseAgentConfig>;
         try {
@@ -88,19 +96,32 @@ export function agentCommand(): Command {
               .join(", ")}); --price overrides\n`,
           );
         }
+        const metrics = new AgentMetrics();
         let handle: Awaited<ReturnType<typeof startAgent>>;
+        let metricsServer: Awaited<ReturnType<AgentMetrics["serve"]>> | undefined;
         try {
           handle = await startAgent({
             ...config,
             ...(nkeySeed ? { natsAuth: { ...config.natsAuth, nkeySeed } } : {}),
             logger: stdoutLogger("capa-agent", logLevel),
+            metrics,
           });
         } catch (err) {
           throw new CliError(`agent failed to start: ${(err as Error).message}`);
         }
         process.stderr.write(`capa agent: ${handle.agentId} running in ${config.region}\n`);
+        if (metricsPort !== undefined) {
+          try {
+            metricsServer = await metrics.serve(metricsHost ?? "127.0.0.1", metricsPort);
+          } catch (err) {
+            await handle.stop();
+            throw new CliError(`agent metrics failed to start: ${(err as Error).message}`);
+          }
+          process.stderr.write(`capa agent: metrics on http://${metricsServer.address}/metrics\n`);
+        }
         await waitForShutdownSignal();
         if (!(await stopWithin(() => handle.stop(), 30_000))) throw new CliError("agent did not stop within 30 s");
+        await metricsServer?.close();
       })
   );
 }

@@ -141,6 +141,8 @@ export function schedulerCommand(): Command {
         throw new CliError(`scheduler failed to start: ${(err as Error).message}`);
       }
       process.stderr.write(`capa scheduler: serving gRPC on ${handle.grpcAddress}\n`);
+      if (handle.metricsAddress)
+        process.stderr.write(`capa scheduler: metrics on http://${handle.metricsAddress}/metrics\n`);
       if (handle.httpUrl) process.stderr.write(`capa scheduler: serving HTTP on ${handle.httpUrl}\n`);
       if (handle.adminCredentialsFile)
         process.stderr.write(

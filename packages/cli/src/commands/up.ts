@@ -17,6 +17,7 @@ interface UpFlags {
   grpcHost: string;
   grpcPort: number;
   httpPort: number;
+  metricsPort: number;
   region: string[];
   agentsPerRegion: number;
   gpus: string;
@@ -44,6 +45,13 @@ export function upCommand(): Command {
       "scheduler HTTP edge port: console, webhooks, JSON reads (0 = a free port; with --regions, port+i per replica)",
       parseInteger,
       8088,
+    )
+    .option(
+      "--metrics-port <port>",
+      "Prometheus metrics: the scheduler's on this port, the agents' on the next (with --regions: one per " +
+        "replica, then the agents'); 0 = free ports, printed when ready",
+      parseInteger,
+      0,
     )
     .option("--region <region>", "agent regions (repeatable; default eu-west and us-east)", collectList, [])
     .option("--agents-per-region <n>", "simulated agents per region", parseInteger, 2)
@@ -90,6 +98,7 @@ export function upCommand(): Command {
           grpcAddress: stack.grpcAddress,
           httpUrl: stack.httpUrl,
           consoleUrl: `${stack.httpUrl}/console/`,
+          metricsUrls: stack.metricsUrls,
           stateDir: stack.stateDir,
           logFile,
           pricesSource: stack.pricesSource,
@@ -110,6 +119,7 @@ function sharedStackOptions(flags: UpFlags, logFile: string, say: (line: string)
     grpcHost: flags.grpcHost,
     grpcPort: flags.grpcPort,
     httpPort: flags.httpPort,
+    metricsPort: flags.metricsPort,
     agentsPerRegion: flags.agentsPerRegion,
     gpus: flags.gpus,
     ...(flags.pricesDir ? { pricesDir: flags.pricesDir } : {}),
@@ -150,6 +160,7 @@ async function upRegions(flags: UpFlags, logFile: string, say: (line: string) =>
       grpcAddress,
       grpcAddresses: stack.grpcAddresses,
       httpUrls: stack.httpUrls,
+      metricsUrls: stack.metricsUrls,
       stateDir: stack.stateDir,
       clusterFile: stack.clusterFile,
       logFile,
@@ -168,6 +179,7 @@ async function upRegions(flags: UpFlags, logFile: string, say: (line: string) =>
         `  schedulers ${grpcAddress} (gRPC; one leader)`,
         `  HTTP       ${stack.httpUrls.join(", ")} (console, webhooks; API keys)`,
         `  console    ${stack.httpUrls[0]}/console/`,
+        `  metrics    ${[...stack.metricsUrls.schedulers, stack.metricsUrls.agents].join(", ")} (Prometheus)`,
         `  prices     ${stack.pricesSource}`,
         `  state      ${stack.stateDir}`,
         `  log        ${logFile}`,
@@ -240,6 +252,7 @@ function readyText(stack: LocalStack, logFile: string): string {
     `  scheduler  ${stack.grpcAddress} (gRPC)`,
     `  HTTP       ${stack.httpUrl} (console, webhooks; API keys)`,
     `  console    ${stack.httpUrl}/console/ (sign in with a key from the credentials files below)`,
+    `  metrics    ${stack.metricsUrls.scheduler}, ${stack.metricsUrls.agents} (Prometheus)`,
     `  prices     ${stack.pricesSource}`,
     `  state      ${stack.stateDir}`,
     `  log        ${logFile}`,

@@ -1,6 +1,9 @@
-/** Starts `capa up`'s simulated agents in this process, each connected to the NATS URLs of its region. */
+/**
+ * Starts `capa up`'s simulated agents in this process, each connected to the NATS URLs of its region, and their
+ * one metrics endpoint (every series labelled with its agent).
+ */
 import { mkdirSync } from "node:fs";
-import { type AgentHandle, startAgent } from "@capa/agent";
+import { type AgentHandle, AgentMetrics, startAgent } from "@capa/agent";
 import type { Logger } from "pino";
 import type { LocalAgent } from "./fleet.js";
 
@@ -12,11 +15,19 @@ export async function startLocalAgents(
   natsFor: (region: string) => string | string[],
   /** The agent's enrolled nkey seed (see auth.ts). */
   seedFor: (agentId: string) => string,
-  { logger, say }: { logger: Logger; say: (line: string) => void },
+  {
+    logger,
+    say,
+    metricsHost,
+    agentMetricsPort,
+  }: { logger: Logger; say: (line: string) => void; metricsHost: string; agentMetricsPort: number },
   /** Each started agent's stop, pushed as soon as it runs (so a later failure still stops it). */
   stops: (() => Promise<void>)[],
-): Promise<AgentHandle[]> {
+): Promise<{ handles: AgentHandle[]; metricsAddress: string }> {
   const handles: AgentHandle[] = [];
+  const metrics = new AgentMetrics();
+  const server = await metrics.serve(metricsHost, agentMetricsPort);
+  stops.push(() => server.close());
   for (const agent of agents) {
     mkdirSync(agent.workDir, { recursive: true });
     const handle = await startAgent({
@@ -34,10 +45,12 @@ export async function startLocalAgents(
       advertIntervalMs: ADVERT_INTERVAL_MS,
       heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
       logger: logger.child({ component: "agent", agentId: agent.agentId }),
+      metrics,
     });
     stops.push(() => handle.stop());
     handles.push(handle);
     say(`agent ${agent.agentId} (${agent.region}, ${agent.gpus}, ${agent.provider} prices)`);
   }
-  return handles;
+  say(`agent metrics http://${server.address}/metrics`);
+  return { handles, metricsAddress: server.address };
 }

@@ -32,6 +32,8 @@ export interface RegionalStackOptions {
   grpcPort: number;
   /** First scheduler's HTTP edge port, the others follow; 0 = free ports. */
   httpPort: number;
+  /** First scheduler's metrics port, the others follow, then the agents' endpoint; 0 = free ports. */
+  metricsPort: number;
   schedulers: number;
   /** JetStream replicas; default from the home cluster's size (3 for 3 servers). */
   jsReplicas?: number;
@@ -49,6 +51,8 @@ export interface RegionalStack {
   grpcAddresses: string[];
   /** Each scheduler replica's HTTP edge, "http://host:port". */
   httpUrls: string[];
+  /** Prometheus endpoints: each scheduler replica's, and the in-process agents' (one for all of them). */
+  metricsUrls: { schedulers: string[]; agents: string };
   schedulers: SchedulerHandle[];
   supercluster: SuperclusterHandle;
   stateDir: string;
@@ -94,6 +98,8 @@ export async function startRegionalStack(options: RegionalStackOptions): Promise
         grpcAddress: `${options.grpcHost}:${options.grpcPort > 0 ? options.grpcPort + i : 0}`,
         httpHost: options.grpcHost,
         httpPort: options.httpPort > 0 ? options.httpPort + i : 0,
+        metricsHost: options.grpcHost,
+        metricsPort: options.metricsPort > 0 ? options.metricsPort + i : 0,
         schedulerId: `capa-up-${i + 1}`,
         dataDir: join(stateDir, "scheduler"),
         ...(options.jsReplicas !== undefined ? { replicas: options.jsReplicas } : {}),
@@ -112,7 +118,17 @@ export async function startRegionalStack(options: RegionalStackOptions): Promise
     });
     options.say(`credentials in ${credentials.dir} (admin, tenant, provider; mode 0600)`);
 
-    await startLocalAgents(fleet.agents, (region) => sc.urls(region), auth.agentSeed, options, stops.list);
+    const agents = await startLocalAgents(
+      fleet.agents,
+      (region) => sc.urls(region),
+      auth.agentSeed,
+      {
+        ...options,
+        metricsHost: options.grpcHost,
+        agentMetricsPort: options.metricsPort > 0 ? options.metricsPort + options.schedulers : 0,
+      },
+      stops.list,
+    );
 
     const natsUrls = Object.fromEntries(options.regions.map((r) => [r, sc.urls(r)]));
     const clusterFile = join(dir, CLUSTER_FILE);
@@ -136,6 +152,10 @@ export async function startRegionalStack(options: RegionalStackOptions): Promise
       natsUrls,
       grpcAddresses: schedulers.map((s) => s.grpcAddress),
       httpUrls: schedulers.map((s) => s.httpUrl ?? ""),
+      metricsUrls: {
+        schedulers: schedulers.map((s) => `http://${s.metricsAddress}/metrics`),
+        agents: `http://${agents.metricsAddress}/metrics`,
+      },
       schedulers,
       supercluster: sc,
       stateDir,

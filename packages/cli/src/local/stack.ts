@@ -25,6 +25,8 @@ export interface LocalStackOptions {
   grpcPort: number;
   /** HTTP edge port (console, webhooks); 0 = a free port. */
   httpPort: number;
+  /** Scheduler metrics port (the agents' endpoint takes the next one); 0 = free ports. */
+  metricsPort: number;
   regions: string[];
   agentsPerRegion: number;
   /** Simulated GPUs of each agent, e.g. "4xH100-80GB,2xA100-80GB". */
@@ -46,6 +48,8 @@ export interface LocalStack {
   grpcAddress: string;
   /** The scheduler's HTTP edge, "http://host:port". */
   httpUrl: string;
+  /** Prometheus endpoints: the scheduler's and the in-process agents' (one for all of them). */
+  metricsUrls: { scheduler: string; agents: string };
   stateDir: string;
   pricesSource: string;
   agents: LocalAgent[];
@@ -80,6 +84,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       grpcAddress: `${options.grpcHost}:${options.grpcPort}`,
       httpHost: options.grpcHost,
       httpPort: options.httpPort,
+      metricsHost: options.grpcHost,
+      metricsPort: options.metricsPort,
       // A stable id lets a restarted `capa up` take its own leader lease back at once.
       schedulerId: "capa-up",
       // The receipt signing key lives with the rest of capa up's state, not in ~/.capa.
@@ -96,7 +102,17 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     });
     options.say(`credentials in ${credentials.dir} (admin, tenant, provider; mode 0600)`);
 
-    await startLocalAgents(fleet.agents, () => nats.url, auth.agentSeed, options, stops.list);
+    const agents = await startLocalAgents(
+      fleet.agents,
+      () => nats.url,
+      auth.agentSeed,
+      {
+        ...options,
+        metricsHost: options.grpcHost,
+        agentMetricsPort: options.metricsPort > 0 ? options.metricsPort + 1 : 0,
+      },
+      stops.list,
+    );
 
     return {
       natsUrl: nats.url,
@@ -104,6 +120,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       natsAuthDir: auth.dir,
       grpcAddress: scheduler.grpcAddress,
       httpUrl: scheduler.httpUrl ?? "",
+      metricsUrls: {
+        scheduler: `http://${scheduler.metricsAddress}/metrics`,
+        agents: `http://${agents.metricsAddress}/metrics`,
+      },
       stateDir,
       pricesSource: fleet.pricesSource,
       agents: fleet.agents,
