@@ -40,6 +40,7 @@ import { PlannerWorker } from "./planner/worker.js";
 import { PolicyService } from "./policy/policy-service.js";
 import { ReplayRunner, ReplayService } from "./replay/index.js";
 import { Compactor } from "./retention/compactor.js";
+import { startSchedules } from "./schedules/index.js";
 import { startServices } from "./services/index.js";
 import { AllocRepo } from "./store/alloc-repo.js";
 import { buckets } from "./store/buckets.js";
@@ -244,8 +245,8 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       () => metrics.jobsSubmitted.inc(),
       market.admission,
     );
-    const services = await startServices({
-      nc,
+    // What every leader-run room (services, schedules) is built on.
+    const room = {
       store,
       layout,
       jobs: jobService,
@@ -254,7 +255,14 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       isLeader: () => lease.leader,
       logger: log,
       now,
+    };
+    const schedules = await startSchedules({
+      ...room,
+      knownGpuModels: advertisedGpuModels(cluster),
+      admit: (tenant, spec) => admitWithTenantPolicy(tenants.effective(tenant), spec),
     });
+    cleanups.push(() => schedules.stop());
+    const services = await startServices({ ...room, nc });
     cleanups.push(() => services.stop());
     const fleet = new Fleet(registry, allocs, cluster, now, () => capacityChanged("agent undrained"));
     const keys = await KeyStore.open(nc, log, layout);
@@ -317,6 +325,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
         providerOf: (agentId) => registry.get(agentId)?.record.advert.provider ?? "",
       }),
       serviceService: services.handlers,
+      scheduleService: schedules.handlers,
     });
     cleanups.push(() => grpc.stop(1000));
     const adminCredentialsFile = await bootstrapAdmin(

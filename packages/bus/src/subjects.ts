@@ -17,6 +17,8 @@ export const BUCKETS = {
   services: "capa_services",
   /** Live endpoint set per `<tenant>.<service>.<region>` (JSON), written by the service controller. */
   endpoints: "capa_endpoints",
+  /** Schedules (scheduler/src/schedules): JSON ScheduleRecord per `<tenant>.<name>`, with its run history. */
+  schedules: "capa_schedules",
 } as const;
 
 export const STREAMS = {

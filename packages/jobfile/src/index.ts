@@ -9,6 +9,7 @@ export {
   parseDocuments,
   validateDocument,
 } from "./parse.js";
+export { scheduleSpecFromDocument } from "./schedule.js";
 export {
   API_VERSION,
   type CapaDocument,
@@ -20,6 +21,8 @@ export {
   jobDocumentSchema,
   jsonSchema,
   KINDS,
+  type ScheduleDocument,
+  scheduleDocumentSchema,
 } from "./schema.js";
 export {
   DEFAULT_RETRY_BACKOFF,

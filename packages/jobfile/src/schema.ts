@@ -8,7 +8,7 @@
  * validator stays the authority on what it accepts, and its wire-named violations are mapped back to file
  * paths (see spec.ts).
  */
-import { LIMITS, RETRY_ON, type RetryOn } from "@capa/domain";
+import { CONCURRENCY_POLICIES, LIMITS, RETRY_ON, type RetryOn, SCHEDULE_LIMITS } from "@capa/domain";
 import { z } from "zod";
 
 export const API_VERSION = "capa/v1";
@@ -150,20 +150,62 @@ export const jobDocumentSchema = z
   })
   .describe("a job: submitted once with capa submit -f or capa apply -f");
 
+const scheduleName = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]{0,46}[a-z0-9])?$/, "must be 1-48 lower-case letters, digits or '-', not at either end");
+
+export const scheduleSpecSchema = z.strictObject({
+  cron: z
+    .string({ error: "must be a cron expression (quote it)" })
+    .max(SCHEDULE_LIMITS.maxCronLength)
+    .optional()
+    .describe("cron expression: 5 fields (minute first), 6 (seconds first) or @hourly/@daily; omitted = trigger only"),
+  timezone: z
+    .string()
+    .max(64)
+    .optional()
+    .describe("IANA time zone the cron is read in, e.g. Europe/Berlin; default UTC"),
+  concurrency: z
+    .enum(CONCURRENCY_POLICIES)
+    .optional()
+    .describe(
+      "a run due while one is active: forbid (skip it), replace (cancel the active one) or allow; default forbid",
+    ),
+  historyLimit: int(1, SCHEDULE_LIMITS.maxHistory)
+    .optional()
+    .describe(`runs kept in the history; default ${SCHEDULE_LIMITS.defaultHistory}`),
+  suspend: z
+    .boolean({ error: "must be true or false" })
+    .optional()
+    .describe("the cron does not fire (triggers still do)"),
+  job: jobSpecSchema.describe("the job each run submits: every field of a Job's spec"),
+});
+
+export const scheduleDocumentSchema = z
+  .strictObject({
+    apiVersion: z.literal(API_VERSION),
+    kind: z.literal("Schedule"),
+    metadata: z.strictObject({ name: scheduleName.describe("schedule name, unique per tenant") }),
+    spec: scheduleSpecSchema,
+  })
+  .describe("recurring or triggered runs of a job: capa apply -f, capa schedules");
+
 /** Every kind a capa/v1 document may have; each entry is the schema of a whole document of that kind. */
 export const KINDS = {
   Job: jobDocumentSchema,
+  Schedule: scheduleDocumentSchema,
 } as const;
 
 export type DocumentKind = keyof typeof KINDS;
 export type JobDocument = z.infer<typeof jobDocumentSchema>;
 export type JobFileSpec = z.infer<typeof jobSpecSchema>;
-export type CapaDocument = JobDocument;
+export type ScheduleDocument = z.infer<typeof scheduleDocumentSchema>;
+export type CapaDocument = JobDocument | ScheduleDocument;
 
 /** All kinds as one schema (a union on `kind`), for the published JSON Schema. */
 export const documentSchema = z.discriminatedUnion(
   "kind",
-  Object.values(KINDS) as unknown as [typeof jobDocumentSchema],
+  Object.values(KINDS) as unknown as [typeof jobDocumentSchema, typeof scheduleDocumentSchema],
 );
 
 /** The JSON Schema (draft 2020-12) of a capa/v1 document, as committed in schema/capa-v1.schema.json. */

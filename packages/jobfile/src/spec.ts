@@ -15,7 +15,7 @@ import {
 } from "@capa/domain";
 import { formatDuration, parseDuration } from "./duration.js";
 import { JobFileError, type JobFileIssue } from "./parse.js";
-import { API_VERSION, type JobDocument } from "./schema.js";
+import { API_VERSION, type CapaDocument, type JobDocument } from "./schema.js";
 
 const MIB_PER_GIB = 1024;
 /** Defaults of `retries:` (and of the --retries flag). */
@@ -25,7 +25,11 @@ export const DEFAULT_RETRY_ON: readonly RetryOn[] = ["failed"];
 const list = (value: string | string[] | undefined): string[] =>
   value === undefined ? [] : typeof value === "string" ? [value] : [...value];
 
-export function jobSpecFromDocument(doc: JobDocument, source = "job file"): JobSpec {
+export function jobSpecFromDocument(doc: CapaDocument, source = "job file"): JobSpec {
+  if (doc.kind !== "Job")
+    throw new JobFileError(source, [
+      { path: "kind", message: `is ${doc.kind}, not Job: apply it with capa apply -f (submit takes a Job)` },
+    ]);
   const s = doc.spec;
   const r = s.resources ?? {};
   const spec = defaultJobSpec({

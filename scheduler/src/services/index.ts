@@ -16,6 +16,7 @@ import { Kvm } from "@nats-io/kv";
 import type { Logger } from "pino";
 import type { EdgeContext } from "../grpc/unary.js";
 import type { JobService } from "../jobs/job-service.js";
+import { leaderLoop } from "../leader/leader-loop.js";
 import type { JobRepo } from "../store/job-repo.js";
 import { type EndpointSet, ServiceController } from "./controller.js";
 import { ModelMetricsGauges } from "./drift.js";
@@ -80,23 +81,16 @@ export async function startServices(d: ServicesDeps) {
     },
   });
   const api = new ServiceApi(services, endpoints, controller, load, d.now);
-  let running = false;
-  const timer = setInterval(() => {
-    if (running || !d.isLeader()) return;
-    running = true;
-    controller
-      .tick()
-      .catch((err) => log.warn({ err }, "service controller tick failed"))
-      .finally(() => {
-        running = false;
-      });
-  }, d.tickMs ?? 500);
-  timer.unref();
+  const stopLoop = leaderLoop("service controller", () => controller.tick(), {
+    isLeader: d.isLeader,
+    periodMs: d.tickMs ?? 500,
+    logger: log,
+  });
   return {
     handlers: serviceHandlers(d.edge, api),
     api,
     stop: () => {
-      clearInterval(timer);
+      stopLoop();
       stopListening();
     },
   };
