@@ -40,7 +40,7 @@ import { PlannerWorker } from "./planner/worker.js";
 import { PolicyService } from "./policy/policy-service.js";
 import { ReplayRunner, ReplayService } from "./replay/index.js";
 import { Compactor } from "./retention/compactor.js";
-import { startSchedules } from "./schedules/index.js";
+import { retrainOnDrift, startSchedules } from "./schedules/index.js";
 import { startServices } from "./services/index.js";
 import { AllocRepo } from "./store/alloc-repo.js";
 import { buckets } from "./store/buckets.js";
@@ -262,7 +262,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       admit: (tenant, spec) => admitWithTenantPolicy(tenants.effective(tenant), spec),
     });
     cleanups.push(() => schedules.stop());
-    const services = await startServices({ ...room, nc });
+    const services = await startServices({ ...room, nc, retrain: retrainOnDrift(schedules.api) });
     cleanups.push(() => services.stop());
     const fleet = new Fleet(registry, allocs, cluster, now, () => capacityChanged("agent undrained"));
     const keys = await KeyStore.open(nc, log, layout);

@@ -17,6 +17,7 @@ import { scheduleHandlers } from "./grpc.js";
 import type { ScheduleRecord } from "./model.js";
 import { ScheduleApi } from "./schedule-api.js";
 
+export { type DriftFire, driftTriggerId, retrainOnDrift } from "./drift.js";
 export { ScheduleApi } from "./schedule-api.js";
 
 export interface SchedulesDeps {

@@ -19,7 +19,7 @@ import type { JobService } from "../jobs/job-service.js";
 import { leaderLoop } from "../leader/leader-loop.js";
 import type { JobRepo } from "../store/job-repo.js";
 import { type EndpointSet, ServiceController } from "./controller.js";
-import { ModelMetricsGauges } from "./drift.js";
+import { ModelMetricsGauges, type RetrainTrigger } from "./drift.js";
 import { serviceHandlers } from "./grpc.js";
 import { LoadTracker } from "./load.js";
 import type { ServiceRecord } from "./model.js";
@@ -41,6 +41,8 @@ export interface ServicesDeps {
   tickMs?: number;
   /** A removed replica leaves the endpoint set this long before it is cancelled (default 2 s). */
   drainMs?: number;
+  /** Starts the retraining Schedule a drift policy names (see ControllerDeps.retrain). */
+  retrain?: (t: RetrainTrigger) => Promise<string>;
 }
 
 export async function startServices(d: ServicesDeps) {
@@ -74,6 +76,7 @@ export async function startServices(d: ServicesDeps) {
     now: d.now,
     drainMs: d.drainMs ?? 2_000,
     gauges,
+    ...(d.retrain ? { retrain: d.retrain } : {}),
     fireTrigger: (t) => {
       gauges.fired.inc({ tenant: t.tenant, service: t.service });
       log.info({ trigger: t }, "drift over threshold: retraining trigger fired");

@@ -176,7 +176,10 @@ export function serviceCommand(): Command {
     .option("--min-requests <n>", "requests before the error rate can fail a step (20)", parseInteger)
     .option("--drift-metric <name>", "model metric (CAPA_METRICS lines) watched for drift, e.g. drift_score")
     .option("--drift-threshold <x>", "fire the retraining trigger once when the metric goes above this", parseNumber)
-    .option("--drift-trigger <name>", "what to retrain, carried in the trigger message");
+    .option(
+      "--drift-trigger <schedule>",
+      "the Schedule to trigger (one run per revision); also carried in the message",
+    );
   jsonOption(apply).action(async (command: string[], flags: ApplyFlags, self: Command) => {
     const spec = specFromServiceFlags(flags, command);
     await withScheduler(self, async (client) => {
