@@ -314,6 +314,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
         now,
         onPolicyChanged: () => capacityChanged("policy changed"),
         replays,
+        replicaContext: services.replicaContext,
       }),
       billingService: billingHandlers({
         logger: log,

@@ -338,6 +338,7 @@ export class ServiceController {
   ): void {
     if (decision.replicas > current.length) {
       event({ region, kind: "scale-up", from: current.length, to: decision.replicas, reason: decision.reason });
+      const cause = `scale-up ${current.length}→${decision.replicas} (revision ${revision}): ${decision.reason}`;
       for (let i = current.length; i < decision.replicas; i++)
         rec.replicas.push({
           requestId: `svc-${rec.name}-${rec.nextSeq++}`,
@@ -346,6 +347,7 @@ export class ServiceController {
           revision,
           removing: false,
           createdAtMs: nowMs,
+          cause,
         });
     } else if (decision.replicas < current.length) {
       event({ region, kind: "scale-down", from: current.length, to: decision.replicas, reason: decision.reason });

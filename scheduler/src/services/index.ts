@@ -12,6 +12,7 @@ import {
   subjects,
   TypedKv,
 } from "@capa/bus";
+import type { Job } from "@capa/domain";
 import { Kvm } from "@nats-io/kv";
 import type { Logger } from "pino";
 import type { EdgeContext } from "../grpc/unary.js";
@@ -20,7 +21,7 @@ import { leaderLoop } from "../leader/leader-loop.js";
 import type { JobRepo } from "../store/job-repo.js";
 import { type EndpointSet, ServiceController } from "./controller.js";
 import { ModelMetricsGauges, type RetrainTrigger } from "./drift.js";
-import { serviceHandlers } from "./grpc.js";
+import { replicaContextToPb, serviceHandlers } from "./grpc.js";
 import { LoadTracker } from "./load.js";
 import type { ServiceRecord } from "./model.js";
 import { listenToReadiness, ReadinessTracker } from "./readiness.js";
@@ -92,6 +93,11 @@ export async function startServices(d: ServicesDeps) {
   return {
     handlers: serviceHandlers(d.edge, api),
     api,
+    /** For ExplainJob: a replica job's service context, as protobuf. */
+    replicaContext: async (job: Job) => {
+      const c = await api.replicaContext(job);
+      return c && replicaContextToPb(c);
+    },
     stop: () => {
       stopLoop();
       stopListening();
