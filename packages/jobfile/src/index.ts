@@ -22,8 +22,11 @@ export {
   jsonSchema,
   KINDS,
   type ScheduleDocument,
+  type ServiceDocument,
   scheduleDocumentSchema,
+  serviceDocumentSchema,
 } from "./schema.js";
+export { durationMs, serviceSpecJsonFromDocument } from "./service.js";
 export {
   DEFAULT_RETRY_BACKOFF,
   DEFAULT_RETRY_ON,
