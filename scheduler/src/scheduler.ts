@@ -384,6 +384,8 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
         providerOf: (agentId) => registry.get(agentId)?.record.advert.provider ?? "",
         now,
         replays,
+        services: services.api,
+        schedules: schedules.api,
       });
       http = await startHttpEdge({
         host: cfg.httpHost,
