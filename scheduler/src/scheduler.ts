@@ -262,7 +262,12 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       admit: (tenant, spec) => admitWithTenantPolicy(tenants.effective(tenant), spec),
     });
     cleanups.push(() => schedules.stop());
-    const services = await startServices({ ...room, nc, retrain: retrainOnDrift(schedules.api) });
+    const services = await startServices({
+      ...room,
+      nc,
+      replicaId: cfg.schedulerId,
+      retrain: retrainOnDrift(schedules.api),
+    });
     cleanups.push(() => services.stop());
     const fleet = new Fleet(registry, allocs, cluster, now, () => capacityChanged("agent undrained"));
     const keys = await KeyStore.open(nc, log, layout);

@@ -23,6 +23,7 @@ import { type EndpointSet, ServiceController } from "./controller.js";
 import { ModelMetricsGauges, type RetrainTrigger } from "./drift.js";
 import { replicaContextToPb, serviceHandlers } from "./grpc.js";
 import { LoadTracker } from "./load.js";
+import { followSharedLoad, shareLoad } from "./load-sharing.js";
 import type { ServiceRecord } from "./model.js";
 import { listenToReadiness, ReadinessTracker } from "./readiness.js";
 import { ServiceApi } from "./service-api.js";
@@ -42,6 +43,8 @@ export interface ServicesDeps {
   tickMs?: number;
   /** A removed replica leaves the endpoint set this long before it is cancelled (default 2 s). */
   drainMs?: number;
+  /** This scheduler replica's id: load reports it shares are not observed twice by itself. */
+  replicaId?: string;
   /** Starts the retraining Schedule a drift policy names (see ControllerDeps.retrain). */
   retrain?: (t: RetrainTrigger) => Promise<string>;
 }
@@ -84,7 +87,9 @@ export async function startServices(d: ServicesDeps) {
       d.nc.publish(subjects.serviceRetrain(t.tenant, t.service), new TextEncoder().encode(JSON.stringify(t)));
     },
   });
-  const api = new ServiceApi(services, endpoints, controller, load, d.now);
+  const replicaId = d.replicaId ?? "";
+  const api = new ServiceApi(services, endpoints, controller, load, d.now, shareLoad(d.nc, replicaId, log));
+  const stopFollowing = followSharedLoad(d.nc, replicaId, load, log);
   const stopLoop = leaderLoop("service controller", () => controller.tick(), {
     isLeader: d.isLeader,
     periodMs: d.tickMs ?? 500,
@@ -101,6 +106,7 @@ export async function startServices(d: ServicesDeps) {
     stop: () => {
       stopLoop();
       stopListening();
+      stopFollowing();
     },
   };
 }

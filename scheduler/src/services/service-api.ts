@@ -58,6 +58,8 @@ export class ServiceApi {
     private readonly controller: ServiceController,
     private readonly load: LoadTracker,
     private readonly now: () => number,
+    /** Passes an accepted report on to the other scheduler replicas (see load-sharing.ts). */
+    private readonly share?: (tenant: string, name: string, report: GatewayReport) => void,
   ) {}
 
   async apply(tenant: string, input: ServiceSpec | undefined): Promise<{ view: ServiceView; changed: boolean }> {
@@ -211,6 +213,7 @@ export class ServiceApi {
     if (report.replicas.length > 1_000) v.push({ field: "replicas", message: "must have at most 1000 entries" });
     throwIfViolations(v);
     this.load.observe(serviceKey(tenant, name), report);
+    this.share?.(tenant, name, report);
   }
 
   /**
