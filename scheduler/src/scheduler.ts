@@ -42,6 +42,7 @@ import { PlannerWorker } from "./planner/worker.js";
 import { PolicyService } from "./policy/policy-service.js";
 import { ReplayRunner, ReplayService } from "./replay/index.js";
 import { Compactor } from "./retention/compactor.js";
+import { retrainOnDrift, startSchedules } from "./schedules/index.js";
 import { startServices } from "./services/index.js";
 import { AllocRepo } from "./store/alloc-repo.js";
 import { buckets } from "./store/buckets.js";
@@ -258,8 +259,8 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       () => metrics.jobsSubmitted.inc(),
       market.admission,
     );
-    const services = await startServices({
-      nc,
+    // What every leader-run room (services, schedules) is built on.
+    const room = {
       store,
       layout,
       jobs: jobService,
@@ -268,6 +269,18 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       isLeader: () => lease.leader,
       logger: log,
       now,
+    };
+    const schedules = await startSchedules({
+      ...room,
+      knownGpuModels: advertisedGpuModels(cluster),
+      admit: (tenant, spec) => admitWithTenantPolicy(tenants.effective(tenant), spec),
+    });
+    cleanups.push(() => schedules.stop());
+    const services = await startServices({
+      ...room,
+      nc,
+      replicaId: cfg.schedulerId,
+      retrain: retrainOnDrift(schedules.api),
     });
     cleanups.push(() => services.stop());
     const checkpoints = startCheckpointBroker({
@@ -328,6 +341,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
         now,
         onPolicyChanged: () => capacityChanged("policy changed"),
         replays,
+        replicaContext: services.replicaContext,
       }),
       billingService: billingHandlers({
         logger: log,
@@ -339,6 +353,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
         providerOf: (agentId) => registry.get(agentId)?.record.advert.provider ?? "",
       }),
       serviceService: services.handlers,
+      scheduleService: schedules.handlers,
     });
     cleanups.push(() => grpc.stop(1000));
     const adminCredentialsFile = await bootstrapAdmin(
@@ -396,6 +411,8 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
         providerOf: (agentId) => registry.get(agentId)?.record.advert.provider ?? "",
         now,
         replays,
+        services: services.api,
+        schedules: schedules.api,
       });
       http = await startHttpEdge({
         host: cfg.httpHost,

@@ -28,6 +28,7 @@ const SERVICES: [string, ServiceDefinition][] = [
   ["AuthService", pb.AuthServiceService as unknown as ServiceDefinition],
   ["AuditService", pb.AuditServiceService as unknown as ServiceDefinition],
   ["ServiceService", pb.ServiceServiceService as unknown as ServiceDefinition],
+  ["ScheduleService", pb.ScheduleServiceService as unknown as ServiceDefinition],
 ];
 
 interface RawMethod {

@@ -47,6 +47,7 @@ export interface Clients {
   auth: pb.AuthServiceClient;
   audit: pb.AuditServiceClient;
   services: pb.ServiceServiceClient;
+  schedules: pb.ScheduleServiceClient;
   close(): void;
 }
 
@@ -61,8 +62,10 @@ export function clientsFor(address: string, token: string): Clients {
     auth: new pb.AuthServiceClient(address, c, o),
     audit: new pb.AuditServiceClient(address, c, o),
     services: new pb.ServiceServiceClient(address, c, o),
+    schedules: new pb.ScheduleServiceClient(address, c, o),
     close() {
-      for (const k of ["jobs", "operator", "billing", "auth", "audit", "services"] as const) clients[k].close();
+      for (const k of ["jobs", "operator", "billing", "auth", "audit", "services", "schedules"] as const)
+        clients[k].close();
     },
   };
   return clients;
@@ -78,6 +81,7 @@ export interface Harness {
   operator: pb.OperatorServiceClient;
   billing: pb.BillingServiceClient;
   services: pb.ServiceServiceClient;
+  schedules: pb.ScheduleServiceClient;
   /** AuthService (API keys, tenant ceilings) as admin. */
   keys: pb.AuthServiceClient;
   audit: pb.AuditServiceClient;
@@ -141,6 +145,7 @@ export async function startHarness(overrides: Partial<SchedulerConfig> = {}): Pr
     operator: undefined as unknown as pb.OperatorServiceClient,
     billing: undefined as unknown as pb.BillingServiceClient,
     services: undefined as unknown as pb.ServiceServiceClient,
+    schedules: undefined as unknown as pb.ScheduleServiceClient,
     keys: undefined as unknown as pb.AuthServiceClient,
     audit: undefined as unknown as pb.AuditServiceClient,
     adminToken: "",
@@ -226,6 +231,7 @@ export async function startHarness(overrides: Partial<SchedulerConfig> = {}): Pr
       keys: admin.auth,
       audit: admin.audit,
       services: admin.services,
+      schedules: admin.schedules,
     });
   };
   connectClients();

@@ -249,6 +249,51 @@ describe("gRPC security: every attack denied, nothing leaked", () => {
     expect(stateName(still.job!.state)).not.toBe("CANCELLED");
   });
 
+  it("keeps every tenant to its own schedules: another tenant's schedule is NOT_FOUND, its secrets masked", async () => {
+    const job = spec({ gpusPerReplica: 0 }, ["train"]);
+    job.template!.env = { HF_TOKEN: SECRET };
+    job.template!.secretEnvNames = ["HF_TOKEN"];
+    const own = await rpc<pb.ApplyScheduleResponse>((cb) =>
+      victim.schedules.applySchedule(
+        { tenant: "", spec: pb.ScheduleSpec.fromPartial({ name: "victim-nightly", cron: "0 3 * * *", job }) },
+        cb,
+      ),
+    );
+    expect(own.schedule!.spec!.job!.template!.env.HF_TOKEN).toBe("***");
+    const name = "victim-nightly";
+    await attempt("GetSchedule of another tenant's schedule", NF, (cb) =>
+      mallory.schedules.getSchedule({ tenant: "", name }, cb),
+    );
+    await attempt("GetSchedule naming another tenant", PD, (cb) =>
+      mallory.schedules.getSchedule({ tenant: "victim", name }, cb),
+    );
+    await attempt("ListSchedules naming another tenant", PD, (cb) =>
+      mallory.schedules.listSchedules({ tenant: "victim", limit: 0, pageToken: "" }, cb),
+    );
+    await attempt("TriggerSchedule of another tenant's schedule", NF, (cb) =>
+      mallory.schedules.triggerSchedule({ tenant: "", name, triggerId: "", reason: "mine now" }, cb),
+    );
+    await attempt("TriggerSchedule naming another tenant", PD, (cb) =>
+      mallory.schedules.triggerSchedule({ tenant: "victim", name, triggerId: "", reason: "" }, cb),
+    );
+    await attempt("DeleteSchedule of another tenant's schedule", NF, (cb) =>
+      mallory.schedules.deleteSchedule({ tenant: "", name }, cb),
+    );
+    await attempt("ApplySchedule over another tenant's schedule", PD, (cb) =>
+      mallory.schedules.applySchedule({ tenant: "victim", spec: pb.ScheduleSpec.fromPartial({ name, job }) }, cb),
+    );
+    await attempt("TriggerSchedule by a provider", PD, (cb) =>
+      provider.schedules.triggerSchedule({ tenant: "victim", name, triggerId: "", reason: "" }, cb),
+    );
+    const mine = await rpc<pb.ListSchedulesResponse>((cb) =>
+      mallory.schedules.listSchedules({ tenant: "", limit: 0, pageToken: "" }, cb),
+    );
+    table.record("ListSchedules of the own tenant shows another's", leaks(mine) ? "leaked" : "denied");
+    const still = await rpc<pb.GetScheduleResponse>((cb) => victim.schedules.getSchedule({ tenant: "", name }, cb));
+    expect(still.schedule!.pendingTriggers).toBe(0);
+    expect(still.schedule!.runs).toEqual([]);
+  });
+
   it("keeps money and limits to their owners", async () => {
     await attempt("SubmitJob billed to another tenant", PD, (cb) =>
       mallory.jobs.submitJob({ requestId: "steal", tenant: "victim", spec: spec() }, cb),

@@ -8,7 +8,7 @@
  * - routes that serve tenant data add a cross-tenant row in CROSS_TENANT (another tenant's object is 404).
  */
 
-import type * as pb from "@capa/api";
+import * as pb from "@capa/api";
 import { waitFor } from "@capa/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Harness, httpCall, rpc, spec, startHarness } from "./scheduler-harness.js";
@@ -93,6 +93,80 @@ describe("HTTP edge: every route is authorised", () => {
       (r) => `${r.method} ${r.path}`,
     );
     expect(paths).toEqual(h.scheduler.httpRoutes.map((r) => `${r.method} ${r.path}`));
+  });
+
+  it("keeps every tenant to its own services and schedules (CROSS_TENANT): another tenant's is 404", async () => {
+    // The victim's service and schedule, made over gRPC as the admin acting for tenant victim.
+    await rpc((cb) =>
+      h.services.applyService(
+        {
+          tenant: "victim",
+          spec: pb.ServiceSpec.fromPartial({
+            name: "victim-svc",
+            template: { command: ["serve"], env: {}, workingDir: "", killGraceSeconds: 2 },
+            regions: [{ region: "eu-west", minReplicas: 0, maxReplicas: 1 }],
+          }),
+        },
+        cb,
+      ),
+    );
+    await rpc((cb) =>
+      h.schedules.applySchedule(
+        {
+          tenant: "victim",
+          spec: pb.ScheduleSpec.fromPartial({ name: "victim-nightly", job: spec({ gpusPerReplica: 0 }, ["train"]) }),
+        },
+        cb,
+      ),
+    );
+    const victim = await h.mintKey("tenant", { tenant: "victim" });
+    const mallory = tokens.tenant; // tenant acme
+    const endpoints = "/api/v1/services/victim-svc/endpoints";
+    const trigger = "/api/v1/schedules/victim-nightly/trigger";
+    const CROSS_TENANT: [string, string, number][] = [
+      ["GET", endpoints, 404],
+      ["GET", `${endpoints}?tenant=victim`, 403],
+      ["POST", trigger, 404],
+      ["POST", `${trigger}?tenant=victim`, 403],
+    ];
+    for (const [method, path, expected] of CROSS_TENANT) {
+      const res = await httpCall(h, path, { method, token: mallory, ...(method === "POST" ? { body: {} } : {}) });
+      expect(`${method} ${path}: ${res.status}`).toBe(`${method} ${path}: ${expected}`);
+      expect(res.text).not.toContain('victim-svc"');
+    }
+    // Another tenant's object reads exactly like one that does not exist.
+    const missing = await httpCall(h, "/api/v1/services/nope/endpoints", { token: mallory });
+    const theirs = await httpCall(h, endpoints, { token: mallory });
+    expect(theirs.text.replace("victim-svc", "X")).toBe(missing.text.replace("nope", "X"));
+    // The owner can; an operator names the tenant.
+    const own = await httpCall(h, endpoints, { token: victim });
+    expect(own.status).toBe(200);
+    expect(own.body).toMatchObject({ service: "victim-svc", tenant: "victim", endpoints: [] });
+    expect((await httpCall(h, `${endpoints}?tenant=victim`, { token: tokens.operator })).status).toBe(200);
+    const hook = await httpCall(h, trigger, {
+      method: "POST",
+      token: victim,
+      headers: { "idempotency-key": "hook-1", "content-type": "application/json" },
+      body: { reason: "new data landed" },
+    });
+    expect(hook.status).toBe(202);
+    expect(hook.body).toMatchObject({ triggerId: "hook-1", queued: true });
+    const again = await httpCall(h, trigger, {
+      method: "POST",
+      token: victim,
+      headers: { "idempotency-key": "hook-1" },
+    });
+    expect(again.body).toMatchObject({ triggerId: "hook-1", queued: false });
+    const bad = await httpCall(h, trigger, { method: "POST", token: victim, body: { reason: 7 } });
+    expect(bad.status).toBe(400);
+    // Only the owner's trigger reached the schedule (queued, or already a run).
+    const s = (
+      await rpc<pb.GetScheduleResponse>((cb) =>
+        h.schedules.getSchedule({ tenant: "victim", name: "victim-nightly" }, cb),
+      )
+    ).schedule!;
+    expect(s.pendingTriggers + s.runs.length).toBe(1);
+    expect(s.runs.every((r) => r.triggerId === "hook-1")).toBe(true);
   });
 
   it("refuses hostile requests with clear errors and never 500", async () => {

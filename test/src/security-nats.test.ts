@@ -351,6 +351,21 @@ describe("NATS security: hostile clients against the generated authorization", (
     }
   });
 
+  it("cannot forge service load reports (scheduler-only subject)", async () => {
+    const forged = {
+      from: "evil",
+      tenant: TENANT,
+      name: "echo",
+      report: { gatewayId: "gw", region: REGION, windowMs: 1000, requests: 1e6, replicas: [] },
+    };
+    await corePublish(
+      "publish a forged load report (autoscale another tenant's service)",
+      mallory,
+      subjects.serviceLoad(TENANT, "echo"),
+      new TextEncoder().encode(JSON.stringify(forged)),
+    );
+  });
+
   it("cannot forge a task's status or usage report", async () => {
     const status = (agentId: string): TaskStatusReport => ({
       taskId,

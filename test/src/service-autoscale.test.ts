@@ -5,11 +5,12 @@
  * eu-west scales back to 1, keeping the cheapest replica (most expensive removed first); us-east is untouched
  * throughout; no request fails while replicas come and go. Figures are printed.
  */
+import type * as pb from "@capa/api";
 import { waitFor } from "@capa/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertCliBuilt } from "./cli-harness.js";
 import { startLoad } from "./load-gen.js";
-import type { Harness } from "./scheduler-harness.js";
+import { type Harness, rpc } from "./scheduler-harness.js";
 import {
   applyService,
   endpoints,
@@ -72,6 +73,7 @@ describe("service autoscaling on gateway-measured load", () => {
     );
     const usBefore = (await endpoints(h, "echo", "us-east")).map((e) => e.taskId);
     expect(usBefore).toHaveLength(1);
+    const euBefore = (await endpoints(h, "echo", "eu-west")).map((e) => e.jobId);
     // The us-east gateway gets no load: it reports zero for its region, which must not change it.
     const [eu] = await Promise.all([gateway("eu-west"), gateway("us-east")]);
 
@@ -97,6 +99,20 @@ describe("service autoscaling on gateway-measured load", () => {
       { timeoutMs: 90_000, intervalMs: 200, what: "eu-west scaled to >= 3 ready replicas" },
     );
     const scaleUpMs = Date.now() - loadStart;
+    // capa explain on a replica the scale-up added: its placement and the scale decision behind it.
+    const original = new Set(euBefore);
+    const added = (await getService(h, "echo")).replicas.find(
+      (r) => r.region === "eu-west" && r.jobId && !original.has(r.jobId),
+    )!;
+    const explained = await waitFor(
+      () =>
+        rpc<pb.ExplainJobResponse>((cb) => h.operator.explainJob({ jobId: added.jobId }, cb)).catch(() => undefined),
+      { timeoutMs: 20_000, what: "the added replica's explanation" },
+    );
+    expect(explained.explanation!.outcome).toBe("placed");
+    expect(explained.service).toMatchObject({ service: "echo", region: "eu-west", revision: 1, removing: false });
+    expect(explained.service!.cause).toMatch(/^scale-up 1→\d+ \(revision 1\): .*req\/s/);
+    expect(explained.service!.events.some((e) => e.kind === "scale-up" && e.region === "eu-west")).toBe(true);
     // Hold the load briefly on the scaled set, then stop it.
     await new Promise((res) => setTimeout(res, 2_000));
     const during = await load.stop();

@@ -3,14 +3,17 @@
  * agent (`capa agent` child process) forwards them with its readiness reports, the scheduler exposes them as
  * Prometheus gauges and, once the score is over the service's threshold, fires the retraining trigger on
  * `capa.v1.service.<tenant>.<service>.retrain` exactly once for the revision, however long the score stays high.
+ * The policy's trigger names a Schedule of the tenant: the trigger starts exactly one run of it (a real job the
+ * agent runs to success), whatever the number of controller rounds that see the high score.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import * as pb from "@capa/api";
 import { subjects } from "@capa/bus";
 import { waitFor } from "@capa/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertCliBuilt } from "./cli-harness.js";
-import type { Harness } from "./scheduler-harness.js";
+import { finalJob, type Harness, rpc, spec, stateName } from "./scheduler-harness.js";
 import { applyService, endpoints, getService, serviceSpec, startServiceFixture, TENANT } from "./service-harness.js";
 
 describe("service drift: model metrics as Prometheus gauges, one retraining trigger", () => {
@@ -32,7 +35,25 @@ describe("service drift: model metrics as Prometheus gauges, one retraining trig
     return res.text();
   };
 
-  it("fires the trigger once when drift_score crosses its threshold", async () => {
+  const schedule = async () =>
+    (await rpc<pb.GetScheduleResponse>((cb) => h.schedules.getSchedule({ tenant: TENANT, name: "retrain-fraud" }, cb)))
+      .schedule!;
+
+  it("A drift score over its threshold fires the retraining trigger once: one run of the named schedule", async () => {
+    // The retraining schedule the drift policy names: trigger only, one run at a time.
+    await rpc((cb) =>
+      h.schedules.applySchedule(
+        {
+          tenant: TENANT,
+          spec: pb.ScheduleSpec.fromPartial({
+            name: "retrain-fraud",
+            concurrencyPolicy: pb.ConcurrencyPolicy.CONCURRENCY_POLICY_FORBID,
+            job: spec({ gpusPerReplica: 0 }, [process.execPath, "-e", "console.log('retrained fraud-v8')"]),
+          }),
+        },
+        cb,
+      ),
+    );
     const driftFile = join(fx.root, "drift");
     writeFileSync(driftFile, "0.1");
     const triggers: unknown[] = [];
@@ -71,6 +92,7 @@ describe("service drift: model metrics as Prometheus gauges, one retraining trig
       what: "the drift score as a Prometheus gauge",
     });
     expect(triggers).toHaveLength(0);
+    expect((await schedule()).runs).toEqual([]);
 
     writeFileSync(driftFile, "0.9");
     await waitFor(() => triggers.length > 0, { timeoutMs: 20_000, intervalMs: 100, what: "the retraining trigger" });
@@ -95,7 +117,31 @@ describe("service drift: model metrics as Prometheus gauges, one retraining trig
     expect(text).toContain(`capa_service_retrain_triggers_total{tenant="${TENANT}",service="echo"} 1`);
     const svc = await getService(h, "echo");
     expect(svc.events.filter((e) => e.kind === "drift")).toHaveLength(1);
+    expect(svc.events.find((e) => e.kind === "drift")?.reason).toContain(
+      "schedule retrain-fraud run queued (trigger drift-echo-r1)",
+    );
+    // Exactly one run of the schedule, started by the drift trigger, and its job ran.
+    const runs = await waitFor(
+      async () => {
+        const r = (await schedule()).runs;
+        return r.length > 0 && r[0]!.jobId !== "" && r;
+      },
+      { timeoutMs: 20_000, intervalMs: 100, what: "the schedule run" },
+    );
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({
+      cause: pb.ScheduleRunCause.SCHEDULE_RUN_CAUSE_TRIGGER,
+      triggerId: "drift-echo-r1",
+      outcome: pb.ScheduleRunOutcome.SCHEDULE_RUN_OUTCOME_STARTED,
+    });
+    expect(runs[0]!.reason).toBe("drift: drift_score 0.9 > 0.5 on service echo revision 1 (eu-west)");
+    const job = await finalJob(h, runs[0]!.jobId, 60_000);
+    expect(stateName(job.state)).toBe("SUCCEEDED");
+    expect(job.spec!.template!.env.CAPA_SCHEDULE_TRIGGER).toBe("drift-echo-r1");
+    expect((await schedule()).runs).toHaveLength(1);
     expect(svc.replicas[0]?.modelMetrics.drift_score).toBe(0.9);
-    console.log(`[drift] ${svc.events.find((e) => e.kind === "drift")?.reason}`);
+    console.log(
+      `[drift] ${svc.events.find((e) => e.kind === "drift")?.reason}; schedule runs: ${runs.length} (${runs[0]!.runId}, job ${runs[0]!.jobId} ${stateName(job.state)})`,
+    );
   }, 120_000);
 });

@@ -6,6 +6,7 @@ export * from "./gen/capa/v1/billing.js";
 export * from "./gen/capa/v1/bus.js";
 export * from "./gen/capa/v1/jobs.js";
 export * from "./gen/capa/v1/operator.js";
+export * from "./gen/capa/v1/schedules.js";
 export * from "./gen/capa/v1/services.js";
 export * from "./gen/capa/v1/types.js";
 export { FILE_DESCRIPTOR_PROTOS } from "./gen/descriptor-set.js";

@@ -65,6 +65,12 @@ export const PERMISSIONS: Readonly<Record<string, MethodRule>> = {
   "ServiceService/AbortRollout": write(TENANTS),
   // Gateway load telemetry, many per second: not audited.
   "ServiceService/ReportLoad": read(TENANTS),
+  // Schedules: tenant-scoped like services (scopedByTenantField); a trigger starts a job, so it is audited.
+  "ScheduleService/ApplySchedule": write(TENANTS),
+  "ScheduleService/GetSchedule": read(TENANTS),
+  "ScheduleService/ListSchedules": read(TENANTS),
+  "ScheduleService/DeleteSchedule": write(TENANTS),
+  "ScheduleService/TriggerSchedule": write(TENANTS),
 };
 
 const UNLISTED: MethodRule = { roles: OPERATORS, mutating: true };

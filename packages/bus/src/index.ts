@@ -3,5 +3,6 @@ export * from "./connection.js";
 export * from "./group-commit.js";
 export * from "./kv.js";
 export * from "./layout.js";
+export * from "./schedule-codec.js";
 export * from "./store.js";
 export * from "./subjects.js";

@@ -17,6 +17,8 @@ export const BUCKETS = {
   services: "capa_services",
   /** Live endpoint set per `<tenant>.<service>.<region>` (JSON), written by the service controller. */
   endpoints: "capa_endpoints",
+  /** Schedules (scheduler/src/schedules): JSON ScheduleRecord per `<tenant>.<name>`, with its run history. */
+  schedules: "capa_schedules",
 } as const;
 
 /** JetStream Object Store buckets (stream `OBJ_<name>`): only the scheduler reads or writes them. */
@@ -72,6 +74,13 @@ export const subjects = {
   /** A service's retraining trigger (JSON, from the scheduler's drift rule): the training side subscribes. */
   serviceRetrain: (tenant: string, service: string) =>
     `${SUBJECT_ROOT}.service.${assertToken(tenant, "tenant")}.${assertToken(service, "service")}.retrain`,
+  /**
+   * A gateway load report as the scheduler replica that received it saw it (JSON), so every replica — the leader's
+   * autoscaler and any follower answering GetService — holds the same load. Scheduler-only: agents may not publish.
+   */
+  serviceLoad: (tenant: string, service: string) =>
+    `${SUBJECT_ROOT}.service.${assertToken(tenant, "tenant")}.${assertToken(service, "service")}.load`,
+  allServiceLoad: `${SUBJECT_ROOT}.service.*.*.load`,
   allTaskStatus: `${SUBJECT_ROOT}.task.*.status.*`,
   allTaskUsage: `${SUBJECT_ROOT}.task.*.usage.*`,
   allTaskLogs: `${SUBJECT_ROOT}.task.*.logs.*`,

@@ -153,6 +153,7 @@ interface ReplicaClients {
   operator: api.OperatorServiceClient;
   billing: api.BillingServiceClient;
   services: api.ServiceServiceClient;
+  schedules: api.ScheduleServiceClient;
   authClient: api.AuthServiceClient;
   auditClient: api.AuditServiceClient;
 }
@@ -190,6 +191,7 @@ export class SchedulerClient {
         operator: new api.OperatorServiceClient(address, creds),
         billing: new api.BillingServiceClient(address, creds),
         services: new api.ServiceServiceClient(address, creds),
+        schedules: new api.ScheduleServiceClient(address, creds),
         authClient: new api.AuthServiceClient(address, creds),
         auditClient: new api.AuditServiceClient(address, creds),
       };
@@ -245,6 +247,16 @@ export class SchedulerClient {
     this.unary("ListEndpoints", (c) => c.services.listEndpoints.bind(c.services), req);
   reportLoad = (req: api.ReportLoadRequest) =>
     this.unary("ReportLoad", (c) => c.services.reportLoad.bind(c.services), req);
+  applySchedule = (req: api.ApplyScheduleRequest) =>
+    this.unary("ApplySchedule", (c) => c.schedules.applySchedule.bind(c.schedules), req);
+  getSchedule = (req: api.GetScheduleRequest) =>
+    this.unary("GetSchedule", (c) => c.schedules.getSchedule.bind(c.schedules), req);
+  listSchedules = (req: api.ListSchedulesRequest) =>
+    this.unary("ListSchedules", (c) => c.schedules.listSchedules.bind(c.schedules), req);
+  deleteSchedule = (req: api.DeleteScheduleRequest) =>
+    this.unary("DeleteSchedule", (c) => c.schedules.deleteSchedule.bind(c.schedules), req);
+  triggerSchedule = (req: api.TriggerScheduleRequest) =>
+    this.unary("TriggerSchedule", (c) => c.schedules.triggerSchedule.bind(c.schedules), req);
   whoAmI = (req: api.WhoAmIRequest) => this.unary("WhoAmI", (c) => c.authClient.whoAmI.bind(c.authClient), req);
   createKey = (req: api.CreateKeyRequest) =>
     this.unary("CreateKey", (c) => c.authClient.createKey.bind(c.authClient), req);
@@ -268,6 +280,7 @@ export class SchedulerClient {
       clients.operator.close();
       clients.billing.close();
       clients.services.close();
+      clients.schedules.close();
       clients.authClient.close();
       clients.auditClient.close();
     }

@@ -24,6 +24,7 @@ import { receiptCommand } from "./commands/receipt.js";
 import { replayCommand } from "./commands/replay.js";
 import { rolloutCommand } from "./commands/rollout.js";
 import { schedulerCommand } from "./commands/scheduler.js";
+import { schedulesCommand } from "./commands/schedules.js";
 import { endpointsCommand, serviceCommand } from "./commands/service.js";
 import { simulateCommand } from "./commands/simulate.js";
 import { statusCommand } from "./commands/status.js";
@@ -74,6 +75,7 @@ export function buildProgram(): Command {
     authCommand(),
     auditCommand(),
     rolloutCommand(),
+    schedulesCommand(),
     versionCommand(),
     healthCommand(),
     completionCommand(() => program),

@@ -4,5 +4,6 @@ export * from "./errors.js";
 export * from "./gpu.js";
 export * from "./job.js";
 export * from "./money.js";
+export * from "./schedule.js";
 export * from "./validation.js";
 export * from "./version.js";

@@ -9,6 +9,7 @@ export {
   parseDocuments,
   validateDocument,
 } from "./parse.js";
+export { scheduleSpecFromDocument } from "./schedule.js";
 export {
   API_VERSION,
   type CapaDocument,
@@ -20,7 +21,12 @@ export {
   jobDocumentSchema,
   jsonSchema,
   KINDS,
+  type ScheduleDocument,
+  type ServiceDocument,
+  scheduleDocumentSchema,
+  serviceDocumentSchema,
 } from "./schema.js";
+export { durationMs, serviceSpecJsonFromDocument } from "./service.js";
 export {
   DEFAULT_RETRY_BACKOFF,
   DEFAULT_RETRY_ON,

@@ -217,8 +217,8 @@ describe("job file errors name each invalid field", () => {
   it.each([
     ["kind: Job\nspec: {command: [x]}\n", "apiVersion: must be capa/v1, it is missing"],
     ["apiVersion: capa/v2\nkind: Job\n", 'apiVersion: must be capa/v1, got "capa/v2"'],
-    ["apiVersion: capa/v1\nspec: {}\n", "kind: must be one of Job, it is missing"],
-    ["apiVersion: capa/v1\nkind: job\n", 'kind: must be one of Job, got "job"'],
+    ["apiVersion: capa/v1\nspec: {}\n", "kind: must be one of Job, Schedule, Service, it is missing"],
+    ["apiVersion: capa/v1\nkind: job\n", 'kind: must be one of Job, Schedule, Service, got "job"'],
     ["apiVersion: capa/v1\nkind: Job\n", "spec: is required"],
     ["apiVersion: capa/v1\nkind: Job\nmetadata: {name: 'a b'}\nspec: {command: [x]}\n", "metadata.name: must be"],
     ["apiVersion: capa/v1\nkind: Job\nstatus: {}\nspec: {command: [x]}\n", "status: unknown field"],

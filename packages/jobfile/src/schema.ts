@@ -8,7 +8,7 @@
  * validator stays the authority on what it accepts, and its wire-named violations are mapped back to file
  * paths (see spec.ts).
  */
-import { LIMITS, RETRY_ON, type RetryOn } from "@capa/domain";
+import { CONCURRENCY_POLICIES, LIMITS, RETRY_ON, type RetryOn, SCHEDULE_LIMITS } from "@capa/domain";
 import { z } from "zod";
 
 export const API_VERSION = "capa/v1";
@@ -200,20 +200,155 @@ export const jobDocumentSchema = z
   })
   .describe("a job: submitted once with capa submit -f or capa apply -f");
 
+const scheduleName = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]{0,46}[a-z0-9])?$/, "must be 1-48 lower-case letters, digits or '-', not at either end");
+
+export const scheduleSpecSchema = z.strictObject({
+  cron: z
+    .string({ error: "must be a cron expression (quote it)" })
+    .max(SCHEDULE_LIMITS.maxCronLength)
+    .optional()
+    .describe("cron expression: 5 fields (minute first), 6 (seconds first) or @hourly/@daily; omitted = trigger only"),
+  timezone: z
+    .string()
+    .max(64)
+    .optional()
+    .describe("IANA time zone the cron is read in, e.g. Europe/Berlin; default UTC"),
+  concurrency: z
+    .enum(CONCURRENCY_POLICIES)
+    .optional()
+    .describe(
+      "a run due while one is active: forbid (skip it), replace (cancel the active one) or allow; default forbid",
+    ),
+  historyLimit: int(1, SCHEDULE_LIMITS.maxHistory)
+    .optional()
+    .describe(`runs kept in the history; default ${SCHEDULE_LIMITS.defaultHistory}`),
+  suspend: z
+    .boolean({ error: "must be true or false" })
+    .optional()
+    .describe("the cron does not fire (triggers still do)"),
+  job: jobSpecSchema.describe("the job each run submits: every field of a Job's spec"),
+});
+
+export const scheduleDocumentSchema = z
+  .strictObject({
+    apiVersion: z.literal(API_VERSION),
+    kind: z.literal("Schedule"),
+    metadata: z.strictObject({ name: scheduleName.describe("schedule name, unique per tenant") }),
+    spec: scheduleSpecSchema,
+  })
+  .describe("recurring or triggered runs of a job: capa apply -f, capa schedules");
+
+/** Durations of a service's probes and windows: the job durations, or whole milliseconds (`500ms`). */
+export const MS_DURATION_PATTERN = /^(?:\d+ms|(?=\d)(?:\d+h)?(?:\d+m)?(?:\d+s)?)$/;
+const MS_DURATION_ERROR = "must be a duration such as 500ms, 30s, 2m or 1h30m";
+const msDuration = z
+  .string({ error: MS_DURATION_ERROR })
+  .regex(MS_DURATION_PATTERN, MS_DURATION_ERROR)
+  .describe("500ms, 30s, 2m, 1h30m");
+
+export const serviceSpecSchema = z.strictObject({
+  command: jobSpecSchema.shape.command.describe("argv of each replica; it must listen on $PORT (the agent assigns it)"),
+  env: jobSpecSchema.shape.env,
+  workdir: jobSpecSchema.shape.workdir,
+  image: jobSpecSchema.shape.image,
+  killGrace: jobSpecSchema.shape.killGrace,
+  modelVersion: z.string().max(128).optional().describe("the model version this revision serves (provenance)"),
+  resources: z
+    .strictObject({
+      gpus: int(0, LIMITS.maxGpusPerReplica).optional().describe("GPUs per replica; default 0"),
+      gpuModels: tokenList.optional().describe("accepted GPU models; default any"),
+    })
+    .optional(),
+  maxPrice: dollars.optional().describe("highest price per GPU-hour, in dollars"),
+  budget: dollars.optional().describe("total spend of all replicas; the service scales to 0 once reached"),
+  readiness: z
+    .strictObject({
+      httpPath: z.string().max(256).optional().describe("HTTP path answering 2xx when ready; default: a TCP connect"),
+      period: msDuration.optional().describe("between probes; default 1s"),
+      failureThreshold: int(1, 100).optional().describe("failures before not ready; default 2"),
+    })
+    .optional(),
+  replicas: z
+    .strictObject({
+      min: int(0, 64).optional().describe("per region, default 0"),
+      max: int(1, 64).optional().describe("per region, default 1"),
+    })
+    .optional()
+    .describe("defaults for every region"),
+  regions: z
+    .array(
+      z.strictObject({
+        region: token,
+        min: int(0, 64).optional(),
+        max: int(1, 64).optional(),
+        demand: int(0, 1_000_000_000).optional().describe("client demand from the region (informs placement)"),
+      }),
+      { error: "must be a list of {region, min, max, demand}" },
+    )
+    .min(1, { error: "must name at least one region" })
+    .max(16)
+    .describe("the regions served, in rollout order"),
+  target: z
+    .strictObject({
+      requestsPerSecond: z.number().min(0).optional().describe("per replica"),
+      p95Latency: msDuration.optional(),
+      scaleUpWindow: msDuration.optional().describe("default 5s"),
+      scaleDownWindow: msDuration.optional().describe("default 30s"),
+    })
+    .optional()
+    .describe("autoscaling target; none = fixed at min"),
+  rollout: z
+    .strictObject({
+      canary: int(0, 100).optional().describe("percent of the first step; 0 = replace at once"),
+      steps: z.array(int(1, 100)).max(10).optional().describe("further percents, ending at 100"),
+      pause: msDuration.optional().describe("each step holds this long; default 30s"),
+      maxErrorRate: z.number().min(0).max(1).optional().describe("default 0.05"),
+      minRequests: int(0, 1_000_000).optional().describe("default 20"),
+      readyTimeout: msDuration.optional().describe("default 2m"),
+    })
+    .optional(),
+  drift: z
+    .strictObject({
+      metric: z.string().max(64).describe("a CAPA_METRICS name, e.g. drift_score"),
+      threshold: z.number(),
+      schedule: z.string().max(256).optional().describe("the Schedule to trigger once per revision"),
+    })
+    .optional(),
+});
+
+export const serviceDocumentSchema = z
+  .strictObject({
+    apiVersion: z.literal(API_VERSION),
+    kind: z.literal("Service"),
+    metadata: z.strictObject({ name: scheduleName.describe("service name, unique per tenant") }),
+    spec: serviceSpecSchema,
+  })
+  .describe("an inference service: capa apply -f, capa service apply -f");
+
 /** Every kind a capa/v1 document may have; each entry is the schema of a whole document of that kind. */
 export const KINDS = {
   Job: jobDocumentSchema,
+  Schedule: scheduleDocumentSchema,
+  Service: serviceDocumentSchema,
 } as const;
 
 export type DocumentKind = keyof typeof KINDS;
 export type JobDocument = z.infer<typeof jobDocumentSchema>;
 export type JobFileSpec = z.infer<typeof jobSpecSchema>;
-export type CapaDocument = JobDocument;
+export type ScheduleDocument = z.infer<typeof scheduleDocumentSchema>;
+export type ServiceDocument = z.infer<typeof serviceDocumentSchema>;
+export type CapaDocument = JobDocument | ScheduleDocument | ServiceDocument;
 
 /** All kinds as one schema (a union on `kind`), for the published JSON Schema. */
 export const documentSchema = z.discriminatedUnion(
   "kind",
-  Object.values(KINDS) as unknown as [typeof jobDocumentSchema],
+  Object.values(KINDS) as unknown as [
+    typeof jobDocumentSchema,
+    typeof scheduleDocumentSchema,
+    typeof serviceDocumentSchema,
+  ],
 );
 
 /** The JSON Schema (draft 2020-12) of a capa/v1 document, as committed in schema/capa-v1.schema.json. */

@@ -15,7 +15,7 @@ import {
 } from "@capa/domain";
 import { formatDuration, parseDuration } from "./duration.js";
 import { JobFileError, type JobFileIssue } from "./parse.js";
-import { API_VERSION, type JobDocument } from "./schema.js";
+import { API_VERSION, type CapaDocument, type JobDocument } from "./schema.js";
 
 const MIB_PER_GIB = 1024;
 /** Defaults of `retries:` (and of the --retries flag). */
@@ -31,7 +31,11 @@ const list = (value: string | string[] | undefined): string[] =>
  */
 export type SecretResolver = (ref: { env: string } | { file: string }) => string;
 
-export function jobSpecFromDocument(doc: JobDocument, source = "job file", resolveSecret?: SecretResolver): JobSpec {
+export function jobSpecFromDocument(doc: CapaDocument, source = "job file", resolveSecret?: SecretResolver): JobSpec {
+  if (doc.kind !== "Job")
+    throw new JobFileError(source, [
+      { path: "kind", message: `is ${doc.kind}, not Job: apply it with capa apply -f (submit takes a Job)` },
+    ]);
   const s = doc.spec;
   const secrets = secretEnv(s.secrets ?? {}, source, resolveSecret);
   const r = s.resources ?? {};

@@ -4,6 +4,7 @@ import {
   BillingServiceService,
   JobServiceService,
   OperatorServiceService,
+  ScheduleServiceService,
   ServiceServiceService,
 } from "@capa/api";
 import { PERMISSIONS, shortMethod } from "@capa/auth";
@@ -20,6 +21,7 @@ const SERVICES = [
   AuthServiceService,
   AuditServiceService,
   ServiceServiceService,
+  ScheduleServiceService,
 ];
 
 describe("the permission table", () => {

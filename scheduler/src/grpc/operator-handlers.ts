@@ -1,6 +1,6 @@
 /** OperatorService over gRPC: converts, validates at the edge, maps errors. */
 import type * as pb from "@capa/api";
-import { NotFoundError, throwIfViolations, ValidationError } from "@capa/domain";
+import { type Job, NotFoundError, throwIfViolations, ValidationError } from "@capa/domain";
 import type { Fleet } from "../agents/fleet.js";
 import { jobIdViolations } from "../jobs/job-service.js";
 import type { ClusterStateApi, PlacementEngineApi } from "../planner/engine.js";
@@ -31,6 +31,8 @@ export interface OperatorHandlerDeps extends EdgeContext {
   now: () => number;
   onPolicyChanged: () => void;
   replays: ReplayService;
+  /** A service replica's job: why it exists (scheduler/src/services); undefined for other jobs. */
+  replicaContext?: (job: Job) => Promise<pb.ReplicaContext | undefined>;
 }
 
 export function operatorHandlers(d: OperatorHandlerDeps): pb.OperatorServiceServer {
@@ -64,10 +66,11 @@ export function operatorHandlers(d: OperatorHandlerDeps): pb.OperatorServiceServ
     }),
     explainJob: unary(d, "ExplainJob", async (req: pb.ExplainJobRequest, call) => {
       throwIfViolations(jobIdViolations(req.jobId));
-      requireVisible(callerOf(call), (await d.repo.require(req.jobId)).job);
+      const job = requireVisible(callerOf(call), (await d.repo.require(req.jobId)).job);
       const explanation = await d.explanations.get(req.jobId);
       if (!explanation) throw new NotFoundError(`no placement decision recorded for job ${req.jobId} yet`);
-      return { explanation: explanationToPb(explanation) };
+      const service = await d.replicaContext?.(job);
+      return { explanation: explanationToPb(explanation), service };
     }),
     simulate: unary(d, "Simulate", (req: pb.SimulateRequest) => ({
       explanation: explanationToPb(

@@ -10,6 +10,7 @@ import {
   FILE_DESCRIPTOR_PROTOS,
   JobServiceService,
   OperatorServiceService,
+  ScheduleServiceService,
   ServiceServiceService,
 } from "@capa/api";
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
@@ -25,6 +26,7 @@ export const SERVICE_NAMES = [
   "capa.v1.OperatorService",
   "capa.v1.BillingService",
   "capa.v1.ServiceService",
+  "capa.v1.ScheduleService",
   "capa.v1.AuthService",
   "capa.v1.AuditService",
 ] as const;
@@ -43,6 +45,8 @@ export interface GrpcServerOptions {
   billingService: import("@capa/api").BillingServiceServer;
   /** Inference services (scheduler/src/services). */
   serviceService: import("@capa/api").ServiceServiceServer;
+  /** Recurring and triggered runs (scheduler/src/schedules). */
+  scheduleService: import("@capa/api").ScheduleServiceServer;
   authService: import("@capa/api").AuthServiceServer;
   auditService: import("@capa/api").AuditServiceServer;
   /** Authentication, permissions and audit of every capa RPC (health and reflection stay open). */
@@ -74,6 +78,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   add(AuthServiceService, options.authService);
   add(AuditServiceService, options.auditService);
   add(ServiceServiceService, scopedByTenantField(options.serviceService));
+  add(ScheduleServiceService, scopedByTenantField(options.scheduleService));
   const health = new HealthImplementation({
     "": "NOT_SERVING",
     ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, "NOT_SERVING"])),

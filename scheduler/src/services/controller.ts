@@ -74,8 +74,14 @@ export interface ControllerDeps {
   drainMs: number;
   /** Model-metric gauges (Prometheus); none in unit tests. */
   gauges?: ModelMetricsGauges;
-  /** Fires a retraining trigger (NATS publish of its JSON). */
+  /** Fires a retraining trigger (NATS publish of its JSON), once the record says it fired. */
   fireTrigger: (t: RetrainTrigger) => void;
+  /**
+   * Queues a run of the Schedule the drift policy names (idempotent per service revision), before the record
+   * says the trigger fired: durable first, so a crash in between repeats the (deduplicated) trigger, never loses it.
+   * Answers how it went, for the drift event; throws when the schedules store cannot be reached (retried next round).
+   */
+  retrain?: (t: RetrainTrigger) => Promise<string>;
 }
 
 export class ServiceController {
@@ -291,13 +297,14 @@ export class ServiceController {
     this.d.gauges?.set(rec, withMetrics);
     const trigger = stopAll ? undefined : driftTrigger(rec, withMetrics, nowMs);
     if (trigger) {
+      const outcome = trigger.trigger && this.d.retrain ? `: ${await this.d.retrain(trigger)}` : "";
       rec.driftFiredRevision = rec.revision;
       event({
         region: trigger.region,
         kind: "drift",
         from: 0,
         to: 0,
-        reason: `${trigger.metric} ${trigger.value} > ${trigger.threshold} on ${trigger.taskId}: retraining trigger ${trigger.trigger || "(unnamed)"} fired`,
+        reason: `${trigger.metric} ${trigger.value} > ${trigger.threshold} on ${trigger.taskId}: retraining trigger ${trigger.trigger || "(unnamed)"} fired${outcome}`,
       });
     }
     if (JSON.stringify(strip(rec)) !== JSON.stringify(strip(original))) {
@@ -331,6 +338,7 @@ export class ServiceController {
   ): void {
     if (decision.replicas > current.length) {
       event({ region, kind: "scale-up", from: current.length, to: decision.replicas, reason: decision.reason });
+      const cause = `scale-up ${current.length}→${decision.replicas} (revision ${revision}): ${decision.reason}`;
       for (let i = current.length; i < decision.replicas; i++)
         rec.replicas.push({
           requestId: `svc-${rec.name}-${rec.nextSeq++}`,
@@ -339,6 +347,7 @@ export class ServiceController {
           revision,
           removing: false,
           createdAtMs: nowMs,
+          cause,
         });
     } else if (decision.replicas < current.length) {
       event({ region, kind: "scale-down", from: current.length, to: decision.replicas, reason: decision.reason });

@@ -6,7 +6,7 @@ import { type EdgeContext, unary } from "../grpc/unary.js";
 import type { EndpointRecord } from "./controller.js";
 import type { ServiceEvent, ServiceSpec, ServiceState } from "./model.js";
 import { ladder, type RolloutPhase } from "./rollout.js";
-import type { ServiceApi, ServiceView } from "./service-api.js";
+import type { ReplicaContext, ServiceApi, ServiceView } from "./service-api.js";
 
 export function serviceSpecFromPb(s: pb.ServiceSpec | undefined): ServiceSpec | undefined {
   if (!s) return undefined;
@@ -112,6 +112,10 @@ function eventToPb(e: ServiceEvent): pb.ServiceEvent {
     reason: e.reason,
     jobId: e.jobId,
   };
+}
+
+export function replicaContextToPb(c: ReplicaContext): pb.ReplicaContext {
+  return { ...c, events: c.events.map(eventToPb) };
 }
 
 export function endpointToPb(e: EndpointRecord): pb.Endpoint {

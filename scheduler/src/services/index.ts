@@ -12,15 +12,18 @@ import {
   subjects,
   TypedKv,
 } from "@capa/bus";
+import type { Job } from "@capa/domain";
 import { Kvm } from "@nats-io/kv";
 import type { Logger } from "pino";
 import type { EdgeContext } from "../grpc/unary.js";
 import type { JobService } from "../jobs/job-service.js";
+import { leaderLoop } from "../leader/leader-loop.js";
 import type { JobRepo } from "../store/job-repo.js";
 import { type EndpointSet, ServiceController } from "./controller.js";
-import { ModelMetricsGauges } from "./drift.js";
-import { serviceHandlers } from "./grpc.js";
+import { ModelMetricsGauges, type RetrainTrigger } from "./drift.js";
+import { replicaContextToPb, serviceHandlers } from "./grpc.js";
 import { LoadTracker } from "./load.js";
+import { followSharedLoad, shareLoad } from "./load-sharing.js";
 import type { ServiceRecord } from "./model.js";
 import { listenToReadiness, ReadinessTracker } from "./readiness.js";
 import { ServiceApi } from "./service-api.js";
@@ -40,6 +43,10 @@ export interface ServicesDeps {
   tickMs?: number;
   /** A removed replica leaves the endpoint set this long before it is cancelled (default 2 s). */
   drainMs?: number;
+  /** This scheduler replica's id: load reports it shares are not observed twice by itself. */
+  replicaId?: string;
+  /** Starts the retraining Schedule a drift policy names (see ControllerDeps.retrain). */
+  retrain?: (t: RetrainTrigger) => Promise<string>;
 }
 
 export async function startServices(d: ServicesDeps) {
@@ -73,31 +80,33 @@ export async function startServices(d: ServicesDeps) {
     now: d.now,
     drainMs: d.drainMs ?? 2_000,
     gauges,
+    ...(d.retrain ? { retrain: d.retrain } : {}),
     fireTrigger: (t) => {
       gauges.fired.inc({ tenant: t.tenant, service: t.service });
       log.info({ trigger: t }, "drift over threshold: retraining trigger fired");
       d.nc.publish(subjects.serviceRetrain(t.tenant, t.service), new TextEncoder().encode(JSON.stringify(t)));
     },
   });
-  const api = new ServiceApi(services, endpoints, controller, load, d.now);
-  let running = false;
-  const timer = setInterval(() => {
-    if (running || !d.isLeader()) return;
-    running = true;
-    controller
-      .tick()
-      .catch((err) => log.warn({ err }, "service controller tick failed"))
-      .finally(() => {
-        running = false;
-      });
-  }, d.tickMs ?? 500);
-  timer.unref();
+  const replicaId = d.replicaId ?? "";
+  const api = new ServiceApi(services, endpoints, controller, load, d.now, shareLoad(d.nc, replicaId, log));
+  const stopFollowing = followSharedLoad(d.nc, replicaId, load, log);
+  const stopLoop = leaderLoop("service controller", () => controller.tick(), {
+    isLeader: d.isLeader,
+    periodMs: d.tickMs ?? 500,
+    logger: log,
+  });
   return {
     handlers: serviceHandlers(d.edge, api),
     api,
+    /** For ExplainJob: a replica job's service context, as protobuf. */
+    replicaContext: async (job: Job) => {
+      const c = await api.replicaContext(job);
+      return c && replicaContextToPb(c);
+    },
     stop: () => {
-      clearInterval(timer);
+      stopLoop();
       stopListening();
+      stopFollowing();
     },
   };
 }

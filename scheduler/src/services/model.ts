@@ -71,6 +71,8 @@ export interface ReplicaRecord {
   /** Being scaled down / replaced: cancelled, dropped once its job is final. */
   removing: boolean;
   createdAtMs: number;
+  /** The decision that added it ("scale-up 1→3: …"), shown by `capa explain` on its job. */
+  cause?: string;
 }
 
 export interface ServiceEvent {

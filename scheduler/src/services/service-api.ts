@@ -6,6 +6,7 @@
 import type { TypedKv } from "@capa/bus";
 import {
   type FieldViolation,
+  type Job,
   NotFoundError,
   PreconditionError,
   tenantViolations,
@@ -17,11 +18,22 @@ import {
   endpointsKey,
   MAX_REVISIONS,
   normalizeServiceSpec,
+  type ServiceEvent,
   type ServiceRecord,
   type ServiceSpec,
   serviceKey,
   templateDigest,
 } from "./model.js";
+
+export interface ReplicaContext {
+  service: string;
+  revision: number;
+  currentRevision: number;
+  region: string;
+  cause: string;
+  removing: boolean;
+  events: ServiceEvent[];
+}
 
 export interface ServiceView {
   record: ServiceRecord;
@@ -46,6 +58,8 @@ export class ServiceApi {
     private readonly controller: ServiceController,
     private readonly load: LoadTracker,
     private readonly now: () => number,
+    /** Passes an accepted report on to the other scheduler replicas (see load-sharing.ts). */
+    private readonly share?: (tenant: string, name: string, report: GatewayReport) => void,
   ) {}
 
   async apply(tenant: string, input: ServiceSpec | undefined): Promise<{ view: ServiceView; changed: boolean }> {
@@ -199,6 +213,29 @@ export class ServiceApi {
     if (report.replicas.length > 1_000) v.push({ field: "replicas", message: "must have at most 1000 entries" });
     throwIfViolations(v);
     this.load.observe(serviceKey(tenant, name), report);
+    this.share?.(tenant, name, report);
+  }
+
+  /**
+   * For a job that is one of a service's replicas (its env names the service): the decision that added it and
+   * the latest scale events of its region; undefined for any other job.
+   */
+  async replicaContext(job: Job): Promise<ReplicaContext | undefined> {
+    const name = job.spec.template.env.CAPA_SERVICE;
+    if (!name) return undefined;
+    const record = (await this.services.get(serviceKey(job.tenant, name)))?.value;
+    if (!record) return undefined;
+    const replica = record.replicas.find((r) => r.jobId === job.id);
+    const region = replica?.region ?? job.spec.regions[0] ?? "";
+    return {
+      service: name,
+      revision: replica?.revision ?? Number(job.spec.template.env.CAPA_SERVICE_REVISION ?? 0),
+      currentRevision: record.revision,
+      region,
+      cause: replica?.cause ?? (replica ? "" : "no longer a replica of the service (its job ended)"),
+      removing: replica?.removing ?? false,
+      events: record.events.filter((e) => e.region === region || e.region === "").slice(0, 10),
+    };
   }
 
   private view(record: ServiceRecord): ServiceView {

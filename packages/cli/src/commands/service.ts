@@ -1,14 +1,16 @@
 /**
  * `capa service apply|get|list|delete` and `capa endpoints`: inference services (ServiceService). A spec comes
- * from a JSON file (`-f`, the ServiceSpec message in its JSON form) or from flags; the file form is what the
- * job-file schema's `kind: Service` maps onto once job files land.
+ * from a file (`-f`: a capa/v1 `kind: Service` document, or the ServiceSpec message in its JSON form) or from
+ * flags; `capa apply -f` takes the same documents.
  */
-import { readFileSync } from "node:fs";
 import * as api from "@capa/api";
+import { type CapaDocument, serviceSpecJsonFromDocument } from "@capa/jobfile";
 import { Command } from "commander";
 import { jsonOption, print, printJson, withScheduler } from "../context.js";
 import { CliError } from "../errors.js";
 import { formatAge, formatPrice, renderFields, renderTable } from "../format.js";
+import type { SchedulerClient } from "../grpc.js";
+import { loadDocuments, readJobFile } from "../job-input.js";
 import { collect, collectKeyValue, parseInteger, parseMoney, parseNumber } from "../spec.js";
 
 interface ApplyFlags {
@@ -62,16 +64,35 @@ export function parseSteps(text: string | undefined): number[] {
   });
 }
 
+/** A `kind: Service` document as the ServiceSpec message. */
+export function serviceSpecOf(doc: CapaDocument, source: string): api.ServiceSpec {
+  if (doc.kind !== "Service") throw new CliError(`${source}: kind: is ${doc.kind}, not Service`);
+  return api.ServiceSpec.fromJSON(serviceSpecJsonFromDocument(doc));
+}
+
+/**
+ * `-f FILE`: a capa/v1 file (`kind: Service`, YAML or JSON), or — as before job files had the kind — a bare
+ * ServiceSpec in its proto-JSON form (a JSON object without `apiVersion`).
+ */
+export function serviceSpecFromFile(path: string): api.ServiceSpec {
+  const text = readJobFile(path);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  if (json && typeof json === "object" && !Array.isArray(json) && !("apiVersion" in json))
+    return api.ServiceSpec.fromJSON(json);
+  const source = path === "-" ? "stdin" : path;
+  const docs = loadDocuments(path, false);
+  return serviceSpecOf(docs[0]!, source);
+}
+
 export function specFromServiceFlags(flags: ApplyFlags, command: string[]): api.ServiceSpec {
   if (flags.file) {
     if (command.length > 0) throw new CliError("give either -f FILE or a command after --, not both");
-    let doc: unknown;
-    try {
-      doc = JSON.parse(readFileSync(flags.file, "utf8"));
-    } catch (err) {
-      throw new CliError(`cannot read ${flags.file}: ${(err as Error).message}`);
-    }
-    return api.ServiceSpec.fromJSON(doc);
+    return serviceSpecFromFile(flags.file);
   }
   if (!flags.name) throw new CliError("service apply needs --name (or -f FILE)");
   if (command.length === 0) throw new CliError("service apply needs the replica's command after --");
@@ -103,6 +124,14 @@ export function specFromServiceFlags(flags: ApplyFlags, command: string[]): api.
     },
     drift: { metric: flags.driftMetric ?? "", threshold: flags.driftThreshold ?? 0, trigger: flags.driftTrigger ?? "" },
   });
+}
+
+/** ApplyService, answered as JSON (`service`, `changed`) plus the name and revision for a one-line summary. */
+export async function applyServiceSpec(client: SchedulerClient, spec: api.ServiceSpec) {
+  const { service, changed } = await client.applyService({ tenant: client.options.tenant, spec });
+  if (!service) throw new CliError("the scheduler answered ApplyService without a service");
+  const created = changed && service.createdAtMs === service.updatedAtMs;
+  return { service: api.Service.toJSON(service), changed, name: service.name, revision: service.revision, created };
 }
 
 const stateName = (s: api.ServiceState) => api.serviceStateToJSON(s).replace("SERVICE_STATE_", "").toLowerCase();
@@ -148,7 +177,7 @@ export function serviceCommand(): Command {
   const apply = new Command("apply")
     .description("create a service or roll out a new revision of it (from -f FILE or flags and -- CMD ARGS)")
     .argument("[command...]", "each replica's program and arguments, after --; it must listen on $PORT")
-    .option("-f, --file <file>", "a ServiceSpec as JSON")
+    .option("-f, --file <file>", "a capa/v1 file with kind: Service (YAML or JSON), or a ServiceSpec as JSON")
     .option("--name <name>", "service name (lower-case letters, digits, '-')")
     .option("--region <region[=min[..max]][@demand]>", "a region it serves (repeatable)", collect, [])
     .option("--min <n>", "minimum replicas per region (default 0)", parseInteger)
@@ -176,14 +205,16 @@ export function serviceCommand(): Command {
     .option("--min-requests <n>", "requests before the error rate can fail a step (20)", parseInteger)
     .option("--drift-metric <name>", "model metric (CAPA_METRICS lines) watched for drift, e.g. drift_score")
     .option("--drift-threshold <x>", "fire the retraining trigger once when the metric goes above this", parseNumber)
-    .option("--drift-trigger <name>", "what to retrain, carried in the trigger message");
+    .option(
+      "--drift-trigger <schedule>",
+      "the Schedule to trigger (one run per revision); also carried in the message",
+    );
   jsonOption(apply).action(async (command: string[], flags: ApplyFlags, self: Command) => {
     const spec = specFromServiceFlags(flags, command);
     await withScheduler(self, async (client) => {
-      const { service, changed } = await client.applyService({ tenant: client.options.tenant, spec });
-      if (!service) throw new CliError("the scheduler answered ApplyService without a service");
-      if (flags.json) printJson({ service: api.Service.toJSON(service), changed });
-      else print(`service ${service.name}: revision ${service.revision}${changed ? "" : " (unchanged)"}`);
+      const applied = await applyServiceSpec(client, spec);
+      if (flags.json) printJson(applied);
+      else print(`service ${applied.name}: revision ${applied.revision}${applied.changed ? "" : " (unchanged)"}`);
     });
   });
   const get = jsonOption(new Command("get").description("a service: regions, replicas, endpoints, events"))

@@ -12,10 +12,11 @@ _sym_db = _symbol_database.Default()
 
 
 from capa_client._gen.capa.v1 import jobs_pb2 as capa_dot_v1_dot_jobs__pb2
+from capa_client._gen.capa.v1 import services_pb2 as capa_dot_v1_dot_services__pb2
 from capa_client._gen.capa.v1 import types_pb2 as capa_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63\x61pa/v1/operator.proto\x12\x07\x63\x61pa.v1\x1a\x12\x63\x61pa/v1/jobs.proto\x1a\x13\x63\x61pa/v1/types.proto\"F\n\x11ListAgentsRequest\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"Q\n\x12ListAgentsResponse\x12\"\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x12.capa.v1.AgentInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x11\x44rainAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05\x64rain\x18\x02 \x01(\x08\"7\n\x12\x44rainAgentResponse\x12!\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x12.capa.v1.AgentInfo\"\x12\n\x10GetPolicyRequest\"\x88\x01\n\x06Policy\x12\x0f\n\x07profile\x18\x01 \x01(\t\x12\x14\n\x0cprofile_json\x18\x02 \x01(\t\x12\x1a\n\x12\x61vailable_profiles\x18\x03 \x03(\t\x12\x12\n\nupdated_by\x18\x04 \x01(\t\x12\x15\n\rupdated_at_ms\x18\x05 \x01(\x03\x12\x10\n\x08revision\x18\x06 \x01(\x04\"4\n\x11GetPolicyResponse\x12\x1f\n\x06policy\x18\x01 \x01(\x0b\x32\x0f.capa.v1.Policy\"\xb5\x01\n\x10SetPolicyRequest\x12\x0f\n\x07profile\x18\x01 \x01(\t\x12\x18\n\x10profile_document\x18\x02 \x01(\t\x12\x37\n\x07weights\x18\x03 \x03(\x0b\x32&.capa.v1.SetPolicyRequest.WeightsEntry\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x1a.\n\x0cWeightsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"4\n\x11SetPolicyResponse\x12\x1f\n\x06policy\x18\x01 \x01(\x0b\x32\x0f.capa.v1.Policy\"#\n\x11\x45xplainJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"?\n\x12\x45xplainJobResponse\x12)\n\x0b\x65xplanation\x18\x01 \x01(\x0b\x32\x14.capa.v1.Explanation\"P\n\x0fSimulateRequest\x12\x1e\n\x04spec\x18\x01 \x01(\x0b\x32\x10.capa.v1.JobSpec\x12\x0f\n\x07profile\x18\x02 \x01(\t\x12\x0c\n\x04seed\x18\x03 \x01(\x04\"=\n\x10SimulateResponse\x12)\n\x0b\x65xplanation\x18\x01 \x01(\x0b\x32\x14.capa.v1.Explanation\"\xc7\x01\n\rReplayRequest\x12\x11\n\ttrace_csv\x18\x01 \x01(\t\x12\x14\n\x0ctrace_format\x18\x02 \x01(\t\x12\x11\n\tfleet_csv\x18\x03 \x01(\t\x12\x0e\n\x06\x61gents\x18\x04 \x01(\r\x12\x16\n\x0e\x61\x63tive_profile\x18\x05 \x01(\t\x12\x10\n\x08profiles\x18\x06 \x03(\t\x12\x11\n\tbaselines\x18\x07 \x03(\t\x12\x0c\n\x04seed\x18\x08 \x01(\x04\x12\r\n\x05limit\x18\t \x01(\r\x12\x10\n\x08plot_svg\x18\n \x01(\x08\"j\n\x13ReplayTimelinePoint\x12\x0b\n\x03t_s\x18\x01 \x01(\x01\x12\r\n\x05queue\x18\x02 \x01(\r\x12\x1c\n\x14rate_micros_per_hour\x18\x03 \x01(\x03\x12\x19\n\x11\x63umulative_micros\x18\x04 \x01(\x03\"\x89\x03\n\x12ReplayPolicyResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61seline\x18\x02 \x01(\x08\x12\x0e\n\x06placed\x18\x03 \x01(\r\x12\x11\n\tcompleted\x18\x04 \x01(\r\x12\x13\n\x0bunplaceable\x18\x05 \x01(\r\x12\x15\n\rnever_started\x18\x06 \x01(\r\x12\x13\n\x0b\x63ost_micros\x18\x07 \x01(\x03\x12\x14\n\x0cmean_queue_s\x18\x08 \x01(\x01\x12\x13\n\x0bp50_queue_s\x18\t \x01(\x01\x12\x13\n\x0bp99_queue_s\x18\n \x01(\x01\x12\x13\n\x0butilisation\x18\x0b \x01(\x01\x12\x16\n\x0eover_price_cap\x18\x0c \x01(\r\x12\x13\n\x0bover_budget\x18\r \x01(\r\x12\x13\n\x0bpreemptions\x18\x0e \x01(\r\x12\x12\n\nmakespan_s\x18\x0f \x01(\x01\x12\x14\n\x0cwall_seconds\x18\x10 \x01(\x01\x12.\n\x08timeline\x18\x11 \x03(\x0b\x32\x1c.capa.v1.ReplayTimelinePoint\"\xd4\x01\n\x0eReplayResponse\x12\x0c\n\x04jobs\x18\x01 \x01(\r\x12\x0e\n\x06\x61gents\x18\x02 \x01(\r\x12\x0c\n\x04gpus\x18\x03 \x01(\r\x12\x0c\n\x04seed\x18\x04 \x01(\x04\x12-\n\x08policies\x18\x05 \x03(\x0b\x32\x1b.capa.v1.ReplayPolicyResult\x12\x14\n\x0c\x66leet_source\x18\x06 \x01(\t\x12\x1b\n\x13plot_vega_lite_json\x18\x07 \x01(\t\x12\x10\n\x08plot_svg\x18\x08 \x01(\t\x12\x14\n\x0cwall_seconds\x18\t \x01(\x01\x32\xea\x03\n\x0fOperatorService\x12\x45\n\nListAgents\x12\x1a.capa.v1.ListAgentsRequest\x1a\x1b.capa.v1.ListAgentsResponse\x12\x45\n\nDrainAgent\x12\x1a.capa.v1.DrainAgentRequest\x1a\x1b.capa.v1.DrainAgentResponse\x12\x42\n\tGetPolicy\x12\x19.capa.v1.GetPolicyRequest\x1a\x1a.capa.v1.GetPolicyResponse\x12\x42\n\tSetPolicy\x12\x19.capa.v1.SetPolicyRequest\x1a\x1a.capa.v1.SetPolicyResponse\x12\x45\n\nExplainJob\x12\x1a.capa.v1.ExplainJobRequest\x1a\x1b.capa.v1.ExplainJobResponse\x12?\n\x08Simulate\x12\x18.capa.v1.SimulateRequest\x1a\x19.capa.v1.SimulateResponse\x12\x39\n\x06Replay\x12\x16.capa.v1.ReplayRequest\x1a\x17.capa.v1.ReplayResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63\x61pa/v1/operator.proto\x12\x07\x63\x61pa.v1\x1a\x12\x63\x61pa/v1/jobs.proto\x1a\x16\x63\x61pa/v1/services.proto\x1a\x13\x63\x61pa/v1/types.proto\"F\n\x11ListAgentsRequest\x12\x0e\n\x06region\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"Q\n\x12ListAgentsResponse\x12\"\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x12.capa.v1.AgentInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x11\x44rainAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05\x64rain\x18\x02 \x01(\x08\"7\n\x12\x44rainAgentResponse\x12!\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x12.capa.v1.AgentInfo\"\x12\n\x10GetPolicyRequest\"\x88\x01\n\x06Policy\x12\x0f\n\x07profile\x18\x01 \x01(\t\x12\x14\n\x0cprofile_json\x18\x02 \x01(\t\x12\x1a\n\x12\x61vailable_profiles\x18\x03 \x03(\t\x12\x12\n\nupdated_by\x18\x04 \x01(\t\x12\x15\n\rupdated_at_ms\x18\x05 \x01(\x03\x12\x10\n\x08revision\x18\x06 \x01(\x04\"4\n\x11GetPolicyResponse\x12\x1f\n\x06policy\x18\x01 \x01(\x0b\x32\x0f.capa.v1.Policy\"\xb5\x01\n\x10SetPolicyRequest\x12\x0f\n\x07profile\x18\x01 \x01(\t\x12\x18\n\x10profile_document\x18\x02 \x01(\t\x12\x37\n\x07weights\x18\x03 \x03(\x0b\x32&.capa.v1.SetPolicyRequest.WeightsEntry\x12\r\n\x05\x61\x63tor\x18\x04 \x01(\t\x1a.\n\x0cWeightsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"4\n\x11SetPolicyResponse\x12\x1f\n\x06policy\x18\x01 \x01(\x0b\x32\x0f.capa.v1.Policy\"#\n\x11\x45xplainJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"i\n\x12\x45xplainJobResponse\x12)\n\x0b\x65xplanation\x18\x01 \x01(\x0b\x32\x14.capa.v1.Explanation\x12(\n\x07service\x18\x02 \x01(\x0b\x32\x17.capa.v1.ReplicaContext\"\xa5\x01\n\x0eReplicaContext\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12\x18\n\x10\x63urrent_revision\x18\x03 \x01(\x04\x12\x0e\n\x06region\x18\x04 \x01(\t\x12\r\n\x05\x63\x61use\x18\x05 \x01(\t\x12\x10\n\x08removing\x18\x06 \x01(\x08\x12%\n\x06\x65vents\x18\x07 \x03(\x0b\x32\x15.capa.v1.ServiceEvent\"P\n\x0fSimulateRequest\x12\x1e\n\x04spec\x18\x01 \x01(\x0b\x32\x10.capa.v1.JobSpec\x12\x0f\n\x07profile\x18\x02 \x01(\t\x12\x0c\n\x04seed\x18\x03 \x01(\x04\"=\n\x10SimulateResponse\x12)\n\x0b\x65xplanation\x18\x01 \x01(\x0b\x32\x14.capa.v1.Explanation\"\xc7\x01\n\rReplayRequest\x12\x11\n\ttrace_csv\x18\x01 \x01(\t\x12\x14\n\x0ctrace_format\x18\x02 \x01(\t\x12\x11\n\tfleet_csv\x18\x03 \x01(\t\x12\x0e\n\x06\x61gents\x18\x04 \x01(\r\x12\x16\n\x0e\x61\x63tive_profile\x18\x05 \x01(\t\x12\x10\n\x08profiles\x18\x06 \x03(\t\x12\x11\n\tbaselines\x18\x07 \x03(\t\x12\x0c\n\x04seed\x18\x08 \x01(\x04\x12\r\n\x05limit\x18\t \x01(\r\x12\x10\n\x08plot_svg\x18\n \x01(\x08\"j\n\x13ReplayTimelinePoint\x12\x0b\n\x03t_s\x18\x01 \x01(\x01\x12\r\n\x05queue\x18\x02 \x01(\r\x12\x1c\n\x14rate_micros_per_hour\x18\x03 \x01(\x03\x12\x19\n\x11\x63umulative_micros\x18\x04 \x01(\x03\"\x89\x03\n\x12ReplayPolicyResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61seline\x18\x02 \x01(\x08\x12\x0e\n\x06placed\x18\x03 \x01(\r\x12\x11\n\tcompleted\x18\x04 \x01(\r\x12\x13\n\x0bunplaceable\x18\x05 \x01(\r\x12\x15\n\rnever_started\x18\x06 \x01(\r\x12\x13\n\x0b\x63ost_micros\x18\x07 \x01(\x03\x12\x14\n\x0cmean_queue_s\x18\x08 \x01(\x01\x12\x13\n\x0bp50_queue_s\x18\t \x01(\x01\x12\x13\n\x0bp99_queue_s\x18\n \x01(\x01\x12\x13\n\x0butilisation\x18\x0b \x01(\x01\x12\x16\n\x0eover_price_cap\x18\x0c \x01(\r\x12\x13\n\x0bover_budget\x18\r \x01(\r\x12\x13\n\x0bpreemptions\x18\x0e \x01(\r\x12\x12\n\nmakespan_s\x18\x0f \x01(\x01\x12\x14\n\x0cwall_seconds\x18\x10 \x01(\x01\x12.\n\x08timeline\x18\x11 \x03(\x0b\x32\x1c.capa.v1.ReplayTimelinePoint\"\xd4\x01\n\x0eReplayResponse\x12\x0c\n\x04jobs\x18\x01 \x01(\r\x12\x0e\n\x06\x61gents\x18\x02 \x01(\r\x12\x0c\n\x04gpus\x18\x03 \x01(\r\x12\x0c\n\x04seed\x18\x04 \x01(\x04\x12-\n\x08policies\x18\x05 \x03(\x0b\x32\x1b.capa.v1.ReplayPolicyResult\x12\x14\n\x0c\x66leet_source\x18\x06 \x01(\t\x12\x1b\n\x13plot_vega_lite_json\x18\x07 \x01(\t\x12\x10\n\x08plot_svg\x18\x08 \x01(\t\x12\x14\n\x0cwall_seconds\x18\t \x01(\x01\x32\xea\x03\n\x0fOperatorService\x12\x45\n\nListAgents\x12\x1a.capa.v1.ListAgentsRequest\x1a\x1b.capa.v1.ListAgentsResponse\x12\x45\n\nDrainAgent\x12\x1a.capa.v1.DrainAgentRequest\x1a\x1b.capa.v1.DrainAgentResponse\x12\x42\n\tGetPolicy\x12\x19.capa.v1.GetPolicyRequest\x1a\x1a.capa.v1.GetPolicyResponse\x12\x42\n\tSetPolicy\x12\x19.capa.v1.SetPolicyRequest\x1a\x1a.capa.v1.SetPolicyResponse\x12\x45\n\nExplainJob\x12\x1a.capa.v1.ExplainJobRequest\x1a\x1b.capa.v1.ExplainJobResponse\x12?\n\x08Simulate\x12\x18.capa.v1.SimulateRequest\x1a\x19.capa.v1.SimulateResponse\x12\x39\n\x06Replay\x12\x16.capa.v1.ReplayRequest\x1a\x17.capa.v1.ReplayResponseb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'capa.v1.operator_pb2', globals())
@@ -24,42 +25,44 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._options = None
   _SETPOLICYREQUEST_WEIGHTSENTRY._options = None
   _SETPOLICYREQUEST_WEIGHTSENTRY._serialized_options = b'8\001'
-  _LISTAGENTSREQUEST._serialized_start=76
-  _LISTAGENTSREQUEST._serialized_end=146
-  _LISTAGENTSRESPONSE._serialized_start=148
-  _LISTAGENTSRESPONSE._serialized_end=229
-  _DRAINAGENTREQUEST._serialized_start=231
-  _DRAINAGENTREQUEST._serialized_end=283
-  _DRAINAGENTRESPONSE._serialized_start=285
-  _DRAINAGENTRESPONSE._serialized_end=340
-  _GETPOLICYREQUEST._serialized_start=342
-  _GETPOLICYREQUEST._serialized_end=360
-  _POLICY._serialized_start=363
-  _POLICY._serialized_end=499
-  _GETPOLICYRESPONSE._serialized_start=501
-  _GETPOLICYRESPONSE._serialized_end=553
-  _SETPOLICYREQUEST._serialized_start=556
-  _SETPOLICYREQUEST._serialized_end=737
-  _SETPOLICYREQUEST_WEIGHTSENTRY._serialized_start=691
-  _SETPOLICYREQUEST_WEIGHTSENTRY._serialized_end=737
-  _SETPOLICYRESPONSE._serialized_start=739
-  _SETPOLICYRESPONSE._serialized_end=791
-  _EXPLAINJOBREQUEST._serialized_start=793
-  _EXPLAINJOBREQUEST._serialized_end=828
-  _EXPLAINJOBRESPONSE._serialized_start=830
-  _EXPLAINJOBRESPONSE._serialized_end=893
-  _SIMULATEREQUEST._serialized_start=895
-  _SIMULATEREQUEST._serialized_end=975
-  _SIMULATERESPONSE._serialized_start=977
-  _SIMULATERESPONSE._serialized_end=1038
-  _REPLAYREQUEST._serialized_start=1041
-  _REPLAYREQUEST._serialized_end=1240
-  _REPLAYTIMELINEPOINT._serialized_start=1242
-  _REPLAYTIMELINEPOINT._serialized_end=1348
-  _REPLAYPOLICYRESULT._serialized_start=1351
-  _REPLAYPOLICYRESULT._serialized_end=1744
-  _REPLAYRESPONSE._serialized_start=1747
-  _REPLAYRESPONSE._serialized_end=1959
-  _OPERATORSERVICE._serialized_start=1962
-  _OPERATORSERVICE._serialized_end=2452
+  _LISTAGENTSREQUEST._serialized_start=100
+  _LISTAGENTSREQUEST._serialized_end=170
+  _LISTAGENTSRESPONSE._serialized_start=172
+  _LISTAGENTSRESPONSE._serialized_end=253
+  _DRAINAGENTREQUEST._serialized_start=255
+  _DRAINAGENTREQUEST._serialized_end=307
+  _DRAINAGENTRESPONSE._serialized_start=309
+  _DRAINAGENTRESPONSE._serialized_end=364
+  _GETPOLICYREQUEST._serialized_start=366
+  _GETPOLICYREQUEST._serialized_end=384
+  _POLICY._serialized_start=387
+  _POLICY._serialized_end=523
+  _GETPOLICYRESPONSE._serialized_start=525
+  _GETPOLICYRESPONSE._serialized_end=577
+  _SETPOLICYREQUEST._serialized_start=580
+  _SETPOLICYREQUEST._serialized_end=761
+  _SETPOLICYREQUEST_WEIGHTSENTRY._serialized_start=715
+  _SETPOLICYREQUEST_WEIGHTSENTRY._serialized_end=761
+  _SETPOLICYRESPONSE._serialized_start=763
+  _SETPOLICYRESPONSE._serialized_end=815
+  _EXPLAINJOBREQUEST._serialized_start=817
+  _EXPLAINJOBREQUEST._serialized_end=852
+  _EXPLAINJOBRESPONSE._serialized_start=854
+  _EXPLAINJOBRESPONSE._serialized_end=959
+  _REPLICACONTEXT._serialized_start=962
+  _REPLICACONTEXT._serialized_end=1127
+  _SIMULATEREQUEST._serialized_start=1129
+  _SIMULATEREQUEST._serialized_end=1209
+  _SIMULATERESPONSE._serialized_start=1211
+  _SIMULATERESPONSE._serialized_end=1272
+  _REPLAYREQUEST._serialized_start=1275
+  _REPLAYREQUEST._serialized_end=1474
+  _REPLAYTIMELINEPOINT._serialized_start=1476
+  _REPLAYTIMELINEPOINT._serialized_end=1582
+  _REPLAYPOLICYRESULT._serialized_start=1585
+  _REPLAYPOLICYRESULT._serialized_end=1978
+  _REPLAYRESPONSE._serialized_start=1981
+  _REPLAYRESPONSE._serialized_end=2193
+  _OPERATORSERVICE._serialized_start=2196
+  _OPERATORSERVICE._serialized_end=2686
 # @@protoc_insertion_point(module_scope)

@@ -19,6 +19,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { AgentInfo } from "./jobs.js";
+import { ServiceEvent } from "./services.js";
 import { Explanation, JobSpec } from "./types.js";
 
 export interface ListAgentsRequest {
@@ -89,7 +90,29 @@ export interface ExplainJobRequest {
 }
 
 export interface ExplainJobResponse {
-  explanation: Explanation | undefined;
+  explanation:
+    | Explanation
+    | undefined;
+  /** Set when the job is a replica of an inference service: why the replica exists (the scale decisions). */
+  service: ReplicaContext | undefined;
+}
+
+/**
+ * A service replica's job, explained from the service's side: which scale decision asked for it, and the latest
+ * scale events of its region.
+ */
+export interface ReplicaContext {
+  service: string;
+  /** The revision the replica runs, and the service's current one. */
+  revision: number;
+  currentRevision: number;
+  region: string;
+  /** The decision that added the replica, e.g. "scale-up 1→3: 22.0 req/s at 5 per replica: held for 2s". */
+  cause: string;
+  /** The replica is being removed (scale-down, a retired revision, a rollback). */
+  removing: boolean;
+  /** Scale events of the replica's region and of the whole service, newest first, at most 10. */
+  events: ServiceEvent[];
 }
 
 export interface SimulateRequest {
@@ -1205,13 +1228,16 @@ export const ExplainJobRequest: MessageFns<ExplainJobRequest> = {
 };
 
 function createBaseExplainJobResponse(): ExplainJobResponse {
-  return { explanation: undefined };
+  return { explanation: undefined, service: undefined };
 }
 
 export const ExplainJobResponse: MessageFns<ExplainJobResponse> = {
   encode(message: ExplainJobResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.explanation !== undefined) {
       Explanation.encode(message.explanation, writer.uint32(10).fork()).join();
+    }
+    if (message.service !== undefined) {
+      ReplicaContext.encode(message.service, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -1237,6 +1263,14 @@ export const ExplainJobResponse: MessageFns<ExplainJobResponse> = {
             message.explanation = Explanation.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.service = ReplicaContext.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1250,13 +1284,19 @@ export const ExplainJobResponse: MessageFns<ExplainJobResponse> = {
   },
 
   fromJSON(object: any): ExplainJobResponse {
-    return { explanation: isSet(object.explanation) ? Explanation.fromJSON(object.explanation) : undefined };
+    return {
+      explanation: isSet(object.explanation) ? Explanation.fromJSON(object.explanation) : undefined,
+      service: isSet(object.service) ? ReplicaContext.fromJSON(object.service) : undefined,
+    };
   },
 
   toJSON(message: ExplainJobResponse): unknown {
     const obj: any = {};
     if (message.explanation !== undefined) {
       obj.explanation = Explanation.toJSON(message.explanation);
+    }
+    if (message.service !== undefined) {
+      obj.service = ReplicaContext.toJSON(message.service);
     }
     return obj;
   },
@@ -1269,6 +1309,178 @@ export const ExplainJobResponse: MessageFns<ExplainJobResponse> = {
     message.explanation = (object.explanation !== undefined && object.explanation !== null)
       ? Explanation.fromPartial(object.explanation)
       : undefined;
+    message.service = (object.service !== undefined && object.service !== null)
+      ? ReplicaContext.fromPartial(object.service)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseReplicaContext(): ReplicaContext {
+  return { service: "", revision: 0, currentRevision: 0, region: "", cause: "", removing: false, events: [] };
+}
+
+export const ReplicaContext: MessageFns<ReplicaContext> = {
+  encode(message: ReplicaContext, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.service !== "") {
+      writer.uint32(10).string(message.service);
+    }
+    if (message.revision !== 0) {
+      writer.uint32(16).uint64(message.revision);
+    }
+    if (message.currentRevision !== 0) {
+      writer.uint32(24).uint64(message.currentRevision);
+    }
+    if (message.region !== "") {
+      writer.uint32(34).string(message.region);
+    }
+    if (message.cause !== "") {
+      writer.uint32(42).string(message.cause);
+    }
+    if (message.removing !== false) {
+      writer.uint32(48).bool(message.removing);
+    }
+    for (const v of message.events) {
+      ServiceEvent.encode(v!, writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaContext {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaContext();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.service = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.currentRevision = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.region = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.cause = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.removing = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.events.push(ServiceEvent.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplicaContext {
+    return {
+      service: isSet(object.service) ? globalThis.String(object.service) : "",
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+      currentRevision: isSet(object.currentRevision)
+        ? globalThis.Number(object.currentRevision)
+        : isSet(object.current_revision)
+        ? globalThis.Number(object.current_revision)
+        : 0,
+      region: isSet(object.region) ? globalThis.String(object.region) : "",
+      cause: isSet(object.cause) ? globalThis.String(object.cause) : "",
+      removing: isSet(object.removing) ? globalThis.Boolean(object.removing) : false,
+      events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => ServiceEvent.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ReplicaContext): unknown {
+    const obj: any = {};
+    if (message.service !== "") {
+      obj.service = message.service;
+    }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
+    if (message.currentRevision !== 0) {
+      obj.currentRevision = Math.round(message.currentRevision);
+    }
+    if (message.region !== "") {
+      obj.region = message.region;
+    }
+    if (message.cause !== "") {
+      obj.cause = message.cause;
+    }
+    if (message.removing !== false) {
+      obj.removing = message.removing;
+    }
+    if (message.events?.length) {
+      obj.events = message.events.map((e) => ServiceEvent.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReplicaContext>): ReplicaContext {
+    return ReplicaContext.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReplicaContext>): ReplicaContext {
+    const message = createBaseReplicaContext();
+    message.service = object.service ?? "";
+    message.revision = object.revision ?? 0;
+    message.currentRevision = object.currentRevision ?? 0;
+    message.region = object.region ?? "";
+    message.cause = object.cause ?? "";
+    message.removing = object.removing ?? false;
+    message.events = object.events?.map((e) => ServiceEvent.fromPartial(e)) || [];
     return message;
   },
 };

@@ -433,7 +433,10 @@ export interface DriftPolicy {
   metric: string;
   /** Fires when any ready replica of the current revision reports more than this. */
   threshold: number;
-  /** Carried in the trigger message: what to retrain (e.g. the training schedule's name). */
+  /**
+   * The Schedule (same tenant) to trigger: one run per revision, trigger id "drift-<service>-r<revision>". Also
+   * carried in the NATS trigger message. Empty = the message only.
+   */
   trigger: string;
 }
 
