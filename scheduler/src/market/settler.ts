@@ -94,7 +94,14 @@ export class Settler {
   /** Ids of completely settled jobs (their `settled.<jobId>` marker exists). */
   private readonly settledJobs = new Set<string>();
 
-  constructor(private readonly d: SettlerDeps) {}
+  constructor(private readonly d: SettlerDeps) {
+    // A job removed by retention is never settled again: its id need not be remembered (memory follows the
+    // retention window, not all history).
+    d.jobs.onForget?.((id) => {
+      this.settledJobs.delete(id);
+      this.charges.delete(id);
+    });
+  }
 
   /** Starts settling: reads the settled markers, then queues everything else in the store (recovery). */
   start(): void {
@@ -113,9 +120,14 @@ export class Settler {
         if (this.settledJobs.has(id)) this.schedule(`late:${id}`, () => this.settleLate(id));
       this.ready = true;
       let skipped = 0;
-      for (const entry of this.d.jobs.list()) {
-        if (this.settledJobs.has(entry.job.id)) skipped += entry.job.tasks.filter(isSettleable).length;
-        else this.observe(entry);
+      for (const summary of [...this.d.jobs.allSummaries()]) {
+        if (this.settledJobs.has(summary.id)) {
+          skipped += summary.endedAllocations;
+          continue;
+        }
+        // Unsettled: from memory, or read back (a retired job out of the cache; recovery only).
+        const entry = await this.d.jobs.fetch(summary.id);
+        if (entry) this.observe(entry);
       }
       // Finished allocations of completely settled jobs: not read again (counted, so recovery is observable).
       this.d.metrics.settlements.inc({ outcome: "skipped" }, skipped);
@@ -292,7 +304,7 @@ export class Settler {
    * `allocs.<jobId>`), then settles the job again; with nothing new, only drops the leftover document.
    */
   private async settleLate(jobId: string): Promise<void> {
-    const entry = this.d.jobs.get(jobId);
+    const entry = await this.d.jobs.fetch(jobId);
     const marker = await this.d.budgets.settledMarker(jobId);
     if (!entry || !marker) {
       await this.d.budgets.deleteJobAllocations(jobId);
@@ -318,7 +330,8 @@ export class Settler {
 
   private async settleJob(jobId: string, settled?: JobSettledMarker): Promise<void> {
     if (this.settledJobs.has(jobId) && !settled) return;
-    const entry = this.d.jobs.get(jobId);
+    // Memory, else KV: a backlog of settlements may outlast a retired job's stay in the cache.
+    const entry = await this.d.jobs.fetch(jobId);
     if (!entry || !isFinalJobState(entry.job.state)) return;
     const { job } = entry;
     // Siblings of a failed task still run until stopped: their allocations are part of the total. Decided on
