@@ -60,6 +60,8 @@ const MAX_BACKOFF_MS = 30_000;
 const RECOVERY = "recovery";
 /** Work items running at once (each on its own job's lane). */
 const MAX_CONCURRENT_SETTLEMENTS = 16;
+/** Jobs read back at once by the recovery pass. */
+const RECOVERY_READS = 64;
 
 /** The lane of a work item: its job ("job:<id>", "late:<id>", or an allocation "<taskId>:<epoch>"). */
 function laneOf(key: string): string {
@@ -120,14 +122,14 @@ export class Settler {
         if (this.settledJobs.has(id)) this.schedule(`late:${id}`, () => this.settleLate(id));
       this.ready = true;
       let skipped = 0;
-      for (const summary of [...this.d.jobs.allSummaries()]) {
-        if (this.settledJobs.has(summary.id)) {
-          skipped += summary.endedAllocations;
-          continue;
-        }
-        // Unsettled: from memory, or read back (a retired job out of the cache; recovery only).
-        const entry = await this.d.jobs.fetch(summary.id);
-        if (entry) this.observe(entry);
+      const unsettled: string[] = [];
+      for (const summary of this.d.jobs.allSummaries()) {
+        if (this.settledJobs.has(summary.id)) skipped += summary.endedAllocations;
+        else unsettled.push(summary.id);
+      }
+      // Unsettled: from memory, or read back (a retired job out of the cache; recovery only), a batch at a time.
+      for (let i = 0; i < unsettled.length; i += RECOVERY_READS) {
+        for (const entry of await this.d.jobs.fetchMany(unsettled.slice(i, i + RECOVERY_READS))) this.observe(entry);
       }
       // Finished allocations of completely settled jobs: not read again (counted, so recovery is observable).
       this.d.metrics.settlements.inc({ outcome: "skipped" }, skipped);
