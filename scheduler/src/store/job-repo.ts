@@ -264,6 +264,8 @@ export class JobRepo {
       this.forget(e.key);
       return;
     }
+    // Our own writes come back on the watch: one we hold already at that revision is not decoded again.
+    if ((this.summaries.get(e.key)?.revision ?? 0) >= e.revision) return;
     this.observe({ job: decode.job(e.value), revision: e.revision });
   }
 
