@@ -3,6 +3,7 @@ import { homedir, hostname } from "node:os";
 import { join } from "node:path";
 import { type Logger, pino } from "pino";
 import { DEFAULT_RETENTION_MS } from "./retention/policy.js";
+import { DEFAULT_RETIRED_CACHE_SIZE } from "./store/job-repo.js";
 
 export interface SchedulerConfig {
   /** NATS server URL(s); comma-separated accepted. */
@@ -105,6 +106,11 @@ export interface SchedulerConfig {
   retentionBatch?: number;
   /** Wall-clock limit of one OperatorService.Replay (worker thread). Default 120 s. */
   replayTimeoutMs?: number;
+  /**
+   * Retired jobs (final, no allocation left) kept decoded in memory, most recently used; older ones are read
+   * from KV when asked for. Default 2 000. Active jobs are always in memory.
+   */
+  retiredJobCacheSize?: number;
   logger?: Logger;
   /** Injected clock (tests). Default Date.now. */
   now?: () => number;
@@ -142,6 +148,7 @@ export interface ResolvedConfig {
   retentionSweepIntervalMs: number;
   retentionBatch: number;
   replayTimeoutMs: number;
+  retiredJobCacheSize: number;
   logger: Logger;
   now: () => number;
 }
@@ -205,6 +212,7 @@ export function resolveConfig(config: SchedulerConfig): ResolvedConfig {
     retentionSweepIntervalMs: positive(config.retentionSweepIntervalMs, "retentionSweepIntervalMs") ?? 600_000,
     retentionBatch: positive(config.retentionBatch, "retentionBatch") ?? 1_000,
     replayTimeoutMs: positive(config.replayTimeoutMs, "replayTimeoutMs") ?? 120_000,
+    retiredJobCacheSize: positive(config.retiredJobCacheSize, "retiredJobCacheSize") ?? DEFAULT_RETIRED_CACHE_SIZE,
     logger: config.logger ?? pino({ name: "capa-scheduler", level: process.env.CAPA_LOG_LEVEL ?? "info" }),
     now: config.now ?? Date.now,
   };

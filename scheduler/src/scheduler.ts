@@ -91,7 +91,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
     const metrics = new SchedulerMetrics();
     const b = buckets(store, (bucket) => metrics.kvObserver(bucket));
     const { cluster, engine } = createPlacement();
-    const jobs = new JobRepo(b.jobs, now);
+    const jobs = new JobRepo(b.jobs, now, cfg.retiredJobCacheSize);
     const allocs = new AllocRepo(b.allocs, now);
     const registry = new AgentRegistry(b.agents, cluster, now, cfg.agentTimeoutMs);
     const queue = new EvalQueue(now);

@@ -92,6 +92,34 @@ export async function readOne(jsm: JetStreamManager, subject: string): Promise<U
   }
 }
 
+/**
+ * Every message stored on one exact subject of `stream`, in stream order, by direct reads (STREAM.MSG.GET with
+ * `next_by_subj`): k messages cost k + 1 requests and no consumer, so nothing is created, replicated or deleted
+ * on the server (an ephemeral consumer per read was 3 API calls plus consumer state). Messages published while it
+ * reads may or may not be included, as with a consumer.
+ */
+export async function readSubject(jsm: JetStreamManager, stream: string, subject: string): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  let seq = 0;
+  try {
+    for (;;) {
+      // `next_by_subj` is served by STREAM.MSG.GET since nats-server 2.9 (the client types it for direct get only).
+      const query = { next_by_subj: subject, seq } as unknown as Parameters<
+        JetStreamManager["streams"]["getMessage"]
+      >[1];
+      const msg = await jsm.streams.getMessage(stream, query);
+      if (!msg) return out;
+      out.push(msg.data);
+      seq = msg.seq + 1;
+    }
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound) return out;
+    throw new LedgerUnavailableError(`read of ${subject} from ${stream} failed: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
 const FETCH_BATCH = 512;
 const FETCH_EXPIRES_MS = 2_000;
 

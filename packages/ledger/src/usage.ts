@@ -13,19 +13,20 @@ import { CapaError, type UsageReport } from "@capa/domain";
 import { type MeteredAllocation, type MeterOptions, type MeterResult, meter } from "@capa/market";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { Ledger, SettlementRecord } from "./ledger.js";
-import { readStream } from "./stream-io.js";
+import { readSubject } from "./stream-io.js";
 
 /**
  * Every usage report the allocation's agent published for the task, oldest first (replays and duplicates included).
  * Reports on another agent's subject are never read: only the agent that held the task can move its bill.
  */
 export async function readUsageReports(
-  js: JetStreamClient,
+  _js: JetStreamClient,
   jsm: JetStreamManager,
   taskId: string,
   agentId: string,
 ): Promise<UsageReport[]> {
-  return (await readStream(js, jsm, STREAMS.tasks, subjects.taskUsage(taskId, agentId))).map(decode.usage);
+  // One exact subject: direct reads, no consumer per allocation (settlement reads one subject per allocation).
+  return (await readSubject(jsm, STREAMS.tasks, subjects.taskUsage(taskId, agentId))).map(decode.usage);
 }
 
 /** An allocation that has ended, with what the ledger and the receipt need besides the metering window. */

@@ -41,17 +41,39 @@ function scopeTenant(req: HttpRequest): string {
   return actingTenant(req.principal!, requested, "");
 }
 
-function visibleJobs(d: ConsoleRouteDeps, tenant: string): Job[] {
-  return d.jobs
-    .list()
+/** Retired jobs the console reads back: the most recently finished (it shows 20 of them and 25 decisions). */
+const RECENT_RETIRED = 50;
+
+/**
+ * The tenant's active jobs and its most recently finished retired ones (memory, else KV): retired jobs are not
+ * all held in memory, and the console only shows the latest. Counts by state come from the summaries.
+ */
+async function visibleJobs(d: ConsoleRouteDeps, tenant: string): Promise<Job[]> {
+  const mine = (j: { tenant: string }) => tenant === "" || j.tenant === tenant;
+  const active = d.jobs
+    .listActive()
     .map((e) => e.job)
-    .filter((j) => tenant === "" || j.tenant === tenant);
+    .filter(mine);
+  const held = new Set(active.map((j) => j.id));
+  const retired = [...d.jobs.allSummaries()]
+    .filter((s) => mine(s) && !held.has(s.id))
+    .sort((a, b) => b.finishedAtMs - a.finishedAtMs || (a.id < b.id ? -1 : 1))
+    .slice(0, RECENT_RETIRED);
+  return [...active, ...(await d.jobs.fetchMany(retired.map((s) => s.id))).map((e) => e.job)];
+}
+
+/** Jobs by state over every job the scheduler keeps (active and retired). */
+function stateCounts(d: ConsoleRouteDeps, tenant: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const s of d.jobs.allSummaries())
+    if (tenant === "" || s.tenant === tenant) counts[s.state] = (counts[s.state] ?? 0) + 1;
+  return counts;
 }
 
 /** A job the caller may see, else 404 exactly like a job that does not exist. */
-function visibleJob(d: ConsoleRouteDeps, principal: Principal, jobId: string): Job {
+async function visibleJob(d: ConsoleRouteDeps, principal: Principal, jobId: string): Promise<Job> {
   throwIfViolations(jobIdViolations(jobId, "jobId"));
-  const job = d.jobs.get(jobId)?.job;
+  const job = (await d.jobs.fetch(jobId))?.job;
   if (!job || !(isOperator(principal.role) || (principal.role === "tenant" && principal.tenant === job.tenant)))
     throw new NotFoundError(`job ${jobId} not found`);
   return job;
@@ -99,9 +121,10 @@ export function consoleRoutes(d: ConsoleRouteDeps): HttpRoute[] {
       path: "/api/v1/console/jobs",
       access: TENANTS,
       summary: "The queue (each waiting job with its reason), running jobs and recently finished ones",
-      handle: (req) => {
+      handle: async (req) => {
         const tenant = scopeTenant(req);
-        return { status: 200, json: { atMs: d.now(), tenant, ...jobsView(visibleJobs(d, tenant), d.now()) } };
+        const view = jobsView(await visibleJobs(d, tenant), d.now());
+        return { status: 200, json: { atMs: d.now(), tenant, ...view, counts: stateCounts(d, tenant) } };
       },
     },
     {
@@ -110,7 +133,7 @@ export function consoleRoutes(d: ConsoleRouteDeps): HttpRoute[] {
       access: TENANTS,
       summary: "One job and its last placement decision (another tenant's job is 404)",
       handle: async (req) => {
-        const job = visibleJob(d, req.principal!, req.params.jobId ?? "");
+        const job = await visibleJob(d, req.principal!, req.params.jobId ?? "");
         const explanation = await d.explanations.get(job.id);
         return {
           status: 200,
@@ -125,7 +148,7 @@ export function consoleRoutes(d: ConsoleRouteDeps): HttpRoute[] {
       summary: "Recent placement decisions with their explanation (outcome, chosen agents, rejections, summary)",
       handle: async (req) => {
         const tenant = scopeTenant(req);
-        const jobs = recentlyChanged(visibleJobs(d, tenant), RECENT_DECISIONS);
+        const jobs = recentlyChanged(await visibleJobs(d, tenant), RECENT_DECISIONS);
         const found = await Promise.all(jobs.map(async (job) => ({ job, e: await d.explanations.get(job.id) })));
         const decisions = found
           .filter((x) => x.e !== undefined)

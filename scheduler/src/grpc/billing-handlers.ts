@@ -129,7 +129,7 @@ export function billingHandlers(d: BillingDeps): pb.BillingServiceServer {
       const { from } = period(req.fromUnixMs, req.toUnixMs, d.now(), violations);
       throwIfViolations(violations);
       // A job alone: narrow the read to its tenant's receipts when the job is known.
-      const tenant = req.tenant || (req.jobId && !req.agentId ? (d.jobs.get(req.jobId)?.job.tenant ?? "") : "");
+      const tenant = req.tenant || (req.jobId && !req.agentId ? (d.jobs.summary(req.jobId)?.tenant ?? "") : "");
       const query = {
         ...(tenant ? { tenant } : {}),
         ...(req.agentId ? { agentId: req.agentId } : {}),

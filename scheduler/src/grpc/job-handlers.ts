@@ -49,7 +49,7 @@ export function jobHandlers(d: JobHandlerDeps): pb.JobServiceServer {
     getJob: unary(d, "GetJob", async (req: pb.GetJobRequest, call) => ({
       job: publicJobToPb(requireVisible(callerOf(call), await d.jobs.get(req.jobId))),
     })),
-    listJobs: unary(d, "ListJobs", (req: pb.ListJobsRequest, call) => {
+    listJobs: unary(d, "ListJobs", async (req: pb.ListJobsRequest, call) => {
       const tenant = actingTenant(callerOf(call), req.tenant, "");
       const { states, violations } = statesFromPb(req.states);
       throwIfViolations(violations);
@@ -61,7 +61,7 @@ export function jobHandlers(d: JobHandlerDeps): pb.JobServiceServer {
         key: (j) => [-j.createdAtMs, j.id],
         compare: compareKeys,
       });
-      return { jobs: page.items.map(publicJobToPb), nextPageToken: page.nextPageToken };
+      return { jobs: (await d.jobs.jobsOf(page.items)).map(publicJobToPb), nextPageToken: page.nextPageToken };
     }),
     cancelJob: unary(d, "CancelJob", async (req: pb.CancelJobRequest, call) => {
       requireVisible(callerOf(call), await d.jobs.get(req.jobId));

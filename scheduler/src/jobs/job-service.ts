@@ -25,7 +25,7 @@ import {
 } from "@capa/domain";
 import { BudgetExceededError } from "@capa/market";
 import type { AdmissionApi } from "../market/admission.js";
-import type { JobEntry, JobRepo } from "../store/job-repo.js";
+import type { JobEntry, JobRepo, JobSummary } from "../store/job-repo.js";
 import type { RequestRecord } from "../store/records.js";
 import { newJobId, requestKey, specDigest } from "../util/ids.js";
 import { AlreadyExistsError } from "./errors.js";
@@ -129,23 +129,32 @@ export class JobService {
     return (await this.jobs.require(jobId)).job;
   }
 
-  list(input: ListInput): Job[] {
-    return this.matching(input).slice(0, input.limit || DEFAULT_LIST_LIMIT);
+  /** The first page of the listing (jobs read from memory, else KV). */
+  async list(input: ListInput): Promise<Job[]> {
+    const page = this.matching(input).slice(0, input.limit || DEFAULT_LIST_LIMIT);
+    return this.jobsOf(page);
   }
 
-  /** Every job the listing matches, newest first (ties by id): the gRPC edge pages through it. */
-  matching(input: ListInput): Job[] {
+  /** The jobs of `summaries`, in order (memory, else KV; one purged meanwhile is left out). */
+  async jobsOf(summaries: readonly JobSummary[]): Promise<Job[]> {
+    return (await this.jobs.fetchMany(summaries.map((s) => s.id))).map((e) => e.job);
+  }
+
+  /**
+   * Every job the listing matches, newest first (ties by id), as summaries: the gRPC edge pages through them and
+   * reads only the page's jobs (retired jobs are not all held in memory).
+   */
+  matching(input: ListInput): JobSummary[] {
     const violations: FieldViolation[] = [];
     if (input.tenant !== "") violations.push(...tenantViolations(input.tenant));
     if (!Number.isInteger(input.limit) || input.limit < 0 || input.limit > MAX_LIST_LIMIT)
       violations.push({ field: "limit", message: `must be an integer in 0..${MAX_LIST_LIMIT}` });
     throwIfViolations(violations);
     const states = new Set(input.states);
-    return this.jobs
-      .list()
-      .map((e) => e.job)
-      .filter((j) => (input.tenant === "" || j.tenant === input.tenant) && (states.size === 0 || states.has(j.state)))
-      .sort((a, b) => b.createdAtMs - a.createdAtMs || (a.id < b.id ? -1 : 1));
+    const out: JobSummary[] = [];
+    for (const j of this.jobs.allSummaries())
+      if ((input.tenant === "" || j.tenant === input.tenant) && (states.size === 0 || states.has(j.state))) out.push(j);
+    return out.sort((a, b) => b.createdAtMs - a.createdAtMs || (a.id < b.id ? -1 : 1));
   }
 
   /** Idempotent: a final job is returned unchanged. Running tasks are stopped by the leader's next evaluation. */

@@ -103,6 +103,7 @@ function fakeRepo(state: Job["state"]): JobRepo {
   const entry = { job: { id: "j1", state } as Job, revision: 1 } as JobEntry;
   return {
     get: () => entry,
+    summary: () => ({ id: "j1", state }),
     subscribe: (_id: string, _l: JobListener) => () => {},
   } as unknown as JobRepo;
 }

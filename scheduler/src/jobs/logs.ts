@@ -162,8 +162,9 @@ export class LogReader {
         if (isFinalJobState(entry.job.state)) done();
       });
       abort.addEventListener("abort", done, { once: true });
-      const current = this.jobs.get(jobId);
-      if (abort.aborted || (current && isFinalJobState(current.job.state))) done();
+      // The summary: a retired job is not necessarily held in memory any more.
+      const current = this.jobs.summary(jobId);
+      if (abort.aborted || (current && isFinalJobState(current.state))) done();
     });
   }
 }

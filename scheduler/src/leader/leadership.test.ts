@@ -52,7 +52,7 @@ function fakes(over: { statuses?: FakePart; extras?: LeaderPart[]; evaluate?: ()
   const liveness = { start: vi.fn(() => events.push("liveness start")), stop: vi.fn(), lose: vi.fn() };
   const jobList = Array.from({ length: over.jobs ?? 0 }, (_, i) => ({ job: { id: `job-${i}`, state: 1, tasks: [] } }));
   const deps = {
-    jobs: { list: () => jobList, get: () => undefined },
+    jobs: { listActive: () => jobList, allSummaries: () => [], summary: () => undefined, get: () => undefined },
     allocs: { all: () => [], get: () => undefined },
     registry: { dirty: () => [], list: () => [], persist: async () => undefined },
     applier: { changeListings: async () => true },

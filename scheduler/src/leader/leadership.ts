@@ -147,13 +147,14 @@ export class Leadership {
         await this.d.liveness.lose(e.record.advert.agentId);
         if (!this.current(generation)) return false;
       }
-    for (const e of jobs.list()) for (const t of e.job.tasks) epochs.observe(t.epoch);
+    // Retired jobs' epochs count too (kept in their summaries): no epoch is ever issued twice.
+    for (const s of jobs.allSummaries()) epochs.observe(s.maxEpoch);
     for (const { assignment } of allocs.all()) epochs.observe(assignment.epoch);
 
     const listed = new Set<string>();
     const orphans: { agentId: string; taskId: string; epoch: number }[] = [];
     for (const { agentId, assignment } of allocs.all()) {
-      if (jobs.get(assignment.jobId)) listed.add(assignment.jobId);
+      if (jobs.summary(assignment.jobId)) listed.add(assignment.jobId);
       else orphans.push({ agentId, taskId: assignment.taskId, epoch: assignment.epoch });
     }
     if (orphans.length > 0) {
@@ -162,9 +163,13 @@ export class Leadership {
       if (!this.current(generation)) return false;
     }
     let recovered = 0;
-    for (const { job } of jobs.list()) {
-      if (isFinalJobState(job.state) && !listed.has(job.id)) continue;
-      await worker.evaluate({ jobId: job.id, reason: "recovery", notBeforeMs: 0, attempt: 0 }, true);
+    // Active jobs, and retired ones an agent is still assigned (their assignments are removed by the evaluation).
+    const toRecover = new Set<string>();
+    for (const { job } of jobs.listActive())
+      if (!isFinalJobState(job.state) || listed.has(job.id)) toRecover.add(job.id);
+    for (const id of listed) toRecover.add(id);
+    for (const jobId of toRecover) {
+      await worker.evaluate({ jobId, reason: "recovery", notBeforeMs: 0, attempt: 0 }, true);
       if (!this.current(generation)) return false;
       recovered++;
     }

@@ -13,13 +13,28 @@ class FakeLeaseKv {
   value: LeaseRecord | undefined;
   revision = 0;
   hang = false;
+  /** Every call answers this much later (a loaded store or event loop). */
+  delayMs = 0;
+  /** The next this-many calls fail (a store error, not a conflict). */
+  failures = 0;
+  calls: number[] = [];
   private forever = new Promise<never>(() => undefined);
+  private async slow(): Promise<void> {
+    this.calls.push(Date.now() - T0);
+    if (this.failures > 0) {
+      this.failures--;
+      throw new Error("store unavailable");
+    }
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+  }
   async get(): Promise<{ key: string; value: LeaseRecord; revision: number } | undefined> {
     if (this.hang) return this.forever;
+    await this.slow();
     return this.value && { key: "scheduler", value: this.value, revision: this.revision };
   }
   async write(_key: string, value: LeaseRecord, revision: number): Promise<number> {
     if (this.hang) return this.forever;
+    await this.slow();
     if (revision !== this.revision) throw new ConflictError("changed");
     this.value = value;
     return ++this.revision;
@@ -128,6 +143,33 @@ describe("lease keeper (fake timers and clock)", () => {
     await vi.advanceTimersByTimeAsync(20);
     expect(log).toEqual(["elected 5 at 1109"]);
     expect(kv.value).toMatchObject({ holder: "s1", term: 5 });
+    await k.stop();
+  });
+
+  it("a slow store (answers slower than half the margin, faster than the deadline) never demotes the leader", async () => {
+    const kv = new FakeLeaseKv();
+    const { k, log } = keeper(kv);
+    await k.start();
+    // 150 ms per call, 300 ms per renewal: over the 100 ms half-margin that once bounded every call (each
+    // renewal then timed out and the leader stepped down at 800), well inside the 800 ms to the deadline.
+    kv.delayMs = 150;
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(log).toEqual(["elected 1 at 0"]);
+    expect(kv.value!.expiresAtMs).toBeGreaterThan(Date.now());
+    const stopping = k.stop(); // waits for the renewal in flight
+    await vi.advanceTimersByTimeAsync(1_000);
+    await stopping;
+  });
+
+  it("a failed renewal is retried after a twentieth of the TTL, not at the next third", async () => {
+    const kv = new FakeLeaseKv();
+    const { k, log } = keeper(kv);
+    await k.start();
+    kv.calls = [];
+    kv.failures = 1; // the renewal at 333 fails at once
+    await vi.advanceTimersByTimeAsync(400);
+    expect(kv.calls.slice(0, 2)).toEqual([333, 383]);
+    expect(log).toEqual(["elected 1 at 0"]);
     await k.stop();
   });
 });

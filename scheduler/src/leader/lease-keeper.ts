@@ -4,8 +4,15 @@
  *
  * A leader never acts past `expiresAtMs - margin` (margin = ttl/5) of the lease it last wrote: every successful
  * write arms a deadline timer for that instant, which demotes unless a newer write has landed by then. The timer
- * does not depend on the store answering, and every KV call of a renewal is bounded by a timeout below the
- * margin, so a hung store neither keeps a leader acting nor blocks the next attempts.
+ * does not depend on the store answering, so it alone is what keeps a leader from acting on a lease it may have
+ * lost. The KV calls of a renewal are bounded only so that a hung store does not block the next attempts: a
+ * leader waits for an answer up to its deadline (never less than half the margin), and a failed attempt is
+ * retried after a twentieth of the TTL instead of the next third. A loaded store or event loop (answers slower
+ * than the margin, seen under benchmark load) therefore delays renewals without demoting a leader that still
+ * renews in time, where a fixed bound below the margin made it flap; a write that lands late carries the
+ * expiry computed before it was sent, so it never extends the lease beyond what the other replicas can see.
+ * Ticks that come while an attempt is in flight are skipped (they would only queue stale attempts behind it);
+ * a follower's attempt at the expiry it saw is never skipped (it queues behind the one in flight).
  *
  * A follower also tries again the moment the lease it saw expires (not only at its next tick), so a leader that
  * died is replaced at most one TTL after its last renewal: failover time is bounded by the TTL, not TTL + tick.
@@ -40,6 +47,9 @@ export class LeaseKeeper {
   private leader = false;
   private stopped = false;
   private chain: Promise<void> = Promise.resolve();
+  /** An attempt is running (or queued): a tick meanwhile is skipped. */
+  private busy = false;
+  private retry: NodeJS.Timeout | undefined;
   /** The lease as last read or written: who leads, until when, and where (for followers forwarding writes). */
   private observed: LeaseRecord | undefined;
 
@@ -65,9 +75,18 @@ export class LeaseKeeper {
     return Math.floor(this.ttlMs / 5);
   }
 
-  /** Longest wait for one KV call of a renewal: below the margin, so its outcome is known before the deadline. */
+  /**
+   * Longest wait for one KV call of an attempt: a leader waits until its deadline (the deadline timer demotes it
+   * meanwhile if need be); anyone else, and a leader past its deadline, half the margin.
+   */
   private get callTimeoutMs(): number {
-    return Math.max(1, Math.floor(this.marginMs / 2));
+    const floor = Math.max(1, Math.floor(this.marginMs / 2));
+    if (this.leader && this.held) return Math.max(floor, this.held.expiresAtMs - this.marginMs - this.now());
+    return floor;
+  }
+
+  private get retryMs(): number {
+    return Math.max(10, Math.floor(this.ttlMs / 20));
   }
 
   start(): Promise<void> {
@@ -81,6 +100,7 @@ export class LeaseKeeper {
     this.stopped = true;
     clearInterval(this.timer);
     clearTimeout(this.expiryTimer);
+    clearTimeout(this.retry);
     await this.chain;
     clearTimeout(this.deadline);
     if (this.leader) await this.setLeader(false);
@@ -93,14 +113,24 @@ export class LeaseKeeper {
     }
   }
 
-  /** One attempt; serialised so ticks never overlap. */
-  step(): Promise<void> {
-    this.chain = this.chain.then(() => this.attempt()).catch((err) => this.logger.warn({ err }, "lease step failed"));
-    return this.chain;
+  /** One attempt; serialised, and skipped while one is in flight unless `queue` (it then runs after it). */
+  step(queue = false): Promise<void> {
+    if (this.busy && !queue) return this.chain;
+    this.busy = true;
+    const next = this.chain
+      .then(() => this.attempt())
+      .catch((err) => this.logger.warn({ err }, "lease step failed"))
+      .finally(() => {
+        if (this.chain === next) this.busy = false;
+      });
+    this.chain = next;
+    return next;
   }
 
   private async attempt(): Promise<void> {
     if (this.stopped) return;
+    clearTimeout(this.retry);
+    this.retry = undefined;
     try {
       const current = await this.bounded(this.kv.get(LEASE_KEY));
       const decision = decideLease(current?.value, this.me, this.now(), this.ttlMs);
@@ -127,13 +157,19 @@ export class LeaseKeeper {
       // Lost a race or cannot reach the store: keep acting only while the lease we hold is surely ours (the
       // deadline timer enforces the same while this attempt hangs).
       if (this.leader && !mayAct(this.held, this.me, this.now(), this.marginMs)) await this.setLeader(false);
+      // A leader whose renewal failed tries again soon, not a third of the TTL later: more chances before its
+      // deadline on a store that is slow rather than gone.
+      if (this.leader && !this.stopped) {
+        this.retry = setTimeout(() => void this.step(), this.retryMs);
+        this.retry.unref?.();
+      }
     }
   }
 
   private attemptAtExpiry(expiresAtMs: number): void {
     clearTimeout(this.expiryTimer);
     // Just past the expiry: decideLease treats `expiresAtMs <= now` as expired.
-    this.expiryTimer = setTimeout(() => void this.step(), Math.max(0, expiresAtMs - this.now()) + 10);
+    this.expiryTimer = setTimeout(() => void this.step(true), Math.max(0, expiresAtMs - this.now()) + 10);
     this.expiryTimer.unref?.();
   }
 

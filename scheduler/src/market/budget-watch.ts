@@ -64,7 +64,7 @@ export class BudgetWatch {
 
   start(): void {
     this.active = true;
-    for (const { job } of this.d.jobs.list()) if (!isFinalJobState(job.state)) this.check(job.id);
+    for (const { job } of this.d.jobs.listActive()) if (!isFinalJobState(job.state)) this.check(job.id);
   }
 
   async stop(): Promise<void> {

@@ -60,6 +60,8 @@ const MAX_BACKOFF_MS = 30_000;
 const RECOVERY = "recovery";
 /** Work items running at once (each on its own job's lane). */
 const MAX_CONCURRENT_SETTLEMENTS = 16;
+/** Jobs read back at once by the recovery pass. */
+const RECOVERY_READS = 64;
 
 /** The lane of a work item: its job ("job:<id>", "late:<id>", or an allocation "<taskId>:<epoch>"). */
 function laneOf(key: string): string {
@@ -94,7 +96,14 @@ export class Settler {
   /** Ids of completely settled jobs (their `settled.<jobId>` marker exists). */
   private readonly settledJobs = new Set<string>();
 
-  constructor(private readonly d: SettlerDeps) {}
+  constructor(private readonly d: SettlerDeps) {
+    // A job removed by retention is never settled again: its id need not be remembered (memory follows the
+    // retention window, not all history).
+    d.jobs.onForget?.((id) => {
+      this.settledJobs.delete(id);
+      this.charges.delete(id);
+    });
+  }
 
   /** Starts settling: reads the settled markers, then queues everything else in the store (recovery). */
   start(): void {
@@ -113,9 +122,14 @@ export class Settler {
         if (this.settledJobs.has(id)) this.schedule(`late:${id}`, () => this.settleLate(id));
       this.ready = true;
       let skipped = 0;
-      for (const entry of this.d.jobs.list()) {
-        if (this.settledJobs.has(entry.job.id)) skipped += entry.job.tasks.filter(isSettleable).length;
-        else this.observe(entry);
+      const unsettled: string[] = [];
+      for (const summary of this.d.jobs.allSummaries()) {
+        if (this.settledJobs.has(summary.id)) skipped += summary.endedAllocations;
+        else unsettled.push(summary.id);
+      }
+      // Unsettled: from memory, or read back (a retired job out of the cache; recovery only), a batch at a time.
+      for (let i = 0; i < unsettled.length; i += RECOVERY_READS) {
+        for (const entry of await this.d.jobs.fetchMany(unsettled.slice(i, i + RECOVERY_READS))) this.observe(entry);
       }
       // Finished allocations of completely settled jobs: not read again (counted, so recovery is observable).
       this.d.metrics.settlements.inc({ outcome: "skipped" }, skipped);
@@ -292,7 +306,7 @@ export class Settler {
    * `allocs.<jobId>`), then settles the job again; with nothing new, only drops the leftover document.
    */
   private async settleLate(jobId: string): Promise<void> {
-    const entry = this.d.jobs.get(jobId);
+    const entry = await this.d.jobs.fetch(jobId);
     const marker = await this.d.budgets.settledMarker(jobId);
     if (!entry || !marker) {
       await this.d.budgets.deleteJobAllocations(jobId);
@@ -318,7 +332,8 @@ export class Settler {
 
   private async settleJob(jobId: string, settled?: JobSettledMarker): Promise<void> {
     if (this.settledJobs.has(jobId) && !settled) return;
-    const entry = this.d.jobs.get(jobId);
+    // Memory, else KV: a backlog of settlements may outlast a retired job's stay in the cache.
+    const entry = await this.d.jobs.fetch(jobId);
     if (!entry || !isFinalJobState(entry.job.state)) return;
     const { job } = entry;
     // Siblings of a failed task still run until stopped: their allocations are part of the total. Decided on

@@ -45,7 +45,7 @@ export function runningAllocations(cluster: ClusterStateApi, jobs: JobRepo): Run
  */
 export function pendingJobs(jobs: JobRepo): PendingJob[] {
   const out: PendingJob[] = [];
-  for (const { job } of jobs.list()) {
+  for (const { job } of jobs.listActive()) {
     if (isFinalJobState(job.state) || job.cancelRequested) continue;
     const waiting = job.tasks.filter((t) => NEEDS_PLACEMENT.has(t.state)).length;
     if (waiting === 0) continue;

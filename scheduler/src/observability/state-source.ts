@@ -8,12 +8,12 @@ export function stateSource(jobs: JobRepo, cluster: ClusterStateApi, now: () => 
   return {
     jobsByState() {
       const counts = new Map<string, number>(JOB_STATES.map((s) => [s, 0]));
-      for (const { job } of jobs.list()) counts.set(job.state, (counts.get(job.state) ?? 0) + 1);
+      for (const job of jobs.allSummaries()) counts.set(job.state, (counts.get(job.state) ?? 0) + 1);
       return counts;
     },
     oldestPendingAgeSeconds() {
       let oldest = Number.POSITIVE_INFINITY;
-      for (const { job } of jobs.list()) if (job.state === "pending") oldest = Math.min(oldest, job.createdAtMs);
+      for (const job of jobs.allSummaries()) if (job.state === "pending") oldest = Math.min(oldest, job.createdAtMs);
       return Number.isFinite(oldest) ? Math.max(0, now() - oldest) / 1000 : 0;
     },
     gpus() {

@@ -94,14 +94,14 @@ export class PlannerWorker {
       this.syncCheckpoints(entry.job);
       this.waiting.observe(entry.job);
     });
-    for (const e of d.jobs.list()) this.waiting.observe(e.job);
+    for (const e of d.jobs.listActive()) this.waiting.observe(e.job);
   }
 
   start(): void {
     if (this.running) return;
     this.running = true;
     // Listings loaded after their jobs (restart) carry no checkpoint: copy them over once.
-    for (const e of this.d.jobs.list()) this.syncCheckpoints(e.job);
+    for (const e of this.d.jobs.listActive()) this.syncCheckpoints(e.job);
     this.loop = this.run();
   }
 

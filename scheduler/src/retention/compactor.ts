@@ -7,10 +7,11 @@
  * ledger (charges, receipts) keeps its own retention and is not compacted here. At most `batch` jobs per sweep.
  */
 import type { TypedKv } from "@capa/bus";
+import type { Job } from "@capa/domain";
 import type { Logger } from "pino";
 import type { LeaderPart } from "../leader/leadership.js";
 import { EXPLAIN_PREFIX } from "../store/buckets.js";
-import type { JobEntry, JobRepo } from "../store/job-repo.js";
+import type { JobRepo, JobSummary } from "../store/job-repo.js";
 import type { RequestRecord } from "../store/records.js";
 import { requestKey } from "../util/ids.js";
 import { expiredJobs } from "./policy.js";
@@ -58,7 +59,10 @@ export class Compactor implements LeaderPart {
   }
 
   private async sweepOnce(): Promise<number> {
-    const candidates = expiredJobs(this.d.jobs.list(), this.d.now(), this.d.retentionMs, this.d.batch ?? 1000);
+    // Over the summaries: retired jobs are not all held in memory; each candidate is read (memory, else KV) when
+    // removed, and removed only at the revision its summary had.
+    const summaries = [...this.d.jobs.allSummaries()].map((job) => ({ job }));
+    const candidates = expiredJobs(summaries, this.d.now(), this.d.retentionMs, this.d.batch ?? 1000);
     let removed = 0;
     // A few removals in flight at once: a sweep after a long outage may have many jobs to remove.
     for (let i = 0; i < candidates.length; i += CONCURRENCY) {
@@ -71,13 +75,13 @@ export class Compactor implements LeaderPart {
   }
 
   /** The job (CAS on the revision read), then its explanation and request record. False when it changed since. */
-  private async remove(entry: JobEntry): Promise<boolean> {
-    const { job } = entry;
-    const gone = await this.d.jobs.withLock(job.id, async () => {
-      const current = this.d.jobs.get(job.id);
-      return current?.revision === entry.revision && (await this.d.jobs.purge(entry));
+  private async remove({ job: summary }: { job: JobSummary }): Promise<boolean> {
+    const job = await this.d.jobs.withLock(summary.id, async (): Promise<Job | undefined> => {
+      const current = await this.d.jobs.fetch(summary.id);
+      if (current?.revision !== summary.revision) return undefined;
+      return (await this.d.jobs.purge(current)) ? current.job : undefined;
     });
-    if (!gone) return false;
+    if (!job) return false;
     await this.d.jobs.kv.kv.purge(EXPLAIN_PREFIX + job.id).catch(() => undefined);
     if (job.requestId !== "") {
       const key = requestKey(job.tenant, job.requestId);

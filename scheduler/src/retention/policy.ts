@@ -8,12 +8,12 @@ import { isFinalJobState, type Job } from "@capa/domain";
 export const DEFAULT_RETENTION_MS = 30 * 24 * 3600 * 1000;
 
 /** True when `job` is final and finished at least `retentionMs` before `nowMs`. */
-export function isExpired(job: Job, nowMs: number, retentionMs: number): boolean {
+export function isExpired(job: Pick<Job, "state" | "finishedAtMs">, nowMs: number, retentionMs: number): boolean {
   return isFinalJobState(job.state) && job.finishedAtMs > 0 && job.finishedAtMs + retentionMs <= nowMs;
 }
 
 /** The expired jobs among `jobs`, oldest first, at most `limit` (one sweep's work is bounded). */
-export function expiredJobs<T extends { job: Job }>(
+export function expiredJobs<T extends { job: Pick<Job, "state" | "finishedAtMs"> }>(
   entries: Iterable<T>,
   nowMs: number,
   retentionMs: number,

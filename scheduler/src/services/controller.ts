@@ -149,6 +149,9 @@ export class ServiceController {
       rec.events.unshift({ atMs: nowMs, jobId: "", ...e });
       rec.events.length = Math.min(rec.events.length, MAX_EVENTS);
     };
+    // A replica's job that retired out of the repo's cache is read back first (observe reads memory only).
+    for (const r of rec.replicas)
+      if (r.jobId && !this.d.repo.get(r.jobId) && this.d.repo.summary(r.jobId)) await this.d.repo.fetch(r.jobId);
     let views = rec.replicas.map((r) => this.observe(r));
 
     // Replicas whose job ended leave the record (their spend is kept); one that ended unasked is replaced below.

@@ -121,6 +121,8 @@ export class AllocRepo {
   }
 
   observeWatched(e: WatchedEntry): void {
+    // Our own writes come back on the watch: one we hold already at that revision is not decoded again.
+    if ((this.cache.get(e.key)?.revision ?? 0) >= e.revision) return;
     if (e.deleted) this.observe(e.key, { value: empty(e.key, 0), revision: e.revision });
     else this.observe(e.key, { value: decode.assignments(e.value), revision: e.revision });
   }

@@ -1,10 +1,17 @@
 /**
- * Jobs: KV `capa_jobs` is the truth; this keeps every job in memory (for reads and WatchJob) and serialises
- * changes per job. Every change is a CAS write on the revision last seen; a conflict re-reads and re-applies.
- * Changes by this process and by others (via the KV watch) reach the same listeners, in revision order.
+ * Jobs: KV `capa_jobs` is the truth; this keeps the active jobs in memory (for reads, the planner, settlement and
+ * WatchJob) and serialises changes per job. Every change is a CAS write on the revision last seen; a conflict
+ * re-reads and re-applies. Changes by this process and by others (via the KV watch) reach the same listeners, in
+ * revision order.
+ *
+ * Memory is bounded by active work, not by history: a job is *active* until it is final and none of its tasks
+ * holds an allocation any more (a failed gang's siblings still run until stopped). A retired job leaves the active
+ * set for a bounded LRU of recently retired jobs (`retiredCacheSize`); an older one is read back from KV when asked
+ * for (`fetch`). What stays per job for the whole retention window is its summary (tenant, state, times, the
+ * highest epoch and its ended allocations: tens of bytes), which ListJobs pages and retention sweeps over.
  */
 import { decode, encode, type TypedKv } from "@capa/bus";
-import { ConflictError, type Job, NotFoundError } from "@capa/domain";
+import { ConflictError, isFinalJobState, isFinalTaskState, type Job, type JobState, NotFoundError } from "@capa/domain";
 import { KeyedMutex } from "../util/keyed-mutex.js";
 import { EXPLAIN_PREFIX } from "./buckets.js";
 import { readAll } from "./read-all.js";
@@ -17,33 +24,112 @@ export interface JobEntry {
 
 export type JobListener = (entry: JobEntry, previous: JobEntry | undefined) => void;
 
+/** What is kept of every job, active or retired, until retention removes it. */
+export interface JobSummary {
+  id: string;
+  tenant: string;
+  state: JobState;
+  createdAtMs: number;
+  finishedAtMs: number;
+  revision: number;
+  /** The highest fencing epoch any of its tasks carried (new epochs are issued above every stored one). */
+  maxEpoch: number;
+  /** Tasks whose allocation ended (placed once, now final): the finished allocations settlement covers. */
+  endedAllocations: number;
+}
+
+/** Recently retired jobs kept decoded (GetJob, WatchJob and late reports of a just-finished job hit memory). */
+export const DEFAULT_RETIRED_CACHE_SIZE = 2_000;
+
+/** Final, and no task holds an allocation: nothing will change it but retention. */
+export function isRetired(job: Job): boolean {
+  return isFinalJobState(job.state) && job.tasks.every((t) => t.state === "pending" || isFinalTaskState(t.state));
+}
+
+function summaryOf(entry: JobEntry): JobSummary {
+  const { job } = entry;
+  let maxEpoch = 0;
+  let endedAllocations = 0;
+  for (const t of job.tasks) {
+    if (t.epoch > maxEpoch) maxEpoch = t.epoch;
+    if (t.epoch > 0 && t.agentId !== "" && isFinalTaskState(t.state)) endedAllocations++;
+  }
+  return {
+    id: job.id,
+    tenant: job.tenant,
+    state: job.state,
+    createdAtMs: job.createdAtMs,
+    finishedAtMs: job.finishedAtMs,
+    revision: entry.revision,
+    maxEpoch,
+    endedAllocations,
+  };
+}
+
 export class JobRepo {
-  private readonly cache = new Map<string, JobEntry>();
+  /** Active jobs: always in memory. */
+  private readonly active = new Map<string, JobEntry>();
+  /** Retired jobs, least recently used first (a Map iterates in insertion order; a hit re-inserts). */
+  private readonly retired = new Map<string, JobEntry>();
+  private readonly summaries = new Map<string, JobSummary>();
   private readonly perJob = new Map<string, Set<JobListener>>();
   private readonly all = new Set<JobListener>();
+  private readonly forgotten = new Set<(id: string) => void>();
   private readonly locks = new KeyedMutex();
 
   constructor(
     readonly kv: TypedKv<Job>,
     private readonly now: () => number,
+    private readonly retiredCacheSize = DEFAULT_RETIRED_CACHE_SIZE,
   ) {}
 
   async load(onBad: (key: string, err: unknown) => void): Promise<number> {
     const codec = { encode: encode.job, decode: decode.job };
     for (const e of await readAll(this.kv.kv, codec, (k) => !k.startsWith(EXPLAIN_PREFIX), onBad))
       this.observe({ job: e.value, revision: e.revision });
-    return this.cache.size;
+    return this.summaries.size;
   }
 
+  /** From memory only: an active job, or a recently retired one (undefined for an older one: use `fetch`). */
   get(id: string): JobEntry | undefined {
-    return this.cache.get(id);
+    const active = this.active.get(id);
+    if (active) return active;
+    const retired = this.retired.get(id);
+    if (retired) {
+      this.retired.delete(id);
+      this.retired.set(id, retired);
+    }
+    return retired;
   }
 
-  /** From memory, else from KV (a job written by another replica that the watch has not delivered yet). */
+  /**
+   * From memory, else from KV: a retired job that left the cache, or a job written by another replica that the
+   * watch has not delivered yet.
+   */
   async fetch(id: string): Promise<JobEntry | undefined> {
-    const cached = this.cache.get(id);
+    const cached = this.get(id);
     if (cached) return cached;
     return this.refresh(id);
+  }
+
+  /** The job's summary (every job until retention removes it; no store read). */
+  summary(id: string): JobSummary | undefined {
+    return this.summaries.get(id);
+  }
+
+  /** Every job's summary, active and retired. */
+  allSummaries(): IterableIterator<JobSummary> {
+    return this.summaries.values();
+  }
+
+  /** Jobs known to this replica (active and retired). */
+  get size(): number {
+    return this.summaries.size;
+  }
+
+  /** Retired jobs held decoded right now (at most `retiredCacheSize`). */
+  get cachedRetired(): number {
+    return this.retired.size;
   }
 
   async require(id: string): Promise<JobEntry> {
@@ -52,15 +138,30 @@ export class JobRepo {
     return entry;
   }
 
-  list(): JobEntry[] {
-    return [...this.cache.values()];
+  /** The active jobs (not final, or final with a task still holding an allocation). */
+  listActive(): JobEntry[] {
+    return [...this.active.values()];
+  }
+
+  /** The entries of `ids` (memory, else KV; missing ones left out), in order. */
+  async fetchMany(ids: readonly string[]): Promise<JobEntry[]> {
+    const out = await Promise.all(ids.map((id) => this.fetch(id)));
+    return out.filter((e): e is JobEntry => e !== undefined);
   }
 
   async refresh(id: string): Promise<JobEntry | undefined> {
     const entry = await this.kv.get(id);
     if (!entry) return undefined;
-    this.observe({ job: entry.value, revision: entry.revision });
-    return this.cache.get(id);
+    const read = { job: entry.value, revision: entry.revision };
+    this.observe(read);
+    const held = this.get(id);
+    if (held) return held;
+    // A retired job read back (observe ignored it: its summary is at this revision): back into the LRU.
+    if (isRetired(read.job) && this.summaries.get(id)?.revision === read.revision) {
+      this.retired.set(id, read);
+      this.trimRetired();
+    }
+    return read;
   }
 
   /** CAS create; ConflictError when the id exists. */
@@ -115,11 +216,35 @@ export class JobRepo {
 
   /** Feeds an entry seen in KV (watch, read, own write). Older or equal revisions are ignored. */
   observe(entry: JobEntry): void {
-    const previous = this.cache.get(entry.job.id);
-    if (previous && previous.revision >= entry.revision) return;
-    this.cache.set(entry.job.id, entry);
-    for (const listener of this.perJob.get(entry.job.id) ?? []) listener(entry, previous);
+    const id = entry.job.id;
+    const known = this.summaries.get(id);
+    if (known && known.revision >= entry.revision) return;
+    const previous = this.active.get(id) ?? this.retired.get(id);
+    this.summaries.set(id, summaryOf(entry));
+    if (isRetired(entry.job)) {
+      this.active.delete(id);
+      this.retired.delete(id);
+      this.retired.set(id, entry);
+      this.trimRetired();
+    } else {
+      this.retired.delete(id);
+      this.active.set(id, entry);
+    }
+    for (const listener of this.perJob.get(id) ?? []) listener(entry, previous);
     for (const listener of this.all) listener(entry, previous);
+  }
+
+  private trimRetired(): void {
+    for (const id of this.retired.keys()) {
+      if (this.retired.size <= this.retiredCacheSize) return;
+      this.retired.delete(id);
+    }
+  }
+
+  private forget(id: string): void {
+    this.active.delete(id);
+    this.retired.delete(id);
+    if (this.summaries.delete(id)) for (const listener of this.forgotten) listener(id);
   }
 
   /**
@@ -128,7 +253,7 @@ export class JobRepo {
    */
   async purge(entry: JobEntry): Promise<boolean> {
     if (!(await this.kv.purgeAt(entry.job.id, entry.revision))) return false;
-    this.cache.delete(entry.job.id);
+    this.forget(entry.job.id);
     return true;
   }
 
@@ -136,9 +261,11 @@ export class JobRepo {
     if (e.key.startsWith(EXPLAIN_PREFIX)) return;
     // Another replica's retention purged it: it leaves this replica's memory too.
     if (e.deleted) {
-      this.cache.delete(e.key);
+      this.forget(e.key);
       return;
     }
+    // Our own writes come back on the watch: one we hold already at that revision is not decoded again.
+    if ((this.summaries.get(e.key)?.revision ?? 0) >= e.revision) return;
     this.observe({ job: decode.job(e.value), revision: e.revision });
   }
 
@@ -158,5 +285,11 @@ export class JobRepo {
   onChange(listener: JobListener): () => void {
     this.all.add(listener);
     return () => this.all.delete(listener);
+  }
+
+  /** Called with the id of a job purged by retention (here or on another replica): per-job state can go. */
+  onForget(listener: (id: string) => void): () => void {
+    this.forgotten.add(listener);
+    return () => this.forgotten.delete(listener);
   }
 }

@@ -157,7 +157,9 @@ export class StatusConsumer {
       this.d.metrics.statuses.inc({ verdict: "malformed" });
       return;
     }
-    const origin = reportOriginProblem(parsed.agentId, report, this.d.jobs.get(jobId)?.job, (agent, task) =>
+    // Memory, else KV (a late report of a retired job out of the cache is checked like any other).
+    const known = this.d.jobs.get(jobId) ?? (this.d.jobs.summary(jobId) ? await this.d.jobs.fetch(jobId) : undefined);
+    const origin = reportOriginProblem(parsed.agentId, report, known?.job, (agent, task) =>
       this.d.allocs.isListed(agent, task),
     );
     if (origin) {

@@ -1,11 +1,24 @@
 /** Child processes of the end-to-end benchmarks (e2e-procs.js roles), and a promisified unary gRPC call. */
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import type { ServiceError } from "@grpc/grpc-js";
+import { Metadata, type ServiceError } from "@grpc/grpc-js";
 
 const PROCS = join(dirname(fileURLToPath(import.meta.url)), "e2e-procs.js");
+
+/**
+ * An admin API key for a benchmark's scheduler (gRPC is authenticated): `bootstrapToken` goes into the scheduler's
+ * config, `metadata` on every call (`authorization: Bearer`, as the CLI sends it). The token has the shape
+ * `capa_<key id>_<secret>` that `capa auth new-token` prints; the scheduler registers it as its bootstrap admin.
+ */
+export function benchAdmin(): { bootstrapToken: string; metadata: Metadata } {
+  const bootstrapToken = `capa_${randomBytes(8).toString("hex")}_${randomBytes(32).toString("base64url")}`;
+  const metadata = new Metadata();
+  metadata.set("authorization", `Bearer ${bootstrapToken}`);
+  return { bootstrapToken, metadata };
+}
 
 export function rpc<T>(invoke: (cb: (err: ServiceError | null, res: T) => void) => unknown): Promise<T> {
   return new Promise((resolve, reject) => invoke((err, res) => (err ? reject(err) : resolve(res))));

@@ -28,7 +28,7 @@ import { freePort, startNatsServer } from "@capa/testkit";
 import { credentials, status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { rpc, spawnChild, stopChild } from "./e2e-children.js";
+import { benchAdmin, rpc, spawnChild, stopChild } from "./e2e-children.js";
 import { cpuTimes, loadLine, memory, percentile, sumCpu, topCosts } from "./e2e-stats.js";
 
 interface Scenario {
@@ -86,9 +86,11 @@ async function runScenario(s: Scenario, opts: { cpuProf?: string; timeoutMs: num
   const children: ChildProcess[] = [];
   try {
     const grpcAddress = `127.0.0.1:${await freePort()}`;
+    // The clients act as the bootstrap admin, naming each job's tenant (operators and admins may).
+    const { bootstrapToken, metadata } = benchAdmin();
     const sched = await spawnChild(
       "scheduler",
-      { natsUrl: nats.url, grpcAddress, dataDir: join(root, "scheduler") },
+      { natsUrl: nats.url, grpcAddress, dataDir: join(root, "scheduler"), bootstrapToken },
       opts.cpuProf ? ["--cpu-prof", "--cpu-prof-dir", opts.cpuProf] : [],
     );
     children.push(sched.child);
@@ -121,7 +123,7 @@ async function runScenario(s: Scenario, opts: { cpuProf?: string; timeoutMs: num
     const deadline = Date.now() + 120_000;
     for (;;) {
       const res = await rpc<pb.ListAgentsResponse>((cb) =>
-        operator.listAgents({ region: "", limit: 0, pageToken: "" }, cb),
+        operator.listAgents({ region: "", limit: 0, pageToken: "" }, metadata, cb),
       ).catch(() => undefined);
       if ((res?.agents.length ?? 0) >= s.agents) break;
       if (Date.now() > deadline) throw new Error(`only ${res?.agents.length ?? 0} of ${s.agents} agents listed`);
@@ -191,7 +193,7 @@ async function runScenario(s: Scenario, opts: { cpuProf?: string; timeoutMs: num
           const start = performance.now();
           try {
             const res = await rpc<pb.SubmitJobResponse>((cb) =>
-              client.submitJob({ requestId: `bench-${i}`, tenant, spec }, cb),
+              client.submitJob({ requestId: `bench-${i}`, tenant, spec }, metadata, cb),
             );
             const end = performance.now();
             ackMs.push(end - start);

@@ -18,7 +18,7 @@ import { freePort, startNatsServer } from "@capa/testkit";
 import { credentials } from "@grpc/grpc-js";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { rpc, spawnChild, stopChild } from "./e2e-children.js";
+import { benchAdmin, rpc, spawnChild, stopChild } from "./e2e-children.js";
 import { cpuTimes, loadLine, memory, percentile, topCosts } from "./e2e-stats.js";
 
 function flag(name: string): string | undefined {
@@ -51,9 +51,10 @@ async function runFleet(count: number, windowMs: number, jobs: number, profDir?:
   const children: Awaited<ReturnType<typeof spawnChild>>["child"][] = [];
   try {
     const grpcAddress = `127.0.0.1:${await freePort()}`;
+    const { bootstrapToken, metadata } = benchAdmin();
     const sched = await spawnChild(
       "scheduler",
-      { natsUrl: nats.url, grpcAddress, dataDir: join(root, "scheduler") },
+      { natsUrl: nats.url, grpcAddress, dataDir: join(root, "scheduler"), bootstrapToken },
       profDir ? ["--cpu-prof", "--cpu-prof-dir", profDir] : [],
     );
     children.push(sched.child);
@@ -112,7 +113,7 @@ async function runFleet(count: number, windowMs: number, jobs: number, profDir?:
     for (let i = 0; i < jobs; i++) {
       const start = performance.now();
       const res = await rpc<pb.SubmitJobResponse>((cb) =>
-        client.submitJob({ requestId: `fleet-${i}`, tenant: "fleet", spec }, cb),
+        client.submitJob({ requestId: `fleet-${i}`, tenant: "fleet", spec }, metadata, cb),
       ).catch(() => undefined);
       if (res?.job) submittedAt.set(res.job.id, start);
       await sleep(windowMs / 2 / jobs);
