@@ -7,18 +7,44 @@
 import { isFinalJobState } from "@capa/domain";
 import type { OfferSource, PendingJob, RunningAllocation } from "@capa/market";
 import { toOfferSource } from "@capa/market";
+import type { AgentView } from "@capa/placement";
 import { NEEDS_PLACEMENT } from "../jobs/settle.js";
 import type { ClusterStateApi } from "../planner/engine.js";
 import type { JobRepo } from "../store/job-repo.js";
 
+/**
+ * The offer sources of every agent the cluster knows. Built per agent and kept until the agent's version changes
+ * (`ClusterState.agentVersion`: a new advert or heartbeat, a drain, an allocation added or removed on it), so a
+ * quote on every submit costs one lookup per agent instead of rebuilding each agent's GPU list; an agent that left
+ * is forgotten. The sources are shared between calls: the market only reads them.
+ */
 export function offerSources(cluster: ClusterStateApi): OfferSource[] {
+  let cache = sourceCaches.get(cluster);
+  if (!cache) {
+    cache = new Map();
+    sourceCaches.set(cluster, cache);
+  }
   const out: OfferSource[] = [];
   for (const agent of cluster.agents()) {
-    const free = new Set(cluster.freeGpuIndices(agent.id));
-    const held = agent.gpus.filter((g) => g.healthy && !free.has(g.index)).map((g) => g.index);
-    out.push(toOfferSource(agent, held));
+    const version = cluster.agentVersion(agent.id) ?? -1;
+    let kept = cache.get(agent.id);
+    if (kept?.version !== version) {
+      kept = { version, source: buildOfferSource(cluster, agent) };
+      cache.set(agent.id, kept);
+    }
+    out.push(kept.source);
   }
+  if (cache.size > out.length) for (const id of cache.keys()) if (!cluster.agent(id)) cache.delete(id);
   return out;
+}
+
+/** One cache per cluster state (weak: a discarded state takes its cache with it). */
+const sourceCaches = new WeakMap<ClusterStateApi, Map<string, { version: number; source: OfferSource }>>();
+
+function buildOfferSource(cluster: ClusterStateApi, agent: AgentView): OfferSource {
+  const free = new Set(cluster.freeGpuIndices(agent.id));
+  const held = agent.gpus.filter((g) => g.healthy && !free.has(g.index)).map((g) => g.index);
+  return toOfferSource(agent, held);
 }
 
 /** Allocations holding GPUs; expected end = start (or placement) + the job's expected duration, 0 = unknown. */

@@ -14,6 +14,8 @@ interface AgentRecord {
   offers: Map<string, Offer>;
   /** GPU index → task id holding it. */
   taken: Map<number, string>;
+  /** Set from `versionClock` on every change of the view or of which GPUs are taken (see `agentVersion`). */
+  version: number;
 }
 
 /**
@@ -44,12 +46,19 @@ export class ClusterState {
   private readonly byPriority = new Map<number, { all: number; interruptible: number }>();
   /** Task ids of allocations marked `stopping`. */
   private readonly stoppingIds = new Set<string>();
+  /** One counter for every agent's version, so a removed and re-added agent never repeats an old one. */
+  private versionClock = 0;
 
   /** Adds an agent or replaces it (GPU set, prices, draining, lastSeen may all change). Keeps its allocations. */
   upsertAgent(agent: AgentView): void {
     const previous = this.records.get(agent.id);
     if (previous) this.unindex(previous);
-    const record: AgentRecord = { view: agent, offers: new Map(), taken: previous?.taken ?? new Map() };
+    const record: AgentRecord = {
+      view: agent,
+      offers: new Map(),
+      taken: previous?.taken ?? new Map(),
+      version: ++this.versionClock,
+    };
     const healthyByModel = new Map<string, { indices: number[]; minVram: number }>();
     for (const gpu of agent.gpus) {
       if (!gpu.healthy) continue;
@@ -165,6 +174,15 @@ export class ClusterState {
     return [...(this.allocsByJob.get(jobId) ?? [])].map((id) => this.allocs.get(id)!);
   }
 
+  /**
+   * A number that changes whenever the agent's view (`upsertAgent`) or the set of its GPUs held by allocations
+   * changes, so a reader can keep something derived from one agent (the market's offer source) until it does;
+   * undefined for an unknown agent. Only equality is meaningful.
+   */
+  agentVersion(agentId: string): number | undefined {
+    return this.records.get(agentId)?.version;
+  }
+
   /** Healthy, unallocated GPU indices of the agent, ascending. */
   freeGpuIndices(agentId: string): number[] {
     const record = this.records.get(agentId);
@@ -224,6 +242,7 @@ export class ClusterState {
   }
 
   private refreshFree(record: AgentRecord, touched: readonly number[]): void {
+    record.version = ++this.versionClock;
     const models = new Set<string>();
     for (const gpu of record.view.gpus) if (touched.includes(gpu.index)) models.add(gpu.model);
     for (const model of models) {
