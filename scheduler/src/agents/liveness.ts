@@ -10,7 +10,7 @@ import { settle } from "../jobs/settle.js";
 import type { SchedulerMetrics } from "../metrics.js";
 import type { AllocRepo } from "../store/alloc-repo.js";
 import type { JobRepo } from "../store/job-repo.js";
-import { decideLosses } from "./partition.js";
+import { decideLosses, type RegionCut } from "./partition.js";
 import type { AgentRegistry } from "./registry.js";
 
 export interface LivenessDeps {
@@ -43,6 +43,8 @@ export class AgentLiveness {
   private busy = false;
   /** Regions held by the partition grace, so each hold is logged once. */
   private held = new Set<string>();
+  /** Regions seen wholly silent, until their silent agents are back or lost (partition.ts). */
+  private cuts: ReadonlyMap<string, RegionCut> = new Map();
 
   constructor(
     private readonly d: LivenessDeps,
@@ -62,7 +64,14 @@ export class AgentLiveness {
     if (this.busy) return;
     this.busy = true;
     try {
-      const { lose, held } = decideLosses(this.d.registry.silence(), this.d.now(), this.d.partitionGraceMs);
+      const { lose, held, cuts } = decideLosses(
+        this.d.registry.silence(),
+        this.d.now(),
+        this.d.partitionGraceMs,
+        undefined,
+        this.cuts,
+      );
+      this.cuts = cuts;
       for (const h of held)
         if (!this.held.has(h.region))
           this.d.logger.warn(
