@@ -1,3 +1,4 @@
+import { ConflictError } from "@capa/domain";
 import { pino } from "pino";
 import { describe, expect, it, vi } from "vitest";
 import type { StatusConsumer, StatusDeps } from "../tasks/status-consumer.js";
@@ -41,23 +42,35 @@ class FakePart implements LeaderPart {
   }
 }
 
-function fakes(over: { statuses?: FakePart; extras?: LeaderPart[]; evaluate?: () => Promise<void>; jobs?: number }) {
+function fakes(over: {
+  statuses?: FakePart;
+  extras?: LeaderPart[];
+  evaluate?: (e?: { jobId: string }, adopt?: boolean) => Promise<void>;
+  jobs?: number;
+}) {
   const events: string[] = [];
   const worker = {
     evaluate: vi.fn(over.evaluate ?? (async () => undefined)),
     start: vi.fn(() => events.push("worker start")),
     stop: vi.fn(async () => undefined),
     enqueueWaiting: vi.fn(),
+    adoptOnNext: vi.fn(),
   };
   const liveness = { start: vi.fn(() => events.push("liveness start")), stop: vi.fn(), lose: vi.fn() };
   const jobList = Array.from({ length: over.jobs ?? 0 }, (_, i) => ({ job: { id: `job-${i}`, state: 1, tasks: [] } }));
   const deps = {
-    jobs: { listActive: () => jobList, allSummaries: () => [], summary: () => undefined, get: () => undefined },
+    jobs: {
+      listActive: () => jobList,
+      allSummaries: () => [],
+      summary: () => undefined,
+      get: () => undefined,
+      refresh: vi.fn(async () => undefined),
+    },
     allocs: { all: () => [], get: () => undefined },
     registry: { dirty: () => [], list: () => [], persist: async () => undefined },
     applier: { changeListings: async () => true },
     epochs: { observe: () => undefined },
-    queue: { clear: vi.fn() },
+    queue: { clear: vi.fn(), enqueue: vi.fn() },
     worker,
     liveness,
     statuses: over.statuses ?? new FakePart("statuses", events),
@@ -230,5 +243,45 @@ describe("status consumer start/stop (fake store)", () => {
     await consumeCalled.promise;
     await consumer.stop();
     expect(consumed).toHaveLength(1);
+  });
+});
+
+describe("leadership: recovery of one job never blocks the start", () => {
+  it("a conflict (this replica's cached revision is stale) reads the job back and evaluates it again", async () => {
+    let calls = 0;
+    const { deps, worker } = fakes({
+      jobs: 2,
+      evaluate: async () => {
+        calls++;
+        if (calls === 1) throw new ConflictError("key job-0 changed since revision 616");
+      },
+    });
+    const leadership = new Leadership(deps);
+    await leadership.start();
+    expect(deps.jobs.refresh).toHaveBeenCalledWith("job-0");
+    expect(worker.evaluate.mock.calls.map(([e, adopt]) => [e?.jobId, adopt])).toEqual([
+      ["job-0", true],
+      ["job-0", true],
+      ["job-1", true],
+    ]);
+    expect(worker.start).toHaveBeenCalledTimes(1);
+    expect(deps.queue.enqueue).not.toHaveBeenCalled();
+    await leadership.stop();
+  });
+
+  it("a job that keeps failing is left to the worker's retries, adopting, and the leader starts", async () => {
+    const { deps, worker } = fakes({
+      jobs: 2,
+      evaluate: async (e?: { jobId: string }) => {
+        if (e?.jobId === "job-1") throw new ConflictError("key job-1 changed since revision 3");
+      },
+    });
+    const leadership = new Leadership(deps);
+    await leadership.start();
+    expect(worker.evaluate.mock.calls.filter(([e]) => e?.jobId === "job-1")).toHaveLength(3);
+    expect(worker.adoptOnNext).toHaveBeenCalledWith("job-1");
+    expect(deps.queue.enqueue).toHaveBeenCalledWith("job-1", "recovery retry", 0, 1);
+    expect(worker.start).toHaveBeenCalledTimes(1);
+    await leadership.stop();
   });
 });

@@ -6,7 +6,7 @@
  * 3. the planner worker, agent liveness, and a periodic sweep of waiting jobs run;
  * 4. extra parts (the market's settlement, usage consumer and budget watch) start after recovery.
  */
-import { isFinalJobState } from "@capa/domain";
+import { ConflictError, isFinalJobState } from "@capa/domain";
 import type { Logger } from "pino";
 import type { AgentLiveness } from "../agents/liveness.js";
 import type { AgentRegistry } from "../agents/registry.js";
@@ -42,6 +42,8 @@ export interface LeaderPart {
 }
 
 const ignore = (): void => undefined;
+/** Evaluations of one job in recovery before it is left to the worker's retries. */
+const RECOVERY_ATTEMPTS = 3;
 
 /**
  * Starts and stops the leader-only work. Every start runs under a generation; `stop()` bumps it, so a start that
@@ -136,7 +138,7 @@ export class Leadership {
 
   /** Recovery; false when a stop overtook it. */
   private async recover(generation: number): Promise<boolean> {
-    const { jobs, allocs, registry, epochs, worker } = this.d;
+    const { jobs, allocs, registry, epochs } = this.d;
     for (const id of registry.dirty()) {
       await registry.persist(id);
       if (!this.current(generation)) return false;
@@ -168,12 +170,40 @@ export class Leadership {
     for (const { job } of jobs.listActive())
       if (!isFinalJobState(job.state) || listed.has(job.id)) toRecover.add(job.id);
     for (const id of listed) toRecover.add(id);
+    let deferred = 0;
     for (const jobId of toRecover) {
-      await worker.evaluate({ jobId, reason: "recovery", notBeforeMs: 0, attempt: 0 }, true);
+      if (await this.recoverJob(jobId)) recovered++;
+      else deferred++;
       if (!this.current(generation)) return false;
-      recovered++;
     }
+    if (deferred > 0) this.d.logger.warn({ deferred }, "jobs left to the worker's retries after recovery");
     this.d.logger.info({ recovered }, "leader recovery done");
     return true;
+  }
+
+  /**
+   * Recovery's evaluation of one job, adopting what the agents hold. A conflict means this replica's cached
+   * revision is behind the store (after every NATS server restarted, its watch can miss writes): the job is read
+   * back and evaluated again. A job that still fails is handed to the worker's own retries, still adopting, so one
+   * job never keeps a new leader from starting (it used to fail the whole start, retried forever on the same stale
+   * revision, and no acknowledged job finished). True when it was evaluated here.
+   */
+  private async recoverJob(jobId: string): Promise<boolean> {
+    const { jobs, worker, queue } = this.d;
+    let failure: unknown;
+    for (let attempt = 0; attempt < RECOVERY_ATTEMPTS; attempt++) {
+      try {
+        await worker.evaluate({ jobId, reason: "recovery", notBeforeMs: 0, attempt: 0 }, true);
+        return true;
+      } catch (err) {
+        failure = err;
+        if (!(err instanceof ConflictError)) break;
+        await jobs.refresh(jobId).catch(ignore);
+      }
+    }
+    this.d.logger.warn({ err: failure, jobId }, "recovery of a job failed; the worker retries it, adopting");
+    worker.adoptOnNext(jobId);
+    queue.enqueue(jobId, "recovery retry", 0, 1);
+    return false;
   }
 }

@@ -149,6 +149,11 @@ export class PlannerWorker {
   }
 
   /** One evaluation: exposed for recovery, which runs it with `adopt` before status processing starts. */
+  /** The job's next evaluation adopts what agents hold (recovery handed it over, or a commit was uncertain). */
+  adoptOnNext(jobId: string): void {
+    this.adoptNext.add(jobId);
+  }
+
   evaluate(evaluation: Evaluation, adopt = false, turn?: Turn): Promise<void> {
     const { jobs } = this.d;
     return jobs.withLock(evaluation.jobId, async () => {
