@@ -26,6 +26,29 @@ describe("bus store on a real nats-server", () => {
     await server?.stop();
   });
 
+  it("getLatest reads through the stream leader, get through any replica (direct get)", async () => {
+    const store = await ensureStore(nc);
+    const kv = new TypedKv(store.jobs, jsonCodec<{ n: number }>());
+    const rev = await kv.create("leader-read", { n: 1 });
+    const rev2 = await kv.update("leader-read", { n: 2 }, rev);
+    const seen: string[] = [];
+    const sub = nc.subscribe("$JS.API.>", {
+      callback: (_err, m) => {
+        if (m.subject.includes("leader-read") || m.subject.includes("MSG.GET") || m.subject.includes("DIRECT.GET"))
+          seen.push(
+            m.subject.startsWith("$JS.API.DIRECT.GET.") ? "direct" : m.subject.split(".").slice(2, 5).join("."),
+          );
+      },
+    });
+    await nc.flush();
+    expect(await kv.get("leader-read")).toMatchObject({ value: { n: 2 }, revision: rev2 });
+    expect(await kv.getLatest("leader-read")).toMatchObject({ value: { n: 2 }, revision: rev2 });
+    await nc.flush();
+    sub.unsubscribe();
+    expect(seen).toEqual(["direct", "STREAM.MSG.GET"]);
+    expect(await kv.getLatest("absent-key")).toBeUndefined();
+  });
+
   it("creates buckets idempotently and enforces CAS on update", async () => {
     const store = await ensureStore(nc);
     await ensureStore(nc); // second call must not fail

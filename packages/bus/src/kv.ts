@@ -29,17 +29,45 @@ export interface KvObserver {
   conflict(op: "create" | "update"): void;
 }
 
+/**
+ * A view of `kv` whose gets go to the stream leader (the stream info API) instead of any replica. nats.js decides
+ * per bucket handle from its `direct` flag, which the handle exposes; a copy with it off shares everything else.
+ */
+function leaderOnly(kv: KV): KV {
+  if ((kv as { direct?: boolean }).direct !== true) return kv;
+  return Object.assign(Object.create(Object.getPrototypeOf(kv)) as KV, kv, { direct: false });
+}
+
 export class TypedKv<T> {
+  /** The same bucket read through the stream leader only (see `getLatest`); made on first use. */
+  private leaderKv: KV | undefined;
+
   constructor(
     readonly kv: KV,
     private readonly codec: Codec<T>,
     private readonly observer?: KvObserver,
   ) {}
 
-  async get(key: string): Promise<Versioned<T> | undefined> {
+  /** A read any replica may answer (JetStream direct get where the bucket allows it): fast, possibly behind. */
+  get(key: string): Promise<Versioned<T> | undefined> {
+    return this.read(this.kv, key);
+  }
+
+  /**
+   * The key as the stream leader has it. A direct get may be answered by a follower that lags behind, for a while
+   * after a stream leader is killed even by many writes (seen in the fault suite: a write that timed out had
+   * landed, every refresh came back older, and the CAS retries ran out forever). After a CAS conflict only the
+   * leader's answer is the current revision, so conflict handling reads with this.
+   */
+  getLatest(key: string): Promise<Versioned<T> | undefined> {
+    this.leaderKv ??= leaderOnly(this.kv);
+    return this.read(this.leaderKv, key);
+  }
+
+  private async read(kv: KV, key: string): Promise<Versioned<T> | undefined> {
     let entry: Awaited<ReturnType<KV["get"]>>;
     try {
-      entry = await this.kv.get(key);
+      entry = await kv.get(key);
     } catch (err) {
       this.observer?.error("get", err);
       throw err;
@@ -91,7 +119,7 @@ export class TypedKv<T> {
     maxAttempts = 20,
   ): Promise<Versioned<T> | undefined> {
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
-      const current = await this.get(key);
+      const current = attempt === 0 ? await this.get(key) : await this.getLatest(key);
       const next = change(current?.value);
       if (next === undefined) return current;
       try {

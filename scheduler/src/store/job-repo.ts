@@ -149,8 +149,9 @@ export class JobRepo {
     return out.filter((e): e is JobEntry => e !== undefined);
   }
 
+  /** The job as the store has it now (read through the stream leader: a replica may lag; see TypedKv.getLatest). */
   async refresh(id: string): Promise<JobEntry | undefined> {
-    const entry = await this.kv.get(id);
+    const entry = await this.kv.getLatest(id);
     if (!entry) return undefined;
     const read = { job: entry.value, revision: entry.revision };
     this.observe(read);
