@@ -12,7 +12,6 @@ import { waitFor } from "@capa/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   finalJob,
-  getJob,
   H100_PRICE,
   type Harness,
   rpc,

@@ -1,7 +1,7 @@
 /** JobService over gRPC: converts protobuf ↔ domain, validates at the edge, maps errors; no logic of its own. */
 import type * as pb from "@capa/api";
 import { actingTenant } from "@capa/auth";
-import { jobStateToPb, jobToPb, logStreamToPb } from "@capa/bus";
+import { jobStateToPb, logStreamToPb } from "@capa/bus";
 import {
   API_VERSION,
   CAPA_VERSION,

@@ -11,13 +11,10 @@ import {
   BASELINES,
   type BaselineName,
   convertTrace,
-  defaultFleet,
   formatTrace,
   loadFleetData,
   loadReplayInputs,
   type PolicySpec,
-  parseFleet,
-  parseTrace,
   REPLAY_START_MS,
   type ReplayResult,
   renderPlotSvg,
@@ -27,7 +24,6 @@ import {
   specOf,
   TRACE_FORMATS,
   type TraceFormat,
-  type TraceJob,
 } from "@capa/replay";
 import { Command } from "commander";
 import { print } from "../context.js";
