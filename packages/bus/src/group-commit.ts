@@ -28,7 +28,11 @@ export interface GroupCommitOptions<T> {
   maxAttempts?: number;
   /** The base to apply a batch to before any read: e.g. a cache kept current by a watch. */
   cached?: (key: string) => Versioned<T> | undefined;
-  /** Sees every value read from or written to the store (to keep such a cache in step). */
+  /**
+   * Sees every value read from or written to the store (to keep such a cache in step). Each is the store's
+   * current value (a leader read, or our own write), to be taken even at a lower revision than a cache holds: a
+   * stream restarted after every server was killed can go back to an older revision.
+   */
   observe?: (entry: Versioned<T>) => void;
 }
 
@@ -98,7 +102,8 @@ export class GroupCommit<T> {
       const best = cached && (!kept || cached.revision >= kept.revision) ? cached : kept === null ? undefined : kept;
       if (best !== undefined || kept === null) return best;
     }
-    const stored = await this.kv.get(key);
+    // Through the stream leader: after a conflict a lagging replica's answer would only conflict again.
+    const stored = await this.kv.getLatest(key);
     this.bases.set(key, stored ?? null);
     if (stored) this.options.observe?.(stored);
     return stored;

@@ -10,6 +10,10 @@ class CasKv {
   readonly entries = new Map<string, { value: Uint8Array; revision: number }>();
   private seq = 0;
   beforeUpdate: (() => void) | undefined;
+  // One store, no replicas: the leader read is the same read.
+  getLatest(key: string) {
+    return this.get(key);
+  }
   async get(key: string) {
     const e = this.entries.get(key);
     return e && { key, value: e.value, revision: e.revision, operation: "PUT", length: e.value.length };

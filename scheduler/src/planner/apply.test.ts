@@ -18,6 +18,10 @@ class MemoryKv<T> {
   private seq = 0;
   /** Writes that reached the store (create + update). */
   writes = 0;
+  // One store, no replicas: the leader read is the same read.
+  getLatest(key: string) {
+    return this.get(key);
+  }
   async get(key: string): Promise<Versioned<T> | undefined> {
     const e = this.data.get(key);
     return e && { key, value: structuredClone(e.value), revision: e.revision };

@@ -41,7 +41,7 @@ export class AllocRepo {
         const e = this.cache.get(agentId);
         return e && { key: agentId, value: e.value, revision: e.revision };
       },
-      observe: (e) => this.observe(e.key, { value: e.value, revision: e.revision }),
+      observe: (e) => this.observe(e.key, { value: e.value, revision: e.revision }, true),
     });
   }
 
@@ -102,9 +102,14 @@ export class AllocRepo {
       : (this.cache.get(agentId) ?? { value: empty(agentId, 0), revision: 0 });
   }
 
-  observe(agentId: string, entry: AllocEntry): void {
+  /**
+   * Takes `entry` when it is newer than the cached one, or whenever it differs when `authoritative` (the store's
+   * current value, read from the stream leader or just written by us: see GroupCommit's `observe`).
+   */
+  observe(agentId: string, entry: AllocEntry, authoritative = false): void {
     const previous = this.cache.get(agentId);
-    if (previous && previous.revision >= entry.revision) return;
+    if (previous && (authoritative ? previous.revision === entry.revision : previous.revision >= entry.revision))
+      return;
     this.cache.set(agentId, entry);
     const before = previous?.value.tasks ?? [];
     for (const t of before) this.byTask.get(t.taskId)?.delete(agentId);

@@ -99,3 +99,19 @@ describe("JobRepo memory bound", () => {
     expect(Math.max(...[...restarted.allSummaries()].map((s) => s.maxEpoch))).toBe(13);
   });
 });
+
+describe("JobRepo after the store went back (every NATS server killed; the stream restarted from what it had flushed)", () => {
+  it("a mutation that conflicts takes the store's lower revision as the truth and commits on it", async () => {
+    // The repo saw revision 5 of the job; the store restarted with only its revision 1 (and a newer key since).
+    const raw = memoryKv();
+    const kv = new TypedKv<Job>(raw, { encode: encode.job, decode: decode.job });
+    const restarted = new JobRepo(kv, () => 5_000, 10);
+    const first = await kv.create("jb", job("jb", "pending"));
+    restarted.observe({ job: { ...job("jb", "running"), reason: "lost write" }, revision: first + 4 });
+    const out = await restarted.mutate("jb", (j) => ({ ...j, reason: "after the restart" }));
+    expect(out?.job.reason).toBe("after the restart");
+    expect(out?.job.state).toBe("pending"); // built on the store's value, not the lost one
+    expect((await kv.get("jb"))?.revision).toBe(out?.revision);
+    expect(restarted.get("jb")?.revision).toBe(out?.revision);
+  });
+});

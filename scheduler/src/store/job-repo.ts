@@ -149,12 +149,17 @@ export class JobRepo {
     return out.filter((e): e is JobEntry => e !== undefined);
   }
 
-  /** The job as the store has it now (read through the stream leader: a replica may lag; see TypedKv.getLatest). */
+  /**
+   * The job as the store has it now, read through the stream leader (a replica may lag; see TypedKv.getLatest),
+   * and taken as the truth even at a lower revision than the one held: a stream whose every server was killed
+   * restarts from what it had flushed, so its revisions can go back (seen in the fault suite: held 686, stored
+   * 658), and a cache that only moves forward would then conflict on every write, forever.
+   */
   async refresh(id: string): Promise<JobEntry | undefined> {
     const entry = await this.kv.getLatest(id);
     if (!entry) return undefined;
     const read = { job: entry.value, revision: entry.revision };
-    this.observe(read);
+    this.observe(read, true);
     const held = this.get(id);
     if (held) return held;
     // A retired job read back (observe ignored it: its summary is at this revision): back into the LRU.
@@ -216,10 +221,11 @@ export class JobRepo {
   }
 
   /** Feeds an entry seen in KV (watch, read, own write). Older or equal revisions are ignored. */
-  observe(entry: JobEntry): void {
+  /** Takes `entry` if it is newer than what is held (or whatever is held when `authoritative`: see refresh). */
+  observe(entry: JobEntry, authoritative = false): void {
     const id = entry.job.id;
     const known = this.summaries.get(id);
-    if (known && known.revision >= entry.revision) return;
+    if (known && (authoritative ? known.revision === entry.revision : known.revision >= entry.revision)) return;
     const previous = this.active.get(id) ?? this.retired.get(id);
     this.summaries.set(id, summaryOf(entry));
     if (isRetired(entry.job)) {
