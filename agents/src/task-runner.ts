@@ -306,8 +306,14 @@ export class RunningTask {
     let why = "";
     try {
       if (from.agentId === deps.agentId) {
-        path = copyLocalCheckpoint(a, deps.workDir, from.name);
-        if (!path) why = "it is no longer in the checkpoint dir";
+        try {
+          // Another rank's (a gang resumes from one checkpoint) is read from that task's dir.
+          path = copyLocalCheckpoint(a, deps.workDir, from.name, from.taskId || a.taskId);
+          if (!path) why = "it is no longer in the checkpoint dir";
+        } catch (err) {
+          // Rotated away while being copied: the stored copy, if there is one, still serves.
+          why = `it could not be copied out of the checkpoint dir (${(err as Error).message})`;
+        }
       }
       if (!path && from.copy === "stored" && deps.fetchCheckpoint) {
         path = await deps.fetchCheckpoint(a, from, freshResumeDir(a, deps.workDir));

@@ -11,24 +11,13 @@ import type { ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type AgentHandle, startAgent } from "@capa/agent";
+import type { AgentHandle } from "@capa/agent";
 import * as pb from "@capa/api";
 import { waitFor } from "@capa/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertCliBuilt, exited, startCapa } from "./cli-harness.js";
-import {
-  finalJob,
-  getJob,
-  H100_PRICE,
-  type Harness,
-  logs,
-  rpc,
-  silent,
-  spec,
-  startHarness,
-  stateName,
-  submit,
-} from "./scheduler-harness.js";
+import { generationOf as generationWith, holdBlockers, startElasticAgents } from "./elastic-harness.js";
+import { finalJob, type Harness, logs, rpc, spec, startHarness, stateName, submit } from "./scheduler-harness.js";
 
 const REGION = "eu-west";
 const IN_PROCESS = ["elastic-a", "elastic-b", "elastic-c"];
@@ -55,24 +44,8 @@ describe("elastic gang with real agents: start at min, grow, shrink on SIGKILL",
     assertCliBuilt();
     root = mkdtempSync(join(tmpdir(), "capa-e2e-elastic-"));
     h = await startHarness({ agentTimeoutMs: 3_000 });
-    for (const agentId of IN_PROCESS) {
-      agents.push(
-        await startAgent({
-          ...(await h.agentNats(agentId, REGION)),
-          agentId,
-          region: REGION,
-          prices: [H100_PRICE],
-          // The blocker job selects the pool=blocker agents, so the gang starts on the other two.
-          labels: agentId === "elastic-c" ? {} : { pool: "blocker" },
-          simulateGpus: "1xH100-80GB",
-          workDir: join(root, agentId),
-          advertIntervalMs: 500,
-          heartbeatIntervalMs: 200,
-          advertTtlSeconds: 10,
-          logger: silent,
-        }),
-      );
-    }
+    // The blocker job selects the pool=blocker agents (a and b), so the gang starts on the other two.
+    agents.push(...(await startElasticAgents(h, root, REGION, IN_PROCESS, 2)));
     const workDir = join(root, CHILD);
     mkdirSync(workDir, { recursive: true });
     const { seedFile } = await h.enrollAgent(CHILD, REGION);
@@ -105,21 +78,7 @@ describe("elastic gang with real agents: start at min, grow, shrink on SIGKILL",
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
-  /** The job once its current generation has `size` workers, all running (returns it). */
-  async function generationOf(jobId: string, size: number, what: string): Promise<pb.Job> {
-    let job: pb.Job | undefined;
-    await waitFor(
-      async () => {
-        job = await getJob(h, jobId);
-        const r = job.rendezvous;
-        if (!r || r.size !== size || r.changingReason !== "") return false;
-        const members = job.tasks.filter((t) => t.replica < size);
-        return members.every((t) => t.state === pb.TaskState.TASK_STATE_RUNNING);
-      },
-      { timeoutMs: TIMEOUT, intervalMs: 100, what },
-    );
-    return job!;
-  }
+  const generationOf = (jobId: string, size: number, what: string) => generationWith(h, jobId, size, what, TIMEOUT);
 
   async function printed(jobId: string): Promise<Printed[]> {
     const out = logs(h, jobId, false);
@@ -150,14 +109,7 @@ describe("elastic gang with real agents: start at min, grow, shrink on SIGKILL",
 
   it("starts at 2 with 2 free slots, grows to 4, shrinks to 3 on an agent SIGKILL; env right in every generation", async () => {
     const done = join(root, "done");
-    const blocker = await submit(
-      h,
-      spec({ replicas: 2, nodeSelector: { pool: "blocker" } }, ["sh", "-c", "while true; do sleep 0.2; done"]),
-    );
-    await waitFor(async () => stateName((await getJob(h, blocker.job!.id)).state) === "RUNNING", {
-      timeoutMs: TIMEOUT,
-      what: "blocker running on two agents",
-    });
+    const blocker = await holdBlockers(h, 2, TIMEOUT);
 
     const worker =
       'echo "task=$CAPA_TASK_ID epoch=$CAPA_EPOCH gen=$CAPA_GENERATION rank=$RANK world=$WORLD_SIZE ' +
@@ -189,7 +141,7 @@ describe("elastic gang with real agents: start at min, grow, shrink on SIGKILL",
     ]);
 
     // 2. The blocker goes: two more GPUs free, the gang grows to 4 (restarting every worker).
-    await rpc((cb) => h.jobs.cancelJob({ jobId: blocker.job!.id, reason: "" }, cb));
+    await rpc((cb) => h.jobs.cancelJob({ jobId: blocker, reason: "" }, cb));
     const grown = await generationOf(jobId, 4, "generation of 4 workers running");
     expect(grown.rendezvous!.history.at(-1)!.reason).toMatch(/^grew \d → 4/);
     const explained = await rpc<pb.ExplainJobResponse>((cb) => h.operator.explainJob({ jobId }, cb));

@@ -92,4 +92,18 @@ describe("checkpoint dir and local resume copy", () => {
     expect(copyLocalCheckpoint(a, work, "step-9")).toBeUndefined();
     expect(copyLocalCheckpoint(a, work, "../step-3")).toBeUndefined();
   });
+
+  it("copies another rank's checkpoint out of that task's dir (a gang resumes from one); unsafe task ids refused", () => {
+    const work = tmp();
+    const rank0 = { ...assignment(""), taskId: "j1-0" };
+    const rank2 = { ...assignment(""), taskId: "j1-2" };
+    const dir = checkpointDirOf(rank0, work)!;
+    mkdirSync(join(dir, "step-5"), { recursive: true });
+    writeFileSync(join(dir, "step-5", "state"), "5");
+    expect(copyLocalCheckpoint(rank2, work, "step-5")).toBeUndefined(); // not in rank 2's own dir
+    const copy = copyLocalCheckpoint(rank2, work, "step-5", "j1-0")!;
+    expect(copy).toBe(join(work, "tasks", "j1-2", "resume", "step-5"));
+    expect(readFileSync(join(copy, "state"), "utf8")).toBe("5");
+    expect(copyLocalCheckpoint(rank2, work, "step-5", "../j1-0")).toBeUndefined();
+  });
 });

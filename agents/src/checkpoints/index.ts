@@ -86,11 +86,18 @@ export function resumeDirOf(a: TaskAssignment, workDir: string): string {
 }
 
 /**
- * Copies checkpoint `name` of this agent's checkpoint dir for the task into the resume dir; returns the copy's
- * path, or undefined when the checkpoint is no longer there.
+ * Copies checkpoint `name`, written on this agent by task `writer` (this task, or another rank of its gang), out
+ * of that task's checkpoint dir into this task's resume dir; returns the copy's path, or undefined when the
+ * checkpoint is no longer there.
  */
-export function copyLocalCheckpoint(a: TaskAssignment, workDir: string, name: string): string | undefined {
-  const dir = checkpointDirOf(a, workDir);
+export function copyLocalCheckpoint(
+  a: TaskAssignment,
+  workDir: string,
+  name: string,
+  writer: string = a.taskId,
+): string | undefined {
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(writer)) return undefined; // a path segment, never a way out of tasks/
+  const dir = checkpointDirOf({ ...a, taskId: writer }, workDir);
   if (!dir || name.includes("/") || name.startsWith(".")) return undefined;
   const from = join(dir, name);
   try {

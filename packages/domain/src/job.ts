@@ -276,7 +276,12 @@ export interface Task {
   notBeforeMs?: number;
   /** Newest complete checkpoint of this task, of any run (kept across re-placements and retries). */
   checkpoint?: Checkpoint;
-  /** The checkpoint this run started from ($CAPA_RESUME_FROM); absent = it started fresh. */
+  /**
+   * The checkpoint this run's assignment names, decided at placement (the task's own newest, or for a training
+   * gang the gang's newest: see scheduler/src/checkpoints/resume.ts); absent = none offered.
+   */
+  resumeFrom?: Checkpoint;
+  /** The checkpoint this run started from ($CAPA_RESUME_FROM), as its agent reported; absent = it started fresh. */
   resumedFrom?: Checkpoint;
   /** Why this run did not resume from `checkpoint`; absent = n/a. */
   resumeNote?: string;

@@ -15,7 +15,7 @@
 import { ConflictError, type Job, type TaskAssignment, type WorkerRendezvous } from "@capa/domain";
 import type { Logger } from "pino";
 import type { AgentRegistry } from "../agents/registry.js";
-import { resumeDecision } from "../checkpoints/resume.js";
+import { type ResumeDecision, resumeDecisions } from "../checkpoints/resume.js";
 import { generationReason, recordGeneration, workerRendezvous } from "../elastic/membership.js";
 import { NEEDS_PLACEMENT, settle } from "../jobs/settle.js";
 import { type AllocRepo, CommitRefused } from "../store/alloc-repo.js";
@@ -57,6 +57,8 @@ export class PlanApplier {
       job.spec.kind === "training"
         ? workerRendezvous(job, plan.placements, (id) => this.agents.get(id)?.record.advert.hostname ?? "")
         : new Map<number, WorkerRendezvous>();
+    // Decided once, so the assignments and the job record name the same checkpoint (one per gang generation).
+    const resume = resumeDecisions(job, plan.placements);
     try {
       for (const agentId of [...byAgent.keys()].sort()) {
         attempted = agentId;
@@ -65,7 +67,12 @@ export class PlanApplier {
           this.verify(agentId, placements, tasks);
           const ids = new Set(placements.map((p) => taskIdOf(job, p.replica)));
           const kept = tasks.filter((t) => !ids.has(t.taskId));
-          return [...kept, ...placements.map((p) => assignmentFor(job, p, epoch, nowMs, rendezvous.get(p.replica)))];
+          return [
+            ...kept,
+            ...placements.map((p) =>
+              assignmentFor(job, p, epoch, nowMs, rendezvous.get(p.replica), resume.get(p.replica)),
+            ),
+          ];
         });
         written.push(agentId);
       }
@@ -83,7 +90,7 @@ export class PlanApplier {
     }
     try {
       const committed = await this.jobs.mutateLocked(job.id, (current) =>
-        assignTasks(current, plan, epoch, nowMs, this.agents),
+        assignTasks(current, plan, epoch, nowMs, this.agents, resume),
       );
       if (!committed) throw new Error(`job ${job.id} disappeared`);
       return { ok: true, entry: committed };
@@ -161,12 +168,11 @@ function assignmentFor(
   epoch: number,
   nowMs: number,
   rendezvous: WorkerRendezvous | undefined,
+  resume: ResumeDecision | undefined,
 ): TaskAssignment {
-  const task = job.tasks.find((t) => t.replica === p.replica)!;
-  const resume = resumeDecision(job, task, p.agentId);
   return {
-    ...(resume.resumeFrom && { resumeFrom: resume.resumeFrom }),
-    ...(resume.note && { resumeNote: resume.note }),
+    ...(resume?.resumeFrom && { resumeFrom: { ...resume.resumeFrom } }),
+    ...(resume?.note && { resumeNote: resume.note }),
     ...(job.spec.checkpoint && { checkpoint: { ...job.spec.checkpoint } }),
     ...(job.spec.data?.length && { data: job.spec.data.map((d) => ({ ...d })) }),
     taskId: taskIdOf(job, p.replica),
@@ -184,7 +190,14 @@ function assignmentFor(
   };
 }
 
-function assignTasks(job: Job, plan: Plan, epoch: number, nowMs: number, agents: AgentRegistry): Job {
+function assignTasks(
+  job: Job,
+  plan: Plan,
+  epoch: number,
+  nowMs: number,
+  agents: AgentRegistry,
+  decisions: ReadonlyMap<number, ResumeDecision>,
+): Job {
   const placements = plan.placements;
   const reason = generationReason(job, plan.elastic);
   for (const p of placements) {
@@ -210,10 +223,13 @@ function assignTasks(job: Job, plan: Plan, epoch: number, nowMs: number, agents:
       lastCheckpointMs: 0,
     });
     // What the run resumed from is recorded when its agent reports it (fold.ts): the agent may not get the copy.
+    // The offer is kept to check that report against (a gang's worker may resume from another rank's checkpoint).
     delete t.resumedFrom;
     delete t.resumeNote;
-    const resume = resumeDecision(job, t, p.agentId);
-    if (resume.note) t.resumeNote = resume.note;
+    delete t.resumeFrom;
+    const resume = decisions.get(p.replica);
+    if (resume?.resumeFrom) t.resumeFrom = { ...resume.resumeFrom };
+    if (resume?.note) t.resumeNote = resume.note;
   }
   recordGeneration(
     job,

@@ -223,4 +223,22 @@ describe("foldStatus: where the checkpoint's copy is", () => {
     expect(fresh.tasks[0]!.resumeNote).toBe("cannot resume: missing");
     expect(fresh.lineage ?? []).toHaveLength(0);
   });
+
+  it("a gang's worker resuming from another rank's checkpoint is recorded when that is what it was offered", () => {
+    const rank0 = { ...base, copy: "stored" as const, object: "jx-0/3/step-3", epoch: 3 };
+    const j = job(3);
+    j.tasks[0]!.checkpoint = rank0;
+    j.tasks[2]!.resumeFrom = rank0; // the placement offered rank 0's checkpoint to rank 2
+    // Rank 0 meanwhile reports a newer checkpoint of the new generation: the offer still identifies rank 2's.
+    j.tasks[0]!.checkpoint = { ...rank0, name: "step-6", epoch: 5, object: "jx-0/5/step-6" };
+    const r2 = (extra: Partial<TaskStatusReport>) => report("running", { taskId: "jx-2", ...extra });
+    const resumed = foldStatus(j, r2({ resumedFrom: rank0 }), 300).job!;
+    expect(resumed.tasks[2]!.resumedFrom).toMatchObject({ taskId: "jx-0", name: "step-3", epoch: 3 });
+    expect(resumed.lineage).toEqual([
+      expect.objectContaining({ taskId: "jx-2", epoch: 5, resumedFrom: expect.objectContaining({ taskId: "jx-0" }) }),
+    ]);
+    // A checkpoint it was not offered (rank 0's newer one) is not put into the lineage.
+    const lied = foldStatus(j, r2({ resumedFrom: j.tasks[0]!.checkpoint }), 300);
+    expect(lied.job?.lineage ?? []).toHaveLength(0);
+  });
 });

@@ -116,13 +116,14 @@ function copyOf(c: Checkpoint, taskId: string, epoch: number): Pick<Checkpoint, 
 }
 
 /**
- * What the run's agent says it resumed from, once per run: only the checkpoint the task holds counts (an agent
- * cannot put another task's checkpoint into the lineage), and a run that resumed is never recorded twice.
+ * What the run's agent says it resumed from, once per run: only the checkpoint this run's assignment offered
+ * counts (for a gang's worker another rank's; a run placed before offers were recorded: the task's own), so an
+ * agent cannot put any other checkpoint into the lineage, and a run that resumed is never recorded twice.
  */
 function resumeReport(task: Task, report: TaskStatusReport): { from?: Checkpoint; note?: string } | undefined {
   if (task.resumedFrom) return undefined;
   const from = report.resumedFrom;
-  const held = task.checkpoint;
+  const held = task.resumeFrom ?? task.checkpoint;
   if (from && held && from.name === held.name && from.epoch === held.epoch && from.taskId === held.taskId)
     return { from: { ...held } };
   const note = report.resumeNote?.slice(0, 512);

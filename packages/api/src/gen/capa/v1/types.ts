@@ -528,6 +528,11 @@ export interface Task {
   resumeNote: string;
   /** Image digest the agent ran (container driver), when it could tell. */
   imageDigest: string;
+  /**
+   * The checkpoint this run's assignment named ($CAPA_RESUME_FROM), decided at placement: the task's own newest,
+   * or for a training gang the gang's newest (any rank's). `resumed_from` is set once the agent reports it used it.
+   */
+  resumeFrom: Checkpoint | undefined;
 }
 
 export interface Job {
@@ -2999,6 +3004,7 @@ function createBaseTask(): Task {
     resumedFrom: undefined,
     resumeNote: "",
     imageDigest: "",
+    resumeFrom: undefined,
   };
 }
 
@@ -3076,6 +3082,9 @@ export const Task: MessageFns<Task> = {
     }
     if (message.imageDigest !== "") {
       writer.uint32(186).string(message.imageDigest);
+    }
+    if (message.resumeFrom !== undefined) {
+      Checkpoint.encode(message.resumeFrom, writer.uint32(194).fork()).join();
     }
     return writer;
   },
@@ -3287,6 +3296,14 @@ export const Task: MessageFns<Task> = {
             message.imageDigest = reader.string();
             continue;
           }
+          case 24: {
+            if (tag !== 194) {
+              break;
+            }
+
+            message.resumeFrom = Checkpoint.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3380,6 +3397,11 @@ export const Task: MessageFns<Task> = {
         : isSet(object.image_digest)
         ? globalThis.String(object.image_digest)
         : "",
+      resumeFrom: isSet(object.resumeFrom)
+        ? Checkpoint.fromJSON(object.resumeFrom)
+        : isSet(object.resume_from)
+        ? Checkpoint.fromJSON(object.resume_from)
+        : undefined,
     };
   },
 
@@ -3454,6 +3476,9 @@ export const Task: MessageFns<Task> = {
     if (message.imageDigest !== "") {
       obj.imageDigest = message.imageDigest;
     }
+    if (message.resumeFrom !== undefined) {
+      obj.resumeFrom = Checkpoint.toJSON(message.resumeFrom);
+    }
     return obj;
   },
 
@@ -3489,6 +3514,9 @@ export const Task: MessageFns<Task> = {
       : undefined;
     message.resumeNote = object.resumeNote ?? "";
     message.imageDigest = object.imageDigest ?? "";
+    message.resumeFrom = (object.resumeFrom !== undefined && object.resumeFrom !== null)
+      ? Checkpoint.fromPartial(object.resumeFrom)
+      : undefined;
     return message;
   },
 };
