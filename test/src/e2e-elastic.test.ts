@@ -7,17 +7,20 @@
  * torchrun env it got; in every generation the printed WORLD_SIZE is the generation's size and the RANKs are
  * exactly 0..size-1. Each allocation that ran is charged exactly once.
  */
-import type { ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { AgentHandle } from "@capa/agent";
 import * as pb from "@capa/api";
 import { waitFor } from "@capa/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { assertCliBuilt, exited, startCapa } from "./cli-harness.js";
-import { generationOf as generationWith, holdBlockers, startElasticAgents } from "./elastic-harness.js";
-import { finalJob, type Harness, logs, rpc, spec, startHarness, stateName, submit } from "./scheduler-harness.js";
+import { assertCliBuilt, exited } from "./cli-harness.js";
+import {
+  type ElasticCluster,
+  generationOf as generationWith,
+  holdBlockers,
+  startElasticCluster,
+  stdoutOf,
+} from "./elastic-harness.js";
+import { finalJob, type Harness, rpc, spec, stateName, submit } from "./scheduler-harness.js";
 
 const REGION = "eu-west";
 const IN_PROCESS = ["elastic-a", "elastic-b", "elastic-c"];
@@ -35,56 +38,30 @@ interface Printed {
 }
 
 describe("elastic gang with real agents: start at min, grow, shrink on SIGKILL", () => {
+  let c: ElasticCluster;
   let h: Harness;
   let root: string;
-  const agents: AgentHandle[] = [];
-  let child: ChildProcess | undefined;
 
   beforeAll(async () => {
     assertCliBuilt();
-    root = mkdtempSync(join(tmpdir(), "capa-e2e-elastic-"));
-    h = await startHarness({ agentTimeoutMs: 3_000 });
     // The blocker job selects the pool=blocker agents (a and b), so the gang starts on the other two.
-    agents.push(...(await startElasticAgents(h, root, REGION, IN_PROCESS, 2)));
-    const workDir = join(root, CHILD);
-    mkdirSync(workDir, { recursive: true });
-    const { seedFile } = await h.enrollAgent(CHILD, REGION);
-    const started = startCapa([
-      "agent",
-      ...["--nats-url", h.nats.url, "--nats-nkey", seedFile, "--id", CHILD, "--region", REGION],
-      ...["--simulate-gpus", "1xH100-80GB", "--price", "H100-80GB=2.49", "--work-dir", workDir],
-      ...["--advert-interval", "500ms", "--heartbeat-interval", "200ms", "--advert-ttl", "3s", "--log-level", "warn"],
-    ]);
-    child = started.child;
-    await waitFor(
-      async () => {
-        if (child!.exitCode !== null) throw new Error(`capa agent exited: ${started.output().stderr}`);
-        const r = await rpc<pb.ListAgentsResponse>((cb) =>
-          h.operator.listAgents({ region: "", limit: 0, pageToken: "" }, cb),
-        );
-        return [...IN_PROCESS, CHILD].every((id) => r.agents.some((a) => a.agentId === id && a.status === "ready"));
-      },
-      { timeoutMs: 60_000, what: "four agents ready" },
-    );
+    c = await startElasticCluster({
+      prefix: "capa-e2e-elastic-",
+      region: REGION,
+      inProcess: IN_PROCESS,
+      blockers: 2,
+      child: CHILD,
+    });
+    ({ h, root } = c);
   });
 
-  afterAll(async () => {
-    if (child && child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGKILL");
-      await exited(child);
-    }
-    for (const a of agents) await a.stop();
-    await h?.stop();
-    if (root) rmSync(root, { recursive: true, force: true });
-  });
+  afterAll(() => c?.stop(), 60_000);
 
   const generationOf = (jobId: string, size: number, what: string) => generationWith(h, jobId, size, what, TIMEOUT);
 
   async function printed(jobId: string): Promise<Printed[]> {
-    const out = logs(h, jobId, false);
-    await out.done;
     const re = /task=(\S+) epoch=(\d+) gen=(\d+) rank=(\d+) world=(\d+) local=(\d+) master=(\S+)/g;
-    return [...out.text(pb.LogStream.LOG_STREAM_STDOUT).matchAll(re)].map((m) => ({
+    return [...(await stdoutOf(h, jobId)).matchAll(re)].map((m) => ({
       task: m[1]!,
       epoch: Number(m[2]),
       generation: Number(m[3]),
@@ -149,8 +126,8 @@ describe("elastic gang with real agents: start at min, grow, shrink on SIGKILL",
 
     // 3. The child agent is SIGKILLed: its worker is lost, the gang shrinks to 3 instead of failing.
     await printedBy(jobId, grown.rendezvous!.generation, 4);
-    child!.kill("SIGKILL");
-    await exited(child!);
+    c.child.child.kill("SIGKILL");
+    await exited(c.child.child);
     const shrunk = await generationOf(jobId, 3, "generation of 3 workers running after the SIGKILL");
     const last = shrunk.rendezvous!.history.at(-1)!;
     expect(last.reason).toMatch(/^shrank 4 → 3: task \S+ lost/);

@@ -104,6 +104,12 @@ describe("resumeDecisions: a training gang resumes from one checkpoint", () => {
     for (const r of d.values()) expect(r.resumeFrom).toMatchObject({ taskId: "jx-3", name: "step-9" });
   });
 
+  it("a later run's checkpoint wins over an earlier run's whatever the agents' clocks say", () => {
+    // Rank 1's agent clock runs ahead: its checkpoint of generation 1 (epoch 4) looks newer than rank 0's of epoch 7.
+    const j = gang(2, [{ ...stored("jx-0", "step-40", 8000), epoch: 7 }, stored("jx-1", "step-20", 9000)]);
+    expect(gangCheckpoint(j, ["a1"])).toMatchObject({ taskId: "jx-0", name: "step-40" });
+  });
+
   it("a tie goes to the lower rank; one usable by every placed agent wins over a newer one that is not", () => {
     const tie = gang(2, [stored("jx-0", "step-5", 5000), stored("jx-1", "step-5b", 5000)]);
     expect(gangCheckpoint(tie, ["a1"])?.taskId).toBe("jx-0");

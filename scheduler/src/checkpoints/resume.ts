@@ -8,9 +8,11 @@
  *
  * A training gang (a training job of more than one task, elastic or fixed) resumes as ONE: every worker of a new
  * generation (a grow, a shrink's re-placement, a gang restart) gets the same checkpoint, the gang's checkpoint.
- * Authoritative is the newest complete checkpoint ANY rank reported (latest `createdAtMs`; a tie goes to the lower
- * rank), because data-parallel ranks hold the same state (torchrun scripts usually save on rank 0 only) and the
- * newest one loses the least work. Workers added by a grow have no checkpoint of their own, so without this they
+ * Authoritative is the newest complete checkpoint ANY rank reported, because data-parallel ranks hold the same
+ * state (torchrun scripts usually save on rank 0 only) and the newest one loses the least work. Newest = written by
+ * the latest run (highest epoch: epochs only grow, and a generation starts after the last one's workers are gone,
+ * so agents' clocks do not decide across generations), then the latest `createdAtMs` (the writing agent's clock),
+ * then the lower rank. Workers added by a grow have no checkpoint of their own, so without this they
  * would start from step 0 while the others resume. Candidates every placed agent can have are preferred, so the
  * generation never splits between ranks that resume and ranks that start fresh when a usable one exists. Jobs
  * that keep one shard per rank should write them to a shared absolute `checkpoint.dir` instead.
@@ -63,7 +65,10 @@ export function gangCheckpoint(job: Job, agentIds: readonly string[]): Checkpoin
   const rank = new Map(job.tasks.map((t) => [t.id, t.replica]));
   const all = job.tasks
     .flatMap((t) => (t.checkpoint ? [t.checkpoint] : []))
-    .sort((a, b) => b.createdAtMs - a.createdAtMs || (rank.get(a.taskId) ?? 0) - (rank.get(b.taskId) ?? 0));
+    .sort(
+      (a, b) =>
+        b.epoch - a.epoch || b.createdAtMs - a.createdAtMs || (rank.get(a.taskId) ?? 0) - (rank.get(b.taskId) ?? 0),
+    );
   return all.find((c) => agentIds.every((a) => usableOn(c, a))) ?? all[0];
 }
 
