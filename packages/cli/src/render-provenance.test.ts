@@ -36,14 +36,20 @@ describe("capa get: provenance", () => {
       cancelRequested: false,
       spent: 0,
       reserved: 0,
-      lineage: [{ taskId: "j1-0", epoch: 5, agentId: "agent-b", attempt: 2, resumedFrom: ckpt({}), atMs: 9 }],
+      lineage: [
+        { taskId: "j1-0", epoch: 5, agentId: "agent-b", attempt: 2, resumedFrom: ckpt({}), atMs: 9 },
+        // A training gang's added worker resumed from rank 0's checkpoint.
+        { taskId: "j1-2", epoch: 5, agentId: "agent-c", attempt: 2, resumedFrom: ckpt({}), atMs: 9 },
+      ],
     };
     const text = renderProvenance(job);
     expect(text).toContain("localhost/t:1 (sha256:abc)");
     expect(text).toContain("file:///datasets/train -> /data/train");
     expect(text).toMatch(/checkpoints:\s+checkpoints, every 10m/);
     expect(text).toContain("step-60 (3 MiB, attempt 2, agent-a, 2026-01-02T03:04:05.000Z; stored)");
-    expect(text).toMatch(/j1-0\s+2\s+5\s+agent-b\s+step-30\s+1\s+3\s+agent-a/);
+    expect(text).toMatch(/OF TASK/);
+    expect(text).toMatch(/j1-0\s+2\s+5\s+agent-b\s+step-30\s+j1-0\s+1\s+3\s+agent-a/);
+    expect(text).toMatch(/j1-2\s+2\s+5\s+agent-c\s+step-30\s+j1-0\s+1\s+3\s+agent-a/);
   });
 
   it("says nothing for a job without any of it", () => {

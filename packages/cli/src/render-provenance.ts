@@ -1,7 +1,8 @@
 /**
  * The provenance part of `capa get JOB`: what ran (image and its digest, command), on which data, and the
  * checkpoint lineage — the newest checkpoint of each task, and which run resumed from which checkpoint of which
- * run. Kept apart from render.ts so the job detail stays one list of fields.
+ * run (and task: a training gang's workers all resume from the gang's checkpoint, one rank's). Kept apart from
+ * render.ts so the job detail stays one list of fields.
  */
 import { formatBytes, type Job } from "@capa/domain";
 import { formatDuration, renderFields, renderTable } from "./format.js";
@@ -39,12 +40,13 @@ export function renderProvenance(job: Job): string {
       `${l.epoch}`,
       l.agentId,
       l.resumedFrom.name,
+      l.resumedFrom.taskId, // a training gang's worker resumes from the gang's checkpoint: maybe another rank's
       `${l.resumedFrom.attempt}`,
       `${l.resumedFrom.epoch}`,
       l.resumedFrom.agentId,
     ]);
     parts.push(
-      renderTable(["TASK", "ATTEMPT", "EPOCH", "AGENT", "RESUMED FROM", "OF ATTEMPT", "EPOCH", "AGENT"], rows),
+      renderTable(["TASK", "ATTEMPT", "EPOCH", "AGENT", "RESUMED FROM", "OF TASK", "ATTEMPT", "EPOCH", "AGENT"], rows),
     );
   }
   return parts.length > 0 ? `\n\n${parts.join("\n\n")}` : "";

@@ -1,5 +1,13 @@
 import { encode, subjects, type TypedKv, type Versioned } from "@capa/bus";
-import { type Advert, type AgentAssignments, ConflictError, defaultJobSpec, type Job, newTask } from "@capa/domain";
+import {
+  type Advert,
+  type AgentAssignments,
+  type Checkpoint,
+  ConflictError,
+  defaultJobSpec,
+  type Job,
+  newTask,
+} from "@capa/domain";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { AgentRegistry } from "../agents/registry.js";
@@ -184,6 +192,32 @@ describe("plan applier", () => {
     ]);
     expect(s.cluster.freeGpuIndices("a1")).toEqual([]);
     expect(s.cluster.freeGpuIndices("a2")).toEqual([]);
+  });
+
+  it("a training gang's placement names one checkpoint, the gang's, in every assignment and on every task", async () => {
+    const s = await setup();
+    // Generation 1 ran on a1 only (rank 0 saved, as torchrun scripts do); rank 1 has no checkpoint of its own.
+    const rank0: Checkpoint = {
+      name: "step-40",
+      sizeBytes: 10,
+      createdAtMs: 900,
+      taskId: "jgang-0",
+      epoch: 41,
+      agentId: "a1",
+      attempt: 1,
+      copy: "stored",
+      copyNote: "",
+      object: "jgang-0/41/step-40",
+    };
+    const before = s.jobs.get("jgang")!;
+    const job = structuredClone(before.job);
+    job.spec.checkpoint = { dir: "", everySeconds: 0 };
+    job.tasks[0]!.checkpoint = rank0;
+    await s.jobs.write(before, job);
+    expect((await s.applier.commit(s.jobs.get("jgang")!, s.gang, 42)).ok).toBe(true);
+    for (const agentId of ["a1", "a2"])
+      expect((await s.allocKv.get(agentId))?.value.tasks.map((t) => t.resumeFrom)).toEqual([rank0]);
+    expect(s.jobs.get("jgang")!.job.tasks.map((t) => t.resumeFrom)).toEqual([rank0, rank0]);
   });
 
   it("rolls a gang back when one agent's GPUs were taken meanwhile, and never over-commits", async () => {
