@@ -25,6 +25,7 @@ import { CheckpointTransfer } from "./checkpoints/transfer.js";
 import { AGENT_VERSION, type AgentConfig, type ResolvedAgentConfig, resolveAgentConfig } from "./config.js";
 import { Drivers } from "./drivers/index.js";
 import { AgentConfigError } from "./errors.js";
+import { ContactClock } from "./fence.js";
 import { discoverGpus, discoverInventory, type GpuInventory } from "./gpu/discover.js";
 import { type HostFacts, readHostFacts } from "./host.js";
 import { AgentMetrics } from "./metrics/agent-metrics.js";
@@ -118,6 +119,8 @@ class Agent {
   /** Until the desired state has been read once, reconciling could forget finished tasks it still lists. */
   private desiredKnown = false;
   private readonly running = new Map<string, RunningTask>();
+  /** Last contact with the scheduler's state (assignment reads), for self-fencing (fence.ts). */
+  private readonly contact = new ContactClock(() => Date.now());
   private readonly finished = new Map<string, Finished>();
   private gpus: Gpu[];
   private tickTimer: NodeJS.Timeout | undefined;
@@ -170,6 +173,7 @@ class Agent {
       cfg.agentId,
       (value) => this.onAssignments(value),
       logger,
+      () => this.contact.contact(),
     );
   }
 
@@ -292,6 +296,7 @@ class Agent {
     if (this.stopping) return;
     this.advertiser.heartbeat(this.heartbeatBody());
     this.advertiser.publishIfChanged();
+    this.fence();
     const now = Date.now();
     if (now - this.lastResyncMs >= this.cfg.advertIntervalMs) {
       this.lastResyncMs = now;
@@ -320,6 +325,27 @@ class Agent {
     } finally {
       this.refreshing = false;
     }
+  }
+
+  /**
+   * Stops (SIGTERM → kill grace → SIGKILL) each task out of contact with the scheduler for nearly its partition
+   * grace, reported `lost` once the reports get through: the scheduler re-places it after the grace (fence.ts).
+   */
+  private fence(): void {
+    const graces = new Map(
+      [...this.running]
+        .filter(([, t]) => !t.view().stopping)
+        .map(([id, t]) => [id, (t.assignment.template.killGraceSeconds || DEFAULT_KILL_GRACE_SECONDS) * 1000]),
+    );
+    const due = this.contact.due(graces, this.cfg);
+    if (due.length === 0) return;
+    const silentS = Math.round(this.contact.silentMs() / 1000);
+    const reason = `fenced: no contact with the scheduler for ${silentS} s (partition grace ${this.cfg.partitionGraceMs / 1000} s)`;
+    this.logger.warn(
+      { taskIds: due, silentS },
+      "out of contact with the scheduler: stopping tasks before they are re-placed",
+    );
+    for (const id of due) this.running.get(id)?.stop(reason, "lost");
   }
 
   /** After a reconnect the scheduler may have expired us: advertise at once and re-read the desired state. */

@@ -31,6 +31,8 @@ export class AssignmentsWatcher {
     private readonly key: string,
     private readonly onValue: AssignmentsListener,
     private readonly logger: Logger,
+    /** Each successful read or update of the key: the scheduler's state is reachable (fence.ts). */
+    private readonly onContact: () => void = () => undefined,
   ) {}
 
   /**
@@ -55,7 +57,9 @@ export class AssignmentsWatcher {
   async resync(): Promise<void> {
     if (!this.kv || this.stopped) return;
     try {
-      this.deliverEntry(await this.kv.get(this.key));
+      const entry = await this.kv.get(this.key);
+      this.onContact();
+      this.deliverEntry(entry);
     } catch (err) {
       this.logger.debug({ err }, "assignment resync failed");
     }
@@ -76,6 +80,7 @@ export class AssignmentsWatcher {
         if (!this.known) {
           // The watch says nothing about a key that does not exist: a get tells "no assignments" from "not read yet".
           const entry = await this.kv.get(this.key);
+          this.onContact();
           if (entry) this.deliverEntry(entry);
           else this.deliver(undefined, 0);
         }
@@ -83,7 +88,10 @@ export class AssignmentsWatcher {
         this.iterator = iterator;
         backoff = 100;
         if (this.stopped) iterator.stop();
-        for await (const entry of iterator) this.deliverEntry(entry);
+        for await (const entry of iterator) {
+          this.onContact();
+          this.deliverEntry(entry);
+        }
         if (!this.stopped) this.logger.warn("assignment watch ended; watching again");
       } catch (err) {
         if (this.stopped) break;

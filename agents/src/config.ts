@@ -5,7 +5,7 @@
 import { hostname as osHostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { assertToken } from "@capa/bus";
-import { type GpuPrice, parseGpuSpec, parseUsd } from "@capa/domain";
+import { DEFAULT_PARTITION_GRACE_MS, type GpuPrice, parseGpuSpec, parseUsd } from "@capa/domain";
 import type { Logger } from "pino";
 import { AgentConfigError } from "./errors.js";
 import type { NvidiaSmiOptions } from "./gpu/discover.js";
@@ -38,6 +38,11 @@ export interface AgentConfig {
   advertTtlSeconds?: number;
   /** Usage reports while a task runs. */
   usageIntervalMs?: number;
+  /**
+   * The scheduler's partition grace (its `--partition-grace`; default DEFAULT_PARTITION_GRACE_MS): out of contact
+   * with the scheduler this long, the agent stops its tasks before the scheduler re-places them (fence.ts).
+   */
+  partitionGraceMs?: number;
   /** Re-publish a final status still listed in the desired state at most this often. Default: advert interval. */
   republishIntervalMs?: number;
   nvidiaSmi?: NvidiaSmiOptions;
@@ -103,6 +108,7 @@ export interface ResolvedAgentConfig {
   heartbeatIntervalMs: number;
   advertTtlSeconds: number;
   usageIntervalMs: number;
+  partitionGraceMs: number;
   republishIntervalMs: number;
   nvidiaSmi: NvidiaSmiOptions;
   reliability: number;
@@ -191,6 +197,7 @@ export function resolveAgentConfig(config: AgentConfig, hostname: string = osHos
     heartbeatIntervalMs,
     advertTtlSeconds,
     usageIntervalMs: positive(config.usageIntervalMs ?? AGENT_DEFAULTS.usageIntervalMs, "usage interval"),
+    partitionGraceMs: positive(config.partitionGraceMs ?? DEFAULT_PARTITION_GRACE_MS, "partition grace"),
     republishIntervalMs: positive(config.republishIntervalMs ?? advertIntervalMs, "republish interval"),
     nvidiaSmi: config.nvidiaSmi ?? {},
     reliability,

@@ -1,6 +1,7 @@
 /** What `startScheduler` accepts, and the defaults it fills in. */
 import { homedir, hostname } from "node:os";
 import { join } from "node:path";
+import { DEFAULT_PARTITION_GRACE_MS } from "@capa/domain";
 import { type Logger, pino } from "pino";
 import { DEFAULT_RETENTION_MS } from "./retention/policy.js";
 import { DEFAULT_RETIRED_CACHE_SIZE } from "./store/job-repo.js";
@@ -183,7 +184,7 @@ export function resolveConfig(config: SchedulerConfig): ResolvedConfig {
     livenessIntervalMs:
       positive(config.livenessIntervalMs, "livenessIntervalMs") ??
       Math.max(50, Math.min(1000, Math.floor((agentTimeoutMs ?? DEFAULT_AGENT_TTL_MS) / 4))),
-    partitionGraceMs: positive(config.partitionGraceMs, "partitionGraceMs") ?? 120_000,
+    partitionGraceMs: positive(config.partitionGraceMs, "partitionGraceMs") ?? DEFAULT_PARTITION_GRACE_MS,
     leaseTtlMs: positive(config.leaseTtlMs, "leaseTtlMs") ?? DEFAULT_LEASE_TTL_MS,
     metricsPort: config.metricsPort,
     metricsHost: config.metricsHost ?? "127.0.0.1",

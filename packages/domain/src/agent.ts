@@ -72,3 +72,10 @@ export function priceFor(prices: GpuPrice[], model: string, interruptible: boole
   if (interruptible) return p.interruptiblePerHour > 0 ? p.interruptiblePerHour : undefined;
   return p.onDemandPerHour;
 }
+
+/**
+ * How long the scheduler holds a wholly silent region's agents (a cut, not dead machines) before it loses them
+ * and re-places their tasks; an agent cut off for that long stops its own tasks first (agents/src/fence.ts), so
+ * the two copies never run together. Scheduler `--partition-grace` and agent `partitionGraceMs` must agree.
+ */
+export const DEFAULT_PARTITION_GRACE_MS = 120_000;

@@ -5,6 +5,7 @@ const view = (agentId: string, region: string, lastSeenMs: number, expired: bool
   agentId,
   region,
   lastSeenMs,
+  aliveAtMs: lastSeenMs,
   expired,
   lost,
   timeoutMs: 6_000,

@@ -18,13 +18,47 @@
  * heard again, each agent that went silent before that return gets a fresh timeout counted from the return,
  * and is lost only if it stays silent past it while the region is heard. A single dead machine never makes its
  * region wholly silent, so its detection is not delayed.
+ * Evidence is timed by when it was sent, not when it was read. A heartbeat sent just before a cut but read
+ * seconds later (the scheduler's event loop starved under load, or the message buffered in a NATS server or a
+ * reconnecting client) would otherwise count as the region being heard after the cut began, and lose the
+ * region-mate whose deadline fell in between. So each agent's `aliveAtMs` is its message's send time in this
+ * scheduler's clock (`advanceAlive`): the agent's clock offset and the usual delivery latency are taken from
+ * the smallest recent lag, never from the late message itself.
+ * A partial cut (some of a region's NATS servers lose their gateway while others keep it) that lasts longer
+ * than an agent timeout still loses the agents behind the cut servers: nothing in the heartbeats tells that
+ * from those machines dying, as long as their region-mates are heard.
  * Pure: the liveness pass feeds it the registry's view and the previous pass's cuts.
  */
+
+/** When an agent was last known alive, in this scheduler's clock, and the delivery lag that clock is based on. */
+export interface AliveClock {
+  aliveAtMs: number;
+  /** Smallest recent (received − sent): the agent's clock offset plus the usual latency. */
+  lagFloorMs: number | undefined;
+}
+
+/**
+ * How far the lag floor may rise per message: it follows a slowly drifting (or stepped back) agent clock within
+ * minutes, while one late message barely moves it (a 5 s late heartbeat raises it by 20 ms).
+ */
+export const LAG_FLOOR_RISE_MS = 20;
+
+/** The clock after a message the agent sent at `sentAtMs` (its clock) and this scheduler read at `receivedAtMs`. */
+export function advanceAlive(prev: AliveClock, sentAtMs: number, receivedAtMs: number): AliveClock {
+  if (!Number.isFinite(sentAtMs) || sentAtMs <= 0)
+    return { ...prev, aliveAtMs: Math.max(prev.aliveAtMs, receivedAtMs) };
+  const lag = receivedAtMs - sentAtMs;
+  const lagFloorMs = prev.lagFloorMs === undefined ? lag : Math.min(lag, prev.lagFloorMs + LAG_FLOOR_RISE_MS);
+  // Never later than it was read; a message older than one already seen (reordered) does not move it back.
+  return { aliveAtMs: Math.max(prev.aliveAtMs, Math.min(receivedAtMs, sentAtMs + lagFloorMs)), lagFloorMs };
+}
 
 export interface SilenceView {
   agentId: string;
   region: string;
   lastSeenMs: number;
+  /** When its last heartbeat or advert was sent, in this scheduler's clock (≤ lastSeenMs; see advanceAlive). */
+  aliveAtMs: number;
   /** Already declared lost (not counted as a live agent of its region). */
   lost: boolean;
   /** Silent past its own timeout. */
@@ -88,9 +122,10 @@ export function decideLosses(
     for (const x of expired) {
       // Silent since before the region came back: its timeout counts from the return, not its last heartbeat.
       const since = cut?.returnedAtMs !== undefined && x.lastSeenMs <= cut.lastSignMs ? cut.returnedAtMs : x.lastSeenMs;
-      // The region is reachable if another of its agents was heard after this one's deadline.
+      // The region is reachable if another of its agents was alive and heard from after this one's deadline
+      // (sent after it: a message read late says nothing about the region after it was sent).
       const deadline = since + x.timeoutMs;
-      const regionHeard = live.some((y) => y !== x && y.lastSeenMs > deadline);
+      const regionHeard = live.some((y) => y !== x && y.aliveAtMs > deadline);
       if (regionHeard || silentMs >= graceMs) lose.push(x.agentId);
       else holding++;
     }

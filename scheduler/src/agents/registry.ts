@@ -12,7 +12,7 @@ import { readAll } from "../store/read-all.js";
 import type { AgentRecord } from "../store/records.js";
 import type { WatchedEntry } from "../store/watch.js";
 import { advertFingerprint, advertProblem, agentTimeoutMs, agentView } from "./advert.js";
-import type { SilenceView } from "./partition.js";
+import { type AliveClock, advanceAlive, type SilenceView } from "./partition.js";
 
 export interface AgentEntry {
   record: AgentRecord;
@@ -21,6 +21,8 @@ export interface AgentEntry {
   /** Fingerprint of the stored advert + flags; differs from the live one when a write is due. */
   storedFingerprint: string;
   lastSeenMs: number;
+  /** When its last heartbeat or advert was sent (this scheduler's clock): the partition test's evidence. */
+  alive: AliveClock;
   /** When the cluster view's lastSeen was last refreshed (heartbeats refresh it at most every few seconds). */
   viewSeenMs: number;
 }
@@ -57,6 +59,7 @@ export class AgentRegistry {
         revision,
         storedFingerprint: fingerprint(value),
         lastSeenMs: now,
+        alive: { aliveAtMs: now, lagFloorMs: undefined },
         viewSeenMs: now,
       };
       this.entries.set(value.advert.agentId, entry);
@@ -113,11 +116,13 @@ export class AgentRegistry {
       revision: 0,
       storedFingerprint: "",
       lastSeenMs: now,
+      alive: { aliveAtMs: 0, lagFloorMs: undefined },
       viewSeenMs: now,
     };
     this.indexGpus(advert.agentId, existing?.record.lost ? undefined : existing?.record.advert, advert);
     entry.record = record;
     entry.lastSeenMs = now;
+    entry.alive = advanceAlive(entry.alive, advert.sentAtMs, now);
     this.entries.set(advert.agentId, entry);
     if (changed || now - entry.viewSeenMs > 1000) {
       entry.viewSeenMs = now;
@@ -132,6 +137,7 @@ export class AgentRegistry {
     if (!entry) return false; // unknown until it adverts
     const now = this.now();
     entry.lastSeenMs = now;
+    entry.alive = advanceAlive(entry.alive, hb.sentAtMs, now);
     if (entry.record.lost) {
       if (entry.record.advert.bootId !== hb.bootId) return false; // a new boot must advert first
       entry.record = { ...entry.record, lost: false, updatedAtMs: now };
@@ -167,6 +173,7 @@ export class AgentRegistry {
       agentId: e.record.advert.agentId,
       region: e.record.advert.region,
       lastSeenMs: e.lastSeenMs,
+      aliveAtMs: e.alive.aliveAtMs,
       lost: Boolean(e.record.lost),
       expired: !e.record.lost && now - e.lastSeenMs > this.timeoutFor(e),
       timeoutMs: this.timeoutFor(e),
@@ -233,6 +240,7 @@ export class AgentRegistry {
         revision: e.revision,
         storedFingerprint: fingerprint(value),
         lastSeenMs: now,
+        alive: { aliveAtMs: now, lagFloorMs: undefined },
         viewSeenMs: now,
       });
       if (!value.lost) {

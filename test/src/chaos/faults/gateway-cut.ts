@@ -1,6 +1,6 @@
 /**
  * Cut one region's gateways for `cutMs`, then restore them. The cut: every server of the region is restarted
- * with its generated config less its `gateway` block, so the region's cluster keeps working inside (its agents
+ * at once with its generated config less its `gateway` block, so the region's cluster keeps working inside (its agents
  * stay connected to it) but nothing crosses to the home region; the restore restarts them with the original
  * config. Meanwhile:
  * - a sleeper runs on an agent of the cut region: it must not be declared lost or re-placed within the
@@ -29,12 +29,13 @@ export async function gatewayCut(
   try {
     const { jobId, task } = await runningSleeper(client, stack.marks, o.region, `cut-sleeper-${Date.now()}`);
 
+    // Every server at once, as a WAN cut drops every gateway link together. One after another, an agent moved
+    // off a cut server onto one not yet cut stays heard for as long as the remaining restarts take (seconds on a
+    // loaded machine): a partial cut, in which its region-mates' silence reads as dead machines (partition.ts).
     const cutAt = Date.now();
-    for (const [i, s] of servers.entries()) {
-      writeFileSync(s.configPath, originals[i]!.replace(GATEWAY_BLOCK, "\n"));
-      await s.kill("SIGTERM");
-      await s.start();
-    }
+    for (const [i, s] of servers.entries()) writeFileSync(s.configPath, originals[i]!.replace(GATEWAY_BLOCK, "\n"));
+    await Promise.all(servers.map((s) => s.kill("SIGTERM")));
+    await Promise.all(servers.map((s) => s.start()));
     log(`  ${o.region} cut (${servers.length} servers restarted without gateways) in ${seconds(Date.now() - cutAt)}`);
 
     // During the cut: the sleeper must stay where it is, other regions must keep working.
