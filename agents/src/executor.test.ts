@@ -109,6 +109,38 @@ describe("TaskProcess", () => {
     await waitFor(() => !isAlive(child) && !isAlive(leader), { what: "the task's group gone" });
   });
 
+  it("runs concurrent tasks under one shared supervisor, each with its own output and exit", async () => {
+    const tasks = [1, 2, 3].map((n) => run(["sh", "-c", `echo out${n}; echo err${n} >&2; exit ${n}`]));
+    const exits = await Promise.all(tasks.map((t) => t.proc.exited));
+    expect(exits.map((e) => e.exitCode)).toEqual([1, 2, 3]);
+    expect(tasks.map((t) => [t.out(), t.err()])).toEqual([1, 2, 3].map((n) => [`out${n}\n`, `err${n}\n`]));
+    expect(new Set(tasks.map((t) => t.proc.supervisorPid)).size).toBe(1);
+  });
+
+  it("delivers all of a large output before the exit", async () => {
+    const t = run(["sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' a; echo"]);
+    expect(await t.proc.exited).toMatchObject({ exitCode: 0 });
+    expect(t.out().length).toBe(3_000_001);
+  });
+
+  it("a dead supervisor takes every task it ran down with it; the next task gets a new one", async () => {
+    const tasks = [run(["sh", "-c", "sleep 300 & echo $!; wait"]), run(["sh", "-c", "sleep 300 & echo $!; wait"])];
+    const children = await Promise.all(
+      tasks.map((t) => waitFor(() => Number(t.out().trim()) || undefined, { what: "background pid" })),
+    );
+    const supervisorPid = tasks[0]!.proc.supervisorPid!;
+    expect(tasks[1]!.proc.supervisorPid).toBe(supervisorPid);
+    process.kill(supervisorPid, "SIGKILL");
+    for (const t of tasks) expect(await t.proc.exited).toMatchObject({ signal: "SIGKILL", exitCode: 137 });
+    await waitFor(() => children.every((c) => !isAlive(c)) && tasks.every((t) => !isAlive(t.spawned())), {
+      what: "every task's group gone",
+    });
+    const next = run(["sh", "-c", "echo again"]);
+    expect(await next.proc.exited).toEqual({ exitCode: 0, signal: "", cancelled: false });
+    expect(next.out()).toBe("again\n");
+    expect(next.proc.supervisorPid).not.toBe(supervisorPid);
+  });
+
   it("reports a program that cannot be started", async () => {
     const t = run(["/nonexistent/program"]);
     const exit = await t.proc.exited;
