@@ -147,7 +147,11 @@ describe("ledger on a real nats-server", () => {
     // The JetStream API is plain subjects in the account: a second connection sees every request made to it.
     const watcher = await connectBus({ servers: server.url, name: "ledger-test-api-watch" });
     const seen: string[] = [];
-    const sub = watcher.subscribe("$JS.API.>", { callback: (_err, msg) => seen.push(msg.subject) });
+    const sub = watcher.subscribe("$JS.API.>", {
+      callback: (_err, msg) => {
+        seen.push(msg.subject);
+      },
+    });
     try {
       await watcher.flush();
       const s = settlement({ tenant: "direct", taskId: "d1-0", jobId: "d1", agentId: "direct-a" });
