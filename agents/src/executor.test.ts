@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isAlive, waitFor } from "@capa/testkit";
 import { afterAll, describe, expect, it } from "vitest";
-import { type ExecSpec, TaskProcess } from "./executor.js";
+import { type ExecSpec, retireIdleSupervisors, TaskProcess } from "./executor.js";
 
 const supervisorDir = mkdtempSync(join(tmpdir(), "capa-exec-test-"));
 afterAll(() => rmSync(supervisorDir, { recursive: true, force: true }));
@@ -139,6 +140,48 @@ describe("TaskProcess", () => {
     expect(await next.proc.exited).toEqual({ exitCode: 0, signal: "", cancelled: false });
     expect(next.out()).toBe("again\n");
     expect(next.proc.supervisorPid).not.toBe(supervisorPid);
+  });
+
+  it("an idle supervisor is retired (it exits) and the next task starts a new one", async () => {
+    const first = run(["true"]);
+    expect(await first.proc.exited).toMatchObject({ exitCode: 0 });
+    const busy = run(["sleep", "300"]);
+    await waitFor(() => busy.spawned() || undefined, { what: "the busy task running" });
+    // Not while it has a task.
+    retireIdleSupervisors();
+    expect(isAlive(first.proc.supervisorPid!)).toBe(true);
+    busy.proc.kill();
+    await busy.proc.exited;
+    retireIdleSupervisors();
+    await waitFor(() => !isAlive(first.proc.supervisorPid!), { what: "the idle supervisor gone" });
+    const next = run(["sh", "-c", "echo fresh"]);
+    expect(await next.proc.exited).toMatchObject({ exitCode: 0 });
+    expect(next.out()).toBe("fresh\n");
+    expect(next.proc.supervisorPid).not.toBe(first.proc.supervisorPid);
+  });
+
+  it("drops an output connection without the token: nobody else on the host can write into a task's output", async () => {
+    const t = run(["sh", "-c", "echo ready; sleep 1; echo done"]);
+    await waitFor(() => t.out().includes("ready"), { what: "the task running" });
+    const name = readFileSync("/proc/net/unix", "utf8")
+      .split("\n")
+      // Node binds abstract names padded with NULs to the full address length; /proc shows each NUL as "@".
+      .map((line) => (line.split(/\s+/).at(-1) ?? "").replace(/@+$/, ""))
+      .find((path) => path.startsWith(`@capa-agent-${process.pid}-`));
+    expect(name).toBeDefined();
+    // Every id this test file can have used, on both streams.
+    let connected = 0;
+    const forged = Array.from({ length: 40 }, (_, i) =>
+      connect(`\0${name!.slice(1)}`).on("connect", function (this: Socket) {
+        connected++;
+        this.write(`not-the-token ${(i >> 1) + 1} ${i % 2 ? "stderr" : "stdout"}\nforged\n`);
+      }),
+    );
+    await Promise.all(forged.map((c) => new Promise((r) => c.once("close", r).on("error", () => undefined))));
+    expect(connected).toBe(40);
+    expect(await t.proc.exited).toMatchObject({ exitCode: 0 });
+    expect(t.out()).toBe("ready\ndone\n");
+    expect(t.err()).toBe("");
   });
 
   it("reports a program that cannot be started", async () => {

@@ -14,9 +14,10 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
-import { constants } from "node:os";
-import { resolve } from "node:path";
+import { constants, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { REPORT_FD, type SupervisorCommand, type SupervisorReport, supervisorScript } from "./supervisor.js";
 
@@ -81,8 +82,8 @@ const tasksById = new Map<number, TaskProcess>();
 let lastId = 0;
 
 /**
- * The agent's end of the tasks' output: a unix socket in the abstract namespace (no file to clean up, no path length
- * limit), one per process. Anyone on the host could connect to it, so a connection counts only with the token,
+ * The agent's end of the tasks' output: one unix socket per process, on Linux in the abstract namespace (no file to
+ * clean up, no path length limit). Anyone on the host could connect to it, so a connection counts only with the token,
  * which only the supervisors learn (on their stdin).
  */
 let outputServer: { server: Server; address: string; token: string } | undefined;
@@ -90,7 +91,8 @@ let outputServer: { server: Server; address: string; token: string } | undefined
 function outputs(): { address: string; token: string } {
   if (outputServer) return outputServer;
   const token = randomBytes(16).toString("hex");
-  const address = `\0capa-agent-${process.pid}-${randomBytes(6).toString("hex")}`;
+  const address =
+    process.platform === "linux" ? `\0capa-agent-${process.pid}-${randomBytes(6).toString("hex")}` : socketFile();
   const server = createServer({ pauseOnConnect: false }, (socket) => acceptOutput(socket, token));
   // bind and listen happen in listen() itself: a supervisor told the address right after can connect.
   server.listen(address);
@@ -99,6 +101,13 @@ function outputs(): { address: string; token: string } {
   server.on("error", () => undefined);
   outputServer = { server, address, token };
   return outputServer;
+}
+
+/** Elsewhere (no abstract namespace) a socket file in a private dir of this process, removed with it. */
+function socketFile(): string {
+  const dir = mkdtempSync(join(tmpdir(), "capa-out-"));
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return join(dir, "s");
 }
 
 function acceptOutput(socket: Socket, token: string): void {
@@ -211,7 +220,7 @@ class Supervisor {
   }
 
   /** Closes its stdin while it has no task: it exits at once. Taken off the list first, so no start can follow. */
-  private retire(): void {
+  retire(): void {
     if (this.tasks.size > 0 || !this.usable) return;
     this.gone();
     this.stdin.end();
@@ -234,6 +243,11 @@ class Supervisor {
 
 /** The live supervisor of each script path (one per work dir). */
 const supervisors = new Map<string, Supervisor>();
+
+/** @internal Retires every supervisor without tasks now, as the idle timer would (tests). */
+export function retireIdleSupervisors(): void {
+  for (const s of [...supervisors.values()]) s.retire();
+}
 
 /** Pids of the supervisors this process runs now (each serves every task of its work dir here). */
 export function ownSupervisorPids(): Set<number> {
