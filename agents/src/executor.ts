@@ -93,7 +93,7 @@ function outputs(): { address: string; token: string } {
   const token = randomBytes(16).toString("hex");
   const address =
     process.platform === "linux" ? `\0capa-agent-${process.pid}-${randomBytes(6).toString("hex")}` : socketFile();
-  const server = createServer({ pauseOnConnect: false }, (socket) => acceptOutput(socket, token));
+  const server = createServer((socket) => acceptOutput(socket, token));
   // bind and listen happen in listen() itself: a supervisor told the address right after can connect.
   server.listen(address);
   // It serves tasks; it is no reason for the agent to stay up.

@@ -2,8 +2,9 @@
  * A task never outlives its agent: the built `capa agent` runs as a child process on a real nats-server, gets two
  * tasks through its assignment key (as the scheduler's plan applier writes it), and is SIGKILLed. The agent's task
  * supervisor (one for both) sees its lifeline pipe close and takes each task's whole process group down: SIGTERM at
- * once, SIGKILL after that task's kill grace for a tree that ignores SIGTERM. The tasks write down what they receive (a TERM trap
- * appending to a marker file), so the test sees the order itself rather than inferring it from how long things took.
+ * once, SIGKILL after that task's kill grace for a tree that ignores SIGTERM. The tasks write down what they receive
+ * (a TERM trap appending to a marker file), so the test sees the order itself rather than inferring it from how long
+ * things took.
  */
 import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
