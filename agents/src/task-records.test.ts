@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { groupMembers, isAlive, neverKilled, waitFor } from "@capa/testkit";
 import { afterEach, describe, expect, it } from "vitest";
-import { type SupervisorReport, type SupervisorSpec, supervisorScript } from "./supervisor.js";
+import { type SupervisorCommand, type SupervisorReport, supervisorScript } from "./supervisor.js";
 import { killOrphanGroup, processStartTicks, type TaskRecord, TaskRecords } from "./task-records.js";
 
 const lines = (path: string): string[] =>
@@ -47,7 +47,9 @@ function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: Nod
  */
 async function leftoverSupervisor(dir: string): Promise<{ supervisor: ChildProcess; taskPid: number; marker: string }> {
   const marker = join(dir, "task.marker");
-  const spec: SupervisorSpec = {
+  // No output address: its output goes to /dev/null.
+  const spec: SupervisorCommand = {
+    start: 1,
     command: [
       "sh",
       "-c",
@@ -75,7 +77,7 @@ async function leftoverSupervisor(dir: string): Promise<{ supervisor: ChildProce
   const stdin = supervisor.stdin as Writable;
   stdin.on("error", () => undefined);
   stdin.write(`${JSON.stringify(spec)}\n`);
-  const taskPid = await waitFor(() => reports.find((r): r is { pid: number } => "pid" in r)?.pid, {
+  const taskPid = await waitFor(() => reports.find((r): r is { id: number; pid: number } => "pid" in r)?.pid, {
     what: "the task's pid report",
   });
   groups.push(taskPid);

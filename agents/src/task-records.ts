@@ -3,12 +3,14 @@
  * - a task's final status, so a restarted agent re-publishes it instead of running the task a second time while the
  *   desired state still lists it;
  * - the process group of a task that was running, so a restarted agent can kill what its previous life left behind
- *   and report the task "lost" for the scheduler to re-place. A task's supervisor kills it when the agent dies, so
- *   normally nothing is left; but a supervisor can be killed with the agent (or the task may predate supervisors).
+ *   and report the task "lost" for the scheduler to re-place. The agent's supervisor kills its tasks when the agent
+ *   dies, so normally nothing is left; but a supervisor can be killed with the agent (or the task may predate
+ *   supervisors).
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TaskStatusReport } from "@capa/domain";
+import { ownSupervisorPids } from "./executor.js";
 
 export interface TaskRecord {
   taskId: string;
@@ -19,7 +21,7 @@ export interface TaskRecord {
   pid?: number;
   /** Kernel start time of `pid` (/proc/<pid>/stat field 22): tells our process from a later one reusing the pid. */
   pidStartTicks?: string;
-  /** The task's supervisor (supervisor.ts) and its kernel start time. */
+  /** The supervisor that started the task (supervisor.ts; shared by the agent's tasks) and its kernel start time. */
   supervisorPid?: number;
   supervisorStartTicks?: string;
   startedAtMs?: number;
@@ -81,8 +83,11 @@ export function processStartTicks(pid: number): string | undefined {
  * time to compare (no /proc) it does nothing rather than risk killing an unrelated group that reused the pid.
  */
 export function killOrphanGroup(record: TaskRecord): boolean {
-  // A supervisor still alive would outlive its task only briefly, but it has nothing left to do either.
-  killIfSame(record.supervisorPid, record.supervisorStartTicks, false);
+  // A previous life's supervisor still alive would outlive its tasks only briefly, but it has nothing left to do
+  // either. One this process runs now is not a previous life's: it serves this life's tasks too (an agent restarted
+  // within the same process, as tests do), which must not die for an old record.
+  if (record.supervisorPid === undefined || !ownSupervisorPids().has(record.supervisorPid))
+    killIfSame(record.supervisorPid, record.supervisorStartTicks, false);
   return killIfSame(record.pid, record.pidStartTicks, true);
 }
 

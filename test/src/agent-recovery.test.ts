@@ -223,9 +223,9 @@ describe("agent recovery", () => {
         `trap '' TERM; sleep 300 & sleep 300 & trap 'echo term >> ${marker}' TERM; echo ready >> ${marker}; ` +
         "while :; do wait; done";
       stdin.write(
-        `${JSON.stringify({ command: ["sh", "-c", taskScript], env: { PATH: process.env.PATH }, cwd: workDir, killGraceMs: 600_000 })}\n`,
+        `${JSON.stringify({ start: 1, command: ["sh", "-c", taskScript], env: { PATH: process.env.PATH }, cwd: workDir, killGraceMs: 600_000 })}\n`,
       );
-      const taskPid = await waitFor(() => Number(/{"pid":(\d+)}/.exec(reports)?.[1] ?? 0) || undefined, {
+      const taskPid = await waitFor(() => Number(/"pid":(\d+)/.exec(reports)?.[1] ?? 0) || undefined, {
         what: "the leftover task's pid report",
       });
       groups.push(taskPid);

@@ -1,9 +1,10 @@
 /**
  * A task never outlives its agent: the built `capa agent` runs as a child process on a real nats-server, gets two
- * tasks through its assignment key (as the scheduler's plan applier writes it), and is SIGKILLed. Each task's
- * supervisor sees its lifeline pipe close and takes the task's whole process group down: SIGTERM at once, SIGKILL
- * after the task's kill grace for a tree that ignores SIGTERM. The tasks write down what they receive (a TERM trap
- * appending to a marker file), so the test sees the order itself rather than inferring it from how long things took.
+ * tasks through its assignment key (as the scheduler's plan applier writes it), and is SIGKILLed. The agent's task
+ * supervisor (one for both) sees its lifeline pipe close and takes each task's whole process group down: SIGTERM at
+ * once, SIGKILL after that task's kill grace for a tree that ignores SIGTERM. The tasks write down what they receive
+ * (a TERM trap appending to a marker file), so the test sees the order itself rather than inferring it from how long
+ * things took.
  */
 import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -43,7 +44,7 @@ interface RecordPids {
   supervisorPid: number;
 }
 
-describe("agent SIGKILLed: its tasks' supervisors kill the tasks", () => {
+describe("agent SIGKILLed: its task supervisor kills every task", () => {
   let server: NatsServerHandle;
   let nc: NatsConnection;
   let workDir: string;
@@ -163,6 +164,9 @@ describe("agent SIGKILLed: its tasks' supervisors kill the tasks", () => {
       // Nothing has signalled the task yet.
       expect(lines(marker)).toEqual(["ready"]);
     }
+
+    // One supervisor guards both: the agent's, started with its first task.
+    expect(pids.get(plain.taskId)!.supervisorPid).toBe(pids.get(stubborn.taskId)!.supervisorPid);
 
     // Crash the agent: no goodbye, no stop of its tasks.
     child.kill("SIGKILL");

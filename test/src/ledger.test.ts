@@ -143,6 +143,33 @@ describe("ledger on a real nats-server", () => {
     expect((await ledger.invoice("nobody", 0, T0 + 60_000)).lines).toEqual([]);
   });
 
+  it("settles (and finds a settlement already made) with direct reads only: no consumer is created per settlement", async () => {
+    // The JetStream API is plain subjects in the account: a second connection sees every request made to it.
+    const watcher = await connectBus({ servers: server.url, name: "ledger-test-api-watch" });
+    const seen: string[] = [];
+    const sub = watcher.subscribe("$JS.API.>", {
+      callback: (_err, msg) => {
+        seen.push(msg.subject);
+      },
+    });
+    try {
+      await watcher.flush();
+      const s = settlement({ tenant: "direct", taskId: "d1-0", jobId: "d1", agentId: "direct-a" });
+      const first = await ledger.recordSettlement(s);
+      const again = await ledger.recordSettlement(s);
+      await nc.flush();
+      await watcher.flush();
+      expect(first.alreadySettled).toBe(false);
+      expect(again.alreadySettled).toBe(true);
+      expect(again.receipt).toEqual(first.receipt);
+      expect(seen.filter((subject) => subject.startsWith("$JS.API.CONSUMER."))).toEqual([]);
+      expect(seen.filter((subject) => subject.startsWith("$JS.API.STREAM.MSG.GET.")).length).toBeGreaterThan(0);
+    } finally {
+      sub.unsubscribe();
+      await watcher.close();
+    }
+  });
+
   it("does not double-bill when the settlement is replayed by a restarted scheduler after a server restart", async () => {
     const s = settlement({ tenant: "replay", taskId: "r1-0", jobId: "r1", agentId: "replay-a" });
     const first = await ledger.recordSettlement(s);

@@ -1,7 +1,7 @@
 /**
  * The container driver: runs a task in an OCI container through a docker-compatible CLI (podman or docker). The
- * container CLI runs in the foreground under the task's supervisor, like any task, so SIGTERM → SIGKILL, output,
- * exit code and usage work as for the process driver:
+ * container CLI runs in the foreground under the agent's task supervisor, like any task, so SIGTERM → SIGKILL,
+ * output, exit code and usage work as for the process driver:
  *
  * - `--init` puts a tiny init as PID 1, so SIGTERM (forwarded by the CLI's signal proxy) ends the task even when it
  *   installs no handler, as it would outside a container; the CLI exits with the task's code.

@@ -111,7 +111,12 @@ export class Ledger {
 
   /** Records a finished allocation: charge, fee, payout and a signed receipt, each exactly once. */
   async recordSettlement(settlement: Settlement): Promise<SettlementRecord> {
-    const earlier = await this.getReceiptOf(settlement.taskId, settlement.epoch);
+    // The allocation's own receipt subject is known exactly (tenant, agent, task, epoch: the ones the receipt is
+    // written under below, since the entries carry the settlement's tenant and agent), so this is one direct
+    // read; `getReceiptOf`'s wildcard read would create and delete a consumer on every settlement.
+    const exact = { tenant: settlement.tenant, agentId: settlement.agentId, taskId: settlement.taskId };
+    const stored = await readOne(this.jsm, receiptSubject({ ...exact, epoch: settlement.epoch }));
+    const earlier = stored ? decodeReceipt(stored) : undefined;
     if (earlier) {
       const entries = await this.storedEntries(settlement);
       if (entries) {

@@ -1,5 +1,5 @@
 /** /proc readings for `npm run bench:e2e`: CPU time and memory of the processes under test, by pid. */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { procStat } from "@capa/testkit";
 
 /** USER_HZ: Linux reports process times in 1/100 s on every architecture Node runs on. */
@@ -8,7 +8,7 @@ const TICKS_PER_SECOND = 100;
 export interface CpuTimes {
   /** utime + stime of the process itself, ms. */
   ownMs: number;
-  /** cutime + cstime: children it has waited for (an agent's task supervisors and tasks), ms. */
+  /** cutime + cstime: children it has waited for, ms (in sumCpu, live descendants too: task supervisor and tasks). */
   childrenMs: number;
 }
 
@@ -25,12 +25,42 @@ export function cpuTimes(pid: number): CpuTimes {
 
 export function sumCpu(pids: number[]): CpuTimes {
   const out = { ownMs: 0, childrenMs: 0 };
+  const children = childrenByParent();
   for (const pid of pids) {
     const c = cpuTimes(pid);
     out.ownMs += c.ownMs;
-    out.childrenMs += c.childrenMs;
+    out.childrenMs += c.childrenMs + descendantsMs(pid, children);
   }
   return out;
+}
+
+/**
+ * CPU of the live processes under `pid`, their reaped children included. A long-lived child (an agent's task
+ * supervisor, which outlives every task it starts) reaches its parent's cutime only once reaped, so without this
+ * its own CPU and that of every task it reaped would be missing from the figure.
+ */
+function descendantsMs(pid: number, children: Map<number, number[]>): number {
+  let ms = 0;
+  for (const child of children.get(pid) ?? []) {
+    const c = cpuTimes(child);
+    ms += c.ownMs + c.childrenMs + descendantsMs(child, children);
+  }
+  return ms;
+}
+
+/** Live processes by parent pid. */
+function childrenByParent(): Map<number, number[]> {
+  const byParent = new Map<number, number[]>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const ppid = Number(procStat(name)[1]);
+      byParent.set(ppid, [...(byParent.get(ppid) ?? []), Number(name)]);
+    } catch {
+      // exited while we looked
+    }
+  }
+  return byParent;
 }
 
 /** Resident set now and its peak (VmRSS, VmHWM), MB. */

@@ -10,8 +10,8 @@
  *
  * Measured: jobs/s from the first submit to the last SUCCEEDED (seen on a KV watch of capa_jobs), SubmitJob
  * acks/s and ack latency, submit → final latency, CPU per job of the scheduler process and of the agent
- * processes (and of their reaped children: supervisors and tasks), peak RSS, ABORTED (and other) submit
- * errors, lost tasks and jobs never final.
+ * processes (and of their children, live or reaped: the task supervisor and tasks), peak RSS, ABORTED (and
+ * other) submit errors, lost tasks and jobs never final.
  *
  * Flags: --json (one JSON object as the last line), --scenario base,agents64,tenants10, --jobs N, --clients N,
  *        --cpu-prof (profile the scheduler; prints its top self-time functions and keeps the .cpuprofile),

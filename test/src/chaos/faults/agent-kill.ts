@@ -3,7 +3,7 @@
  * of the home region; its agent is SIGKILLed at t0; the job's event stream (server-stamped `atMs`) says when
  * the scheduler declared the task lost (detection) and when it placed it on another agent (re-placement).
  * A duplicate run is a second run of the task starting while the first run's process is still alive (the
- * killed agent's per-task supervisor must have killed it); a lost task is one never running again.
+ * killed agent's task supervisor must have killed it); a lost task is one never running again.
  * The killed agent is restarted (same id and work dir) before the next round.
  */
 import * as pb from "@capa/api";
