@@ -235,6 +235,8 @@ export interface AgentFlags {
   advertInterval?: string;
   heartbeatInterval?: string;
   advertTtl?: string;
+  /** The scheduler's --partition-grace, same syntax: when this agent fences itself (fence.ts). */
+  partitionGrace?: string;
   provider?: string;
   fabricDomain?: string;
   serviceHost?: string;
@@ -332,6 +334,9 @@ export function parseAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = pro
   }
   if (flags.advertTtl !== undefined) {
     config.advertTtlSeconds = Math.ceil(parseDurationMs(flags.advertTtl, "--advert-ttl") / 1000);
+  }
+  if (flags.partitionGrace !== undefined) {
+    config.partitionGraceMs = parseDurationMs(flags.partitionGrace, "--partition-grace");
   }
   // Validate now so the CLI reports every problem before connecting anywhere.
   resolveAgentConfig(config);

@@ -69,6 +69,10 @@ export function agentCommand(): Command {
         "how long an advert stays valid without a heartbeat (default 3 heartbeat intervals, 6s)",
       )
       .option(
+        "--partition-grace <duration>",
+        "the scheduler's --partition-grace (default 2m): cut off from the scheduler's state for nearly this long, the agent stops its tasks",
+      )
+      .option(
         "--metrics-port <port>",
         "serve Prometheus metrics (GPU utilisation, memory, temperature, tasks, report lag) on this port",
         parseInteger,
