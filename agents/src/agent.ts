@@ -151,6 +151,7 @@ class Agent {
       heartbeatIntervalMs: cfg.heartbeatIntervalMs,
       // The scheduler's timeout for this agent is its advert TTL (unless its --agent-timeout overrides it).
       agentTimeoutMs: cfg.advertTtlSeconds * 1000,
+      busClock: cfg.fenceOnDisconnect,
     };
     const js = jetstream(nc);
     const labels = { agent_id: cfg.agentId, region: cfg.region };
@@ -212,7 +213,9 @@ class Agent {
           agentTimeoutS: this.fenceTimes.agentTimeoutMs / 1000,
           killGraceS: DEFAULT_KILL_GRACE_SECONDS,
           afterStateSilenceS: fenceAfterMs(this.fenceTimes, killGraceMs, "state") / 1000,
-          afterNatsSilenceS: fenceAfterMs(this.fenceTimes, killGraceMs, "bus") / 1000,
+          ...(this.cfg.fenceOnDisconnect && {
+            afterNatsSilenceS: fenceAfterMs(this.fenceTimes, killGraceMs, "bus") / 1000,
+          }),
         },
       },
       "agent started",

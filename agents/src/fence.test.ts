@@ -1,13 +1,18 @@
 import { describe, expect, it } from "vitest";
-import { ContactClock, Fence, type FenceCause, fenceAfterMs } from "./fence.js";
+import { ContactClock, Fence, type FenceCause, type FenceTimes, fenceAfterMs } from "./fence.js";
 
-/** The product's defaults: 2 min grace, 2 s heartbeats, 6 s advert TTL. */
-const TIMES = { partitionGraceMs: 120_000, heartbeatIntervalMs: 2_000, agentTimeoutMs: 6_000 };
+/** The product's defaults: 2 min grace, 2 s heartbeats, 6 s advert TTL; with --fence-on-disconnect. */
+const TIMES: FenceTimes = {
+  partitionGraceMs: 120_000,
+  heartbeatIntervalMs: 2_000,
+  agentTimeoutMs: 6_000,
+  busClock: true,
+};
 /** A long advert TTL, where the kill grace fits inside the agent timeout. */
 const LONG_TTL = { ...TIMES, agentTimeoutMs: 60_000 };
 
 describe("self-fencing: an agent out of contact stops its tasks before the scheduler re-places them", () => {
-  it.each<[string, typeof TIMES, FenceCause, number, number]>([
+  it.each<[string, FenceTimes, FenceCause, number, number]>([
     // State clock (a cut region, held by the scheduler for the partition grace).
     ["state: the default kill grace (10 s)", TIMES, "state", 10_000, 106_000],
     ["state: no kill grace", TIMES, "state", 0, 116_000],
@@ -84,6 +89,17 @@ describe("self-fencing: an agent out of contact stops its tasks before the sched
     now = 106_001;
     fence.bus.contact();
     expect(fence.due(tasks, TIMES)).toEqual([{ taskId: "t", cause: "state", silentMs: 106_001 }]);
+  });
+
+  it("without --fence-on-disconnect (the default), no NATS at all fences only at the grace's clock", () => {
+    let now = 0;
+    const fence = new Fence(() => now);
+    const tasks = new Map([["t", 10_000]]);
+    const byDefault: FenceTimes = { ...TIMES, busClock: undefined };
+    now = 106_000;
+    expect(fence.due(tasks, byDefault)).toEqual([]);
+    now = 106_001;
+    expect(fence.due(tasks, byDefault)).toEqual([{ taskId: "t", cause: "state", silentMs: 106_001 }]);
   });
 
   it("dates a round trip by when its ping was sent, never in the future", () => {

@@ -9,12 +9,14 @@
  *  - `state`: its last contact with the scheduler's state (a read or update of its assignments, which live in the
  *    home region's JetStream: a cut region cannot reach them), against the partition grace. This covers a cut
  *    region: its agents still reach their own NATS servers, but nothing beyond the region's gateways.
- *  - `bus`: its last round trip to its NATS server, against its own timeout. Without one its heartbeats reach
- *    nobody, and it cannot tell its own link being down (the scheduler loses it alone, at its timeout, while its
- *    region-mates are heard) from its region's NATS being down (the scheduler would hold the region for the
- *    grace). Only the short clock is safe in both, so it is used in both: a whole-region NATS outage longer
- *    than that stops the region's tasks (reported lost, re-placed) where the grace would have held them. A double
- *    run is the worse failure: two copies writing the same checkpoints or serving the same traffic.
+ *  - `bus` (opt-in, `--fence-on-disconnect`): its last round trip to its NATS server, against its own timeout.
+ *    Without one its heartbeats reach nobody, and it cannot tell its own link being down (the scheduler loses it
+ *    alone, at its timeout, while its region-mates are heard) from its region's NATS being down (the scheduler
+ *    holds the region for the grace). Only the short clock is safe in both, but it makes every whole-region
+ *    NATS outage longer than a few seconds (a restart of the region's servers) stop and re-place all of the
+ *    region's tasks, which the grace exists to avoid. So it is the operator's choice: on where a double run is
+ *    the worse failure (two copies writing the same checkpoints, two replicas answering as one), off by default,
+ *    where a lone agent cut from NATS overlaps its re-placed copies until the state clock fences it.
  * Each contact is dated at or before the scheduler's last evidence of the agent (a round trip is dated when the
  * ping was sent), so both clocks fence early, never late. Neither clock fences before 3 heartbeats (a reconnect),
  * and the bus clock not before half the timeout either (one stalled event loop is not an outage): a task whose
@@ -31,6 +33,11 @@ export interface FenceTimes {
   heartbeatIntervalMs: number;
   /** How long the scheduler waits for this agent alone (its advert TTL, unless the scheduler overrides it). */
   agentTimeoutMs: number;
+  /**
+   * Whether the bus clock fences (`--fence-on-disconnect`; off by default). Off, an agent with no NATS at all
+   * keeps its tasks until the state clock runs out, as a region the scheduler holds for the grace expects.
+   */
+  busClock?: boolean;
 }
 
 /** Which contact ran out: the scheduler's state (JetStream) or the NATS connection itself. */
@@ -83,7 +90,7 @@ export class Fence {
   due(tasks: ReadonlyMap<string, number>, t: FenceTimes): FenceDue[] {
     const out: FenceDue[] = [];
     for (const [taskId, killGraceMs] of tasks) {
-      for (const cause of ["bus", "state"] as const) {
+      for (const cause of t.busClock ? (["bus", "state"] as const) : (["state"] as const)) {
         const silentMs = this[cause].silentMs();
         if (silentMs > fenceAfterMs(t, killGraceMs, cause)) {
           out.push({ taskId, cause, silentMs });

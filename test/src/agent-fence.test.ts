@@ -5,7 +5,8 @@
  * writes it). Two real cuts, each while the task runs:
  *  - the home region's servers stop: the agent still reaches its own region's servers, but not the scheduler's
  *    state (a cut region, which the scheduler holds for the grace);
- *  - its own region's servers stop: it reaches nothing (the scheduler may lose it alone, at its advert TTL).
+ *  - its own region's servers stop: it reaches nothing (the scheduler may lose it alone, at its advert TTL); the
+ *    agent runs with `--fence-on-disconnect`, so the bus clock fences it.
  * Each time the test waits, with the cut still in place, for every process of the task's group to be gone, and
  * after the cut heals reads the task's final report from the reports stream: `lost`, with the fenced reason
  * naming the clock that ran out. Without fencing the task would run through the cut: nothing else stops it.
@@ -133,7 +134,7 @@ describe("an agent cut off from the scheduler stops its own tasks before they ar
       agentId: AGENT_ID,
       region: REGION,
       workDir,
-      args: ["--advert-ttl", "3s", "--partition-grace", GRACE, "--log-level", "info"],
+      args: ["--advert-ttl", "3s", "--partition-grace", GRACE, "--fence-on-disconnect", "--log-level", "info"],
     });
     const started = await waitFor(
       () =>
