@@ -25,7 +25,7 @@ import { CheckpointTransfer } from "./checkpoints/transfer.js";
 import { AGENT_VERSION, type AgentConfig, type ResolvedAgentConfig, resolveAgentConfig } from "./config.js";
 import { Drivers } from "./drivers/index.js";
 import { AgentConfigError } from "./errors.js";
-import { ContactClock } from "./fence.js";
+import { Fence, type FenceTimes, fenceAfterMs } from "./fence.js";
 import { discoverGpus, discoverInventory, type GpuInventory } from "./gpu/discover.js";
 import { type HostFacts, readHostFacts } from "./host.js";
 import { AgentMetrics } from "./metrics/agent-metrics.js";
@@ -119,8 +119,11 @@ class Agent {
   /** Until the desired state has been read once, reconciling could forget finished tasks it still lists. */
   private desiredKnown = false;
   private readonly running = new Map<string, RunningTask>();
-  /** Last contact with the scheduler's state (assignment reads), for self-fencing (fence.ts). */
-  private readonly contact = new ContactClock(() => Date.now());
+  /** Last contact with the scheduler's state (assignment reads) and with NATS, for self-fencing (fence.ts). */
+  private readonly contact = new Fence(() => Date.now());
+  private readonly fenceTimes: FenceTimes;
+  /** A round trip to the NATS server is in flight (one at a time: a dead link must not pile them up). */
+  private pinging = false;
   private readonly finished = new Map<string, Finished>();
   private gpus: Gpu[];
   private tickTimer: NodeJS.Timeout | undefined;
@@ -143,6 +146,13 @@ class Agent {
     private readonly metrics: AgentMetrics,
   ) {
     this.gpus = inventory.gpus;
+    this.fenceTimes = {
+      partitionGraceMs: cfg.partitionGraceMs,
+      heartbeatIntervalMs: cfg.heartbeatIntervalMs,
+      // The scheduler's timeout for this agent is its advert TTL (unless its --agent-timeout overrides it).
+      agentTimeoutMs: cfg.advertTtlSeconds * 1000,
+      busClock: cfg.fenceOnDisconnect,
+    };
     const js = jetstream(nc);
     const labels = { agent_id: cfg.agentId, region: cfg.region };
     this.labels = labels;
@@ -173,7 +183,7 @@ class Agent {
       cfg.agentId,
       (value) => this.onAssignments(value),
       logger,
-      () => this.contact.contact(),
+      () => this.contact.state.contact(),
     );
   }
 
@@ -190,8 +200,24 @@ class Agent {
     const priced = new Set(this.cfg.prices.map((p) => p.gpuModel));
     const unpriced = [...new Set(this.gpus.map((g) => g.model))].filter((m) => !priced.has(m));
     if (unpriced.length > 0) this.logger.warn({ models: unpriced }, "GPU models without a price (--price)");
+    const killGraceMs = DEFAULT_KILL_GRACE_SECONDS * 1000;
     this.logger.info(
-      { region: this.cfg.region, gpus: this.gpus.length, source: this.inventory.source, bucket: BUCKETS.allocs },
+      {
+        region: this.cfg.region,
+        gpus: this.gpus.length,
+        source: this.inventory.source,
+        bucket: BUCKETS.allocs,
+        // What an operator checks against the scheduler's --partition-grace and --agent-timeout (fence.ts).
+        fence: {
+          partitionGraceS: this.cfg.partitionGraceMs / 1000,
+          agentTimeoutS: this.fenceTimes.agentTimeoutMs / 1000,
+          killGraceS: DEFAULT_KILL_GRACE_SECONDS,
+          afterStateSilenceS: fenceAfterMs(this.fenceTimes, killGraceMs, "state") / 1000,
+          ...(this.cfg.fenceOnDisconnect && {
+            afterNatsSilenceS: fenceAfterMs(this.fenceTimes, killGraceMs, "bus") / 1000,
+          }),
+        },
+      },
       "agent started",
     );
   }
@@ -296,6 +322,7 @@ class Agent {
     if (this.stopping) return;
     this.advertiser.heartbeat(this.heartbeatBody());
     this.advertiser.publishIfChanged();
+    this.ping();
     this.fence();
     const now = Date.now();
     if (now - this.lastResyncMs >= this.cfg.advertIntervalMs) {
@@ -328,8 +355,25 @@ class Agent {
   }
 
   /**
-   * Stops (SIGTERM → kill grace → SIGKILL) each task out of contact with the scheduler for nearly its partition
-   * grace, reported `lost` once the reports get through: the scheduler re-places it after the grace (fence.ts).
+   * A round trip to the NATS server after this tick's heartbeat: its pong says the heartbeat reached the server, so
+   * it is dated when the ping was sent (fence.ts). While disconnected it waits for the reconnect.
+   */
+  private ping(): void {
+    if (this.pinging || this.nc.isClosed()) return;
+    this.pinging = true;
+    const sentAtMs = Date.now();
+    this.nc
+      .flush()
+      .then(() => this.contact.bus.contact(sentAtMs))
+      .catch(() => undefined)
+      .finally(() => {
+        this.pinging = false;
+      });
+  }
+
+  /**
+   * Stops (SIGTERM → kill grace → SIGKILL) each task out of contact with the scheduler for nearly as long as the
+   * scheduler waits before re-placing it, reported `lost` once the reports get through (fence.ts).
    */
   private fence(): void {
     const graces = new Map(
@@ -337,15 +381,20 @@ class Agent {
         .filter(([, t]) => !t.view().stopping)
         .map(([id, t]) => [id, (t.assignment.template.killGraceSeconds || DEFAULT_KILL_GRACE_SECONDS) * 1000]),
     );
-    const due = this.contact.due(graces, this.cfg);
+    const due = this.contact.due(graces, this.fenceTimes);
     if (due.length === 0) return;
-    const silentS = Math.round(this.contact.silentMs() / 1000);
-    const reason = `fenced: no contact with the scheduler for ${silentS} s (partition grace ${this.cfg.partitionGraceMs / 1000} s)`;
     this.logger.warn(
-      { taskIds: due, silentS },
+      { fenced: due.map((d) => ({ taskId: d.taskId, cause: d.cause, silentS: Math.round(d.silentMs / 1000) })) },
       "out of contact with the scheduler: stopping tasks before they are re-placed",
     );
-    for (const id of due) this.running.get(id)?.stop(reason, "lost");
+    for (const d of due) {
+      const silentS = Math.round(d.silentMs / 1000);
+      const reason =
+        d.cause === "state"
+          ? `fenced: no contact with the scheduler's state for ${silentS} s (partition grace ${this.cfg.partitionGraceMs / 1000} s)`
+          : `fenced: no round trip to NATS for ${silentS} s (agent timeout ${this.fenceTimes.agentTimeoutMs / 1000} s)`;
+      this.running.get(d.taskId)?.stop(reason, "lost");
+    }
   }
 
   /** After a reconnect the scheduler may have expired us: advertise at once and re-read the desired state. */

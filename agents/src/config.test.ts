@@ -68,6 +68,7 @@ describe("parseAgentConfig", () => {
         simulateGpus: "4xH100-80GB",
         advertInterval: "5s",
         heartbeatInterval: "500ms",
+        partitionGrace: "90s",
         fabricDomain: "nvl-1",
       },
       { CAPA_NATS_URL: "nats://n1:4222,nats://n2:4222" },
@@ -81,6 +82,7 @@ describe("parseAgentConfig", () => {
       simulateGpus: "4xH100-80GB",
       advertIntervalMs: 5_000,
       heartbeatIntervalMs: 500,
+      partitionGraceMs: 90_000,
       fabricDomain: "nvl-1",
     });
   });
@@ -94,6 +96,7 @@ describe("parseAgentConfig", () => {
     [{ region: "eu west" }, /region must match/],
     [{ simulateGpus: "lots" }, /--simulate-gpus: invalid GPU spec/],
     [{ price: ["H100=1", "H100-80GB=2"] }, /H100-80GB is priced twice/],
+    [{ partitionGrace: "soon" }, /--partition-grace "soon": expected a duration/],
     [{ heartbeatInterval: "40s", advertTtl: "30s" }, /advert TTL \(30 s\) must be longer than the heartbeat interval/],
   ])("rejects %o", (flags, message) => {
     expect(() => parseAgentConfig(flags, {})).toThrow(message);

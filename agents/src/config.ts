@@ -43,6 +43,8 @@ export interface AgentConfig {
    * with the scheduler this long, the agent stops its tasks before the scheduler re-places them (fence.ts).
    */
   partitionGraceMs?: number;
+  /** Also fence on the bus clock: no NATS round trip for about the advert TTL (fence.ts). Default false. */
+  fenceOnDisconnect?: boolean;
   /** Re-publish a final status still listed in the desired state at most this often. Default: advert interval. */
   republishIntervalMs?: number;
   nvidiaSmi?: NvidiaSmiOptions;
@@ -109,6 +111,7 @@ export interface ResolvedAgentConfig {
   advertTtlSeconds: number;
   usageIntervalMs: number;
   partitionGraceMs: number;
+  fenceOnDisconnect: boolean;
   republishIntervalMs: number;
   nvidiaSmi: NvidiaSmiOptions;
   reliability: number;
@@ -198,6 +201,7 @@ export function resolveAgentConfig(config: AgentConfig, hostname: string = osHos
     advertTtlSeconds,
     usageIntervalMs: positive(config.usageIntervalMs ?? AGENT_DEFAULTS.usageIntervalMs, "usage interval"),
     partitionGraceMs: positive(config.partitionGraceMs ?? DEFAULT_PARTITION_GRACE_MS, "partition grace"),
+    fenceOnDisconnect: config.fenceOnDisconnect ?? false,
     republishIntervalMs: positive(config.republishIntervalMs ?? advertIntervalMs, "republish interval"),
     nvidiaSmi: config.nvidiaSmi ?? {},
     reliability,
@@ -235,6 +239,10 @@ export interface AgentFlags {
   advertInterval?: string;
   heartbeatInterval?: string;
   advertTtl?: string;
+  /** The scheduler's --partition-grace, same syntax: when this agent fences itself (fence.ts). */
+  partitionGrace?: string;
+  /** Fence on the bus clock too (fence.ts). */
+  fenceOnDisconnect?: boolean;
   provider?: string;
   fabricDomain?: string;
   serviceHost?: string;
@@ -333,6 +341,10 @@ export function parseAgentConfig(flags: AgentFlags, env: NodeJS.ProcessEnv = pro
   if (flags.advertTtl !== undefined) {
     config.advertTtlSeconds = Math.ceil(parseDurationMs(flags.advertTtl, "--advert-ttl") / 1000);
   }
+  if (flags.partitionGrace !== undefined) {
+    config.partitionGraceMs = parseDurationMs(flags.partitionGrace, "--partition-grace");
+  }
+  if (flags.fenceOnDisconnect) config.fenceOnDisconnect = true;
   // Validate now so the CLI reports every problem before connecting anywhere.
   resolveAgentConfig(config);
   return config;

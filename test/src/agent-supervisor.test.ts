@@ -10,34 +10,21 @@ import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connectBus, decode, encode, ensureStore, subjects, TypedKv } from "@capa/bus";
-import type { AgentAssignments, TaskAssignment } from "@capa/domain";
+import { connectBus, decode, encode, ensureStore, TypedKv } from "@capa/bus";
+import type { AgentAssignments } from "@capa/domain";
 import { groupMembers, isAlive, type NatsServerHandle, procStat, startNatsServer, waitFor } from "@capa/testkit";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { assertCliBuilt, exited, startCapa } from "./cli-harness.js";
+import {
+  shellAssignment as assignment,
+  killAgentAndTasks,
+  markerLines as lines,
+  startAgentUntilHeartbeat,
+} from "./agent-harness.js";
+import { assertCliBuilt, exited } from "./cli-harness.js";
 
 const AGENT_ID = "agent-supervised";
 const REGION = "eu-west";
-
-const lines = (path: string): string[] =>
-  existsSync(path) ? readFileSync(path, "utf8").split("\n").filter(Boolean) : [];
-
-function assignment(taskId: string, gpuIndex: number, script: string, killGraceSeconds: number): TaskAssignment {
-  return {
-    taskId,
-    jobId: `job-${taskId}`,
-    replica: 0,
-    gpuIndices: [gpuIndex],
-    template: { command: ["sh", "-c", script], env: {}, workingDir: "", killGraceSeconds },
-    epoch: 1,
-    pricePerGpuHour: 2_000_000,
-    tenant: "acme",
-    assignedAtMs: Date.now(),
-    stop: false,
-    stopReason: "",
-  };
-}
 
 interface RecordPids {
   pid: number;
@@ -61,17 +48,7 @@ describe("agent SIGKILLed: its task supervisor kills every task", () => {
   });
 
   afterAll(async () => {
-    if (agent && agent.child.exitCode === null && agent.child.signalCode === null) {
-      agent.child.kill("SIGKILL");
-      await exited(agent.child);
-    }
-    for (const group of groups) {
-      try {
-        process.kill(-group, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
+    await killAgentAndTasks(agent?.child, groups);
     await nc?.close();
     await server?.stop();
     if (workDir) rmSync(workDir, { recursive: true, force: true });
@@ -86,35 +63,8 @@ describe("agent SIGKILLed: its task supervisor kills every task", () => {
   }
 
   it("on the agent's death sends SIGTERM to each task's group, and SIGKILL after the grace to a tree that ignores it", async () => {
-    const heartbeat = (async () => {
-      for await (const m of nc.subscribe(subjects.heartbeat(REGION, AGENT_ID), { max: 1 })) return m.data;
-    })();
-    agent = startCapa([
-      "agent",
-      "--nats-url",
-      server.url,
-      "--id",
-      AGENT_ID,
-      "--region",
-      REGION,
-      "--simulate-gpus",
-      "2xH100-80GB",
-      "--price",
-      "H100-80GB=2.00",
-      "--work-dir",
-      workDir,
-      "--heartbeat-interval",
-      "200ms",
-      "--log-level",
-      "warn",
-    ]);
+    agent = await startAgentUntilHeartbeat(nc, { natsUrl: server.url, agentId: AGENT_ID, region: REGION, workDir });
     const child = agent.child;
-    await Promise.race([
-      heartbeat,
-      exited(child).then((e) => {
-        throw new Error(`capa agent exited ${e.code ?? e.signal}: ${agent?.output().stderr}`);
-      }),
-    ]);
 
     const store = await ensureStore(nc);
     const allocs = new TypedKv<AgentAssignments>(store.allocs, {

@@ -76,6 +76,7 @@ export function priceFor(prices: GpuPrice[], model: string, interruptible: boole
 /**
  * How long the scheduler holds a wholly silent region's agents (a cut, not dead machines) before it loses them
  * and re-places their tasks; an agent cut off for that long stops its own tasks first (agents/src/fence.ts), so
- * the two copies never run together. Scheduler `--partition-grace` and agent `partitionGraceMs` must agree.
+ * the two copies never run together. The scheduler's `--partition-grace` and the agents' (`capa agent
+ * --partition-grace`, `partitionGraceMs`) must agree: a cut-off agent cannot read the scheduler's.
  */
 export const DEFAULT_PARTITION_GRACE_MS = 120_000;

@@ -69,6 +69,14 @@ export function agentCommand(): Command {
         "how long an advert stays valid without a heartbeat (default 3 heartbeat intervals, 6s)",
       )
       .option(
+        "--partition-grace <duration>",
+        "the scheduler's --partition-grace (default 2m): cut off from the scheduler's state for nearly this long, the agent stops its tasks",
+      )
+      .option(
+        "--fence-on-disconnect",
+        "also stop tasks after about the advert TTL without any NATS round trip (no double run when this agent alone is cut; stops them in a whole-region NATS outage too)",
+      )
+      .option(
         "--metrics-port <port>",
         "serve Prometheus metrics (GPU utilisation, memory, temperature, tasks, report lag) on this port",
         parseInteger,

@@ -65,7 +65,7 @@ export function schedulerCommand(): Command {
     )
     .option(
       "--partition-grace <duration>",
-      "when every agent of a region is silent (a cut link), hold them this long before re-placing their tasks (default 2m)",
+      "when every agent of a region is silent (a cut link), hold them this long before re-placing their tasks (default 2m; give the agents the same --partition-grace)",
       parseDurationFlag,
     )
     .option("--lease-ttl <duration>", "leader lease length (default 8s)", parseDurationFlag)
