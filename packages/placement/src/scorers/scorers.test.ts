@@ -113,15 +113,16 @@ describe("headroom scorer", () => {
 describe("scarcity scorer", () => {
   // us-east holds 2 T4s on "t" and 8 H100s on "h": the T4 pool is 2 GPUs, the H100 pool 8, the region 10.
   // One GPU for the default hour; the cost reference is $1.00, the cost scale $1 (shadow $1 = half the score).
+  // The shadow price is $2 per GPU-hour at an emptied pool, $2 ÷ (1 + GPUs left after).
   const fleet = () => [agent("t", { gpus: "2xT4-16GB", prices: { "T4-16GB": ["1.00"] } }), agent("h")];
   it.each([
     // name, agent, GPUs taken on it, GPUs per replica, price, expected score
-    ["one of two T4s left after: shadow 2/3 of $1", "t", 0, 1, "1.00", 100 / (1 + 2 / 3)],
-    ["the last T4: the full $1", "t", 1, 1, "1.00", 50],
-    ["a big pool: 7 H100s left after, shadow 2/9", "h", 0, 1, "1.00", 100 / (1 + 2 / 9)],
-    ["two GPUs, 6 left after: 2/8 of $1 per GPU", "h", 0, 2, "1.00", 100 / 1.5],
-    // $1 dearer than the reference: the cost score falls from 50 to 100/3, which is what the shadow costs it.
-    ["a dearer candidate loses what the cost score would lose", "t", 1, 1, "2.00", 100 - (50 - 100 / 3)],
+    ["one of two T4s left after: shadow $1", "t", 0, 1, "1.00", 50],
+    ["the last T4: the full $2", "t", 1, 1, "1.00", 100 / 3],
+    ["a big pool: 7 H100s left after, shadow $2/8", "h", 0, 1, "1.00", 100 / 1.25],
+    ["two GPUs, 6 left after: $2/7 per GPU", "h", 0, 2, "1.00", 100 / (1 + 4 / 7)],
+    // $1 dearer than the reference: the cost score falls from 50 to 100/4, which is what the shadow costs it.
+    ["a dearer candidate loses what the cost score would lose", "t", 1, 1, "2.00", 100 - (50 - 25)],
   ])("%s", (_n, id, busy, gpusPerReplica, price, expected) => {
     const ctx = contextFor({ gpusPerReplica });
     ctx.cheapestCost = replicaCost(ctx, 1_000_000, "us-east");
@@ -146,7 +147,7 @@ describe("scarcity scorer", () => {
     const ctx = contextFor({});
     const state = stateOf([agent("r", { region: "sa-east", gpus: "1xH100-80GB" }), agent("h")]);
     const bucket = state.offerOf("r", "H100-80GB")!.slots["on-demand"]!.bucket;
-    expect(shadowCost(ctx, bucket)).toBe(1_000_000);
+    expect(shadowCost(ctx, bucket)).toBe(2_000_000);
   });
 
   it("is free for CPU-only jobs", () => {
@@ -158,14 +159,15 @@ describe("scarcity scorer", () => {
   // With the weight of cost (profile cheapest), the pair ranks by cost + shadow price.
   const engine = new PlacementEngine();
   it.each([
-    ["a flexible job leaves the last T4 when an H100 is under its shadow price dearer", "0.90", {}, "h"],
-    ["it keeps the T4 when the H100 costs more than the shadow price more", "0.10", {}, "t"],
-    ["a job naming the T4 takes it whatever its shadow price", "0.90", { gpuModels: ["T4-16GB"] }, "t"],
-  ])("%s", (_n, t4Price, spec, expected) => {
+    // The last T4's shadow price is $2; the H100s' $0.25.
+    ["a flexible job leaves the last T4 when an H100 is under its shadow price dearer", "0.90", "1.00", {}, "h"],
+    ["it keeps the T4 when the H100 costs more than the shadow price more", "0.10", "3.00", {}, "t"],
+    ["a job naming the T4 takes it whatever its shadow price", "0.90", "1.00", { gpuModels: ["T4-16GB"] }, "t"],
+  ])("%s", (_n, t4Price, h100Price, spec, expected) => {
     const state = stateOf(
       [
         agent("t", { gpus: "2xT4-16GB", prices: { "T4-16GB": [t4Price] } }),
-        agent("h", { prices: { "H100-80GB": ["1.00"] } }),
+        agent("h", { prices: { "H100-80GB": [h100Price] } }),
       ],
       [allocation("x-0", "t", [0])],
     );
