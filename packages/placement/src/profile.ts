@@ -114,8 +114,10 @@ export function resolveProfile(profile: Profile): ResolvedProfile {
 export const BUILTIN_PROFILES: Profile[] = [
   {
     name: "cheapest",
-    description: "Lowest cost; packing and reliability only break near-ties.",
-    weights: { cost: 1000, binpack: 2, reliability: 1, spread: 1, locality: 1 },
+    description:
+      "Lowest cost, scarce capacity priced at its shadow price; packing and reliability only break near-ties.",
+    // scarcity weighs as much as cost: the pair ranks by cost + shadow price (see the scarcity scorer).
+    weights: { cost: 1000, scarcity: 1000, binpack: 2, reliability: 1, spread: 1, locality: 1 },
   },
   {
     name: "balanced",

@@ -1,5 +1,5 @@
 import { replicaCost } from "../context.js";
-import type { Scorer } from "../pipeline.js";
+import type { RequestContext, Scorer } from "../pipeline.js";
 
 /**
  * Cost of the replica for its expected duration, egress from the data region included, in money rather than
@@ -9,14 +9,14 @@ import type { Scorer } from "../pipeline.js";
  * a long job's hundreds of dollars always do. The reference comes from the index, not from the candidates
  * visited, so a score means the same whatever the search happened to look at.
  */
-function scoreOf(min: number, scale: number, cost: number): number {
-  const extra = Math.max(0, cost - min);
+export function costScore(ctx: RequestContext, cost: number): number {
+  const scale = ctx.profile.costScaleMicros;
+  const extra = Math.max(0, cost - ctx.cheapestCost);
   return (100 * scale) / (scale + extra);
 }
 
 export const costScorer: Scorer = {
   name: "cost",
-  score: (ctx, c) => scoreOf(ctx.cheapestCost, ctx.profile.costScaleMicros, c.cost),
-  bound: (ctx, bucket, price) =>
-    scoreOf(ctx.cheapestCost, ctx.profile.costScaleMicros, replicaCost(ctx, price, bucket.region)),
+  score: (ctx, c) => costScore(ctx, c.cost),
+  bound: (ctx, bucket, price) => costScore(ctx, replicaCost(ctx, price, bucket.region)),
 };

@@ -10,12 +10,14 @@ import { headroomScorer } from "./headroom.js";
 import { latencyScorer } from "./latency.js";
 import { localityScorer } from "./locality.js";
 import { reliabilityScorer } from "./reliability.js";
+import { scarcityScorer } from "./scarcity.js";
 import { spreadScorer } from "./spread.js";
 
 export const SCORERS: readonly Scorer[] = [
   costScorer,
   latencyScorer,
   headroomScorer,
+  scarcityScorer,
   reliabilityScorer,
   binpackScorer,
   spreadScorer,

@@ -1,10 +1,11 @@
 import type { JobSpec } from "@capa/domain";
 import { describe, expect, it } from "vitest";
 import { buildContext, replicaCost } from "../context.js";
+import { PlacementEngine } from "../engine.js";
 import type { Candidate, RequestContext } from "../pipeline.js";
 import { BUILTIN_PROFILES, resolveProfile } from "../profile.js";
 import { DEFAULT_TABLES } from "../tables.js";
-import { type AgentOptions, agent, NOW, request, stateOf } from "../test-fixtures.js";
+import { type AgentOptions, agent, allocation, NOW, request, stateOf } from "../test-fixtures.js";
 import { binpackScorer } from "./binpack.js";
 import { costScorer } from "./cost.js";
 import { headroomScorer } from "./headroom.js";
@@ -12,6 +13,7 @@ import { latencyScorer } from "./latency.js";
 import { localityScorer } from "./locality.js";
 import { SCORERS } from "./registry.js";
 import { reliabilityScorer } from "./reliability.js";
+import { scarcityScorer, shadowCost } from "./scarcity.js";
 import { spreadScorer } from "./spread.js";
 
 function contextFor(spec: Partial<JobSpec>): RequestContext {
@@ -105,6 +107,72 @@ describe("headroom scorer", () => {
       cost: 0,
     };
     expect(headroomScorer.score(ctx, c, [])).toBeCloseTo(expected, 6);
+  });
+});
+
+describe("scarcity scorer", () => {
+  // us-east holds 2 T4s on "t" and 8 H100s on "h": the T4 pool is 2 GPUs, the H100 pool 8, the region 10.
+  // One GPU for the default hour; the cost reference is $1.00, the cost scale $1 (shadow $1 = half the score).
+  // The shadow price is $2 per GPU-hour at an emptied pool, $2 ÷ (1 + GPUs left after).
+  const fleet = () => [agent("t", { gpus: "2xT4-16GB", prices: { "T4-16GB": ["1.00"] } }), agent("h")];
+  it.each([
+    // name, agent, GPUs taken on it, GPUs per replica, price, expected score
+    ["one of two T4s left after: shadow $1", "t", 0, 1, "1.00", 50],
+    ["the last T4: the full $2", "t", 1, 1, "1.00", 100 / 3],
+    ["a big pool: 7 H100s left after, shadow $2/8", "h", 0, 1, "1.00", 100 / 1.25],
+    ["two GPUs, 6 left after: $2/7 per GPU", "h", 0, 2, "1.00", 100 / (1 + 4 / 7)],
+    // $1 dearer than the reference: the cost score falls from 50 to 100/4, which is what the shadow costs it.
+    ["a dearer candidate loses what the cost score would lose", "t", 1, 1, "2.00", 100 - (50 - 25)],
+  ])("%s", (_n, id, busy, gpusPerReplica, price, expected) => {
+    const ctx = contextFor({ gpusPerReplica });
+    ctx.cheapestCost = replicaCost(ctx, 1_000_000, "us-east");
+    const busyOn = Array.from({ length: busy }, (_, i) => i);
+    const state = stateOf(fleet(), busy > 0 ? [allocation("x-0", id, busyOn)] : []);
+    const offer = state.offerOf(id, id === "t" ? "T4-16GB" : "H100-80GB")!;
+    const c: Candidate = {
+      offer,
+      agent: offer.agent,
+      model: offer.model,
+      region: "us-east",
+      pricePerGpuHour: Math.round(Number(price) * 1_000_000),
+      interruptible: false,
+      freeBefore: offer.free,
+      cost: replicaCost(ctx, Math.round(Number(price) * 1_000_000), "us-east"),
+    };
+    expect(scarcityScorer.score(ctx, c, [])).toBeCloseTo(expected, 6);
+    expect(scarcityScorer.bound!(ctx, offer.slots["on-demand"]!.bucket, c.pricePerGpuHour)).toBeCloseTo(expected, 6);
+  });
+
+  it("the region pool counts too: the last GPU of a region is scarce whatever its model", () => {
+    const ctx = contextFor({});
+    const state = stateOf([agent("r", { region: "sa-east", gpus: "1xH100-80GB" }), agent("h")]);
+    const bucket = state.offerOf("r", "H100-80GB")!.slots["on-demand"]!.bucket;
+    expect(shadowCost(ctx, bucket)).toBe(2_000_000);
+  });
+
+  it("is free for CPU-only jobs", () => {
+    const ctx = contextFor({ gpusPerReplica: 0 });
+    const bucket = stateOf(fleet()).offerOf("t", "T4-16GB")!.slots["on-demand"]!.bucket;
+    expect(shadowCost(ctx, bucket)).toBe(0);
+  });
+
+  // With the weight of cost (profile cheapest), the pair ranks by cost + shadow price.
+  const engine = new PlacementEngine();
+  it.each([
+    // The last T4's shadow price is $2; the H100s' $0.25.
+    ["a flexible job leaves the last T4 when an H100 is under its shadow price dearer", "0.90", "1.00", {}, "h"],
+    ["it keeps the T4 when the H100 costs more than the shadow price more", "0.10", "3.00", {}, "t"],
+    ["a job naming the T4 takes it whatever its shadow price", "0.90", "1.00", { gpuModels: ["T4-16GB"] }, "t"],
+  ])("%s", (_n, t4Price, h100Price, spec, expected) => {
+    const state = stateOf(
+      [
+        agent("t", { gpus: "2xT4-16GB", prices: { "T4-16GB": [t4Price] } }),
+        agent("h", { prices: { "H100-80GB": [h100Price] } }),
+      ],
+      [allocation("x-0", "t", [0])],
+    );
+    const plan = engine.place(state, request("j", spec), { nowMs: NOW, seed: 1, profile: "cheapest" });
+    expect(plan.placements[0]?.agentId).toBe(expected);
   });
 });
 

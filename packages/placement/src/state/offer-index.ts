@@ -108,6 +108,15 @@ export class DomainGroup {
   }
 }
 
+/**
+ * Free and healthy GPUs over a set of buckets of one price mode: all of one GPU model (any region), or all of one
+ * region (any model). Kept by the buckets as their offers change, so the scarcity scorer reads a pool in O(1).
+ */
+export class Pool {
+  free = 0;
+  capacity = 0;
+}
+
 /** What identifies a bucket: bucket filters decide on this alone. */
 export interface BucketKey {
   readonly model: string;
@@ -135,8 +144,18 @@ export class Bucket implements BucketKey {
     readonly model: string,
     readonly region: string,
     readonly residency: string,
+    /** The pools of the bucket's model and of its region (shared with the index's other buckets). */
+    readonly modelPool: Pool = new Pool(),
+    readonly regionPool: Pool = new Pool(),
   ) {
     this.key = bucketKey(model, region, residency);
+  }
+
+  private countPools(free: number, capacity: number): void {
+    this.modelPool.free += free;
+    this.modelPool.capacity += capacity;
+    this.regionPool.free += free;
+    this.regionPool.capacity += capacity;
   }
 
   get minPrice(): number {
@@ -178,6 +197,7 @@ export class Bucket implements BucketKey {
     this.size++;
     this.freeSum += offer.free;
     this.capacity += offer.healthyIndices.length;
+    this.countPools(offer.free, offer.healthyIndices.length);
     this.maxVramMib = Math.max(this.maxVramMib, offer.minVramMib);
   }
 
@@ -197,6 +217,7 @@ export class Bucket implements BucketKey {
     this.size--;
     this.freeSum -= offer.free;
     this.capacity -= offer.healthyIndices.length;
+    this.countPools(-offer.free, -offer.healthyIndices.length);
     if (offer.minVramMib >= this.maxVramMib) {
       this.maxVramMib = 0;
       for (const d of this.domains.values())
@@ -217,6 +238,7 @@ export class Bucket implements BucketKey {
       domain.count(offer.free, 1);
     }
     this.freeSum += delta;
+    this.countPools(delta, 0);
   }
 }
 
@@ -229,6 +251,9 @@ export class OfferIndex {
   readonly buckets = new Map<string, Bucket>();
   /** Buckets per GPU model: the prefilter's entry point when a job names its accepted models. */
   readonly byModel = new Map<string, Bucket[]>();
+  /** Free and healthy GPUs per model and per region, over every bucket of the index (see Pool). */
+  readonly modelPools = new Map<string, Pool>();
+  readonly regionPools = new Map<string, Pool>();
 
   private ordered: Bucket[] | undefined;
   /** Offers in the index, in total and per model: rejections by model are counted without visiting buckets. */
@@ -250,7 +275,14 @@ export class OfferIndex {
     const key = bucketKey(offer.model, agent.region, agent.residency);
     let bucket = this.buckets.get(key);
     if (!bucket) {
-      bucket = new Bucket(this.mode, offer.model, agent.region, agent.residency);
+      bucket = new Bucket(
+        this.mode,
+        offer.model,
+        agent.region,
+        agent.residency,
+        poolOf(this.modelPools, offer.model),
+        poolOf(this.regionPools, agent.region),
+      );
       this.buckets.set(key, bucket);
       this.ordered = undefined;
       const list = this.byModel.get(offer.model) ?? [];
@@ -281,4 +313,13 @@ export class OfferIndex {
       else this.byModel.set(bucket.model, rest);
     }
   }
+}
+
+function poolOf(pools: Map<string, Pool>, key: string): Pool {
+  let pool = pools.get(key);
+  if (!pool) {
+    pool = new Pool();
+    pools.set(key, pool);
+  }
+  return pool;
 }
