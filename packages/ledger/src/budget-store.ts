@@ -19,7 +19,7 @@
  * layout, so there is no migration: a bucket written by a pre-release build must be recreated.
  */
 import { type Codec, GroupCommit, jsonCodec, jsPlacement, TypedKv } from "@capa/bus";
-import type { Micros } from "@capa/domain";
+import { ConflictError, type Micros } from "@capa/domain";
 import {
   applyBudgetOp,
   type BudgetOp,
@@ -223,9 +223,18 @@ export class BudgetStore {
 
   /** Writes the job's settled marker; the first one wins, unless `replace` (a late allocation re-settled). */
   async markJobSettled(marker: JobSettledMarker, replace = false): Promise<void> {
-    await this.markerKv.mutate(SETTLED_PREFIX + jobToken(marker.jobId), (cur) =>
-      cur && !replace ? undefined : marker,
-    );
+    const key = SETTLED_PREFIX + jobToken(marker.jobId);
+    if (!replace) {
+      // A job is settled once, so the marker is almost always new: created without reading first (a CAS create,
+      // so an existing marker is never written over; its conflict means the first one is there and wins).
+      try {
+        await this.markerKv.create(key, marker);
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+      }
+      return;
+    }
+    await this.markerKv.mutate(key, () => marker);
   }
 
   async settledMarker(jobId: string): Promise<JobSettledMarker | undefined> {

@@ -173,4 +173,43 @@ describe("Settler", () => {
     expect(settler.trackedJobs).toBe(0);
     await settler.stop();
   });
+  it("settles a final job's last allocation without noting it in allocs.<jobId>; a new leader bills it once", async () => {
+    const { ledger, written } = fakeLedger({ "j1-0": 300 });
+    const { budgets, jobs, settler } = setup(ledger);
+    await budgets.reserve("acme", "j1", { total: 10_000, hourly: 0 }, NOW);
+    await jobs.create(job("j1", { state: "succeeded", finishedAtMs: NOW, tasks: [placed("j1", 0, "succeeded")] }));
+    const noted = vi.spyOn(budgets, "noteAllocation");
+    const erased = vi.spyOn(budgets, "deleteJobAllocations");
+    // The leader dies after the ledger write, before the job's settlement: the reservation write fails, then it
+    // is demoted during the retry's backoff.
+    vi.spyOn(budgets, "settle").mockRejectedValueOnce(new Error("KV unavailable"));
+    settler.start();
+    await settler.idle();
+    expect(written).toEqual(new Map([["j1-0:1", 300]]));
+    expect(await budgets.settledMarker("j1")).toBeUndefined();
+    await settler.stop();
+
+    // The next leader (same stores) settles the job again: the ledger's entry, found again, is its charge.
+    const next = new Settler({
+      ledger,
+      budgets,
+      jobs,
+      store: {} as Store,
+      providerOf: () => "",
+      metrics: new SchedulerMetrics(),
+      logger: pino({ level: "silent" }),
+      now: () => NOW,
+    });
+    next.start();
+    await next.idle();
+    expect(written).toEqual(new Map([["j1-0:1", 300]]));
+    expect(await budgets.settledMarker("j1")).toMatchObject({ total: 300, allocs: { "j1-0:1": 300 } });
+    expect(jobs.get("j1")!.job.spent).toBe(300);
+    expect(await budgets.summary("acme", NOW)).toMatchObject({ settled: 300, reserved: 0 });
+    // No allocs.<jobId> was written, so none was removed either.
+    expect(noted).not.toHaveBeenCalled();
+    expect(erased).not.toHaveBeenCalled();
+    expect(await budgets.jobAllocations("j1")).toBeUndefined();
+    await next.stop();
+  });
 });

@@ -412,4 +412,60 @@ describe("plan applier", () => {
     expect((await s.allocKv.get("a2"))?.value.tasks).toEqual([]);
     expect(evaluated).toEqual(["jgang"]);
   });
+
+  it("holds a starting report for the task's next one: one job write, and every job state still written", async () => {
+    const s = await setup();
+    await s.applier.commit(s.jobs.get("jgang")!, s.gang, 46);
+    const statuses = (coalesceMs: number) =>
+      new StatusConsumer({
+        store: undefined as never,
+        jobs: s.jobs,
+        allocs: s.allocs,
+        applier: s.applier,
+        metrics: new SchedulerMetrics(),
+        logger: pino({ level: "silent" }),
+        now: () => 2000,
+        evaluate: () => {},
+        capacityFreed: () => {},
+        coalesceMs,
+      });
+    const report = (taskId: string, agentId: string, state: "starting" | "running") =>
+      encode.status({
+        taskId,
+        jobId: "jgang",
+        agentId,
+        epoch: 46,
+        state,
+        exitCode: 0,
+        signal: "",
+        startedAtMs: state === "running" ? 1500 : 0,
+        finishedAtMs: 0,
+        message: "",
+        sentAtMs: 1900,
+        bootId: "b",
+      });
+    // A wait no test outlasts: only the running report can end it.
+    const held = statuses(3_600_000);
+    let writes = s.jobKv.writes;
+    const starting = held.handle(subjects.taskStatus("jgang-0", "a1"), report("jgang-0", "a1", "starting"));
+    let answered = false;
+    void starting.then(() => {
+      answered = true;
+    });
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(answered).toBe(false); // not acked: nothing is written yet
+    expect(s.jobKv.writes).toBe(writes);
+    await Promise.all([
+      starting,
+      held.handle(subjects.taskStatus("jgang-0", "a1"), report("jgang-0", "a1", "running")),
+    ]);
+    expect(s.jobKv.writes - writes).toBe(1);
+    expect(s.jobs.get("jgang")!.job.state).toBe("running");
+    expect(s.jobs.get("jgang")!.job.tasks.map((t) => t.state)).toEqual(["running", "assigned"]);
+    // Without a next report, the starting one is folded once its wait is over (here: at once).
+    writes = s.jobKv.writes;
+    await statuses(0).handle(subjects.taskStatus("jgang-1", "a2"), report("jgang-1", "a2", "starting"));
+    expect(s.jobKv.writes - writes).toBe(1);
+    expect(s.jobs.get("jgang")!.job.tasks.map((t) => t.state)).toEqual(["running", "starting"]);
+  });
 });
