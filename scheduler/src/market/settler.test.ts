@@ -1,6 +1,6 @@
 import { jsonCodec, type Store, TypedKv } from "@capa/bus";
 import { defaultJobSpec, type Job, newTask, type Task, type TaskState } from "@capa/domain";
-import type { Ledger } from "@capa/ledger";
+import type { BudgetStore, Ledger } from "@capa/ledger";
 import pino from "pino";
 import { describe, expect, it, vi } from "vitest";
 import { SchedulerMetrics } from "../metrics.js";
@@ -67,10 +67,9 @@ function placed(jobId: string, replica: number, state: TaskState): Task {
   };
 }
 
-function setup(ledger: Ledger = {} as Ledger) {
-  const budgets = budgetStore();
-  const jobs = new JobRepo(new TypedKv<Job>(memoryKv(), jsonCodec<Job>()), () => NOW);
-  const settler = new Settler({
+/** A settler (a leader's) on these stores; several may share them, one after the other. */
+function settlerOn(ledger: Ledger, budgets: BudgetStore, jobs: JobRepo): Settler {
+  return new Settler({
     ledger,
     budgets,
     jobs,
@@ -80,6 +79,12 @@ function setup(ledger: Ledger = {} as Ledger) {
     logger: pino({ level: "silent" }),
     now: () => NOW,
   });
+}
+
+function setup(ledger: Ledger = {} as Ledger) {
+  const budgets = budgetStore();
+  const jobs = new JobRepo(new TypedKv<Job>(memoryKv(), jsonCodec<Job>()), () => NOW);
+  const settler = settlerOn(ledger, budgets, jobs);
   jobs.onChange((entry) => settler.observe(entry));
   return { budgets, jobs, settler };
 }
@@ -190,16 +195,7 @@ describe("Settler", () => {
     await settler.stop();
 
     // The next leader (same stores) settles the job again: the ledger's entry, found again, is its charge.
-    const next = new Settler({
-      ledger,
-      budgets,
-      jobs,
-      store: {} as Store,
-      providerOf: () => "",
-      metrics: new SchedulerMetrics(),
-      logger: pino({ level: "silent" }),
-      now: () => NOW,
-    });
+    const next = settlerOn(ledger, budgets, jobs);
     next.start();
     await next.idle();
     expect(written).toEqual(new Map([["j1-0:1", 300]]));

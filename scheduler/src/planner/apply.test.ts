@@ -175,6 +175,43 @@ async function setup() {
   return { cluster, allocKv, allocs, jobs, registry, applier, gang, revision, jobKv };
 }
 
+/** A status consumer on the setup's repos (no stream: reports are handed to `handle`). */
+function statusConsumer(
+  s: Awaited<ReturnType<typeof setup>>,
+  over: Partial<ConstructorParameters<typeof StatusConsumer>[0]> = {},
+): StatusConsumer {
+  return new StatusConsumer({
+    store: undefined as never,
+    jobs: s.jobs,
+    allocs: s.allocs,
+    applier: s.applier,
+    metrics: new SchedulerMetrics(),
+    logger: pino({ level: "silent" }),
+    now: () => 2000,
+    evaluate: () => {},
+    capacityFreed: () => {},
+    ...over,
+  });
+}
+
+/** A report of the gang "jgang" (epoch 46) as an agent sends it; started at 1500, a final one ended at 1800. */
+function gangReport(taskId: string, agentId: string, state: "starting" | "running" | "succeeded"): Uint8Array {
+  return encode.status({
+    taskId,
+    jobId: "jgang",
+    agentId,
+    epoch: 46,
+    state,
+    exitCode: 0,
+    signal: "",
+    startedAtMs: state === "starting" ? 0 : 1500,
+    finishedAtMs: state === "succeeded" ? 1800 : 0,
+    message: "",
+    sentAtMs: 1900,
+    bootId: "b",
+  });
+}
+
 describe("plan applier", () => {
   it("commits every assignment with one epoch, then the job, and the cluster state follows", async () => {
     const s = await setup();
@@ -356,32 +393,8 @@ describe("plan applier", () => {
     const s = await setup();
     await s.applier.commit(s.jobs.get("jgang")!, s.gang, 46);
     const evaluated: string[] = [];
-    const statuses = new StatusConsumer({
-      store: undefined as never,
-      jobs: s.jobs,
-      allocs: s.allocs,
-      applier: s.applier,
-      metrics: new SchedulerMetrics(),
-      logger: pino({ level: "silent" }),
-      now: () => 2000,
-      evaluate: (jobId) => evaluated.push(jobId),
-      capacityFreed: () => {},
-    });
-    const report = (taskId: string, agentId: string, state: "running" | "succeeded") =>
-      encode.status({
-        taskId,
-        jobId: "jgang",
-        agentId,
-        epoch: 46,
-        state,
-        exitCode: 0,
-        signal: "",
-        startedAtMs: 1500,
-        finishedAtMs: state === "succeeded" ? 1800 : 0,
-        message: "",
-        sentAtMs: 1900,
-        bootId: "b",
-      });
+    const statuses = statusConsumer(s, { evaluate: (jobId) => evaluated.push(jobId) });
+    const report = gangReport;
     const writesBefore = s.jobKv.writes;
     let release!: () => void;
     const held = s.jobs.withLock(
@@ -416,34 +429,8 @@ describe("plan applier", () => {
   it("holds a starting report for the task's next one: one job write, and every job state still written", async () => {
     const s = await setup();
     await s.applier.commit(s.jobs.get("jgang")!, s.gang, 46);
-    const statuses = (coalesceMs: number) =>
-      new StatusConsumer({
-        store: undefined as never,
-        jobs: s.jobs,
-        allocs: s.allocs,
-        applier: s.applier,
-        metrics: new SchedulerMetrics(),
-        logger: pino({ level: "silent" }),
-        now: () => 2000,
-        evaluate: () => {},
-        capacityFreed: () => {},
-        coalesceMs,
-      });
-    const report = (taskId: string, agentId: string, state: "starting" | "running") =>
-      encode.status({
-        taskId,
-        jobId: "jgang",
-        agentId,
-        epoch: 46,
-        state,
-        exitCode: 0,
-        signal: "",
-        startedAtMs: state === "running" ? 1500 : 0,
-        finishedAtMs: 0,
-        message: "",
-        sentAtMs: 1900,
-        bootId: "b",
-      });
+    const statuses = (coalesceMs: number) => statusConsumer(s, { coalesceMs });
+    const report = gangReport;
     // A wait no test outlasts: only the running report can end it.
     const held = statuses(3_600_000);
     let writes = s.jobKv.writes;
