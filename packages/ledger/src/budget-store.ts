@@ -124,10 +124,16 @@ export class BudgetStore {
    */
   async apply(tenant: string, op: BudgetOp, nowMs: number): Promise<BudgetOutcome> {
     let outcome: BudgetOutcome | undefined;
-    const stored = await this.tenantCommits.mutate(TENANT_PREFIX + budgetKey(tenant), (current) => {
+    const change = (current: TenantBudget | undefined) => {
       outcome = applyBudgetOp(current, tenant, op, nowMs);
       return outcome.changed ? outcome.state : undefined;
-    });
+    };
+    // A rate confirmation (extend by nothing) that changes nothing on the kept document changes nothing on a
+    // newer one: a reservation's rate only grows while it exists (a newer document shows it higher, or shows it
+    // gone, and then there is nothing to guard), so its no-op needs no fresh read. Anything it refuses (no such
+    // reservation, over the hourly cap) is decided again on a fresh read, as every refusal is.
+    const noopOnKept = op.kind === "extend" && op.amount === 0;
+    const stored = await this.tenantCommits.mutate(TENANT_PREFIX + budgetKey(tenant), change, { noopOnKept });
     // mutate ran the transition at least once, against the state it finally wrote over (or left alone).
     return outcome ?? { changed: false, state: stored?.value ?? emptyBudget(tenant, nowMs), overrun: 0 };
   }

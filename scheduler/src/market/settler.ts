@@ -43,6 +43,7 @@ import type { SchedulerMetrics } from "../metrics.js";
 import type { JobEntry, JobRepo } from "../store/job-repo.js";
 import { KeyedMutex } from "../util/keyed-mutex.js";
 import { allocKey, finishedAllocationOf, holdsAllocation, isSettleable } from "./allocations.js";
+import type { SeenUsage } from "./seen-usage.js";
 
 export interface SettlerDeps {
   ledger: Ledger;
@@ -54,6 +55,8 @@ export interface SettlerDeps {
   metrics: SchedulerMetrics;
   logger: Logger;
   now: () => number;
+  /** Usage reports the usage consumer saw: an allocation's complete set is not read back from the stream. */
+  seenUsage?: SeenUsage;
 }
 
 const MAX_BACKOFF_MS = 30_000;
@@ -297,13 +300,16 @@ export class Settler {
     let others = 0;
     for (const [k, c] of charges) if (k !== key) others += c.amount;
     const maxAmount = job.spec.budget > 0 ? Math.max(0, job.spec.budget - others) : undefined;
-    const reports = await readUsageReports(this.d.store.js, this.d.store.jsm, task.id, allocation.agentId);
+    const reports =
+      this.d.seenUsage?.complete(task.id, allocation.agentId, task.epoch) ??
+      (await readUsageReports(this.d.store.js, this.d.store.jsm, task.id, allocation.agentId));
     const { metered, record } = await settleAllocation(this.d.ledger, allocation, reports, this.d.now(), {
       maxAmount,
     });
     const amount = record.entries.charge.amount;
     if (noted) await this.d.budgets.noteAllocation(job.tenant, job.id, alloc, amount);
     charges.set(key, { amount, complete: true, ...(noted ? {} : { unnoted: true }) });
+    this.d.seenUsage?.forget(task.id, allocation.agentId);
     this.d.metrics.settlements.inc({ outcome: record.alreadySettled ? "already-settled" : "settled" });
     if (!record.alreadySettled)
       this.d.logger.info(
