@@ -1,10 +1,12 @@
 /** What `startScheduler` accepts, and the defaults it fills in. */
+
 import { homedir, hostname } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_PARTITION_GRACE_MS } from "@capa/domain";
 import { type Logger, pino } from "pino";
 import { DEFAULT_RETENTION_MS } from "./retention/policy.js";
 import { DEFAULT_RETIRED_CACHE_SIZE } from "./store/job-repo.js";
+import { DEFAULT_STATUS_COALESCE_MS } from "./tasks/status-consumer.js";
 
 export interface SchedulerConfig {
   /** NATS server URL(s); comma-separated accepted. */
@@ -65,6 +67,11 @@ export interface SchedulerConfig {
   checkpointCopyMaxBytes?: number;
   /** Delay before re-planning after a commit conflict or a rejected assignment. Default 250 ms. */
   retryDelayMs?: number;
+  /**
+   * Longest time a task's `starting` report waits for the task's next report, so both are folded into one job
+   * write (`starting` changes no job state; running and final reports are never held). 0 = no wait. Default 1 s.
+   */
+  statusCoalesceMs?: number;
   /**
    * JetStream replicas of capa's buckets and streams (`--js-replicas`). Default: 3 when the NATS cluster the
    * scheduler connects to (the home region) has at least 3 servers, else 1. They are placed in that cluster.
@@ -135,6 +142,7 @@ export interface ResolvedConfig {
   logDrainGraceMs: number;
   checkpointCopyMaxBytes: number;
   retryDelayMs: number;
+  statusCoalesceMs: number;
   /** undefined = from the connected cluster's size (`storeLayout`). */
   replicas: number | undefined;
   feeBasisPoints: number;
@@ -193,6 +201,7 @@ export function resolveConfig(config: SchedulerConfig): ResolvedConfig {
     logDrainGraceMs: config.logDrainGraceMs ?? 500,
     checkpointCopyMaxBytes: positive(config.checkpointCopyMaxBytes, "checkpointCopyMaxBytes") ?? 64 * 1024 * 1024,
     retryDelayMs: config.retryDelayMs ?? 250,
+    statusCoalesceMs: config.statusCoalesceMs ?? DEFAULT_STATUS_COALESCE_MS,
     replicas: config.replicas,
     feeBasisPoints: feeBasisPoints(config.feeBasisPoints),
     receiptKeyPath: config.receiptKeyPath ?? join(dataDir, "receipt-signing-key.pem"),

@@ -220,6 +220,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       evaluate,
       capacityFreed: () => capacityChanged("capacity freed"),
       heard: (agentId) => registry.heard(agentId),
+      coalesceMs: cfg.statusCoalesceMs,
     });
     const liveness = new AgentLiveness(
       { registry, jobs, allocs, metrics, logger: log, now, evaluate, partitionGraceMs: cfg.partitionGraceMs },

@@ -43,9 +43,13 @@ describe("settlement of a failed job's siblings", () => {
       // Settled once both allocations have ended (the sibling's stop is reported after the job failed).
       const done = await waitFor(
         async () => {
+          // The marker first: the settler writes job.spent before the marker, so a record read after a marker is
+          // seen holds the final spend (read the other way round, a record from just before the spend write
+          // could pass with the marker written in between).
+          const marked = (await budgets.settledMarker(job!.id)) !== undefined;
           const j = await getJob(h, job!.id);
           const ended = j.tasks.every((t) => isFinalTaskState(taskState(t)));
-          return ended && (await budgets.settledMarker(job!.id)) !== undefined && j;
+          return ended && marked && j;
         },
         { what: "both tasks ended and the job marked settled", timeoutMs: 30_000 },
       );

@@ -110,4 +110,38 @@ describe("GroupCommit", () => {
     await gc.mutate("k", add("after"));
     expect((await kv.get("k"))!.value).toEqual({ n: 2, ids: ["before", "after"] });
   });
+
+  it("decides a no-op again on a fresh read, unless its caller vouched that it holds on any newer value", async () => {
+    const kv = await typed(nc, "gc_noop");
+    const gc = new GroupCommit(kv);
+    await gc.mutate("k", add("mine"));
+    let reads = 0;
+    const latest = kv.getLatest.bind(kv);
+    kv.getLatest = (key) => {
+      reads++;
+      return latest(key);
+    };
+    // "n is at least 1": n only grows, so a no-op on the kept value is one on any newer value.
+    const atLeastOne = (cur: Doc | undefined) => ((cur?.n ?? 0) >= 1 ? undefined : add("one")(cur));
+    await gc.mutate("k", atLeastOne, { noopOnKept: true });
+    expect(reads).toBe(0);
+    // Another process wrote since the kept value: a no-op without the promise is decided on the stored value.
+    const theirs = new TypedKv(await new Kvm(jetstream(other)).open("gc_noop"), jsonCodec<Doc>());
+    const stored = await theirs.get("k");
+    await theirs.update("k", { n: 5, ids: [...stored!.value.ids, "theirs"] }, stored!.revision);
+    const seen = await gc.mutate("k", () => undefined);
+    expect(reads).toBe(1);
+    expect(seen?.value.ids).toEqual(["mine", "theirs"]);
+    // A refusal is always decided again on a fresh read, promise or not.
+    await gc.mutate("k", add("ours"));
+    const refusal = gc.mutate(
+      "k",
+      () => {
+        throw new Error("over the cap");
+      },
+      { noopOnKept: true },
+    );
+    await expect(refusal).rejects.toThrow("over the cap");
+    expect(reads).toBe(2);
+  });
 });

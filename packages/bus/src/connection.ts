@@ -1,4 +1,5 @@
 import { connect, type NatsConnection, nkeyAuthenticator } from "@nats-io/transport-node";
+import { installRequestFix } from "./request-fix.js";
 
 export type { NatsConnection } from "@nats-io/transport-node";
 
@@ -41,6 +42,7 @@ export function natsServers(value: string | string[]): string[] {
 
 export async function connectBus(options: BusConnectOptions): Promise<NatsConnection> {
   const servers = natsServers(options.servers);
+  installRequestFix();
   try {
     return await connect({
       servers,

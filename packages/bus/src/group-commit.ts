@@ -16,7 +16,9 @@
  * The last value written (or read) is kept per key as the next batch's base, so a batch normally costs one write
  * and no read; a stale base only costs a conflict and a re-read. A batch that writes nothing (every change a
  * no-op or a refusal) is never answered from a kept value: it is decided again on a fresh read, since no CAS
- * would tell that the kept value was stale.
+ * would tell that the kept value was stale. Except when every change of it was queued with `noopOnKept` and none
+ * refused: its caller vouches that a no-op decided on an older value is a no-op on any newer one (e.g. a check
+ * that a value which only ever grows is at least X), so the batch is answered from the kept value.
  */
 import { ConflictError } from "@capa/domain";
 import type { TypedKv, Versioned } from "./kv.js";
@@ -38,6 +40,7 @@ export interface GroupCommitOptions<T> {
 
 interface Pending<T> {
   change: (current: T | undefined) => T | undefined;
+  noopOnKept: boolean;
   resolve: (entry: Versioned<T> | undefined) => void;
   reject: (err: unknown) => void;
 }
@@ -61,8 +64,14 @@ export class GroupCommit<T> {
   /**
    * Queues `change` for `key`; resolves with the stored entry after the write that holds it (or the current
    * entry when no change of the batch changed anything). `change` returns the new value or undefined for none.
+   * `noopOnKept`: when `change` makes no change on the kept value, it would make none on any newer value either,
+   * so that answer needs no fresh read (a refusal is always decided again on one).
    */
-  mutate(key: string, change: (current: T | undefined) => T | undefined): Promise<Versioned<T> | undefined> {
+  mutate(
+    key: string,
+    change: (current: T | undefined) => T | undefined,
+    options: { noopOnKept?: boolean } = {},
+  ): Promise<Versioned<T> | undefined> {
     return new Promise((resolve, reject) => {
       let queue = this.queues.get(key);
       const idle = queue === undefined;
@@ -70,7 +79,7 @@ export class GroupCommit<T> {
         queue = [];
         this.queues.set(key, queue);
       }
-      queue.push({ change, resolve, reject });
+      queue.push({ change, noopOnKept: options.noopOnKept === true, resolve, reject });
       if (idle) void this.drain(key);
     });
   }
@@ -141,8 +150,9 @@ export class GroupCommit<T> {
       };
       if (!changed) {
         // Nothing to write, so no CAS checks the base: a refusal or a no-op decided on a kept (possibly stale)
-        // value is decided again on a fresh read before anyone is answered.
-        if (!fresh) {
+        // value is decided again on a fresh read before anyone is answered (unless every change vouched that its
+        // no-op holds on any newer value, and none refused).
+        if (!fresh && (failed.size > 0 || batch.some((p) => !p.noopOnKept))) {
           fresh = true;
           continue;
         }

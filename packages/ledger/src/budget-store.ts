@@ -19,7 +19,7 @@
  * layout, so there is no migration: a bucket written by a pre-release build must be recreated.
  */
 import { type Codec, GroupCommit, jsonCodec, jsPlacement, TypedKv } from "@capa/bus";
-import type { Micros } from "@capa/domain";
+import { ConflictError, type Micros } from "@capa/domain";
 import {
   applyBudgetOp,
   type BudgetOp,
@@ -124,10 +124,16 @@ export class BudgetStore {
    */
   async apply(tenant: string, op: BudgetOp, nowMs: number): Promise<BudgetOutcome> {
     let outcome: BudgetOutcome | undefined;
-    const stored = await this.tenantCommits.mutate(TENANT_PREFIX + budgetKey(tenant), (current) => {
+    const change = (current: TenantBudget | undefined) => {
       outcome = applyBudgetOp(current, tenant, op, nowMs);
       return outcome.changed ? outcome.state : undefined;
-    });
+    };
+    // A rate confirmation (extend by nothing) that changes nothing on the kept document changes nothing on a
+    // newer one: a reservation's rate only grows while it exists (a newer document shows it higher, or shows it
+    // gone, and then there is nothing to guard), so its no-op needs no fresh read. Anything it refuses (no such
+    // reservation, over the hourly cap) is decided again on a fresh read, as every refusal is.
+    const noopOnKept = op.kind === "extend" && op.amount === 0;
+    const stored = await this.tenantCommits.mutate(TENANT_PREFIX + budgetKey(tenant), change, { noopOnKept });
     // mutate ran the transition at least once, against the state it finally wrote over (or left alone).
     return outcome ?? { changed: false, state: stored?.value ?? emptyBudget(tenant, nowMs), overrun: 0 };
   }
@@ -223,9 +229,18 @@ export class BudgetStore {
 
   /** Writes the job's settled marker; the first one wins, unless `replace` (a late allocation re-settled). */
   async markJobSettled(marker: JobSettledMarker, replace = false): Promise<void> {
-    await this.markerKv.mutate(SETTLED_PREFIX + jobToken(marker.jobId), (cur) =>
-      cur && !replace ? undefined : marker,
-    );
+    const key = SETTLED_PREFIX + jobToken(marker.jobId);
+    if (!replace) {
+      // A job is settled once, so the marker is almost always new: created without reading first (a CAS create,
+      // so an existing marker is never written over; its conflict means the first one is there and wins).
+      try {
+        await this.markerKv.create(key, marker);
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+      }
+      return;
+    }
+    await this.markerKv.mutate(key, () => marker);
   }
 
   async settledMarker(jobId: string): Promise<JobSettledMarker | undefined> {

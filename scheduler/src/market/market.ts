@@ -16,6 +16,7 @@ import type { ClusterStateApi } from "../planner/engine.js";
 import type { JobRepo } from "../store/job-repo.js";
 import { Admission } from "./admission.js";
 import { BudgetWatch } from "./budget-watch.js";
+import { SeenUsage } from "./seen-usage.js";
 import { Settler } from "./settler.js";
 import { offerSources } from "./sources.js";
 import { UsageConsumer } from "./usage-consumer.js";
@@ -71,6 +72,7 @@ export async function openMarket(o: MarketOptions): Promise<Market> {
     ...(o.placementCluster ? { placementCluster: o.placementCluster } : {}),
   });
   const logger = o.logger.child({ component: "market" });
+  const seenUsage = new SeenUsage();
   const settler = new Settler({
     ledger,
     budgets,
@@ -80,6 +82,7 @@ export async function openMarket(o: MarketOptions): Promise<Market> {
     metrics: o.metrics,
     logger,
     now: o.now,
+    seenUsage,
   });
   const watch = new BudgetWatch({
     jobs: o.jobs,
@@ -100,6 +103,7 @@ export async function openMarket(o: MarketOptions): Promise<Market> {
     now: o.now,
     ...(o.listed ? { listed: o.listed } : {}),
     ...(o.heard ? { heard: o.heard } : {}),
+    seen: seenUsage,
   });
   let leading = false;
   o.jobs.onChange((entry, previous) => {

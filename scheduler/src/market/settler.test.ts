@@ -1,6 +1,6 @@
 import { jsonCodec, type Store, TypedKv } from "@capa/bus";
 import { defaultJobSpec, type Job, newTask, type Task, type TaskState } from "@capa/domain";
-import type { Ledger } from "@capa/ledger";
+import type { BudgetStore, Ledger } from "@capa/ledger";
 import pino from "pino";
 import { describe, expect, it, vi } from "vitest";
 import { SchedulerMetrics } from "../metrics.js";
@@ -67,10 +67,9 @@ function placed(jobId: string, replica: number, state: TaskState): Task {
   };
 }
 
-function setup(ledger: Ledger = {} as Ledger) {
-  const budgets = budgetStore();
-  const jobs = new JobRepo(new TypedKv<Job>(memoryKv(), jsonCodec<Job>()), () => NOW);
-  const settler = new Settler({
+/** A settler (a leader's) on these stores; several may share them, one after the other. */
+function settlerOn(ledger: Ledger, budgets: BudgetStore, jobs: JobRepo): Settler {
+  return new Settler({
     ledger,
     budgets,
     jobs,
@@ -80,6 +79,12 @@ function setup(ledger: Ledger = {} as Ledger) {
     logger: pino({ level: "silent" }),
     now: () => NOW,
   });
+}
+
+function setup(ledger: Ledger = {} as Ledger) {
+  const budgets = budgetStore();
+  const jobs = new JobRepo(new TypedKv<Job>(memoryKv(), jsonCodec<Job>()), () => NOW);
+  const settler = settlerOn(ledger, budgets, jobs);
   jobs.onChange((entry) => settler.observe(entry));
   return { budgets, jobs, settler };
 }
@@ -172,5 +177,35 @@ describe("Settler", () => {
     expect((await budgets.summary("acme", NOW)).settled).toBe(800);
     expect(settler.trackedJobs).toBe(0);
     await settler.stop();
+  });
+  it("settles a final job's last allocation without noting it in allocs.<jobId>; a new leader bills it once", async () => {
+    const { ledger, written } = fakeLedger({ "j1-0": 300 });
+    const { budgets, jobs, settler } = setup(ledger);
+    await budgets.reserve("acme", "j1", { total: 10_000, hourly: 0 }, NOW);
+    await jobs.create(job("j1", { state: "succeeded", finishedAtMs: NOW, tasks: [placed("j1", 0, "succeeded")] }));
+    const noted = vi.spyOn(budgets, "noteAllocation");
+    const erased = vi.spyOn(budgets, "deleteJobAllocations");
+    // The leader dies after the ledger write, before the job's settlement: the reservation write fails, then it
+    // is demoted during the retry's backoff.
+    vi.spyOn(budgets, "settle").mockRejectedValueOnce(new Error("KV unavailable"));
+    settler.start();
+    await settler.idle();
+    expect(written).toEqual(new Map([["j1-0:1", 300]]));
+    expect(await budgets.settledMarker("j1")).toBeUndefined();
+    await settler.stop();
+
+    // The next leader (same stores) settles the job again: the ledger's entry, found again, is its charge.
+    const next = settlerOn(ledger, budgets, jobs);
+    next.start();
+    await next.idle();
+    expect(written).toEqual(new Map([["j1-0:1", 300]]));
+    expect(await budgets.settledMarker("j1")).toMatchObject({ total: 300, allocs: { "j1-0:1": 300 } });
+    expect(jobs.get("j1")!.job.spent).toBe(300);
+    expect(await budgets.summary("acme", NOW)).toMatchObject({ settled: 300, reserved: 0 });
+    // No allocs.<jobId> was written, so none was removed either.
+    expect(noted).not.toHaveBeenCalled();
+    expect(erased).not.toHaveBeenCalled();
+    expect(await budgets.jobAllocations("j1")).toBeUndefined();
+    await next.stop();
   });
 });

@@ -43,6 +43,7 @@ import type { SchedulerMetrics } from "../metrics.js";
 import type { JobEntry, JobRepo } from "../store/job-repo.js";
 import { KeyedMutex } from "../util/keyed-mutex.js";
 import { allocKey, finishedAllocationOf, holdsAllocation, isSettleable } from "./allocations.js";
+import type { SeenUsage } from "./seen-usage.js";
 
 export interface SettlerDeps {
   ledger: Ledger;
@@ -54,6 +55,8 @@ export interface SettlerDeps {
   metrics: SchedulerMetrics;
   logger: Logger;
   now: () => number;
+  /** Usage reports the usage consumer saw: an allocation's complete set is not read back from the stream. */
+  seenUsage?: SeenUsage;
 }
 
 const MAX_BACKOFF_MS = 30_000;
@@ -71,10 +74,14 @@ function laneOf(key: string): string {
   return jobIdOfTask(key.slice(0, key.lastIndexOf(":")));
 }
 
-/** A charge of the job; `complete` = its receipt is written (the allocation needs no more work). */
+/**
+ * A charge of the job; `complete` = its receipt is written (the allocation needs no more work); `unnoted` = it is
+ * not in `allocs.<jobId>` (the last allocation of a final job, whose marker comes next: see settleTask).
+ */
 interface Charge {
   amount: Micros;
   complete: boolean;
+  unnoted?: boolean;
 }
 
 export class Settler {
@@ -95,6 +102,12 @@ export class Settler {
   private readonly charges = new Map<string, Map<string, Charge>>();
   /** Ids of completely settled jobs (their `settled.<jobId>` marker exists). */
   private readonly settledJobs = new Set<string>();
+  /**
+   * Unsettled jobs whose `allocs.<jobId>` may exist (load found it, or this term noted into it): only those are
+   * purged once settled. A job loaded without one and never noted has none to remove (this leader is the only
+   * writer of the key; a leftover from a deposed one is found by the next recovery's `jobAllocationIds`).
+   */
+  private readonly withAllocsDoc = new Set<string>();
 
   constructor(private readonly d: SettlerDeps) {
     // A job removed by retention is never settled again: its id need not be remembered (memory follows the
@@ -102,6 +115,7 @@ export class Settler {
     d.jobs.onForget?.((id) => {
       this.settledJobs.delete(id);
       this.charges.delete(id);
+      this.withAllocsDoc.delete(id);
     });
   }
 
@@ -115,6 +129,7 @@ export class Settler {
     // Another leader may have settled meanwhile: nothing cached from an earlier term is trusted.
     this.charges.clear();
     this.settledJobs.clear();
+    this.withAllocsDoc.clear();
     this.schedule(RECOVERY, async () => {
       for (const id of await this.d.budgets.settledJobIds()) this.settledJobs.add(id);
       // Settled jobs that still have an allocs document: a crash after the marker or during a late settlement.
@@ -146,6 +161,7 @@ export class Settler {
     this.queued.clear();
     await this.idle();
     this.charges.clear();
+    this.withAllocsDoc.clear();
   }
 
   /** Resolves once the queue is empty (work waiting on a retry timer is not counted; for tests). */
@@ -212,6 +228,7 @@ export class Settler {
       for (const [key, amount] of Object.entries(marker?.allocs ?? {})) map.set(key, { amount, complete: true });
     }
     const doc = await this.d.budgets.jobAllocations(job.id);
+    if (doc) this.withAllocsDoc.add(job.id);
     for (const [key, a] of Object.entries(doc?.allocs ?? {})) {
       if (a.charge !== null) {
         map.set(key, { amount: a.charge, complete: true });
@@ -274,18 +291,25 @@ export class Settler {
       return;
     }
     const alloc = { taskId: task.id, epoch: task.epoch };
-    await this.d.budgets.noteAllocation(job.tenant, job.id, alloc);
+    const noted = !this.isLastOfFinalJob(job, key, charges);
+    if (noted) {
+      this.withAllocsDoc.add(job.id);
+      await this.d.budgets.noteAllocation(job.tenant, job.id, alloc);
+    }
     // A budgeted job is never charged past its budget (a stored charge from an earlier attempt wins anyway).
     let others = 0;
     for (const [k, c] of charges) if (k !== key) others += c.amount;
     const maxAmount = job.spec.budget > 0 ? Math.max(0, job.spec.budget - others) : undefined;
-    const reports = await readUsageReports(this.d.store.js, this.d.store.jsm, task.id, allocation.agentId);
+    const reports =
+      this.d.seenUsage?.complete(task.id, allocation.agentId, task.epoch) ??
+      (await readUsageReports(this.d.store.js, this.d.store.jsm, task.id, allocation.agentId));
     const { metered, record } = await settleAllocation(this.d.ledger, allocation, reports, this.d.now(), {
       maxAmount,
     });
     const amount = record.entries.charge.amount;
-    await this.d.budgets.noteAllocation(job.tenant, job.id, alloc, amount);
-    charges.set(key, { amount, complete: true });
+    if (noted) await this.d.budgets.noteAllocation(job.tenant, job.id, alloc, amount);
+    charges.set(key, { amount, complete: true, ...(noted ? {} : { unnoted: true }) });
+    this.d.seenUsage?.forget(task.id, allocation.agentId);
     this.d.metrics.settlements.inc({ outcome: record.alreadySettled ? "already-settled" : "settled" });
     if (!record.alreadySettled)
       this.d.logger.info(
@@ -299,6 +323,28 @@ export class Settler {
         },
         "allocation settled",
       );
+  }
+
+  /**
+   * True when `key` is the last allocation of a final job that is not settled yet: no task holds an allocation,
+   * every other ended allocation is charged and noted. Its settlement then needs neither note in `allocs.<jobId>`
+   * (two writes and their reads): the job's marker, written next on the same lane, holds its charge. Crash-safe
+   * because the allocation is the task's current one in the final job record, which nothing changes any more: a
+   * new leader's recovery settles the job again, and settling the allocation again finds its ledger entry
+   * (exactly once per task + epoch) with the same amount; its budget cap is computed from the other charges,
+   * all durable in `allocs.<jobId>`. (A note exists for the allocations a record stops naming: earlier epochs.)
+   */
+  private isLastOfFinalJob(job: Job, key: string, charges: Map<string, Charge>): boolean {
+    if (!isFinalJobState(job.state) || this.settledJobs.has(job.id)) return false;
+    for (const t of job.tasks) {
+      if (holdsAllocation(t)) return false;
+      if (!isSettleable(t)) continue;
+      const k = allocKey(t.id, t.epoch);
+      const c = charges.get(k);
+      if (k !== key && (!c?.complete || c.unnoted)) return false;
+    }
+    for (const [k, c] of charges) if (k !== key && c.unnoted) return false;
+    return true;
   }
 
   /**
@@ -370,7 +416,8 @@ export class Settler {
     await this.d.budgets.markJobSettled({ jobId, tenant: job.tenant, total, settledAtMs: nowMs, allocs }, !!settled);
     this.settledJobs.add(jobId);
     this.charges.delete(jobId);
-    // The marker holds the charges now: the per-job document is not needed any more.
-    await this.d.budgets.deleteJobAllocations(jobId);
+    // The marker holds the charges now: the per-job document is not needed any more (when there is one).
+    if (settled || this.withAllocsDoc.has(jobId)) await this.d.budgets.deleteJobAllocations(jobId);
+    this.withAllocsDoc.delete(jobId);
   }
 }

@@ -16,6 +16,7 @@ import { watchForQuiet } from "../store/quiet-consumer.js";
 import { reportOriginProblem } from "../tasks/report-origin.js";
 import { meteredAllocationOf } from "./allocations.js";
 import type { BudgetWatch } from "./budget-watch.js";
+import type { SeenUsage } from "./seen-usage.js";
 
 export const USAGE_CONSUMER = "capa-scheduler-usage";
 
@@ -30,6 +31,8 @@ export interface UsageDeps {
   listed?: (agentId: string, taskId: string) => boolean;
   /** An accepted report from this agent: it was alive then (a lost agent is billed up to this). */
   heard?: (agentId: string) => void;
+  /** Keeps every report delivered, whatever its verdict, for settlement (seen-usage.ts). */
+  seen?: SeenUsage;
 }
 
 type Messages = Awaited<ReturnType<Awaited<ReturnType<Store["js"]["consumers"]["get"]>>["consume"]>>;
@@ -105,6 +108,8 @@ export class UsageConsumer {
       return this.count("malformed", subject);
     }
     if (!parsed || parsed.taskId !== report.taskId) return this.count("malformed", subject);
+    // Before any check: settlement meters what the stream holds on the subject, not what was accepted here.
+    this.d.seen?.add(parsed.taskId, parsed.agentId, report);
     const job = this.d.jobs.get(jobIdOfTask(report.taskId))?.job;
     const origin = reportOriginProblem(parsed.agentId, report, job, this.d.listed ?? (() => false));
     if (origin) {

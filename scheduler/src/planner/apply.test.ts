@@ -175,6 +175,43 @@ async function setup() {
   return { cluster, allocKv, allocs, jobs, registry, applier, gang, revision, jobKv };
 }
 
+/** A status consumer on the setup's repos (no stream: reports are handed to `handle`). */
+function statusConsumer(
+  s: Awaited<ReturnType<typeof setup>>,
+  over: Partial<ConstructorParameters<typeof StatusConsumer>[0]> = {},
+): StatusConsumer {
+  return new StatusConsumer({
+    store: undefined as never,
+    jobs: s.jobs,
+    allocs: s.allocs,
+    applier: s.applier,
+    metrics: new SchedulerMetrics(),
+    logger: pino({ level: "silent" }),
+    now: () => 2000,
+    evaluate: () => {},
+    capacityFreed: () => {},
+    ...over,
+  });
+}
+
+/** A report of the gang "jgang" (epoch 46) as an agent sends it; started at 1500, a final one ended at 1800. */
+function gangReport(taskId: string, agentId: string, state: "starting" | "running" | "succeeded"): Uint8Array {
+  return encode.status({
+    taskId,
+    jobId: "jgang",
+    agentId,
+    epoch: 46,
+    state,
+    exitCode: 0,
+    signal: "",
+    startedAtMs: state === "starting" ? 0 : 1500,
+    finishedAtMs: state === "succeeded" ? 1800 : 0,
+    message: "",
+    sentAtMs: 1900,
+    bootId: "b",
+  });
+}
+
 describe("plan applier", () => {
   it("commits every assignment with one epoch, then the job, and the cluster state follows", async () => {
     const s = await setup();
@@ -356,32 +393,8 @@ describe("plan applier", () => {
     const s = await setup();
     await s.applier.commit(s.jobs.get("jgang")!, s.gang, 46);
     const evaluated: string[] = [];
-    const statuses = new StatusConsumer({
-      store: undefined as never,
-      jobs: s.jobs,
-      allocs: s.allocs,
-      applier: s.applier,
-      metrics: new SchedulerMetrics(),
-      logger: pino({ level: "silent" }),
-      now: () => 2000,
-      evaluate: (jobId) => evaluated.push(jobId),
-      capacityFreed: () => {},
-    });
-    const report = (taskId: string, agentId: string, state: "running" | "succeeded") =>
-      encode.status({
-        taskId,
-        jobId: "jgang",
-        agentId,
-        epoch: 46,
-        state,
-        exitCode: 0,
-        signal: "",
-        startedAtMs: 1500,
-        finishedAtMs: state === "succeeded" ? 1800 : 0,
-        message: "",
-        sentAtMs: 1900,
-        bootId: "b",
-      });
+    const statuses = statusConsumer(s, { evaluate: (jobId) => evaluated.push(jobId) });
+    const report = gangReport;
     const writesBefore = s.jobKv.writes;
     let release!: () => void;
     const held = s.jobs.withLock(
@@ -411,5 +424,35 @@ describe("plan applier", () => {
     expect((await s.allocKv.get("a1"))?.value.tasks).toEqual([]);
     expect((await s.allocKv.get("a2"))?.value.tasks).toEqual([]);
     expect(evaluated).toEqual(["jgang"]);
+  });
+
+  it("holds a starting report for the task's next one: one job write, and every job state still written", async () => {
+    const s = await setup();
+    await s.applier.commit(s.jobs.get("jgang")!, s.gang, 46);
+    const statuses = (coalesceMs: number) => statusConsumer(s, { coalesceMs });
+    const report = gangReport;
+    // A wait no test outlasts: only the running report can end it.
+    const held = statuses(3_600_000);
+    let writes = s.jobKv.writes;
+    const starting = held.handle(subjects.taskStatus("jgang-0", "a1"), report("jgang-0", "a1", "starting"));
+    let answered = false;
+    void starting.then(() => {
+      answered = true;
+    });
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(answered).toBe(false); // not acked: nothing is written yet
+    expect(s.jobKv.writes).toBe(writes);
+    await Promise.all([
+      starting,
+      held.handle(subjects.taskStatus("jgang-0", "a1"), report("jgang-0", "a1", "running")),
+    ]);
+    expect(s.jobKv.writes - writes).toBe(1);
+    expect(s.jobs.get("jgang")!.job.state).toBe("running");
+    expect(s.jobs.get("jgang")!.job.tasks.map((t) => t.state)).toEqual(["running", "assigned"]);
+    // Without a next report, the starting one is folded once its wait is over (here: at once).
+    writes = s.jobKv.writes;
+    await statuses(0).handle(subjects.taskStatus("jgang-1", "a2"), report("jgang-1", "a2", "starting"));
+    expect(s.jobKv.writes - writes).toBe(1);
+    expect(s.jobs.get("jgang")!.job.tasks.map((t) => t.state)).toEqual(["running", "starting"]);
   });
 });

@@ -9,6 +9,7 @@ import type { TypedKv } from "@capa/bus";
 import { CapaError, ConflictError, type JobSpec, type JobState } from "@capa/domain";
 import type { Logger } from "pino";
 import type { JobService } from "../jobs/job-service.js";
+import { ChangedList } from "../store/changed-list.js";
 import type { JobRepo } from "../store/job-repo.js";
 import { scheduleRound } from "./engine.js";
 import { type RunRecord, runRequestId, type ScheduleRecord, scheduleKey } from "./model.js";
@@ -27,10 +28,15 @@ export interface ScheduleControllerDeps {
 const FINAL_CODES = new Set(["INVALID_ARGUMENT", "FAILED_PRECONDITION", "ALREADY_EXISTS", "PERMISSION_DENIED"]);
 
 export class ScheduleController {
-  constructor(private readonly d: ScheduleControllerDeps) {}
+  /** The bucket's entries, listed again only when it changed (a tick of an unchanged bucket: one stream info). */
+  private readonly listing: ChangedList<ScheduleRecord>;
+
+  constructor(private readonly d: ScheduleControllerDeps) {
+    this.listing = new ChangedList(d.schedules);
+  }
 
   async tick(): Promise<void> {
-    for (const entry of await this.d.schedules.list()) {
+    for (const entry of await this.listing.list()) {
       try {
         await this.reconcileOne(entry.value, entry.revision);
       } catch (err) {

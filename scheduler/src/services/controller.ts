@@ -13,6 +13,7 @@ import type { TypedKv } from "@capa/bus";
 import { ConflictError, isFinalJobState, type Job } from "@capa/domain";
 import type { Logger } from "pino";
 import type { JobService } from "../jobs/job-service.js";
+import { ChangedList } from "../store/changed-list.js";
 import type { JobRepo } from "../store/job-repo.js";
 import { decideScale, type Recommendation, trimHistory } from "./autoscaler.js";
 import { driftTrigger, type ModelMetricsGauges, type RetrainTrigger } from "./drift.js";
@@ -90,8 +91,12 @@ export class ServiceController {
   private readonly removingSince = new Map<string, number>();
   /** Per service: traffic percent of replicas in a rolling region (by request id); others get 100. */
   private readonly weights = new Map<string, Map<string, number>>();
+  /** The bucket's entries, listed again only when it changed (a tick of an unchanged bucket: one stream info). */
+  private readonly listing: ChangedList<ServiceRecord>;
 
-  constructor(private readonly d: ControllerDeps) {}
+  constructor(private readonly d: ControllerDeps) {
+    this.listing = new ChangedList(d.services);
+  }
 
   observe(rec: ReplicaRecord): ReplicaView {
     const entry = rec.jobId ? this.d.repo.get(rec.jobId) : undefined;
@@ -131,7 +136,7 @@ export class ServiceController {
   }
 
   async tick(): Promise<void> {
-    for (const entry of await this.d.services.list()) {
+    for (const entry of await this.listing.list()) {
       try {
         await this.reconcileOne(entry.value, entry.revision);
       } catch (err) {

@@ -115,3 +115,42 @@ describe("JobRepo after the store went back (every NATS server killed; the strea
     expect(restarted.get("jb")?.revision).toBe(out?.revision);
   });
 });
+
+describe("JobRepo watch entries during own writes", () => {
+  it("takes a job's watch entries after its write is answered: its own not decoded, another writer's in order", async () => {
+    const { kv, jobs } = repo(10);
+    await jobs.create(job("j1", "pending"));
+    const stored = async () => (await kv.get("j1"))!;
+    // The store answers our write only when told to; the watch meanwhile delivers it, then another writer's.
+    let answer!: () => void;
+    const update = kv.update.bind(kv);
+    kv.update = async (key, value, revision) => {
+      const rev = await update(key, value, revision);
+      await new Promise<void>((r) => {
+        answer = r;
+      });
+      return rev;
+    };
+    const seen: string[] = [];
+    jobs.onChange((e) => seen.push(`${e.revision}:${e.job.reason}`));
+    const writing = jobs.write(jobs.get("j1")!, { ...jobs.get("j1")!.job, reason: "ours" });
+    while (!answer) await new Promise((r) => setImmediate(r));
+    const ours = await stored();
+    const watched = (e: { value: Job; revision: number }) => ({
+      key: "j1",
+      value: encode.job(e.value),
+      revision: e.revision,
+      deleted: false,
+    });
+    jobs.observeWatched(watched(ours));
+    kv.update = update;
+    const theirs = { ...ours.value, reason: "theirs" };
+    const theirRevision = await kv.update("j1", theirs, ours.revision);
+    jobs.observeWatched(watched({ value: theirs, revision: theirRevision }));
+    expect(seen).toEqual([]); // held while our write is unanswered
+    answer();
+    await writing;
+    expect(seen).toEqual([`${ours.revision}:ours`, `${theirRevision}:theirs`]);
+    expect(jobs.get("j1")!.job.reason).toBe("theirs");
+  });
+});

@@ -76,6 +76,15 @@ export class JobRepo {
   private readonly all = new Set<JobListener>();
   private readonly forgotten = new Set<(id: string) => void>();
   private readonly locks = new KeyedMutex();
+  /**
+   * Own writes (create, CAS update) not answered yet, by job, and the watch entries of those jobs that arrived
+   * meanwhile. The watch often delivers an own write before its acknowledgement does; decoding it then is wasted
+   * (the acknowledged write is observed anyway, at the same revision). So a job's watch entries wait until its
+   * writes are answered, and are then taken like any other (decoded only when newer than what is held): none is
+   * lost or reordered, another writer's change is only seen after the write it raced (which it made fail).
+   */
+  private readonly writing = new Map<string, number>();
+  private readonly heldWatched = new Map<string, WatchedEntry[]>();
 
   constructor(
     readonly kv: TypedKv<Job>,
@@ -172,10 +181,7 @@ export class JobRepo {
 
   /** CAS create; ConflictError when the id exists. */
   async create(job: Job): Promise<JobEntry> {
-    const revision = await this.kv.create(job.id, job);
-    const entry = { job, revision };
-    this.observe(entry);
-    return entry;
+    return this.writeAndObserve(job, () => this.kv.create(job.id, job));
   }
 
   /** Runs `work` holding this job's in-process lock (the applier keeps it across allocation and job commits). */
@@ -186,10 +192,35 @@ export class JobRepo {
   /** One CAS write on `base.revision`; the caller holds the lock. ConflictError when someone wrote since. */
   async write(base: JobEntry, job: Job): Promise<JobEntry> {
     const next = { ...job, updatedAtMs: this.now() };
-    const revision = await this.kv.update(base.job.id, next, base.revision);
-    const entry = { job: next, revision };
-    this.observe(entry);
-    return entry;
+    return this.writeAndObserve(next, () => this.kv.update(base.job.id, next, base.revision));
+  }
+
+  /**
+   * One store write of `job`, counted as in flight while it runs (see `writing`); once answered it is observed
+   * first, then the watch entries held meanwhile are taken (so an entry of its own revision is never decoded).
+   */
+  private async writeAndObserve(job: Job, write: () => Promise<number>): Promise<JobEntry> {
+    const id = job.id;
+    this.writing.set(id, (this.writing.get(id) ?? 0) + 1);
+    try {
+      const entry = { job, revision: await write() };
+      this.observe(entry);
+      return entry;
+    } finally {
+      const n = this.writing.get(id)! - 1;
+      if (n > 0) this.writing.set(id, n);
+      else this.writing.delete(id);
+      this.releaseWatched(id);
+    }
+  }
+
+  /** Takes the watch entries held for `id` once none of its writes is in flight any more. */
+  private releaseWatched(id: string): void {
+    if (this.writing.has(id)) return;
+    const held = this.heldWatched.get(id);
+    if (!held) return;
+    this.heldWatched.delete(id);
+    for (const e of held) this.observeWatched(e);
   }
 
   /**
@@ -273,6 +304,13 @@ export class JobRepo {
     }
     // Our own writes come back on the watch: one we hold already at that revision is not decoded again.
     if ((this.summaries.get(e.key)?.revision ?? 0) >= e.revision) return;
+    // An own write of this job is in flight: this is most likely it (see `writing`); taken once it is answered.
+    if (this.writing.has(e.key)) {
+      const held = this.heldWatched.get(e.key);
+      if (held) held.push(e);
+      else this.heldWatched.set(e.key, [e]);
+      return;
+    }
     this.observe({ job: decode.job(e.value), revision: e.revision });
   }
 

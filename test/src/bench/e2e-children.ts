@@ -32,7 +32,12 @@ export async function spawnChild(
   role: string,
   args: object,
   execArgv: string[] = [],
-): Promise<{ child: ChildProcess; ready: Record<string, unknown> }> {
+): Promise<{
+  child: ChildProcess;
+  ready: Record<string, unknown>;
+  /** Sends one command line to the child (e2e-procs.ts reads them) and resolves with its JSON answer line. */
+  ask(command: string): Promise<Record<string, unknown>>;
+}> {
   const child = spawn(process.execPath, [...execArgv, PROCS, role, JSON.stringify(args)], {
     stdio: ["pipe", "pipe", "inherit"],
   });
@@ -41,7 +46,20 @@ export async function spawnChild(
     child.once("exit", (code) => reject(new Error(`${role} exited with ${code} before it was ready`)));
     lines.once("line", (line) => resolve(JSON.parse(line)));
   });
-  return { child, ready };
+  // One question at a time: each answer is the next line, so the questions are chained.
+  let last: Promise<unknown> = Promise.resolve();
+  const ask = (command: string) => {
+    const answer = last.then(
+      () =>
+        new Promise<Record<string, unknown>>((resolve) => {
+          lines.once("line", (line) => resolve(JSON.parse(line)));
+          child.stdin!.write(`${command}\n`);
+        }),
+    );
+    last = answer.catch(() => undefined);
+    return answer;
+  };
+  return { child, ready, ask };
 }
 
 export async function stopChild(child: ChildProcess, graceMs = 15_000): Promise<void> {

@@ -1,7 +1,7 @@
 /**
  * Child-process entries of `npm run bench:e2e`, so the scheduler and the agents each run in their own process and
  * their CPU and memory can be read from /proc apart from the load generator's:
- *   node e2e-procs.js scheduler '{"natsUrl":…,"grpcAddress":…,"dataDir":…}'
+ *   node e2e-procs.js scheduler '{"natsUrl":…,"grpcAddress":…,"dataDir":…,"countNats":true}'
  *   node e2e-procs.js agents '{"natsUrl":…,"ids":["a1",…],"gpus":"8xH100-80GB","workRoot":…,"region":…}'
  *   node e2e-procs.js fleet '{"natsUrl":…,"count":10000,"prefix":…,"regions":[…],"heartbeatMs":…,…}' (fake agents)
  * An `agents` process runs one real agent per id (startAgent: its own NATS connection, supervisor, child
@@ -9,10 +9,12 @@
  * and stops on SIGTERM or when its stdin (a pipe from the benchmark) closes, so none outlives the benchmark.
  */
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { startAgent } from "@capa/agent";
 import { connectBus } from "@capa/bus";
 import { startScheduler } from "@capa/scheduler";
 import { pino } from "pino";
+import { installNatsTap, natsCounts } from "./e2e-nats-tap.js";
 import { FakeFleet } from "./fleet-gen.js";
 
 const [role, raw] = process.argv.slice(2);
@@ -22,7 +24,10 @@ const logger = pino({ level: process.env.CAPA_BENCH_LOG ?? "warn" }, pino.destin
 async function main(): Promise<void> {
   const stops: (() => Promise<void>)[] = [];
   if (role === "scheduler") {
-    const s = await startScheduler({ ...args, logger });
+    const { countNats, ...config } = args;
+    // Before the scheduler connects, so every message it sends is counted (e2e-nats-tap.ts).
+    if (countNats) installNatsTap();
+    const s = await startScheduler({ ...config, logger });
     stops.push(() => s.stop());
     console.log(JSON.stringify({ grpcAddress: s.grpcAddress }));
   } else if (role === "agents") {
@@ -65,7 +70,10 @@ async function main(): Promise<void> {
   process.on("SIGINT", stop);
   // stdin is a pipe from the benchmark: when it closes (the benchmark ended, however), stop too.
   process.stdin.on("end", stop);
-  process.stdin.resume();
+  // Questions from the benchmark, one a line, each answered with one JSON line: `nats` → the NATS counts so far.
+  createInterface({ input: process.stdin }).on("line", (line) => {
+    if (line.trim() === "nats") console.log(JSON.stringify(natsCounts()));
+  });
 }
 
 main().catch((err) => {

@@ -15,7 +15,9 @@
  *
  * Flags: --json (one JSON object as the last line), --scenario base,agents64,tenants10, --jobs N, --clients N,
  *        --cpu-prof (profile the scheduler; prints its top self-time functions and keeps the .cpuprofile),
- *        --timeout-s N (how long to wait for the last job, default 300).
+ *        --timeout-s N (how long to wait for the last job, default 300),
+ *        --no-nats-counts (leave out the count of the scheduler's NATS messages by subject class, e2e-nats-tap.ts,
+ *        from the first submit until the last job was settled, printed per job).
  */
 import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -73,6 +75,9 @@ export interface E2eResult {
   lostTasks: number;
   neverFinal: number;
   wallS: number;
+  /** Messages the scheduler sent to NATS per job, by subject class (e2e-nats-tap.ts); empty with --no-nats-counts. */
+  natsPerJob: Record<string, number>;
+  natsTotalPerJob: number;
 }
 
 function flag(name: string): string | undefined {
@@ -80,7 +85,10 @@ function flag(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
-async function runScenario(s: Scenario, opts: { cpuProf?: string; timeoutMs: number }): Promise<E2eResult> {
+async function runScenario(
+  s: Scenario,
+  opts: { cpuProf?: string; timeoutMs: number; countNats: boolean },
+): Promise<E2eResult> {
   const root = mkdtempSync(join(tmpdir(), "capa-bench-e2e-"));
   const nats = await startNatsServer({ storeDir: join(root, "nats") });
   const children: ChildProcess[] = [];
@@ -90,7 +98,7 @@ async function runScenario(s: Scenario, opts: { cpuProf?: string; timeoutMs: num
     const { bootstrapToken, metadata } = benchAdmin();
     const sched = await spawnChild(
       "scheduler",
-      { natsUrl: nats.url, grpcAddress, dataDir: join(root, "scheduler"), bootstrapToken },
+      { natsUrl: nats.url, grpcAddress, dataDir: join(root, "scheduler"), bootstrapToken, countNats: opts.countNats },
       opts.cpuProf ? ["--cpu-prof", "--cpu-prof-dir", opts.cpuProf] : [],
     );
     children.push(sched.child);
@@ -168,6 +176,8 @@ async function runScenario(s: Scenario, opts: { cpuProf?: string; timeoutMs: num
     const schedPid = sched.child.pid!;
     const agentPids = agentProcs.map((c) => c.pid!);
     const natsPid = nats.process.pid!;
+    const natsCounts = async () => (opts.countNats ? ((await sched.ask("nats")) as Record<string, number>) : {});
+    const natsBefore = await natsCounts();
     const before = { sched: cpuTimes(schedPid), agents: sumCpu(agentPids), nats: cpuTimes(natsPid) };
 
     const clients = Array.from(
@@ -221,6 +231,7 @@ async function runScenario(s: Scenario, opts: { cpuProf?: string; timeoutMs: num
     // CPU per job counts until every job is settled too: settlement is part of what a job costs.
     if (![...acked.keys()].every((id) => settledAt.has(id))) await Promise.race([settled, waitLimit]);
     const after = { sched: cpuTimes(schedPid), agents: sumCpu(agentPids), nats: cpuTimes(natsPid) };
+    const natsAfter = await natsCounts();
     const schedMem = memory(schedPid);
     const agentMem = agentPids.map((p) => memory(p).peakMb);
     watch.stop();
@@ -241,6 +252,12 @@ async function runScenario(s: Scenario, opts: { cpuProf?: string; timeoutMs: num
     const n = Math.max(1, acked.size);
     const round = (v: number, d = 1) => Math.round(v * 10 ** d) / 10 ** d;
     const { ABORTED: aborted = 0, ...otherErrors } = errors;
+    const natsPerJob = Object.fromEntries(
+      Object.entries(natsAfter)
+        .map(([k, v]) => [k, round((v - (natsBefore[k] ?? 0)) / n, 2)] as const)
+        .filter(([, v]) => v > 0)
+        .sort((a, b) => b[1] - a[1]),
+    );
     return {
       scenario: s.name,
       agents: s.agents,
@@ -271,6 +288,11 @@ async function runScenario(s: Scenario, opts: { cpuProf?: string; timeoutMs: num
       lostTasks: lostTasks.size,
       neverFinal: acked.size - finals.length,
       wallS: round((performance.now() - t0) / 1000),
+      natsPerJob,
+      natsTotalPerJob: round(
+        Object.values(natsPerJob).reduce((a, b) => a + b, 0),
+        2,
+      ),
     };
   } finally {
     await Promise.allSettled(children.map((c) => stopChild(c)));
@@ -326,6 +348,18 @@ function printResults(results: E2eResult[]): void {
       rows.map(([label, f]) => [label, ...results.map(f)]),
     ),
   );
+  const classes = [...new Set(results.flatMap((r) => Object.keys(r.natsPerJob)))];
+  if (classes.length === 0) return;
+  console.log("\nscheduler → NATS messages per job, by subject class (first submit → last settled)");
+  console.log(
+    table(
+      ["class", ...results.map((r) => r.scenario)],
+      [
+        ["total", ...results.map((r) => `${r.natsTotalPerJob}`)],
+        ...classes.map((c) => [c, ...results.map((r) => `${r.natsPerJob[c] ?? 0}`)]),
+      ],
+    ),
+  );
 }
 
 async function main(): Promise<void> {
@@ -333,6 +367,7 @@ async function main(): Promise<void> {
   const jobs = Number(flag("--jobs") ?? 2000);
   const clients = Number(flag("--clients") ?? 8);
   const timeoutMs = Number(flag("--timeout-s") ?? 300) * 1000;
+  const countNats = !process.argv.includes("--no-nats-counts");
   const all: Scenario[] = [
     { name: "base", agents: 16, agentsPerProcess: 1, tenants: 1, jobs, clients },
     { name: "agents64", agents: 64, agentsPerProcess: 8, tenants: 1, jobs, clients },
@@ -354,7 +389,9 @@ async function main(): Promise<void> {
     process.stderr.write(
       `running ${s.name}: ${s.agents} agents, ${s.tenants} tenant(s), ${s.jobs} jobs, ${s.clients} clients\n`,
     );
-    results.push(await runScenario(s, { timeoutMs, ...(profDir && results.length === 0 ? { cpuProf: profDir } : {}) }));
+    results.push(
+      await runScenario(s, { timeoutMs, countNats, ...(profDir && results.length === 0 ? { cpuProf: profDir } : {}) }),
+    );
   }
   console.log("");
   printResults(results);
