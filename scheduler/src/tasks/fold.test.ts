@@ -72,6 +72,16 @@ describe("foldStatus", () => {
     expect(foldStatus(job(), report("succeeded", { epoch: 4 }), 200)).toMatchObject({ verdict: "stale", final: true });
   });
 
+  it.each([
+    ["a task whose placement commit is unknown (still pending, epoch 0)", { state: "pending" as const, epoch: 0 }],
+    ["a task the job still holds at an older epoch (a retry placed, not yet committed)", { state: "lost" as const }],
+  ])("keeps the listing of a final report newer than %s, for adoption", (_name, task) => {
+    const uncommitted = job(1);
+    Object.assign(uncommitted.tasks[0]!, task);
+    const r = foldStatus(uncommitted, report("succeeded", { epoch: 9 }), 200);
+    expect(r).toEqual({ verdict: "stale", final: false });
+  });
+
   it("never moves a task backwards (redelivery, reordering)", () => {
     const running = foldStatus(job(), report("running"), 200).job!;
     expect(foldStatus(running, report("starting"), 300).verdict).toBe("unchanged");

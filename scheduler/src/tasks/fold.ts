@@ -22,7 +22,12 @@ export interface FoldResult {
   verdict: FoldVerdict;
   /** The new job when `verdict` is "applied". */
   job?: Job;
-  /** The report is final: the assignment it names (agent + epoch), if still listed, can be removed. */
+  /**
+   * The report is final and the assignment it names (agent + epoch), if still listed, can be removed. Never for an
+   * epoch newer than the task's: that listing is a placement whose job commit had an unknown outcome, kept for the
+   * next evaluation to adopt (apply.ts, JobCommitUncertain). A short task may finish before that; removing its
+   * listing then would leave nothing to adopt, and the task would be placed and run again.
+   */
   final: boolean;
 }
 
@@ -31,7 +36,7 @@ export function foldStatus(job: Job, report: TaskStatusReport, nowMs: number): F
   const final = isFinalTaskState(report.state);
   if (!task) return { verdict: "unknown-task", final };
   if (report.epoch !== task.epoch || report.agentId !== task.agentId || task.epoch === 0)
-    return { verdict: "stale", final };
+    return { verdict: "stale", final: final && report.epoch <= task.epoch };
   if (isFinalTaskState(task.state)) return { verdict: "unchanged", final };
   // A task stopped without the tenant cancelling (gang restart, preemption, agent shutdown) must run again.
   let state = report.state;
