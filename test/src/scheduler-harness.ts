@@ -15,7 +15,14 @@ import type { Advert, AgentAssignments, TaskAssignment, TaskStatusReport } from 
 import { type AuthDir, openAuthDir } from "@capa/nats-auth";
 import { type SchedulerConfig, type SchedulerHandle, startScheduler } from "@capa/scheduler";
 import { type NatsServerHandle, startNatsServer, waitFor } from "@capa/testkit";
-import { type ClientOptions, credentials, InterceptingCall, type Interceptor, type ServiceError } from "@grpc/grpc-js";
+import {
+  type ClientOptions,
+  credentials,
+  status as grpcStatus,
+  InterceptingCall,
+  type Interceptor,
+  type ServiceError,
+} from "@grpc/grpc-js";
 import { pino } from "pino";
 
 export const silent = pino({ level: process.env.CAPA_TEST_LOG ?? "silent" });
@@ -173,18 +180,29 @@ export async function startHarness(overrides: Partial<SchedulerConfig> = {}): Pr
       return { nats: nats.url, natsAuth: { nkeySeed } };
     },
     async mintKey(role, scope = {}) {
-      const res = await rpc<pb.CreateKeyResponse>((cb) =>
-        h.keys.createKey(
-          {
-            role,
-            name: scope.name ?? `${role}-${scope.tenant ?? scope.provider ?? "key"}`,
-            tenant: scope.tenant ?? "",
-            provider: scope.provider ?? "",
-          },
-          cb,
-        ),
-      );
-      return res.token;
+      const create = () =>
+        rpc<pb.CreateKeyResponse>((cb) =>
+          h.keys.createKey(
+            {
+              role,
+              name: scope.name ?? `${role}-${scope.tenant ?? scope.provider ?? "key"}`,
+              tenant: scope.tenant ?? "",
+              provider: scope.provider ?? "",
+            },
+            cb,
+          ),
+        );
+      // As every capa client does: a write refused while no replica holds the lease (UNAVAILABLE, nothing written)
+      // is retried. The harness's 3 s lease can lapse on a starved event loop (the full suite at load 10+).
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return (await create()).token;
+        } catch (err) {
+          const e = err as ServiceError;
+          if (e.code !== grpcStatus.UNAVAILABLE || attempt >= 60) throw err;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
     },
     async asTenant(tenant) {
       let token = tenantTokens.get(tenant);

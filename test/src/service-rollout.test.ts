@@ -150,7 +150,8 @@ describe("service rollout: canary, automatic rollback, promotion region by regio
     );
     console.log(
       `[rollout] good revision promoted through eu-west then us-east in ${(promoteMs / 1000).toFixed(1)} s ` +
-        `(steps seen ${[...seen].join(", ")}); failed requests ${euGood.failed + usGood.failed}/${euGood.sent + usGood.sent}`,
+        `(steps seen ${[...seen].join(", ")}); failed requests ${euGood.failed + usGood.failed}/${euGood.sent + usGood.sent} ` +
+        `(by kind: eu-west ${JSON.stringify(euGood.failures)}, us-east ${JSON.stringify(usGood.failures)})`,
     );
     expect(euGood.failed + usGood.failed).toBe(0);
     expect(canaryShare).toBeLessThan(0.25);
