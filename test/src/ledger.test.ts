@@ -143,7 +143,7 @@ describe("ledger on a real nats-server", () => {
     expect((await ledger.invoice("nobody", 0, T0 + 60_000)).lines).toEqual([]);
   });
 
-  it("settles (and finds a settlement already made) with direct reads only: no consumer is created per settlement", async () => {
+  it("settles with no read first, and finds a settlement already made with direct reads only: no consumer is created per settlement", async () => {
     // The JetStream API is plain subjects in the account: a second connection sees every request made to it.
     const watcher = await connectBus({ servers: server.url, name: "ledger-test-api-watch" });
     const seen: string[] = [];
@@ -155,15 +155,24 @@ describe("ledger on a real nats-server", () => {
     try {
       await watcher.flush();
       const s = settlement({ tenant: "direct", taskId: "d1-0", jobId: "d1", agentId: "direct-a" });
+      const reads = () => seen.filter((subject) => subject.startsWith("$JS.API.STREAM.MSG.GET.")).length;
       const first = await ledger.recordSettlement(s);
+      await nc.flush();
+      await watcher.flush();
+      // Not settled before: four writes, no read (every write is first-writer-wins and says what is stored).
+      expect(reads()).toBe(0);
       const again = await ledger.recordSettlement(s);
       await nc.flush();
       await watcher.flush();
       expect(first.alreadySettled).toBe(false);
+      expect(first.stored).toEqual({ charge: true, fee: true, payout: true, receipt: true });
       expect(again.alreadySettled).toBe(true);
+      expect(again.stored).toEqual({ charge: false, fee: false, payout: false, receipt: false });
+      expect(again.entries).toEqual(first.entries);
       expect(again.receipt).toEqual(first.receipt);
       expect(seen.filter((subject) => subject.startsWith("$JS.API.CONSUMER."))).toEqual([]);
-      expect(seen.filter((subject) => subject.startsWith("$JS.API.STREAM.MSG.GET.")).length).toBeGreaterThan(0);
+      // Settled before: the stored entries and receipt are read back by their exact subjects.
+      expect(reads()).toBeGreaterThan(0);
     } finally {
       sub.unsubscribe();
       await watcher.close();

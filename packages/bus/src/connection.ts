@@ -1,5 +1,6 @@
 import { connect, type NatsConnection, nkeyAuthenticator } from "@nats-io/transport-node";
 import { installRequestFix } from "./request-fix.js";
+import { installWriteCoalescing } from "./write-coalesce.js";
 
 export type { NatsConnection } from "@nats-io/transport-node";
 
@@ -43,6 +44,7 @@ export function natsServers(value: string | string[]): string[] {
 export async function connectBus(options: BusConnectOptions): Promise<NatsConnection> {
   const servers = natsServers(options.servers);
   installRequestFix();
+  installWriteCoalescing();
   try {
     return await connect({
       servers,

@@ -6,3 +6,4 @@ export * from "./layout.js";
 export * from "./schedule-codec.js";
 export * from "./store.js";
 export * from "./subjects.js";
+export { writeCoalescing } from "./write-coalesce.js";

@@ -1,5 +1,6 @@
 export * from "./agent.js";
 export * from "./assignment.js";
+export * from "./clone.js";
 export * from "./errors.js";
 export * from "./gpu.js";
 export * from "./job.js";

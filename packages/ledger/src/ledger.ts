@@ -109,21 +109,14 @@ export class Ledger {
     return (await this.getReceiptOf(taskId, epoch)) !== undefined;
   }
 
-  /** Records a finished allocation: charge, fee, payout and a signed receipt, each exactly once. */
+  /**
+   * Records a finished allocation: charge, fee, payout and a signed receipt, each exactly once. No read comes
+   * first: each write is first-writer-wins and returns what is stored, so settling an allocation settled before
+   * (a replay after a restart, a second scheduler) stores nothing and returns the stored entries and receipt.
+   * That case costs four refused writes and their reads instead of one read; the common case (not settled yet)
+   * saves the read of the receipt on every settlement.
+   */
   async recordSettlement(settlement: Settlement): Promise<SettlementRecord> {
-    // The allocation's own receipt subject is known exactly (tenant, agent, task, epoch: the ones the receipt is
-    // written under below, since the entries carry the settlement's tenant and agent), so this is one direct
-    // read; `getReceiptOf`'s wildcard read would create and delete a consumer on every settlement.
-    const exact = { tenant: settlement.tenant, agentId: settlement.agentId, taskId: settlement.taskId };
-    const stored = await readOne(this.jsm, receiptSubject({ ...exact, epoch: settlement.epoch }));
-    const earlier = stored ? decodeReceipt(stored) : undefined;
-    if (earlier) {
-      const entries = await this.storedEntries(settlement);
-      if (entries) {
-        const stored = { charge: false, fee: false, payout: false, receipt: false };
-        return { entries, receipt: earlier, alreadySettled: true, stored };
-      }
-    }
     const computed = settlementEntries(settlement, this.options.feeBasisPoints);
     const charge = await this.append(computed.charge);
     // Split what is stored: an earlier attempt's charge wins over this call's.
@@ -152,21 +145,10 @@ export class Ledger {
       const existing = await readOne(this.jsm, subject);
       if (existing) receipt = decodeReceipt(existing);
     }
-    return {
-      entries,
-      receipt,
-      alreadySettled: false,
-      stored: { charge: charge.stored, fee: fee.stored, payout: payout.stored, receipt: outcome.stored },
-    };
-  }
-
-  private async storedEntries(s: Settlement): Promise<SettlementEntries | undefined> {
-    const key = { tenant: s.tenant, agentId: s.agentId, taskId: s.taskId, epoch: s.epoch };
-    const [charge, fee, payout] = await Promise.all(
-      (["charge", "fee", "payout"] as const).map((kind) => readOne(this.jsm, entrySubject({ ...key, kind }))),
-    );
-    if (!charge || !fee || !payout) return undefined;
-    return { charge: decodeLedgerEntry(charge), fee: decodeLedgerEntry(fee), payout: decodeLedgerEntry(payout) };
+    const stored = { charge: charge.stored, fee: fee.stored, payout: payout.stored, receipt: outcome.stored };
+    // The receipt is written last, so a stored receipt means every entry was stored before (entries are never
+    // deleted): nothing of this call stored = settled before (by an earlier attempt, or a concurrent one).
+    return { entries, receipt, alreadySettled: !Object.values(stored).some(Boolean), stored };
   }
 
   /** The charge stored for one allocation: an exact-subject read, whatever the size of the ledger. */

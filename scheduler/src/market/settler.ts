@@ -36,7 +36,7 @@
  * unavailable) is retried with backoff.
  */
 import type { Store } from "@capa/bus";
-import { isFinalJobState, type Job, jobIdOfTask, type Micros, type Task } from "@capa/domain";
+import { clonePlain, isFinalJobState, type Job, jobIdOfTask, type Micros, type Task } from "@capa/domain";
 import { type BudgetStore, type JobSettledMarker, type Ledger, readUsageReports, settleAllocation } from "@capa/ledger";
 import type { Logger } from "pino";
 import type { SchedulerMetrics } from "../metrics.js";
@@ -202,7 +202,7 @@ export class Settler {
       const key = allocKey(task.id, task.epoch);
       if (this.charges.get(job.id)?.get(key)?.complete) continue;
       // A snapshot: a re-placement overwrites the task (new agent, new epoch) before this runs.
-      const [j, t] = [structuredClone(job), structuredClone(task)];
+      const [j, t] = [clonePlain(job), clonePlain(task)];
       this.schedule(key, () => this.settleTask(j, t));
     }
     if (isFinalJobState(job.state)) this.schedule(`job:${job.id}`, () => this.settleJob(job.id));

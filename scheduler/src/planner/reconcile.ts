@@ -8,7 +8,14 @@
  * - Active tasks with no listing are orphans: lost (re-placed) or, when the job is ending, cancelled.
  * - Tasks waiting for a placement are returned in `place`; a gang only once none of its members still runs.
  */
-import { isFinalJobState, isFinalTaskState, type Job, memberTasks, type TaskAssignment } from "@capa/domain";
+import {
+  clonePlain,
+  isFinalJobState,
+  isFinalTaskState,
+  type Job,
+  memberTasks,
+  type TaskAssignment,
+} from "@capa/domain";
 import { ACTIVE, awaitsRestart, NEEDS_PLACEMENT, settle } from "../jobs/settle.js";
 
 export interface Listing {
@@ -48,7 +55,7 @@ export function reconcile(
   listings: (taskId: string) => Listing[],
   options: ReconcileOptions,
 ): ReconcileResult {
-  const job = structuredClone(original);
+  const job = clonePlain(original);
   let changed = false;
   const stops: StopRef[] = [];
   const removals: AllocRef[] = [];

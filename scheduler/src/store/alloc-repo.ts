@@ -9,7 +9,7 @@
  * in step from them.
  */
 import { decode, encode, GroupCommit, type TypedKv } from "@capa/bus";
-import type { AgentAssignments, TaskAssignment } from "@capa/domain";
+import { type AgentAssignments, clonePlain, type TaskAssignment } from "@capa/domain";
 import { readAll } from "./read-all.js";
 import type { WatchedEntry } from "./watch.js";
 
@@ -94,7 +94,7 @@ export class AllocRepo {
     change: (tasks: TaskAssignment[]) => TaskAssignment[] | undefined,
   ): Promise<AllocEntry> {
     const stored = await this.commits.mutate(agentId, (current) => {
-      const next = change(structuredClone(current?.tasks ?? []));
+      const next = change(clonePlain(current?.tasks ?? []));
       return next === undefined ? undefined : { agentId, tasks: next, updatedAtMs: this.now() };
     });
     return stored

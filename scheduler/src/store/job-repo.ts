@@ -11,7 +11,15 @@
  * highest epoch and its ended allocations: tens of bytes), which ListJobs pages and retention sweeps over.
  */
 import { decode, encode, type TypedKv } from "@capa/bus";
-import { ConflictError, isFinalJobState, isFinalTaskState, type Job, type JobState, NotFoundError } from "@capa/domain";
+import {
+  ConflictError,
+  clonePlain,
+  isFinalJobState,
+  isFinalTaskState,
+  type Job,
+  type JobState,
+  NotFoundError,
+} from "@capa/domain";
 import { KeyedMutex } from "../util/keyed-mutex.js";
 import { EXPLAIN_PREFIX } from "./buckets.js";
 import { readAll } from "./read-all.js";
@@ -238,7 +246,7 @@ export class JobRepo {
   ): Promise<JobEntry | undefined> {
     let current = await this.fetch(id);
     for (let attempt = 0; attempt < maxAttempts && current; attempt++) {
-      const next = change(structuredClone(current.job), current.revision);
+      const next = change(clonePlain(current.job), current.revision);
       if (next === undefined) return current;
       try {
         return await this.write(current, next);

@@ -6,6 +6,7 @@
  */
 import {
   type Checkpoint,
+  clonePlain,
   isFinalJobState,
   isFinalTaskState,
   type Job,
@@ -51,7 +52,7 @@ export function foldStatus(job: Job, report: TaskStatusReport, nowMs: number): F
   const resumed = resumeReport(task, report);
   const digest = report.imageDigest && report.imageDigest !== task.imageDigest ? report.imageDigest.slice(0, 160) : "";
   if (!advancing && !checkpointed && !newCheckpoint && !resumed && !digest) return { verdict: "unchanged", final };
-  const next = structuredClone(job);
+  const next = clonePlain(job);
   const t = next.tasks.find((x) => x.id === report.taskId)!;
   if (checkpointed) t.lastCheckpointMs = checkpoint;
   if (newCheckpoint) t.checkpoint = newCheckpoint;

@@ -4,13 +4,17 @@
  *
  * It wraps `ProtocolHandler.publish` of @nats-io/nats-core, the one place every outbound message of every
  * connection in the process passes (plain publishes, requests, JetStream API calls, KV operations, pull requests
- * and acks), so nothing the scheduler sends is missed and nothing another process sends is counted. The scheduler
+ * and acks), so nothing the scheduler sends is missed and nothing another process sends is counted; and its
+ * `flushPending`, to count the socket writes those messages took. The scheduler
  * child runs nothing else on NATS. Installed only when the benchmark asks (`countNats`); it adds a string split
  * per message, which is noise next to the message itself.
  */
 import { ProtocolHandler } from "@nats-io/nats-core/internal";
 
 const counts = new Map<string, number>();
+/** The key under which `natsCounts` reports socket writes (flushes of a connection's outbound buffer). */
+export const SOCKET_WRITES = "(socket writes)";
+let socketWrites = 0;
 
 /** The bucket's short name (`capa_jobs` → `jobs`) and, for budgets, which kind of document the key is. */
 function kvTarget(bucket: string, key: string): string {
@@ -89,9 +93,17 @@ export function installNatsTap(): void {
     counts.set(c, (counts.get(c) ?? 0) + 1);
     return original.call(this, subject, payload, options);
   };
+  // Socket writes: every flush of a non-empty outbound buffer is one write to the socket (how many messages
+  // share one is what @capa/bus's write coalescing changes).
+  const flushing = proto as unknown as { flushPending(): void; outbound?: { size(): number } };
+  const flush = flushing.flushPending;
+  flushing.flushPending = function (this: typeof flushing) {
+    if ((this.outbound?.size() ?? 0) > 0) socketWrites++;
+    return flush.call(this);
+  };
 }
 
 /** The counts so far (monotonic; the benchmark takes differences). */
 export function natsCounts(): Record<string, number> {
-  return Object.fromEntries(counts);
+  return { ...Object.fromEntries(counts), [SOCKET_WRITES]: socketWrites };
 }

@@ -31,6 +31,7 @@ import { credentials, status as grpcStatus, type ServiceError } from "@grpc/grpc
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { benchAdmin, rpc, spawnChild, stopChild } from "./e2e-children.js";
+import { SOCKET_WRITES } from "./e2e-nats-tap.js";
 import { cpuTimes, loadLine, memory, percentile, sumCpu, topCosts } from "./e2e-stats.js";
 
 interface Scenario {
@@ -78,6 +79,8 @@ export interface E2eResult {
   /** Messages the scheduler sent to NATS per job, by subject class (e2e-nats-tap.ts); empty with --no-nats-counts. */
   natsPerJob: Record<string, number>;
   natsTotalPerJob: number;
+  /** Writes to the scheduler's NATS sockets per job (each carries one or more of those messages). */
+  socketWritesPerJob: number;
 }
 
 function flag(name: string): string | undefined {
@@ -252,8 +255,10 @@ async function runScenario(
     const n = Math.max(1, acked.size);
     const round = (v: number, d = 1) => Math.round(v * 10 ** d) / 10 ** d;
     const { ABORTED: aborted = 0, ...otherErrors } = errors;
+    const socketWrites = (natsAfter[SOCKET_WRITES] ?? 0) - (natsBefore[SOCKET_WRITES] ?? 0);
     const natsPerJob = Object.fromEntries(
       Object.entries(natsAfter)
+        .filter(([k]) => k !== SOCKET_WRITES)
         .map(([k, v]) => [k, round((v - (natsBefore[k] ?? 0)) / n, 2)] as const)
         .filter(([, v]) => v > 0)
         .sort((a, b) => b[1] - a[1]),
@@ -293,6 +298,7 @@ async function runScenario(
         Object.values(natsPerJob).reduce((a, b) => a + b, 0),
         2,
       ),
+      socketWritesPerJob: round(socketWrites / n, 2),
     };
   } finally {
     await Promise.allSettled(children.map((c) => stopChild(c)));
@@ -356,6 +362,7 @@ function printResults(results: E2eResult[]): void {
       ["class", ...results.map((r) => r.scenario)],
       [
         ["total", ...results.map((r) => `${r.natsTotalPerJob}`)],
+        ["(socket writes carrying them)", ...results.map((r) => `${r.socketWritesPerJob}`)],
         ...classes.map((c) => [c, ...results.map((r) => `${r.natsPerJob[c] ?? 0}`)]),
       ],
     ),
