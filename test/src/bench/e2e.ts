@@ -15,6 +15,7 @@
  *
  * Flags: --json (one JSON object as the last line), --scenario base,agents64,tenants10, --jobs N, --clients N,
  *        --cpu-prof (profile the scheduler; prints its top self-time functions and keeps the .cpuprofile),
+ *        --agent-cpu-prof (profile every agent process; prints the first one's top self-time functions),
  *        --timeout-s N (how long to wait for the last job, default 300),
  *        --no-nats-counts (leave out the count of the scheduler's NATS messages by subject class, e2e-nats-tap.ts,
  *        from the first submit until the last job was settled, printed per job).
@@ -87,7 +88,7 @@ function flag(name: string): string | undefined {
 
 async function runScenario(
   s: Scenario,
-  opts: { cpuProf?: string; timeoutMs: number; countNats: boolean },
+  opts: { cpuProf?: string; agentCpuProf?: string; timeoutMs: number; countNats: boolean },
 ): Promise<E2eResult> {
   const root = mkdtempSync(join(tmpdir(), "capa-bench-e2e-"));
   const nats = await startNatsServer({ storeDir: join(root, "nats") });
@@ -112,13 +113,17 @@ async function runScenario(
     for (let i = 0; i < groups.length; i += 4) {
       const started = await Promise.all(
         groups.slice(i, i + 4).map((ids) =>
-          spawnChild("agents", {
-            natsUrl: nats.url,
-            ids,
-            gpus: "8xH100-80GB",
-            region: "eu-west",
-            workRoot: join(root, "agents"),
-          }),
+          spawnChild(
+            "agents",
+            {
+              natsUrl: nats.url,
+              ids,
+              gpus: "8xH100-80GB",
+              region: "eu-west",
+              workRoot: join(root, "agents"),
+            },
+            opts.agentCpuProf ? ["--cpu-prof", "--cpu-prof-dir", opts.agentCpuProf] : [],
+          ),
         ),
       );
       for (const a of started) {
@@ -377,6 +382,9 @@ async function main(): Promise<void> {
   const scenarios = all.filter((s) => chosen.includes(s.name));
   if (scenarios.length === 0) throw new Error(`--scenario: choose from ${all.map((s) => s.name).join(", ")}`);
   const profDir = process.argv.includes("--cpu-prof") ? mkdtempSync(join(tmpdir(), "capa-bench-prof-")) : undefined;
+  const agentProfDir = process.argv.includes("--agent-cpu-prof")
+    ? mkdtempSync(join(tmpdir(), "capa-bench-agent-prof-"))
+    : undefined;
 
   console.log(
     `capa end-to-end benchmark — node ${process.version}, ${cpus()[0]?.model ?? "cpu"} ×${availableParallelism()}; ${loadLine()} at start`,
@@ -390,7 +398,12 @@ async function main(): Promise<void> {
       `running ${s.name}: ${s.agents} agents, ${s.tenants} tenant(s), ${s.jobs} jobs, ${s.clients} clients\n`,
     );
     results.push(
-      await runScenario(s, { timeoutMs, countNats, ...(profDir && results.length === 0 ? { cpuProf: profDir } : {}) }),
+      await runScenario(s, {
+        timeoutMs,
+        countNats,
+        ...(profDir && results.length === 0 ? { cpuProf: profDir } : {}),
+        ...(agentProfDir && results.length === 0 ? { agentCpuProf: agentProfDir } : {}),
+      }),
     );
   }
   console.log("");
@@ -404,6 +417,15 @@ async function main(): Promise<void> {
       profile = topCosts(readFileSync(file, "utf8"), 25);
       console.log(`\nscheduler profile (${file}; first scenario), top self time:`);
       for (const p of profile) console.log(`${String(p.sharePct).padStart(5)}%  ${p.fn}  ${p.where}`);
+    }
+  }
+  if (agentProfDir) {
+    const files = readdirSync(agentProfDir).filter((f) => f.endsWith(".cpuprofile"));
+    if (files.length > 0) {
+      const file = join(agentProfDir, files[0]!);
+      console.log(`\nagent profile (${file}, 1 of ${files.length}; first scenario), top self time:`);
+      for (const p of topCosts(readFileSync(file, "utf8"), 40))
+        console.log(`${String(p.sharePct).padStart(5)}%  ${p.fn}  ${p.where}`);
     }
   }
   if (json) console.log(JSON.stringify({ runs: results, ...(profile ? { profile } : {}) }));
