@@ -23,6 +23,9 @@ import {
 import { join } from "node:path";
 import type { TaskStatusReport } from "@capa/domain";
 import { ownSupervisorPids } from "./executor.js";
+import { processStartTicks } from "./proc-start.js";
+
+export { processStartTicks };
 
 export interface TaskRecord {
   taskId: string;
@@ -175,18 +178,6 @@ export class TaskRecords {
     writeFileSync(tmp, body);
     renameSync(tmp, this.path);
     this.lines = this.live.size;
-  }
-}
-
-/** Field 22 of /proc/<pid>/stat; undefined where there is no /proc (macOS) or no such process. */
-export function processStartTicks(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // The command name (field 2) may contain spaces and parentheses: count fields after its closing ')'.
-    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return rest[19];
-  } catch {
-    return undefined;
   }
 }
 
