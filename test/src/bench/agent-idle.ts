@@ -7,7 +7,8 @@
  *      file-backed pages that every Node process on the host shares;
  *   2. one `true` task, then idle again while the task supervisor waits out its idle period (it retires 60 s after
  *      its last task, so this window stops short of that): the same figures for the agent and for the supervisor.
- * Figures, not a test. Flags: --window-s N (60; the second window is at most 55 s), --json.
+ * Figures, not a test. Flags: --window-s N (60; the second window is at most 55 s), --json,
+ * --node-options "…" (node flags for the agent process, e.g. "--max-semi-space-size=1").
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -52,20 +53,27 @@ interface Footprint {
   privateMb: number;
 }
 
+/** CPU over the window; RSS sampled each second (the median, since a late GC moves the last reading a lot). */
 async function measure(pids: number[], windowMs: number): Promise<Footprint[]> {
   const before = pids.map((p) => cpuTimes(p).ownMs);
   const t0 = performance.now();
-  await sleep(windowMs);
+  const rss: number[][] = pids.map(() => []);
+  const priv: number[][] = pids.map(() => []);
+  while (performance.now() - t0 < windowMs) {
+    await sleep(Math.min(1_000, windowMs - (performance.now() - t0)));
+    pids.forEach((pid, i) => {
+      rss[i]!.push(memory(pid).rssMb);
+      priv[i]!.push(privateMb(pid));
+    });
+  }
   const elapsed = performance.now() - t0;
-  return pids.map((pid, i) => {
-    const mem = memory(pid);
-    return {
-      cpuPct: round(((cpuTimes(pid).ownMs - before[i]!) / elapsed) * 100, 2),
-      rssMb: round(mem.rssMb),
-      peakRssMb: round(mem.peakMb),
-      privateMb: round(privateMb(pid)),
-    };
-  });
+  const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)] ?? 0;
+  return pids.map((pid, i) => ({
+    cpuPct: round(((cpuTimes(pid).ownMs - before[i]!) / elapsed) * 100, 2),
+    rssMb: round(median(rss[i]!)),
+    peakRssMb: round(memory(pid).peakMb),
+    privateMb: round(median(priv[i]!)),
+  }));
 }
 
 async function main(): Promise<void> {
@@ -75,9 +83,11 @@ async function main(): Promise<void> {
   const nats = await startNatsServer({ storeDir: join(root, "nats") });
   const nc = await connectBus({ servers: nats.url, name: "bench-agent-idle" });
   const workDir = join(root, "agent");
+  const nodeOptions = flag("--node-options")?.split(" ").filter(Boolean) ?? [];
   const agent = spawn(
     process.execPath,
     [
+      ...nodeOptions,
       CAPA_BIN,
       "agent",
       ...["--nats-url", nats.url, "--id", AGENT_ID, "--region", "eu-west", "--work-dir", workDir],
@@ -87,12 +97,13 @@ async function main(): Promise<void> {
   );
   try {
     console.log(
-      `capa agent idle footprint — node ${process.version}, ${cpus()[0]?.model ?? "cpu"} ×${availableParallelism()}; ${loadLine()} at start`,
+      `capa agent idle footprint${nodeOptions.length ? ` (node ${nodeOptions.join(" ")})` : ""} — node ${process.version}, ${cpus()[0]?.model ?? "cpu"} ×${availableParallelism()}; ${loadLine()} at start`,
     );
     const store = await ensureStore(nc);
     await sleep(SETTLE_MS); // past start-up (module loading, first advert, assignment watch)
     process.stderr.write(`idle, no supervisor: ${windowMs / 1000} s\n`);
     const [bare] = await measure([agent.pid!], windowMs);
+    process.stderr.write(`${JSON.stringify(bare)}\n`);
 
     const allocs = new TypedKv<AgentAssignments>(store.allocs, {
       encode: encode.assignments,
@@ -112,15 +123,26 @@ async function main(): Promise<void> {
       stopReason: "",
     };
     await allocs.mutate(AGENT_ID, () => ({ agentId: AGENT_ID, tasks: [task], updatedAtMs: Date.now() }));
-    const journal = join(workDir, "state", JOURNAL_FILE);
-    let record = readJournal(journal).records.get(task.taskId);
-    for (let i = 0; !record?.final; i++) {
+    // The task's final record: in the journal, or (an agent from before the journal) in its own file.
+    const finished = () => {
+      if (readJournal(join(workDir, "state", JOURNAL_FILE)).records.get(task.taskId)?.final) return true;
+      try {
+        return "final" in JSON.parse(readFileSync(join(workDir, "state", `${task.taskId}.json`), "utf8"));
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; !finished(); i++) {
       if (i > 600) throw new Error("the task did not finish within 60 s");
       await sleep(100);
-      record = readJournal(journal).records.get(task.taskId);
     }
-    const supervisorPid = record.supervisorPid;
-    if (supervisorPid === undefined) throw new Error("the task's record names no supervisor");
+    // The agent's child running the supervisor script (the record's final save keeps only the final report).
+    const supervisorPid = readFileSync(`/proc/${agent.pid}/task/${agent.pid}/children`, "utf8")
+      .split(" ")
+      .filter(Boolean)
+      .map(Number)
+      .find((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("capa-task-supervisor-"));
+    if (supervisorPid === undefined) throw new Error("no task supervisor under the agent");
     await sleep(2_000);
     const window2 = Math.min(windowMs, SUPERVISOR_WINDOW_MAX_MS);
     process.stderr.write(`idle, supervisor waiting out its idle period: ${window2 / 1000} s\n`);
@@ -128,8 +150,8 @@ async function main(): Promise<void> {
 
     const rows: [string, (f: Footprint) => string][] = [
       ["CPU % of one core", (f) => `${f.cpuPct}`],
-      ["RSS MB (peak)", (f) => `${f.rssMb} (${f.peakRssMb})`],
-      ["private (RssAnon) MB", (f) => `${f.privateMb}`],
+      ["RSS MB, median of 1 s samples (peak)", (f) => `${f.rssMb} (${f.peakRssMb})`],
+      ["private (RssAnon) MB, median", (f) => `${f.privateMb}`],
     ];
     const cols = [
       `agent, no supervisor (${windowMs / 1000} s)`,

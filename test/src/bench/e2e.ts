@@ -16,6 +16,7 @@
  * Flags: --json (one JSON object as the last line), --scenario base,agents64,tenants10, --jobs N, --clients N,
  *        --cpu-prof (profile the scheduler; prints its top self-time functions and keeps the .cpuprofile),
  *        --agent-cpu-prof (profile every agent process; prints the first one's top self-time functions),
+ *        --agent-node-options "…" (node flags for the agent processes, e.g. "--max-semi-space-size=1"),
  *        --timeout-s N (how long to wait for the last job, default 300),
  *        --no-nats-counts (leave out the count of the scheduler's NATS messages by subject class, e2e-nats-tap.ts,
  *        from the first submit until the last job was settled, printed per job).
@@ -88,7 +89,7 @@ function flag(name: string): string | undefined {
 
 async function runScenario(
   s: Scenario,
-  opts: { cpuProf?: string; agentCpuProf?: string; timeoutMs: number; countNats: boolean },
+  opts: { cpuProf?: string; agentCpuProf?: string; agentNodeOptions: string[]; timeoutMs: number; countNats: boolean },
 ): Promise<E2eResult> {
   const root = mkdtempSync(join(tmpdir(), "capa-bench-e2e-"));
   const nats = await startNatsServer({ storeDir: join(root, "nats") });
@@ -122,7 +123,10 @@ async function runScenario(
               region: "eu-west",
               workRoot: join(root, "agents"),
             },
-            opts.agentCpuProf ? ["--cpu-prof", "--cpu-prof-dir", opts.agentCpuProf] : [],
+            [
+              ...opts.agentNodeOptions,
+              ...(opts.agentCpuProf ? ["--cpu-prof", "--cpu-prof-dir", opts.agentCpuProf] : []),
+            ],
           ),
         ),
       );
@@ -373,6 +377,7 @@ async function main(): Promise<void> {
   const clients = Number(flag("--clients") ?? 8);
   const timeoutMs = Number(flag("--timeout-s") ?? 300) * 1000;
   const countNats = !process.argv.includes("--no-nats-counts");
+  const agentNodeOptions = flag("--agent-node-options")?.split(" ").filter(Boolean) ?? [];
   const all: Scenario[] = [
     { name: "base", agents: 16, agentsPerProcess: 1, tenants: 1, jobs, clients },
     { name: "agents64", agents: 64, agentsPerProcess: 8, tenants: 1, jobs, clients },
@@ -399,6 +404,7 @@ async function main(): Promise<void> {
     );
     results.push(
       await runScenario(s, {
+        agentNodeOptions,
         timeoutMs,
         countNats,
         ...(profDir && results.length === 0 ? { cpuProf: profDir } : {}),
