@@ -558,6 +558,7 @@ class Agent {
     const flushed = await this.outbox.drain(SHUTDOWN_FLUSH_MS);
     if (!flushed) this.logger.warn("some task reports were not acknowledged before shutdown");
     this.outbox.close();
+    this.records.close();
     await this.nc.close();
     this.detachMetrics();
     this.logger.info("agent stopped");

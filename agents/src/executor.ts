@@ -19,6 +19,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { constants, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Readable, Writable } from "node:stream";
+import { processStartTicks } from "./proc-start.js";
 import { REPORT_FD, type SupervisorCommand, type SupervisorReport, supervisorScript } from "./supervisor.js";
 
 export interface ExecSpec {
@@ -144,6 +145,7 @@ class Supervisor {
   private readonly reports: Readable;
   private readonly tasks = new Map<number, TaskProcess>();
   private idleTimer: NodeJS.Timeout | undefined;
+  private startTicks: string | undefined;
 
   constructor(
     script: string,
@@ -197,6 +199,12 @@ class Supervisor {
       for (const task of this.tasks.values()) task.supervisorDied(code, signal);
     });
     this.setRef(false);
+  }
+
+  /** Its kernel start time, read once (every task's record carries it; /proc reads are not free). */
+  get pidStartTicks(): string | undefined {
+    if (this.startTicks === undefined && this.pid !== undefined) this.startTicks = processStartTicks(this.pid);
+    return this.startTicks;
   }
 
   add(task: TaskProcess, id: number, command: SupervisorCommand): void {
@@ -312,6 +320,11 @@ export class TaskProcess {
       killGraceMs: spec.killGraceMs,
       output: { address: output.address, token: output.token },
     });
+  }
+
+  /** The supervisor's kernel start time (proc-start.ts), for the task's record. */
+  get supervisorStartTicks(): string | undefined {
+    return this.supervisor.pidStartTicks;
   }
 
   static start(spec: ExecSpec, handlers: ExecHandlers): TaskProcess {

@@ -41,3 +41,4 @@ export {
 } from "./price-control.js";
 export { type ReconcileAction, type ReconcileInput, reconcile } from "./reconciler.js";
 export { statusMsgId, usageMsgId } from "./reporter.js";
+export { JOURNAL_FILE, readJournal, type TaskRecord } from "./task-records.js";

@@ -10,7 +10,14 @@ import type { Readable, Writable } from "node:stream";
 import { groupMembers, isAlive, neverKilled, waitFor } from "@capa/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 import { type SupervisorCommand, type SupervisorReport, supervisorScript } from "./supervisor.js";
-import { killOrphanGroup, processStartTicks, type TaskRecord, TaskRecords } from "./task-records.js";
+import {
+  JOURNAL_FILE,
+  killOrphanGroup,
+  processStartTicks,
+  readJournal,
+  type TaskRecord,
+  TaskRecords,
+} from "./task-records.js";
 
 const lines = (path: string): string[] =>
   existsSync(path) ? readFileSync(path, "utf8").split("\n").filter(Boolean) : [];
@@ -122,6 +129,63 @@ describe("task records", () => {
     expect(unreadable).toEqual(["junk.json"]);
     records.remove("t-1");
     expect(records.loadAll().records.map((r) => r.taskId)).toEqual(["t-2"]);
+  });
+
+  it("keeps every save and removal in the journal, so the next life reads the last word on each task", () => {
+    const dir = tempDir();
+    const first = new TaskRecords(dir);
+    first.save(record({ taskId: "t-1", final: undefined }));
+    first.save(record({ taskId: "t-2", final: undefined }));
+    const finished = record({ taskId: "t-1", pid: 10, pidStartTicks: "100" });
+    first.save(finished);
+    first.remove("t-2");
+    first.close();
+    expect(lines(join(first.dir, JOURNAL_FILE))).toHaveLength(4);
+    const next = new TaskRecords(dir).loadAll();
+    expect(next).toEqual({ records: [finished], unreadable: [] });
+  });
+
+  it("skips a line a crash left torn, and does not glue the next save to it", () => {
+    const dir = tempDir();
+    const first = new TaskRecords(dir);
+    first.save(record({ taskId: "t-1" }));
+    first.close();
+    const journal = join(first.dir, JOURNAL_FILE);
+    writeFileSync(journal, `${readFileSync(journal, "utf8")}{"taskId":"t-2","ep`);
+    const next = new TaskRecords(dir);
+    expect(next.loadAll()).toEqual({ records: [record({ taskId: "t-1" })], unreadable: [`${JOURNAL_FILE} line 2`] });
+    next.save(record({ taskId: "t-3" }));
+    next.close();
+    const { records, unreadable } = readJournal(journal);
+    expect([...records.keys()]).toEqual(["t-1", "t-3"]);
+    expect(unreadable).toEqual([2]);
+  });
+
+  it("moves the one-file-per-task records of an older agent into the journal", () => {
+    const dir = tempDir();
+    const legacy = record({ taskId: "t-old", final: undefined, pid: 7, pidStartTicks: "70" });
+    const records = new TaskRecords(dir);
+    writeFileSync(join(records.dir, "t-old.json"), JSON.stringify(legacy));
+    expect(records.loadAll().records).toEqual([legacy]);
+    expect(existsSync(join(records.dir, "t-old.json"))).toBe(false);
+    records.close();
+    expect(new TaskRecords(dir).loadAll().records).toEqual([legacy]);
+  });
+
+  it("rewrites a journal grown long with only the live records", () => {
+    const dir = tempDir();
+    const records = new TaskRecords(dir);
+    for (let i = 0; i < 2_000; i++) {
+      records.save(record({ taskId: `t-${i}`, final: undefined }));
+      records.save(record({ taskId: `t-${i}` }));
+      if (i % 100 !== 0) records.remove(`t-${i}`);
+    }
+    records.close();
+    const journal = join(records.dir, JOURNAL_FILE);
+    expect(lines(journal).length).toBeLessThan(1_000);
+    const kept = readJournal(journal).records;
+    expect([...kept.keys()].sort()).toEqual(Array.from({ length: 20 }, (_, i) => `t-${i * 100}`).sort());
+    expect(kept.get("t-100")).toEqual(record({ taskId: "t-100" }));
   });
 
   it("reads a process's kernel start time, and nothing for a process that does not exist", async () => {

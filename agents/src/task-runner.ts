@@ -207,7 +207,8 @@ export class RunningTask {
       if (!driver) throw new Error(`this agent has no ${requiredDriver(a.template)} driver (no container runtime)`);
       const cwd = taskWorkingDir(a, deps.workDir);
       mkdirSync(cwd, { recursive: true });
-      mkdirSync(dirname(this.checkpointPath), { recursive: true });
+      // The signal file's dir is the task's dir, which is the working dir unless the template names another.
+      if (dirname(this.checkpointPath) !== cwd) mkdirSync(dirname(this.checkpointPath), { recursive: true });
       this.checkpointBaseline = checkpointMtimeMs(this.checkpointPath);
       const grace = a.template.killGraceSeconds > 0 ? a.template.killGraceSeconds : DEFAULT_KILL_GRACE_SECONDS;
       const env = taskEnv(a, deps.inheritEnv, deps.baseEnv, this.checkpointPath);
@@ -263,7 +264,7 @@ export class RunningTask {
       pid,
       pidStartTicks: processStartTicks(pid),
       supervisorPid,
-      supervisorStartTicks: supervisorPid === undefined ? undefined : processStartTicks(supervisorPid),
+      supervisorStartTicks: this.proc?.supervisorStartTicks,
       startedAtMs: this.startedAtMs,
     });
     deps.reporter.status(a, "running", { startedAtMs: this.startedAtMs, ...this.checkpointDetails() });

@@ -12,9 +12,10 @@
  * naming the clock that ran out. Without fencing the task would run through the cut: nothing else stops it.
  */
 import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { JOURNAL_FILE, readJournal } from "@capa/agent";
 import { connectBus, decode, encode, ensureStore, STREAMS, type Store, subjects, TypedKv } from "@capa/bus";
 import type { AgentAssignments, TaskAssignment, TaskStatusReport } from "@capa/domain";
 import { type ClusterServer, groupMembers, type SuperclusterHandle, startSupercluster, waitFor } from "@capa/testkit";
@@ -84,9 +85,7 @@ describe("an agent cut off from the scheduler stops its own tasks before they ar
 
   /** The task's pid (its group's leader) from the record the agent keeps for its own restarts. */
   function taskPid(taskId: string): number | undefined {
-    const path = join(workDir, "state", `${taskId}.json`);
-    if (!existsSync(path)) return undefined;
-    return (JSON.parse(readFileSync(path, "utf8")) as { pid?: number }).pid || undefined;
+    return readJournal(join(workDir, "state", JOURNAL_FILE)).records.get(taskId)?.pid || undefined;
   }
 
   /** The task's first final report in the reports stream, once JetStream answers again. */

@@ -7,9 +7,10 @@
  * things took.
  */
 import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { JOURNAL_FILE, readJournal } from "@capa/agent";
 import { connectBus, decode, encode, ensureStore, TypedKv } from "@capa/bus";
 import type { AgentAssignments } from "@capa/domain";
 import { groupMembers, isAlive, type NatsServerHandle, procStat, startNatsServer, waitFor } from "@capa/testkit";
@@ -56,10 +57,8 @@ describe("agent SIGKILLed: its task supervisor kills every task", () => {
 
   /** The task's pids from the record the agent keeps for its own restarts. */
   function recordPids(taskId: string): RecordPids | undefined {
-    const path = join(workDir, "state", `${taskId}.json`);
-    if (!existsSync(path)) return undefined;
-    const record = JSON.parse(readFileSync(path, "utf8")) as Partial<RecordPids>;
-    return record.pid && record.supervisorPid ? (record as RecordPids) : undefined;
+    const record = readJournal(join(workDir, "state", JOURNAL_FILE)).records.get(taskId);
+    return record?.pid && record.supervisorPid ? (record as RecordPids) : undefined;
   }
 
   it("on the agent's death sends SIGTERM to each task's group, and SIGKILL after the grace to a tree that ignores it", async () => {

@@ -16,8 +16,10 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { type CheckpointReplyMessage, decode, encode, type NatsConnection, subjects } from "@capa/bus";
 import { type Checkpoint, type CheckpointCopy, formatBytes, type TaskAssignment } from "@capa/domain";
-import * as tar from "tar";
 import type { FoundCheckpoint } from "./index.js";
+
+/** tar is loaded with the first checkpoint copy: most agents never copy one, and it costs ~2 MB resident. */
+const loadTar = () => import("tar");
 
 /** Chunk size: well under nats-server's default 1 MiB max payload, with room for the rest of the message. */
 export const CHECKPOINT_CHUNK_BYTES = 256 * 1024;
@@ -56,6 +58,7 @@ export class CheckpointTransfer {
     const work = mkdtempSync(join(tmpdir(), "capa-ckpt-put-"));
     try {
       const file = join(work, "copy.tar");
+      const tar = await loadTar();
       await tar.c(
         {
           cwd: dirname(found.path),
@@ -125,7 +128,7 @@ export class CheckpointTransfer {
         chunks = reply.chunks;
         await appendFile(file, reply.data);
       }
-      await tar.x({ cwd: intoDir, file, strict: true });
+      await (await loadTar()).x({ cwd: intoDir, file, strict: true });
       const path = join(intoDir, checkpoint.name);
       statSync(path);
       return path;

@@ -2,7 +2,6 @@
 import { CommanderError } from "commander";
 import { CliError, oneLine, USAGE_EXIT_CODE } from "./errors.js";
 import { configureOutput, shouldColour, terminalWidth } from "./output.js";
-import { buildProgram } from "./program.js";
 
 // `capa logs -f | head` closes our stdout early: that is the reader being done, not a failure.
 process.stdout.on("error", (err: NodeJS.ErrnoException) => {
@@ -16,7 +15,12 @@ configureOutput({
 });
 
 try {
-  await buildProgram().parseAsync(process.argv);
+  // `capa agent` (its first word the verb, as a provider runs it) loads only the agent verb's modules.
+  const program =
+    process.argv[2] === "agent"
+      ? (await import("./agent-program.js")).buildAgentProgram()
+      : (await import("./program.js")).buildProgram();
+  await program.parseAsync(process.argv);
   // Long-running verbs end here after a clean stop; open handles (a gRPC channel, a timer) must not keep us up.
   process.exit(0);
 } catch (err) {

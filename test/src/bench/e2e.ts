@@ -15,6 +15,8 @@
  *
  * Flags: --json (one JSON object as the last line), --scenario base,agents64,tenants10, --jobs N, --clients N,
  *        --cpu-prof (profile the scheduler; prints its top self-time functions and keeps the .cpuprofile),
+ *        --agent-cpu-prof (profile every agent process; prints the first one's top self-time functions),
+ *        --agent-node-options "…" (node flags for the agent processes, e.g. "--max-semi-space-size=1"),
  *        --timeout-s N (how long to wait for the last job, default 300),
  *        --no-nats-counts (leave out the count of the scheduler's NATS messages by subject class, e2e-nats-tap.ts,
  *        from the first submit until the last job was settled, printed per job).
@@ -90,7 +92,7 @@ function flag(name: string): string | undefined {
 
 async function runScenario(
   s: Scenario,
-  opts: { cpuProf?: string; timeoutMs: number; countNats: boolean },
+  opts: { cpuProf?: string; agentCpuProf?: string; agentNodeOptions: string[]; timeoutMs: number; countNats: boolean },
 ): Promise<E2eResult> {
   const root = mkdtempSync(join(tmpdir(), "capa-bench-e2e-"));
   const nats = await startNatsServer({ storeDir: join(root, "nats") });
@@ -115,13 +117,20 @@ async function runScenario(
     for (let i = 0; i < groups.length; i += 4) {
       const started = await Promise.all(
         groups.slice(i, i + 4).map((ids) =>
-          spawnChild("agents", {
-            natsUrl: nats.url,
-            ids,
-            gpus: "8xH100-80GB",
-            region: "eu-west",
-            workRoot: join(root, "agents"),
-          }),
+          spawnChild(
+            "agents",
+            {
+              natsUrl: nats.url,
+              ids,
+              gpus: "8xH100-80GB",
+              region: "eu-west",
+              workRoot: join(root, "agents"),
+            },
+            [
+              ...opts.agentNodeOptions,
+              ...(opts.agentCpuProf ? ["--cpu-prof", "--cpu-prof-dir", opts.agentCpuProf] : []),
+            ],
+          ),
         ),
       );
       for (const a of started) {
@@ -375,6 +384,7 @@ async function main(): Promise<void> {
   const clients = Number(flag("--clients") ?? 8);
   const timeoutMs = Number(flag("--timeout-s") ?? 300) * 1000;
   const countNats = !process.argv.includes("--no-nats-counts");
+  const agentNodeOptions = flag("--agent-node-options")?.split(" ").filter(Boolean) ?? [];
   const all: Scenario[] = [
     { name: "base", agents: 16, agentsPerProcess: 1, tenants: 1, jobs, clients },
     { name: "agents64", agents: 64, agentsPerProcess: 8, tenants: 1, jobs, clients },
@@ -384,6 +394,9 @@ async function main(): Promise<void> {
   const scenarios = all.filter((s) => chosen.includes(s.name));
   if (scenarios.length === 0) throw new Error(`--scenario: choose from ${all.map((s) => s.name).join(", ")}`);
   const profDir = process.argv.includes("--cpu-prof") ? mkdtempSync(join(tmpdir(), "capa-bench-prof-")) : undefined;
+  const agentProfDir = process.argv.includes("--agent-cpu-prof")
+    ? mkdtempSync(join(tmpdir(), "capa-bench-agent-prof-"))
+    : undefined;
 
   console.log(
     `capa end-to-end benchmark — node ${process.version}, ${cpus()[0]?.model ?? "cpu"} ×${availableParallelism()}; ${loadLine()} at start`,
@@ -397,7 +410,13 @@ async function main(): Promise<void> {
       `running ${s.name}: ${s.agents} agents, ${s.tenants} tenant(s), ${s.jobs} jobs, ${s.clients} clients\n`,
     );
     results.push(
-      await runScenario(s, { timeoutMs, countNats, ...(profDir && results.length === 0 ? { cpuProf: profDir } : {}) }),
+      await runScenario(s, {
+        agentNodeOptions,
+        timeoutMs,
+        countNats,
+        ...(profDir && results.length === 0 ? { cpuProf: profDir } : {}),
+        ...(agentProfDir && results.length === 0 ? { agentCpuProf: agentProfDir } : {}),
+      }),
     );
   }
   console.log("");
@@ -411,6 +430,15 @@ async function main(): Promise<void> {
       profile = topCosts(readFileSync(file, "utf8"), 25);
       console.log(`\nscheduler profile (${file}; first scenario), top self time:`);
       for (const p of profile) console.log(`${String(p.sharePct).padStart(5)}%  ${p.fn}  ${p.where}`);
+    }
+  }
+  if (agentProfDir) {
+    const files = readdirSync(agentProfDir).filter((f) => f.endsWith(".cpuprofile"));
+    if (files.length > 0) {
+      const file = join(agentProfDir, files[0]!);
+      console.log(`\nagent profile (${file}, 1 of ${files.length}; first scenario), top self time:`);
+      for (const p of topCosts(readFileSync(file, "utf8"), 40))
+        console.log(`${String(p.sharePct).padStart(5)}%  ${p.fn}  ${p.where}`);
     }
   }
   if (json) console.log(JSON.stringify({ runs: results, ...(profile ? { profile } : {}) }));
