@@ -6,6 +6,7 @@
  * `h.nc` connect as the scheduler's nkey user, anonymous clients are refused, and an agent needs its own user
  * (`h.enrollAgent` / `h.agentNats`), confined to its own subjects and assignment key.
  */
+
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,6 +24,7 @@ import {
   type Interceptor,
   type ServiceError,
 } from "@grpc/grpc-js";
+import pRetry from "p-retry";
 import { pino } from "pino";
 
 export const silent = pino({ level: process.env.CAPA_TEST_LOG ?? "silent" });
@@ -192,17 +194,18 @@ export async function startHarness(overrides: Partial<SchedulerConfig> = {}): Pr
             cb,
           ),
         );
-      // As every capa client does: a write refused while no replica holds the lease (UNAVAILABLE, nothing written)
-      // is retried. The harness's 3 s lease can lapse on a starved event loop (the full suite at load 10+).
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return (await create()).token;
-        } catch (err) {
-          const e = err as ServiceError;
-          if (e.code !== grpcStatus.UNAVAILABLE || attempt >= 60) throw err;
-          await new Promise((r) => setTimeout(r, 250));
-        }
-      }
+      // As every capa client does (packages/cli/src/failover.ts), UNAVAILABLE is retried with backoff: the
+      // harness's 3 s lease can lapse on a starved event loop (the full suite at load 10+), and a replica without
+      // the lease refuses the write before it makes it. Should an UNAVAILABLE come after the key landed (a store
+      // timeout), the retry only leaves one unused key behind: keys are independent records.
+      return pRetry(async () => (await create()).token, {
+        retries: 20,
+        minTimeout: 100,
+        maxTimeout: 1_000,
+        factor: 2,
+        randomize: true,
+        shouldRetry: (err) => (err as unknown as ServiceError).code === grpcStatus.UNAVAILABLE,
+      });
     },
     async asTenant(tenant) {
       let token = tenantTokens.get(tenant);
