@@ -1,7 +1,8 @@
 /**
  * Task status from agents (JetStream CAPA_TASKS, `capa.v1.task.*.status.*`) through one durable pull consumer,
  * so a restarted scheduler resumes where it stopped. Each report is folded into its job under the job's lock;
- * the message is acked only after the job write is durable. A final report for the task's current allocation
+ * the message is acked only after the job write is durable (many at once with one ack of the highest handled
+ * sequence, `ack-all.ts`). A final report for the task's current allocation
  * then removes the assignment (CAS), which releases the GPUs in the cluster state; the agent re-publishes a
  * final status while the task is still listed, so a crash between the two steps heals itself.
  *
@@ -23,6 +24,7 @@ import type { AllocRepo } from "../store/alloc-repo.js";
 import { ensureDurableConsumer } from "../store/durable-consumer.js";
 import type { JobRepo } from "../store/job-repo.js";
 import { watchForQuiet } from "../store/quiet-consumer.js";
+import { AckAllTracker } from "./ack-all.js";
 import { foldStatus } from "./fold.js";
 import { reportOriginProblem } from "./report-origin.js";
 
@@ -88,7 +90,8 @@ export class StatusConsumer {
   private readonly config = {
     durable_name: STATUS_CONSUMER,
     filter_subject: subjects.allTaskStatus,
-    ack_policy: "explicit",
+    // One ack for a batch of folded reports (ack-all.ts); a consumer created before keeps "explicit".
+    ack_policy: "all",
     deliver_policy: "all",
     ack_wait: 30_000_000_000,
     max_ack_pending: 1000,
@@ -120,7 +123,7 @@ export class StatusConsumer {
     const live = () => this.active && generation === this.generation;
     while (live()) {
       try {
-        await jsm.consumers
+        const info = await jsm.consumers
           .info(STREAMS.tasks, STATUS_CONSUMER)
           .catch(() => jsm.consumers.add(STREAMS.tasks, this.config));
         const consumer = await js.consumers.get(STREAMS.tasks, STATUS_CONSUMER);
@@ -133,15 +136,19 @@ export class StatusConsumer {
         // job's lock (FIFO) before its first await. Each is acked only once applied.
         const inFlight = new Set<Promise<void>>();
         const quiet = watchForQuiet(jsm, STREAMS.tasks, STATUS_CONSUMER, () => messages.stop(), this.d.logger);
+        const acks = info.config.ack_policy === "all" ? this.ackAllTracker() : undefined;
         try {
           for await (const m of messages) {
             quiet.delivered();
+            // A redelivery of a report already folded here (or being folded) waits for its batch's ack.
+            if (acks && !acks.delivered(m)) continue;
             const applied = this.handle(m.subject, m.data)
               .then(
-                () => m.ack(),
+                () => (acks ? acks.handled(m) : m.ack()),
                 (err) => {
                   this.d.logger.warn({ err, subject: m.subject }, "task status not applied; will be redelivered");
-                  m.nak(500);
+                  if (acks) acks.failed(m, 500);
+                  else m.nak(500);
                 },
               )
               .finally(() => inFlight.delete(applied));
@@ -150,13 +157,25 @@ export class StatusConsumer {
           }
         } finally {
           quiet.stop();
+          await Promise.allSettled(inFlight);
+          acks?.stop();
         }
-        await Promise.allSettled(inFlight);
       } catch (err) {
         this.d.logger.warn({ err }, "status consumer failed; restarting it");
       }
       if (live()) await new Promise((r) => setTimeout(r, 1000));
     }
+  }
+
+  private ackAllTracker(): AckAllTracker {
+    const { jsm } = this.d.store;
+    return new AckAllTracker({
+      logger: this.d.logger,
+      pending: async () => {
+        const i = await jsm.consumers.info(STREAMS.tasks, STATUS_CONSUMER);
+        return { numAckPending: i.num_ack_pending, deliveredConsumerSeq: i.delivered.consumer_seq };
+      },
+    });
   }
 
   async stop(): Promise<void> {
