@@ -7,5 +7,7 @@ export { HttpError, type HttpRequest, type HttpResponse, type HttpRoute } from "
 export { BillingFeed } from "./observability/index.js";
 export { REPLAY_LIMITS, ReplayRunner } from "./replay/index.js";
 export { type SchedulerExtensions, type SchedulerHandle, startScheduler } from "./scheduler.js";
+/** Batched acks of the report consumers (tests against a real nats-server). */
+export { AckAllTracker, ackAllTrackerFor } from "./tasks/ack-all.js";
 /** The capa_requests key of a tenant's request id (tests and tools that inspect the store). */
 export { requestKey } from "./util/ids.js";

@@ -13,6 +13,7 @@ import type { SchedulerMetrics } from "../metrics.js";
 import { ensureDurableConsumer } from "../store/durable-consumer.js";
 import type { JobRepo } from "../store/job-repo.js";
 import { watchForQuiet } from "../store/quiet-consumer.js";
+import { ackAllTrackerFor } from "../tasks/ack-all.js";
 import { reportOriginProblem } from "../tasks/report-origin.js";
 import { meteredAllocationOf } from "./allocations.js";
 import type { BudgetWatch } from "./budget-watch.js";
@@ -44,7 +45,8 @@ export class UsageConsumer {
   private readonly config = {
     durable_name: USAGE_CONSUMER,
     filter_subject: subjects.allTaskUsage,
-    ack_policy: "explicit",
+    // One ack for many reports (tasks/ack-all.ts); a consumer created before keeps "explicit".
+    ack_policy: "all",
     // Created once; from then on it resumes where it stopped. History before it existed needs no budget check.
     deliver_policy: "new",
     ack_wait: 30_000_000_000,
@@ -74,7 +76,7 @@ export class UsageConsumer {
     const { js, jsm } = this.d.store;
     while (this.active) {
       try {
-        await jsm.consumers
+        const info = await jsm.consumers
           .info(STREAMS.tasks, USAGE_CONSUMER)
           .catch(() => jsm.consumers.add(STREAMS.tasks, this.config));
         const consumer = await js.consumers.get(STREAMS.tasks, USAGE_CONSUMER);
@@ -82,14 +84,19 @@ export class UsageConsumer {
         this.messages = messages;
         if (!this.active) messages.stop();
         const quiet = watchForQuiet(jsm, STREAMS.tasks, USAGE_CONSUMER, () => messages.stop(), this.d.logger);
+        const acks = ackAllTrackerFor(jsm, STREAMS.tasks, info, this.d.logger);
         try {
           for await (const m of messages) {
             quiet.delivered();
+            // Handled synchronously: a redelivery of one handled here waits for its batch's ack.
+            if (acks && !acks.delivered(m)) continue;
             this.handle(m.subject, m.data);
-            m.ack();
+            if (acks) acks.handled(m);
+            else m.ack();
           }
         } finally {
           quiet.stop();
+          acks?.stop();
         }
       } catch (err) {
         this.d.logger.warn({ err }, "usage consumer failed; restarting it");

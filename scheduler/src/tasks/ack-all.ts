@@ -18,8 +18,9 @@
  * and folding is idempotent: task states only move forward, per epoch).
  *
  * A consumer created before with `ack_policy: "explicit"` is kept as it is (its policy cannot change in place):
- * each report is then acked on its own, as before.
+ * each report is then acked on its own, as before. Used by the status and the usage consumer.
  */
+import type { JetStreamManager } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 
 export interface AckableReport {
@@ -186,4 +187,21 @@ export class AckAllTracker {
         }
       });
   }
+}
+
+/** A tracker for a durable consumer of `stream`, when it acks all (undefined: it acks each message). */
+export function ackAllTrackerFor(
+  jsm: JetStreamManager,
+  stream: string,
+  info: { name: string; config: { ack_policy?: string } },
+  logger: Logger,
+): AckAllTracker | undefined {
+  if (info.config.ack_policy !== "all") return undefined;
+  return new AckAllTracker({
+    logger,
+    pending: async () => {
+      const i = await jsm.consumers.info(stream, info.name);
+      return { numAckPending: i.num_ack_pending, deliveredConsumerSeq: i.delivered.consumer_seq };
+    },
+  });
 }

@@ -24,7 +24,7 @@ import type { AllocRepo } from "../store/alloc-repo.js";
 import { ensureDurableConsumer } from "../store/durable-consumer.js";
 import type { JobRepo } from "../store/job-repo.js";
 import { watchForQuiet } from "../store/quiet-consumer.js";
-import { AckAllTracker } from "./ack-all.js";
+import { ackAllTrackerFor } from "./ack-all.js";
 import { foldStatus } from "./fold.js";
 import { reportOriginProblem } from "./report-origin.js";
 
@@ -136,7 +136,7 @@ export class StatusConsumer {
         // job's lock (FIFO) before its first await. Each is acked only once applied.
         const inFlight = new Set<Promise<void>>();
         const quiet = watchForQuiet(jsm, STREAMS.tasks, STATUS_CONSUMER, () => messages.stop(), this.d.logger);
-        const acks = info.config.ack_policy === "all" ? this.ackAllTracker() : undefined;
+        const acks = ackAllTrackerFor(jsm, STREAMS.tasks, info, this.d.logger);
         try {
           for await (const m of messages) {
             quiet.delivered();
@@ -165,17 +165,6 @@ export class StatusConsumer {
       }
       if (live()) await new Promise((r) => setTimeout(r, 1000));
     }
-  }
-
-  private ackAllTracker(): AckAllTracker {
-    const { jsm } = this.d.store;
-    return new AckAllTracker({
-      logger: this.d.logger,
-      pending: async () => {
-        const i = await jsm.consumers.info(STREAMS.tasks, STATUS_CONSUMER);
-        return { numAckPending: i.num_ack_pending, deliveredConsumerSeq: i.delivered.consumer_seq };
-      },
-    });
   }
 
   async stop(): Promise<void> {
