@@ -60,6 +60,8 @@ interface Entry {
 export class AckAllTracker {
   /** Received and not acknowledged yet, by stream sequence. */
   private readonly entries = new Map<number, Entry>();
+  /** The same entries' stream sequences, ascending (deliveries come in order; a redelivery may go before). */
+  private order: number[] = [];
   private safe = false;
   /** Highest delivery sequence that may arrive without a gap (set by the gate). */
   private nextDelivery = 0;
@@ -107,6 +109,7 @@ export class AckAllTracker {
       if (d > entry.report.info.deliverySequence) entry.report = report;
       return false;
     }
+    if (!entry) this.insert(report.seq);
     this.entries.set(report.seq, { report, state: "in-flight" });
     return true;
   }
@@ -133,15 +136,13 @@ export class AckAllTracker {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     if (!this.safe) return;
-    let bound = Number.POSITIVE_INFINITY;
-    for (const [seq, e] of this.entries) if (e.state !== "done" && seq < bound) bound = seq;
-    let best: Entry | undefined;
-    for (const [seq, e] of this.entries)
-      if (e.state === "done" && seq < bound && seq > (best?.report.seq ?? 0)) best = e;
-    if (!best) return;
-    const upTo = best.report.seq;
-    best.report.ack();
-    for (const seq of [...this.entries.keys()]) if (seq <= upTo) this.entries.delete(seq);
+    // The handled prefix: O(what it acks); a report still being folded at the front stops it at once.
+    let n = 0;
+    while (n < this.order.length && this.entries.get(this.order[n]!)!.state === "done") n++;
+    if (n === 0) return;
+    this.entries.get(this.order[n - 1]!)!.report.ack();
+    for (let i = 0; i < n; i++) this.entries.delete(this.order[i]!);
+    this.order = n === this.order.length ? [] : this.order.slice(n);
     this.doneSinceAck = 0;
   }
 
@@ -151,6 +152,17 @@ export class AckAllTracker {
     this.stopped = true;
     clearTimeout(this.flushTimer);
     clearTimeout(this.gateTimer);
+  }
+
+  private insert(seq: number): void {
+    const o = this.order;
+    if (o.length === 0 || o[o.length - 1]! < seq) {
+      o.push(seq);
+      return;
+    }
+    let i = o.length;
+    while (i > 0 && o[i - 1]! > seq) i--;
+    o.splice(i, 0, seq);
   }
 
   private unsafe(why: string): void {
