@@ -26,8 +26,25 @@ export function heartbeatProblem(hb: Heartbeat, subjectAgentId?: string): string
   return undefined;
 }
 
+/**
+ * Fingerprints by advert object. Adverts are never edited after decoding (the registry replaces records, it does not
+ * mutate them), so one object's fingerprint never changes; caching it keeps the liveness pass's `dirty()` (every
+ * agent, every tick) and each advert's change check from re-serialising adverts: at 10,000 agents that was a
+ * quarter of the scheduler's CPU.
+ */
+const fingerprints = new WeakMap<Advert, string>();
+
 /** What makes an advert "changed" for persistence: everything but sequence, send time and GPU telemetry. */
 export function advertFingerprint(a: Advert): string {
+  let fp = fingerprints.get(a);
+  if (fp === undefined) {
+    fp = computeFingerprint(a);
+    fingerprints.set(a, fp);
+  }
+  return fp;
+}
+
+function computeFingerprint(a: Advert): string {
   return JSON.stringify({
     ...a,
     sequence: 0,

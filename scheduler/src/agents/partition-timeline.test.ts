@@ -77,7 +77,11 @@ function steps(t: Timeline): Step[] {
 /** Runs the timeline; each agent lost, with when. */
 function run(t: Timeline): Record<string, number> {
   let now = 0;
-  const cluster = { upsertAgent: () => undefined, removeAgent: () => undefined } as unknown as ClusterStateApi;
+  const cluster = {
+    upsertAgent: () => undefined,
+    touchAgent: () => true,
+    removeAgent: () => undefined,
+  } as unknown as ClusterStateApi;
   const registry = new AgentRegistry(undefined as unknown as TypedKv<AgentRecord>, cluster, () => now, undefined);
   for (const a of t.agents) {
     now = t.from + (t.latencyMs ?? 2);

@@ -41,7 +41,11 @@ function advert(agentId: string, uuids: string[], bootId = "b1"): Advert {
 }
 
 function registry(clock: { now: number }): AgentRegistry {
-  const cluster = { upsertAgent: () => {}, removeAgent: () => {} } as unknown as ClusterStateApi;
+  const cluster = {
+    upsertAgent: () => {},
+    touchAgent: () => false,
+    removeAgent: () => {},
+  } as unknown as ClusterStateApi;
   return new AgentRegistry({} as TypedKv<AgentRecord>, cluster, () => clock.now, undefined);
 }
 

@@ -126,7 +126,8 @@ export class AgentRegistry {
     this.entries.set(advert.agentId, entry);
     if (changed || now - entry.viewSeenMs > 1000) {
       entry.viewSeenMs = now;
-      this.cluster.upsertAgent(agentView(record, now));
+      // Nothing capacity-relevant changed: only the sighting moves (the engine's index stays as it is).
+      if (changed || !this.cluster.touchAgent(advert.agentId, now)) this.cluster.upsertAgent(agentView(record, now));
     }
     return { joined, changed };
   }
@@ -148,7 +149,7 @@ export class AgentRegistry {
     }
     if (now - entry.viewSeenMs > Math.min(5000, this.timeoutFor(entry) / 4)) {
       entry.viewSeenMs = now;
-      this.cluster.upsertAgent(agentView(entry.record, now));
+      if (!this.cluster.touchAgent(hb.agentId, now)) this.cluster.upsertAgent(agentView(entry.record, now));
     }
     return false;
   }

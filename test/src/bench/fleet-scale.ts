@@ -113,7 +113,13 @@ async function runFleet(count: number, windowMs: number, jobs: number, profDir?:
     for (let i = 0; i < jobs; i++) {
       const start = performance.now();
       const res = await rpc<pb.SubmitJobResponse>((cb) =>
-        client.submitJob({ requestId: `fleet-${i}`, tenant: "fleet", spec }, metadata, cb),
+        // A deadline keeps the window bounded when the scheduler is overloaded (a hung submit counts as not placed).
+        client.submitJob(
+          { requestId: `fleet-${i}`, tenant: "fleet", spec },
+          metadata,
+          { deadline: Date.now() + 10_000 },
+          cb,
+        ),
       ).catch(() => undefined);
       if (res?.job) submittedAt.set(res.job.id, start);
       await sleep(windowMs / 2 / jobs);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { OverCommitError } from "../errors.js";
-import { agent, allocation, stateOf } from "../test-fixtures.js";
+import { agent, allocation, NOW, stateOf } from "../test-fixtures.js";
 import { ClusterState } from "./cluster-state.js";
 
 describe("ClusterState", () => {
@@ -75,5 +75,25 @@ describe("ClusterState", () => {
     state.removeAllocation("x-0");
     expect(state.stoppingAllocations()).toEqual([]);
     expect(state.freeGpuIndices("a")).toEqual([0, 1]);
+  });
+
+  it("touchAgent moves only the sighting: offers stay indexed, every reader sees the new lastSeenMs", () => {
+    const state = stateOf([agent("b"), agent("a", { gpus: "8xH100-80GB" }), agent("c")]);
+    state.addAllocation(allocation("t-0", "a", [0, 1]));
+    expect([...state.agents()].map((v) => v.id)).toEqual(["a", "b", "c"]); // builds the sorted list
+    const bucket = state.indexes["on-demand"].buckets.get("H100-80GB|us-east|us")!;
+    const level = bucket.levels[0]!;
+    const before = state.agentVersion("a");
+    expect(state.touchAgent("a", NOW + 5_000)).toBe(true);
+    expect(state.agentVersion("a")).not.toBe(before);
+    expect(state.agent("a")?.lastSeenMs).toBe(NOW + 5_000);
+    expect([...state.agents()].find((v) => v.id === "a")?.lastSeenMs).toBe(NOW + 5_000);
+    expect(state.offerOf("a", "H100-80GB")?.agent.lastSeenMs).toBe(NOW + 5_000);
+    expect(bucket.levels[0]).toBe(level);
+    expect(level.byFree[6]!.map((o) => o.agentId)).toEqual(["a"]);
+    expect(bucket.freeSum).toBe(6 + 8 + 8);
+    expect(state.freeGpuIndices("a")).toEqual([2, 3, 4, 5, 6, 7]);
+    expect(state.touchAgent("zz", NOW)).toBe(false);
+    expect(state.agent("zz")).toBeUndefined();
   });
 });

@@ -20,13 +20,15 @@ export const PRICE_MODES: readonly PriceMode[] = ["on-demand", "interruptible"];
 /** One agent's GPUs of one model, as offered at the agent's prices. */
 export class Offer implements HasAgentId {
   readonly agentId: string;
+  /** The agent's current view: replaced by `ClusterState.touchAgent` when only its lastSeenMs changes. */
+  agent: AgentView;
   /** Free (healthy, unallocated) GPUs of this model; kept up to date by ClusterState. */
   free = 0;
   /** Where the offer sits in each index, so moving it on a free-count change is O(log n). */
   readonly slots: Partial<Record<PriceMode, { bucket: Bucket; level: Level }>> = {};
 
   constructor(
-    readonly agent: AgentView,
+    agent: AgentView,
     readonly model: string,
     /** Healthy GPU indices of this model, ascending. */
     readonly healthyIndices: readonly number[],
@@ -39,6 +41,7 @@ export class Offer implements HasAgentId {
     readonly domainKey: string,
   ) {
     this.agentId = agent.id;
+    this.agent = agent;
   }
 
   /** The price a job pays in `mode`, and whether it runs on interruptible capacity at that price. */
@@ -84,14 +87,56 @@ export class Level {
   }
 }
 
+/**
+ * The smallest (or largest) of a multiset of numbers, kept as members come and go. A removal rescans only the
+ * distinct values, and only when the last member holding the extreme leaves: with 10,000 agents of a few prices
+ * and VRAM sizes, rescanning the members on each removal (every advert re-indexes its agent) cost the scheduler
+ * most of a core.
+ */
+export class Extreme {
+  private readonly counts = new Map<number, number>();
+  private current: number;
+  constructor(private readonly kind: "min" | "max") {
+    this.current = kind === "min" ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY;
+  }
+
+  /** The extreme; ±Infinity when empty (+ for min, − for max). */
+  get value(): number {
+    return this.current;
+  }
+
+  add(v: number): void {
+    this.counts.set(v, (this.counts.get(v) ?? 0) + 1);
+    if (this.kind === "min" ? v < this.current : v > this.current) this.current = v;
+  }
+
+  remove(v: number): void {
+    const n = this.counts.get(v);
+    if (n === undefined) return;
+    if (n > 1) {
+      this.counts.set(v, n - 1);
+      return;
+    }
+    this.counts.delete(v);
+    if (v !== this.current) return;
+    this.current = this.kind === "min" ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY;
+    for (const k of this.counts.keys()) if (this.kind === "min" ? k < this.current : k > this.current) this.current = k;
+  }
+}
+
 /** Offers of one bucket in one fabric domain. */
 export class DomainGroup {
   readonly offers: Offer[] = [];
   freeSum = 0;
-  minPrice = Number.POSITIVE_INFINITY;
+  /** The offers' prices in the bucket's mode: `minPrice` orders domains for the gang search. */
+  readonly prices = new Extreme("min");
   /** byFree[n] = how many offers have exactly n free GPUs: counts replica slots without visiting offers. */
   private readonly byFree: number[] = [];
   constructor(readonly key: string) {}
+
+  get minPrice(): number {
+    return this.prices.value;
+  }
 
   count(free: number, delta: number): void {
     for (let n = this.byFree.length; n <= free; n++) this.byFree[n] = 0;
@@ -134,8 +179,8 @@ export class Bucket implements BucketKey {
   private domainOrder: DomainGroup[] | undefined;
   size = 0;
   freeSum = 0;
-  /** Largest per-offer VRAM in the bucket: a job needing more skips the bucket unvisited. */
-  maxVramMib = 0;
+  /** Per-offer VRAM in the bucket (its smallest GPU's): see `maxVramMib`. */
+  private readonly vram = new Extreme("max");
   /** Healthy GPUs of all offers in the bucket, free or not. */
   capacity = 0;
 
@@ -156,6 +201,11 @@ export class Bucket implements BucketKey {
     this.modelPool.capacity += capacity;
     this.regionPool.free += free;
     this.regionPool.capacity += capacity;
+  }
+
+  /** Largest per-offer VRAM in the bucket (0 when empty): a job needing more skips the bucket unvisited. */
+  get maxVramMib(): number {
+    return Math.max(0, this.vram.value);
   }
 
   get minPrice(): number {
@@ -192,13 +242,13 @@ export class Bucket implements BucketKey {
     }
     insertSorted(domain.offers, offer);
     domain.count(offer.free, 1);
-    domain.minPrice = Math.min(domain.minPrice, price);
+    domain.prices.add(price);
     this.domainOrder = undefined;
     this.size++;
     this.freeSum += offer.free;
     this.capacity += offer.healthyIndices.length;
     this.countPools(offer.free, offer.healthyIndices.length);
-    this.maxVramMib = Math.max(this.maxVramMib, offer.minVramMib);
+    this.vram.add(offer.minVramMib);
   }
 
   remove(offer: Offer): void {
@@ -209,8 +259,8 @@ export class Bucket implements BucketKey {
     const domain = this.domains.get(offer.domainKey);
     if (domain && removeSorted(domain.offers, offer)) {
       domain.count(offer.free, -1);
+      domain.prices.remove(slot.level.price);
       if (domain.offers.length === 0) this.domains.delete(offer.domainKey);
-      else domain.minPrice = Math.min(...domain.offers.map((o) => o.priceIn(this.mode)?.price ?? Infinity));
     }
     this.domainOrder = undefined;
     delete offer.slots[this.mode];
@@ -218,11 +268,7 @@ export class Bucket implements BucketKey {
     this.freeSum -= offer.free;
     this.capacity -= offer.healthyIndices.length;
     this.countPools(-offer.free, -offer.healthyIndices.length);
-    if (offer.minVramMib >= this.maxVramMib) {
-      this.maxVramMib = 0;
-      for (const d of this.domains.values())
-        for (const o of d.offers) this.maxVramMib = Math.max(this.maxVramMib, o.minVramMib);
-    }
+    this.vram.remove(offer.minVramMib);
   }
 
   /** Moves an offer to its new free count; call with the count it had before the change. */
