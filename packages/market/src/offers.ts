@@ -17,6 +17,7 @@ export interface OfferGpu {
   free: boolean;
 }
 
+/** Treated as immutable: the quote keeps what it derives from a source with the source object (a change is a new source). */
 export interface OfferSource {
   agentId: string;
   region: string;

@@ -428,3 +428,34 @@ describe("quote: CPU-only jobs", () => {
     expect(q).toMatchObject({ feasibleOffers: 4, estimatedHourly: 0, estimatedStartMs: NOW });
   });
 });
+
+describe("quote: what it keeps per source", () => {
+  const shapes: Partial<JobSpec>[] = [
+    { gpuModels: ["H100-80GB"] },
+    { gpuModels: ["H100-80GB"], interruptible: true },
+    { gpuModels: ["a100-40gb"] },
+    { gpuModels: [], minVramMib: 50_000 },
+    { gpuModels: [], gpusPerReplica: 4 },
+    { gpuModels: ["H100-80GB", "A100-40GB"], interruptible: true, replicas: 3 },
+  ];
+
+  it("answers every job shape on one fleet as it does on a fresh copy of that fleet", () => {
+    for (let round = 0; round < 2; round++)
+      for (const shape of shapes)
+        expect(quote(spec(shape), FLEET, EMPTY_QUEUE, NOW)).toEqual(
+          quote(spec(shape), structuredClone(FLEET), EMPTY_QUEUE, NOW),
+        );
+  });
+
+  it("sees a changed agent: a new source object replaces what was kept for the old one", () => {
+    const before = quote(spec({ gpuModels: ["H100-80GB"] }), FLEET, EMPTY_QUEUE, NOW);
+    expect(before.chosen).toMatchObject([{ agentId: "cheap", replicas: 1 }]);
+    const allBusy = source("cheap", "eu-west", "H100-80GB", [price("H100-80GB", "2.49", "1.20")], {
+      count: 4,
+      busy: 4,
+    });
+    const after = quote(spec({ gpuModels: ["H100-80GB"] }), [allBusy, ...FLEET.slice(1)], EMPTY_QUEUE, NOW);
+    expect(after.chosen).toMatchObject([{ agentId: "mid", replicas: 1 }]);
+    expect(after.startBasis).toBe("free-now");
+  });
+});

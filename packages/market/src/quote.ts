@@ -23,9 +23,10 @@
  *   (region, GPU model) that holds every replica, and takes the cheapest such. The start is the first time the
  *   quoted job's whole demand fits; basis "free-now" (now), "expected-ends" (later, no job ahead took GPUs it
  *   could use) or "queue" (later, jobs ahead did). No fit once every expected release is spent → "unknown"
- *   (GPUs it needs are held without an expected end); more than `maxStartEvents` simulated events (releases,
- *   placements and placement attempts; default 10 000) → "event-cap". Both leave the start undefined and say
- *   why in `startDetail`. Not modelled: preemption, fabric domains, spreading, data locality.
+ *   (GPUs it needs are held without an expected end); more than `maxStartEvents` simulated events (releases
+ *   on agents a simulated job could use, placements and placement attempts; default 10 000) → "event-cap".
+ *   Both leave the start undefined and say why in `startDetail`. Not modelled: preemption, fabric domains,
+ *   spreading, data locality.
  */
 import { costForGpuMillis, formatUsd, type JobSpec, type Micros, residencyOfRegion } from "@capa/domain";
 import { type AgentOffer, agentOffers, aggregateOffers, jobPricing, type OfferSource } from "./offers.js";
@@ -136,15 +137,37 @@ export function agentMatchesSpec(source: OfferSource, spec: JobSpec, nowMs: numb
   return true;
 }
 
+/**
+ * A source's offers per GPU shape (models, minimum VRAM, pricing mode), kept with the source. Sources are
+ * immutable and the scheduler keeps each one until its agent changes (`offerSources`), so a quote on every
+ * submit expands only the agents that changed since the last one instead of all of them (at 10,000 agents
+ * the expansion was three quarters of a quote).
+ */
+const expanded = new WeakMap<OfferSource, Map<string, AgentOffer[]>>();
+
+function offersOfShape(source: OfferSource, spec: JobSpec, models: ReadonlySet<string>, shape: string): AgentOffer[] {
+  let byShape = expanded.get(source);
+  if (!byShape) {
+    byShape = new Map();
+    expanded.set(source, byShape);
+  }
+  let offers = byShape.get(shape);
+  if (!offers) {
+    const gpuOk = (g: { model: string; vramMib: number }) =>
+      (models.size === 0 || models.has(g.model.toUpperCase())) && g.vramMib >= spec.minVramMib;
+    offers = agentOffers(source, jobPricing(spec.interruptible), gpuOk);
+    byShape.set(shape, offers);
+  }
+  return offers;
+}
+
 function specOffers(sources: readonly OfferSource[], spec: JobSpec, nowMs: number, options: QuoteOptions) {
   const models = new Set(spec.gpuModels.map((m) => m.toUpperCase()));
-  const pricing = jobPricing(spec.interruptible);
+  const shape = `${spec.interruptible ? "i" : "o"}|${spec.minVramMib}|${[...models].sort().join(",")}`;
   const out: AgentOffer[] = [];
   for (const source of sources) {
     if (!agentMatchesSpec(source, spec, nowMs, options.maxAdvertAgeMs)) continue;
-    const gpuOk = (g: { model: string; vramMib: number }) =>
-      (models.size === 0 || models.has(g.model.toUpperCase())) && g.vramMib >= spec.minVramMib;
-    for (const offer of agentOffers(source, pricing, gpuOk)) {
+    for (const offer of offersOfShape(source, spec, models, shape)) {
       if (offer.gpuIndices.length >= spec.gpusPerReplica) out.push(offer);
     }
   }
@@ -199,6 +222,40 @@ function demandOf(spec: JobSpec, replicas: number, offers: readonly AgentOffer[]
 
 /** Free GPU indices per agent. */
 type FreeGpus = Map<string, Set<number>>;
+/** What a fill reads: an agent's free GPUs. */
+type FreeLookup = Pick<FreeGpus, "get">;
+
+/**
+ * The free GPUs at `now` (healthy, unallocated, plus those of running allocations already past their expected
+ * end, which the simulation releases first), built per agent only when a fill asks: a job that fits now on its
+ * cheapest offers reads a few agents, not the 10,000 a full free map would build on every quote.
+ */
+class FreeNow implements FreeLookup {
+  private readonly sets = new Map<string, Set<number>>();
+  private readonly byId = new Map<string, OfferSource>();
+  private readonly overdue = new Map<string, number[]>();
+  constructor(sources: readonly OfferSource[], running: readonly RunningAllocation[], nowMs: number) {
+    for (const s of sources) this.byId.set(s.agentId, s);
+    for (const a of running)
+      if (a.expectedEndMs > 0 && a.expectedEndMs <= nowMs) {
+        const list = this.overdue.get(a.agentId);
+        if (list) list.push(...a.gpuIndices);
+        else this.overdue.set(a.agentId, [...a.gpuIndices]);
+      }
+  }
+
+  get(agentId: string): Set<number> | undefined {
+    let set = this.sets.get(agentId);
+    if (set) return set;
+    const source = this.byId.get(agentId);
+    if (!source) return undefined;
+    set = new Set<number>();
+    for (const g of source.gpus) if (g.healthy && g.free) set.add(g.index);
+    for (const g of this.overdue.get(agentId) ?? []) set.add(g);
+    this.sets.set(agentId, set);
+    return set;
+  }
+}
 
 /** Replicas taken on one offer, and the GPUs they use. */
 interface Take {
@@ -208,7 +265,7 @@ interface Take {
 }
 
 /** Cheapest-first fill of `replicas` on `offers` from `free`; undefined unless every replica fits. */
-function fill(offers: readonly AgentOffer[], free: FreeGpus, replicas: number, gpr: number): Take[] | undefined {
+function fill(offers: readonly AgentOffer[], free: FreeLookup, replicas: number, gpr: number): Take[] | undefined {
   const takes: Take[] = [];
   let left = replicas;
   for (const offer of offers) {
@@ -242,7 +299,7 @@ function costOf(takes: readonly Take[]): number {
 }
 
 /** Where the demand fits on `free` now (a gang: the cheapest (region, model) that holds it); undefined if not. */
-function fit(demand: Demand, free: FreeGpus): Take[] | undefined {
+function fit(demand: Demand, free: FreeLookup): Take[] | undefined {
   if (!demand.gang) return fill(demand.offers, free, demand.replicas, demand.gpusPerReplica);
   let best: Take[] | undefined;
   for (const bucket of buckets(demand.offers)) {
@@ -328,6 +385,8 @@ function before(a: Release, b: Release): boolean {
   return a.at < b.at || (a.at === b.at && a.seq < b.seq);
 }
 
+const FREE_NOW_DETAIL = "free GPUs hold the whole job now";
+
 interface StartEstimate {
   startMs: number | undefined;
   basis: "free-now" | "expected-ends" | "queue" | "unknown" | "event-cap";
@@ -365,8 +424,23 @@ function simulateStart(
   nowMs: number,
   maxEvents: number,
 ): StartEstimate {
+  // Nothing queued ahead: the simulation's first step (overdue releases, then the job) decides a start now.
+  // Tried on lazily built free sets first; only a job that must wait pays for the whole simulation.
+  if (ahead.length === 0) {
+    const takes = fit(target, new FreeNow(sources, running, nowMs));
+    if (takes) return { startMs: nowMs, basis: "free-now", detail: FREE_NOW_DETAIL, takes };
+  }
+  // Only agents some simulated job could use are tracked: the others' GPUs and releases change no fit. Building
+  // every agent's free set on each quote was most of admission's cost at 10,000 agents.
+  const usable = new Set<string>();
+  for (const demand of [...ahead, target]) for (const o of demand.offers) usable.add(o.agentId);
   const free: FreeGpus = new Map();
-  for (const s of sources) free.set(s.agentId, new Set(s.gpus.filter((g) => g.healthy && g.free).map((g) => g.index)));
+  for (const s of sources) {
+    if (!usable.has(s.agentId)) continue;
+    const set = new Set<number>();
+    for (const g of s.gpus) if (g.healthy && g.free) set.add(g.index);
+    free.set(s.agentId, set);
+  }
   const targetAgents = new Set(target.offers.map((o) => o.agentId));
   const heap = new ReleaseHeap();
   let unknownRunning = 0;
@@ -420,7 +494,7 @@ function simulateStart(
         const basis = t === nowMs ? "free-now" : tookAhead > 0 ? "queue" : "expected-ends";
         const detail =
           basis === "free-now"
-            ? "free GPUs hold the whole job now"
+            ? FREE_NOW_DETAIL
             : basis === "queue"
               ? `after ${tookAhead} job(s) queued ahead take GPUs it could use and running work ends as expected`
               : "once running allocations end at their expected times";
