@@ -199,11 +199,31 @@ export class StatusConsumer {
     }
     // Memory, else KV (a late report of a retired job out of the cache is checked like any other).
     const known = this.d.jobs.get(jobId) ?? (this.d.jobs.summary(jobId) ? await this.d.jobs.fetch(jobId) : undefined);
-    const origin = reportOriginProblem(parsed.agentId, report, known?.job, (agent, task) =>
-      this.d.allocs.isListed(agent, task),
-    );
+    const listed = (agent: string, task: string) => this.d.allocs.isListed(agent, task);
+    let origin = reportOriginProblem(parsed.agentId, report, known?.job, listed);
+    let holder = known?.job;
+    if (origin === "not-held") {
+      // The planner writes an agent's assignment before the job record, both under the job's lock: a report from
+      // an agent that saw its assignment can be read in between (seen under load: "starting" reports of tasks the
+      // job still had pending). Checked again once the lock is free, when that commit has finished; a report
+      // from an agent that holds nothing is still dropped.
+      holder = await this.d.jobs.withLock(jobId, async () => (await this.d.jobs.fetch(jobId))?.job);
+      origin = reportOriginProblem(parsed.agentId, report, holder, listed);
+    }
     if (origin) {
-      this.d.logger.warn({ subject, agentId: report.agentId, taskId: report.taskId, origin }, "dropping task status");
+      const task = holder?.tasks.find((t) => t.id === report.taskId);
+      this.d.logger.warn(
+        {
+          subject,
+          agentId: report.agentId,
+          taskId: report.taskId,
+          origin,
+          state: report.state,
+          epoch: report.epoch,
+          holder: task && { agentId: task.agentId, epoch: task.epoch, state: task.state },
+        },
+        "dropping task status",
+      );
       this.d.metrics.reportsDropped.inc({ kind: "status", reason: origin });
       this.d.metrics.statuses.inc({ verdict: origin });
       return;
