@@ -32,6 +32,8 @@ const CAPA_STREAMS = [
   "CAPA_TASKS",
   "CAPA_LOGS",
   "CAPA_LEDGER",
+  "CAPA_INTAKE_0",
+  "CAPA_INTAKE_1",
 ];
 
 describe("scheduler on a 2-region NATS supercluster", () => {
