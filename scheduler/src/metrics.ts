@@ -99,7 +99,7 @@ export class SchedulerMetrics {
   });
   readonly intakeMaterialised = new Counter({
     name: "capa_intake_materialised_total",
-    help: "Pending submissions completed by the leader's materialiser (created, existed, refused)",
+    help: "Pending submissions completed by the leader's materialiser (created, beside: created although its request id names another job, existed, refused)",
     labelNames: ["outcome"] as const,
     registers: [this.registry],
   });

@@ -78,8 +78,12 @@ export class Materialiser implements LeaderPart {
           if (!/no message found|not found/i.test(err.message)) throw err;
         });
         this.d.index.remove(jobId);
-        this.d.metrics.intakeMaterialised.inc({ outcome });
-        this.d.logger.info({ jobId, stream: m.stream, seq: m.seq, outcome }, "intake: pending submission materialised");
+        this.d.metrics.intakeMaterialised.inc({ outcome: outcome.startsWith("created beside") ? "beside" : outcome });
+        const level = outcome === "created" || outcome === "existed" ? "info" : "warn";
+        this.d.logger[level](
+          { jobId, stream: m.stream, seq: m.seq, outcome },
+          "intake: pending submission materialised",
+        );
         if (this.queue[0] === m) this.queue.shift();
       } catch (err) {
         if (generation !== this.generation) return;

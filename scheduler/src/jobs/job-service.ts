@@ -82,7 +82,7 @@ export interface SubmitFallback {
 /** A call on a job acknowledged from the intake that needs its job record, before the materialiser wrote it. */
 export class JobBeingWrittenError extends UnavailableError {}
 
-export type MaterialiseOutcome = "created" | "existed" | "refused";
+export type MaterialiseOutcome = "created" | "created beside another job of its request id" | "existed" | "refused";
 
 export class JobService {
   private fallback: SubmitFallback | undefined;
@@ -199,6 +199,7 @@ export class JobService {
   async materialise(p: PendingSubmission): Promise<MaterialiseOutcome> {
     const { job } = p;
     if (await this.jobs.fetch(job.id)) return "existed";
+    let beside = false;
     if (job.requestId !== "") {
       const key = requestKey(job.tenant, job.requestId);
       const record: RequestRecord = {
@@ -208,15 +209,18 @@ export class JobService {
         specDigest: p.specDigest,
         createdAtMs: job.createdAtMs,
       };
-      await this.requests.create(key, record).catch((err) => {
+      try {
+        await this.requests.create(key, record);
+      } catch (err) {
         if (!(err instanceof ConflictError)) throw err;
-      });
+        beside = (await this.requests.getLatest(key))?.value.jobId !== job.id;
+      }
     }
     const input: SubmitInput = { tenant: job.tenant, requestId: job.requestId, spec: job.spec };
     try {
       // Never undone: a failed write is retried under the same id (the reserve again a no-op) until the job exists.
       await this.createJob(job.id, input, job.spec, job.createdAtMs, () => false);
-      return "created";
+      return beside ? "created beside another job of its request id" : "created";
     } catch (err) {
       if (err instanceof ConflictError) return "existed";
       // Store trouble is retried by the caller; any other answer of capa's (over budget above all) is final.
