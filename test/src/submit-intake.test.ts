@@ -131,7 +131,8 @@ describe("SubmitJob while a home NATS server is down: acknowledged from the inta
     expect(first.jobId).toBe(acks[0]!.job.id);
 
     // The materialiser writes every job once the budgets stream has a leader again.
-    const kv = await new Kvm(nc).open(BUCKETS.jobs);
+    // Read through the stream leader: a direct get may be answered by a replica that lags behind.
+    const kv = await new Kvm(nc).open(BUCKETS.jobs, { allow_direct: false });
     const jobs = await waitFor(
       async () => {
         const out = new Map<string, ReturnType<typeof decode.job>>();
@@ -145,25 +146,28 @@ describe("SubmitJob while a home NATS server is down: acknowledged from the inta
       { what: "every acknowledged job materialised", timeoutMs: 90_000, intervalMs: 250 },
     );
     console.log(`all materialised ${((Date.now() - killedAt) / 1000).toFixed(2)} s after the kill`);
-    await sc.server(victim).start();
 
-    // Exactly one job per request id in the whole bucket.
-    const byRequest = new Map<string, string[]>();
-    for await (const key of await kv.keys()) {
-      if (key.startsWith("explain.")) continue;
-      const e = await kv.get(key);
-      if (!e || e.operation !== "PUT") continue;
-      const job = decode.job(e.value);
-      if (job.tenant !== RICH && job.tenant !== POOR) continue;
-      byRequest.set(`${job.tenant}/${job.requestId}`, [
-        ...(byRequest.get(`${job.tenant}/${job.requestId}`) ?? []),
-        job.id,
-      ]);
-    }
+    // Exactly one job per request id in the whole bucket (a listing is a consumer: retried while the store is busy).
+    const byRequest = await waitFor(
+      async () => {
+        const out = new Map<string, string[]>();
+        for await (const key of await kv.keys()) {
+          if (key.startsWith("explain.")) continue;
+          const e = await kv.get(key);
+          if (!e || e.operation !== "PUT") continue;
+          const job = decode.job(e.value);
+          if (job.tenant !== RICH && job.tenant !== POOR) continue;
+          const k = `${job.tenant}/${job.requestId}`;
+          out.set(k, [...(out.get(k) ?? []), job.id]);
+        }
+        return out;
+      },
+      { what: "a listing of the jobs bucket", timeoutMs: 60_000, intervalMs: 500 },
+    );
     for (const a of acks) expect(byRequest.get(`${a.tenant}/${a.requestId}`)).toEqual([a.job.id]);
 
     // Rich jobs admitted, each holding one reservation of its own amount; nothing reserved twice.
-    const budgetKv = await new Kvm(nc).open(BUDGET_BUCKET);
+    const budgetKv = await new Kvm(nc).open(BUDGET_BUCKET, { allow_direct: false });
     const budgetOf = async (tenant: string): Promise<TenantBudget["reservations"]> => {
       const e = await budgetKv.get(`t.${budgetKey(tenant)}`);
       return e && e.operation === "PUT" ? decodeTenantBudget(e.value).reservations : [];
@@ -194,6 +198,7 @@ describe("SubmitJob while a home NATS server is down: acknowledged from the inta
       { what: "the intake streams empty", timeoutMs: 30_000, intervalMs: 250 },
     );
     expect(await counter("capa_intake_materialised_total")).toBeGreaterThan(0);
+    await sc.server(victim).start();
   }, 240_000);
 });
 

@@ -258,13 +258,13 @@ export class JobService {
    */
   async entry(jobId: string): Promise<JobEntry> {
     throwIfViolations(jobIdViolations(jobId));
-    try {
-      return await this.jobs.require(jobId);
-    } catch (err) {
-      const pending = this.fallback?.pendingJob(jobId);
-      if (pending && err instanceof NotFoundError) return { job: pending, revision: 0 };
-      throw err;
-    }
+    // Memory first; then the intake's index before the store: the job's bucket may be the one without a leader
+    // (a store read would fail), and an indexed job is one this replica has not seen written yet.
+    const held = this.jobs.get(jobId);
+    if (held) return held;
+    const pending = this.fallback?.pendingJob(jobId);
+    if (pending) return { job: pending, revision: 0 };
+    return this.jobs.require(jobId);
   }
 
   /** The first page of the listing (jobs read from memory, else KV). */
