@@ -1,9 +1,12 @@
 /**
- * Reads one intake stream from its first message and keeps following it (an ordered consumer; recreated after a
- * failure, resuming after the last message seen). Used by every replica (the pending index) and by the leader's
- * materialiser (its own follower, from the start, at each leadership).
+ * Reads one intake stream from its first message and keeps following it, by polling: every `intervalMs` the
+ * stream's info (first and last sequence), then each new message by sequence (STREAM.MSG.GET, answered by the
+ * stream leader; a deleted one is skipped). Polling rather than a consumer: a `consume()` subscription can go
+ * quiet for good after a server dies (store/quiet-consumer.ts), and a pending submission must never wait on that;
+ * an idle stream costs one info request per interval. Used by every replica (the pending index) and by the
+ * leader's materialiser (its own follower, from the start, at each leadership).
  */
-import type { JetStreamClient } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import { decodePending, type PendingSubmission } from "./envelope.js";
 
@@ -13,58 +16,63 @@ export interface IntakeMessage {
   pending: PendingSubmission;
 }
 
-const RETRY_MS = 500;
-
 export interface Follower {
   stop(): Promise<void>;
 }
 
+export const DEFAULT_FOLLOW_INTERVAL_MS = 250;
+
 export function followIntake(
-  js: JetStreamClient,
+  jsm: JetStreamManager,
   stream: string,
   onMessage: (m: IntakeMessage) => void,
   logger: Logger,
+  intervalMs = DEFAULT_FOLLOW_INTERVAL_MS,
 ): Follower {
   let stopped = false;
-  let lastSeq = 0;
-  let stopCurrent: (() => void) | undefined;
-  const follow = async () => {
-    const consumer = await js.consumers.get(stream, {
-      ...(lastSeq > 0
-        ? { deliver_policy: "by_start_sequence" as const, opt_start_seq: lastSeq + 1 }
-        : { deliver_policy: "all" as const }),
-    });
-    try {
-      const messages = await consumer.consume({ max_messages: 256 });
-      stopCurrent = () => messages.stop();
-      if (stopped) messages.stop();
-      for await (const m of messages) {
-        lastSeq = m.seq;
-        try {
-          onMessage({ stream, seq: m.seq, pending: decodePending(m.data) });
-        } catch (err) {
-          logger.error({ err, stream, seq: m.seq }, "intake: undecodable message skipped");
-        }
+  let nextSeq = 0;
+  let wake: (() => void) | undefined;
+  const poll = async () => {
+    const { state } = await jsm.streams.info(stream);
+    if (state.messages === 0) {
+      nextSeq = Math.max(nextSeq, state.last_seq + 1);
+      return;
+    }
+    for (let seq = Math.max(nextSeq, state.first_seq); seq <= state.last_seq && !stopped; seq++) {
+      const msg = await jsm.streams.getMessage(stream, { seq }).catch((err: Error) => {
+        if (/no message found/i.test(err.message)) return null;
+        throw err;
+      });
+      nextSeq = seq + 1;
+      if (!msg) continue; // deleted (materialised) meanwhile
+      try {
+        onMessage({ stream, seq, pending: decodePending(msg.data) });
+      } catch (err) {
+        logger.error({ err, stream, seq }, "intake: undecodable message skipped");
       }
-    } finally {
-      stopCurrent = undefined;
-      await consumer.delete().catch(() => undefined);
     }
   };
   const run = (async () => {
+    let failing = false;
     while (!stopped) {
       try {
-        await follow();
+        await poll();
+        failing = false;
       } catch (err) {
-        if (!stopped) logger.warn({ err, stream }, "intake: following the stream failed; retrying");
+        if (!stopped && !failing) logger.warn({ err, stream }, "intake: reading the stream failed; retrying");
+        failing = true;
       }
-      if (!stopped) await new Promise((r) => setTimeout(r, RETRY_MS).unref());
+      if (stopped) break;
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, intervalMs).unref();
+      });
     }
   })();
   return {
     async stop() {
       stopped = true;
-      stopCurrent?.();
+      wake?.();
       await run;
     },
   };

@@ -43,11 +43,11 @@ export function startIntake(o: IntakeOptions): Intake {
   const index = new PendingIndex(o.repo);
   const writer = new IntakeWriter(o.store.js, o.store.jsm);
   o.jobs.useFallback(new IntakeFallback(writer, index, o.metrics, logger, o.stallBudgetMs));
-  const followers = INTAKE_STREAMS.map((s) => followIntake(o.store.js, s, (m) => index.add(m.pending.job), logger));
+  const followers = INTAKE_STREAMS.map((s) => followIntake(o.store.jsm, s, (m) => index.add(m.pending.job), logger));
   return {
     index,
     leaderParts: [
-      new Materialiser({ js: o.store.js, jsm: o.store.jsm, jobs: o.jobs, index, metrics: o.metrics, logger }),
+      new Materialiser({ jsm: o.store.jsm, jobs: o.jobs, index, metrics: o.metrics, logger }),
       new IntakeLeaderSpread(o.nc, o.store.jsm, o.metrics, logger, o.spreadIntervalMs),
     ],
     stop: async () => {

@@ -7,7 +7,7 @@
  */
 
 import { INTAKE_STREAMS } from "@capa/bus";
-import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { JobService } from "../jobs/job-service.js";
 import type { LeaderPart } from "../leader/leadership.js";
@@ -18,7 +18,6 @@ import type { PendingIndex } from "./pending-index.js";
 const RETRY_MS = 500;
 
 export interface MaterialiserDeps {
-  js: JetStreamClient;
   jsm: JetStreamManager;
   jobs: JobService;
   index: PendingIndex;
@@ -40,7 +39,7 @@ export class Materialiser implements LeaderPart {
     this.queue = [];
     this.followers = INTAKE_STREAMS.map((stream) =>
       followIntake(
-        this.d.js,
+        this.d.jsm,
         stream,
         (m) => {
           if (generation !== this.generation) return;

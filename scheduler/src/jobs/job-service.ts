@@ -19,7 +19,6 @@ import {
   type JobSpec,
   type JobState,
   jobSpecViolations,
-  NotFoundError,
   newTask,
   requestIdViolations,
   tenantViolations,
