@@ -20,7 +20,8 @@ export interface Follower {
   stop(): Promise<void>;
 }
 
-export const DEFAULT_FOLLOW_INTERVAL_MS = 250;
+/** An idle stream costs one info request per interval per follower (2 per replica, 2 more on the leader). */
+export const DEFAULT_FOLLOW_INTERVAL_MS = 500;
 
 export function followIntake(
   jsm: JetStreamManager,
