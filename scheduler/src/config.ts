@@ -48,6 +48,12 @@ export interface SchedulerConfig {
    * its last renewal (the fault suite's failover goal is 10 s).
    */
   leaseTtlMs?: number;
+  /**
+   * How long SubmitJob's normal path (request record, admission, job record) may take before the submission is
+   * made durable in an intake stream instead and acknowledged from there (scheduler/src/intake). Default 1 200 ms:
+   * a stream that lost its Raft leader answers nothing for 4–9 s (nats-server's election timeout).
+   */
+  submitStallBudgetMs?: number;
   /** Serve Prometheus metrics on http://metricsHost:metricsPort/metrics (port 0 = free). Off when undefined. */
   metricsPort?: number;
   metricsHost?: string;
@@ -135,6 +141,7 @@ export interface ResolvedConfig {
   livenessIntervalMs: number;
   partitionGraceMs: number;
   leaseTtlMs: number;
+  submitStallBudgetMs: number;
   metricsPort: number | undefined;
   metricsHost: string;
   httpPort: number | undefined;
@@ -165,6 +172,7 @@ export interface ResolvedConfig {
 export const DEFAULT_GRPC_ADDRESS = "127.0.0.1:50051";
 export const DEFAULT_AGENT_TTL_MS = 30_000;
 export const DEFAULT_LEASE_TTL_MS = 8_000;
+export const DEFAULT_SUBMIT_STALL_BUDGET_MS = 1_200;
 export const DEFAULT_MAX_ADVERT_PRICE_PER_GPU_HOUR = 100_000_000;
 
 export function resolveConfig(config: SchedulerConfig): ResolvedConfig {
@@ -194,6 +202,7 @@ export function resolveConfig(config: SchedulerConfig): ResolvedConfig {
       Math.max(50, Math.min(1000, Math.floor((agentTimeoutMs ?? DEFAULT_AGENT_TTL_MS) / 4))),
     partitionGraceMs: positive(config.partitionGraceMs, "partitionGraceMs") ?? DEFAULT_PARTITION_GRACE_MS,
     leaseTtlMs: positive(config.leaseTtlMs, "leaseTtlMs") ?? DEFAULT_LEASE_TTL_MS,
+    submitStallBudgetMs: positive(config.submitStallBudgetMs, "submitStallBudgetMs") ?? DEFAULT_SUBMIT_STALL_BUDGET_MS,
     metricsPort: config.metricsPort,
     metricsHost: config.metricsHost ?? "127.0.0.1",
     httpPort: config.httpPort,

@@ -91,6 +91,23 @@ export class SchedulerMetrics {
     labelNames: ["method", "outcome"] as const,
     registers: [this.registry],
   });
+  readonly intakeSubmissions = new Counter({
+    name: "capa_intake_submissions_total",
+    help: "Submissions acknowledged from an intake stream because the normal path was stuck on the store (written, duplicate, failed)",
+    labelNames: ["stream", "outcome"] as const,
+    registers: [this.registry],
+  });
+  readonly intakeMaterialised = new Counter({
+    name: "capa_intake_materialised_total",
+    help: "Pending submissions completed by the leader's materialiser (created, beside: created although its request id names another job, existed, refused)",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
+  readonly intakeStepdowns = new Counter({
+    name: "capa_intake_leader_stepdowns_total",
+    help: "Intake stream leader step-downs asked for because both intake streams were led by one server",
+    registers: [this.registry],
+  });
   readonly usageReports = new Counter({
     name: "capa_usage_reports_total",
     help: "Agent usage reports by verdict (accepted, or the rejection reason)",

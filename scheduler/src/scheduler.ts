@@ -25,6 +25,7 @@ import { operatorHandlers } from "./grpc/operator-handlers.js";
 import { SERVICE_NAMES, startGrpcServer } from "./grpc/server.js";
 import { advertisedAddress, WriteRouter } from "./ha/index.js";
 import { type HttpEdge, type HttpRoute, httpRoutes, startHttpEdge } from "./http/index.js";
+import { startIntake } from "./intake/index.js";
 import { JobService } from "./jobs/job-service.js";
 import { LogReader } from "./jobs/logs.js";
 import { Leadership } from "./leader/leadership.js";
@@ -226,6 +227,25 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       { registry, jobs, allocs, metrics, logger: log, now, evaluate, partitionGraceMs: cfg.partitionGraceMs },
       cfg.livenessIntervalMs,
     );
+    const jobService = new JobService(
+      jobs,
+      b.requests,
+      now,
+      evaluate,
+      () => metrics.jobsSubmitted.inc(),
+      market.admission,
+    );
+    // The submit fallback: a submission stuck on a leaderless stream is acknowledged from an intake stream.
+    const intake = startIntake({
+      nc,
+      store,
+      jobs: jobService,
+      repo: jobs,
+      metrics,
+      logger: log,
+      stallBudgetMs: cfg.submitStallBudgetMs,
+    });
+    cleanups.push(() => intake.stop());
     const leadership = new Leadership({
       jobs,
       allocs,
@@ -240,6 +260,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       sweepIntervalMs: 5_000,
       extras: [
         ...market.leaderParts,
+        ...intake.leaderParts,
         new Compactor({
           jobs,
           requests: b.requests,
@@ -252,14 +273,6 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       ],
     });
 
-    const jobService = new JobService(
-      jobs,
-      b.requests,
-      now,
-      evaluate,
-      () => metrics.jobsSubmitted.inc(),
-      market.admission,
-    );
     // What every leader-run room (services, schedules) is built on.
     const room = {
       store,

@@ -20,7 +20,9 @@ import {
   connectBus,
   decode,
   encode,
+  INTAKE_STREAMS,
   inboxPrefixFor,
+  intakeSubject,
   kvStreamName,
   type NatsConnection,
   OBJECT_BUCKETS,
@@ -567,7 +569,7 @@ describe("NATS security: hostile clients against the generated authorization", (
       }
     }
     const jsm = await jetstreamManager(mallory, { checkAPI: false });
-    for (const stream of [LEDGER_STREAM, STREAMS.tasks, STREAMS.logs, kvStreamName(BUCKETS.jobs)]) {
+    for (const stream of [LEDGER_STREAM, STREAMS.tasks, STREAMS.logs, kvStreamName(BUCKETS.jobs), ...INTAKE_STREAMS]) {
       const before = await count(stream);
       await refused(
         `purge stream ${stream}`,
@@ -593,6 +595,51 @@ describe("NATS security: hostile clients against the generated authorization", (
           () => true,
         ),
     );
+  });
+
+  // Purging or deleting the intake streams: with every other stream in "cannot write the ledger, any KV bucket…".
+  it("cannot write, read or delete from the intake streams (the submit fallback's, scheduler-only)", async () => {
+    const scheduler = await jetstreamManager(h.nc);
+    const count = async (stream: string) => (await scheduler.streams.info(stream)).state.messages;
+    // Something to steal: a pending submission only the scheduler may see (undecodable, so never materialised).
+    const secret = await jetstream(h.nc).publish(intakeSubject(1, "jsecuritysecret"), "victim-submission-secret");
+    const js = jetstream(mallory, { timeout: 3_000 });
+    const jsm = await jetstreamManager(mallory, { checkAPI: false });
+    for (const [i, stream] of INTAKE_STREAMS.entries()) {
+      const before = await count(stream);
+      await refused(
+        `publish a pending submission to ${stream}`,
+        () => js.publish(intakeSubject(i, "jforgedforgedforg"), new TextEncoder().encode("{}"), { retries: 0 }),
+        async () => (await count(stream)) !== before,
+      );
+      await corePublish(`core-publish on ${stream}'s subjects`, mallory, intakeSubject(i, "jforged"), new Uint8Array());
+    }
+    let read: unknown;
+    await refused(
+      "read pending submissions (consumer on CAPA_INTAKE_1)",
+      async () => {
+        const c = await js.consumers.get(INTAKE_STREAMS[1]);
+        read = await c.next({ expires: 2_000 });
+        return read;
+      },
+      async () => read !== null && read !== undefined,
+    );
+    let got: unknown;
+    await refused(
+      "read a pending submission by sequence (STREAM.MSG.GET)",
+      async () => {
+        got = await jsm.streams.getMessage(INTAKE_STREAMS[1], { seq: secret.seq });
+        return got;
+      },
+      async () => got !== null && got !== undefined,
+    );
+    await refused(
+      "delete a pending submission",
+      () => jsm.streams.deleteMessage(INTAKE_STREAMS[1], secret.seq),
+      async () =>
+        (await scheduler.streams.getMessage(INTAKE_STREAMS[1], { seq: secret.seq }).catch(() => null)) === null,
+    );
+    await scheduler.streams.deleteMessage(INTAKE_STREAMS[1], secret.seq);
   });
 
   it("cannot read or overwrite another task's checkpoint copies (store or broker)", async () => {

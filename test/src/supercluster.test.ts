@@ -32,6 +32,8 @@ const CAPA_STREAMS = [
   "CAPA_TASKS",
   "CAPA_LOGS",
   "CAPA_LEDGER",
+  "CAPA_INTAKE_0",
+  "CAPA_INTAKE_1",
 ];
 
 describe("scheduler on a 2-region NATS supercluster", () => {
@@ -177,7 +179,14 @@ describe("scheduler on a 2-region NATS supercluster", () => {
         { timeoutMs: 30_000, intervalMs: 200, what: "the restarted server caught up" },
       );
       const kv = await waitFor(() => new Kvm(nc).open("capa_jobs"), { timeoutMs: 30_000, what: "capa_jobs" });
-      for (const id of ids) expect((await kv.get(id))?.value.length ?? 0, id).toBeGreaterThan(0);
+      // A submit the normal path could not finish was acknowledged from an intake stream and its job is written
+      // by the leader's materialiser once the buckets have leaders again: wait for each, then it must be there.
+      for (const id of ids)
+        await waitFor(async () => ((await kv.get(id))?.value.length ?? 0) > 0, {
+          timeoutMs: 60_000,
+          intervalMs: 200,
+          what: `acknowledged job ${id} in capa_jobs`,
+        });
     } finally {
       await nc.close();
     }

@@ -4,6 +4,7 @@
  *
  * - CAPA_TASKS: `capa.v1.task.*.status.*` and `capa.v1.task.*.usage.*` (the last token is the reporting agent),
  *   the events task state and billing depend on. Small messages, limits sized for events (30 days, 1 GiB).
+ * - CAPA_INTAKE_0/1: pending submissions of the submit fallback (scheduler/src/jobs/intake.ts).
  * - CAPA_LOGS: `capa.v1.task.*.logs.*`, its own limits (7 days, 4 GiB by default, oldest discarded first) and a
  *   per-task cap in chunks (`max_msgs_per_subject`, 65,536 by default: a task over it loses its oldest chunks, so
  *   one noisy task keeps its tail and cannot take the whole stream). A log flood therefore only ever evicts logs.
@@ -19,7 +20,7 @@
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { BUCKETS, STREAMS, subjects } from "./subjects.js";
+import { BUCKETS, INTAKE_STREAMS, intakeSubjects, STREAMS, subjects } from "./subjects.js";
 
 export interface StoreOptions {
   /** JetStream replicas (1 on a single server; 3 in a cluster). */
@@ -36,6 +37,8 @@ export interface StoreOptions {
   logsMaxBytes?: number;
   /** Most log chunks kept per task (≤ 32 KiB each); a task over it loses its oldest (default 65,536; -1 = none). */
   logsMaxChunksPerTask?: number;
+  /** Most pending submissions each intake stream holds; a full one refuses the fallback (default 100,000). */
+  intakeMaxMessages?: number;
 }
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -46,6 +49,7 @@ export const STORE_DEFAULTS = {
   logsMaxAgeMs: 7 * DAY_MS,
   logsMaxBytes: 4 * GiB,
   logsMaxChunksPerTask: 65_536,
+  intakeMaxMessages: 100_000,
 } as const;
 
 export interface Store {
@@ -104,6 +108,21 @@ export async function ensureStore(nc: NatsConnection, options: StoreOptions = {}
     duplicate_window: 2 * 60 * 1000 * NANOS_PER_MS,
     ...(placement ? { placement } : {}),
   });
+  // The submit fallback's intake streams: no age limit (a pending submission is acknowledged to its tenant and
+  // must never expire unmaterialised); the materialiser deletes each message once its job exists. Discard new:
+  // a full stream refuses the publish, so the submission is refused, never dropped. Dedup by msg id (request key).
+  for (const [i, name] of INTAKE_STREAMS.entries())
+    await ensureStream(jsm, {
+      name,
+      subjects: [intakeSubjects(i)],
+      retention: "limits",
+      discard: "new",
+      max_msgs: options.intakeMaxMessages ?? STORE_DEFAULTS.intakeMaxMessages,
+      storage: "file",
+      num_replicas: replicas,
+      duplicate_window: 2 * 60 * 1000 * NANOS_PER_MS,
+      ...(placement ? { placement } : {}),
+    });
   return { js, jsm, jobs, agents, allocs, leader, policy, requests };
 }
 

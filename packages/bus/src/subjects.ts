@@ -34,6 +34,23 @@ export const STREAMS = {
   logs: "CAPA_LOGS",
 } as const;
 
+/**
+ * The submit fallback's intake streams (scheduler/src/jobs/intake.ts): durable pending submissions, written when
+ * the normal submit path stalls on a leaderless stream. Two, so one server's death leaves one with a live leader
+ * (the leader keeper spreads their Raft leaders). Scheduler-only: no agent or tenant permission names them.
+ */
+export const INTAKE_STREAMS = ["CAPA_INTAKE_0", "CAPA_INTAKE_1"] as const;
+
+/** `capa.v1.intake.<stream index>.<jobId>`: one pending submission (a protobuf Job in its first state). */
+export function intakeSubject(stream: number, jobId: string): string {
+  return `${SUBJECT_ROOT}.intake.${stream}.${assertToken(jobId, "job id")}`;
+}
+
+/** Every subject of intake stream `stream`. */
+export function intakeSubjects(stream: number): string {
+  return `${SUBJECT_ROOT}.intake.${stream}.*`;
+}
+
 const TOKEN = /^[A-Za-z0-9_-]+$/;
 
 /** Ids and regions become subject tokens: no dots, spaces or wildcards. */

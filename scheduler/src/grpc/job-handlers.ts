@@ -106,7 +106,8 @@ async function watchJob(d: JobHandlerDeps, call: ServerWritableStream<pb.WatchJo
   call.on("cancelled", finish);
   try {
     throwIfViolations(jobIdViolations(jobId));
-    let lastRevision = 0;
+    // -1: an acknowledged job still only in the intake is sent at revision 0 (JobService.entry).
+    let lastRevision = -1;
     let lastSignature = "";
     const send = (entry: JobEntry) => {
       if (ended || call.cancelled || entry.revision <= lastRevision) return;
@@ -142,7 +143,7 @@ async function watchJob(d: JobHandlerDeps, call: ServerWritableStream<pb.WatchJo
       finish();
       return;
     }
-    send(await d.repo.require(jobId));
+    send(await d.jobs.entry(jobId));
     d.metrics.rpcs.inc({ method: "WatchJob", code: "OK" });
   } catch (err) {
     const alreadyEnded = ended;

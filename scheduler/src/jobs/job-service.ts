@@ -9,6 +9,7 @@
  */
 import type { TypedKv } from "@capa/bus";
 import {
+  CapaError,
   ConflictError,
   DEFAULT_KILL_GRACE_SECONDS,
   type FieldViolation,
@@ -22,8 +23,11 @@ import {
   requestIdViolations,
   tenantViolations,
   throwIfViolations,
+  UnavailableError,
 } from "@capa/domain";
 import { BudgetExceededError } from "@capa/market";
+import { SubmitAttempt } from "../intake/attempt.js";
+import type { PendingSubmission } from "../intake/envelope.js";
 import type { AdmissionApi } from "../market/admission.js";
 import type { JobEntry, JobRepo, JobSummary } from "../store/job-repo.js";
 import type { RequestRecord } from "../store/records.js";
@@ -59,7 +63,29 @@ export function jobIdViolations(jobId: string, field = "job_id"): FieldViolation
   return [];
 }
 
+/**
+ * The submit fallback (scheduler/src/intake): when set, a submission whose normal path is stuck on the store is
+ * made durable in the intake instead and answered from there (see `decideSubmit`).
+ */
+export interface SubmitFallback {
+  submit(
+    normal: Promise<SubmitResult>,
+    attempt: SubmitAttempt,
+    pending: () => PendingSubmission,
+    msgId: string,
+  ): Promise<SubmitResult>;
+  /** An acknowledged submission not materialised yet, as its first state. */
+  pendingJob(jobId: string): Job | undefined;
+}
+
+/** A call on a job acknowledged from the intake that needs its job record, before the materialiser wrote it. */
+export class JobBeingWrittenError extends UnavailableError {}
+
+export type MaterialiseOutcome = "created" | "created beside another job of its request id" | "existed" | "refused";
+
 export class JobService {
+  private fallback: SubmitFallback | undefined;
+
   constructor(
     private readonly jobs: JobRepo,
     private readonly requests: TypedKv<RequestRecord>,
@@ -70,19 +96,45 @@ export class JobService {
     private readonly admission?: AdmissionApi,
   ) {}
 
+  /** Turns the submit fallback on (the intake room, once its streams are open). */
+  useFallback(fallback: SubmitFallback): void {
+    this.fallback = fallback;
+  }
+
   async submit(input: SubmitInput): Promise<SubmitResult> {
     const violations = [...tenantViolations(input.tenant), ...requestIdViolations(input.requestId)];
     if (!input.spec) violations.push({ field: "spec", message: "is required" });
     else violations.push(...jobSpecViolations(input.spec as JobSpec));
     throwIfViolations(violations);
     const spec = normalize(input.spec as JobSpec);
-    if (input.requestId === "")
-      return { job: (await this.createJob(newJobId(), input, spec)).job, deduplicated: false };
+    const attempt = new SubmitAttempt();
+    const normal = this.submitNormally(input, spec, attempt);
+    if (!this.fallback) return normal;
+    const digest = specDigest(spec);
+    const msgId = input.requestId === "" ? undefined : requestKey(input.tenant, input.requestId);
+    return this.fallback.submit(
+      normal,
+      attempt,
+      () => ({ job: this.newJob(attempt.jobId!, input, spec, attempt.createdAtMs), specDigest: digest }),
+      msgId ?? attempt.jobId!,
+    );
+  }
+
+  private async submitNormally(input: SubmitInput, spec: JobSpec, attempt: SubmitAttempt): Promise<SubmitResult> {
+    if (input.requestId === "") {
+      const jobId = newJobId();
+      const createdAtMs = this.now();
+      attempt.writing(jobId, createdAtMs);
+      return {
+        job: (await this.createJob(jobId, input, spec, createdAtMs, () => !attempt.abandoned)).job,
+        deduplicated: false,
+      };
+    }
 
     const key = requestKey(input.tenant, input.requestId);
     const digest = specDigest(spec);
     // Create first (one round trip for a new request); only a conflict reads the record a first attempt left.
-    for (let attempt = 0; attempt < 10; attempt++) {
+    for (let i = 0; i < 10; i++) {
       const jobId = newJobId();
       const record: RequestRecord = {
         jobId,
@@ -91,6 +143,7 @@ export class JobService {
         specDigest: digest,
         createdAtMs: this.now(),
       };
+      attempt.writing(jobId, record.createdAtMs);
       let revision: number | undefined;
       try {
         revision = await this.requests.create(key, record);
@@ -99,34 +152,118 @@ export class JobService {
       }
       if (revision !== undefined) {
         try {
-          return { job: (await this.createJob(jobId, input, spec, record.createdAtMs)).job, deduplicated: false };
+          const created = await this.createJob(jobId, input, spec, record.createdAtMs, () => !attempt.abandoned);
+          return { job: created.job, deduplicated: false };
         } catch (err) {
-          if (err instanceof BudgetExceededError) await this.forgetRequest(key, revision, record);
+          if (err instanceof BudgetExceededError && !attempt.abandoned) await this.forgetRequest(key, revision, record);
           throw err;
         }
       }
+      attempt.unknown();
       const existing = await this.requests.get(key);
       if (!existing) continue; // deleted again meanwhile (a refused first attempt freed it): create afresh
       if (existing.value.specDigest !== digest)
         throw new AlreadyExistsError("request_id: already used for a different job spec");
+      attempt.writing(existing.value.jobId, existing.value.createdAtMs);
       const job = await this.jobs.fetch(existing.value.jobId);
       if (job) return { job: job.job, deduplicated: true };
       try {
         // The first submission stopped between the request record and the job: finish it now.
-        const created = await this.createJob(existing.value.jobId, input, spec, existing.value.createdAtMs);
+        const created = await this.createJob(
+          existing.value.jobId,
+          input,
+          spec,
+          existing.value.createdAtMs,
+          () => !attempt.abandoned,
+        );
         return { job: created.job, deduplicated: true };
       } catch (err) {
         // Refused: the job never existed under this record; free the request id as for a first refusal.
-        if (err instanceof BudgetExceededError) await this.forgetRequest(key, existing.revision, existing.value);
+        if (err instanceof BudgetExceededError && !attempt.abandoned)
+          await this.forgetRequest(key, existing.revision, existing.value);
         if (!(err instanceof ConflictError)) throw err;
       }
     }
     throw new ConflictError("request_id: too many concurrent submissions; retry");
   }
 
+  /**
+   * Completes a pending submission from the intake, idempotently, with the normal path's own steps: the request
+   * record is created (or found), then the job under the acknowledged id (CAS create; an existing job means done),
+   * admission included. Admission refusing it now — after the tenant was answered — makes the job final (FAILED,
+   * with the refusal as its reason), so GetJob/WatchJob show why; it is never dropped. A request record that
+   * names another job (a concurrent duplicate that took the normal path) does not stop it: the acknowledged job
+   * id must exist.
+   */
+  async materialise(p: PendingSubmission): Promise<MaterialiseOutcome> {
+    const { job } = p;
+    if (await this.jobs.fetch(job.id)) return "existed";
+    let beside = false;
+    if (job.requestId !== "") {
+      const key = requestKey(job.tenant, job.requestId);
+      const record: RequestRecord = {
+        jobId: job.id,
+        tenant: job.tenant,
+        requestId: job.requestId,
+        specDigest: p.specDigest,
+        createdAtMs: job.createdAtMs,
+      };
+      try {
+        await this.requests.create(key, record);
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+        beside = (await this.requests.getLatest(key))?.value.jobId !== job.id;
+      }
+    }
+    const input: SubmitInput = { tenant: job.tenant, requestId: job.requestId, spec: job.spec };
+    try {
+      // Never undone: a failed write is retried under the same id (the reserve again a no-op) until the job exists.
+      await this.createJob(job.id, input, job.spec, job.createdAtMs, () => false);
+      return beside ? "created beside another job of its request id" : "created";
+    } catch (err) {
+      if (err instanceof ConflictError) return "existed";
+      // Store trouble is retried by the caller; any other answer of capa's (over budget above all) is final.
+      if (!(err instanceof CapaError) || err instanceof UnavailableError) throw err;
+      const refused = this.newJob(job.id, input, job.spec, job.createdAtMs);
+      const nowMs = this.now();
+      refused.state = "failed";
+      refused.reason = `not admitted after the submission was accepted: ${err.message}`;
+      refused.finishedAtMs = nowMs;
+      for (const t of refused.tasks) {
+        t.state = "cancelled";
+        t.message = "not admitted";
+        t.finishedAtMs = nowMs;
+      }
+      try {
+        await this.jobs.create(refused);
+      } catch (createErr) {
+        if (createErr instanceof ConflictError) return "existed";
+        throw createErr;
+      }
+      // The final job is written, so no late write of the stalled normal path can create it any more: whatever
+      // that path reserved under this id (its reserve may have passed before this one was refused) goes now.
+      await this.admission?.release(job.tenant, job.id).catch(() => undefined);
+      return "refused";
+    }
+  }
+
   async get(jobId: string): Promise<Job> {
+    return (await this.entry(jobId)).job;
+  }
+
+  /**
+   * The job's entry, or — for an acknowledged submission still only in the intake — its first state at revision 0
+   * (GetJob and WatchJob answer it; the materialised job replaces it). NOT_FOUND otherwise.
+   */
+  async entry(jobId: string): Promise<JobEntry> {
     throwIfViolations(jobIdViolations(jobId));
-    return (await this.jobs.require(jobId)).job;
+    // Memory first; then the intake's index before the store: the job's bucket may be the one without a leader
+    // (a store read would fail), and an indexed job is one this replica has not seen written yet.
+    const held = this.jobs.get(jobId);
+    if (held) return held;
+    const pending = this.fallback?.pendingJob(jobId);
+    if (pending) return { job: pending, revision: 0 };
+    return this.jobs.require(jobId);
   }
 
   /** The first page of the listing (jobs read from memory, else KV). */
@@ -162,7 +299,8 @@ export class JobService {
     const violations = jobIdViolations(jobId);
     if (reason.length > 512) violations.push({ field: "reason", message: "must be at most 512 characters" });
     throwIfViolations(violations);
-    await this.jobs.require(jobId);
+    if ((await this.entry(jobId)).revision === 0)
+      throw new JobBeingWrittenError(`job ${jobId} is accepted and still being written; retry`);
     const entry = await this.jobs.mutate(jobId, (job) => {
       if (isFinalJobState(job.state) || job.cancelRequested) return undefined;
       job.cancelRequested = true;
@@ -194,9 +332,9 @@ export class JobService {
     }
   }
 
-  private async createJob(id: string, input: SubmitInput, spec: JobSpec, createdAtMs = this.now()): Promise<JobEntry> {
-    const nowMs = this.now();
-    const job: Job = {
+  /** The job as a submission first writes it. */
+  private newJob(id: string, input: SubmitInput, spec: JobSpec, createdAtMs: number): Job {
+    return {
       id,
       tenant: input.tenant,
       requestId: input.requestId,
@@ -205,21 +343,34 @@ export class JobService {
       reason: "waiting for placement",
       tasks: Array.from({ length: spec.replicas }, (_, i) => newTask(id, i)),
       createdAtMs,
-      updatedAtMs: nowMs,
+      updatedAtMs: this.now(),
       finishedAtMs: 0,
       cancelRequested: false,
       spent: 0,
       reserved: 0,
     };
+  }
+
+  private async createJob(
+    id: string,
+    input: SubmitInput,
+    spec: JobSpec,
+    createdAtMs = this.now(),
+    /** Whether a failed job write may release the reservation (not once the intake owns the submission). */
+    mayUndo: () => boolean = () => true,
+  ): Promise<JobEntry> {
+    const job = this.newJob(id, input, spec, createdAtMs);
     // Reserve first (refused → FAILED_PRECONDITION, nothing written); undo it if the job cannot be written,
-    // unless a concurrent retry wrote the same job, which then owns the reservation.
+    // unless a concurrent retry wrote the same job, which then owns the reservation, or the submission fell
+    // back to the intake meanwhile: the materialiser then owns it (its reserve under this job id was a no-op, and
+    // releasing now would leave its job without a reservation).
     if (this.admission) job.reserved = await this.admission.reserve(input.tenant, id, spec);
     let entry: JobEntry;
     try {
       entry = await this.jobs.create(job);
     } catch (err) {
-      if (this.admission && !(await this.jobs.fetch(id).catch(() => undefined)))
-        await this.admission.release(input.tenant, id).catch(() => undefined);
+      if (this.admission && mayUndo() && !(await this.jobs.fetch(id).catch(() => undefined)))
+        if (mayUndo()) await this.admission.release(input.tenant, id).catch(() => undefined); // again after the read
       throw err;
     }
     this.onSubmitted();

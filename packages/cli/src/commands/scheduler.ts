@@ -27,6 +27,7 @@ interface SchedulerFlags {
   id?: string;
   agentTimeout?: number;
   leaseTtl?: number;
+  submitStallBudget?: number;
   partitionGrace?: number;
   metricsPort?: number;
   metricsHost?: string;
@@ -69,6 +70,11 @@ export function schedulerCommand(): Command {
       parseDurationFlag,
     )
     .option("--lease-ttl <duration>", "leader lease length (default 8s)", parseDurationFlag)
+    .option(
+      "--submit-stall-budget <duration>",
+      "how long SubmitJob's normal path may be stuck on the store before the submission is acknowledged from an intake stream (default 1.2s)",
+      parseDurationFlag,
+    )
     .option("--metrics-port <port>", "serve Prometheus metrics on this port (off by default)", parseInteger)
     .option("--metrics-host <host>", "metrics listen host (default 127.0.0.1)")
     .option(
@@ -122,6 +128,7 @@ export function schedulerCommand(): Command {
             : {}),
           ...(flags.agentTimeout ? { agentTimeoutMs: flags.agentTimeout * 1000 } : {}),
           ...(flags.leaseTtl ? { leaseTtlMs: flags.leaseTtl * 1000 } : {}),
+          ...(flags.submitStallBudget ? { submitStallBudgetMs: Math.round(flags.submitStallBudget * 1000) } : {}),
           ...(flags.partitionGrace ? { partitionGraceMs: flags.partitionGrace * 1000 } : {}),
           ...(flags.metricsPort !== undefined ? { metricsPort: flags.metricsPort } : {}),
           ...(flags.metricsHost ? { metricsHost: flags.metricsHost } : {}),

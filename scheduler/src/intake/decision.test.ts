@@ -1,0 +1,46 @@
+import { ConflictError, ValidationError } from "@capa/domain";
+import { BudgetExceededError } from "@capa/market";
+import { describe, expect, it } from "vitest";
+import { AlreadyExistsError } from "../jobs/errors.js";
+import { decideSubmit, isStoreFailure, type NormalOutcome } from "./decision.js";
+import { streamToStepDown } from "./leader-spread.js";
+
+class NoResponders extends Error {}
+const storeError = new NoResponders("503 no responders");
+const refused = Object.create(BudgetExceededError.prototype) as Error;
+
+describe("decideSubmit: when the intake takes a submission over", () => {
+  const cases: [string, NormalOutcome<string>, boolean, ReturnType<typeof decideSubmit>][] = [
+    ["answered in time", { kind: "answered", result: "job" }, true, "answer"],
+    ["answered in time, id unknown", { kind: "answered", result: "job" }, false, "answer"],
+    ["still running past the budget, id known", { kind: "pending" }, true, "fall back"],
+    ["still running past the budget, id unknown (a record to read back)", { kind: "pending" }, false, "wait"],
+    ["failed on the store (no responders), id known", { kind: "failed", err: storeError }, true, "fall back"],
+    ["failed on the store, id unknown", { kind: "failed", err: storeError }, false, "answer"],
+    ["refused by admission (synchronous refusal stays)", { kind: "failed", err: refused }, true, "answer"],
+    ["invalid", { kind: "failed", err: new ValidationError([{ field: "spec", message: "x" }]) }, true, "answer"],
+    ["request id reused for another spec", { kind: "failed", err: new AlreadyExistsError("x") }, true, "answer"],
+    ["too many concurrent submissions", { kind: "failed", err: new ConflictError("x") }, true, "answer"],
+  ];
+  it.each(cases)("%s", (_name, outcome, known, expected) => {
+    expect(decideSubmit(outcome, known)).toBe(expected);
+  });
+
+  it("counts only non-capa errors as store failures", () => {
+    expect(isStoreFailure(storeError)).toBe(true);
+    expect(isStoreFailure(new ConflictError("x"))).toBe(false);
+    expect(isStoreFailure(refused)).toBe(false);
+  });
+});
+
+describe("streamToStepDown: keep the two intake leaders apart", () => {
+  it.each([
+    [["n1", "n1"], 1],
+    [["n1", "n2"], undefined],
+    [[undefined, "n2"], undefined],
+    [["n1", undefined], undefined],
+    [[undefined, undefined], undefined],
+  ] as const)("%j → %s", (leaders, expected) => {
+    expect(streamToStepDown(leaders)).toBe(expected);
+  });
+});
