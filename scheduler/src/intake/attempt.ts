@@ -13,10 +13,14 @@ export class SubmitAttempt {
    */
   abandoned = false;
 
-  /** The normal path is writing (or has written) the request record holding `jobId`. */
-  writing(jobId: string, createdAtMs: number): void {
+  /** True when `jobId` came from a request record another submission wrote: this one is its duplicate. */
+  duplicate = false;
+
+  /** The request record holding `jobId` landed: written by this submission, or read back (`duplicate`). */
+  writing(jobId: string, createdAtMs: number, duplicate = false): void {
     this.jobId = jobId;
     this.createdAtMs = createdAtMs;
+    this.duplicate = duplicate;
   }
 
   /** The request record exists with an id not read yet: the job id is unknown until `writing` is called again. */

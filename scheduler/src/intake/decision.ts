@@ -4,11 +4,12 @@
  * The normal path (request record, admission, job record) stays first and keeps its answers: a refusal, a
  * validation error or a deduplicated job is answered as before. The fallback is taken only when the normal path
  * is stuck on the store — it has not finished within the stall budget, or it failed with a store error (no
- * responders, a timeout: a stream without a Raft leader) — and only while the submission's job id is known: the
- * request record holding it landed, or its create is still in flight (should it land, it holds that id). After a
- * conflict on the request record, until the record is read back, the id is unknown (another submission owns the
- * request id): then the submission waits for the normal path, so one request id is never acknowledged with two
- * job ids.
+ * responders, a timeout: a stream without a Raft leader) — and only while the submission's job id is known: no
+ * request id, or the request record holding it landed (its create returned, or the record was read back). While
+ * that create is in flight the id is not known (a concurrent duplicate may win the key), nor after a conflict
+ * until the record is read back: then the submission waits for the normal path, so one request id is never
+ * acknowledged with two job ids. A stall on `capa_requests` itself therefore still stalls submissions that carry
+ * a request id (until its Raft group elects a leader, or the client retries the store error).
  */
 import { CapaError } from "@capa/domain";
 

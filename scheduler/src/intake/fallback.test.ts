@@ -104,4 +104,16 @@ describe("IntakeFallback with a stalled normal path", () => {
     const again = await service.submit({ requestId: "r1", tenant: "acme", spec });
     expect([again.deduplicated, again.job.id]).toEqual([true, acked.job.id]);
   });
+
+  it("answers a duplicate of a request another submission wrote as deduplicated, whichever stream took it", async () => {
+    // Both submissions fall back (their job writes stall); the writer answers each as a new message, as the other
+    // intake stream does (msg-id dedup is per stream).
+    const { service, written, unstick, proceed } = setup();
+    const first = await service.submit({ requestId: "r2", tenant: "acme", spec });
+    const second = await service.submit({ requestId: "r2", tenant: "acme", spec });
+    expect(written.map((p) => p.job.id)).toEqual([first.job.id, first.job.id]);
+    expect([first.deduplicated, second.deduplicated, second.job.id]).toEqual([false, true, first.job.id]);
+    unstick();
+    proceed();
+  });
 });

@@ -143,7 +143,6 @@ export class JobService {
         specDigest: digest,
         createdAtMs: this.now(),
       };
-      attempt.writing(jobId, record.createdAtMs);
       let revision: number | undefined;
       try {
         revision = await this.requests.create(key, record);
@@ -151,6 +150,9 @@ export class JobService {
         if (!(err instanceof ConflictError)) throw err;
       }
       if (revision !== undefined) {
+        // Only a create that returned makes the id the request's: while it is in flight a concurrent duplicate
+        // may win the key, and falling back under this id would acknowledge a second job for one request id.
+        attempt.writing(jobId, record.createdAtMs);
         try {
           const created = await this.createJob(jobId, input, spec, record.createdAtMs, () => !attempt.abandoned);
           return { job: created.job, deduplicated: false };
@@ -164,7 +166,7 @@ export class JobService {
       if (!existing) continue; // deleted again meanwhile (a refused first attempt freed it): create afresh
       if (existing.value.specDigest !== digest)
         throw new AlreadyExistsError("request_id: already used for a different job spec");
-      attempt.writing(existing.value.jobId, existing.value.createdAtMs);
+      attempt.writing(existing.value.jobId, existing.value.createdAtMs, true);
       const job = await this.jobs.fetch(existing.value.jobId);
       if (job) return { job: job.job, deduplicated: true };
       try {
