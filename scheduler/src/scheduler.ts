@@ -49,7 +49,7 @@ import { AllocRepo } from "./store/alloc-repo.js";
 import { buckets } from "./store/buckets.js";
 import { JobRepo } from "./store/job-repo.js";
 import type { AgentRecord } from "./store/records.js";
-import { watchBucket } from "./store/watch.js";
+import { lastRevision, watchBucket } from "./store/watch.js";
 import { StatusConsumer } from "./tasks/status-consumer.js";
 
 export interface SchedulerHandle {
@@ -155,17 +155,22 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
     );
     allocs.onChange(sync);
     const skip = (key: string, err: unknown) => log.error({ err, key }, "skipping an undecodable KV entry");
+    // Each watch starts after the revision its bucket had before the load: nothing written in between is missed.
+    const [policyAfter, agentsAfter, jobsAfter, allocsAfter] = await Promise.all(
+      [store.policy, store.agents, store.jobs, store.allocs].map((kv) => lastRevision(kv)),
+    );
     await policy.load();
     await registry.load(skip);
     await jobs.load(skip);
     await allocs.load(skip);
     const agentCodec = jsonCodec<AgentRecord>();
     const watches = await Promise.all([
-      watchBucket(store.jobs, "*", (e) => jobs.observeWatched(e), log),
-      watchBucket(store.allocs, ">", (e) => allocs.observeWatched(e), log),
-      watchBucket(store.agents, ">", (e) => registry.observeWatched(e, agentCodec.decode), log),
-      watchBucket(store.policy, ">", (e) => policy.observeWatched(e), log),
+      watchBucket(store.jobs, "*", (e) => jobs.observeWatched(e), log, { after: jobsAfter }),
+      watchBucket(store.allocs, ">", (e) => allocs.observeWatched(e), log, { after: allocsAfter }),
+      watchBucket(store.agents, ">", (e) => registry.observeWatched(e, agentCodec.decode), log, { after: agentsAfter }),
+      watchBucket(store.policy, ">", (e) => policy.observeWatched(e), log, { after: policyAfter }),
     ]);
+    allocs.follow(watches[1]);
     cleanups.push(() => {
       for (const w of watches) w.stop();
     });

@@ -47,6 +47,7 @@ function fakes(over: {
   extras?: LeaderPart[];
   evaluate?: (e?: { jobId: string }, adopt?: boolean) => Promise<void>;
   jobs?: number;
+  catchUp?: () => Promise<unknown>;
 }) {
   const events: string[] = [];
   const worker = {
@@ -66,7 +67,11 @@ function fakes(over: {
       get: () => undefined,
       refresh: vi.fn(async () => undefined),
     },
-    allocs: { all: () => [], get: () => undefined },
+    allocs: {
+      all: () => [],
+      get: () => undefined,
+      catchUp: vi.fn(over.catchUp ?? (async () => events.push("allocs caught up"))),
+    },
     registry: { dirty: () => [], list: () => [], persist: async () => undefined },
     applier: { changeListings: async () => true },
     epochs: { observe: () => undefined },
@@ -243,6 +248,44 @@ describe("status consumer start/stop (fake store)", () => {
     await consumeCalled.promise;
     await consumer.stop();
     expect(consumed).toHaveLength(1);
+  });
+});
+
+describe("leadership: recovery reads caught-up assignments", () => {
+  it("waits for the assignments watch to catch up before it evaluates any job", async () => {
+    const gate = deferred();
+    const { deps, events, worker } = fakes({
+      jobs: 2,
+      catchUp: async () => {
+        await gate.promise;
+        events.push("allocs caught up");
+      },
+      evaluate: async (e?: { jobId: string }) => {
+        events.push(`evaluate ${e?.jobId}`);
+      },
+    });
+    const leadership = new Leadership(deps);
+    const starting = leadership.start();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(worker.evaluate).not.toHaveBeenCalled();
+    gate.resolve();
+    await starting;
+    expect(events.slice(0, 3)).toEqual(["allocs caught up", "evaluate job-0", "evaluate job-1"]);
+    await leadership.stop();
+  });
+
+  it("a watch that cannot catch up fails the start (retried by the lease holder) before anything is decided", async () => {
+    const { deps, worker } = fakes({
+      jobs: 1,
+      catchUp: async () => {
+        throw new Error("the watch of capa_allocs delivered revision 3, the bucket is at 9");
+      },
+    });
+    const leadership = new Leadership(deps);
+    await expect(leadership.start()).rejects.toThrow(/bucket is at 9/);
+    expect(worker.evaluate).not.toHaveBeenCalled();
+    expect(worker.start).not.toHaveBeenCalled();
+    expect(leadership.isActive).toBe(false);
   });
 });
 

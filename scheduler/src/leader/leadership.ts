@@ -139,6 +139,10 @@ export class Leadership {
   /** Recovery; false when a stop overtook it. */
   private async recover(generation: number): Promise<boolean> {
     const { jobs, allocs, registry, epochs } = this.d;
+    // Everything below reads the listings: they must include the previous leader's last commits, which this
+    // replica's watch may not have delivered yet (it lags, or is re-subscribing after NATS restarted).
+    await allocs.catchUp();
+    if (!this.current(generation)) return false;
     for (const id of registry.dirty()) {
       await registry.persist(id);
       if (!this.current(generation)) return false;

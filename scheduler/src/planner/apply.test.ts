@@ -9,16 +9,20 @@ import {
   newTask,
 } from "@capa/domain";
 import { pino } from "pino";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { AgentRegistry } from "../agents/registry.js";
 import { SchedulerMetrics } from "../metrics.js";
 import { AllocRepo } from "../store/alloc-repo.js";
 import { JobRepo } from "../store/job-repo.js";
 import type { AgentRecord } from "../store/records.js";
+import { WatchBehind } from "../store/watch.js";
 import { StatusConsumer } from "../tasks/status-consumer.js";
 import { JobCommitUncertain, PlanApplier } from "./apply.js";
 import { clusterSync } from "./cluster-sync.js";
 import { createPlacement, type Placement, type Plan } from "./engine.js";
+import { EpochSource } from "./epochs.js";
+import { EvalQueue } from "./eval-queue.js";
+import { type PlannerDeps, PlannerWorker } from "./worker.js";
 
 /** An in-memory stand-in for a KV bucket with the same CAS rules (revision per write, conflict on mismatch). */
 class MemoryKv<T> {
@@ -142,6 +146,25 @@ function plan(jobId: string, placements: Placement[]): Plan {
   };
 }
 
+/** A pending training job of `replicas` × 4 GPUs, as submitted. */
+function pendingTraining(id: string, replicas: number): Job {
+  return {
+    id,
+    tenant: "acme",
+    requestId: "",
+    spec: defaultJobSpec({ kind: "training", replicas, gpusPerReplica: 4 }),
+    state: "pending",
+    reason: "",
+    tasks: Array.from({ length: replicas }, (_, i) => newTask(id, i)),
+    createdAtMs: 1,
+    updatedAtMs: 1,
+    finishedAtMs: 0,
+    cancelRequested: false,
+    spent: 0,
+    reserved: 0,
+  };
+}
+
 async function setup() {
   const now = () => 1000;
   const log = pino({ level: "silent" });
@@ -154,22 +177,7 @@ async function setup() {
   allocs.onChange(clusterSync(cluster, () => ({ priority: 0, interruptible: false }), log));
   registry.onAdvert(advert("a1"));
   registry.onAdvert(advert("a2"));
-  const spec = defaultJobSpec({ kind: "training", replicas: 2, gpusPerReplica: 4 });
-  const { revision } = await jobs.create({
-    id: "jgang",
-    tenant: "acme",
-    requestId: "",
-    spec,
-    state: "pending",
-    reason: "",
-    tasks: [newTask("jgang", 0), newTask("jgang", 1)],
-    createdAtMs: 1,
-    updatedAtMs: 1,
-    finishedAtMs: 0,
-    cancelRequested: false,
-    spent: 0,
-    reserved: 0,
-  });
+  const { revision } = await jobs.create(pendingTraining("jgang", 2));
   const applier = new PlanApplier(allocs, jobs, registry, now, log);
   const gang = plan("jgang", [placement(0, "a1", [0, 1, 2, 3]), placement(1, "a2", [0, 1, 2, 3])]);
   return { cluster, allocKv, allocs, jobs, registry, applier, gang, revision, jobKv };
@@ -454,5 +462,82 @@ describe("plan applier", () => {
     await statuses(0).handle(subjects.taskStatus("jgang-1", "a2"), report("jgang-1", "a2", "starting"));
     expect(s.jobKv.writes - writes).toBe(1);
     expect(s.jobs.get("jgang")!.job.tasks.map((t) => t.state)).toEqual(["running", "starting"]);
+  });
+});
+
+describe("adopting a placement whose commit had an unknown outcome", () => {
+  /** One task on a2 whose assignment write landed while the scheduler only saw a timeout (nor the watch, yet). */
+  async function uncertainSolo() {
+    const s = await setup();
+    await s.jobs.create(pendingTraining("jsolo", 1));
+    const write = s.allocKv.write.bind(s.allocKv);
+    s.allocKv.write = async (key, value, revision) => {
+      await write(key, value, revision);
+      throw Object.assign(new Error("timeout"), { name: "TimeoutError" });
+    };
+    const err = await s.applier
+      .commit(s.jobs.get("jsolo")!, plan("jsolo", [placement(0, "a2", [0, 1, 2, 3])]), 50)
+      .catch((e: unknown) => e);
+    s.allocKv.write = write;
+    expect(err).toBeInstanceOf(JobCommitUncertain);
+    expect(s.allocs.listings("jsolo-0")).toEqual([]); // landed in the store, not in this replica's cache
+    const engine = {
+      place: vi.fn(() => {
+        throw new Error("the engine was asked to place jsolo-0 again");
+      }),
+    };
+    const worker = new PlannerWorker({
+      jobs: s.jobs,
+      allocs: s.allocs,
+      agents: s.registry,
+      cluster: s.cluster,
+      engine: engine as unknown as PlannerDeps["engine"],
+      applier: s.applier,
+      queue: new EvalQueue(() => 1000),
+      epochs: new EpochSource(),
+      explanations: { record: async () => undefined } as unknown as PlannerDeps["explanations"],
+      metrics: new SchedulerMetrics(),
+      logger: pino({ level: "silent" }),
+      now: () => 1000,
+      retryDelayMs: 10,
+    });
+    const adopt = () => worker.evaluate({ jobId: "jsolo", reason: "retry", notBeforeMs: 0, attempt: 1 }, true);
+    return { s, engine, adopt };
+  }
+
+  it("waits for the assignments watch to catch up, then adopts the landed listing instead of placing again", async () => {
+    const { s, engine, adopt } = await uncertainSolo();
+    let caughtUp = 0;
+    // The watch delivering what the store holds (scheduler.ts attaches the real one).
+    s.allocs.follow({
+      catchUp: async () => {
+        caughtUp++;
+        const e = (await s.allocKv.get("a2"))!;
+        s.allocs.observe("a2", { value: e.value, revision: e.revision });
+      },
+    });
+    await adopt();
+    expect(caughtUp).toBe(1);
+    expect(engine.place).not.toHaveBeenCalled();
+    const task = s.jobs.get("jsolo")!.job.tasks[0]!;
+    expect([task.state, task.agentId, task.epoch]).toEqual(["assigned", "a2", 50]);
+  });
+
+  it("without that wait the same evaluation places the task a second time (what the fault suite saw run twice)", async () => {
+    const { engine, adopt } = await uncertainSolo();
+    await expect(adopt()).rejects.toThrow(/place jsolo-0 again/);
+    expect(engine.place).toHaveBeenCalledTimes(1);
+  });
+
+  it("an evaluation that cannot catch up fails (and is retried) before it decides anything", async () => {
+    const { s, engine, adopt } = await uncertainSolo();
+    s.allocs.follow({
+      catchUp: async () => {
+        throw new WatchBehind("capa_allocs", 3, 9);
+      },
+    });
+    await expect(adopt()).rejects.toBeInstanceOf(WatchBehind);
+    expect(engine.place).not.toHaveBeenCalled();
+    expect(s.jobs.get("jsolo")!.job.tasks[0]!.state).toBe("pending");
   });
 });

@@ -157,10 +157,13 @@ export class PlannerWorker {
   evaluate(evaluation: Evaluation, adopt = false, turn?: Turn): Promise<void> {
     const { jobs } = this.d;
     return jobs.withLock(evaluation.jobId, async () => {
+      const adopting = adopt || this.adoptNext.has(evaluation.jobId);
+      // Adoption decides from the listings: one that landed without its answer, or that the previous leader
+      // wrote, must be in the cache first, or the task is placed a second time elsewhere (WatchBehind: retried).
+      if (adopting) await this.d.allocs.catchUp();
       let entry = await jobs.fetch(evaluation.jobId);
       if (!entry) return;
       const nowMs = this.d.now();
-      const adopting = adopt || this.adoptNext.has(evaluation.jobId);
       const r = reconcile(entry.job, (taskId) => this.d.allocs.listings(taskId), {
         nowMs,
         adopt: adopting,

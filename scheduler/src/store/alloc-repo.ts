@@ -11,7 +11,7 @@
 import { decode, encode, GroupCommit, type TypedKv } from "@capa/bus";
 import { type AgentAssignments, clonePlain, type TaskAssignment } from "@capa/domain";
 import { readAll } from "./read-all.js";
-import type { WatchedEntry } from "./watch.js";
+import type { BucketWatch, WatchedEntry } from "./watch.js";
 
 export interface AllocEntry {
   value: AgentAssignments;
@@ -31,6 +31,7 @@ export class AllocRepo {
   private readonly byTask = new Map<string, Set<string>>();
   private readonly listeners = new Set<AllocListener>();
   private readonly commits: GroupCommit<AgentAssignments>;
+  private watch: Pick<BucketWatch, "catchUp"> | undefined;
 
   constructor(
     readonly kv: TypedKv<AgentAssignments>,
@@ -43,6 +44,24 @@ export class AllocRepo {
       },
       observe: (e) => this.observe(e.key, { value: e.value, revision: e.revision }, true),
     });
+  }
+
+  /**
+   * The KV watch keeping this cache current (scheduler.ts); `catchUp` waits for it. Without one (the in-memory
+   * harness) the cache is all there is and `catchUp` has nothing to wait for.
+   */
+  follow(watch: Pick<BucketWatch, "catchUp">): void {
+    this.watch = watch;
+  }
+
+  /**
+   * Resolves once this cache holds every assignment revision the store held when called (WatchBehind after
+   * `timeoutMs`). Called before a decision that must not rest on a lagging watch: a new leader's recovery (the
+   * previous leader's last commits), and the evaluation adopting a commit whose outcome was unknown (the write
+   * may have landed without its answer).
+   */
+  catchUp(timeoutMs?: number): Promise<void> {
+    return this.watch?.catchUp(timeoutMs) ?? Promise.resolve();
   }
 
   /** KV writes issued for assignments (one per group commit), for tests and benchmarks. */
