@@ -123,12 +123,18 @@ export class AllocRepo {
 
   /**
    * Takes `entry` when it is newer than the cached one, or whenever it differs when `authoritative` (the store's
-   * current value, read from the stream leader or just written by us: see GroupCommit's `observe`).
+   * current value, read from the stream leader or just written by us: see GroupCommit's `observe`), or always
+   * when `replace` (a replay after the stream came back behind: a revision may now hold another write).
    */
-  observe(agentId: string, entry: AllocEntry, authoritative = false): void {
+  observe(agentId: string, entry: AllocEntry, authoritative: boolean | "replace" = false): void {
     const previous = this.cache.get(agentId);
-    if (previous && (authoritative ? previous.revision === entry.revision : previous.revision >= entry.revision))
-      return;
+    const skip =
+      authoritative === "replace"
+        ? false
+        : authoritative
+          ? previous?.revision === entry.revision
+          : (previous?.revision ?? -1) >= entry.revision;
+    if (previous && skip) return;
     this.cache.set(agentId, entry);
     const before = previous?.value.tasks ?? [];
     for (const t of before) this.byTask.get(t.taskId)?.delete(agentId);
@@ -145,10 +151,11 @@ export class AllocRepo {
   }
 
   observeWatched(e: WatchedEntry): void {
-    // Our own writes come back on the watch: one we hold already at that revision is not decoded again.
-    if ((this.cache.get(e.key)?.revision ?? 0) >= e.revision) return;
-    if (e.deleted) this.observe(e.key, { value: empty(e.key, 0), revision: e.revision });
-    else this.observe(e.key, { value: decode.assignments(e.value), revision: e.revision });
+    // Our own writes come back on the watch: one we hold already at that revision is not decoded again. A replay
+    // (the stream came back behind) is the store's truth even below what is cached (a lost write's revision).
+    if (!e.replayed && (this.cache.get(e.key)?.revision ?? 0) >= e.revision) return;
+    const value = e.deleted ? empty(e.key, 0) : decode.assignments(e.value);
+    this.observe(e.key, { value, revision: e.revision }, e.replayed ? "replace" : false);
   }
 
   onChange(listener: AllocListener): () => void {

@@ -152,4 +152,30 @@ describe("watchBucket: a KV watch that does not fall behind silently", () => {
     expect(behind).toMatchObject({ bucket: "capa_allocs", delivered: 4, target: 5 });
     stop();
   });
+  it("a stream that came back behind what it delivered (writes lost in a restart) is replayed whole, marked", async () => {
+    const kv = new FakeKv();
+    kv.last = 10;
+    const { watch, seen } = await start(kv, ">", { after: 10, stallMs: 60_000 });
+    w = watch;
+    kv.current.push(11);
+    kv.current.push(12);
+    await waitFor(() => seen.length === 2, { what: "two entries" });
+    const before = kv.current;
+    kv.last = 8; // every server restarted from what each had flushed: 9–12 are gone, new writes reuse them
+    const caughtUp = watch.catchUp(5_000);
+    await waitFor(() => kv.subscriptions.length === 2, { what: "the replay's subscription" });
+    expect(before.stopped).toBe(true);
+    expect(kv.current.opts.resumeFromRevision).toBe(1);
+    kv.current.push(3, "a");
+    kv.current.push(8, "b");
+    await caughtUp;
+    kv.current.push(9, "c"); // written after the restart: live again
+    await waitFor(() => seen.length === 5, { what: "the replay and a new write" });
+    expect(seen.slice(2).map((e) => [e.key, e.revision, e.replayed ?? false])).toEqual([
+      ["a", 3, true],
+      ["b", 8, true],
+      ["c", 9, false],
+    ]);
+    stop();
+  });
 });

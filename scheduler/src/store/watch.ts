@@ -13,7 +13,11 @@
  *   position, and again only after ten stall periods;
  * - `catchUp()` resolves once every revision the stream held when it was called has been delivered (only for a
  *   watch of every key, `>`): callers that must not decide on a stale view (a new leader's recovery, adopting
- *   an uncertain commit) call it first.
+ *   an uncertain commit) call it first;
+ * - a stream that came back *behind* what was delivered (every server SIGKILLed: nats-server 2.9 flushes on its
+ *   own schedule, and a restart can lose acknowledged writes, whose revisions new writes then reuse) is replayed
+ *   whole, its entries marked `replayed` so a cache takes them even at a lower revision than it holds. Seen by
+ *   the watchdog and by `catchUp` (a new leader's recovery, before it writes anything).
  */
 import type { Store } from "@capa/bus";
 import type { Logger } from "pino";
@@ -33,6 +37,8 @@ export interface WatchedEntry {
   value: Uint8Array;
   revision: number;
   deleted: boolean;
+  /** Part of a replay after the stream came back behind this watch: the store's truth, even if older. */
+  replayed?: boolean;
 }
 
 export interface WatchOptions {
@@ -81,6 +87,21 @@ export async function watchBucket(
   const everyKey = key === ">";
   let current: { stop(): void } | undefined;
   const waiters = new Set<() => void>();
+  /** While replaying a stream that came back behind: entries up to this revision are marked `replayed`. */
+  let replayUntil = 0;
+
+  /** The stream is behind what was delivered: replay it from its first message (each key's latest value). */
+  const regressed = (last: number) => {
+    if (last >= delivered) return false;
+    logger.warn(
+      { bucket, delivered, last },
+      "KV stream came back behind this watch (acknowledged writes lost in a restart): replaying it whole",
+    );
+    replayUntil = last;
+    delivered = 0;
+    current?.stop();
+    return true;
+  };
 
   const subscribe = async () => {
     const iter = await kv.watch({ key, include: "updates", resumeFromRevision: delivered + 1 });
@@ -90,8 +111,16 @@ export async function watchBucket(
       lastEntryAt = Date.now();
       if (e.revision <= delivered) continue; // delivered before a re-subscribe
       delivered = e.revision;
+      const replayed = e.revision <= replayUntil;
+      if (!replayed) replayUntil = 0;
       try {
-        onEntry({ key: e.key, value: e.value, revision: e.revision, deleted: e.operation !== "PUT" });
+        onEntry({
+          key: e.key,
+          value: e.value,
+          revision: e.revision,
+          deleted: e.operation !== "PUT",
+          ...(replayed && { replayed }),
+        });
       } catch (err) {
         logger.warn({ err, key: e.key }, "ignoring a bad KV entry");
       }
@@ -115,7 +144,7 @@ export async function watchBucket(
       if (stopped || !current || Date.now() - lastEntryAt < stallMs) return;
       lastRevision(kv)
         .then((last) => {
-          if (last <= delivered || !current) return;
+          if (regressed(last) || last <= delivered || !current) return;
           const again = last > resubscribedFor || Date.now() - resubscribedAtMs >= 10 * stallMs;
           if (!everyKey && !again) return;
           resubscribedFor = last;
@@ -148,6 +177,7 @@ export async function watchBucket(
       } catch (err) {
         throw new WatchBehind(bucket, delivered, Number.NaN, { cause: err });
       }
+      regressed(target);
       if (delivered >= target) return;
       await new Promise<void>((resolve, reject) => {
         const done = (err?: Error) => {
