@@ -103,6 +103,12 @@ export class SchedulerMetrics {
     labelNames: ["outcome"] as const,
     registers: [this.registry],
   });
+  readonly intakeCancels = new Counter({
+    name: "capa_intake_cancels_total",
+    help: "CancelJob on jobs acknowledged from the intake and not written yet: intents written (written, duplicate, failed) and applied by the materialiser (created-cancelled: the job written cancelled; applied: its record cancelled; unchanged: cancelled already; ignored: another tenant or no such job)",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
   readonly intakeStepdowns = new Counter({
     name: "capa_intake_leader_stepdowns_total",
     help: "Intake stream leader step-downs asked for because both intake streams were led by one server",

@@ -616,6 +616,16 @@ describe("NATS security: hostile clients against the generated authorization", (
         () => js.publish(intakeSubject(i, "jforgedforgedforg"), new TextEncoder().encode("{}"), { retries: 0 }),
         async () => (await count(stream)) !== before,
       );
+      // A cancel intent is a message on the job's own intake subject (the materialiser would cancel that job).
+      const intent = { v: 1, kind: "cancel", jobId: "jsecuritysecret", tenant: "victim", reason: "mine", atMs: 1 };
+      await refused(
+        `publish a cancel intent for another tenant's job to ${stream}`,
+        () =>
+          js.publish(intakeSubject(i, "jsecuritysecret"), new TextEncoder().encode(JSON.stringify(intent)), {
+            retries: 0,
+          }),
+        async () => (await count(stream)) !== before,
+      );
       await corePublish(`core-publish on ${stream}'s subjects`, mallory, intakeSubject(i, "jforged"), new Uint8Array());
     }
     let read: unknown;

@@ -156,14 +156,20 @@ async function streamLogs(
   d: JobHandlerDeps,
   call: ServerWritableStream<pb.StreamLogsRequest, pb.LogLine>,
 ): Promise<void> {
-  const { jobId, taskId, follow } = call.request;
+  const { jobId, taskId } = call.request;
+  let follow = call.request.follow;
   // The client going away stops every consumer (LogReader deletes them before it settles).
   const abort = new AbortController();
   call.on("cancelled", () => abort.abort());
   if (call.cancelled) abort.abort();
   try {
     throwIfViolations(jobIdViolations(jobId));
-    const job = requireVisible(callerOf(call), (await d.repo.require(jobId)).job);
+    // JobService.entry: a job acknowledged from the intake and not written yet is answered like a written job
+    // without logs (its tasks have none yet), not NOT_FOUND; with `follow` the reader waits for its record.
+    const entry = await d.jobs.entry(jobId);
+    const job = requireVisible(callerOf(call), entry.job);
+    // Cancelled before it was written: it will never run, so there is nothing to wait for.
+    if (entry.revision === 0 && isFinalJobState(job.state)) follow = false;
     if (taskId !== "" && !job.tasks.some((t) => t.id === taskId))
       throw new ValidationError([{ field: "task_id", message: `is not a task of job ${jobId}` }]);
     const taskIds = taskId !== "" ? [taskId] : job.tasks.map((t) => t.id);

@@ -4,12 +4,14 @@
  * an intake stream's quorum acknowledged it (durable before acknowledged, as on the normal path). When no intake
  * stream answers either, it keeps waiting for the normal path (which then answers, or fails as before).
  */
+import type { Job } from "@capa/domain";
 import type { Logger } from "pino";
+import { cancelledCopy } from "../jobs/cancel.js";
 import type { SubmitFallback, SubmitResult } from "../jobs/job-service.js";
 import type { SchedulerMetrics } from "../metrics.js";
 import type { SubmitAttempt } from "./attempt.js";
 import { decideSubmit, type NormalOutcome } from "./decision.js";
-import type { PendingSubmission } from "./envelope.js";
+import type { CancelIntent, PendingSubmission } from "./envelope.js";
 import type { PendingIndex } from "./pending-index.js";
 import type { IntakeWriter } from "./writer.js";
 
@@ -24,6 +26,38 @@ export class IntakeFallback implements SubmitFallback {
 
   pendingJob(jobId: string) {
     return this.index.get(jobId);
+  }
+
+  pendingJobs(): Iterable<Job> {
+    return this.index.jobs();
+  }
+
+  /**
+   * CancelJob on a job held here: a cancel intent written to the intake stream holding its submission, after
+   * it (durable before answered), then answered as the job cancelled. The materialiser writes the job cancelled
+   * (never placed), or cancels the record it already wrote. Undefined when the job is not held (any more): its
+   * record is written, and the caller cancels that. A job already cancel-requested is answered unchanged.
+   */
+  async cancelPending(jobId: string, reason: string, nowMs: number): Promise<Job | undefined> {
+    const entry = this.index.entry(jobId);
+    if (!entry) return undefined;
+    if (entry.cancel) return entry.view;
+    // The tenant is the submission's own, whoever asks: the caller was checked against it already.
+    const intent: CancelIntent = { jobId, tenant: entry.submission.job.tenant, reason, atMs: nowMs };
+    try {
+      const written = await this.writer.writeCancel(entry.stream, intent);
+      this.metrics.intakeCancels.inc({ outcome: written.duplicate ? "duplicate" : "written" });
+      this.logger.warn(
+        { jobId, stream: entry.stream, seq: written.seq },
+        "cancel: job not written yet; cancel intent written to the intake",
+      );
+    } catch (err) {
+      this.metrics.intakeCancels.inc({ outcome: "failed" });
+      throw err;
+    }
+    this.index.cancel(intent);
+    // Materialised while the intent was written: the materialiser cancels the record next.
+    return this.index.get(jobId) ?? cancelledCopy(entry.submission.job, intent);
   }
 
   async submit(
@@ -48,7 +82,7 @@ export class IntakeFallback implements SubmitFallback {
       const submission = pending();
       try {
         const written = await this.writer.write(submission, msgId);
-        this.index.add(written.pending.job);
+        this.index.add(written.pending, written.stream);
         this.metrics.intakeSubmissions.inc({
           stream: written.stream,
           outcome: written.duplicate ? "duplicate" : "written",

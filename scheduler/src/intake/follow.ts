@@ -8,12 +8,12 @@
  */
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { Logger } from "pino";
-import { decodePending, type PendingSubmission } from "./envelope.js";
+import { decodeIntake, type IntakeEntry } from "./envelope.js";
 
 export interface IntakeMessage {
   stream: string;
   seq: number;
-  pending: PendingSubmission;
+  entry: IntakeEntry;
 }
 
 export interface Follower {
@@ -47,7 +47,7 @@ export function followIntake(
       nextSeq = seq + 1;
       if (!msg) continue; // deleted (materialised) meanwhile
       try {
-        onMessage({ stream, seq, pending: decodePending(msg.data) });
+        onMessage({ stream, seq, entry: decodeIntake(msg.data) });
       } catch (err) {
         logger.error({ err, stream, seq }, "intake: undecodable message skipped");
       }

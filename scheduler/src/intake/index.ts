@@ -43,7 +43,17 @@ export function startIntake(o: IntakeOptions): Intake {
   const index = new PendingIndex(o.repo);
   const writer = new IntakeWriter(o.store.js, o.store.jsm);
   o.jobs.useFallback(new IntakeFallback(writer, index, o.metrics, logger, o.stallBudgetMs));
-  const followers = INTAKE_STREAMS.map((s) => followIntake(o.store.jsm, s, (m) => index.add(m.pending.job), logger));
+  const followers = INTAKE_STREAMS.map((s) =>
+    followIntake(
+      o.store.jsm,
+      s,
+      (m) => {
+        if (m.entry.kind === "submission") index.add(m.entry.submission, m.stream);
+        else index.cancel(m.entry.cancel);
+      },
+      logger,
+    ),
+  );
   return {
     index,
     leaderParts: [

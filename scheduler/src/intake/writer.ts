@@ -11,10 +11,13 @@ import { INTAKE_STREAMS, intakeSubject } from "@capa/bus";
 import { UnavailableError } from "@capa/domain";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { AlreadyExistsError } from "../jobs/errors.js";
-import { decodePending, encodePending, type PendingSubmission } from "./envelope.js";
+import { type CancelIntent, decodePending, encodeCancel, encodePending, type PendingSubmission } from "./envelope.js";
 
 /** Neither intake stream acknowledged the pending submission: it is not durable, so it is not acknowledged. */
 export class IntakeUnavailableError extends UnavailableError {}
+
+/** The intake stream holding a job's submission did not acknowledge its cancel intent: not accepted; retry. */
+export class CancelIntentUnavailableError extends UnavailableError {}
 
 export interface IntakeWrite {
   stream: string;
@@ -61,5 +64,29 @@ export class IntakeWriter {
     throw new IntakeUnavailableError("the store is unavailable (no intake stream answered); retry", {
       cause: failures.at(-1),
     });
+  }
+
+  /**
+   * Publishes a cancel intent to `stream`, the one holding the job's submission, so it lands after it: that
+   * stream alone (the materialiser meets the submission first only there). Durable once its quorum acknowledged
+   * it; a repeat within the stream's duplicate window is stored once (msg id `cancel:<jobId>`).
+   */
+  async writeCancel(stream: string, intent: CancelIntent): Promise<{ seq: number; duplicate: boolean }> {
+    const i = INTAKE_STREAMS.indexOf(stream as (typeof INTAKE_STREAMS)[number]);
+    if (i < 0) throw new Error(`not an intake stream: ${stream}`);
+    try {
+      const ack = await this.js.publish(intakeSubject(i, intent.jobId), encodeCancel(intent), {
+        msgID: `cancel:${intent.jobId}`,
+        expect: { streamName: stream },
+        timeout: this.perStreamTimeoutMs,
+        retries: 0,
+      });
+      return { seq: ack.seq, duplicate: ack.duplicate };
+    } catch (err) {
+      throw new CancelIntentUnavailableError(
+        `job ${intent.jobId} is accepted and not written yet, and the intake stream holding it did not answer; retry`,
+        { cause: err },
+      );
+    }
   }
 }

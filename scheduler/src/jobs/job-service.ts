@@ -13,7 +13,6 @@ import {
   ConflictError,
   DEFAULT_KILL_GRACE_SECONDS,
   type FieldViolation,
-  isFinalJobState,
   type Job,
   type JobKind,
   type JobSpec,
@@ -27,13 +26,13 @@ import {
 } from "@capa/domain";
 import { BudgetExceededError } from "@capa/market";
 import { SubmitAttempt } from "../intake/attempt.js";
-import type { PendingSubmission } from "../intake/envelope.js";
+import type { CancelIntent, PendingSubmission } from "../intake/envelope.js";
 import type { AdmissionApi } from "../market/admission.js";
-import type { JobEntry, JobRepo, JobSummary } from "../store/job-repo.js";
+import { type JobEntry, type JobRepo, type JobSummary, summaryOf } from "../store/job-repo.js";
 import type { RequestRecord } from "../store/records.js";
 import { newJobId, requestKey, specDigest } from "../util/ids.js";
+import { cancelledCopy, MAX_CANCEL_REASON, requestCancel } from "./cancel.js";
 import { AlreadyExistsError } from "./errors.js";
-import { settle } from "./settle.js";
 
 export interface SubmitInput {
   requestId: string;
@@ -74,14 +73,32 @@ export interface SubmitFallback {
     pending: () => PendingSubmission,
     msgId: string,
   ): Promise<SubmitResult>;
-  /** An acknowledged submission not materialised yet, as its first state. */
+  /** An acknowledged submission not materialised yet, as the RPCs answer it (its first state, or cancelled). */
   pendingJob(jobId: string): Job | undefined;
+  /** Every such job (ListJobs lists them among the written ones). */
+  pendingJobs(): Iterable<Job>;
+  /**
+   * Cancels such a job durably (a cancel intent in the intake) and answers it cancelled; undefined when it is
+   * not held any more (its record is written: cancel that).
+   */
+  cancelPending(jobId: string, reason: string, nowMs: number): Promise<Job | undefined>;
 }
 
-/** A call on a job acknowledged from the intake that needs its job record, before the materialiser wrote it. */
+/**
+ * A cancel of a job acknowledged from the intake that this replica neither holds nor finds written (its entry
+ * dropped past the pending index's cap, the record not readable yet): UNAVAILABLE, retry.
+ */
 export class JobBeingWrittenError extends UnavailableError {}
 
-export type MaterialiseOutcome = "created" | "created beside another job of its request id" | "existed" | "refused";
+export type MaterialiseOutcome =
+  | "created"
+  | "created beside another job of its request id"
+  | "created cancelled"
+  | "existed"
+  | "refused";
+
+/** What the materialiser did with a cancel intent. */
+export type CancelIntentOutcome = "applied" | "unchanged" | "created cancelled" | "other tenant" | "no such job";
 
 export class JobService {
   private fallback: SubmitFallback | undefined;
@@ -195,9 +212,11 @@ export class JobService {
    * admission included. Admission refusing it now — after the tenant was answered — makes the job final (FAILED,
    * with the refusal as its reason), so GetJob/WatchJob show why; it is never dropped. A request record that
    * names another job (a concurrent duplicate that took the normal path) does not stop it: the acknowledged job
-   * id must exist.
+   * id must exist. With `cancel` (a cancel intent accepted before it was written) the job is written cancelled:
+   * never placed, nothing reserved (whatever a stalled normal path reserved under its id is released when the
+   * settler settles the final job).
    */
-  async materialise(p: PendingSubmission): Promise<MaterialiseOutcome> {
+  async materialise(p: PendingSubmission, cancel?: CancelIntent): Promise<MaterialiseOutcome> {
     const { job } = p;
     if (await this.jobs.fetch(job.id)) return "existed";
     let beside = false;
@@ -218,6 +237,15 @@ export class JobService {
       }
     }
     const input: SubmitInput = { tenant: job.tenant, requestId: job.requestId, spec: job.spec };
+    if (cancel && cancel.tenant === job.tenant) {
+      try {
+        await this.jobs.create(cancelledCopy(this.newJob(job.id, input, job.spec, job.createdAtMs), cancel));
+        return "created cancelled";
+      } catch (err) {
+        if (err instanceof ConflictError) return "existed";
+        throw err;
+      }
+    }
     try {
       // Never undone: a failed write is retried under the same id (the reserve again a no-op) until the job exists.
       await this.createJob(job.id, input, job.spec, job.createdAtMs, () => false);
@@ -274,9 +302,17 @@ export class JobService {
     return this.jobsOf(page);
   }
 
-  /** The jobs of `summaries`, in order (memory, else KV; one purged meanwhile is left out). */
+  /**
+   * The jobs of `summaries`, in order (memory, then the intake's index, else KV — as `entry` reads one; one
+   * purged meanwhile is left out).
+   */
   async jobsOf(summaries: readonly JobSummary[]): Promise<Job[]> {
-    return (await this.jobs.fetchMany(summaries.map((s) => s.id))).map((e) => e.job);
+    const jobs = await Promise.all(
+      summaries.map(
+        async (s) => this.jobs.get(s.id)?.job ?? this.fallback?.pendingJob(s.id) ?? (await this.jobs.fetch(s.id))?.job,
+      ),
+    );
+    return jobs.filter((j): j is Job => j !== undefined);
   }
 
   /**
@@ -290,34 +326,63 @@ export class JobService {
       violations.push({ field: "limit", message: `must be an integer in 0..${MAX_LIST_LIMIT}` });
     throwIfViolations(violations);
     const states = new Set(input.states);
+    const wanted = (j: { tenant: string; state: JobState }) =>
+      (input.tenant === "" || j.tenant === input.tenant) && (states.size === 0 || states.has(j.state));
     const out: JobSummary[] = [];
-    for (const j of this.jobs.allSummaries())
-      if ((input.tenant === "" || j.tenant === input.tenant) && (states.size === 0 || states.has(j.state))) out.push(j);
+    for (const j of this.jobs.allSummaries()) if (wanted(j)) out.push(j);
+    // Acknowledged jobs only in the intake, by the same filter and order. Their sort key (created time, id) is
+    // the written job's too, so a job written between two pages keeps its place: never listed twice or skipped.
+    for (const j of this.fallback?.pendingJobs() ?? [])
+      if (!this.jobs.summary(j.id) && wanted(j)) out.push(summaryOf({ job: j, revision: 0 })); // 0: not written
     return out.sort((a, b) => b.createdAtMs - a.createdAtMs || (a.id < b.id ? -1 : 1));
   }
 
-  /** Idempotent: a final job is returned unchanged. Running tasks are stopped by the leader's next evaluation. */
+  /**
+   * Idempotent: a final job is returned unchanged. Running tasks are stopped by the leader's next evaluation.
+   * A job acknowledged from the intake and not written yet is cancelled with a durable cancel intent there (the
+   * materialiser writes it cancelled) and answered cancelled.
+   */
   async cancel(jobId: string, reason: string): Promise<Job> {
     const violations = jobIdViolations(jobId);
-    if (reason.length > 512) violations.push({ field: "reason", message: "must be at most 512 characters" });
+    if (reason.length > MAX_CANCEL_REASON)
+      violations.push({ field: "reason", message: `must be at most ${MAX_CANCEL_REASON} characters` });
     throwIfViolations(violations);
-    if ((await this.entry(jobId)).revision === 0)
-      throw new JobBeingWrittenError(`job ${jobId} is accepted and still being written; retry`);
-    const entry = await this.jobs.mutate(jobId, (job) => {
-      if (isFinalJobState(job.state) || job.cancelRequested) return undefined;
-      job.cancelRequested = true;
-      job.reason = reason ? `cancelled: ${reason}` : "cancelled by request";
-      const nowMs = this.now();
-      for (const t of job.tasks)
-        if (t.state === "pending") {
-          t.state = "cancelled";
-          t.message = "cancelled before placement";
-          t.finishedAtMs = nowMs;
-        }
-      return settle(job, nowMs);
-    });
-    this.evaluate(jobId, "cancel requested");
-    return entry!.job;
+    if ((await this.entry(jobId)).revision === 0) {
+      const pending = await this.fallback?.cancelPending(jobId, reason, this.now());
+      if (pending) return pending;
+    }
+    const entry = await this.cancelRecord(jobId, reason);
+    if (!entry)
+      throw new JobBeingWrittenError(`job ${jobId} is not readable yet (accepted, still being written); retry`);
+    return entry.job;
+  }
+
+  /**
+   * The materialiser's half of a cancel intent: the job's record cancelled (CAS), or — when the submission is
+   * still not written (its copy in the other intake stream, not reached yet) — the job written cancelled from
+   * `submission`. An intent naming another tenant than the job's is ignored: it never cancels another tenant's job.
+   */
+  async applyCancelIntent(intent: CancelIntent, submission?: PendingSubmission): Promise<CancelIntentOutcome> {
+    const written = await this.jobs.fetch(intent.jobId);
+    if (!written) {
+      if (!submission || submission.job.id !== intent.jobId) return "no such job";
+      if (submission.job.tenant !== intent.tenant) return "other tenant";
+      const outcome = await this.materialise(submission, intent);
+      // Written by someone else in between: cancel that record.
+      if (outcome !== "existed") return "created cancelled";
+      return this.applyCancelIntent(intent);
+    }
+    if (written.job.tenant !== intent.tenant) return "other tenant";
+    const before = written.revision;
+    const after = await this.cancelRecord(intent.jobId, intent.reason);
+    return after && after.revision !== before ? "applied" : "unchanged";
+  }
+
+  /** The record's cancel (CAS mutate); undefined when there is no record. */
+  private async cancelRecord(jobId: string, reason: string): Promise<JobEntry | undefined> {
+    const entry = await this.jobs.mutate(jobId, (job) => requestCancel(job, reason, this.now()));
+    if (entry) this.evaluate(jobId, "cancel requested");
+    return entry;
   }
 
   /**

@@ -54,7 +54,7 @@ export function isRetired(job: Job): boolean {
   return isFinalJobState(job.state) && job.tasks.every((t) => t.state === "pending" || isFinalTaskState(t.state));
 }
 
-function summaryOf(entry: JobEntry): JobSummary {
+export function summaryOf(entry: JobEntry): JobSummary {
   const { job } = entry;
   let maxEpoch = 0;
   let endedAllocations = 0;
