@@ -321,6 +321,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
     );
     cleanups.push(() => tenants.stop());
     const audit = await AuditLog.open(store, log, layout);
+    cleanups.push(() => audit.close());
     const authDeps = { logger: log, metrics, keys, tenants, audit, now };
     const leaseView: { keeper?: LeaseKeeper } = {};
     const writes = new WriteRouter(
