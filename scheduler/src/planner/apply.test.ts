@@ -1,4 +1,4 @@
-import { encode, subjects, type TypedKv, type Versioned } from "@capa/bus";
+import { decode, encode, subjects, type TypedKv, type Versioned } from "@capa/bus";
 import {
   type Advert,
   type AgentAssignments,
@@ -420,10 +420,25 @@ describe("plan applier", () => {
       ["succeeded", 1500, 1800],
       ["succeeded", 1500, 1800],
     ]);
-    // Both final reports removed their listings; the job is evaluated once for the batch.
+    // Both final reports removed their listings: the job is final with nothing listed, so no evaluation.
     expect((await s.allocKv.get("a1"))?.value.tasks).toEqual([]);
     expect((await s.allocKv.get("a2"))?.value.tasks).toEqual([]);
-    expect(evaluated).toEqual(["jgang"]);
+    expect(evaluated).toEqual([]);
+  });
+
+  it("asks for an evaluation after a state change that leaves work: a sibling to stop, a task still running", async () => {
+    const s = await setup();
+    await s.applier.commit(s.jobs.get("jgang")!, s.gang, 46);
+    const evaluated: string[] = [];
+    const statuses = statusConsumer(s, { evaluate: (jobId) => evaluated.push(jobId) });
+    await statuses.handle(subjects.taskStatus("jgang-0", "a1"), gangReport("jgang-0", "a1", "running"));
+    expect(evaluated).toEqual(["jgang"]); // running: the job is not final
+    const failed = encode.status({ ...decode.status(gangReport("jgang-0", "a1", "succeeded")), state: "failed" });
+    await statuses.handle(subjects.taskStatus("jgang-0", "a1"), failed);
+    // The gang failed while jgang-1 is still listed on a2: its evaluation stops it.
+    expect(s.jobs.get("jgang")!.job.state).toBe("failed");
+    expect((await s.allocKv.get("a2"))?.value.tasks.map((t) => t.taskId)).toEqual(["jgang-1"]);
+    expect(evaluated).toEqual(["jgang", "jgang"]);
   });
 
   it("holds a starting report for the task's next one: one job write, and every job state still written", async () => {

@@ -16,13 +16,13 @@
  * frees GPUs.
  */
 import { decode, parseTaskSubject, STREAMS, type Store, subjects } from "@capa/bus";
-import { jobIdOfTask, type TaskStatusReport } from "@capa/domain";
+import { type Job, jobIdOfTask, type TaskStatusReport } from "@capa/domain";
 import type { Logger } from "pino";
 import type { SchedulerMetrics } from "../metrics.js";
 import type { PlanApplier } from "../planner/apply.js";
 import type { AllocRepo } from "../store/alloc-repo.js";
 import { ensureDurableConsumer } from "../store/durable-consumer.js";
-import type { JobRepo } from "../store/job-repo.js";
+import { isRetired, type JobRepo } from "../store/job-repo.js";
 import { watchForQuiet } from "../store/quiet-consumer.js";
 import { ackAllTrackerFor } from "./ack-all.js";
 import { foldStatus } from "./fold.js";
@@ -262,6 +262,15 @@ export class StatusConsumer {
   }
 
   /**
+   * The job is final, none of its tasks holds an allocation, and no agent lists any of them: its evaluation
+   * would find nothing to stop, remove or place (reconcile.ts), so it is not asked for. That was one evaluation
+   * per finished job (the job's lock, a read, a copy of the job and a reconcile), every one of them a no-op.
+   */
+  private nothingLeftFor(job: Job): boolean {
+    return isRetired(job) && job.tasks.every((t) => this.d.allocs.listings(t.id).length === 0);
+  }
+
+  /**
    * Under the job's lock: folds every report queued for the job, in arrival order, into ONE job write (CAS),
    * then removes the listings the final ones name (group-committed per agent) and answers them all; an error
    * fails them all (each is redelivered, and folding is idempotent: states only move forward).
@@ -303,8 +312,9 @@ export class StatusConsumer {
           );
           if (freed) this.d.capacityFreed();
         }
-        // Re-place lost/rejected tasks, stop the siblings of a failed task, clean up a finished job's listings.
-        if (stateChanged) {
+        // Re-place lost/rejected tasks, stop the siblings of a failed task, clean up a finished job's listings;
+        // a job left with nothing to do (final, no task holding an allocation or listed anywhere) needs none.
+        if (stateChanged && !this.nothingLeftFor(after!.job)) {
           const last = batch.at(-1)!.report;
           const rejected = batch.some((b) => b.report.state === "rejected");
           this.d.evaluate(jobId, `task ${last.taskId} ${last.state}`, rejected);
