@@ -108,20 +108,28 @@ export class JobService {
     throwIfViolations(violations);
     const spec = normalize(input.spec as JobSpec);
     const attempt = new SubmitAttempt();
-    const normal = this.submitNormally(input, spec, attempt);
+    // Each hashed once per submission (a SHA-256 each, the digest over the spec's canonical JSON), and only where
+    // used: the request record (a request id) and the fallback's pending submission both need them.
+    const key = input.requestId === "" ? undefined : requestKey(input.tenant, input.requestId);
+    const digest = key !== undefined || this.fallback ? specDigest(spec) : "";
+    const normal = this.submitNormally(input, spec, attempt, digest, key);
     if (!this.fallback) return normal;
-    const digest = specDigest(spec);
-    const msgId = input.requestId === "" ? undefined : requestKey(input.tenant, input.requestId);
     return this.fallback.submit(
       normal,
       attempt,
       () => ({ job: this.newJob(attempt.jobId!, input, spec, attempt.createdAtMs), specDigest: digest }),
-      msgId ?? attempt.jobId!,
+      key ?? attempt.jobId!,
     );
   }
 
-  private async submitNormally(input: SubmitInput, spec: JobSpec, attempt: SubmitAttempt): Promise<SubmitResult> {
-    if (input.requestId === "") {
+  private async submitNormally(
+    input: SubmitInput,
+    spec: JobSpec,
+    attempt: SubmitAttempt,
+    digest: string,
+    key: string | undefined,
+  ): Promise<SubmitResult> {
+    if (key === undefined) {
       const jobId = newJobId();
       const createdAtMs = this.now();
       attempt.writing(jobId, createdAtMs);
@@ -131,8 +139,6 @@ export class JobService {
       };
     }
 
-    const key = requestKey(input.tenant, input.requestId);
-    const digest = specDigest(spec);
     // Create first (one round trip for a new request); only a conflict reads the record a first attempt left.
     for (let i = 0; i < 10; i++) {
       const jobId = newJobId();
