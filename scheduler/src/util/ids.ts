@@ -53,11 +53,25 @@ export function specDigest(value: unknown): string {
   return createHash("sha256").update(stableJson(value)).digest("hex").slice(0, 32);
 }
 
+/**
+ * Canonical JSON: object keys sorted by UTF-16 code units (the default sort of strings), `undefined` as `null`.
+ * Stored request records hold digests of it, so its output must never change; it is built with plain loops
+ * (no entry arrays, comparator closures or intermediate joins): it ran on every submission.
+ */
 function stableJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
+  if (Array.isArray(value)) {
+    let out = "[";
+    for (let i = 0; i < value.length; i++) out += (i === 0 ? "" : ",") + stableJson(value[i]);
+    return `${out}]`;
+  }
   if (value && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(",")}}`;
+    const keys = Object.keys(value).sort();
+    let out = "{";
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
+      out += `${i === 0 ? "" : ","}${JSON.stringify(k)}:${stableJson((value as Record<string, unknown>)[k])}`;
+    }
+    return `${out}}`;
   }
   return JSON.stringify(value) ?? "null";
 }
