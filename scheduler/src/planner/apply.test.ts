@@ -19,6 +19,10 @@ import { StatusConsumer } from "../tasks/status-consumer.js";
 import { JobCommitUncertain, PlanApplier } from "./apply.js";
 import { clusterSync } from "./cluster-sync.js";
 import { createPlacement, type Placement, type Plan } from "./engine.js";
+import { EpochSource } from "./epochs.js";
+import { EvalQueue } from "./eval-queue.js";
+import { ExplanationStore } from "./explanations.js";
+import { PlannerWorker } from "./worker.js";
 
 /** An in-memory stand-in for a KV bucket with the same CAS rules (revision per write, conflict on mismatch). */
 class MemoryKv<T> {
@@ -145,7 +149,7 @@ function plan(jobId: string, placements: Placement[]): Plan {
 async function setup() {
   const now = () => 1000;
   const log = pino({ level: "silent" });
-  const { cluster } = createPlacement();
+  const { cluster, engine } = createPlacement();
   const allocKv = new MemoryKv<AgentAssignments>();
   const jobKv = new MemoryKv<Job>();
   const allocs = new AllocRepo(asKv(allocKv), now);
@@ -172,7 +176,7 @@ async function setup() {
   });
   const applier = new PlanApplier(allocs, jobs, registry, now, log);
   const gang = plan("jgang", [placement(0, "a1", [0, 1, 2, 3]), placement(1, "a2", [0, 1, 2, 3])]);
-  return { cluster, allocKv, allocs, jobs, registry, applier, gang, revision, jobKv };
+  return { cluster, engine, allocKv, allocs, jobs, registry, applier, gang, revision, jobKv };
 }
 
 /** A status consumer on the setup's repos (no stream: reports are handed to `handle`). */
@@ -469,5 +473,58 @@ describe("plan applier", () => {
     await statuses(0).handle(subjects.taskStatus("jgang-1", "a2"), report("jgang-1", "a2", "starting"));
     expect(s.jobKv.writes - writes).toBe(1);
     expect(s.jobs.get("jgang")!.job.tasks.map((t) => t.state)).toEqual(["running", "starting"]);
+  });
+});
+
+describe("planner worker", () => {
+  it("a capacity change re-enqueues waiting jobs, not one whose running evaluation will still plan", async () => {
+    const s = await setup();
+    const log = pino({ level: "silent" });
+    const queue = new EvalQueue(() => 1000);
+    const worker = new PlannerWorker({
+      jobs: s.jobs,
+      allocs: s.allocs,
+      agents: s.registry,
+      cluster: s.cluster,
+      engine: s.engine,
+      applier: s.applier,
+      queue,
+      epochs: new EpochSource(),
+      explanations: new ExplanationStore(asKv(new MemoryKv()), log),
+      metrics: new SchedulerMetrics(),
+      logger: log,
+      now: () => 1000,
+      retryDelayMs: 10,
+    });
+    const batch = defaultJobSpec({ kind: "batch", replicas: 1, gpusPerReplica: 1 });
+    for (const id of ["j1", "j2"])
+      await s.jobs.create({ ...s.jobs.get("jgang")!.job, id, spec: batch, tasks: [newTask(id, 0)] });
+    const taken = () => {
+      const ids: string[] = [];
+      for (let e = queue.take(); e; e = queue.take()) ids.push(e.jobId);
+      return ids;
+    };
+
+    // j1's evaluation runs but waits for the job's lock (as behind a status fold): it has not planned yet.
+    let release!: () => void;
+    const held = s.jobs.withLock(
+      "j1",
+      () =>
+        new Promise<void>((r) => {
+          release = r;
+        }),
+    );
+    while (!release) await new Promise((r) => setImmediate(r));
+    const evaluation = worker.evaluate({ jobId: "j1", reason: "job changed", notBeforeMs: 0, attempt: 0 });
+    worker.enqueueWaiting("capacity freed");
+    // Its plan, still to come, sees the capacity: only the other waiting jobs are enqueued.
+    expect(taken()).toEqual(["j2", "jgang"]);
+    release();
+    await held;
+    await evaluation;
+    expect(s.jobs.get("j1")!.job.state).toBe("placed");
+    // Placed, j1 waits no more; the others still do (nothing evaluated them here).
+    worker.enqueueWaiting("capacity freed");
+    expect(taken()).toEqual(["j2", "jgang"]);
   });
 });
