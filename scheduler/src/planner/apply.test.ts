@@ -216,6 +216,20 @@ function gangReport(taskId: string, agentId: string, state: "starting" | "runnin
   });
 }
 
+/** Takes the job's lock and keeps it until `release` (resolves once it is held). */
+async function holdLock(jobs: JobRepo, jobId: string): Promise<{ held: Promise<void>; release: () => void }> {
+  let release: (() => void) | undefined;
+  const held = jobs.withLock(
+    jobId,
+    () =>
+      new Promise<void>((r) => {
+        release = r;
+      }),
+  );
+  while (!release) await new Promise((r) => setImmediate(r));
+  return { held, release };
+}
+
 describe("plan applier", () => {
   it("commits every assignment with one epoch, then the job, and the cluster state follows", async () => {
     const s = await setup();
@@ -400,15 +414,7 @@ describe("plan applier", () => {
     const statuses = statusConsumer(s, { evaluate: (jobId) => evaluated.push(jobId) });
     const report = gangReport;
     const writesBefore = s.jobKv.writes;
-    let release!: () => void;
-    const held = s.jobs.withLock(
-      "jgang",
-      () =>
-        new Promise<void>((r) => {
-          release = r;
-        }),
-    );
-    while (!release) await new Promise((r) => setImmediate(r)); // the lock is held now
+    const { held, release } = await holdLock(s.jobs, "jgang");
     const handled = Promise.all([
       statuses.handle(subjects.taskStatus("jgang-0", "a1"), report("jgang-0", "a1", "running")),
       statuses.handle(subjects.taskStatus("jgang-0", "a1"), report("jgang-0", "a1", "succeeded")),
@@ -506,15 +512,7 @@ describe("planner worker", () => {
     };
 
     // j1's evaluation runs but waits for the job's lock (as behind a status fold): it has not planned yet.
-    let release!: () => void;
-    const held = s.jobs.withLock(
-      "j1",
-      () =>
-        new Promise<void>((r) => {
-          release = r;
-        }),
-    );
-    while (!release) await new Promise((r) => setImmediate(r));
+    const { held, release } = await holdLock(s.jobs, "j1");
     const evaluation = worker.evaluate({ jobId: "j1", reason: "job changed", notBeforeMs: 0, attempt: 0 });
     worker.enqueueWaiting("capacity freed");
     // Its plan, still to come, sees the capacity: only the other waiting jobs are enqueued.
