@@ -442,13 +442,35 @@ describe("plan applier", () => {
     const evaluated: string[] = [];
     const statuses = statusConsumer(s, { evaluate: (jobId) => evaluated.push(jobId) });
     await statuses.handle(subjects.taskStatus("jgang-0", "a1"), gangReport("jgang-0", "a1", "running"));
-    expect(evaluated).toEqual(["jgang"]); // running: the job is not final
+    expect(evaluated).toEqual(["jgang"]); // running, in a training gang (restarts, growth): evaluated
     const failed = encode.status({ ...decode.status(gangReport("jgang-0", "a1", "succeeded")), state: "failed" });
     await statuses.handle(subjects.taskStatus("jgang-0", "a1"), failed);
     // The gang failed while jgang-1 is still listed on a2: its evaluation stops it.
     expect(s.jobs.get("jgang")!.job.state).toBe("failed");
     expect((await s.allocKv.get("a2"))?.value.tasks.map((t) => t.taskId)).toEqual(["jgang-1"]);
     expect(evaluated).toEqual(["jgang", "jgang"]);
+  });
+
+  it("asks for no evaluation when a batch job's task starts running where it is listed, but does with a stale listing", async () => {
+    const s = await setup();
+    const spec = defaultJobSpec({ kind: "batch", replicas: 1, gpusPerReplica: 1 });
+    for (const id of ["jb1", "jb2"]) {
+      await s.jobs.create({ ...s.jobs.get("jgang")!.job, id, spec, tasks: [newTask(id, 0)] });
+      const gpu = id === "jb1" ? 0 : 1;
+      expect((await s.applier.commit(s.jobs.get(id)!, plan(id, [placement(0, "a1", [gpu])]), 46)).ok).toBe(true);
+    }
+    // jb2 is also listed on a2 at an older epoch (a re-placement whose stop has not reached a2 yet).
+    await s.allocs.mutate("a2", (tasks) => [...tasks, { ...s.allocs.listings("jb2-0")[0]!.assignment, epoch: 45 }]);
+    const evaluated: string[] = [];
+    const statuses = statusConsumer(s, { evaluate: (jobId) => evaluated.push(jobId) });
+    const running = (jobId: string) =>
+      encode.status({ ...decode.status(gangReport(`${jobId}-0`, "a1", "running")), jobId });
+    await statuses.handle(subjects.taskStatus("jb1-0", "a1"), running("jb1"));
+    await statuses.handle(subjects.taskStatus("jb2-0", "a1"), running("jb2"));
+    expect(s.jobs.get("jb1")!.job.state).toBe("running");
+    expect(s.jobs.get("jb2")!.job.state).toBe("running");
+    // jb1 runs where it is listed: nothing to do. jb2's stale listing on a2 is for its evaluation to remove.
+    expect(evaluated).toEqual(["jb2"]);
   });
 
   it("holds a starting report for the task's next one: one job write, and every job state still written", async () => {

@@ -16,8 +16,9 @@
  * frees GPUs.
  */
 import { decode, parseTaskSubject, STREAMS, type Store, subjects } from "@capa/bus";
-import { type Job, jobIdOfTask, type TaskStatusReport } from "@capa/domain";
+import { isFinalJobState, isFinalTaskState, type Job, jobIdOfTask, type TaskStatusReport } from "@capa/domain";
 import type { Logger } from "pino";
+import { ACTIVE } from "../jobs/settle.js";
 import type { SchedulerMetrics } from "../metrics.js";
 import type { PlanApplier } from "../planner/apply.js";
 import type { AllocRepo } from "../store/alloc-repo.js";
@@ -262,12 +263,24 @@ export class StatusConsumer {
   }
 
   /**
-   * The job is final, none of its tasks holds an allocation, and no agent lists any of them: its evaluation
-   * would find nothing to stop, remove or place (reconcile.ts), so it is not asked for. That was one evaluation
-   * per finished job (the job's lock, a read, a copy of the job and a reconcile), every one of them a no-op.
+   * Whether the job's evaluation would find nothing to stop, remove or place (reconcile.ts), so none is asked for:
+   * - it is final, no task holds an allocation and no agent lists any of them (a finished job), or
+   * - it is neither final nor being cancelled, not a training gang (gang restarts, elastic growth), and every task
+   *   is running (assigned, starting, running) listed only where and at the epoch it runs, or final and listed
+   *   nowhere (a task that starts or runs in a batch or inference job).
+   * Each was one no-op evaluation per report batch that changed a state (the job's lock, a read, a copy of the
+   * job and a reconcile): under bench:e2e one for `running` and one for the final report of every job.
    */
   private nothingLeftFor(job: Job): boolean {
-    return isRetired(job) && job.tasks.every((t) => this.d.allocs.listings(t.id).length === 0);
+    const unlisted = (t: Job["tasks"][number]) => this.d.allocs.listings(t.id).length === 0;
+    if (isRetired(job)) return job.tasks.every(unlisted);
+    if (isFinalJobState(job.state) || job.cancelRequested || job.spec.kind === "training") return false;
+    return job.tasks.every((t) => {
+      if (isFinalTaskState(t.state)) return unlisted(t);
+      if (!ACTIVE.has(t.state)) return false;
+      const listed = this.d.allocs.listings(t.id);
+      return listed.length === 1 && listed[0]!.agentId === t.agentId && listed[0]!.assignment.epoch === t.epoch;
+    });
   }
 
   /**
@@ -313,7 +326,7 @@ export class StatusConsumer {
           if (freed) this.d.capacityFreed();
         }
         // Re-place lost/rejected tasks, stop the siblings of a failed task, clean up a finished job's listings;
-        // a job left with nothing to do (final, no task holding an allocation or listed anywhere) needs none.
+        // a job left with nothing to do needs none (nothingLeftFor).
         if (stateChanged && !this.nothingLeftFor(after!.job)) {
           const last = batch.at(-1)!.report;
           const rejected = batch.some((b) => b.report.state === "rejected");
