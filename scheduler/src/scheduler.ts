@@ -174,7 +174,8 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
     cleanups.push(() => {
       for (const w of watches) w.stop();
     });
-    // Jobs written by another replica (submit, cancel) need the leader's attention.
+    // Every job seen created (by this replica or another: JobService asks for no evaluation of its own) and every
+    // cancel request needs the leader's attention.
     jobs.onChange((entry, previous) => {
       if (!previous || (entry.job.cancelRequested && !previous.job.cancelRequested))
         if (!isFinalJobState(entry.job.state) || entry.job.cancelRequested) evaluate(entry.job.id, "job changed");

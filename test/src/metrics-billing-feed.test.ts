@@ -1,7 +1,8 @@
 /**
  * The billing metrics' source on a real nats-server: BillingFeed reads CAPA_LEDGER from its first entry and sums
- * charges, fees and payouts by region and model in integer micros; receipts (same stream) are not money; entries
- * written after it started are added as they arrive; a second feed started later rebuilds the same totals.
+ * charges, fees and payouts by region and model in integer micros; receipts (same stream) are not money and are
+ * not even delivered to it; entries written after it started are added as they arrive; a second feed started
+ * later rebuilds the same totals.
  */
 import { connectBus, type NatsConnection } from "@capa/bus";
 import { encodeLedgerEntry, ensureLedgerStream, entrySubject } from "@capa/ledger";
@@ -72,6 +73,8 @@ describe("BillingFeed: billing totals from the ledger stream", () => {
       await publish(entry("charge", "t2", 5_000, "us-east"));
       await waitFor(() => total(feed, "charge", "us-east") === 5_000, { what: "a new entry counted" });
       expect(total(feed, "charge")).toBe(1_001);
+      // The receipt (stored between them) was never delivered: the consumer's filter names entries only.
+      expect(feed.delivered).toBe(4);
       const later = new BillingFeed(jetstream(nc), silent);
       later.start();
       try {

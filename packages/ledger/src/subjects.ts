@@ -72,4 +72,10 @@ export const ledgerFilters = {
   receiptOfTask: (taskId: string, epoch: number) =>
     `${LEDGER_SUBJECT_ROOT}.receipt.*.*.${subjectToken(taskId, "task id")}.${epochToken(epoch)}`,
   allReceipts: `${LEDGER_SUBJECT_ROOT}.receipt.>`,
+  /**
+   * Every charge, fee and payout, and no receipt, in one filter (nats-server 2.9 takes one subject per
+   * consumer): an entry's subject has 7 tokens (root, kind, owner, task, epoch), a receipt's 8 (it names tenant
+   * and agent). Tokens never hold a dot (`subjectToken`), so the count is exact.
+   */
+  allEntries: `${LEDGER_SUBJECT_ROOT}.*.*.*.*`,
 };

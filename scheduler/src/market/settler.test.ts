@@ -178,6 +178,48 @@ describe("Settler", () => {
     expect(settler.trackedJobs).toBe(0);
     await settler.stop();
   });
+  it("reads allocs.<jobId> only for jobs the recovery listing found one for, and still counts what it holds", async () => {
+    const { ledger, written } = fakeLedger({ "j1-0": 300, "j2-0": 500 });
+    const { budgets, jobs, settler } = setup(ledger);
+    // j2's earlier allocation (epoch 1) was billed and noted by the previous leader; the record now names epoch 2.
+    await budgets.noteAllocation("acme", "j2", { taskId: "j2-0", epoch: 1 }, 200);
+    await budgets.reserve("acme", "j2", { total: 10_000, hourly: 0 }, NOW);
+    await jobs.create(job("j2", { state: "running", tasks: [{ ...placed("j2", 0, "running"), epoch: 2 }] }));
+    const read = vi.spyOn(budgets, "jobAllocations");
+    settler.start();
+    await settler.idle();
+
+    // A job that starts and ends in this term: its charges need no read (nothing can have noted them).
+    await budgets.reserve("acme", "j1", { total: 10_000, hourly: 0 }, NOW);
+    await jobs.create(job("j1", { state: "running", tasks: [placed("j1", 0, "running")] }));
+    await jobs.mutate("j1", (j) => ({
+      ...j,
+      state: "succeeded",
+      finishedAtMs: NOW,
+      tasks: [placed("j1", 0, "succeeded")],
+    }));
+    await jobs.mutate("j2", (j) => ({
+      ...j,
+      state: "succeeded",
+      finishedAtMs: NOW,
+      tasks: [{ ...placed("j2", 0, "succeeded"), epoch: 2 }],
+    }));
+    await settler.idle();
+
+    expect(read.mock.calls.map(([id]) => id)).toEqual(["j2"]);
+    expect(written).toEqual(
+      new Map([
+        ["j1-0:1", 300],
+        ["j2-0:2", 500],
+      ]),
+    );
+    expect(jobs.get("j1")!.job.spent).toBe(300);
+    expect(jobs.get("j2")!.job.spent).toBe(700);
+    expect(await budgets.settledMarker("j2")).toMatchObject({ total: 700, allocs: { "j2-0:1": 200, "j2-0:2": 500 } });
+    expect(await budgets.jobAllocations("j2")).toBeUndefined();
+    await settler.stop();
+  });
+
   it("settles a final job's last allocation without noting it in allocs.<jobId>; a new leader bills it once", async () => {
     const { ledger, written } = fakeLedger({ "j1-0": 300 });
     const { budgets, jobs, settler } = setup(ledger);

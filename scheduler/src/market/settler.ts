@@ -103,11 +103,18 @@ export class Settler {
   /** Ids of completely settled jobs (their `settled.<jobId>` marker exists). */
   private readonly settledJobs = new Set<string>();
   /**
-   * Unsettled jobs whose `allocs.<jobId>` may exist (load found it, or this term noted into it): only those are
-   * purged once settled. A job loaded without one and never noted has none to remove (this leader is the only
+   * Jobs whose `allocs.<jobId>` may exist (listed at recovery, found by load, or noted into this term): only
+   * those are read when loading charges and purged once settled. A job loaded without one and never noted has none to remove (this leader is the only
    * writer of the key; a leftover from a deposed one is found by the next recovery's `jobAllocationIds`).
    */
   private readonly withAllocsDoc = new Set<string>();
+  /**
+   * Set once this term's recovery listed every `allocs.<jobId>` key into `withAllocsDoc`: from then on a job not
+   * in it has no such document (this leader is its only writer, and notes it into the set first), so loading its
+   * charges costs no KV read. That read was one round trip per settled job, always answered "none" for a job
+   * that ran once. Before the listing (a budget check at leader start) the document is read as before.
+   */
+  private allocsListed = false;
 
   constructor(private readonly d: SettlerDeps) {
     // A job removed by retention is never settled again: its id need not be remembered (memory follows the
@@ -130,11 +137,15 @@ export class Settler {
     this.charges.clear();
     this.settledJobs.clear();
     this.withAllocsDoc.clear();
+    this.allocsListed = false;
     this.schedule(RECOVERY, async () => {
       for (const id of await this.d.budgets.settledJobIds()) this.settledJobs.add(id);
       // Settled jobs that still have an allocs document: a crash after the marker or during a late settlement.
-      for (const id of await this.d.budgets.jobAllocationIds())
+      for (const id of await this.d.budgets.jobAllocationIds()) {
+        this.withAllocsDoc.add(id);
         if (this.settledJobs.has(id)) this.schedule(`late:${id}`, () => this.settleLate(id));
+      }
+      this.allocsListed = true;
       this.ready = true;
       let skipped = 0;
       const unsettled: string[] = [];
@@ -162,6 +173,7 @@ export class Settler {
     await this.idle();
     this.charges.clear();
     this.withAllocsDoc.clear();
+    this.allocsListed = false;
   }
 
   /** Resolves once the queue is empty (work waiting on a retry timer is not counted; for tests). */
@@ -227,7 +239,8 @@ export class Settler {
       const marker = await this.d.budgets.settledMarker(job.id);
       for (const [key, amount] of Object.entries(marker?.allocs ?? {})) map.set(key, { amount, complete: true });
     }
-    const doc = await this.d.budgets.jobAllocations(job.id);
+    const doc =
+      !this.allocsListed || this.withAllocsDoc.has(job.id) ? await this.d.budgets.jobAllocations(job.id) : undefined;
     if (doc) this.withAllocsDoc.add(job.id);
     for (const [key, a] of Object.entries(doc?.allocs ?? {})) {
       if (a.charge !== null) {

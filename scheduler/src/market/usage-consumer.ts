@@ -131,7 +131,11 @@ export class UsageConsumer {
       return this.count(rejection, subject);
     }
     this.d.heard?.(report.agentId);
-    void this.d.watch.check(job!.id, true);
+    // The budget check runs on every accepted report; the running spend is written to the job only for a
+    // periodic one. A final report is sent right before the task's final status, and settlement then writes the
+    // job's exact spend: persisting the estimate in between was one more job write (and a watch event for every
+    // replica) per finished allocation, almost always overwritten within milliseconds.
+    void this.d.watch.check(job!.id, !report.final);
     return this.count("accepted", subject);
   }
 

@@ -6,7 +6,7 @@
  * ledger writes with `expect.lastSubjectSequence = 0`), so no entry is counted twice.
  */
 
-import { decodeLedgerEntry, LEDGER_STREAM, LEDGER_SUBJECTS } from "@capa/ledger";
+import { decodeLedgerEntry, LEDGER_STREAM, ledgerFilters } from "@capa/ledger";
 import type { LedgerEntry } from "@capa/market";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { Logger } from "pino";
@@ -21,6 +21,8 @@ export class BillingFeed implements BillingTotalsSource {
   private stopped = false;
   private stopCurrent: (() => void) | undefined;
   private lastSeq = 0;
+  /** Ledger messages read so far (for tests: what the consumer's filter lets through). */
+  delivered = 0;
 
   constructor(
     private readonly js: JetStreamClient,
@@ -62,7 +64,9 @@ export class BillingFeed implements BillingTotalsSource {
   /** Follows the stream from after the last entry counted (a retry resumes, it does not recount). */
   private async follow(): Promise<void> {
     const consumer = await this.js.consumers.get(LEDGER_STREAM, {
-      filter_subjects: LEDGER_SUBJECTS,
+      // Entries only: receipts (one per allocation, the largest messages in the stream) are not money, and were
+      // delivered to every replica just to be skipped.
+      filter_subjects: ledgerFilters.allEntries,
       ...(this.lastSeq > 0
         ? { deliver_policy: "by_start_sequence" as const, opt_start_seq: this.lastSeq + 1 }
         : { deliver_policy: "all" as const }),
@@ -73,6 +77,7 @@ export class BillingFeed implements BillingTotalsSource {
       if (this.stopped) messages.stop();
       for await (const m of messages) {
         this.lastSeq = m.seq;
+        this.delivered++;
         // capa.v1.ledger.<kind>.…: receipts share the stream and are not money.
         const kind = m.subject.split(".")[3] ?? "";
         if (!KINDS.has(kind)) continue;

@@ -1,4 +1,4 @@
-import { encode, subjects, type TypedKv, type Versioned } from "@capa/bus";
+import { decode, encode, subjects, type TypedKv, type Versioned } from "@capa/bus";
 import {
   type Advert,
   type AgentAssignments,
@@ -22,6 +22,7 @@ import { clusterSync } from "./cluster-sync.js";
 import { createPlacement, type Placement, type Plan } from "./engine.js";
 import { EpochSource } from "./epochs.js";
 import { EvalQueue } from "./eval-queue.js";
+import { ExplanationStore } from "./explanations.js";
 import { type PlannerDeps, PlannerWorker } from "./worker.js";
 
 /** An in-memory stand-in for a KV bucket with the same CAS rules (revision per write, conflict on mismatch). */
@@ -168,7 +169,7 @@ function pendingTraining(id: string, replicas: number): Job {
 async function setup() {
   const now = () => 1000;
   const log = pino({ level: "silent" });
-  const { cluster } = createPlacement();
+  const { cluster, engine } = createPlacement();
   const allocKv = new MemoryKv<AgentAssignments>();
   const jobKv = new MemoryKv<Job>();
   const allocs = new AllocRepo(asKv(allocKv), now);
@@ -180,7 +181,7 @@ async function setup() {
   const { revision } = await jobs.create(pendingTraining("jgang", 2));
   const applier = new PlanApplier(allocs, jobs, registry, now, log);
   const gang = plan("jgang", [placement(0, "a1", [0, 1, 2, 3]), placement(1, "a2", [0, 1, 2, 3])]);
-  return { cluster, allocKv, allocs, jobs, registry, applier, gang, revision, jobKv };
+  return { cluster, engine, allocKv, allocs, jobs, registry, applier, gang, revision, jobKv };
 }
 
 /** A status consumer on the setup's repos (no stream: reports are handed to `handle`). */
@@ -218,6 +219,20 @@ function gangReport(taskId: string, agentId: string, state: "starting" | "runnin
     sentAtMs: 1900,
     bootId: "b",
   });
+}
+
+/** Takes the job's lock and keeps it until `release` (resolves once it is held). */
+async function holdLock(jobs: JobRepo, jobId: string): Promise<{ held: Promise<void>; release: () => void }> {
+  let release: (() => void) | undefined;
+  const held = jobs.withLock(
+    jobId,
+    () =>
+      new Promise<void>((r) => {
+        release = r;
+      }),
+  );
+  while (!release) await new Promise((r) => setImmediate(r));
+  return { held, release };
 }
 
 describe("plan applier", () => {
@@ -404,15 +419,7 @@ describe("plan applier", () => {
     const statuses = statusConsumer(s, { evaluate: (jobId) => evaluated.push(jobId) });
     const report = gangReport;
     const writesBefore = s.jobKv.writes;
-    let release!: () => void;
-    const held = s.jobs.withLock(
-      "jgang",
-      () =>
-        new Promise<void>((r) => {
-          release = r;
-        }),
-    );
-    while (!release) await new Promise((r) => setImmediate(r)); // the lock is held now
+    const { held, release } = await holdLock(s.jobs, "jgang");
     const handled = Promise.all([
       statuses.handle(subjects.taskStatus("jgang-0", "a1"), report("jgang-0", "a1", "running")),
       statuses.handle(subjects.taskStatus("jgang-0", "a1"), report("jgang-0", "a1", "succeeded")),
@@ -428,10 +435,47 @@ describe("plan applier", () => {
       ["succeeded", 1500, 1800],
       ["succeeded", 1500, 1800],
     ]);
-    // Both final reports removed their listings; the job is evaluated once for the batch.
+    // Both final reports removed their listings: the job is final with nothing listed, so no evaluation.
     expect((await s.allocKv.get("a1"))?.value.tasks).toEqual([]);
     expect((await s.allocKv.get("a2"))?.value.tasks).toEqual([]);
-    expect(evaluated).toEqual(["jgang"]);
+    expect(evaluated).toEqual([]);
+  });
+
+  it("asks for an evaluation after a state change that leaves work: a sibling to stop, a task still running", async () => {
+    const s = await setup();
+    await s.applier.commit(s.jobs.get("jgang")!, s.gang, 46);
+    const evaluated: string[] = [];
+    const statuses = statusConsumer(s, { evaluate: (jobId) => evaluated.push(jobId) });
+    await statuses.handle(subjects.taskStatus("jgang-0", "a1"), gangReport("jgang-0", "a1", "running"));
+    expect(evaluated).toEqual(["jgang"]); // running, in a training gang (restarts, growth): evaluated
+    const failed = encode.status({ ...decode.status(gangReport("jgang-0", "a1", "succeeded")), state: "failed" });
+    await statuses.handle(subjects.taskStatus("jgang-0", "a1"), failed);
+    // The gang failed while jgang-1 is still listed on a2: its evaluation stops it.
+    expect(s.jobs.get("jgang")!.job.state).toBe("failed");
+    expect((await s.allocKv.get("a2"))?.value.tasks.map((t) => t.taskId)).toEqual(["jgang-1"]);
+    expect(evaluated).toEqual(["jgang", "jgang"]);
+  });
+
+  it("asks for no evaluation when a batch job's task starts running where it is listed, but does with a stale listing", async () => {
+    const s = await setup();
+    const spec = defaultJobSpec({ kind: "batch", replicas: 1, gpusPerReplica: 1 });
+    for (const id of ["jb1", "jb2"]) {
+      await s.jobs.create({ ...s.jobs.get("jgang")!.job, id, spec, tasks: [newTask(id, 0)] });
+      const gpu = id === "jb1" ? 0 : 1;
+      expect((await s.applier.commit(s.jobs.get(id)!, plan(id, [placement(0, "a1", [gpu])]), 46)).ok).toBe(true);
+    }
+    // jb2 is also listed on a2 at an older epoch (a re-placement whose stop has not reached a2 yet).
+    await s.allocs.mutate("a2", (tasks) => [...tasks, { ...s.allocs.listings("jb2-0")[0]!.assignment, epoch: 45 }]);
+    const evaluated: string[] = [];
+    const statuses = statusConsumer(s, { evaluate: (jobId) => evaluated.push(jobId) });
+    const running = (jobId: string) =>
+      encode.status({ ...decode.status(gangReport(`${jobId}-0`, "a1", "running")), jobId });
+    await statuses.handle(subjects.taskStatus("jb1-0", "a1"), running("jb1"));
+    await statuses.handle(subjects.taskStatus("jb2-0", "a1"), running("jb2"));
+    expect(s.jobs.get("jb1")!.job.state).toBe("running");
+    expect(s.jobs.get("jb2")!.job.state).toBe("running");
+    // jb1 runs where it is listed: nothing to do. jb2's stale listing on a2 is for its evaluation to remove.
+    expect(evaluated).toEqual(["jb2"]);
   });
 
   it("holds a starting report for the task's next one: one job write, and every job state still written", async () => {
@@ -462,6 +506,51 @@ describe("plan applier", () => {
     await statuses(0).handle(subjects.taskStatus("jgang-1", "a2"), report("jgang-1", "a2", "starting"));
     expect(s.jobKv.writes - writes).toBe(1);
     expect(s.jobs.get("jgang")!.job.tasks.map((t) => t.state)).toEqual(["running", "starting"]);
+  });
+});
+
+describe("planner worker", () => {
+  it("a capacity change re-enqueues waiting jobs, not one whose running evaluation will still plan", async () => {
+    const s = await setup();
+    const log = pino({ level: "silent" });
+    const queue = new EvalQueue(() => 1000);
+    const worker = new PlannerWorker({
+      jobs: s.jobs,
+      allocs: s.allocs,
+      agents: s.registry,
+      cluster: s.cluster,
+      engine: s.engine,
+      applier: s.applier,
+      queue,
+      epochs: new EpochSource(),
+      explanations: new ExplanationStore(asKv(new MemoryKv()), log),
+      metrics: new SchedulerMetrics(),
+      logger: log,
+      now: () => 1000,
+      retryDelayMs: 10,
+    });
+    const batch = defaultJobSpec({ kind: "batch", replicas: 1, gpusPerReplica: 1 });
+    for (const id of ["j1", "j2"])
+      await s.jobs.create({ ...s.jobs.get("jgang")!.job, id, spec: batch, tasks: [newTask(id, 0)] });
+    const taken = () => {
+      const ids: string[] = [];
+      for (let e = queue.take(); e; e = queue.take()) ids.push(e.jobId);
+      return ids;
+    };
+
+    // j1's evaluation runs but waits for the job's lock (as behind a status fold): it has not planned yet.
+    const { held, release } = await holdLock(s.jobs, "j1");
+    const evaluation = worker.evaluate({ jobId: "j1", reason: "job changed", notBeforeMs: 0, attempt: 0 });
+    worker.enqueueWaiting("capacity freed");
+    // Its plan, still to come, sees the capacity: only the other waiting jobs are enqueued.
+    expect(taken()).toEqual(["j2", "jgang"]);
+    release();
+    await held;
+    await evaluation;
+    expect(s.jobs.get("j1")!.job.state).toBe("placed");
+    // Placed, j1 waits no more; the others still do (nothing evaluated them here).
+    worker.enqueueWaiting("capacity freed");
+    expect(taken()).toEqual(["j2", "jgang"]);
   });
 });
 

@@ -86,6 +86,13 @@ export class PlannerWorker {
   private readonly turns = new PlanTurns();
   /** Jobs whose last placement commit had an unknown outcome: their next evaluation adopts the listings. */
   private readonly adoptNext = new Set<string>();
+  /**
+   * Jobs with an evaluation running (or waiting for the job's lock), by how many, and what the latest one's plan
+   * was so far: "none" until the engine ran, "all" when it placed every replica it asked for, "partial"
+   * otherwise. A capacity change skips the jobs whose running evaluation still plans or places all (see
+   * enqueueWaiting).
+   */
+  private readonly evaluating = new Map<string, { count: number; plan: "none" | "all" | "partial" }>();
 
   constructor(private readonly d: PlannerDeps) {
     // Reported checkpoints (folded into the job's tasks) reach the allocations preemption weighs.
@@ -111,9 +118,20 @@ export class PlannerWorker {
     await this.loop;
   }
 
-  /** Enqueues every job that waits for GPUs, by priority then age (from the index, not a scan of all jobs). */
+  /**
+   * Enqueues every job that waits for GPUs, by priority then age (from the index, not a scan of all jobs), except
+   * one with an evaluation running that has not planned yet (its plan, made in its turn, which is ahead of every
+   * evaluation enqueued now, sees this capacity) or that planned every replica it waits for (its commit places
+   * it; a commit that fails re-enqueues it: commit conflict, retry). Each such job was evaluated again right
+   * after, for nothing: under bench:e2e every finished job freed capacity while the jobs just submitted were
+   * being planned and committed, 3.4 no-op evaluations per job (the job's lock, a read, a copy, a reconcile).
+   * A job whose running evaluation planned without placing all it waits for is enqueued, as before.
+   */
   enqueueWaiting(reason: string): void {
-    for (const id of this.waiting.ids()) this.d.queue.enqueue(id, reason);
+    for (const id of this.waiting.ids()) {
+      const running = this.evaluating.get(id);
+      if (!running || running.plan === "partial") this.d.queue.enqueue(id, reason);
+    }
   }
 
   private async run(): Promise<void> {
@@ -148,37 +166,50 @@ export class PlannerWorker {
     }
   }
 
-  /** One evaluation: exposed for recovery, which runs it with `adopt` before status processing starts. */
   /** The job's next evaluation adopts what agents hold (recovery handed it over, or a commit was uncertain). */
   adoptOnNext(jobId: string): void {
     this.adoptNext.add(jobId);
   }
 
+  /** One evaluation: exposed for recovery, which runs it with `adopt` before status processing starts. */
   evaluate(evaluation: Evaluation, adopt = false, turn?: Turn): Promise<void> {
-    const { jobs } = this.d;
-    return jobs.withLock(evaluation.jobId, async () => {
-      const adopting = adopt || this.adoptNext.has(evaluation.jobId);
-      // Adoption decides from the listings: one that landed without its answer, or that the previous leader
-      // wrote, must be in the cache first, or the task is placed a second time elsewhere (WatchBehind: retried).
-      if (adopting) await this.d.allocs.catchUp();
-      let entry = await jobs.fetch(evaluation.jobId);
-      if (!entry) return;
-      const nowMs = this.d.now();
-      const r = reconcile(entry.job, (taskId) => this.d.allocs.listings(taskId), {
-        nowMs,
-        adopt: adopting,
-        agentRegion: (id) => this.d.agents.get(id)?.record.advert.region ?? "",
+    const { jobId } = evaluation;
+    const running = this.evaluating.get(jobId) ?? { count: 0, plan: "none" };
+    running.count++;
+    this.evaluating.set(jobId, running);
+    return this.d.jobs
+      .withLock(jobId, () => {
+        running.plan = "none"; // this one's plan, from here (an earlier one of the job has ended)
+        return this.evaluateLocked(evaluation, adopt, turn);
+      })
+      .finally(() => {
+        if (--running.count === 0) this.evaluating.delete(jobId);
       });
-      if (r.job) entry = await jobs.write(entry, r.job);
-      this.adoptNext.delete(evaluation.jobId);
-      if (r.stops.length > 0 || r.removals.length > 0) {
-        const freed = await this.d.applier.changeListings(r.stops, r.removals);
-        if (freed) this.enqueueWaiting("capacity freed");
-      }
-      if (r.wakeAtMs !== undefined) this.d.queue.enqueue(entry.job.id, "retry backoff", r.wakeAtMs - nowMs);
-      if (r.place.length > 0) await this.place(entry, r.place, evaluation, turn);
-      else if (mayGrow(entry.job)) await this.grow(entry, turn);
+  }
+
+  private async evaluateLocked(evaluation: Evaluation, adopt: boolean, turn?: Turn): Promise<void> {
+    const { jobs } = this.d;
+    const adopting = adopt || this.adoptNext.has(evaluation.jobId);
+    // Adoption decides from the listings: one that landed without its answer, or that the previous leader
+    // wrote, must be in the cache first, or the task is placed a second time elsewhere (WatchBehind: retried).
+    if (adopting) await this.d.allocs.catchUp();
+    let entry = await jobs.fetch(evaluation.jobId);
+    if (!entry) return;
+    const nowMs = this.d.now();
+    const r = reconcile(entry.job, (taskId) => this.d.allocs.listings(taskId), {
+      nowMs,
+      adopt: adopting,
+      agentRegion: (id) => this.d.agents.get(id)?.record.advert.region ?? "",
     });
+    if (r.job) entry = await jobs.write(entry, r.job);
+    this.adoptNext.delete(evaluation.jobId);
+    if (r.stops.length > 0 || r.removals.length > 0) {
+      const freed = await this.d.applier.changeListings(r.stops, r.removals);
+      if (freed) this.enqueueWaiting("capacity freed");
+    }
+    if (r.wakeAtMs !== undefined) this.d.queue.enqueue(entry.job.id, "retry backoff", r.wakeAtMs - nowMs);
+    if (r.place.length > 0) await this.place(entry, r.place, evaluation, turn);
+    else if (mayGrow(entry.job)) await this.grow(entry, turn);
   }
 
   /** A running elastic gang below max: would it get more workers now? If so, stop it to re-place it larger. */
@@ -209,6 +240,9 @@ export class PlannerWorker {
     );
     // Before any await: later evaluations plan around these GPUs while this commit is in flight.
     const held = plan.outcome === "preempting" ? [] : holdPlan(this.d.cluster, job, plan, this.d.now());
+    const running = this.evaluating.get(job.id);
+    if (running)
+      running.plan = plan.outcome !== "preempting" && plan.placements.length === replicas.length ? "all" : "partial";
     turn?.done();
     this.d.metrics.planSeconds.observe((performance.now() - started) / 1000);
     this.d.metrics.plans.inc({ outcome: plan.outcome });

@@ -16,13 +16,14 @@
  * frees GPUs.
  */
 import { decode, parseTaskSubject, STREAMS, type Store, subjects } from "@capa/bus";
-import { jobIdOfTask, type TaskStatusReport } from "@capa/domain";
+import { isFinalJobState, isFinalTaskState, type Job, jobIdOfTask, type TaskStatusReport } from "@capa/domain";
 import type { Logger } from "pino";
+import { ACTIVE } from "../jobs/settle.js";
 import type { SchedulerMetrics } from "../metrics.js";
 import type { PlanApplier } from "../planner/apply.js";
 import type { AllocRepo } from "../store/alloc-repo.js";
 import { ensureDurableConsumer } from "../store/durable-consumer.js";
-import type { JobRepo } from "../store/job-repo.js";
+import { isRetired, type JobRepo } from "../store/job-repo.js";
 import { watchForQuiet } from "../store/quiet-consumer.js";
 import { ackAllTrackerFor } from "./ack-all.js";
 import { foldStatus } from "./fold.js";
@@ -262,6 +263,27 @@ export class StatusConsumer {
   }
 
   /**
+   * Whether the job's evaluation would find nothing to stop, remove or place (reconcile.ts), so none is asked for:
+   * - it is final, no task holds an allocation and no agent lists any of them (a finished job), or
+   * - it is neither final nor being cancelled, not a training gang (gang restarts, elastic growth), and every task
+   *   is running (assigned, starting, running) listed only where and at the epoch it runs, or final and listed
+   *   nowhere (a task that starts or runs in a batch or inference job).
+   * Each was one no-op evaluation per report batch that changed a state (the job's lock, a read, a copy of the
+   * job and a reconcile): under bench:e2e one for `running` and one for the final report of every job.
+   */
+  private nothingLeftFor(job: Job): boolean {
+    const unlisted = (t: Job["tasks"][number]) => this.d.allocs.listings(t.id).length === 0;
+    if (isRetired(job)) return job.tasks.every(unlisted);
+    if (isFinalJobState(job.state) || job.cancelRequested || job.spec.kind === "training") return false;
+    return job.tasks.every((t) => {
+      if (isFinalTaskState(t.state)) return unlisted(t);
+      if (!ACTIVE.has(t.state)) return false;
+      const listed = this.d.allocs.listings(t.id);
+      return listed.length === 1 && listed[0]!.agentId === t.agentId && listed[0]!.assignment.epoch === t.epoch;
+    });
+  }
+
+  /**
    * Under the job's lock: folds every report queued for the job, in arrival order, into ONE job write (CAS),
    * then removes the listings the final ones name (group-committed per agent) and answers them all; an error
    * fails them all (each is redelivered, and folding is idempotent: states only move forward).
@@ -303,8 +325,9 @@ export class StatusConsumer {
           );
           if (freed) this.d.capacityFreed();
         }
-        // Re-place lost/rejected tasks, stop the siblings of a failed task, clean up a finished job's listings.
-        if (stateChanged) {
+        // Re-place lost/rejected tasks, stop the siblings of a failed task, clean up a finished job's listings;
+        // a job left with nothing to do needs none (nothingLeftFor).
+        if (stateChanged && !this.nothingLeftFor(after!.job)) {
           const last = batch.at(-1)!.report;
           const rejected = batch.some((b) => b.report.state === "rejected");
           this.d.evaluate(jobId, `task ${last.taskId} ${last.state}`, rejected);

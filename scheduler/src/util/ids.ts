@@ -1,13 +1,24 @@
 /** Identifiers the scheduler mints: token-safe (one NATS subject token, one KV key token). */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomFillSync } from "node:crypto";
 
 const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
 
+/**
+ * Random bytes for ids, drawn from the CSPRNG 4 KiB at a time: one `randomBytes(16)` per id (a native call and a
+ * Buffer each) showed up on the submit path; a pool refilled every 256 ids costs the same entropy, once.
+ */
+const pool = Buffer.alloc(4096);
+let poolAt = pool.length;
+
 /** `j` + 16 random base32 characters (80 bits). */
 export function newJobId(): string {
-  const bytes = randomBytes(16);
+  if (poolAt + 16 > pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
   let out = "j";
-  for (let i = 0; i < 16; i++) out += BASE32[bytes[i]! & 31];
+  for (let i = 0; i < 16; i++) out += BASE32[pool[poolAt + i]! & 31];
+  poolAt += 16;
   return out;
 }
 
@@ -42,11 +53,25 @@ export function specDigest(value: unknown): string {
   return createHash("sha256").update(stableJson(value)).digest("hex").slice(0, 32);
 }
 
+/**
+ * Canonical JSON: object keys sorted by UTF-16 code units (the default sort of strings), `undefined` as `null`.
+ * Stored request records hold digests of it, so its output must never change; it is built with plain loops
+ * (no entry arrays, comparator closures or intermediate joins): it ran on every submission.
+ */
 function stableJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
+  if (Array.isArray(value)) {
+    let out = "[";
+    for (let i = 0; i < value.length; i++) out += (i === 0 ? "" : ",") + stableJson(value[i]);
+    return `${out}]`;
+  }
   if (value && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(",")}}`;
+    const keys = Object.keys(value).sort();
+    let out = "{";
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
+      out += `${i === 0 ? "" : ","}${JSON.stringify(k)}:${stableJson((value as Record<string, unknown>)[k])}`;
+    }
+    return `${out}}`;
   }
   return JSON.stringify(value) ?? "null";
 }

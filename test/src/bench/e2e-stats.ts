@@ -8,6 +8,8 @@ const TICKS_PER_SECOND = 100;
 export interface CpuTimes {
   /** utime + stime of the process itself, ms. */
   ownMs: number;
+  /** stime alone: the kernel's share (socket reads and writes to NATS and gRPC peers, above all), ms. */
+  sysMs: number;
   /** cutime + cstime: children it has waited for, ms (in sumCpu, live descendants too: task supervisor and tasks). */
   childrenMs: number;
 }
@@ -17,18 +19,19 @@ export function cpuTimes(pid: number): CpuTimes {
     const f = procStat(pid);
     // proc(5) fields 14..17 (utime, stime, cutime, cstime) are indices 11..14 here.
     const t = (i: number) => (Number(f[i]) * 1000) / TICKS_PER_SECOND;
-    return { ownMs: t(11) + t(12), childrenMs: t(13) + t(14) };
+    return { ownMs: t(11) + t(12), sysMs: t(12), childrenMs: t(13) + t(14) };
   } catch {
-    return { ownMs: 0, childrenMs: 0 };
+    return { ownMs: 0, sysMs: 0, childrenMs: 0 };
   }
 }
 
 export function sumCpu(pids: number[]): CpuTimes {
-  const out = { ownMs: 0, childrenMs: 0 };
+  const out = { ownMs: 0, sysMs: 0, childrenMs: 0 };
   const children = childrenByParent();
   for (const pid of pids) {
     const c = cpuTimes(pid);
     out.ownMs += c.ownMs;
+    out.sysMs += c.sysMs;
     out.childrenMs += c.childrenMs + descendantsMs(pid, children);
   }
   return out;

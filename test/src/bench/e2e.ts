@@ -68,6 +68,8 @@ export interface E2eResult {
   schedulerCpuMsPerJobToFinal: number;
   /** Scheduler CPU from the first submit until the last job was settled (or the wait timed out). */
   schedulerCpuMsPerJob: number;
+  /** The kernel's share of schedulerCpuMsPerJob (stime): mostly socket I/O. */
+  schedulerSysMsPerJob: number;
   agentsCpuMsPerJob: number;
   taskProcsCpuMsPerJob: number;
   natsCpuMsPerJob: number;
@@ -292,6 +294,7 @@ async function runScenario(
       settleLagS: round((lastSettled - tFinal) / 1000),
       schedulerCpuMsPerJobToFinal: round((atFinal.sched.ownMs - before.sched.ownMs) / n, 2),
       schedulerCpuMsPerJob: round((after.sched.ownMs - before.sched.ownMs) / n, 2),
+      schedulerSysMsPerJob: round((after.sched.sysMs - before.sched.sysMs) / n, 2),
       agentsCpuMsPerJob: round((after.agents.ownMs - before.agents.ownMs) / n, 2),
       taskProcsCpuMsPerJob: round((after.agents.childrenMs - before.agents.childrenMs) / n, 2),
       natsCpuMsPerJob: round((after.nats.ownMs - before.nats.ownMs) / n, 2),
@@ -334,6 +337,7 @@ function printResults(results: E2eResult[]): void {
     ["settlement lag after the last final s", (r) => `${r.settleLagS}`],
     ["scheduler CPU per job ms (to settled)", (r) => `${r.schedulerCpuMsPerJob}`],
     ["scheduler CPU per job ms (to final)", (r) => `${r.schedulerCpuMsPerJobToFinal}`],
+    ["  of which kernel (stime) ms", (r) => `${r.schedulerSysMsPerJob}`],
     ["agents' CPU per job ms", (r) => `${r.agentsCpuMsPerJob}`],
     ["task supervisors+tasks CPU per job ms", (r) => `${r.taskProcsCpuMsPerJob}`],
     ["nats-server CPU per job ms", (r) => `${r.natsCpuMsPerJob}`],
