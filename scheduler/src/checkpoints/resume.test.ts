@@ -1,5 +1,6 @@
 import { type Checkpoint, defaultJobSpec, type Job, newTask } from "@capa/domain";
 import { describe, expect, it } from "vitest";
+import { testJob } from "../jobs/job.test-helper.js";
 import { gangCheckpoint, recordLineage, resumeDecision, resumeDecisions } from "./resume.js";
 
 const checkpoint = (extra: Partial<Checkpoint> = {}): Checkpoint => ({
@@ -17,21 +18,11 @@ const checkpoint = (extra: Partial<Checkpoint> = {}): Checkpoint => ({
 });
 
 function job(withPolicy: boolean, c?: Checkpoint): Job {
-  return {
-    id: "jx",
-    tenant: "acme",
-    requestId: "",
+  return testJob("jx", {
     spec: defaultJobSpec(withPolicy ? { checkpoint: { dir: "", everySeconds: 0 } } : {}),
     state: "rescheduling",
-    reason: "",
     tasks: [{ ...newTask("jx", 0), ...(c && { checkpoint: c }) }],
-    createdAtMs: 1,
-    updatedAtMs: 1,
-    finishedAtMs: 0,
-    cancelRequested: false,
-    spent: 0,
-    reserved: 0,
-  };
+  });
 }
 
 describe("resumeDecision", () => {

@@ -11,6 +11,7 @@ import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { compareKeys, pageByKey } from "../grpc/paging.js";
 import { requestCancel } from "../jobs/cancel.js";
+import { testJob } from "../jobs/job.test-helper.js";
 import { memoryKv } from "../market/memory-kv.test-helper.js";
 import { SchedulerMetrics } from "../metrics.js";
 import { JobRepo } from "../store/job-repo.js";
@@ -352,19 +353,5 @@ function untilEmpty(streams: MemoryStreams): Promise<true> {
 }
 
 function jobOf(id: string, state: Job["state"], tasks: Job["tasks"]): Job {
-  return {
-    id,
-    tenant: "acme",
-    requestId: "",
-    spec,
-    state,
-    reason: "",
-    tasks,
-    createdAtMs: 1,
-    updatedAtMs: 1,
-    finishedAtMs: 0,
-    cancelRequested: false,
-    spent: 0,
-    reserved: 0,
-  };
+  return testJob(id, { spec, state, tasks });
 }

@@ -3,6 +3,7 @@ import { defaultJobSpec, type Job, newTask, type Task, type TaskState } from "@c
 import type { BudgetStore, Ledger } from "@capa/ledger";
 import pino from "pino";
 import { describe, expect, it, vi } from "vitest";
+import { testJob } from "../jobs/job.test-helper.js";
 import { SchedulerMetrics } from "../metrics.js";
 import { JobRepo } from "../store/job-repo.js";
 import { budgetStore, memoryKv } from "./memory-kv.test-helper.js";
@@ -17,22 +18,7 @@ vi.mock("@capa/ledger", async (original) => ({
 const NOW = Date.UTC(2025, 8, 10);
 
 function job(id: string, over: Partial<Job> = {}): Job {
-  return {
-    id,
-    tenant: "acme",
-    requestId: "",
-    spec: defaultJobSpec(),
-    state: "pending",
-    reason: "",
-    tasks: [newTask(id, 0)],
-    createdAtMs: NOW,
-    updatedAtMs: NOW,
-    finishedAtMs: 0,
-    cancelRequested: false,
-    spent: 0,
-    reserved: 0,
-    ...over,
-  };
+  return testJob(id, { tasks: [newTask(id, 0)], createdAtMs: NOW, updatedAtMs: NOW, ...over });
 }
 
 /** A ledger that charges each task a fixed amount, once per task + epoch. */

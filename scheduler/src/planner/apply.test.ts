@@ -11,6 +11,7 @@ import {
 import { pino } from "pino";
 import { describe, expect, it, vi } from "vitest";
 import { AgentRegistry } from "../agents/registry.js";
+import { testJob } from "../jobs/job.test-helper.js";
 import { SchedulerMetrics } from "../metrics.js";
 import { AllocRepo } from "../store/alloc-repo.js";
 import { JobRepo } from "../store/job-repo.js";
@@ -149,21 +150,10 @@ function plan(jobId: string, placements: Placement[]): Plan {
 
 /** A pending training job of `replicas` × 4 GPUs, as submitted. */
 function pendingTraining(id: string, replicas: number): Job {
-  return {
-    id,
-    tenant: "acme",
-    requestId: "",
+  return testJob(id, {
     spec: defaultJobSpec({ kind: "training", replicas, gpusPerReplica: 4 }),
-    state: "pending",
-    reason: "",
     tasks: Array.from({ length: replicas }, (_, i) => newTask(id, i)),
-    createdAtMs: 1,
-    updatedAtMs: 1,
-    finishedAtMs: 0,
-    cancelRequested: false,
-    spent: 0,
-    reserved: 0,
-  };
+  });
 }
 
 async function setup() {

@@ -1,28 +1,18 @@
 import { defaultJobSpec, type Job, newTask, type TaskAssignment } from "@capa/domain";
 import { describe, expect, it } from "vitest";
+import { testJob } from "../jobs/job.test-helper.js";
 import { type Listing, reconcile } from "./reconcile.js";
 
 function job(overrides: Partial<Job> = {}, replicas = 1, kind: Job["spec"]["kind"] = "batch"): Job {
-  return {
-    id: "jabc",
-    tenant: "acme",
-    requestId: "",
+  return testJob("jabc", {
     spec: defaultJobSpec({
       replicas,
       kind,
       template: { command: ["true"], env: {}, workingDir: "", killGraceSeconds: 1 },
     }),
-    state: "pending",
-    reason: "",
     tasks: Array.from({ length: replicas }, (_, i) => newTask("jabc", i)),
-    createdAtMs: 1,
-    updatedAtMs: 1,
-    finishedAtMs: 0,
-    cancelRequested: false,
-    spent: 0,
-    reserved: 0,
     ...overrides,
-  };
+  });
 }
 
 function assigned(

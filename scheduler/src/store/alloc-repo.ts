@@ -128,13 +128,9 @@ export class AllocRepo {
    */
   observe(agentId: string, entry: AllocEntry, authoritative: boolean | "replace" = false): void {
     const previous = this.cache.get(agentId);
-    const skip =
-      authoritative === "replace"
-        ? false
-        : authoritative
-          ? previous?.revision === entry.revision
-          : (previous?.revision ?? -1) >= entry.revision;
-    if (previous && skip) return;
+    if (previous && authoritative !== "replace") {
+      if (authoritative ? previous.revision === entry.revision : previous.revision >= entry.revision) return;
+    }
     this.cache.set(agentId, entry);
     const before = previous?.value.tasks ?? [];
     for (const t of before) this.byTask.get(t.taskId)?.delete(agentId);

@@ -116,7 +116,7 @@ describe("watchBucket: a KV watch that does not fall behind silently", () => {
 
   it("a watch of some keys re-subscribes once per stream position (the last message may be a key it skips)", async () => {
     const kv = new FakeKv();
-    const { watch } = await start(kv, "*", { after: 0, stallMs: 40 });
+    const { watch } = await start(kv, "*", { after: 0, stallMs: 60 });
     w = watch;
     kv.last = 4; // an explain.<job> key the filter never delivers
     await waitFor(() => kv.subscriptions.length === 2, { what: "one re-subscribe" });

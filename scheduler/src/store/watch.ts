@@ -77,8 +77,9 @@ export async function watchBucket(
   options: WatchOptions = {},
 ): Promise<BucketWatch> {
   const stallMs = options.stallMs ?? DEFAULT_STALL_MS;
-  const bucket = (await kv.status()).bucket;
-  let delivered = options.after ?? (await lastRevision(kv));
+  const status = await kv.status();
+  const bucket = status.bucket;
+  let delivered = options.after ?? status.streamInfo.state.last_seq;
   let stopped = false;
   let lastEntryAt = Date.now();
   /** The stream position the watchdog last re-subscribed for, and when (filtered watches only). */
@@ -127,7 +128,7 @@ export async function watchBucket(
       for (const wake of waiters) wake();
     }
   };
-  const loop = (async () => {
+  void (async () => {
     while (!stopped) {
       try {
         await subscribe();
@@ -166,7 +167,6 @@ export async function watchBucket(
       stopped = true;
       clearInterval(watchdog);
       current?.stop();
-      void loop;
     },
     async catchUp(timeoutMs = 10_000) {
       // A filtered watch may never deliver the stream's last revision (it is another key's).

@@ -1,5 +1,6 @@
 import { defaultJobSpec, type Job, newTask, type TaskStatusReport } from "@capa/domain";
 import { describe, expect, it } from "vitest";
+import { testJob } from "../jobs/job.test-helper.js";
 import { foldStatus } from "./fold.js";
 
 function job(replicas = 1, overrides: Partial<Job> = {}): Job {
@@ -9,22 +10,7 @@ function job(replicas = 1, overrides: Partial<Job> = {}): Job {
     agentId: "a1",
     epoch: 5,
   }));
-  return {
-    id: "jx",
-    tenant: "acme",
-    requestId: "",
-    spec: defaultJobSpec({ replicas }),
-    state: "placed",
-    reason: "",
-    tasks,
-    createdAtMs: 1,
-    updatedAtMs: 1,
-    finishedAtMs: 0,
-    cancelRequested: false,
-    spent: 0,
-    reserved: 0,
-    ...overrides,
-  };
+  return testJob("jx", { spec: defaultJobSpec({ replicas }), state: "placed", tasks, ...overrides });
 }
 
 function report(state: TaskStatusReport["state"], extra: Partial<TaskStatusReport> = {}): TaskStatusReport {
