@@ -34,7 +34,10 @@ class ClientTest(unittest.TestCase):
         cls.capa.close()
 
     def test_submit_watch_logs_and_invoice(self):
-        job = self.capa.submit(["sh", "-c", "echo hello-from-python"], gpus=1, gpu_models=["h100"])
+        # The task sleeps so that its GPU time is well above the ~1 ms that rounds to one micro-dollar: a bare `echo`
+        # can exit in under a millisecond, and its charge is then 0 (half-up rounding), which is correct but proves
+        # nothing about the invoice.
+        job = self.capa.submit(["sh", "-c", "echo hello-from-python; sleep 0.3"], gpus=1, gpu_models=["h100"])
         self.assertTrue(job.id.startswith("j"))
         self.assertEqual(list(job.spec.gpu_models), ["H100-80GB"])
         states = [state_name(e.state) for e in self.capa.watch(job.id)]
@@ -44,7 +47,14 @@ class ClientTest(unittest.TestCase):
         invoice = eventually(
             lambda: (inv := self.capa.invoice(job_id=job.id)).lines and inv, "the job's invoice line", timeout=60
         )
-        self.assertEqual(invoice.lines[0].job_id, job.id)
+        line = invoice.lines[0]
+        self.assertEqual(line.job_id, job.id)
+        self.assertGreaterEqual(line.gpu_milliseconds, 250)
+        # The charge is the locked price times the GPU time, rounded half-up to the micro.
+        charge = line.charges[0]
+        price = charge.price_micros_per_gpu_hour
+        self.assertEqual(charge.amount_micros, (2 * price * charge.gpu_milliseconds + 3_600_000) // 7_200_000)
+        self.assertEqual(invoice.total_micros, sum(l.amount_micros for l in invoice.lines))
         self.assertGreater(invoice.total_micros, 0)
 
     def test_follow_logs_then_cancel(self):
