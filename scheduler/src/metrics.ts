@@ -109,9 +109,16 @@ export class SchedulerMetrics {
     labelNames: ["outcome"] as const,
     registers: [this.registry],
   });
+  readonly requestClaims = new Counter({
+    name: "capa_request_claims_total",
+    help: "Request-id claims (scheduler/src/requests) by outcome (claimed: the submission's own record won; found: the request id had a job already; failed: too few registers answered) and by how many request registers answered with a store error (1 with the others deciding: that register had no Raft leader and was not waited for)",
+    labelNames: ["outcome", "registers_failed"] as const,
+    registers: [this.registry],
+  });
   readonly intakeStepdowns = new Counter({
     name: "capa_intake_leader_stepdowns_total",
-    help: "Intake stream leader step-downs asked for because both intake streams were led by one server",
+    help: "Stream leader step-downs the leader spread asked for because two streams of a group (the intake streams; the request registers) were led by one server, by the stream stepped down",
+    labelNames: ["stream"] as const,
     registers: [this.registry],
   });
   readonly usageReports = new Counter({

@@ -42,6 +42,7 @@ import { ExplanationStore } from "./planner/explanations.js";
 import { PlannerWorker } from "./planner/worker.js";
 import { PolicyService } from "./policy/policy-service.js";
 import { ReplayRunner, ReplayService } from "./replay/index.js";
+import { RequestClaims } from "./requests/claims.js";
 import { Compactor } from "./retention/compactor.js";
 import { retrainOnDrift, startSchedules } from "./schedules/index.js";
 import { startServices } from "./services/index.js";
@@ -233,14 +234,14 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
       { registry, jobs, allocs, metrics, logger: log, now, evaluate, partitionGraceMs: cfg.partitionGraceMs },
       cfg.livenessIntervalMs,
     );
-    const jobService = new JobService(
-      jobs,
-      b.requests,
-      now,
-      evaluate,
-      () => metrics.jobsSubmitted.inc(),
-      market.admission,
-    );
+    const claims = new RequestClaims(b.requestRegisters, {
+      onSettled: (c) =>
+        metrics.requestClaims.inc({
+          outcome: !c.claim ? "failed" : c.claim.mine ? "claimed" : "found",
+          registers_failed: String(c.failed),
+        }),
+    });
+    const jobService = new JobService(jobs, claims, now, evaluate, () => metrics.jobsSubmitted.inc(), market.admission);
     // The submit fallback: a submission stuck on a leaderless stream is acknowledged from an intake stream.
     const intake = startIntake({
       nc,
@@ -269,7 +270,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
         ...intake.leaderParts,
         new Compactor({
           jobs,
-          requests: b.requests,
+          claims,
           now,
           logger: log,
           retentionMs: cfg.retentionMs,

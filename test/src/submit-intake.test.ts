@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as pb from "@capa/api";
-import { BUCKETS, decode, INTAKE_STREAMS } from "@capa/bus";
+import { BUCKETS, decode, INTAKE_STREAMS, REQUEST_REGISTERS } from "@capa/bus";
 import { BUDGET_BUCKET, budgetKey } from "@capa/ledger";
 import { decodeTenantBudget, type TenantBudget } from "@capa/market";
 import { type SchedulerHandle, startScheduler } from "@capa/scheduler";
@@ -112,12 +112,24 @@ describe("SubmitJob while a home NATS server is down: acknowledged from the inta
       );
     await stepDownWhileLedBy(budgets, () => own);
     const victim = (await leaderOf(budgets))!;
-    // Not also the request records' leader: a request-id submission whose request record create fails on the store
-    // has no job id yet and is answered UNAVAILABLE (README: a stall on capa_requests still stalls such submits);
-    // one run failed so when the victim led both. That bucket's leader is asked to move first.
-    await stepDownWhileLedBy(`KV_${BUCKETS.requests}`, () => victim);
-    console.log(`intake leaders ${intakeLeaders.join(", ")}; killing ${victim} (leads KV_capa_budgets)`);
+    // The keeper also spreads the three request registers' leaders over the three servers, so the victim leads one
+    // of them: the submissions' request ids (all of them carry one) are decided by the other two, without waiting
+    // for its election. Before the quorum such a submission waited for that election, or was answered UNAVAILABLE.
+    const registerStreams = REQUEST_REGISTERS.map((b) => `KV_${b}`);
+    const registerLeaders = await waitFor(
+      async () => {
+        const leaders = await Promise.all(registerStreams.map(leaderOf));
+        return leaders.every(Boolean) && new Set(leaders).size === leaders.length ? leaders : undefined;
+      },
+      { what: "the request registers' leaders on three servers", timeoutMs: 90_000, intervalMs: 500 },
+    );
+    const victimsRegister = registerStreams[registerLeaders.indexOf(victim)]!;
+    expect(victimsRegister).toBeDefined();
+    console.log(
+      `intake leaders ${intakeLeaders.join(", ")}; killing ${victim} (leads KV_capa_budgets and ${victimsRegister})`,
+    );
     const fallbacksBefore = await counter("capa_intake_submissions_total");
+    const decidedByTwoBefore = await counter('capa_request_claims_total{outcome="claimed",registers_failed="1"');
     await sc.server(victim).kill("SIGKILL");
     const killedAt = Date.now();
 
@@ -158,6 +170,11 @@ describe("SubmitJob while a home NATS server is down: acknowledged from the inta
     expect(dups[0]!.job.id).toBe(dups[1]!.job.id);
     // Taken by the intake (the normal path had no live budgets leader), not by the normal path.
     expect(await counter("capa_intake_submissions_total")).toBeGreaterThan(fallbacksBefore);
+    // Their request ids were decided by the two other registers: the victim's answered only store errors, and the
+    // claim was not held for it (a claim that waited would have seen it answer once it had elected).
+    expect(await counter('capa_request_claims_total{outcome="claimed",registers_failed="1"')).toBeGreaterThan(
+      decidedByTwoBefore,
+    );
 
     // CancelJob at once (the job is most likely still in the intake: the election takes 4-9 s), and a follow of the
     // poor tenant's job, which ends once that job is written FAILED (StreamLogs never answers NOT_FOUND).

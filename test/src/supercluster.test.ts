@@ -28,6 +28,8 @@ const CAPA_STREAMS = [
   "KV_capa_leader",
   "KV_capa_policy",
   "KV_capa_requests",
+  "KV_capa_requests_1",
+  "KV_capa_requests_2",
   "KV_capa_budgets",
   "CAPA_TASKS",
   "CAPA_LOGS",

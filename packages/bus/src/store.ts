@@ -20,7 +20,15 @@
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { BUCKETS, INTAKE_STREAMS, intakeSubjects, STREAMS, subjects } from "./subjects.js";
+import {
+  BUCKETS,
+  INTAKE_STREAMS,
+  intakeSubjects,
+  kvStreamName,
+  REQUEST_REGISTERS,
+  STREAMS,
+  subjects,
+} from "./subjects.js";
 
 export interface StoreOptions {
   /** JetStream replicas (1 on a single server; 3 in a cluster). */
@@ -60,7 +68,10 @@ export interface Store {
   allocs: KV;
   leader: KV;
   policy: KV;
+  /** `capa_requests` (= `requestRegisters[0]`). */
   requests: KV;
+  /** The request-id registers: 1 below 3 replicas, else 3 (REQUEST_REGISTERS). */
+  requestRegisters: KV[];
 }
 
 const NANOS_PER_MS = 1_000_000;
@@ -123,7 +134,42 @@ export async function ensureStore(nc: NatsConnection, options: StoreOptions = {}
       duplicate_window: 2 * 60 * 1000 * NANOS_PER_MS,
       ...(placement ? { placement } : {}),
     });
-  return { js, jsm, jobs, agents, allocs, leader, policy, requests };
+  const requestRegisters = [requests];
+  if (replicas >= 3) {
+    const added = await Promise.all(REQUEST_REGISTERS.slice(1).map((name) => bucket(name, 1)));
+    await migrateRequestRegisters(requests, added);
+    requestRegisters.push(...added);
+  }
+  return { js, jsm, jobs, agents, allocs, leader, policy, requests, requestRegisters };
+}
+
+/** The key, in the first added register, that says the copy below is done. */
+export const REQUEST_REGISTERS_MIGRATED = "_quorum.migrated";
+
+/**
+ * Copies every record of `capa_requests` into the added request registers (create: a record already there is
+ * left), once per store: a store from before the quorum keeps each request id's job, since its record then has
+ * its majority. Runs before the scheduler serves a claim. Returns how many records were copied.
+ */
+export async function migrateRequestRegisters(from: KV, to: readonly KV[]): Promise<number> {
+  if (to.length === 0 || (await to[0]!.get(REQUEST_REGISTERS_MIGRATED))) return 0;
+  let copied = 0;
+  for await (const key of await from.keys()) {
+    const entry = await from.get(key);
+    if (!entry || entry.operation !== "PUT" || entry.length === 0) continue;
+    await Promise.all(
+      to.map((kv) =>
+        kv.create(key, entry.value).catch(async (err) => {
+          // Already there is fine; a store error stops the copy before the marker, so the next start redoes it.
+          if (!(await kv.get(key))) throw err;
+          return 0;
+        }),
+      ),
+    );
+    copied++;
+  }
+  await to[0]!.create(REQUEST_REGISTERS_MIGRATED, new TextEncoder().encode(String(Date.now()))).catch(() => 0);
+  return copied;
 }
 
 type StreamConfig = Parameters<JetStreamManager["streams"]["add"]>[0];

@@ -21,6 +21,14 @@ export const BUCKETS = {
   schedules: "capa_schedules",
 } as const;
 
+/**
+ * The request-id registers (scheduler/src/requests): `capa_requests` alone on a single server; all three, each
+ * an independent Raft group with its leader on its own server, once the store has 3 replicas. A request id's job
+ * id is the one a majority of them holds, so one server's death leaves two registers that decide without waiting
+ * for the third's election. Scheduler-only.
+ */
+export const REQUEST_REGISTERS = [BUCKETS.requests, "capa_requests_1", "capa_requests_2"] as const;
+
 /** JetStream Object Store buckets (stream `OBJ_<name>`): only the scheduler reads or writes them. */
 export const OBJECT_BUCKETS = {
   /** Checkpoint copies: `<taskId>/<epoch>/<name>` (manifest) and `.../<seq>` (chunks). */

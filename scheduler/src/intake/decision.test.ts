@@ -33,14 +33,22 @@ describe("decideSubmit: when the intake takes a submission over", () => {
   });
 });
 
-describe("streamToStepDown: keep the two intake leaders apart", () => {
+describe("streamToStepDown: keep a group's leaders apart", () => {
+  const s = (leader: string | undefined, ...current: string[]) => ({ leader, current });
   it.each([
-    [["n1", "n1"], 1],
-    [["n1", "n2"], undefined],
-    [[undefined, "n2"], undefined],
-    [["n1", undefined], undefined],
-    [[undefined, undefined], undefined],
-  ] as const)("%j → %s", (leaders, expected) => {
-    expect(streamToStepDown(leaders)).toBe(expected);
+    ["two intake streams on one server", [s("n1", "n2", "n3"), s("n1", "n2", "n3")], 1],
+    ["apart", [s("n1", "n2"), s("n2", "n1")], undefined],
+    ["a stream without a leader", [s(undefined, "n2"), s("n2", "n1")], undefined],
+    ["the other without a leader", [s("n1", "n2"), s(undefined)], undefined],
+    ["no leaders", [s(undefined), s(undefined)], undefined],
+    ["unknown streams", [undefined, undefined], undefined],
+    ["three registers, the last two on one server", [s("n1", "n2", "n3"), s("n2", "n1", "n3"), s("n2", "n1", "n3")], 2],
+    ["three registers, all on one server", [s("n1", "n2", "n3"), s("n1", "n2", "n3"), s("n1", "n2", "n3")], 1],
+    ["three registers apart", [s("n1", "n2", "n3"), s("n2", "n1", "n3"), s("n3", "n1", "n2")], undefined],
+    // A server of three down: every current peer leads a register already, so a step-down would only move the clash.
+    ["no free peer to lead", [s("n1", "n2"), s("n2", "n1"), s("n2", "n1")], undefined],
+    ["the clash's free peer is not current", [s("n1", "n2"), s("n2", "n1"), s("n1", "n2")], undefined],
+  ] as const)("%s", (_name, streams, expected) => {
+    expect(streamToStepDown(streams)).toBe(expected);
   });
 });

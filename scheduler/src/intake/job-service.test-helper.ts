@@ -3,6 +3,7 @@ import { jsonCodec, TypedKv } from "@capa/bus";
 import { JobService } from "../jobs/job-service.js";
 import type { AdmissionApi } from "../market/admission.js";
 import { memoryKv } from "../market/memory-kv.test-helper.js";
+import { RequestClaims } from "../requests/claims.js";
 import type { JobRepo } from "../store/job-repo.js";
 import type { RequestRecord } from "../store/records.js";
 
@@ -26,7 +27,7 @@ export function memoryJobService(
   const requests = new TypedKv<RequestRecord>(memoryKv(), jsonCodec<RequestRecord>());
   const service = new JobService(
     repo,
-    requests,
+    new RequestClaims([requests]),
     now,
     () => {},
     () => {},

@@ -1,10 +1,13 @@
 /**
- * Keeps the two intake streams' Raft leaders on different servers, so one server's death leaves at least one
- * intake stream with a live leader (and the fallback a place to write). Leader-only: every `intervalMs` it reads
- * both streams' cluster info and, while both are led by the same server, asks the second to step down (the
- * JetStream API elects another peer). At most one step-down per check; each is logged and counted.
+ * Keeps the Raft leaders of each group of streams on different servers: the two intake streams, so one server's
+ * death leaves at least one intake stream with a live leader (and the fallback a place to write); the three
+ * request registers (scheduler/src/requests), so it leaves two that decide a request id's job. Leader-only: every
+ * `intervalMs` it reads each group's cluster info and, while two streams of a group are led by the same server
+ * and another current peer of the stream leads none of the group, asks the later one to step down (the JetStream
+ * API elects another peer; nats-server 2.9 takes no preferred leader, so a few checks may be needed). At most one
+ * step-down per group per check; each is logged and counted.
  */
-import { INTAKE_STREAMS } from "@capa/bus";
+import { INTAKE_STREAMS, kvStreamName, REQUEST_REGISTERS } from "@capa/bus";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
@@ -13,10 +16,32 @@ import type { SchedulerMetrics } from "../metrics.js";
 
 export const DEFAULT_SPREAD_INTERVAL_MS = 5_000;
 
-/** Which intake stream should step down, given each stream's leader (undefined: nothing to do). */
-export function streamToStepDown(leaders: readonly (string | undefined)[]): number | undefined {
-  const [a, b] = leaders;
-  return a && b && a === b ? 1 : undefined;
+/** The groups whose leaders are kept apart. */
+export const SPREAD_GROUPS: readonly (readonly string[])[] = [
+  INTAKE_STREAMS,
+  REQUEST_REGISTERS.map((b) => kvStreamName(b)),
+];
+
+export interface StreamLeadership {
+  leader: string | undefined;
+  /** The stream's other peers that are current (could lead after a step-down). */
+  current: readonly string[];
+}
+
+/**
+ * Which stream of a group should step down (undefined: nothing to do): the first led by a server that leads an
+ * earlier one, provided one of its current peers leads no stream of the group (else a step-down only moves the
+ * clash, as with a server of three down).
+ */
+export function streamToStepDown(streams: readonly (StreamLeadership | undefined)[]): number | undefined {
+  const leaders = new Set(streams.map((s) => s?.leader).filter((l): l is string => !!l));
+  const seen = new Set<string>();
+  for (const [i, s] of streams.entries()) {
+    if (!s?.leader) continue;
+    if (seen.has(s.leader) && s.current.some((p) => !leaders.has(p))) return i;
+    seen.add(s.leader);
+  }
+  return undefined;
 }
 
 export class IntakeLeaderSpread implements LeaderPart {
@@ -43,29 +68,44 @@ export class IntakeLeaderSpread implements LeaderPart {
     this.timer = undefined;
   }
 
-  /** One check (exported for tests through the class): returns the stream asked to step down, if any. */
-  async check(): Promise<string | undefined> {
-    if (this.checking) return undefined;
+  /** One check (exported for tests through the class): returns the streams asked to step down. */
+  async check(): Promise<string[]> {
+    if (this.checking) return [];
     this.checking = true;
     try {
-      const infos = await Promise.all(INTAKE_STREAMS.map((s) => this.jsm.streams.info(s).catch(() => undefined)));
-      if (infos.some((i) => (i?.config.num_replicas ?? 1) < 2)) return undefined;
-      const leaders = infos.map((i) => i?.cluster?.leader);
-      const i = streamToStepDown(leaders);
+      const stepped: string[] = [];
+      for (const group of SPREAD_GROUPS) {
+        const stream = await this.checkGroup(group);
+        if (stream) stepped.push(stream);
+      }
+      return stepped;
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  private async checkGroup(group: readonly string[]): Promise<string | undefined> {
+    try {
+      // A group member that does not exist (the request registers below 3 replicas) leaves the group alone.
+      const infos = await Promise.all(group.map((s) => this.jsm.streams.info(s).catch(() => undefined)));
+      if (infos.some((i) => !i || i.config.num_replicas < 2)) return undefined;
+      const views = infos.map((i) => ({
+        leader: i?.cluster?.leader,
+        current: (i?.cluster?.replicas ?? []).filter((r) => r.current && !r.offline).map((r) => r.name),
+      }));
+      const i = streamToStepDown(views);
       if (i === undefined) return undefined;
-      const stream = INTAKE_STREAMS[i]!;
+      const stream = group[i]!;
       await this.nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, undefined, { timeout: 2_000 });
-      this.metrics.intakeStepdowns.inc();
+      this.metrics.intakeStepdowns.inc({ stream });
       this.logger.info(
-        { stream, leader: leaders[i] },
-        "intake: both intake streams led by one server; stepped one down",
+        { stream, leader: views[i]!.leader },
+        "leader spread: two streams of a group led by one server; stepped one down",
       );
       return stream;
     } catch (err) {
-      this.logger.warn({ err }, "intake: leader spread check failed");
+      this.logger.warn({ err, group }, "leader spread check failed");
       return undefined;
-    } finally {
-      this.checking = false;
     }
   }
 }

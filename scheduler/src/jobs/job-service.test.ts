@@ -4,6 +4,7 @@ import { MonthlyBudgetExceededError } from "@capa/market";
 import { describe, expect, it } from "vitest";
 import type { AdmissionApi } from "../market/admission.js";
 import { memoryKv } from "../market/memory-kv.test-helper.js";
+import { RequestClaims } from "../requests/claims.js";
 import { JobRepo } from "../store/job-repo.js";
 import type { RequestRecord } from "../store/records.js";
 import { requestKey } from "../util/ids.js";
@@ -32,7 +33,7 @@ describe("JobService.submit with budget admission", () => {
     };
     const service = new JobService(
       jobs,
-      requests,
+      new RequestClaims([requests]),
       () => 1,
       () => {},
       () => {},

@@ -2,13 +2,13 @@
  * The tenant operations in domain terms (the gRPC layer converts protobuf to these inputs and back):
  * submit (validate → dedupe by request id → durable CAS create; the job repo's change listener asks for its evaluation),
  * get, list, cancel.
- * Submission order: `capa_requests/<tenant>.<hash>` is created first (CAS), then the job, so a retry always
- * finds the job id; a crash between the two is healed by the retry, which creates the job under the recorded id.
- * When admission refuses the job (over a budget), the request record this call created is deleted again (CAS on
- * its revision), so the request id stays free: a retry with a changed spec is admitted afresh instead of being
+ * Submission order: the request id is claimed first (`capa_requests/<tenant>.<hash>`, CAS create, in each of the
+ * request registers: scheduler/src/requests), then the job, so a retry always finds the job id; a crash between
+ * the two is healed by the retry, which creates the job under the recorded id. When admission refuses the job
+ * (over a budget), the request record this call claimed is deleted again (CAS on its revisions), so the request
+ * id stays free: a retry with a changed spec is admitted afresh instead of being
  * refused as ALREADY_EXISTS for a job that was never created.
  */
-import type { TypedKv } from "@capa/bus";
 import {
   CapaError,
   ConflictError,
@@ -29,6 +29,7 @@ import { BudgetExceededError } from "@capa/market";
 import { SubmitAttempt } from "../intake/attempt.js";
 import type { CancelIntent, PendingSubmission } from "../intake/envelope.js";
 import type { AdmissionApi } from "../market/admission.js";
+import type { Claim, RequestClaims } from "../requests/claims.js";
 import { type JobEntry, type JobRepo, type JobSummary, summaryOf } from "../store/job-repo.js";
 import type { RequestRecord } from "../store/records.js";
 import { newJobId, requestKey, specDigest } from "../util/ids.js";
@@ -106,7 +107,7 @@ export class JobService {
 
   constructor(
     private readonly jobs: JobRepo,
-    private readonly requests: TypedKv<RequestRecord>,
+    private readonly claims: RequestClaims,
     private readonly now: () => number,
     /** Asks for an evaluation (after a cancel request; new jobs: see createJob). */
     private readonly evaluate: (jobId: string, reason: string) => void,
@@ -158,7 +159,7 @@ export class JobService {
       };
     }
 
-    // Create first (one round trip for a new request); only a conflict reads the record a first attempt left.
+    // Claim first (one round trip per register for a new request); only a conflict reads the record there.
     for (let i = 0; i < 10; i++) {
       const jobId = newJobId();
       const record: RequestRecord = {
@@ -168,47 +169,40 @@ export class JobService {
         specDigest: digest,
         createdAtMs: this.now(),
       };
-      let revision: number | undefined;
-      try {
-        revision = await this.requests.create(key, record);
-      } catch (err) {
-        if (!(err instanceof ConflictError)) throw err;
-      }
-      if (revision !== undefined) {
-        // Only a create that returned makes the id the request's: while it is in flight a concurrent duplicate
-        // may win the key, and falling back under this id would acknowledge a second job for one request id.
+      // Until the claim is decided the id is unknown: a concurrent duplicate may win the request id, and falling
+      // back under this id would acknowledge a second job for one request id.
+      const claim = await this.claims.claim(key, record);
+      if (claim.mine) {
         attempt.writing(jobId, record.createdAtMs);
         try {
           const created = await this.createJob(jobId, input, spec, record.createdAtMs, () => !attempt.abandoned);
           return { job: created.job, deduplicated: false };
         } catch (err) {
-          if (err instanceof BudgetExceededError && !attempt.abandoned) await this.forgetRequest(key, revision, record);
+          if (err instanceof BudgetExceededError && !attempt.abandoned) await this.forgetRequest(key, claim);
           throw err;
         }
       }
-      attempt.unknown();
-      const existing = await this.requests.get(key);
-      if (!existing) continue; // deleted again meanwhile (a refused first attempt freed it): create afresh
-      if (existing.value.specDigest !== digest)
+      const existing = claim.record;
+      if (existing.specDigest !== digest)
         throw new AlreadyExistsError("request_id: already used for a different job spec");
-      attempt.writing(existing.value.jobId, existing.value.createdAtMs, true);
-      const job = await this.jobs.fetch(existing.value.jobId);
+      attempt.writing(existing.jobId, existing.createdAtMs, true);
+      const job = await this.jobs.fetch(existing.jobId);
       if (job) return { job: job.job, deduplicated: true };
       try {
         // The first submission stopped between the request record and the job: finish it now.
         const created = await this.createJob(
-          existing.value.jobId,
+          existing.jobId,
           input,
           spec,
-          existing.value.createdAtMs,
+          existing.createdAtMs,
           () => !attempt.abandoned,
         );
         return { job: created.job, deduplicated: true };
       } catch (err) {
         // Refused: the job never existed under this record; free the request id as for a first refusal.
-        if (err instanceof BudgetExceededError && !attempt.abandoned)
-          await this.forgetRequest(key, existing.revision, existing.value);
+        if (err instanceof BudgetExceededError && !attempt.abandoned) await this.forgetRequest(key, claim);
         if (!(err instanceof ConflictError)) throw err;
+        attempt.unknown();
       }
     }
     throw new ConflictError("request_id: too many concurrent submissions; retry");
@@ -237,12 +231,7 @@ export class JobService {
         specDigest: p.specDigest,
         createdAtMs: job.createdAtMs,
       };
-      try {
-        await this.requests.create(key, record);
-      } catch (err) {
-        if (!(err instanceof ConflictError)) throw err;
-        beside = (await this.requests.getLatest(key))?.value.jobId !== job.id;
-      }
+      beside = (await this.claims.claim(key, record)).record.jobId !== job.id;
     }
     const input: SubmitInput = { tenant: job.tenant, requestId: job.requestId, spec: job.spec };
     if (cancel && cancel.tenant === job.tenant) {
@@ -398,12 +387,12 @@ export class JobService {
    * concurrent retry have written the job meanwhile (it read the record, and admission let it in), the record
    * is put back, so that job stays deduplicated. Best effort: the refusal reaches the caller either way.
    */
-  private async forgetRequest(key: string, revision: number, record: RequestRecord): Promise<void> {
+  private async forgetRequest(key: string, claim: Claim): Promise<void> {
     try {
-      await this.requests.kv.delete(key, { previousSeq: revision });
-      if (await this.jobs.fetch(record.jobId)) await this.requests.create(key, record).catch(() => undefined);
+      await this.claims.forget(key, claim);
+      if (await this.jobs.fetch(claim.record.jobId)) await this.claims.claim(key, claim.record).catch(() => undefined);
     } catch {
-      // changed since (a concurrent retry owns it now) or the store is unavailable: keep it
+      // the store is unavailable: keep it
     }
   }
 

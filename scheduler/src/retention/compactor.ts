@@ -1,24 +1,23 @@
 /**
  * Retention (leader only): every `intervalMs`, final jobs finished more than `retentionMs` ago are removed from KV
  * `capa_jobs` with compare-and-set on the revision the sweep read (a job that changed since is left for the next
- * sweep), then their explanation (`explain.<id>`) and their request record (`capa_requests`, only while it still
- * names that job), and the job leaves every replica's memory (the KV watch delivers the purge). Nothing that is
+ * sweep), then their explanation (`explain.<id>`) and their request record (in each request register, only while it
+ * still names that job), and the job leaves every replica's memory (the KV watch delivers the purge). Nothing that is
  * not final is ever a candidate (retention/policy.ts), so running work and its allocations are never touched; the
  * ledger (charges, receipts) keeps its own retention and is not compacted here. At most `batch` jobs per sweep.
  */
-import type { TypedKv } from "@capa/bus";
 import type { Job } from "@capa/domain";
 import type { Logger } from "pino";
 import type { LeaderPart } from "../leader/leadership.js";
+import type { RequestClaims } from "../requests/claims.js";
 import { EXPLAIN_PREFIX } from "../store/buckets.js";
 import type { JobRepo, JobSummary } from "../store/job-repo.js";
-import type { RequestRecord } from "../store/records.js";
 import { requestKey } from "../util/ids.js";
 import { expiredJobs } from "./policy.js";
 
 export interface CompactorDeps {
   jobs: JobRepo;
-  requests: TypedKv<RequestRecord>;
+  claims: RequestClaims;
   now: () => number;
   logger: Logger;
   retentionMs: number;
@@ -84,9 +83,7 @@ export class Compactor implements LeaderPart {
     if (!job) return false;
     await this.d.jobs.kv.kv.purge(EXPLAIN_PREFIX + job.id).catch(() => undefined);
     if (job.requestId !== "") {
-      const key = requestKey(job.tenant, job.requestId);
-      const record = await this.d.requests.get(key).catch(() => undefined);
-      if (record?.value.jobId === job.id) await this.d.requests.purgeAt(key, record.revision).catch(() => false);
+      await this.d.claims.purge(requestKey(job.tenant, job.requestId), job.id);
     }
     return true;
   }

@@ -4,7 +4,7 @@
  * - capa_jobs/explain.<jobId>    JSON Explanation of the job's last plan (two tokens: job watches use `*`)
  * - capa_agents/<agentId>        JSON AgentRecord
  * - capa_allocs/<agentId>        protobuf AgentAssignments (the agent's desired state)
- * - capa_requests/<tenant>.<h>   JSON RequestRecord
+ * - capa_requests/<tenant>.<h>   JSON RequestRecord (and capa_requests_1, _2: the request registers' quorum)
  * - capa_policy/active           JSON PolicyRecord; capa_policy/profile.<name> JSON ProfileDocument
  * - capa_leader/scheduler        JSON LeaseRecord
  */
@@ -19,6 +19,8 @@ export interface Buckets {
   agents: TypedKv<AgentRecord>;
   allocs: TypedKv<AgentAssignments>;
   requests: TypedKv<RequestRecord>;
+  /** The request-id registers (`requests` first): see scheduler/src/requests. */
+  requestRegisters: TypedKv<RequestRecord>[];
   policy: TypedKv<PolicyRecord>;
   profiles: TypedKv<ProfileDocument>;
   leader: TypedKv<LeaseRecord>;
@@ -39,12 +41,17 @@ export function buckets(store: Store, observe: (bucket: string) => KvObserver | 
     policy: observe("policy"),
     leader: observe("leader"),
   };
+  const requests = new TypedKv(store.requests, jsonCodec<RequestRecord>(), o.requests);
   return {
     jobs: new TypedKv(store.jobs, { encode: encode.job, decode: decode.job }, o.jobs),
     explanations: new TypedKv(store.jobs, jsonCodec<Explanation>(), o.jobs),
     agents: new TypedKv(store.agents, jsonCodec<AgentRecord>(), o.agents),
     allocs: new TypedKv(store.allocs, { encode: encode.assignments, decode: decode.assignments }, o.allocs),
-    requests: new TypedKv(store.requests, jsonCodec<RequestRecord>(), o.requests),
+    requests,
+    requestRegisters: [
+      requests,
+      ...store.requestRegisters.slice(1).map((kv) => new TypedKv(kv, jsonCodec<RequestRecord>(), o.requests)),
+    ],
     policy: new TypedKv(store.policy, jsonCodec<PolicyRecord>(), o.policy),
     profiles: new TypedKv(store.policy, jsonCodec<ProfileDocument>(), o.policy),
     leader: new TypedKv(store.leader, jsonCodec<LeaseRecord>(), o.leader),

@@ -133,6 +133,15 @@ function unfinished(fault: string, count: number, settleMs: number): Figure {
   return { ...none(fault, `acked jobs not finished ${Math.round(settleMs / 1000)} s later`, count), kind: "latency" };
 }
 
+/** Every capa stream `server` leads (what its death makes elect): printed with the fault, never arranged. */
+async function streamsLedBy(nc: NatsConnection, server: string): Promise<string[]> {
+  const jsm = await jetstreamManager(nc);
+  const led: string[] = [];
+  for await (const info of jsm.streams.list())
+    if (info.cluster?.leader === server && /^(KV_capa_|CAPA_)/.test(info.config.name)) led.push(info.config.name);
+  return led.sort();
+}
+
 /** The home server leading the jobs bucket's stream: killing it forces a stream leader election. */
 async function jobsStreamLeader(nc: NatsConnection): Promise<string> {
   const info = await (await jetstreamManager(nc)).streams.info("KV_capa_jobs");
@@ -149,13 +158,14 @@ export async function homeServerKill(
   const nc = await stack.nats();
   const name = await jobsStreamLeader(nc);
   const server = stack.sc.server(name);
+  const led = await streamsLedBy(nc, name);
   const { burst, t0 } = await burstWithFault(stack, `nats-kill-${Date.now()}`, o, 0.25, () => server.kill("SIGKILL"));
   const stalled = longestStall(burst.acks, t0);
   await server.start();
   await stack.sc.waitForJetStream(60_000);
   const c = await check(stack, burst, o.settleMs);
   log(
-    `  ${name} (leader of KV_capa_jobs) killed after ${Math.floor(o.jobs / 4)} acks; longest stretch without an ack ${seconds(stalled)}; ${burst.acks.length}/${o.jobs} acked, ${c.failedSubmits} failed for good, lost ${c.lost.length}, unfinished ${c.unfinished.length}, run twice ${c.doubleRuns.length}`,
+    `  ${name} (leader of ${led.join(", ")}) killed after ${Math.floor(o.jobs / 4)} acks; longest stretch without an ack ${seconds(stalled)}; ${burst.acks.length}/${o.jobs} acked, ${c.failedSubmits} failed for good, lost ${c.lost.length}, unfinished ${c.unfinished.length}, run twice ${c.doubleRuns.length}`,
   );
   return [
     none(FAULT, "acked-but-lost jobs", c.lost.length, `of ${burst.acks.length} acked`),
