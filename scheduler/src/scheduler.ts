@@ -432,6 +432,7 @@ export async function startScheduler(config: SchedulerConfig, ext: SchedulerExte
         ledger: market.ledger,
         providerOf: (agentId) => registry.get(agentId)?.record.advert.provider ?? "",
         now,
+        pending: intake.index,
         replays,
         services: services.api,
         schedules: schedules.api,

@@ -5,12 +5,15 @@ import {
   ensureStore,
   jsonCodec,
   parseTaskSubject,
+  REQUEST_REGISTERS,
+  REQUEST_REGISTERS_MIGRATED,
   STREAMS,
   subjects,
   TypedKv,
 } from "@capa/bus";
 import { ConflictError, defaultJobSpec, type Job, type TaskStatusReport } from "@capa/domain";
 import { type NatsServerHandle, startNatsServer } from "@capa/testkit";
+import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -204,5 +207,24 @@ describe("task streams: status and usage in CAPA_TASKS, logs in CAPA_LOGS", () =
     const consumer = await store.js.consumers.get(STREAMS.logs, { filter_subjects: subjects.taskLogs("chatty", "a1") });
     const first = await consumer.next({ expires: 5_000 });
     expect(decode.log(first!.data).seq).toBe(16);
+  });
+  // Last in this file: it leaves the two extra request registers in the shared server's store.
+  it("request registers: capa_requests alone below 3 replicas, all three once they exist, its records copied once", async () => {
+    const store = await ensureStore(nc);
+    expect(store.requestRegisters).toHaveLength(1);
+    expect(store.requestRegisters[0]).toBe(store.requests);
+    await store.requests.create("acme.old", new TextEncoder().encode('{"jobId":"jold"}'));
+    // Another replica created them (a store of 3 replicas): this one, started with 1, must use them too.
+    const kvm = new Kvm(nc);
+    await Promise.all(REQUEST_REGISTERS.slice(1).map((name) => kvm.create(name, { history: 1 })));
+    const again = await ensureStore(nc);
+    expect(again.requestRegisters).toHaveLength(3);
+    for (const kv of again.requestRegisters.slice(1))
+      expect(new TextDecoder().decode((await kv.get("acme.old"))?.value)).toBe('{"jobId":"jold"}');
+    expect(await again.requestRegisters[1]!.get(REQUEST_REGISTERS_MIGRATED)).not.toBeNull();
+    // Once: a record written after the copy is not copied by the next start.
+    await store.requests.create("acme.late", new TextEncoder().encode('{"jobId":"jlate"}'));
+    const third = await ensureStore(nc);
+    expect(await third.requestRegisters[1]!.get("acme.late")).toBeNull();
   });
 });

@@ -20,6 +20,7 @@ import {
   clientsFor,
   FakeAgent,
   type Harness,
+  httpCall,
   rpc,
   silent,
   spec,
@@ -567,6 +568,47 @@ describe("gRPC security: every attack denied, nothing leaked", () => {
         if (err?.code === status.NOT_FOUND && received.length === 0) table.record(attack, "denied");
         else table.record(attack, received.some(theirs) ? "leaked" : "allowed");
       }
+      // The web console's JSON routes answer it like a written job: another tenant's list leaves it out, its page
+      // is 404 (as a job that does not exist), naming its tenant is 403.
+      const malloryToken = await h.mintKey("tenant", { tenant: "mallory" });
+      const ownerToken = await h.mintKey("tenant", { tenant: "ivictim" });
+      const consoleList = await httpCall(h, "/api/v1/console/jobs", { token: malloryToken });
+      table.record(
+        "console jobs list shows another tenant's job not written yet",
+        consoleList.status === 200 && !theirs(consoleList.body)
+          ? "denied"
+          : theirs(consoleList.body)
+            ? "leaked"
+            : "allowed",
+      );
+      const consolePage = await httpCall(h, `/api/v1/console/jobs/${id}`, { token: malloryToken });
+      const absentId = "jdoesnotexist0000";
+      const absentPage = await httpCall(h, `/api/v1/console/jobs/${absentId}`, { token: malloryToken });
+      table.record(
+        "console page of another tenant's job not written yet",
+        // The 404 names the id the caller asked for (its own input); anything else of the job would be a leak.
+        consolePage.text.includes(SECRET) || consolePage.text.includes('"ivictim"')
+          ? "leaked"
+          : consolePage.status === 404 &&
+              consolePage.text.replaceAll(id, "<id>") === absentPage.text.replaceAll(absentId, "<id>")
+            ? "denied"
+            : "allowed",
+      );
+      const consoleNamed = await httpCall(h, "/api/v1/console/jobs?tenant=ivictim", { token: malloryToken });
+      table.record(
+        "console jobs list naming the tenant of a job not written yet",
+        consoleNamed.status === 403 ? "denied" : theirs(consoleNamed.body) ? "leaked" : "allowed",
+      );
+      // Controls: the owner's console lists it (pending, counted) and shows its page; no secret in either.
+      const ownList = await httpCall(h, "/api/v1/console/jobs", { token: ownerToken });
+      expect(ownList.status).toBe(200);
+      expect(ownList.text).toContain(id);
+      expect(ownList.text).not.toContain(SECRET);
+      expect((ownList.body as { counts: Record<string, number> }).counts.pending).toBe(1);
+      const ownPage = await httpCall(h, `/api/v1/console/jobs/${id}`, { token: ownerToken });
+      expect([ownPage.status, (ownPage.body as { job: { id: string } }).job.id]).toEqual([200, id]);
+      expect(ownPage.text).not.toContain(SECRET);
+
       const still = await rpc<pb.GetJobResponse>((cb) => owner.jobs.getJob({ jobId: id }, cb));
       expect(stateName(still.job!.state)).toBe("PENDING");
 

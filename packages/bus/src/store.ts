@@ -134,9 +134,21 @@ export async function ensureStore(nc: NatsConnection, options: StoreOptions = {}
       duplicate_window: 2 * 60 * 1000 * NANOS_PER_MS,
       ...(placement ? { placement } : {}),
     });
+  // Three registers from 3 replicas on, and wherever they exist already: every replica of a deployment must use
+  // the same registers (one started with a lower --js-replicas must not claim in capa_requests alone).
   const requestRegisters = [requests];
-  if (replicas >= 3) {
-    const added = await Promise.all(REQUEST_REGISTERS.slice(1).map((name) => bucket(name, 1)));
+  const existing = await Promise.all(
+    REQUEST_REGISTERS.slice(1).map((name) =>
+      jsm.streams.info(kvStreamName(name)).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
+  if (replicas >= 3 || existing.every(Boolean)) {
+    const added = await Promise.all(
+      REQUEST_REGISTERS.slice(1).map((name, i) => (existing[i] ? kvm.open(name) : bucket(name, 1))),
+    );
     await migrateRequestRegisters(requests, added);
     requestRegisters.push(...added);
   }

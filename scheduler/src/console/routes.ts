@@ -26,6 +26,13 @@ export interface ConsoleRouteDeps {
   /** The provider an agent advertises ("" when unknown). */
   providerOf: (agentId: string) => string;
   now: () => number;
+  /** Jobs acknowledged from the intake and not written yet (scheduler/src/intake): listed and shown like the rest. */
+  pending?: { get(jobId: string): Job | undefined; jobs(): Iterable<Job> };
+}
+
+/** The intake's jobs whose record is not written yet (a written one is the repo's). */
+function* pendingOnly(d: ConsoleRouteDeps): Iterable<Job> {
+  for (const j of d.pending?.jobs() ?? []) if (!d.jobs.summary(j.id)) yield j;
 }
 
 const TENANTS = ["tenant", "operator", "admin"] as const;
@@ -54,6 +61,7 @@ async function visibleJobs(d: ConsoleRouteDeps, tenant: string): Promise<Job[]> 
     .listActive()
     .map((e) => e.job)
     .filter(mine);
+  for (const j of pendingOnly(d)) if (mine(j)) active.push(j);
   const held = new Set(active.map((j) => j.id));
   const retired = [...d.jobs.allSummaries()]
     .filter((s) => mine(s) && !held.has(s.id))
@@ -65,7 +73,7 @@ async function visibleJobs(d: ConsoleRouteDeps, tenant: string): Promise<Job[]> 
 /** Jobs by state over every job the scheduler keeps (active and retired). */
 function stateCounts(d: ConsoleRouteDeps, tenant: string): Record<string, number> {
   const counts: Record<string, number> = {};
-  for (const s of d.jobs.allSummaries())
+  for (const s of [...d.jobs.allSummaries(), ...pendingOnly(d)])
     if (tenant === "" || s.tenant === tenant) counts[s.state] = (counts[s.state] ?? 0) + 1;
   return counts;
 }
@@ -73,7 +81,8 @@ function stateCounts(d: ConsoleRouteDeps, tenant: string): Record<string, number
 /** A job the caller may see, else 404 exactly like a job that does not exist. */
 async function visibleJob(d: ConsoleRouteDeps, principal: Principal, jobId: string): Promise<Job> {
   throwIfViolations(jobIdViolations(jobId, "jobId"));
-  const job = (await d.jobs.fetch(jobId))?.job;
+  // Memory, then the intake's index (the jobs bucket may be the one without a leader), then KV.
+  const job = d.jobs.get(jobId)?.job ?? d.pending?.get(jobId) ?? (await d.jobs.fetch(jobId))?.job;
   if (!job || !(isOperator(principal.role) || (principal.role === "tenant" && principal.tenant === job.tenant)))
     throw new NotFoundError(`job ${jobId} not found`);
   return job;
@@ -134,7 +143,8 @@ export function consoleRoutes(d: ConsoleRouteDeps): HttpRoute[] {
       summary: "One job and its last placement decision (another tenant's job is 404)",
       handle: async (req) => {
         const job = await visibleJob(d, req.principal!, req.params.jobId ?? "");
-        const explanation = await d.explanations.get(job.id);
+        // A job not written yet has never been planned: no decision to read.
+        const explanation = d.jobs.summary(job.id) ? await d.explanations.get(job.id) : undefined;
         return {
           status: 200,
           json: { job: jobRow(job, d.now()), decision: explanation ? decisionRow(job, explanation) : null },

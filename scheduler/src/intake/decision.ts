@@ -5,11 +5,11 @@
  * validation error or a deduplicated job is answered as before. The fallback is taken only when the normal path
  * is stuck on the store — it has not finished within the stall budget, or it failed with a store error (no
  * responders, a timeout: a stream without a Raft leader) — and only while the submission's job id is known: no
- * request id, or the request record holding it landed (its create returned, or the record was read back). While
- * that create is in flight the id is not known (a concurrent duplicate may win the key), nor after a conflict
- * until the record is read back: then the submission waits for the normal path, so one request id is never
- * acknowledged with two job ids. A stall on `capa_requests` itself therefore still stalls submissions that carry
- * a request id (until its Raft group elects a leader, or the client retries the store error).
+ * request id, or its claim was decided (scheduler/src/requests: the record a majority of the request registers
+ * hold). While the claim is undecided a concurrent duplicate may win the request id, so the submission waits for
+ * the normal path instead, and one request id is never acknowledged with two job ids. With three registers one
+ * leaderless register does not keep a claim undecided; with one (a store below 3 replicas) a stall on
+ * `capa_requests` still stalls submissions that carry a request id, until its Raft group elects a leader.
  */
 import { CapaError } from "@capa/domain";
 

@@ -15,24 +15,27 @@ const rec = (jobId: string, createdAtMs = 1_000): RequestRecord => ({
 });
 const KEY = "acme.h1";
 
-/** A register whose Raft group has no leader: nothing it is asked ever answers (until `revive`). */
-function deadKv(): { kv: KV; revive: () => void } {
-  const inner = memoryKv();
-  let waiting: (() => void)[] = [];
-  let alive = false;
-  const gate = () => (alive ? Promise.resolve() : new Promise<void>((r) => waiting.push(r)));
-  const kv = new Proxy(inner, {
+/** `inner` with every call delayed by `before` (a gate, a random delay). */
+function delayed(inner: KV, before: () => Promise<unknown>): KV {
+  return new Proxy(inner, {
     get(target, prop, receiver) {
       const value = Reflect.get(target, prop, receiver);
       if (typeof value !== "function") return value;
       return async (...args: unknown[]) => {
-        await gate();
+        await before();
         return (value as (...a: unknown[]) => unknown).apply(target, args);
       };
     },
   });
+}
+
+/** A register whose Raft group has no leader: nothing it is asked ever answers (until `revive`). */
+function deadKv(): { kv: KV; revive: () => void } {
+  let waiting: (() => void)[] = [];
+  let alive = false;
+  const gate = () => (alive ? Promise.resolve() : new Promise<void>((r) => waiting.push(r)));
   return {
-    kv,
+    kv: delayed(memoryKv(), gate),
     revive: () => {
       alive = true;
       for (const r of waiting) r();
@@ -51,21 +54,10 @@ function failingKv(): KV {
 
 /** Each call answered after a random delay, so concurrent claimants reach the registers in different orders. */
 function shuffledKv(seed: number): KV {
-  const inner = memoryKv();
   let s = seed;
-  const delay = () => {
+  return delayed(memoryKv(), () => {
     s = (s * 1_103_515_245 + 12_345) % 2 ** 31;
     return new Promise((r) => setTimeout(r, s % 7));
-  };
-  return new Proxy(inner, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver);
-      if (typeof value !== "function") return value;
-      return async (...args: unknown[]) => {
-        await delay();
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
   });
 }
 

@@ -10,7 +10,10 @@ export interface AgentRecord {
   updatedAtMs: number;
 }
 
-/** `capa_requests/<tenant>.<sha256(tenant, request_id)>`: written (CAS create) before the job. */
+/**
+ * `capa_requests/<tenant>.<sha256(tenant, request_id)>` (and the same key in `capa_requests_1`, `_2` with 3 replicas):
+ * claimed (CAS create, scheduler/src/requests) before the job.
+ */
 export interface RequestRecord {
   jobId: string;
   tenant: string;
