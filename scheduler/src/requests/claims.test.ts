@@ -168,17 +168,22 @@ describe("RequestClaims", () => {
     expect((await r0!.get(KEY))?.value.jobId).toBe("jb");
   });
 
-  it("purge removes the record from every register that names the job, and only there", async () => {
+  it("purge removes the key from every register while the request's record names the job, losers' records too", async () => {
     const regs = typed(memoryKv(), memoryKv(), memoryKv());
     await regs[0]!.create(KEY, rec("ja"));
     await regs[1]!.create(KEY, rec("ja"));
-    await regs[2]!.create(KEY, rec("jb"));
-    await new RequestClaims(regs).purge(KEY, "ja");
+    await regs[2]!.create(KEY, rec("jb")); // a concurrent duplicate's record, which lost
+    const claims = new RequestClaims(regs);
+    await claims.purge(KEY, "jb"); // not the request's job: nothing removed
+    expect(await Promise.all(regs.map(async (r) => (await r.get(KEY))?.value.jobId))).toEqual(["ja", "ja", "jb"]);
+    await claims.purge(KEY, "ja");
     expect(await Promise.all(regs.map(async (r) => (await r.get(KEY))?.value.jobId))).toEqual([
       undefined,
       undefined,
-      "jb",
+      undefined,
     ]);
+    // The request id is free again, for any spec.
+    expect(await claims.claim(KEY, { ...rec("jc"), specDigest: "other" })).toMatchObject({ mine: true });
   });
 
   it("a store from before the quorum: its records are copied into the new registers once, and keep their jobs", async () => {

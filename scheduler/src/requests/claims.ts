@@ -156,13 +156,17 @@ export class RequestClaims {
     );
   }
 
-  /** Removes `key` from every register that still names `jobId` (retention). */
+  /**
+   * Retention: removes `key` from every register while the request's record names `jobId` (so a request id used
+   * again since keeps its new job), the losers' records of concurrent duplicates included: left behind, they would
+   * take part in the next claim of the request id and could refuse its reuse with another spec. CAS on the
+   * revisions read; a register that does not answer keeps its copy.
+   */
   async purge(key: string, jobId: string): Promise<void> {
+    const held = await Promise.all(this.registers.map((r) => r.get(key).catch(() => undefined)));
+    if (decideRequest(held.map((h) => h?.value))?.jobId !== jobId) return;
     await Promise.all(
-      this.registers.map(async (register) => {
-        const held = await register.get(key).catch(() => undefined);
-        if (held?.value.jobId === jobId) await register.purgeAt(key, held.revision).catch(() => false);
-      }),
+      held.map((h, i) => (h ? this.registers[i]!.purgeAt(key, h.revision).catch(() => false) : undefined)),
     );
   }
 }
